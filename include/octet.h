@@ -1,0 +1,1 @@
+#include "octet/ops.h"

@@ -1,0 +1,59 @@
+/* Differentiable ops. Each takes the graph, allocates its output from the step arena, runs
+ * the forward pass and records itself on the tape when an input requires a gradient.
+ * Shapes are given as (rows..., cols); mismatched shapes are API misuse and trip OCT_ASSERT.
+ *
+ * Broadcasting (add, mul): b has the same shape as a, or b's shape equals the trailing
+ * dimensions of a (a bias of shape (C) added to every row of a (..., C)), or b has one element.
+ */
+#ifndef OCTET_OPS_H
+#define OCTET_OPS_H
+
+#include "octet/graph.h"
+
+/* y = op(a) @ op(b) with op = transpose when ta/tb. a, b 2-D: a (M,K) or (K,M); b (K,N) or
+ * (N,K); y (M,N). Through cblas_sgemm. */
+oct_tensor *oct_matmul(oct_graph *g, oct_tensor *a, oct_tensor *b, bool ta, bool tb);
+/* y (..., N) = x (..., K) @ w (N, K)^T + b (N); b may be NULL. */
+oct_tensor *oct_linear(oct_graph *g, oct_tensor *x, oct_tensor *w, oct_tensor *b);
+
+oct_tensor *oct_add(oct_graph *g, oct_tensor *a, oct_tensor *b);
+oct_tensor *oct_mul(oct_graph *g, oct_tensor *a, oct_tensor *b);
+oct_tensor *oct_scale(oct_graph *g, oct_tensor *a, float s);
+
+oct_tensor *oct_relu(oct_graph *g, oct_tensor *x);
+/* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+oct_tensor *oct_gelu(oct_graph *g, oct_tensor *x);
+oct_tensor *oct_tanh(oct_graph *g, oct_tensor *x);
+oct_tensor *oct_sigmoid(oct_graph *g, oct_tensor *x);
+/* Softmax over the last dimension. */
+oct_tensor *oct_softmax(oct_graph *g, oct_tensor *x);
+
+/* Mean over rows of -log softmax(logits)[target]: logits (N, C), targets[N] in [0, C).
+ * Fused log-softmax + negative log-likelihood; returns a (1) tensor. targets is copied. */
+oct_tensor *oct_cross_entropy(oct_graph *g, oct_tensor *logits, const int32_t *targets);
+
+/* Sum and mean of all elements: (1) tensors. */
+oct_tensor *oct_sum(oct_graph *g, oct_tensor *x);
+oct_tensor *oct_mean(oct_graph *g, oct_tensor *x);
+
+/* Same data, new shape (same number of elements). */
+oct_tensor *oct_reshape(oct_graph *g, oct_tensor *x, int ndim, const int *shape);
+/* Swaps the last two dimensions (a copy). */
+oct_tensor *oct_transpose(oct_graph *g, oct_tensor *x);
+/* Inverted dropout: zeroes each element with probability p and scales survivors by 1/(1-p)
+ * when g->training; the identity otherwise. Masks come from g->rng. */
+oct_tensor *oct_dropout(oct_graph *g, oct_tensor *x, float p);
+
+/* LayerNorm over the last dimension: x (..., C), gamma (C), beta (C). */
+oct_tensor *oct_layernorm(oct_graph *g, oct_tensor *x, oct_tensor *gamma, oct_tensor *beta,
+                          float eps);
+/* Rows of table (V, C) picked by ids (n of them, each in [0, V)); output (ndim..., C) where the
+ * leading shape is given by ndim/shape (their product must be n). ids is copied. */
+oct_tensor *oct_embedding(oct_graph *g, oct_tensor *table, const int32_t *ids, int ndim,
+                          const int *shape);
+/* Concatenates n tensors (n <= OCT_MAX_INPUTS) along the last dimension; leading dims equal. */
+oct_tensor *oct_concat(oct_graph *g, int n, oct_tensor *const *xs);
+/* Columns [start, start+len) of the last dimension (a copy). Splitting is n slices. */
+oct_tensor *oct_slice(oct_graph *g, oct_tensor *x, int start, int len);
+
+#endif

@@ -1,0 +1,43 @@
+/* Status codes, the thread-local last-error message, and the assertion handler. */
+#include "octet/status.h"
+
+#include <stdarg.h>
+
+static _Thread_local char last_error[512];
+
+const char *oct_strerror(oct_status status)
+{
+    switch (status) {
+#define OCT__STATUS_CASE(name, value, desc)                                                        \
+    case OCT_##name:                                                                               \
+        return desc;
+        OCT_STATUS_MAP(OCT__STATUS_CASE)
+#undef OCT__STATUS_CASE
+    }
+    return "unknown status";
+}
+
+const char *oct_last_error(void)
+{
+    return last_error;
+}
+
+oct_status oct_fail(oct_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+void oct_clear_error(void)
+{
+    last_error[0] = '\0';
+}
+
+void oct__assert_fail(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "octet: internal error: assertion '%s' failed at %s:%d\n", expr, file, line);
+    abort();
+}
