@@ -4,6 +4,7 @@
  *
  * Broadcasting (add, mul): b has the same shape as a, or b's shape equals the trailing
  * dimensions of a (a bias of shape (C) added to every row of a (..., C)), or b has one element.
+ * Leading ones in b's shape are ignored, so a (1, C) row broadcasts like a (C) bias.
  */
 #ifndef OCTET_OPS_H
 #define OCTET_OPS_H
@@ -41,7 +42,8 @@ oct_tensor *oct_reshape(oct_graph *g, oct_tensor *x, int ndim, const int *shape)
 /* Swaps the last two dimensions (a copy). */
 oct_tensor *oct_transpose(oct_graph *g, oct_tensor *x);
 /* Inverted dropout: zeroes each element with probability p and scales survivors by 1/(1-p)
- * when g->training; the identity otherwise. Masks come from g->rng. */
+ * when g->training; the identity otherwise. Masks come from g->rng. When not training (or
+ * p == 0) it returns x itself and records nothing. */
 oct_tensor *oct_dropout(oct_graph *g, oct_tensor *x, float p);
 
 /* LayerNorm over the last dimension: x (..., C), gamma (C), beta (C). */
@@ -55,5 +57,12 @@ oct_tensor *oct_embedding(oct_graph *g, oct_tensor *table, const int32_t *ids, i
 oct_tensor *oct_concat(oct_graph *g, int n, oct_tensor *const *xs);
 /* Columns [start, start+len) of the last dimension (a copy). Splitting is n slices. */
 oct_tensor *oct_slice(oct_graph *g, oct_tensor *x, int start, int len);
+
+/* Fused causal multi-head self-attention (GPT): qkv (B,T,3C) holds [q | k | v] along the last
+ * dim, each split into n_head heads of C / n_head columns. Per batch and head:
+ * softmax(q k^T / sqrt(C / n_head)) with a causal mask (position t sees 0..t), times v.
+ * Returns (B,T,C), the heads concatenated. Saves the (B,n_head,T,T) probabilities for the
+ * backward when recording. */
+oct_tensor *oct_attention(oct_graph *g, oct_tensor *qkv, int n_head);
 
 #endif

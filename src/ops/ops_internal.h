@@ -30,7 +30,8 @@
     X(LAYERNORM, layernorm)                                                                        \
     X(EMBEDDING, embedding)                                                                        \
     X(CONCAT, concat)                                                                              \
-    X(SLICE, slice)
+    X(SLICE, slice)                                                                                \
+    X(ATTENTION, attention)
 
 enum {
 #define OCT__OP_ENUM(NAME, name) OCT_OP_##NAME,

@@ -1,0 +1,290 @@
+#!/usr/bin/python3
+"""PyTorch reference for octet's char-level GPT benchmark.
+
+Decoder-only GPT, pre-LayerNorm, 4 layers, 4 heads, width 128, context 128, MLP 512, GELU
+(tanh approximation), learned positional embeddings, no dropout, GPT-2 init (normal std 0.02,
+residual projections std 0.02/sqrt(2*n_layer), zero biases), untied embeddings unless --tied.
+Causal attention is written out (q@k^T/sqrt(hs), masked_fill, softmax, @v): torch 1.13 has no
+F.scaled_dot_product_attention. AdamW (lr 1e-3 constant, betas 0.9/0.999, weight decay 0.1
+on parameters with >= 2 dims: Linear weights and both embeddings), batch 32.
+
+Data: the corpus file is read as bytes; the vocabulary is its sorted unique bytes; the first
+90% is the training split, the rest validation. Training windows are drawn with a seeded
+torch.Generator; validation loss (nats/char) is the mean over --val-batches fixed random
+validation batches (their own seeded generator, the same batches every time).
+
+QAT: every nn.Linear (attention qkv and projection, MLP, lm_head) becomes
+QuantStub -> qat.Linear -> DeQuantStub via torch.ao.quantization.prepare_qat: uint8
+per-tensor activation fake-quant on the input and the output, int8 per-channel symmetric
+weight fake-quant. LayerNorm, softmax, GELU and the attention matmuls stay float.
+--qconfig octet uses activations [0,255] and weights [-127,127] (octet's NUMERICS.md);
+--qconfig fbgemm uses get_default_qat_qconfig('fbgemm') (7-bit reduce_range activations).
+
+Modes (both may be given; --steps 0 skips training):
+  --steps N [--qat-after S]   train N steps (fp32 before step S, QAT from step S on; S < 0 =
+                              never), report validation loss and tokens/s of the run
+  --bench-steps K             fresh fp32 and fresh QAT models: 5 warm-up steps, then K timed
+                              steps each; report tokens/s
+Run with OPENBLAS_NUM_THREADS=1. One JSON line on stdout.
+"""
+
+import argparse
+import math
+import time
+
+import numpy as np
+import torch
+import torch.ao.quantization as tq
+from torch import nn
+from torch.nn import functional as F
+
+from torch_common import emit, log, set_threads, summarize
+
+WARMUP_STEPS = 5
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
+        self.c_proj.residual_proj = True
+        mask = torch.tril(torch.ones(cfg.block, cfg.block, dtype=torch.bool))
+        self.register_buffer("mask", mask.view(1, 1, cfg.block, cfg.block), persistent=False)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        hs = C // self.n_head
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, hs).transpose(1, 2)
+        k = k.view(B, T, self.n_head, hs).transpose(1, 2)
+        v = v.view(B, T, self.n_head, hs).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))
+        att = att.masked_fill(~self.mask[:, :, :T, :T], float("-inf"))
+        y = F.softmax(att, dim=-1) @ v
+        return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd)
+        self.c_fc = nn.Linear(cfg.n_embd, cfg.mlp)
+        self.gelu = nn.GELU(approximate="tanh")
+        self.c_proj = nn.Linear(cfg.mlp, cfg.n_embd)
+        self.c_proj.residual_proj = True
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.c_proj(self.gelu(self.c_fc(self.ln_2(x))))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg, vocab):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, cfg.n_embd)
+        self.wpe = nn.Embedding(cfg.block, cfg.n_embd)
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
+        self.ln_f = nn.LayerNorm(cfg.n_embd)
+        self.lm_head = nn.Linear(cfg.n_embd, vocab, bias=False)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                std = 0.02 / math.sqrt(2 * cfg.n_layer) if hasattr(m, "residual_proj") else 0.02
+                nn.init.normal_(m.weight, mean=0.0, std=std)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, mean=0.0, std=0.02)
+        if cfg.tied:
+            self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx, targets):
+        T = idx.shape[1]
+        x = self.wte(idx) + self.wpe(torch.arange(T))
+        for block in self.blocks:
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))
+        return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+
+
+def make_qconfig(name):
+    if name == "fbgemm":
+        return tq.get_default_qat_qconfig("fbgemm")
+    act = tq.FusedMovingAvgObsFakeQuantize.with_args(
+        observer=tq.MovingAverageMinMaxObserver, quant_min=0, quant_max=255,
+        dtype=torch.quint8, qscheme=torch.per_tensor_affine, reduce_range=False)
+    weight = tq.FusedMovingAvgObsFakeQuantize.with_args(
+        observer=tq.MovingAveragePerChannelMinMaxObserver, quant_min=-127, quant_max=127,
+        dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0, reduce_range=False)
+    return tq.QConfig(activation=act, weight=weight)
+
+
+def prepare_qat(model, qconfig):
+    """Wraps every nn.Linear as QuantStub -> Linear -> DeQuantStub with the qconfig and lets
+    torch.ao.quantization swap in qat.Linear and insert the fake-quant modules. Parameters
+    keep their identity (qat.Linear.from_float reuses them), so the optimizer carries on."""
+
+    def wrap(parent):
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Linear):
+                seq = nn.Sequential(tq.QuantStub(), child, tq.DeQuantStub())
+                seq.qconfig = qconfig
+                setattr(parent, name, seq)
+            else:
+                wrap(child)
+
+    wrap(model)
+    model.train()
+    tq.prepare_qat(model, inplace=True)
+
+
+def make_optimizer(model, args):
+    params = list(model.parameters())
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": args.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps)
+
+
+def load_corpus(path):
+    raw = np.fromfile(path, dtype=np.uint8)
+    vocab = np.unique(raw)
+    lut = np.zeros(256, dtype=np.int64)
+    lut[vocab] = np.arange(len(vocab))
+    tokens = torch.from_numpy(lut[raw])
+    n_train = int(0.9 * len(tokens))
+    return tokens[:n_train], tokens[n_train:], len(vocab)
+
+
+def get_batch(data, batch, block, gen):
+    ix = torch.randint(len(data) - block, (batch,), generator=gen)
+    x = torch.stack([data[i : i + block] for i in ix.tolist()])
+    y = torch.stack([data[i + 1 : i + 1 + block] for i in ix.tolist()])
+    return x, y
+
+
+def train_step(model, opt, data, args, gen):
+    x, y = get_batch(data, args.batch, args.block, gen)
+    loss = model(x, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+@torch.no_grad()
+def val_loss(model, val, args):
+    model.eval()
+    gen = torch.Generator().manual_seed(args.seed + 1000)
+    losses = [float(model(*get_batch(val, args.batch, args.block, gen)))
+              for _ in range(args.val_batches)]
+    model.train()
+    return sum(losses) / len(losses)
+
+
+def timed_steps(model, opt, data, args, gen, n):
+    """Runs n steps, each timed with perf_counter; returns (seconds list, last loss)."""
+    secs, loss = [], None
+    for _ in range(n):
+        t0 = time.perf_counter()
+        loss = float(train_step(model, opt, data, args, gen))
+        secs.append(time.perf_counter() - t0)
+    return secs, loss
+
+
+def tokens_per_s(secs, args):
+    tok = args.batch * args.block
+    return {"mean": tok * len(secs) / sum(secs), "median": tok / summarize(secs)["median"]}
+
+
+def bench(train, vocab, args, qat):
+    torch.manual_seed(args.seed)
+    model = GPT(args, vocab)
+    if qat:
+        prepare_qat(model, make_qconfig(args.qconfig))
+    opt = make_optimizer(model, args)
+    gen = torch.Generator().manual_seed(args.seed)
+    timed_steps(model, opt, train, args, gen, WARMUP_STEPS)
+    secs, loss = timed_steps(model, opt, train, args, gen, args.bench_steps)
+    tps = tokens_per_s(secs, args)
+    log(f"{'qat' if qat else 'fp32'}: {tps['mean']:.0f} tokens/s (mean over {len(secs)} steps), "
+        f"{tps['median']:.0f} (median step), loss {loss:.4f}")
+    return {"tokens_per_s": tps["mean"], "tokens_per_s_median_step": tps["median"],
+            "step_seconds": summarize(secs)}
+
+
+def train_run(train, val, vocab, args):
+    torch.manual_seed(args.seed)
+    model = GPT(args, vocab)
+    opt = make_optimizer(model, args)
+    gen = torch.Generator().manual_seed(args.seed)
+    secs, curve = [], []
+    step = 0
+    while step < args.steps:
+        if step == args.qat_after:
+            prepare_qat(model, make_qconfig(args.qconfig))
+            log(f"step {step}: switched to QAT")
+        n = min(args.log_every, args.steps - step)
+        if 0 <= args.qat_after and step < args.qat_after:
+            n = min(n, args.qat_after - step)
+        s, loss = timed_steps(model, opt, train, args, gen, n)
+        secs += s
+        step += n
+        curve.append({"step": step, "train_loss": loss})
+        log(f"step {step}: train loss {loss:.4f}, {args.batch * args.block * n / sum(s):.0f} tok/s")
+    vl = val_loss(model, val, args)
+    log(f"validation loss after {args.steps} steps: {vl:.4f} nats/char")
+    timed = secs[WARMUP_STEPS:] if len(secs) > WARMUP_STEPS else secs
+    return {"steps": args.steps, "qat_after": args.qat_after, "val_loss": vl,
+            "tokens_per_s": tokens_per_s(timed, args)["mean"], "curve": curve,
+            "train_seconds": sum(secs)}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--text", default="/tmp/kjv.txt",
+                   help="corpus (default /tmp/kjv.txt: bible -l0 gen1:1-rev22:21 > /tmp/kjv.txt)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--qat-after", type=int, default=-1, help="switch to QAT at this step")
+    p.add_argument("--bench-steps", type=int, default=0)
+    p.add_argument("--qconfig", choices=["octet", "fbgemm"], default="octet")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--block", type=int, default=128, help="context length")
+    p.add_argument("--n-layer", type=int, default=4)
+    p.add_argument("--n-head", type=int, default=4)
+    p.add_argument("--n-embd", type=int, default=128)
+    p.add_argument("--mlp", type=int, default=512)
+    p.add_argument("--tied", action="store_true", help="tie lm_head to the token embedding")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--beta1", type=float, default=0.9)
+    p.add_argument("--beta2", type=float, default=0.999)
+    p.add_argument("--eps", type=float, default=1e-8)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--val-batches", type=int, default=20)
+    p.add_argument("--log-every", type=int, default=100)
+    p.add_argument("--seed", type=int, default=1337)
+    args = p.parse_args()
+    if args.steps <= 0 and args.bench_steps <= 0:
+        p.error("nothing to do: give --steps N and/or --bench-steps K")
+    set_threads(args.threads)
+    train, val, vocab = load_corpus(args.text)
+    log(f"{args.text}: {len(train)} train / {len(val)} val chars, vocab {vocab}")
+    results = {"vocab": vocab, "batch": args.batch, "block": args.block, "tied": args.tied,
+               "qconfig": args.qconfig, "lr": args.lr, "betas": [args.beta1, args.beta2],
+               "weight_decay": args.weight_decay,
+               "params": sum(p.numel() for p in GPT(args, vocab).parameters())}
+    if args.bench_steps > 0:
+        results["bench_fp32"] = bench(train, vocab, args, qat=False)
+        results["bench_qat"] = bench(train, vocab, args, qat=True)
+    if args.steps > 0:
+        results["train"] = train_run(train, val, vocab, args)
+    emit("torch_gpt", args.threads, results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+/* The integer inference engine: int8 GEMM kernels and (later) the engine API.
+ *
+ * The GEMM section computes C = A @ W^T exactly in int32 from uint8 activations and int8
+ * weights. Every kernel (portable C, AVX2, AVX-512 VNNI) returns bit-identical results at any
+ * thread count; the best kernel for this CPU is chosen at run time (see oct_i8_set_kernel).
+ */
+#ifndef OCTET_INT8_H
+#define OCTET_INT8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "octet/status.h"
+
+/* ==== int8 GEMM kernels (src/int8/gemm*.c) ==================================================
+ *
+ * Contract: C[m][n] = sum_k A[m][k] * W[n][k] in int32, A uint8 (M,K) row-major activations,
+ * W int8 (N,K) row-major weights (one row per output channel). The arithmetic is exact: no
+ * saturation anywhere, and K <= OCT_I8_MAX_K keeps every sum inside int32
+ * (255 * 128 * K < 2^31).
+ */
+
+/* Largest supported reduction length K. */
+#define OCT_I8_MAX_K 65536
+
+/* Weights packed once into the layout the kernels read: panels of 64 output channels (the last
+ * panel may be narrower), inside a panel groups of 4 consecutive k, inside a group 16-channel
+ * blocks of 16 x 4 bytes (channel-major). K is padded to a multiple of 4 and N to a multiple
+ * of 16 with zeros. One layout serves every kernel, so the kernel may change after packing. */
+typedef struct oct_i8_packed {
+    int8_t *data;   /* packed weights, 64-byte aligned, `size` bytes */
+    int32_t *wsum;  /* (N) row sums wsum[n] = sum_k W[n][k], for the zero point of A */
+    int N, K;       /* logical shape of W (N,K) */
+    int n_pad;      /* N rounded up to a multiple of 16 */
+    int k_pad;      /* K rounded up to a multiple of 4 */
+    size_t size;    /* bytes in data */
+} oct_i8_packed;
+
+/* Packs w (N,K) into p (which the caller owns; free it with oct_i8_packed_free) and computes
+ * wsum. Fails with OCT_EINVAL unless 1 <= N and 1 <= K <= OCT_I8_MAX_K, and with OCT_ENOMEM if
+ * memory runs out; p is left empty (all zero) on failure. */
+oct_status oct_i8_pack(oct_i8_packed *p, const int8_t *w /* (N,K) */, int N, int K);
+
+/* Releases the buffers of p and zeroes it. oct_i8_packed_free(NULL) is a no-op. */
+void oct_i8_packed_free(oct_i8_packed *p);
+
+/* c (M,N) = a (M,K) @ W^T with W packed in w, on up to `threads` threads (0 = all CPUs, see
+ * oct_cpu_count). Small products run on the calling thread only. M may be 0. */
+void oct_i8_gemm(const oct_i8_packed *w, const uint8_t *a /* (M,K) */, int M,
+                 int32_t *c /* (M,N) */, int threads);
+
+/* A callback run on finished output rows m0 <= m < m1 while they are still in cache, e.g. to
+ * requantize them. c_rows points at c + m0 * N, shape (m1 - m0, N). Every row is passed exactly
+ * once; calls for disjoint row ranges may run concurrently on different threads. */
+typedef void oct_i8_epilogue(void *ctx, int m0, int m1, int32_t *c_rows);
+
+/* oct_i8_gemm followed by epilogue(ctx, ...) over all M rows (fused while rows are hot when M
+ * is large enough to split by rows). epilogue may be NULL. */
+void oct_i8_gemm_fn(const oct_i8_packed *w, const uint8_t *a /* (M,K) */, int M,
+                    int32_t *c /* (M,N) */, int threads, oct_i8_epilogue *epilogue, void *ctx);
+
+/* The GEMM kernels. OCT_I8_AUTO picks the fastest one this CPU (and OS) supports. */
+typedef enum {
+    OCT_I8_AUTO = 0,
+    OCT_I8_PORTABLE,   /* plain C, any CPU */
+    OCT_I8_AVX2,       /* AVX2: int8 widened to int16, vpmaddwd (exact) */
+    OCT_I8_AVX512VNNI, /* AVX-512 VNNI: vpdpbusd */
+} oct_i8_kernel;
+
+/* True if kernel k can run on this CPU (OCT_I8_AUTO and OCT_I8_PORTABLE always can). */
+bool oct_i8_kernel_available(oct_i8_kernel k);
+
+/* Selects the kernel used by all later GEMM calls in this process (a process-wide setting,
+ * meant for tests and benchmarks; safe to call from any thread, but a GEMM already running
+ * keeps its kernel). Fails with OCT_EUNSUPPORTED, keeping the current kernel, if the CPU lacks
+ * it; OCT_EINVAL for an unknown value. */
+oct_status oct_i8_set_kernel(oct_i8_kernel k);
+
+/* The name of the kernel the next GEMM will use ("portable", "avx2", "avx512vnni"); AUTO is
+ * resolved to the kernel it picks. Never NULL. */
+const char *oct_i8_kernel_name(void);
+
+/* ==== end of int8 GEMM kernels ============================================================= */
+
+#endif

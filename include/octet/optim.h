@@ -1,0 +1,105 @@
+/* Optimizers, learning-rate schedules and gradient clipping.
+ *
+ * An optimizer steps over an oct_params list after backward. Its state (momentum buffers,
+ * Adam moments) lives in the model arena as named tensors ("fc0.weight.adam_m") so that
+ * checkpoints can save and restore it next to the parameters. A training step reads:
+ *
+ *     oct_params_zero_grad(&params);
+ *     loss = ...forward...; oct_graph_backward(&g, loss);
+ *     double norm = oct_clip_grad_norm(&params, 1.0f);
+ *     oct_optim_step(&opt, oct_lr_at(&sched, opt.step));
+ *
+ * Update rules follow PyTorch's torch.optim.SGD (dampening 0) and torch.optim.AdamW.
+ */
+#ifndef OCTET_OPTIM_H
+#define OCTET_OPTIM_H
+
+#include "octet/nn.h"
+
+/* ---- optimizers ----------------------------------------------------------------------------- */
+
+typedef enum {
+    /* g += wd * p (coupled L2); buf = momentum * buf + g; g = nesterov ? g + momentum * buf : buf
+     * (plain g without momentum); p -= lr * g. */
+    OCT_OPTIM_SGD,
+    /* p *= 1 - lr * wd (decoupled); m += (1 - b1)(g - m); v = b2 v + (1 - b2) g^2;
+     * p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). Adam is AdamW with wd 0. */
+    OCT_OPTIM_ADAMW,
+    OCT_OPTIM_COUNT
+} oct_optim_kind;
+
+typedef struct oct_optim_hyper {
+    float weight_decay; /* >= 0 */
+    bool no_decay_1d;   /* no weight decay on 1-D tensors (biases, norm gains) */
+    float momentum;     /* SGD, in [0, 1) */
+    bool nesterov;      /* SGD, needs momentum > 0 */
+    float beta1, beta2; /* AdamW, in [0, 1) */
+    float eps;          /* AdamW, > 0 */
+} oct_optim_hyper;
+
+typedef struct oct_optim {
+    oct_optim_kind kind;
+    oct_optim_hyper h;
+    const oct_params *params; /* borrowed; must not change after init */
+    /* State tensors in the model arena, n_state of them: for SGD with momentum one
+     * "<param>.momentum" per parameter; for AdamW "<param>.adam_m" and "<param>.adam_v" per
+     * parameter (interleaved: m0, v0, m1, v1, ...); none for plain SGD. The array is malloc'd. */
+    oct_tensor **state;
+    int n_state;
+    int64_t step; /* number of oct_optim_step calls so far (AdamW's t is step + 1 while
+                     stepping); restore it together with the state when resuming */
+} oct_optim;
+
+/* PyTorch's defaults: SGD momentum 0, wd 0; AdamW betas (0.9, 0.999), eps 1e-8, wd 0.01. */
+oct_optim_hyper oct_optim_defaults(oct_optim_kind kind);
+/* Validates h and allocates zeroed state for every tensor of params in arena. Fails with
+ * OCT_EINVAL (and a message naming the hyperparameter) when a value is out of range. */
+oct_status oct_optim_init(oct_optim *o, oct_optim_kind kind, const oct_params *params,
+                          oct_arena *arena, const oct_optim_hyper *h);
+/* Frees the state array (the tensors stay in the arena). oct_optim_free(NULL) is a no-op. */
+void oct_optim_free(oct_optim *o);
+/* One update of every parameter from its gradient with learning rate lr; then step++. */
+void oct_optim_step(oct_optim *o, float lr);
+/* "sgd", "adamw" and back; parse fails with OCT_EINVAL. */
+const char *oct_optim_kind_name(oct_optim_kind kind);
+oct_status oct_optim_kind_parse(const char *name, oct_optim_kind *out);
+
+/* ---- learning-rate schedules ---------------------------------------------------------------- */
+
+typedef enum {
+    OCT_SCHED_CONSTANT, /* lr */
+    OCT_SCHED_STEP,     /* lr * gamma^floor(t / step_size) */
+    OCT_SCHED_COSINE,   /* from lr down to lr * min_ratio along a half cosine over total steps */
+    OCT_SCHED_COUNT
+} oct_schedule_kind;
+
+/* Every kind starts with an optional linear warmup: step s < warmup gets lr * (s + 1) / warmup.
+ * The schedule proper then runs on t = s - warmup. */
+typedef struct oct_schedule {
+    oct_schedule_kind kind;
+    float lr;          /* base (peak) learning rate, > 0 */
+    int64_t warmup;    /* linear warmup steps, >= 0 */
+    int64_t total;     /* cosine: total steps including warmup, > warmup; lr stays at the
+                          minimum from there on */
+    float min_ratio;   /* cosine: final lr / lr, in [0, 1] */
+    int64_t step_size; /* step: decay every step_size steps, > 0 */
+    float gamma;       /* step: decay factor, > 0 */
+} oct_schedule;
+
+/* Learning rate for 0-based step. */
+float oct_lr_at(const oct_schedule *s, int64_t step);
+/* OCT_EINVAL with a message naming the field when s is inconsistent. */
+oct_status oct_schedule_check(const oct_schedule *s);
+/* "constant", "step", "cosine" and back; parse fails with OCT_EINVAL. */
+const char *oct_schedule_kind_name(oct_schedule_kind kind);
+oct_status oct_schedule_kind_parse(const char *name, oct_schedule_kind *out);
+
+/* ---- gradient clipping ---------------------------------------------------------------------- */
+
+/* Returns the global L2 norm of all gradients (accumulated in double, in list order, so the
+ * result does not depend on threads or vector width). When max_norm > 0 and the norm exceeds
+ * it, scales every gradient by max_norm / (norm + 1e-6) as torch.nn.utils.clip_grad_norm_ does.
+ * A non-finite norm is returned without touching the gradients, for the caller to handle. */
+double oct_clip_grad_norm(const oct_params *p, float max_norm);
+
+#endif

@@ -1,0 +1,217 @@
+/* Quantization arithmetic shared by training (fake-quant ops, observers) and deployment (the
+ * integer engine, export). Every rounding rule of octet lives here; see shared NUMERICS.md.
+ *
+ * Notation: real x (float32), scale s > 0 (float32), zero point z (int32, qmin <= z <= qmax),
+ * codes [qmin, qmax]. All functions are pure (no allocation, no global state) and thread-safe.
+ * The float rules assume IEEE float32 arithmetic with FLT_EVAL_METHOD == 0, round-to-nearest
+ * (the default mode: callers must not change it) and no -ffast-math; src/quant refuses to
+ * compile otherwise.
+ *
+ * ---- The rules ----------------------------------------------------------------------------
+ *
+ * quantize     q = clamp(rint(x / s) + z, qmin, qmax): x / s is a true float32 division (never
+ *              a reciprocal multiply), rint rounds half to even, z is added after rounding.
+ *              Special values: NaN -> z (real 0); +Inf -> qmax; -Inf -> qmin; -0.0 -> z;
+ *              huge finite x, or x / s overflowing to +-Inf, saturate like +-Inf. (The value is
+ *              clamped as a float before it is converted to an integer, so nothing is UB.)
+ * dequantize   x = s * (float)(q - z).
+ * fake-quant   y = dequantize(quantize(x)).
+ *
+ * range -> s, z (oct_quant_params) from an observed [lo, hi]:
+ *              the range is first extended to contain 0 (lo = min(lo, 0), hi = max(hi, 0)).
+ *              asymmetric: s = (hi - lo) / (qmax - qmin), z = clamp(qmin - rint(lo / s), qmin,
+ *                          qmax) (lo / s in float32);
+ *              symmetric:  s = max(|lo|, |hi|) / qmax, z = 0 (unsigned symmetric has z = 0 =
+ *                          qmin: negative values saturate to 0; meant for ReLU outputs).
+ *              s is computed in double and rounded once to float32. A zero range (lo == hi ==
+ *              0, e.g. a dead channel) gives s = 1.0. Any other s is raised to at least
+ *              OCT_QUANT_MIN_SCALE (2^-23 = FLT_EPSILON, the floor PyTorch's observers use), so
+ *              s is never 0 or denormal. NaN or infinite lo/hi, or lo > hi, return OCT_EINVAL
+ *              and write the zero-range fallback (s = 1.0, z from the same formulas).
+ *              Real 0 is always exactly representable: quantize(0) = z, dequantize(z) = 0.
+ *
+ * bias         b_q = (int32) rint((double)b / ((double)s_a * (double)s_w)), half to even in
+ *              double, saturating to [INT32_MIN, INT32_MAX]; NaN -> 0, +-Inf saturate.
+ *
+ * multiplier   M = (double)s_a * s_w / s_y (the product is exact in double, one rounding in
+ *              the division) written as M = M0 * 2^-k with M0 in [2^30, 2^31) and k in [1, 62],
+ *              ALWAYS (this invariant has no exception). frexp gives M = f * 2^e, f in [0.5, 1);
+ *              M0 = rint(f * 2^31) (half to even); M0 == 2^31 renormalizes to 2^30 with e + 1;
+ *              k = 31 - e. Out of range:
+ *              - k > 62 (M < 2^-32, including M == 0): M0 = 2^30, k = 62 (M' = 2^-32). Every
+ *                int32 acc then gives round(acc * M') = 0 = round(acc * M): results are exact.
+ *              - k < 1 (M >= 2^30): M0 = 2^31 - 1, k = 1 (M' ~ 2^30). Any acc != 0 then lands
+ *                more than 2^29 away from z_y and saturates, as it would with the true M,
+ *                provided qmax - qmin < 2^29 (always true for codes of <= 16 bits).
+ *              NaN, negative or infinite M: OCT_EINVAL.
+ *
+ * requantize   y = clamp(z_y + ((int64)acc * M0 + 2^(k-1)) >> k, lo, hi), arithmetic shift,
+ *              i.e. round(acc * M0 * 2^-k) with ties rounded half UP (toward +inf), computed
+ *              exactly in int64 (|acc * M0| < 2^62, no overflow). lo = qmin, or z_y for a
+ *              fused ReLU; hi = qmax. Preconditions: m0 in [0, 2^31), shift in [1, 62]
+ *              (anything oct_requant_multiplier returns; check loaded files with
+ *              oct_requant_check).
+ *
+ * observers    see oct_observer below. LSQ and PACT: see the end of this header.
+ */
+#ifndef OCTET_QUANT_H
+#define OCTET_QUANT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "octet/status.h"
+
+/* Smallest scale oct_quant_params returns for a non-zero range (2^-23 = FLT_EPSILON). */
+#define OCT_QUANT_MIN_SCALE 0x1p-23f
+/* Scale used for a zero range (lo == hi == 0). */
+#define OCT_QUANT_ZERO_RANGE_SCALE 1.0f
+
+/* ---- schemes -------------------------------------------------------------------------------- */
+
+/* How a tensor is quantized. Build with oct_qscheme_init (or the two defaults) so that qmin and
+ * qmax match the flags; treat the struct as read-only afterwards. */
+typedef struct oct_qscheme {
+    int bits;         /* 2..8 */
+    bool is_signed;   /* codes [-2^(bits-1), 2^(bits-1) - 1], else [0, 2^bits - 1] */
+    bool symmetric;   /* z = 0, s = max(|lo|, |hi|) / qmax; else asymmetric (z from the range) */
+    bool narrow;      /* drop the lowest code: signed [-127, 127], unsigned [1, 255] for 8 bits */
+    bool per_channel; /* one (s, z) per output channel (row of a weight), else one per tensor */
+    int32_t qmin, qmax;
+} oct_qscheme;
+
+/* Fills q and its code range. OCT_EINVAL for bits outside 2..8, or unsigned + symmetric + narrow
+ * (real 0 would not be representable). */
+oct_status oct_qscheme_init(oct_qscheme *q, int bits, bool is_signed, bool symmetric, bool narrow,
+                            bool per_channel);
+/* Default for weights: int8, symmetric, narrow [-127, 127], per output channel. */
+oct_qscheme oct_qscheme_weights(void);
+/* Default for activations: uint8, asymmetric, [0, 255], per tensor. */
+oct_qscheme oct_qscheme_activations(void);
+
+/* ---- quantize, dequantize, fake-quant ------------------------------------------------------- */
+
+/* The scalar rules (see the top of this file). s > 0 and finite, qmin <= z <= qmax. */
+int32_t oct_quantize(float x, float s, int32_t z, int32_t qmin, int32_t qmax);
+float oct_dequantize(int32_t q, float s, int32_t z);
+float oct_fake_quant(float x, float s, int32_t z, int32_t qmin, int32_t qmax);
+
+/* Array versions, bit-identical to the scalar rules. Row r of x uses s[r], z[r]: per channel,
+ * pass a weight w (N, K) as rows = N; per tensor, pass rows = 1, cols = element count.
+ * The u8 versions need 0 <= qmin <= qmax <= 255, the s8 ones -128 <= qmin <= qmax <= 127. */
+void oct_quantize_u8(const float *x /* (rows, cols) */, int64_t rows, int64_t cols,
+                     const float *s /* (rows) */, const int32_t *z /* (rows) */, int32_t qmin,
+                     int32_t qmax, uint8_t *q /* (rows, cols) */);
+void oct_quantize_s8(const float *x /* (rows, cols) */, int64_t rows, int64_t cols,
+                     const float *s /* (rows) */, const int32_t *z /* (rows) */, int32_t qmin,
+                     int32_t qmax, int8_t *q /* (rows, cols) */);
+void oct_dequantize_u8(const uint8_t *q /* (rows, cols) */, int64_t rows, int64_t cols,
+                       const float *s /* (rows) */, const int32_t *z /* (rows) */,
+                       float *x /* (rows, cols) */);
+void oct_dequantize_s8(const int8_t *q /* (rows, cols) */, int64_t rows, int64_t cols,
+                       const float *s /* (rows) */, const int32_t *z /* (rows) */,
+                       float *x /* (rows, cols) */);
+/* y may equal x (in place). */
+void oct_fake_quant_rows(const float *x /* (rows, cols) */, int64_t rows, int64_t cols,
+                         const float *s /* (rows) */, const int32_t *z /* (rows) */, int32_t qmin,
+                         int32_t qmax, float *y /* (rows, cols) */);
+
+/* ---- scale, zero point and bias ------------------------------------------------------------- */
+
+/* (s, z) for the observed range [lo, hi] under scheme q (one channel). OCT_EINVAL (with the
+ * zero-range fallback written) for NaN/Inf bounds or lo > hi. */
+oct_status oct_quant_params(const oct_qscheme *q, float lo, float hi, float *scale,
+                            int32_t *zero_point);
+
+/* Bias in accumulator units; s_a * s_w > 0. */
+int32_t oct_quant_bias(float b, float s_a, float s_w);
+void oct_quant_bias_rows(const float *b /* (n) */, int n, float s_a, const float *s_w /* (n) */,
+                         int32_t *b_q /* (n) */);
+
+/* ---- requantization ------------------------------------------------------------------------- */
+
+/* M -> (M0, k) by the multiplier rule above. */
+oct_status oct_requant_multiplier(double m, int32_t *m0, int32_t *shift);
+/* Per output channel c: M = (double)s_a * s_w[c] / s_y. All scales positive and finite, else
+ * OCT_EINVAL naming the channel. */
+oct_status oct_requant_multipliers(float s_a, const float *s_w /* (n) */, int n, float s_y,
+                                   int32_t *m0 /* (n) */, int32_t *shift /* (n) */);
+/* OCT_EFORMAT unless every m0 is in [2^30, 2^31) and every shift in [1, 62] (for loaders). */
+oct_status oct_requant_check(const int32_t *m0 /* (n) */, const int32_t *shift /* (n) */, int n);
+
+/* The requantization rule for one accumulator; relu raises the lower clamp to max(qmin, zy). */
+int32_t oct_requantize(int32_t acc, int32_t m0, int32_t shift, int32_t zy, int32_t qmin,
+                       int32_t qmax, bool relu);
+/* The same over rows of output channels: column c uses m0[c], shift[c]. Bit-identical to
+ * oct_requantize. Range limits on qmin/qmax as for oct_quantize_u8/_s8. */
+void oct_requantize_u8(const int32_t *acc /* (rows, n) */, int64_t rows, int n,
+                       const int32_t *m0 /* (n) */, const int32_t *shift /* (n) */, int32_t zy,
+                       int32_t qmin, int32_t qmax, bool relu, uint8_t *y /* (rows, n) */);
+void oct_requantize_s8(const int32_t *acc /* (rows, n) */, int64_t rows, int n,
+                       const int32_t *m0 /* (n) */, const int32_t *shift /* (n) */, int32_t zy,
+                       int32_t qmin, int32_t qmax, bool relu, int8_t *y /* (rows, n) */);
+
+/* The real value an accumulator stands for, as QAT output observers see it:
+ * (float)((double)s_a * (double)s_w * (double)acc), one rounding in double, one to float. */
+float oct_acc_to_real(int32_t acc, float s_a, float s_w);
+void oct_acc_to_real_rows(const int32_t *acc /* (rows, n) */, int64_t rows, int n, float s_a,
+                          const float *s_w /* (n) */, float *y /* (rows, n) */);
+
+/* ---- observers ------------------------------------------------------------------------------ */
+
+/* Default momentum of the moving-average observer (PyTorch's averaging_constant). */
+#define OCT_OBSERVER_MOMENTUM 0.01f
+
+/* Tracks the range [lo[c], hi[c]] of each channel c. The state is plain floats in caller-owned
+ * arrays (e.g. tensors in the model arena) so checkpoints save it as is; a channel with
+ * lo > hi (initially +Inf, -Inf) has seen no data yet.
+ * update: per channel, the batch range is the min/max over the FINITE values only (NaN and
+ * +-Inf are skipped; a channel whose batch has no finite value is left unchanged). The first
+ * batch initializes the range. After that, momentum == 0 keeps the running min/max;
+ * momentum in (0, 1] keeps a moving average lo += momentum * (batch_lo - lo) (same for hi,
+ * computed in double). Updates are ignored while frozen. */
+typedef struct oct_observer {
+    float *lo;      /* (nch) */
+    float *hi;      /* (nch) */
+    int nch;        /* 1 per tensor; rows for per channel (channel = row of the data) */
+    float momentum; /* 0: min-max; (0, 1]: moving-average min-max */
+    bool frozen;
+} oct_observer;
+
+/* Points o at lo and hi (nch floats each), marks every channel empty, unfrozen. */
+void oct_observer_init(oct_observer *o, float *lo, float *hi, int nch, float momentum);
+/* Observes x, n elements: nch rows of n / nch (n must be a multiple of nch). */
+void oct_observer_update(oct_observer *o, const float *x /* (nch, n / nch) */, int64_t n);
+/* Per channel, oct_quant_params of the observed range; an empty channel counts as the zero
+ * range. */
+oct_status oct_observer_qparams(const oct_observer *o, const oct_qscheme *q,
+                                float *scale /* (nch) */, int32_t *zero_point /* (nch) */);
+
+/* ---- training helpers: STE, LSQ, PACT ------------------------------------------------------- */
+
+/* Straight-through estimator mask for d fake_quant(x) / dx: true when rint(x / s) + z lies in
+ * [qmin, qmax] (the output follows x), false when it was clamped or x is NaN (the output is
+ * then constant in x). The same test as PyTorch's fake_quantize backward. */
+bool oct_quant_passes(float x, float s, int32_t z, int32_t qmin, int32_t qmax);
+
+/* LSQ (Esser et al. 2019, "Learned Step Size Quantization", arXiv:1902.08153).
+ * Initial step: s = 2 * mean|x| / sqrt(qp) over the finite elements (sum in double), raised to
+ * OCT_QUANT_MIN_SCALE (so all-zero or empty x gives the minimum scale). qp = the largest
+ * positive code, qmax for symmetric schemes. */
+float oct_lsq_init_scale(const float *x /* (n) */, int64_t n, int32_t qp);
+/* Gradient scale g = 1 / sqrt(n * qp), n = number of elements sharing the scale. */
+float oct_lsq_grad_factor(int64_t n, int32_t qp);
+/* g * d fake_quant(x) / ds for one element, with v = x / s (float32) and rint treated as the
+ * identity (STE): rint(v) - v when rint(v) + z is in [qmin, qmax]; qmin - z when clamped below
+ * (including -Inf); qmax - z when clamped above (including +Inf); 0 for NaN x (the output is
+ * the constant 0). Sum dL/dy * this over the elements sharing s. */
+float oct_lsq_grad_scale(float x, float s, int32_t z, int32_t qmin, int32_t qmax, float g);
+
+/* PACT (Choi et al. 2018, "PACT: Parameterized Clipping Activation", arXiv:1805.06085):
+ * y = clamp(x, 0, alpha), alpha > 0; NaN -> 0. dy/dalpha = 1 where x >= alpha, else 0;
+ * dy/dx = 1 where 0 < x < alpha, else 0 (0 at NaN). */
+float oct_pact(float x, float alpha);
+float oct_pact_grad_alpha(float x, float alpha);
+float oct_pact_grad_x(float x, float alpha);
+
+#endif

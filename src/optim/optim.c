@@ -1,0 +1,187 @@
+/* Optimizers: SGD (momentum, Nesterov, coupled L2) and AdamW (decoupled weight decay), with
+ * PyTorch's update rules. Each update is one flat loop over a tensor's elements in float32 so
+ * that gcc vectorizes it; the per-step scalars (bias corrections) are computed in double once.
+ * State tensors live in the caller's model arena under "<param>.<suffix>" names, for
+ * checkpoints. */
+#include "octet/optim.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *const kind_names[] = {
+    [OCT_OPTIM_SGD] = "sgd",
+    [OCT_OPTIM_ADAMW] = "adamw",
+};
+_Static_assert(sizeof kind_names / sizeof kind_names[0] == OCT_OPTIM_COUNT, "optimizer names");
+
+const char *oct_optim_kind_name(oct_optim_kind kind) {
+    return (unsigned)kind < OCT_OPTIM_COUNT ? kind_names[kind] : "?";
+}
+
+oct_status oct_optim_kind_parse(const char *name, oct_optim_kind *out) {
+    for (int i = 0; i < OCT_OPTIM_COUNT; i++)
+        if (strcmp(kind_names[i], name) == 0) {
+            *out = (oct_optim_kind)i;
+            return OCT_OK;
+        }
+    return oct_fail(OCT_EINVAL, "optimizer '%s': expected sgd or adamw", name);
+}
+
+oct_optim_hyper oct_optim_defaults(oct_optim_kind kind) {
+    oct_optim_hyper h = {0};
+    h.beta1 = 0.9f;
+    h.beta2 = 0.999f;
+    h.eps = 1e-8f;
+    h.weight_decay = kind == OCT_OPTIM_ADAMW ? 0.01f : 0.0f;
+    return h;
+}
+
+static oct_status check_hyper(oct_optim_kind kind, const oct_optim_hyper *h) {
+    if ((unsigned)kind >= OCT_OPTIM_COUNT)
+        return oct_fail(OCT_EINVAL, "optimizer kind %d out of range", (int)kind);
+    if (!(h->weight_decay >= 0.0f))
+        return oct_fail(OCT_EINVAL, "weight decay %g: expected >= 0", h->weight_decay);
+    if (kind == OCT_OPTIM_SGD) {
+        if (!(h->momentum >= 0.0f && h->momentum < 1.0f))
+            return oct_fail(OCT_EINVAL, "sgd momentum %g: expected in [0, 1)", h->momentum);
+        if (h->nesterov && h->momentum == 0.0f)
+            return oct_fail(OCT_EINVAL, "sgd: nesterov needs momentum > 0");
+    } else {
+        if (!(h->beta1 >= 0.0f && h->beta1 < 1.0f))
+            return oct_fail(OCT_EINVAL, "adamw beta1 %g: expected in [0, 1)", h->beta1);
+        if (!(h->beta2 >= 0.0f && h->beta2 < 1.0f))
+            return oct_fail(OCT_EINVAL, "adamw beta2 %g: expected in [0, 1)", h->beta2);
+        if (!(h->eps > 0.0f)) return oct_fail(OCT_EINVAL, "adamw eps %g: expected > 0", h->eps);
+    }
+    return OCT_OK;
+}
+
+/* Number of state tensors per parameter: Adam's m and v, SGD's momentum buffer, or none. */
+static int state_per_param(oct_optim_kind kind, const oct_optim_hyper *h) {
+    return kind == OCT_OPTIM_ADAMW ? 2 : h->momentum > 0.0f ? 1 : 0;
+}
+
+/* A zeroed state tensor shaped like p, named "<p's name>.<suffix>", in arena. */
+static oct_tensor *state_like(oct_arena *arena, const oct_tensor *p, const char *suffix) {
+    oct_tensor *t = oct_tensor_zeros(arena, p->ndim, p->shape);
+    size_t a = strlen(p->name), b = strlen(suffix);
+    char *name = oct_arena_alloc(arena, a + b + 2);
+    memcpy(name, p->name, a);
+    name[a] = '.';
+    memcpy(name + a + 1, suffix, b + 1);
+    t->name = name;
+    return t;
+}
+
+oct_status oct_optim_init(oct_optim *o, oct_optim_kind kind, const oct_params *params,
+                          oct_arena *arena, const oct_optim_hyper *h) {
+    memset(o, 0, sizeof *o);
+    oct_status st = check_hyper(kind, h);
+    if (st) return st;
+    o->kind = kind;
+    o->h = *h;
+    o->params = params;
+    o->n_state = state_per_param(kind, h) * params->n;
+    if (o->n_state == 0) return OCT_OK;
+    o->state = malloc((size_t)o->n_state * sizeof *o->state);
+    OCT_ASSERT(o->state != NULL);
+    for (int i = 0; i < params->n; i++) {
+        const oct_tensor *p = params->items[i];
+        OCT_ASSERT(p->name != NULL);
+        if (kind == OCT_OPTIM_ADAMW) {
+            o->state[2 * i] = state_like(arena, p, "adam_m");
+            o->state[2 * i + 1] = state_like(arena, p, "adam_v");
+        } else {
+            o->state[i] = state_like(arena, p, "momentum");
+        }
+    }
+    return OCT_OK;
+}
+
+void oct_optim_free(oct_optim *o) {
+    if (!o) return;
+    free(o->state);
+    memset(o, 0, sizeof *o);
+}
+
+/* SGD without momentum: p -= lr * (g + wd p). */
+static void sgd_plain(float *restrict p,       /* (n) */
+                      const float *restrict g, /* (n) */
+                      int64_t n, float lr, float wd) {
+    for (int64_t i = 0; i < n; i++) p[i] -= lr * (g[i] + wd * p[i]);
+}
+
+/* SGD with momentum: buf = mu buf + d, p -= lr * (nesterov ? d + mu buf : buf), d = g + wd p. */
+static void sgd_momentum(float *restrict p,       /* (n) */
+                         const float *restrict g, /* (n) */
+                         float *restrict buf,     /* (n) */
+                         int64_t n, float lr, float wd, float mu, bool nesterov) {
+    if (nesterov) {
+        for (int64_t i = 0; i < n; i++) {
+            float d = g[i] + wd * p[i];
+            buf[i] = mu * buf[i] + d;
+            p[i] -= lr * (d + mu * buf[i]);
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            buf[i] = mu * buf[i] + (g[i] + wd * p[i]);
+            p[i] -= lr * buf[i];
+        }
+    }
+}
+
+/* Per-step scalars of an AdamW update, in float32 as PyTorch passes them to its kernels. */
+typedef struct adamw_scalars {
+    float decay;  /* 1 - lr * wd */
+    float c1, c2; /* 1 - beta1, 1 - beta2 */
+    float beta2;
+    float step_size; /* lr / (1 - beta1^t) */
+    float bc2_sqrt;  /* sqrt(1 - beta2^t) */
+    float eps;
+} adamw_scalars;
+
+/* Vectorizes only when sqrtf need not set errno: build with -fno-math-errno (v >= 0 here). */
+static void adamw_update(float *restrict p,       /* (n) */
+                         const float *restrict g, /* (n) */
+                         float *restrict m,       /* (n) */
+                         float *restrict v,       /* (n) */
+                         int64_t n, adamw_scalars s) {
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i];
+        m[i] += s.c1 * (gi - m[i]);
+        v[i] = v[i] * s.beta2 + s.c2 * gi * gi;
+        p[i] = p[i] * s.decay - s.step_size * (m[i] / (sqrtf(v[i]) / s.bc2_sqrt + s.eps));
+    }
+}
+
+void oct_optim_step(oct_optim *o, float lr) {
+    const oct_params *ps = o->params;
+    const oct_optim_hyper *h = &o->h;
+    int per_param = state_per_param(o->kind, h);
+    OCT_ASSERT(o->n_state == per_param * ps->n); /* the list changed after init */
+    double t = (double)(o->step + 1);
+    adamw_scalars s = {
+        .c1 = (float)(1.0 - (double)h->beta1),
+        .c2 = (float)(1.0 - (double)h->beta2),
+        .beta2 = h->beta2,
+        .step_size = (float)((double)lr / (1.0 - pow(h->beta1, t))),
+        .bc2_sqrt = (float)sqrt(1.0 - pow(h->beta2, t)),
+        .eps = h->eps,
+    };
+    for (int i = 0; i < ps->n; i++) {
+        oct_tensor *p = ps->items[i];
+        OCT_ASSERT(p->grad != NULL);
+        float wd = h->no_decay_1d && p->ndim == 1 ? 0.0f : h->weight_decay;
+        if (o->kind == OCT_OPTIM_ADAMW) {
+            s.decay = (float)(1.0 - (double)lr * wd);
+            adamw_update(p->data, p->grad, o->state[2 * i]->data, o->state[2 * i + 1]->data,
+                         p->size, s);
+        } else if (per_param == 1) {
+            sgd_momentum(p->data, p->grad, o->state[i]->data, p->size, lr, wd, h->momentum,
+                         h->nesterov);
+        } else {
+            sgd_plain(p->data, p->grad, p->size, lr, wd);
+        }
+    }
+    o->step++;
+}

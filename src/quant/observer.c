@@ -1,0 +1,56 @@
+/* Range observers for quantization-aware training: min-max and moving-average min-max, per
+ * tensor or per channel (rows), with a frozen flag. Non-finite values are skipped so that one
+ * NaN or Inf cannot poison a range. The state is two float arrays owned by the caller, so
+ * checkpoints store it as plain tensors. The rules are documented in include/octet/quant.h. */
+#include "octet/quant.h"
+
+#include <float.h>
+#include <math.h>
+
+void oct_observer_init(oct_observer *o, float *lo, float *hi, int nch, float momentum) {
+    OCT_ASSERT(nch > 0 && momentum >= 0.0f && momentum <= 1.0f);
+    *o = (oct_observer){.lo = lo, .hi = hi, .nch = nch, .momentum = momentum, .frozen = false};
+    for (int c = 0; c < nch; c++) {
+        lo[c] = INFINITY;
+        hi[c] = -INFINITY;
+    }
+}
+
+void oct_observer_update(oct_observer *o, const float *x, int64_t n) {
+    OCT_ASSERT(n % o->nch == 0);
+    if (o->frozen) return;
+    int64_t cols = n / o->nch;
+    for (int c = 0; c < o->nch; c++) {
+        const float *xc = x + c * cols;
+        float mn = INFINITY, mx = -INFINITY;
+        for (int64_t i = 0; i < cols; i++) {
+            float v = xc[i];
+            if (!(v >= -FLT_MAX && v <= FLT_MAX)) continue; /* NaN, +-Inf */
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+        }
+        if (mn > mx) continue;     /* no finite value in this channel */
+        if (o->lo[c] > o->hi[c]) { /* first data for this channel */
+            o->lo[c] = mn;
+            o->hi[c] = mx;
+        } else if (o->momentum == 0.0f) {
+            o->lo[c] = mn < o->lo[c] ? mn : o->lo[c];
+            o->hi[c] = mx > o->hi[c] ? mx : o->hi[c];
+        } else {
+            o->lo[c] = (float)(o->lo[c] + (double)o->momentum * ((double)mn - o->lo[c]));
+            o->hi[c] = (float)(o->hi[c] + (double)o->momentum * ((double)mx - o->hi[c]));
+        }
+    }
+}
+
+oct_status oct_observer_qparams(const oct_observer *o, const oct_qscheme *q, float *scale,
+                                int32_t *zero_point) {
+    oct_status st = OCT_OK;
+    for (int c = 0; c < o->nch; c++) {
+        bool empty = o->lo[c] > o->hi[c];
+        oct_status sc = oct_quant_params(q, empty ? 0.0f : o->lo[c], empty ? 0.0f : o->hi[c],
+                                         &scale[c], &zero_point[c]);
+        if (sc != OCT_OK) st = sc;
+    }
+    return st;
+}

@@ -1,0 +1,241 @@
+/* The float side of the quantization arithmetic: schemes, quantize / dequantize / fake-quant
+ * (scalar and array versions sharing one inline kernel, so they agree bit for bit), ranges to
+ * scale and zero point, bias quantization, and the STE / LSQ / PACT helpers the fake-quant ops
+ * use. The rules are documented in include/octet/quant.h. */
+#include "octet/quant.h"
+
+#include <float.h>
+#include <math.h>
+
+/* The rules below rely on IEEE float32 semantics that these modes break. */
+#if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
+#error "src/quant must not be compiled with -ffast-math or -ffinite-math-only"
+#endif
+#if FLT_EVAL_METHOD != 0
+#error "src/quant needs FLT_EVAL_METHOD == 0 (true float32 division, e.g. SSE2, not x87)"
+#endif
+
+oct_status oct_qscheme_init(oct_qscheme *q, int bits, bool is_signed, bool symmetric, bool narrow,
+                            bool per_channel) {
+    if (bits < 2 || bits > 8) return oct_fail(OCT_EINVAL, "quant: bits = %d, expected 2..8", bits);
+    if (!is_signed && symmetric && narrow)
+        return oct_fail(OCT_EINVAL, "quant: unsigned symmetric narrow range cannot represent 0");
+    *q = (oct_qscheme){.bits = bits,
+                       .is_signed = is_signed,
+                       .symmetric = symmetric,
+                       .narrow = narrow,
+                       .per_channel = per_channel};
+    q->qmin = is_signed ? -(1 << (bits - 1)) : 0;
+    q->qmax = is_signed ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
+    if (narrow) q->qmin += 1;
+    return OCT_OK;
+}
+
+oct_qscheme oct_qscheme_weights(void) {
+    oct_qscheme q;
+    OCT_ASSERT(oct_qscheme_init(&q, 8, true, true, true, true) == OCT_OK);
+    return q;
+}
+
+oct_qscheme oct_qscheme_activations(void) {
+    oct_qscheme q;
+    OCT_ASSERT(oct_qscheme_init(&q, 8, false, false, false, false) == OCT_OK);
+    return q;
+}
+
+/* ---- quantize ------------------------------------------------------------------------------- */
+
+/* rint(x / s) clamped to [lo, hi] = [qmin - z, qmax - z], NaN -> 0. Clamping before rounding
+ * gives the same result as after (lo, hi are integers and rint is monotonic) and keeps the
+ * float -> int conversion in range. Written with comparisons so that gcc can vectorize it. */
+static inline int32_t quant_offset(float x, float s, float lo, float hi) {
+    float v = x / s;
+    v = v == v ? v : 0.0f;
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+    return (int32_t)rintf(v);
+}
+
+static void check_params(float s, int32_t z, int32_t qmin, int32_t qmax) {
+    OCT_ASSERT(s > 0.0f && s <= FLT_MAX);
+    OCT_ASSERT(qmin <= z && z <= qmax);
+}
+
+int32_t oct_quantize(float x, float s, int32_t z, int32_t qmin, int32_t qmax) {
+    check_params(s, z, qmin, qmax);
+    return quant_offset(x, s, (float)(qmin - z), (float)(qmax - z)) + z;
+}
+
+float oct_dequantize(int32_t q, float s, int32_t z) {
+    return s * (float)(q - z);
+}
+
+float oct_fake_quant(float x, float s, int32_t z, int32_t qmin, int32_t qmax) {
+    return oct_dequantize(oct_quantize(x, s, z, qmin, qmax), s, z);
+}
+
+void oct_quantize_u8(const float *x, int64_t rows, int64_t cols, const float *s, const int32_t *z,
+                     int32_t qmin, int32_t qmax, uint8_t *q) {
+    OCT_ASSERT(0 <= qmin && qmax <= UINT8_MAX);
+    for (int64_t r = 0; r < rows; r++) {
+        check_params(s[r], z[r], qmin, qmax);
+        const float *xr = x + r * cols;
+        uint8_t *qr = q + r * cols;
+        float sr = s[r], lo = (float)(qmin - z[r]), hi = (float)(qmax - z[r]);
+        int32_t zr = z[r];
+        for (int64_t i = 0; i < cols; i++) qr[i] = (uint8_t)(quant_offset(xr[i], sr, lo, hi) + zr);
+    }
+}
+
+void oct_quantize_s8(const float *x, int64_t rows, int64_t cols, const float *s, const int32_t *z,
+                     int32_t qmin, int32_t qmax, int8_t *q) {
+    OCT_ASSERT(INT8_MIN <= qmin && qmax <= INT8_MAX);
+    for (int64_t r = 0; r < rows; r++) {
+        check_params(s[r], z[r], qmin, qmax);
+        const float *xr = x + r * cols;
+        int8_t *qr = q + r * cols;
+        float sr = s[r], lo = (float)(qmin - z[r]), hi = (float)(qmax - z[r]);
+        int32_t zr = z[r];
+        for (int64_t i = 0; i < cols; i++) qr[i] = (int8_t)(quant_offset(xr[i], sr, lo, hi) + zr);
+    }
+}
+
+void oct_dequantize_u8(const uint8_t *q, int64_t rows, int64_t cols, const float *s,
+                       const int32_t *z, float *x) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < cols; i++)
+            x[r * cols + i] = oct_dequantize(q[r * cols + i], s[r], z[r]);
+}
+
+void oct_dequantize_s8(const int8_t *q, int64_t rows, int64_t cols, const float *s,
+                       const int32_t *z, float *x) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < cols; i++)
+            x[r * cols + i] = oct_dequantize(q[r * cols + i], s[r], z[r]);
+}
+
+void oct_fake_quant_rows(const float *x, int64_t rows, int64_t cols, const float *s,
+                         const int32_t *z, int32_t qmin, int32_t qmax, float *y) {
+    for (int64_t r = 0; r < rows; r++) {
+        check_params(s[r], z[r], qmin, qmax);
+        float sr = s[r], lo = (float)(qmin - z[r]), hi = (float)(qmax - z[r]);
+        for (int64_t i = 0; i < cols; i++)
+            y[r * cols + i] = sr * (float)quant_offset(x[r * cols + i], sr, lo, hi);
+    }
+}
+
+/* ---- ranges, bias --------------------------------------------------------------------------- */
+
+static float clamp_scale(double s) {
+    return s < OCT_QUANT_MIN_SCALE ? OCT_QUANT_MIN_SCALE : (float)s;
+}
+
+oct_status oct_quant_params(const oct_qscheme *q, float lo, float hi, float *scale,
+                            int32_t *zero_point) {
+    oct_status st = OCT_OK;
+    if (!isfinite(lo) || !isfinite(hi) || lo > hi) {
+        st = oct_fail(OCT_EINVAL, "quant: range [%g, %g] is not a finite interval", lo, hi);
+        lo = hi = 0.0f;
+    }
+    lo = lo < 0.0f ? lo : 0.0f;
+    hi = hi > 0.0f ? hi : 0.0f;
+    float s;
+    if (lo == hi)
+        s = OCT_QUANT_ZERO_RANGE_SCALE;
+    else if (q->symmetric)
+        s = clamp_scale(((double)-lo > hi ? -(double)lo : (double)hi) / q->qmax);
+    else
+        s = clamp_scale(((double)hi - (double)lo) / ((double)q->qmax - q->qmin));
+    *scale = s;
+    if (q->symmetric) {
+        *zero_point = 0;
+        return st;
+    }
+    /* lo <= 0, so -rint(lo / s) >= 0; clamp in float before converting. */
+    float v = lo / s;
+    float span = (float)(q->qmax - q->qmin);
+    v = v < -span ? -span : v;
+    *zero_point = q->qmin - (int32_t)rintf(v);
+    if (*zero_point > q->qmax) *zero_point = q->qmax;
+    return st;
+}
+
+int32_t oct_quant_bias(float b, float s_a, float s_w) {
+    double sab = (double)s_a * (double)s_w;
+    OCT_ASSERT(sab > 0.0);
+    double v = rint((double)b / sab);
+    if (v != v) return 0;
+    if (v <= (double)INT32_MIN) return INT32_MIN;
+    if (v >= (double)INT32_MAX) return INT32_MAX;
+    return (int32_t)v;
+}
+
+void oct_quant_bias_rows(const float *b, int n, float s_a, const float *s_w, int32_t *b_q) {
+    for (int c = 0; c < n; c++) b_q[c] = oct_quant_bias(b[c], s_a, s_w[c]);
+}
+
+/* ---- STE, LSQ, PACT ------------------------------------------------------------------------- */
+
+enum { SIDE_INSIDE, SIDE_BELOW, SIDE_ABOVE, SIDE_NAN };
+
+/* Where rint(x / s) + z falls relative to [qmin, qmax]; *v = x / s (float32). */
+static int quant_side(float x, float s, int32_t z, int32_t qmin, int32_t qmax, float *v) {
+    check_params(s, z, qmin, qmax);
+    *v = x / s;
+    if (*v != *v) return SIDE_NAN;
+    float r = rintf(*v);
+    if (r < (float)(qmin - z)) return SIDE_BELOW;
+    if (r > (float)(qmax - z)) return SIDE_ABOVE;
+    return SIDE_INSIDE;
+}
+
+bool oct_quant_passes(float x, float s, int32_t z, int32_t qmin, int32_t qmax) {
+    float v;
+    return quant_side(x, s, z, qmin, qmax, &v) == SIDE_INSIDE;
+}
+
+float oct_lsq_init_scale(const float *x, int64_t n, int32_t qp) {
+    OCT_ASSERT(qp > 0);
+    double sum = 0.0;
+    int64_t count = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(x[i])) continue;
+        sum += fabs((double)x[i]);
+        count++;
+    }
+    double mean = count > 0 ? sum / (double)count : 0.0;
+    return clamp_scale(2.0 * mean / sqrt((double)qp));
+}
+
+float oct_lsq_grad_factor(int64_t n, int32_t qp) {
+    OCT_ASSERT(n > 0 && qp > 0);
+    return (float)(1.0 / sqrt((double)n * (double)qp));
+}
+
+float oct_lsq_grad_scale(float x, float s, int32_t z, int32_t qmin, int32_t qmax, float g) {
+    float v;
+    switch (quant_side(x, s, z, qmin, qmax, &v)) {
+    case SIDE_INSIDE:
+        return g * (rintf(v) - v);
+    case SIDE_BELOW:
+        return g * (float)(qmin - z);
+    case SIDE_ABOVE:
+        return g * (float)(qmax - z);
+    default:
+        return 0.0f;
+    }
+}
+
+float oct_pact(float x, float alpha) {
+    OCT_ASSERT(alpha > 0.0f);
+    if (!(x > 0.0f)) return 0.0f; /* also NaN */
+    return x < alpha ? x : alpha;
+}
+
+float oct_pact_grad_alpha(float x, float alpha) {
+    return x >= alpha ? 1.0f : 0.0f;
+}
+
+float oct_pact_grad_x(float x, float alpha) {
+    return x > 0.0f && x < alpha ? 1.0f : 0.0f;
+}

@@ -1,0 +1,262 @@
+/* Flag parsing, help text, progress bar and metrics log for the `octet` command. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "octet/status.h"
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cli_fail(const char *msg)
+{
+    if (!msg) msg = *oct_last_error() ? oct_last_error() : "unknown error";
+    fprintf(stderr, "octet: %s\n", msg);
+    return CLI_FAIL;
+}
+
+static void print_default(const cli_flag *f, FILE *out)
+{
+    switch (f->kind) {
+    case CLI_INT:
+        fprintf(out, " (default %d)", *(int *)f->dst);
+        break;
+    case CLI_FLOAT:
+        fprintf(out, " (default %g)", (double)*(float *)f->dst);
+        break;
+    case CLI_STR:
+        if (*(const char **)f->dst) fprintf(out, " (default %s)", *(const char **)f->dst);
+        break;
+    case CLI_BOOL:
+        break;
+    case CLI_INTS: {
+        const cli_ints *v = f->dst;
+        fprintf(out, " (default ");
+        for (int i = 0; i < v->n; i++) fprintf(out, i ? ",%d" : "%d", v->v[i]);
+        fprintf(out, ")");
+        break;
+    }
+    }
+}
+
+void cli_print_help(const cli_cmd *cmd, FILE *out)
+{
+    fprintf(out, "usage: octet %s %s\n\n%s\n", cmd->name, cmd->usage, cmd->summary);
+    if (cmd->n_flags) fprintf(out, "\nflags:\n");
+    for (int i = 0; i < cmd->n_flags; i++) {
+        const cli_flag *f = &cmd->flags[i];
+        static const char *meta[] = {" N", " X", " S", "", " N,N,..."};
+        char head[64];
+        snprintf(head, sizeof head, "%s%s", f->name, meta[f->kind]);
+        fprintf(out, "  %-24s %s", head, f->help);
+        print_default(f, out);
+        fputc('\n', out);
+    }
+    fprintf(out, "  %-24s %s\n", "-h, --help", "show this help");
+}
+
+static int usage_error(const cli_cmd *cmd, const char *flag, const char *what, const char *got)
+{
+    if (got)
+        fprintf(stderr, "octet %s: %s: %s, got '%s' (see octet %s --help)\n", cmd->name, flag,
+                what, got, cmd->name);
+    else
+        fprintf(stderr, "octet %s: %s: %s (see octet %s --help)\n", cmd->name, flag, what,
+                cmd->name);
+    return CLI_USAGE;
+}
+
+static bool parse_number(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v)) return false;
+    *out = v;
+    return true;
+}
+
+static int set_flag(const cli_cmd *cmd, const cli_flag *f, const char *val)
+{
+    char what[96];
+    double v;
+    switch (f->kind) {
+    case CLI_INT:
+    case CLI_FLOAT:
+        if (!parse_number(val, &v) || (f->kind == CLI_INT && v != floor(v)) || v < f->min ||
+            v > f->max) {
+            snprintf(what, sizeof what, "expected %s in [%g, %g]",
+                     f->kind == CLI_INT ? "an integer" : "a number", f->min, f->max);
+            return usage_error(cmd, f->name, what, val);
+        }
+        if (f->kind == CLI_INT)
+            *(int *)f->dst = (int)v;
+        else
+            *(float *)f->dst = (float)v;
+        return CLI_OK;
+    case CLI_STR:
+        if (!*val) return usage_error(cmd, f->name, "expected a non-empty value", NULL);
+        *(const char **)f->dst = val;
+        return CLI_OK;
+    case CLI_BOOL:
+        *(bool *)f->dst = true;
+        return CLI_OK;
+    case CLI_INTS: {
+        cli_ints list = {0};
+        const char *p = val;
+        while (*p) {
+            char *end;
+            errno = 0;
+            long x = strtol(p, &end, 10);
+            if (end == p || errno || x < f->min || x > f->max || list.n == CLI_MAX_INTS ||
+                (*end && *end != ',')) {
+                snprintf(what, sizeof what,
+                         "expected up to %d comma-separated integers in [%g, %g]", CLI_MAX_INTS,
+                         f->min, f->max);
+                return usage_error(cmd, f->name, what, val);
+            }
+            list.v[list.n++] = (int)x;
+            p = *end ? end + 1 : end;
+        }
+        if (list.n == 0) return usage_error(cmd, f->name, "expected a list of integers", val);
+        *(cli_ints *)f->dst = list;
+        return CLI_OK;
+    }
+    }
+    return CLI_USAGE;
+}
+
+int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *n_pos)
+{
+    *n_pos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            cli_print_help(cmd, stdout);
+            return CLI_HELP;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            if (*n_pos >= cmd->max_pos) return usage_error(cmd, a, "unexpected argument", NULL);
+            pos[(*n_pos)++] = a;
+            continue;
+        }
+        char name[64];
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        if (len >= sizeof name) return usage_error(cmd, a, "unknown flag", NULL);
+        memcpy(name, a, len);
+        name[len] = '\0';
+        const cli_flag *f = NULL;
+        for (int j = 0; j < cmd->n_flags && !f; j++)
+            if (!strcmp(cmd->flags[j].name, name)) f = &cmd->flags[j];
+        if (!f) return usage_error(cmd, name, "unknown flag", NULL);
+        const char *val = "";
+        if (f->kind == CLI_BOOL) {
+            if (eq) return usage_error(cmd, name, "takes no value", eq + 1);
+        } else if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            return usage_error(cmd, name, "missing value", NULL);
+        }
+        int rc = set_flag(cmd, f, val);
+        if (rc != CLI_OK) return rc;
+    }
+    if (*n_pos < cmd->min_pos)
+        return usage_error(cmd, cmd->usage, "missing required argument", NULL);
+    return CLI_OK;
+}
+
+void cli_progress_begin(cli_progress *p, const char *label, int64_t total, const char *unit)
+{
+    p->label = label;
+    p->total = total;
+    p->t0 = p->last_print = cli_now();
+    p->tty = isatty(2);
+    p->unit = unit;
+}
+
+static void fmt_time(double s, char *buf, size_t n)
+{
+    int t = (int)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, n, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, n, "%d:%02d", t / 60, t % 60);
+}
+
+void cli_progress_update(cli_progress *p, int64_t step, float loss, double items)
+{
+    double now = cli_now();
+    bool last = step >= p->total;
+    if (!last && now - p->last_print < (p->tty ? 0.1 : 5.0)) return;
+    p->last_print = now;
+    double el = now - p->t0;
+    double rate = el > 0 ? items / el : 0;
+    double eta = step > 0 ? el * (double)(p->total - step) / (double)step : 0;
+    char eta_s[16], el_s[16];
+    fmt_time(eta, eta_s, sizeof eta_s);
+    fmt_time(el, el_s, sizeof el_s);
+    if (p->tty) {
+        int width = 24, fill = (int)(width * step / (p->total ? p->total : 1));
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "\r%s [%s] %lld/%lld loss %.4f %.0f %s %s ETA %s\033[K", p->label, bar,
+                (long long)step, (long long)p->total, (double)loss, rate, p->unit, el_s, eta_s);
+    } else {
+        fprintf(stderr, "%s %lld/%lld loss %.4f %.0f %s elapsed %s ETA %s\n", p->label,
+                (long long)step, (long long)p->total, (double)loss, rate, p->unit, el_s, eta_s);
+    }
+}
+
+void cli_progress_end(cli_progress *p)
+{
+    if (p->tty) fputc('\n', stderr);
+}
+
+int cli_log_open(cli_log *l, const char *path)
+{
+    l->path = path;
+    l->f = NULL;
+    if (!path) return CLI_OK;
+    l->f = fopen(path, "w");
+    if (!l->f) {
+        fprintf(stderr, "octet: --log %s: cannot open for writing: %s\n", path, strerror(errno));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+void cli_log_write(cli_log *l, json_t *obj)
+{
+    if (l->f) {
+        json_dumpf(obj, l->f, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
+        fputc('\n', l->f);
+        fflush(l->f);
+    }
+    json_decref(obj);
+}
+
+void cli_log_close(cli_log *l)
+{
+    if (l->f) fclose(l->f);
+    l->f = NULL;
+}
+
+void cli_set_threads(int threads)
+{
+    openblas_set_num_threads(threads);
+}

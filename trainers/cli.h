@@ -1,0 +1,81 @@
+/* Command-line plumbing shared by every `octet` subcommand: table-driven flag parsing with
+ * one-line errors, a progress bar, and a JSON Lines metrics log. Only the CLI prints. */
+#ifndef OCTET_TRAINERS_CLI_H
+#define OCTET_TRAINERS_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+/* Exit statuses: 0 success, 1 runtime failure (bad file, ...), 2 usage error. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_HELP = 3 };
+
+typedef enum { CLI_INT, CLI_FLOAT, CLI_STR, CLI_BOOL, CLI_INTS } cli_kind;
+
+#define CLI_MAX_INTS 16
+
+/* A list of integers given as "256,128". */
+typedef struct cli_ints {
+    int n;
+    int v[CLI_MAX_INTS];
+} cli_ints;
+
+typedef struct cli_flag {
+    const char *name;    /* "--lr" */
+    cli_kind kind;
+    void *dst;           /* int*, float*, const char**, bool*, cli_ints* */
+    const char *help;    /* one line; the default is printed from *dst */
+    double min, max;     /* accepted range for CLI_INT/CLI_FLOAT/CLI_INTS items */
+} cli_flag;
+
+typedef struct cli_cmd {
+    const char *name;     /* "train mlp" */
+    const char *usage;    /* "[flags]" or "MODEL [flags]" */
+    const char *summary;  /* one paragraph */
+    const cli_flag *flags;
+    int n_flags;
+    int min_pos, max_pos; /* positional arguments accepted */
+} cli_cmd;
+
+/* Parses argv (without the command words) into the flags' destinations and collects
+ * positional arguments into pos (capacity max_pos). Returns CLI_OK, CLI_HELP (help was
+ * printed to stdout) or CLI_USAGE (a one-line error was printed to stderr). */
+int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *n_pos);
+void cli_print_help(const cli_cmd *cmd, FILE *out);
+/* Prints "octet: <msg>" (the library's last error when msg is NULL) and returns CLI_FAIL. */
+int cli_fail(const char *msg);
+
+/* Progress on stderr: a redrawn bar on a terminal, a plain line every few seconds otherwise. */
+typedef struct cli_progress {
+    const char *label;
+    int64_t total;
+    double t0, last_print;
+    bool tty;
+    const char *unit; /* "samples/s", "tok/s" */
+} cli_progress;
+
+void cli_progress_begin(cli_progress *p, const char *label, int64_t total, const char *unit);
+/* step in [1,total]; items = samples or tokens processed since begin. */
+void cli_progress_update(cli_progress *p, int64_t step, float loss, double items);
+void cli_progress_end(cli_progress *p);
+
+/* Seconds from a monotonic clock. */
+double cli_now(void);
+
+/* JSON Lines metrics log: each record one line. NULL path = disabled. */
+typedef struct cli_log {
+    FILE *f;
+    const char *path;
+} cli_log;
+
+int cli_log_open(cli_log *l, const char *path);
+/* Appends obj (stolen reference) as one line and flushes. */
+void cli_log_write(cli_log *l, json_t *obj);
+void cli_log_close(cli_log *l);
+
+/* Sets the thread count for OpenBLAS and octet's own kernels. */
+void cli_set_threads(int threads);
+
+#endif

@@ -1,0 +1,9 @@
+/* The `octet` subcommands. Each takes the arguments after its command words and returns the
+ * process exit status (0 ok, 1 failure, 2 usage error). */
+#ifndef OCTET_TRAINERS_COMMANDS_H
+#define OCTET_TRAINERS_COMMANDS_H
+
+int cmd_train_mlp(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+#endif

@@ -1,0 +1,45 @@
+/* `octet eval MODEL`: accuracy and loss of a saved model on the test set. */
+#include <stdio.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "mlp_model.h"
+
+int cmd_eval(int argc, char **argv)
+{
+    const char *data = OCT_FASHION_MNIST_DIR;
+    int threads = 1;
+    const cli_flag flags[] = {
+        {"--data", CLI_STR, &data, "directory with the IDX .gz files", 0, 0},
+        {"--threads", CLI_INT, &threads, "threads", 1, 256},
+    };
+    cli_cmd cmd = {"eval", "MODEL [flags]",
+                   "Evaluates a saved model on the test split and prints accuracy and loss.",
+                   flags, (int)(sizeof flags / sizeof flags[0]), 1, 1};
+    const char *pos[1];
+    int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
+    if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
+    cli_set_threads(threads);
+    mlp_model m;
+    if (mlp_model_load(&m, pos[0])) return cli_fail(NULL);
+    oct_image_set test;
+    if (oct_image_set_load_dir(&test, data, false)) {
+        mlp_model_free(&m);
+        return cli_fail(NULL);
+    }
+    if (test.rows * test.cols != m.mlp.sizes[0] || test.n_classes < m.mlp.sizes[m.mlp.n_layers]) {
+        fprintf(stderr, "octet: %s expects %d inputs, the data in %s has %d\n", pos[0],
+                m.mlp.sizes[0], data, test.rows * test.cols);
+        rc = CLI_FAIL;
+    } else {
+        oct_graph g;
+        oct_graph_init(&g, 0, 0);
+        mlp_eval ev = mlp_model_evaluate(&m, &g, &test);
+        printf("%s: test accuracy %.2f%%  loss %.4f  (%lld images, %.3f s)\n", pos[0],
+               100 * ev.accuracy, ev.loss, (long long)test.n, ev.seconds);
+        oct_graph_free(&g);
+    }
+    oct_image_set_free(&test);
+    mlp_model_free(&m);
+    return rc;
+}

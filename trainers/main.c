@@ -1,0 +1,58 @@
+/* `octet`: the command-line front end. Dispatches to one subcommand per file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+
+typedef struct command {
+    const char *word1, *word2; /* "train", "mlp" */
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"train", "mlp", cmd_train_mlp, "train an MLP on Fashion-MNIST (fp32 or --qat)"},
+    {"eval", NULL, cmd_eval, "evaluate a saved model on the test set"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: octet <command> [args] [flags]\n\n"
+                 "octet trains small networks under simulated INT8 (quantization-aware training)\n"
+                 "and exports true integer models that run bit-exactly as they trained.\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s%s%s", commands[i].word1, commands[i].word2 ? " " : "",
+                 commands[i].word2 ? commands[i].word2 : "");
+        fprintf(out, "  %-16s %s\n", name, commands[i].summary);
+    }
+    fprintf(out, "\nRun 'octet <command> --help' for the flags of a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    bool known_word = false;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        const command *c = &commands[i];
+        if (strcmp(argv[1], c->word1)) continue;
+        known_word = true;
+        if (!c->word2) return c->run(argc - 2, argv + 2);
+        if (argc >= 3 && !strcmp(argv[2], c->word2)) return c->run(argc - 3, argv + 3);
+    }
+    if (known_word)
+        fprintf(stderr, "octet: '%s' needs a model kind, e.g. 'octet %s mlp' (see octet --help)\n",
+                argv[1], argv[1]);
+    else
+        fprintf(stderr, "octet: unknown command '%s' (see octet --help)\n", argv[1]);
+    return CLI_USAGE;
+}

@@ -1,0 +1,33 @@
+/* The MLP model as the trainer sees it: its arena, parameters, layers, input normalization,
+ * and its safetensors file (fp32 weights plus metadata describing the architecture). */
+#ifndef OCTET_TRAINERS_MLP_MODEL_H
+#define OCTET_TRAINERS_MLP_MODEL_H
+
+#include "octet/data.h"
+#include "octet/nn.h"
+
+typedef struct mlp_model {
+    oct_arena arena;   /* parameters, gradients, optimizer and quantization state */
+    oct_params params;
+    oct_mlp mlp;
+    float mean, std;   /* input pixel normalization (oct_pixel_normalize) */
+} mlp_model;
+
+/* A freshly initialized model: sizes[0] inputs, ..., sizes[n-1] classes. */
+oct_status mlp_model_init(mlp_model *m, const int *sizes, int n_sizes, oct_activation act,
+                          oct_init init, uint64_t seed);
+/* Loads an fp32 model written by mlp_model_save. Errors name the file and the tensor. */
+oct_status mlp_model_load(mlp_model *m, const char *path);
+/* Writes the parameters and metadata atomically (with a crc32 of the data). */
+oct_status mlp_model_save(const mlp_model *m, const char *path);
+void mlp_model_free(mlp_model *m);
+
+/* Accuracy (fraction correct) and mean cross-entropy of the model on a whole image set. */
+typedef struct mlp_eval {
+    double accuracy, loss;
+    double seconds;
+} mlp_eval;
+
+mlp_eval mlp_model_evaluate(mlp_model *m, oct_graph *g, const oct_image_set *set);
+
+#endif

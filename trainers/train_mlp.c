@@ -1,0 +1,217 @@
+/* `octet train mlp`: trains an MLP classifier on an IDX image set (Fashion-MNIST by default),
+ * reports test accuracy every epoch, logs metrics as JSON Lines and saves the fp32 model. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "mlp_model.h"
+#include "octet/optim.h"
+
+typedef struct mlp_opts {
+    cli_ints hidden;
+    const char *activation, *init, *optim, *schedule, *data, *log, *save;
+    int epochs, batch, seed, threads, warmup, limit;
+    float lr, wd, momentum, min_lr, clip, dropout;
+    bool nesterov;
+} mlp_opts;
+
+static int fail_flag(const char *flag)
+{
+    fprintf(stderr, "octet train mlp: %s: %s\n", flag, oct_last_error());
+    return CLI_USAGE;
+}
+
+/* One epoch over the training set; returns the mean training loss. */
+static double train_epoch(mlp_model *m, oct_graph *g, oct_optim *opt, const oct_schedule *sched,
+                          const oct_image_set *train, oct_batcher *batcher, int epoch,
+                          const mlp_opts *o, cli_progress *bar)
+{
+    int in = m->mlp.sizes[0];
+    const int32_t *idx;
+    int count;
+    double loss_sum = 0;
+    int64_t steps = 0, seen = 0;
+    int64_t per_epoch = oct_batcher_batches_per_epoch(batcher);
+    char label[32];
+    snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, o->epochs);
+    cli_progress_begin(bar, label, per_epoch, "samples/s");
+    g->training = true;
+    while (oct_batcher_next(batcher, &idx, &count)) {
+        oct_graph_reset(g);
+        oct_tensor *x = oct_tensor_new2(&g->arena, count, in);
+        int32_t *y = oct_arena_alloc(&g->arena, (size_t)count * sizeof *y);
+        oct_image_set_batch(train, idx, count, x->data, y);
+        oct_tensor *loss = oct_cross_entropy(g, oct_mlp_forward(&m->mlp, g, x), y);
+        oct_params_zero_grad(&m->params);
+        oct_graph_backward(g, loss);
+        if (o->clip > 0) oct_clip_grad_norm(&m->params, o->clip);
+        oct_optim_step(opt, oct_lr_at(sched, opt->step));
+        loss_sum += loss->data[0];
+        steps++;
+        seen += count;
+        cli_progress_update(bar, steps, loss->data[0], (double)seen);
+    }
+    cli_progress_end(bar);
+    return steps ? loss_sum / (double)steps : 0;
+}
+
+static int run(const mlp_opts *o)
+{
+    oct_activation act;
+    oct_init init;
+    oct_optim_kind kind;
+    oct_schedule sched = {0};
+    if (oct_activation_parse(o->activation, &act)) return fail_flag("--activation");
+    if (oct_init_parse(o->init, &init)) return fail_flag("--init");
+    bool adam = !strcmp(o->optim, "adam");
+    if (adam)
+        kind = OCT_OPTIM_ADAMW;
+    else if (oct_optim_kind_parse(o->optim, &kind))
+        return fail_flag("--optim");
+    if (oct_schedule_kind_parse(o->schedule, &sched.kind)) return fail_flag("--schedule");
+
+    oct_image_set train = {0}, test = {0};
+    if (oct_image_set_load_dir(&train, o->data, true) ||
+        oct_image_set_load_dir(&test, o->data, false)) {
+        oct_image_set_free(&train);
+        return cli_fail(NULL);
+    }
+    if (o->limit > 0 && o->limit < train.n) train.n = o->limit;
+    cli_set_threads(o->threads);
+
+    int sizes[CLI_MAX_INTS + 2], n = 0;
+    sizes[n++] = train.rows * train.cols;
+    for (int i = 0; i < o->hidden.n; i++) sizes[n++] = o->hidden.v[i];
+    sizes[n++] = train.n_classes;
+    mlp_model m;
+    int rc = CLI_OK;
+    if (mlp_model_init(&m, sizes, n, act, init, (uint64_t)o->seed)) {
+        oct_image_set_free(&train);
+        oct_image_set_free(&test);
+        return cli_fail(NULL);
+    }
+    m.mlp.dropout = o->dropout;
+    oct_optim_hyper h = oct_optim_defaults(kind);
+    h.weight_decay = adam ? 0.0f : o->wd;
+    if (!adam && kind == OCT_OPTIM_ADAMW && o->wd < 0) h.weight_decay = 0.01f;
+    if (o->wd >= 0) h.weight_decay = o->wd;
+    h.momentum = o->momentum;
+    h.nesterov = o->nesterov;
+    oct_rng rng;
+    oct_rng_seed(&rng, (uint64_t)o->seed, 2);
+    oct_batcher batcher = {0};
+    oct_optim opt = {0};
+    oct_graph g;
+    oct_graph_init(&g, 0, (uint64_t)o->seed);
+    cli_log log = {0};
+    if (oct_optim_init(&opt, kind, &m.params, &m.arena, &h) ||
+        oct_batcher_init(&batcher, train.n, o->batch, false, &rng)) {
+        rc = cli_fail(NULL);
+        goto out;
+    }
+    sched.lr = o->lr;
+    sched.warmup = o->warmup;
+    sched.total = oct_batcher_batches_per_epoch(&batcher) * o->epochs;
+    sched.min_ratio = o->min_lr;
+    sched.step_size = oct_batcher_batches_per_epoch(&batcher);
+    sched.gamma = 0.5f;
+    if (sched.total <= sched.warmup) sched.total = sched.warmup + 1;
+    if (oct_schedule_check(&sched)) {
+        rc = fail_flag("--schedule");
+        goto out;
+    }
+    if ((rc = cli_log_open(&log, o->log)) != CLI_OK) goto out;
+    fprintf(stderr, "octet: MLP %s, %lld parameters, %lld training images, %s lr %g %s\n",
+            oct_activation_name(act), (long long)oct_params_count(&m.params),
+            (long long)train.n, adam ? "adam" : oct_optim_kind_name(kind), (double)o->lr,
+            o->schedule);
+    cli_progress bar;
+    double t_train = 0;
+    mlp_eval ev = {0};
+    for (int e = 0; e < o->epochs; e++) {
+        double t0 = cli_now();
+        double loss = train_epoch(&m, &g, &opt, &sched, &train, &batcher, e, o, &bar);
+        double dt = cli_now() - t0;
+        t_train += dt;
+        ev = mlp_model_evaluate(&m, &g, &test);
+        printf("epoch %d/%d  train loss %.4f  test loss %.4f  test accuracy %.2f%%  (%.2f s, "
+               "%.0f samples/s)\n",
+               e + 1, o->epochs, loss, ev.loss, 100 * ev.accuracy, dt, (double)train.n / dt);
+        fflush(stdout);
+        cli_log_write(&log, json_pack("{s:s, s:i, s:f, s:f, s:f, s:f, s:f}", "event", "epoch",
+                                      "epoch", e + 1, "train_loss", loss, "test_loss", ev.loss,
+                                      "test_accuracy", ev.accuracy, "seconds", dt, "lr",
+                                      (double)oct_lr_at(&sched, opt.step)));
+    }
+    printf("fp32 test accuracy %.2f%% after %d epochs (%.1f s training)\n", 100 * ev.accuracy,
+           o->epochs, t_train);
+    if (o->save) {
+        if (mlp_model_save(&m, o->save)) {
+            rc = cli_fail(NULL);
+            goto out;
+        }
+        printf("saved %s\n", o->save);
+    }
+out:
+    cli_log_close(&log);
+    oct_graph_free(&g);
+    oct_optim_free(&opt);
+    oct_batcher_free(&batcher);
+    mlp_model_free(&m);
+    oct_image_set_free(&train);
+    oct_image_set_free(&test);
+    return rc;
+}
+
+int cmd_train_mlp(int argc, char **argv)
+{
+    mlp_opts o = {
+        .hidden = {2, {256, 128}},
+        .activation = "relu",
+        .init = "kaiming_uniform",
+        .optim = "adam",
+        .schedule = "cosine",
+        .data = OCT_FASHION_MNIST_DIR,
+        .epochs = 10,
+        .batch = 128,
+        .seed = 1,
+        .threads = 1,
+        .lr = 1e-3f,
+        .wd = -1,
+        .momentum = 0.9f,
+    };
+    const cli_flag flags[] = {
+        {"--hidden", CLI_INTS, &o.hidden, "hidden layer sizes", 1, 65536},
+        {"--activation", CLI_STR, &o.activation, "relu, gelu, tanh or none", 0, 0},
+        {"--init", CLI_STR, &o.init, "kaiming_uniform, kaiming_normal or xavier_uniform", 0, 0},
+        {"--epochs", CLI_INT, &o.epochs, "training epochs", 1, 100000},
+        {"--batch", CLI_INT, &o.batch, "minibatch size", 1, 65536},
+        {"--optim", CLI_STR, &o.optim, "adam, adamw or sgd", 0, 0},
+        {"--lr", CLI_FLOAT, &o.lr, "peak learning rate", 1e-9, 10},
+        {"--schedule", CLI_STR, &o.schedule, "constant, step (halve every epoch) or cosine", 0, 0},
+        {"--warmup", CLI_INT, &o.warmup, "linear warmup steps", 0, 1e9},
+        {"--min-lr", CLI_FLOAT, &o.min_lr, "cosine: final lr as a fraction of --lr", 0, 1},
+        {"--wd", CLI_FLOAT, &o.wd, "weight decay (adam: 0, adamw: 0.01, sgd: 0 when unset)", 0,
+         10},
+        {"--momentum", CLI_FLOAT, &o.momentum, "sgd momentum", 0, 0.999},
+        {"--nesterov", CLI_BOOL, &o.nesterov, "sgd: Nesterov momentum", 0, 0},
+        {"--clip", CLI_FLOAT, &o.clip, "clip the global gradient norm (0: off)", 0, 1e9},
+        {"--dropout", CLI_FLOAT, &o.dropout, "dropout after hidden activations", 0, 0.99},
+        {"--seed", CLI_INT, &o.seed, "random seed (init, shuffling, dropout)", 0, 2147483647},
+        {"--threads", CLI_INT, &o.threads, "threads", 1, 256},
+        {"--data", CLI_STR, &o.data, "directory with the IDX .gz files", 0, 0},
+        {"--limit", CLI_INT, &o.limit, "use only the first N training images (0: all)", 0, 1e9},
+        {"--log", CLI_STR, &o.log, "write per-epoch metrics as JSON Lines to FILE", 0, 0},
+        {"--save", CLI_STR, &o.save, "save the trained fp32 model (safetensors) to FILE", 0, 0},
+    };
+    cli_cmd cmd = {"train mlp", "[flags]",
+                   "Trains an MLP classifier on Fashion-MNIST (or any IDX image set given with\n"
+                   "--data) and prints the test accuracy after every epoch.",
+                   flags, (int)(sizeof flags / sizeof flags[0]), 0, 0};
+    const char *pos[1];
+    int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
+    if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
+    if (o.wd < 0) o.wd = strcmp(o.optim, "adamw") ? 0.0f : 0.01f;
+    return run(&o);
+}
