@@ -22,9 +22,11 @@ weight fake-quant. LayerNorm, softmax, GELU and the attention matmuls stay float
 
 Modes (both may be given; --steps 0 skips training):
   --steps N [--qat-after S]   train N steps (fp32 before step S, QAT from step S on; S < 0 =
-                              never), report validation loss and tokens/s of the run
+                              never), report validation loss and tokens/s of the run (steps
+                              after the first 5; a mixed run mixes fp32 and QAT speeds)
   --bench-steps K             fresh fp32 and fresh QAT models: 5 warm-up steps, then K timed
                               steps each; report tokens/s
+tokens/s = batch*context / median step time ("tokens_per_s_mean" = from the total time).
 Run with OPENBLAS_NUM_THREADS=1. One JSON line on stdout.
 """
 
@@ -197,8 +199,10 @@ def timed_steps(model, opt, data, args, gen, n):
 
 
 def tokens_per_s(secs, args):
+    """Tokens/s from the median step time (robust to other jobs on the machine) and from the
+    total time."""
     tok = args.batch * args.block
-    return {"mean": tok * len(secs) / sum(secs), "median": tok / summarize(secs)["median"]}
+    return {"median": tok / summarize(secs)["median"], "mean": tok * len(secs) / sum(secs)}
 
 
 def bench(train, vocab, args, qat):
@@ -211,9 +215,9 @@ def bench(train, vocab, args, qat):
     timed_steps(model, opt, train, args, gen, WARMUP_STEPS)
     secs, loss = timed_steps(model, opt, train, args, gen, args.bench_steps)
     tps = tokens_per_s(secs, args)
-    log(f"{'qat' if qat else 'fp32'}: {tps['mean']:.0f} tokens/s (mean over {len(secs)} steps), "
-        f"{tps['median']:.0f} (median step), loss {loss:.4f}")
-    return {"tokens_per_s": tps["mean"], "tokens_per_s_median_step": tps["median"],
+    log(f"{'qat' if qat else 'fp32'}: {tps['median']:.0f} tokens/s (median of {len(secs)} steps), "
+        f"{tps['mean']:.0f} (total time), loss {loss:.4f}")
+    return {"tokens_per_s": tps["median"], "tokens_per_s_mean": tps["mean"],
             "step_seconds": summarize(secs)}
 
 
@@ -239,8 +243,9 @@ def train_run(train, val, vocab, args):
     vl = val_loss(model, val, args)
     log(f"validation loss after {args.steps} steps: {vl:.4f} nats/char")
     timed = secs[WARMUP_STEPS:] if len(secs) > WARMUP_STEPS else secs
+    tps = tokens_per_s(timed, args)
     return {"steps": args.steps, "qat_after": args.qat_after, "val_loss": vl,
-            "tokens_per_s": tokens_per_s(timed, args)["mean"], "curve": curve,
+            "tokens_per_s": tps["median"], "tokens_per_s_mean": tps["mean"], "curve": curve,
             "train_seconds": sum(secs)}
 
 

@@ -5,7 +5,8 @@
 inputs normalized with (x/255 - 0.2860)/0.3530, shuffled minibatches (last one partial).
 
   --epochs N --schedule constant|cosine   train N epochs, report test accuracy per epoch
-  --time-epochs N                         report seconds per training epoch (median/best of N)
+  --time-epochs N                         report seconds per training epoch (best of N;
+                                          the median and all samples are in the JSON too)
 
 Timing covers only the training loop over the 60000 in-memory float images (batch gather,
 zero_grad, forward, backward, step); 20 warm-up steps run first and are not timed.
@@ -95,12 +96,13 @@ def main():
     results = {"batch": args.batch, "lr": args.lr, "seed": args.seed}
     if args.time_epochs > 0:
         timing = {str(t): time_epochs(args, data, t) for t in thread_list}
-        fastest = min(thread_list, key=lambda t: timing[str(t)]["median"])
+        fastest = min(thread_list, key=lambda t: timing[str(t)]["best"])
         results["s_per_epoch_by_threads"] = timing
         results["fastest_threads"] = fastest
-        results["s_per_epoch"] = timing[str(fastest)]["median"]
-        log(f"s/epoch (median): " + ", ".join(
-            f"threads {t}: {timing[str(t)]['median']:.3f}" for t in thread_list))
+        results["s_per_epoch"] = timing[str(fastest)]["best"]
+        log("s/epoch best (median): " + ", ".join(
+            f"threads {t}: {timing[str(t)]['best']:.3f} ({timing[str(t)]['median']:.3f})"
+            for t in thread_list))
     if args.epochs > 0:
         results["train"] = train_for_accuracy(args, data, thread_list[-1])
         results["final_test_acc"] = results["train"]["epochs"][-1]["test_acc"]

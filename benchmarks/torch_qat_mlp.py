@@ -6,8 +6,9 @@ The MLP of torch_mlp.py (QuantStub -> fc1+ReLU -> fc2+ReLU -> fc3 -> DeQuantStub
 a copy of that model gets Linear+ReLU fused, get_default_qat_qconfig(engine) (qnnpack:
 per-tensor weights; onednn/fbgemm/x86: per-channel weights), prepare_qat, a fresh Adam, and
 --qat-epochs QAT epochs (each timed); then convert() makes a true int8 model, evaluated with
-torch.backends.quantized.engine = engine. Reported per engine: s per QAT epoch, fake-quant and
-int8 test accuracy, time to run the 10k test images at batch 1 and 256, int8 state_dict size.
+torch.backends.quantized.engine = engine. Reported per engine: s per QAT epoch (best of the
+QAT epochs), fake-quant and int8 test accuracy, time to run the 10k test images at batch 1
+and 256, int8 state_dict size.
 Also reported: fp32 accuracy, fp32 eval times at the same batches, fp32 state_dict size.
 
 Eval timings are best and median of --eval-repeats passes after a short warm-up pass.
@@ -78,7 +79,7 @@ def qat_for_engine(engine, fp32_model, args, data):
     res = {
         "qconfig": describe_qconfig(tq.get_default_qat_qconfig(engine)),
         "qat_epoch_seconds": epoch_secs,
-        "s_per_qat_epoch": min(epoch_secs) if epoch_secs else None,
+        "s_per_qat_epoch": min(epoch_secs) if epoch_secs else None,  # best of the QAT epochs
         "fakequant_test_acc": fq_acc,
         "int8_test_acc": int8_acc,
         "int8_eval_seconds": eval_times(int8, xte, args.eval_repeats),
@@ -101,6 +102,8 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    if args.qat_epochs < 1:
+        p.error("--qat-epochs must be >= 1 (convert needs calibrated observers)")
     supported = torch.backends.quantized.supported_engines
     if args.engines is None:
         engines = ["qnnpack", "onednn" if "onednn" in supported else "fbgemm"]

@@ -83,4 +83,67 @@ const char *oct_i8_kernel_name(void);
 
 /* ==== end of int8 GEMM kernels ============================================================= */
 
+/* ==== integer linear layers (src/int8/qlinear.c) ============================================
+ *
+ * The one implementation of a quantized linear layer, called both by the QAT forward pass (the
+ * qlinear op in src/ops) and by the deployed engine, so that training and deployment compute
+ * the same integers by construction. With input codes a (u8, scale a_scale, zero point a_zp),
+ * weights W (s8, per-channel w_scale[c], zero point 0) and b_q = oct_quant_bias_rows(b, ...):
+ *
+ *     acc[m][c] = sum_k a[m][k] * W[c][k] - a_zp * wsum[c] + b_q[c]          (int32, exact)
+ *     y[m][c]   = oct_requantize(acc[m][c], m0[c], shift[c], y_zp, y_qmin, y_qmax, relu)
+ *
+ * A layer without output quantization (the classifier head) stops at acc: its real value is
+ * oct_acc_to_real(acc, a_scale, w_scale[c]).
+ */
+typedef struct oct_qlinear {
+    int in, out;           /* K and N */
+    oct_i8_packed w;       /* packed int8 weights and their row sums */
+    int32_t *bias_q;       /* (out) int32 bias in units of a_scale * w_scale[c] */
+    float *w_scale;        /* (out) per-channel weight scales */
+    float a_scale;         /* input scale */
+    int32_t a_zp;          /* input zero point */
+    bool quant_out;        /* requantize to u8 codes; false: int32 accumulators are the output */
+    bool relu;             /* fused ReLU: lower clamp raised to y_zp */
+    float y_scale;         /* output scale (quant_out) */
+    int32_t y_zp, y_qmin, y_qmax;
+    int32_t *m0, *shift;   /* (out) requantization multipliers, see oct_requant_multiplier */
+} oct_qlinear;
+
+/* acc (M,out) as above, on up to `threads` threads. */
+void oct_qlinear_acc(const oct_qlinear *l, const uint8_t *a /* (M,in) */, int M,
+                     int32_t *acc /* (M,out) */, int threads);
+/* acc as above, then y = requantized codes; l->quant_out must be set. */
+void oct_qlinear_forward(const oct_qlinear *l, const uint8_t *a /* (M,in) */, int M,
+                         int32_t *acc /* (M,out) scratch, left holding the accumulators */,
+                         uint8_t *y /* (M,out) */, int threads);
+
+/* Builds l from float parameters exactly as the QAT forward pass does; the exporter and the QAT
+ * qlinear op both call it, so an exported layer holds the very integers training used.
+ * Weights are quantized per output channel with w_scale[c] (zero point 0) to [w_qmin, w_qmax]
+ * (within [-128, 127]); the bias (NULL = none) with oct_quant_bias_rows; the multipliers with
+ * oct_requant_multipliers when quant_out. Buffers of a previous build with the same shape are
+ * reused. Fails with OCT_EINVAL (message names the problem) for non-positive scales. */
+oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w /* (out,in) */,
+                             const float *b /* (out) */, const float *w_scale /* (out) */,
+                             int32_t w_qmin, int32_t w_qmax, float a_scale, int32_t a_zp,
+                             bool quant_out, bool relu, float y_scale, int32_t y_zp,
+                             int32_t y_qmin, int32_t y_qmax);
+/* Releases the buffers of l and zeroes it. oct_qlinear_free(NULL) is a no-op. */
+void oct_qlinear_free(oct_qlinear *l);
+
+/* ==== the integer MLP (src/int8/engine.c) ====================================================
+ *
+ * A deployed MLP: input normalization, input quantization (layers[0].a_scale/a_zp, codes
+ * [in_qmin, in_qmax]), hidden layers with u8 outputs (quant_out, usually relu), and a last layer
+ * whose int32 accumulators are the logits (quant_out false); layers[i+1].a_scale/a_zp equal
+ * layers[i].y_scale/y_zp. Between input quantization and the logits everything is integer.
+ */
+typedef struct oct_i8_mlp {
+    int n_layers;
+    oct_qlinear *layers; /* (n_layers), malloc'd, owned */
+    float in_mean, in_std; /* pixel normalization: oct_pixel_normalize(p, in_mean, in_std) */
+    int32_t in_qmin, in_qmax; /* input code range */
+} oct_i8_mlp;
+
 #endif

@@ -108,4 +108,101 @@ oct_status oct_mlp_init(oct_mlp *m, oct_arena *arena, oct_params *params, const 
 /* logits (B, sizes[n-1]) from x (B, sizes[0]); no activation after the last layer. */
 oct_tensor *oct_mlp_forward(const oct_mlp *m, oct_graph *g, oct_tensor *x);
 
+/* ---- GPT: decoder-only transformer (owned by the GPT engineer) ------------------------------ */
+
+/* A pre-LayerNorm GPT as in GPT-2 / nanoGPT:
+ *
+ *     x = wte[ids] + wpe[0..T)                                         (B,T,C)
+ *     per block:  x += proj(attention(qkv(ln_1(x))))
+ *                 x += mlp.proj(gelu(mlp.fc(ln_2(x))))
+ *     logits = lm_head(ln_f(x))                                        (B,T,V)
+ *
+ * Parameter names (the safetensors tensor names): "wte.weight" (V,C), "wpe.weight" (T_max,C),
+ * "h.<i>.ln_1.weight"/".bias" (C), "h.<i>.attn.qkv.weight" (3C,C)/".bias", "h.<i>.attn.proj.weight"
+ * (C,C)/".bias", "h.<i>.ln_2.weight"/".bias", "h.<i>.mlp.fc.weight" (M,C)/".bias",
+ * "h.<i>.mlp.proj.weight" (C,M)/".bias", "ln_f.weight"/".bias", "lm_head.weight" (V,C, no bias;
+ * absent when tied to wte). GPT-2 init: weights and embeddings N(0, 0.02^2), the two residual
+ * projections N(0, (0.02 / sqrt(2 n_layer))^2), biases 0, LayerNorm gain 1 and bias 0. */
+
+#define OCT_GPT_LN_EPS 1e-5f
+
+typedef struct oct_gpt_config {
+    int vocab;     /* V, token ids lie in [0, V) */
+    int context;   /* T_max, the longest sequence (rows of wpe) */
+    int n_layer;   /* blocks */
+    int n_head;    /* attention heads; must divide width */
+    int width;     /* C, the residual stream width */
+    int mlp;       /* M, hidden width of each block's MLP (GPT-2 uses 4 C) */
+    bool tied;     /* the LM head reuses wte */
+    float dropout; /* in [0, 1), after the embeddings and each residual branch; 0 = none */
+} oct_gpt_config;
+
+typedef struct oct_gpt_block {
+    oct_tensor *ln1_w, *ln1_b; /* (C) */
+    oct_linear_layer qkv;      /* C -> 3C, [q | k | v] */
+    oct_linear_layer proj;     /* C -> C */
+    oct_tensor *ln2_w, *ln2_b; /* (C) */
+    oct_linear_layer fc;       /* C -> M */
+    oct_linear_layer fc_proj;  /* M -> C */
+} oct_gpt_block;
+
+typedef struct oct_gpt {
+    oct_gpt_config cfg;
+    oct_tensor *wte;             /* (V,C) */
+    oct_tensor *wpe;             /* (T_max,C) */
+    oct_gpt_block *h;            /* n_layer blocks, in the model arena */
+    oct_tensor *lnf_w, *lnf_b;   /* (C) */
+    oct_linear_layer lm_head;    /* C -> V without bias; w is wte when tied */
+} oct_gpt;
+
+/* OCT_EINVAL with a message naming the field unless every size is positive, n_head divides
+ * width, vocab <= 65536 and dropout lies in [0, 1). */
+oct_status oct_gpt_config_check(const oct_gpt_config *cfg);
+/* Checks cfg, then creates the parameters in arena (GPT-2 init drawing from rng) and appends
+ * them to params in the order listed above. */
+oct_status oct_gpt_init(oct_gpt *m, oct_arena *arena, oct_params *params,
+                        const oct_gpt_config *cfg, oct_rng *rng);
+/* logits (B,T,V) for token ids (B,T), each in [0, V); 1 <= T <= context. Dropout is active
+ * when g->training and cfg.dropout > 0. */
+oct_tensor *oct_gpt_forward(const oct_gpt *m, oct_graph *g, const int32_t *ids, int B, int T);
+/* Mean cross-entropy (nats per token) of logits (B,T,V) against targets (B,T): a (1) tensor. */
+oct_tensor *oct_gpt_loss(oct_graph *g, oct_tensor *logits, const int32_t *targets);
+
+/* Inference with a key/value cache, one token at a time, without recording anything: plain
+ * float32 loops for the attention over cached keys (fixed order), and the same ops (LayerNorm,
+ * GELU, linear through the model's one linear helper) as the training forward, on a private
+ * graph in no-grad mode used only as scratch memory. The logits at position t equal those of
+ * oct_gpt_forward on the same t + 1 tokens up to float rounding. */
+typedef struct oct_gpt_cache {
+    const oct_gpt *m; /* borrowed */
+    float *k, *v;     /* (n_layer, context, C) keys and values of positions [0, len) */
+    float *logits;    /* (V) logits after the last step */
+    int len;          /* positions filled */
+    oct_graph g;      /* scratch for one step */
+} oct_gpt_cache;
+
+/* Allocates the cache for m (OCT_ENOMEM on failure), empty. */
+oct_status oct_gpt_cache_init(oct_gpt_cache *c, const oct_gpt *m);
+/* Releases the buffers. oct_gpt_cache_free(NULL) is a no-op. */
+void oct_gpt_cache_free(oct_gpt_cache *c);
+/* Forgets every position. */
+void oct_gpt_cache_reset(oct_gpt_cache *c);
+/* Appends token id at position len (len < context, id in [0, V), else OCT_ASSERT) and returns
+ * the logits (V) predicting the next token (c->logits, valid until the next step). */
+const float *oct_gpt_cache_step(oct_gpt_cache *c, int32_t id);
+
+/* Draws a token from logits (V): softmax(logits / temperature) restricted to the top_k largest
+ * logits (all of them when top_k <= 0 or top_k >= V; ties with the k-th value are kept too),
+ * in float64 from one oct_rng_uniform draw. temperature <= 0 picks the argmax (first on ties)
+ * without drawing. */
+int32_t oct_gpt_sample(const float *logits, int V, float temperature, int top_k, oct_rng *rng);
+
+/* Feeds prompt[0..n_prompt) through a fresh cache, then samples n_new tokens into out. When the
+ * context is full, the window slides: the cache is rebuilt from the last context / 2 tokens
+ * (at least one), which then sit at positions 0.. again, so generation never stops but forgets
+ * older text (a prompt longer than the context slides the same way). OCT_EINVAL when
+ * n_prompt < 1, n_new < 0 or a prompt id is outside [0, V); OCT_ENOMEM. */
+oct_status oct_gpt_generate(const oct_gpt *m, const int32_t *prompt, int n_prompt, int n_new,
+                            float temperature, int top_k, oct_rng *rng, int32_t *out /* (n_new) */);
+
 #endif

@@ -1,0 +1,107 @@
+/* The integer linear layer shared by QAT and deployment (see include/octet/int8.h): the int8
+ * GEMM, the zero-point and bias correction, and requantization fused as a GEMM epilogue while
+ * the output rows are still in cache. */
+#include "octet/int8.h"
+#include "octet/quant.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct qlinear_ctx {
+    const oct_qlinear *l;
+    uint8_t *y; /* (M,out) or NULL */
+} qlinear_ctx;
+
+/* Rows [m0, m1) of the accumulators: add -a_zp * wsum + b_q, then requantize if asked. */
+static void qlinear_epilogue(void *arg, int m0, int m1, int32_t *c_rows)
+{
+    const qlinear_ctx *ctx = arg;
+    const oct_qlinear *l = ctx->l;
+    int N = l->out;
+    const int32_t *wsum = l->w.wsum, *bq = l->bias_q;
+    int32_t za = l->a_zp;
+    for (int m = 0; m < m1 - m0; m++) {
+        int32_t *row = c_rows + (int64_t)m * N;
+        for (int c = 0; c < N; c++) row[c] += bq[c] - za * wsum[c];
+    }
+    if (ctx->y)
+        oct_requantize_u8(c_rows, m1 - m0, N, l->m0, l->shift, l->y_zp, l->y_qmin, l->y_qmax,
+                          l->relu, ctx->y + (int64_t)m0 * N);
+}
+
+void oct_qlinear_acc(const oct_qlinear *l, const uint8_t *a, int M, int32_t *acc, int threads)
+{
+    qlinear_ctx ctx = {l, NULL};
+    oct_i8_gemm_fn(&l->w, a, M, acc, threads, qlinear_epilogue, &ctx);
+}
+
+void oct_qlinear_forward(const oct_qlinear *l, const uint8_t *a, int M, int32_t *acc, uint8_t *y,
+                         int threads)
+{
+    OCT_ASSERT(l->quant_out);
+    qlinear_ctx ctx = {l, y};
+    oct_i8_gemm_fn(&l->w, a, M, acc, threads, qlinear_epilogue, &ctx);
+}
+
+void oct_qlinear_free(oct_qlinear *l)
+{
+    if (!l) return;
+    oct_i8_packed_free(&l->w);
+    free(l->bias_q);
+    free(l->w_scale);
+    free(l->m0);
+    free(l->shift);
+    memset(l, 0, sizeof *l);
+}
+
+oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w, const float *b,
+                             const float *w_scale, int32_t w_qmin, int32_t w_qmax, float a_scale,
+                             int32_t a_zp, bool quant_out, bool relu, float y_scale, int32_t y_zp,
+                             int32_t y_qmin, int32_t y_qmax)
+{
+    OCT_ASSERT(out > 0 && in > 0 && w_qmin >= -128 && w_qmax <= 127 && w_qmin < w_qmax);
+    if (!(a_scale > 0) || (quant_out && !(y_scale > 0)))
+        return oct_fail(OCT_EINVAL, "qlinear: activation scales must be positive (input %g, "
+                                    "output %g)", (double)a_scale, (double)y_scale);
+    for (int c = 0; c < out; c++)
+        if (!(w_scale[c] > 0))
+            return oct_fail(OCT_EINVAL, "qlinear: weight scale of channel %d is %g", c,
+                            (double)w_scale[c]);
+    if (l->out != out || l->in != in || !l->bias_q) {
+        oct_qlinear_free(l);
+        l->bias_q = malloc((size_t)out * sizeof *l->bias_q);
+        l->w_scale = malloc((size_t)out * sizeof *l->w_scale);
+        l->m0 = malloc((size_t)out * sizeof *l->m0);
+        l->shift = malloc((size_t)out * sizeof *l->shift);
+        OCT_ASSERT(l->bias_q && l->w_scale && l->m0 && l->shift);
+    }
+    l->out = out;
+    l->in = in;
+    memcpy(l->w_scale, w_scale, (size_t)out * sizeof *w_scale);
+    l->a_scale = a_scale;
+    l->a_zp = a_zp;
+    l->quant_out = quant_out;
+    l->relu = relu;
+    l->y_scale = quant_out ? y_scale : 0.0f;
+    l->y_zp = quant_out ? y_zp : 0;
+    l->y_qmin = quant_out ? y_qmin : 0;
+    l->y_qmax = quant_out ? y_qmax : 0;
+
+    int8_t *codes = malloc((size_t)out * (size_t)in);
+    int32_t *zeros = calloc((size_t)out, sizeof *zeros);
+    OCT_ASSERT(codes && zeros);
+    oct_quantize_s8(w, out, in, w_scale, zeros, w_qmin, w_qmax, codes);
+    oct_i8_packed_free(&l->w);
+    oct_status s = oct_i8_pack(&l->w, codes, out, in);
+    free(codes);
+    free(zeros);
+    if (s != OCT_OK) return s;
+    if (b)
+        oct_quant_bias_rows(b, out, a_scale, w_scale, l->bias_q);
+    else
+        memset(l->bias_q, 0, (size_t)out * sizeof *l->bias_q);
+    if (quant_out) return oct_requant_multipliers(a_scale, w_scale, out, y_scale, l->m0, l->shift);
+    memset(l->m0, 0, (size_t)out * sizeof *l->m0);
+    memset(l->shift, 0, (size_t)out * sizeof *l->shift);
+    return OCT_OK;
+}
