@@ -13,8 +13,7 @@
 #include "octet/int8.h"
 #include "octet/parallel.h"
 
-static double now(void)
-{
+static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -29,20 +28,17 @@ typedef struct {
     float *cf;
 } bench_case;
 
-static void run_int8(const bench_case *b)
-{
+static void run_int8(const bench_case *b) {
     oct_i8_gemm(b->w, b->a, b->M, b->c, b->threads);
 }
 
-static void run_sgemm(const bench_case *b)
-{
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b->M, b->N, b->K, 1.0f, b->af, b->K,
-                b->wf, b->K, 0.0f, b->cf, b->N);
+static void run_sgemm(const bench_case *b) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b->M, b->N, b->K, 1.0f, b->af, b->K, b->wf,
+                b->K, 0.0f, b->cf, b->N);
 }
 
 /* Best-of-3 rate in G(FL)OP/s of fn, each measurement repeating it for about `seconds`. */
-static double rate(void (*fn)(const bench_case *), const bench_case *b, double seconds)
-{
+static double rate(void (*fn)(const bench_case *), const bench_case *b, double seconds) {
     double ops = 2.0 * b->M * b->N * b->K, best = 0;
     fn(b);
     for (int rep = 0; rep < 3; rep++) {
@@ -59,8 +55,7 @@ static double rate(void (*fn)(const bench_case *), const bench_case *b, double s
     return best;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     double seconds = argc > 1 ? atof(argv[1]) : 0.2;
     static const int shapes[][3] = {{256, 256, 784}, {256, 128, 256}, {128, 512, 512},
                                     {64, 256, 256},  {128, 256, 784}, {1, 256, 784},

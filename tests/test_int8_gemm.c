@@ -18,8 +18,7 @@ static const oct_i8_kernel all_kernels[] = {OCT_I8_PORTABLE, OCT_I8_AVX2, OCT_I8
 #define N_KERNELS (int)(sizeof all_kernels / sizeof all_kernels[0])
 
 /* c (M,N) = a (M,K) @ w (N,K)^T in int64, checked to fit int32. */
-static void reference(const uint8_t *a, const int8_t *w, int M, int N, int K, int32_t *c)
-{
+static void reference(const uint8_t *a, const int8_t *w, int M, int N, int K, int32_t *c) {
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
             int64_t s = 0;
@@ -31,8 +30,7 @@ static void reference(const uint8_t *a, const int8_t *w, int M, int N, int K, in
 
 /* Packs w, checks wsum, and runs every available kernel at 1 and 2 threads against the
  * reference. Returns the number of kernels run. */
-static int check_all_kernels(const uint8_t *a, const int8_t *w, int M, int N, int K)
-{
+static int check_all_kernels(const uint8_t *a, const int8_t *w, int M, int N, int K) {
     oct_i8_packed p;
     assert_int_equal(oct_i8_pack(&p, w, N, K), OCT_OK);
     assert_int_equal(p.N, N);
@@ -67,14 +65,12 @@ static int check_all_kernels(const uint8_t *a, const int8_t *w, int M, int N, in
     return ran;
 }
 
-static void fill_random(oct_rng *r, uint8_t *a, size_t na, int8_t *w, size_t nw)
-{
+static void fill_random(oct_rng *r, uint8_t *a, size_t na, int8_t *w, size_t nw) {
     for (size_t i = 0; i < na; i++) a[i] = (uint8_t)oct_rng_u32(r);
     for (size_t i = 0; i < nw; i++) w[i] = (int8_t)(oct_rng_u32(r) & 0xff);
 }
 
-static void random_odd_sizes(void **state)
-{
+static void random_odd_sizes(void **state) {
     static const int Ms[] = {1, 3, 5, 16, 17, 63, 65};
     static const int Ns[] = {1, 3, 15, 16, 17, 63, 64, 65, 129};
     static const int Ks[] = {1, 3, 5, 15, 16, 17, 63, 64, 65, 784};
@@ -95,8 +91,7 @@ static void random_odd_sizes(void **state)
 }
 
 /* Layer-like sizes that use many panels, row splits and the K blocks of the driver. */
-static void random_layer_sizes(void **state)
-{
+static void random_layer_sizes(void **state) {
     static const int sizes[][3] = {{128, 256, 784}, {1, 256, 784}, {7, 33, 5000}, {50, 70, 4099}};
     oct_rng r;
     oct_rng_seed(&r, 8, 1);
@@ -113,8 +108,7 @@ static void random_layer_sizes(void **state)
 
 /* All 255 activations against all -128 or all 127 weights, up to K = OCT_I8_MAX_K, where the
  * sums come within 0.4% of the int32 range: nothing may saturate. */
-static void extreme_values(void **state)
-{
+static void extreme_values(void **state) {
     static const int sizes[][3] = {{3, 17, 65}, {13, 40, 1000}, {2, 17, OCT_I8_MAX_K}};
     static const int8_t wvals[] = {-128, 127};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
@@ -130,8 +124,7 @@ static void extreme_values(void **state)
         }
 }
 
-static void kernel_selection(void **state)
-{
+static void kernel_selection(void **state) {
     assert_true(oct_i8_kernel_available(OCT_I8_PORTABLE));
     assert_true(oct_i8_kernel_available(OCT_I8_AUTO));
     __builtin_cpu_init();
@@ -150,12 +143,12 @@ static void kernel_selection(void **state)
     assert_int_equal(oct_i8_set_kernel(OCT_I8_PORTABLE), OCT_OK);
     assert_string_equal(oct_i8_kernel_name(), "portable");
     assert_int_equal(oct_i8_set_kernel(OCT_I8_AUTO), OCT_OK);
-    assert_string_equal(oct_i8_kernel_name(),
-                        has_vnni ? "avx512vnni" : has_avx2 ? "avx2" : "portable");
+    assert_string_equal(oct_i8_kernel_name(), has_vnni   ? "avx512vnni"
+                                              : has_avx2 ? "avx2"
+                                                         : "portable");
 }
 
-static void pack_errors(void **state)
-{
+static void pack_errors(void **state) {
     int8_t w[4] = {1, 2, 3, 4};
     oct_i8_packed p;
     assert_int_equal(oct_i8_pack(&p, w, 0, 4), OCT_EINVAL);
@@ -180,8 +173,7 @@ typedef struct {
     atomic_int seen[300]; /* epilogue calls per row */
 } epilogue_check;
 
-static void check_rows(void *ctx, int m0, int m1, int32_t *c_rows)
-{
+static void check_rows(void *ctx, int m0, int m1, int32_t *c_rows) {
     epilogue_check *e = ctx;
     for (int m = m0; m < m1; m++) {
         atomic_fetch_add(&e->seen[m], 1);
@@ -193,8 +185,7 @@ static void check_rows(void *ctx, int m0, int m1, int32_t *c_rows)
     }
 }
 
-static void epilogue_rows(void **state)
-{
+static void epilogue_rows(void **state) {
     static const int Ms[] = {1, 5, 60, 300};
     const int N = 100, K = 300;
     oct_rng r;
@@ -231,14 +222,12 @@ typedef struct {
     atomic_int nested;
 } pool_check;
 
-static void count_task(void *ctx, int task)
-{
+static void count_task(void *ctx, int task) {
     pool_check *pc = ctx;
     atomic_fetch_add(&pc->count[task], 1);
 }
 
-static void nested_task(void *ctx, int task)
-{
+static void nested_task(void *ctx, int task) {
     pool_check *pc = ctx;
     atomic_fetch_add(&pc->count[task], 1);
     pool_check *inner = calloc(1, sizeof *inner);
@@ -248,8 +237,7 @@ static void nested_task(void *ctx, int task)
     atomic_fetch_add(&pc->nested, 1);
 }
 
-static void parallel_for_covers_tasks(void **state)
-{
+static void parallel_for_covers_tasks(void **state) {
     assert_true(oct_cpu_count() >= 1);
     static const int n_tasks[] = {0, 1, 2, 3, 7, 64, 1000};
     static const int threads[] = {0, 1, 2, 3, 8};
@@ -275,12 +263,14 @@ static void parallel_for_covers_tasks(void **state)
     oct_pool_free();
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(kernel_selection),       cmocka_unit_test(pack_errors),
-        cmocka_unit_test(random_odd_sizes),       cmocka_unit_test(random_layer_sizes),
-        cmocka_unit_test(extreme_values),         cmocka_unit_test(epilogue_rows),
+        cmocka_unit_test(kernel_selection),
+        cmocka_unit_test(pack_errors),
+        cmocka_unit_test(random_odd_sizes),
+        cmocka_unit_test(random_layer_sizes),
+        cmocka_unit_test(extreme_values),
+        cmocka_unit_test(epilogue_rows),
         cmocka_unit_test(parallel_for_covers_tasks),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

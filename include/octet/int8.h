@@ -29,12 +29,12 @@
  * blocks of 16 x 4 bytes (channel-major). K is padded to a multiple of 4 and N to a multiple
  * of 16 with zeros. One layout serves every kernel, so the kernel may change after packing. */
 typedef struct oct_i8_packed {
-    int8_t *data;   /* packed weights, 64-byte aligned, `size` bytes */
-    int32_t *wsum;  /* (N) row sums wsum[n] = sum_k W[n][k], for the zero point of A */
-    int N, K;       /* logical shape of W (N,K) */
-    int n_pad;      /* N rounded up to a multiple of 16 */
-    int k_pad;      /* K rounded up to a multiple of 4 */
-    size_t size;    /* bytes in data */
+    int8_t *data;  /* packed weights, 64-byte aligned, `size` bytes */
+    int32_t *wsum; /* (N) row sums wsum[n] = sum_k W[n][k], for the zero point of A */
+    int N, K;      /* logical shape of W (N,K) */
+    int n_pad;     /* N rounded up to a multiple of 16 */
+    int k_pad;     /* K rounded up to a multiple of 4 */
+    size_t size;   /* bytes in data */
 } oct_i8_packed;
 
 /* Packs w (N,K) into p (which the caller owns; free it with oct_i8_packed_free) and computes
@@ -97,17 +97,17 @@ const char *oct_i8_kernel_name(void);
  * oct_acc_to_real(acc, a_scale, w_scale[c]).
  */
 typedef struct oct_qlinear {
-    int in, out;           /* K and N */
-    oct_i8_packed w;       /* packed int8 weights and their row sums */
-    int32_t *bias_q;       /* (out) int32 bias in units of a_scale * w_scale[c] */
-    float *w_scale;        /* (out) per-channel weight scales */
-    float a_scale;         /* input scale */
-    int32_t a_zp;          /* input zero point */
-    bool quant_out;        /* requantize to u8 codes; false: int32 accumulators are the output */
-    bool relu;             /* fused ReLU: lower clamp raised to y_zp */
-    float y_scale;         /* output scale (quant_out) */
+    int in, out;     /* K and N */
+    oct_i8_packed w; /* packed int8 weights and their row sums */
+    int32_t *bias_q; /* (out) int32 bias in units of a_scale * w_scale[c] */
+    float *w_scale;  /* (out) per-channel weight scales */
+    float a_scale;   /* input scale */
+    int32_t a_zp;    /* input zero point */
+    bool quant_out;  /* requantize to u8 codes; false: int32 accumulators are the output */
+    bool relu;       /* fused ReLU: lower clamp raised to y_zp */
+    float y_scale;   /* output scale (quant_out) */
     int32_t y_zp, y_qmin, y_qmax;
-    int32_t *m0, *shift;   /* (out) requantization multipliers, see oct_requant_multiplier */
+    int32_t *m0, *shift; /* (out) requantization multipliers, see oct_requant_multiplier */
 } oct_qlinear;
 
 /* acc (M,out) as above, on up to `threads` threads. */
@@ -127,8 +127,8 @@ void oct_qlinear_forward(const oct_qlinear *l, const uint8_t *a /* (M,in) */, in
 oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w /* (out,in) */,
                              const float *b /* (out) */, const float *w_scale /* (out) */,
                              int32_t w_qmin, int32_t w_qmax, float a_scale, int32_t a_zp,
-                             bool quant_out, bool relu, float y_scale, int32_t y_zp,
-                             int32_t y_qmin, int32_t y_qmax);
+                             bool quant_out, bool relu, float y_scale, int32_t y_zp, int32_t y_qmin,
+                             int32_t y_qmax);
 /* Releases the buffers of l and zeroes it. oct_qlinear_free(NULL) is a no-op. */
 void oct_qlinear_free(oct_qlinear *l);
 
@@ -141,8 +141,8 @@ void oct_qlinear_free(oct_qlinear *l);
  */
 typedef struct oct_i8_mlp {
     int n_layers;
-    oct_qlinear *layers; /* (n_layers), malloc'd, owned */
-    float in_mean, in_std; /* pixel normalization: oct_pixel_normalize(p, in_mean, in_std) */
+    oct_qlinear *layers;      /* (n_layers), malloc'd, owned */
+    float in_mean, in_std;    /* pixel normalization: oct_pixel_normalize(p, in_mean, in_std) */
     int32_t in_qmin, in_qmax; /* input code range */
 } oct_i8_mlp;
 

@@ -40,8 +40,7 @@ static struct {
 static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local bool in_task;
 
-int oct_cpu_count(void)
-{
+int oct_cpu_count(void) {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) {
         int n = CPU_COUNT(&set);
@@ -52,8 +51,7 @@ int oct_cpu_count(void)
 }
 
 /* Claims and runs tasks until none is left. Called and returns with pool.lock held. */
-static void run_tasks_locked(void)
-{
+static void run_tasks_locked(void) {
     while (pool.next < pool.n_tasks) {
         int task = pool.next++;
         task_fn *fn = pool.fn;
@@ -66,8 +64,7 @@ static void run_tasks_locked(void)
     }
 }
 
-static void *worker_main(void *arg)
-{
+static void *worker_main(void *arg) {
     (void)arg;
     pthread_mutex_lock(&pool.lock);
     for (;;) {
@@ -84,8 +81,7 @@ static void *worker_main(void *arg)
 }
 
 /* Stops and joins all workers. Caller holds submit_lock. */
-static void stop_workers(void)
-{
+static void stop_workers(void) {
     pthread_mutex_lock(&pool.lock);
     pool.stop = true;
     pthread_cond_broadcast(&pool.wake);
@@ -98,8 +94,7 @@ static void stop_workers(void)
 }
 
 /* Starts threads - 1 workers. Caller holds submit_lock and there are no workers. */
-static oct_status start_workers(int threads)
-{
+static oct_status start_workers(int threads) {
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads <= 1) return OCT_OK;
     pool.workers = malloc(sizeof(pthread_t) * (size_t)(threads - 1));
@@ -115,8 +110,7 @@ static oct_status start_workers(int threads)
     return OCT_OK;
 }
 
-oct_status oct_pool_init(int threads)
-{
+oct_status oct_pool_init(int threads) {
     OCT_ASSERT(!in_task && "oct_pool_init called from inside a task");
     pthread_mutex_lock(&submit_lock);
     stop_workers();
@@ -125,21 +119,18 @@ oct_status oct_pool_init(int threads)
     return s;
 }
 
-void oct_pool_free(void)
-{
+void oct_pool_free(void) {
     OCT_ASSERT(!in_task && "oct_pool_free called from inside a task");
     pthread_mutex_lock(&submit_lock);
     stop_workers();
     pthread_mutex_unlock(&submit_lock);
 }
 
-static void run_inline(int n_tasks, task_fn *fn, void *ctx)
-{
+static void run_inline(int n_tasks, task_fn *fn, void *ctx) {
     for (int t = 0; t < n_tasks; t++) fn(ctx, t);
 }
 
-void oct_parallel_for(int n_tasks, int threads, task_fn *fn, void *ctx)
-{
+void oct_parallel_for(int n_tasks, int threads, task_fn *fn, void *ctx) {
     if (n_tasks <= 0) return;
     if (threads <= 0) threads = oct_cpu_count();
     if (threads > n_tasks) threads = n_tasks;

@@ -18,7 +18,9 @@
 #include "octet/parallel.h"
 
 #define CHUNK_ROWS 48              /* rows per chunk: a multiple of every kernel's mr */
-#define MIN_THREAD_WORK (1L << 20) /* multiply-adds that make waking another thread worth it */
+#define MIN_THREAD_WORK (1L << 22) /* multiply-adds below which one thread is faster */
+#define MIN_TASK_WORK (1L << 18)   /* multiply-adds per task at least */
+#define TASKS_PER_THREAD 4 /* small tasks let the caller take over from a descheduled worker */
 
 typedef struct {
     const char *name;
@@ -38,12 +40,12 @@ static atomic_int selected = OCT_I8_AUTO;
 
 /* ---- packing ------------------------------------------------------------------------------- */
 
-oct_status oct_i8_pack(oct_i8_packed *p, const int8_t *w /* (N,K) */, int N, int K)
-{
+oct_status oct_i8_pack(oct_i8_packed *p, const int8_t *w /* (N,K) */, int N, int K) {
     memset(p, 0, sizeof *p);
     if (N < 1 || K < 1 || K > OCT_I8_MAX_K)
-        return oct_fail(OCT_EINVAL, "int8 gemm: cannot pack weights of shape (%d, %d): need N >= 1"
-                                    " and 1 <= K <= %d",
+        return oct_fail(OCT_EINVAL,
+                        "int8 gemm: cannot pack weights of shape (%d, %d): need N >= 1"
+                        " and 1 <= K <= %d",
                         N, K, OCT_I8_MAX_K);
     int n_pad = (N + OCT__I8_BLOCK - 1) / OCT__I8_BLOCK * OCT__I8_BLOCK;
     int k_pad = (K + 3) / 4 * 4;
@@ -60,8 +62,8 @@ oct_status oct_i8_pack(oct_i8_packed *p, const int8_t *w /* (N,K) */, int N, int
     for (int n = 0; n < N; n++) {
         int panel = n / OCT__I8_PANEL, block = n % OCT__I8_PANEL / OCT__I8_BLOCK;
         int lane = n % OCT__I8_BLOCK;
-        int nb = n_blocks - panel * OCT__I8_NB < OCT__I8_NB ? n_blocks - panel * OCT__I8_NB
-                                                            : OCT__I8_NB;
+        int nb =
+            n_blocks - panel * OCT__I8_NB < OCT__I8_NB ? n_blocks - panel * OCT__I8_NB : OCT__I8_NB;
         int8_t *dst = data + (size_t)panel * OCT__I8_PANEL * 4 * G + (size_t)block * 64 + 4 * lane;
         const int8_t *src = w + (size_t)n * K;
         int32_t sum = 0;
@@ -71,13 +73,12 @@ oct_status oct_i8_pack(oct_i8_packed *p, const int8_t *w /* (N,K) */, int N, int
         }
         wsum[n] = sum;
     }
-    *p = (oct_i8_packed){.data = data, .wsum = wsum, .N = N, .K = K, .n_pad = n_pad,
-                         .k_pad = k_pad, .size = size};
+    *p = (oct_i8_packed){
+        .data = data, .wsum = wsum, .N = N, .K = K, .n_pad = n_pad, .k_pad = k_pad, .size = size};
     return OCT_OK;
 }
 
-void oct_i8_packed_free(oct_i8_packed *p)
-{
+void oct_i8_packed_free(oct_i8_packed *p) {
     if (!p) return;
     free(p->data);
     free(p->wsum);
@@ -86,8 +87,7 @@ void oct_i8_packed_free(oct_i8_packed *p)
 
 /* ---- kernel selection ---------------------------------------------------------------------- */
 
-bool oct_i8_kernel_available(oct_i8_kernel k)
-{
+bool oct_i8_kernel_available(oct_i8_kernel k) {
     switch (k) {
     case OCT_I8_AUTO:
     case OCT_I8_PORTABLE:
@@ -107,8 +107,7 @@ bool oct_i8_kernel_available(oct_i8_kernel k)
     }
 }
 
-oct_status oct_i8_set_kernel(oct_i8_kernel k)
-{
+oct_status oct_i8_set_kernel(oct_i8_kernel k) {
     static const char *const names[] = {"auto", "portable", "avx2", "avx512vnni"};
     if ((int)k < 0 || (int)k > OCT_I8_AVX512VNNI)
         return oct_fail(OCT_EINVAL, "int8 gemm: unknown kernel %d", (int)k);
@@ -119,8 +118,7 @@ oct_status oct_i8_set_kernel(oct_i8_kernel k)
     return OCT_OK;
 }
 
-static const kernel_desc *current_kernel(void)
-{
+static const kernel_desc *current_kernel(void) {
     oct_i8_kernel k = (oct_i8_kernel)atomic_load(&selected);
     if (k == OCT_I8_AUTO) {
         k = oct_i8_kernel_available(OCT_I8_AVX512VNNI) ? OCT_I8_AVX512VNNI
@@ -130,8 +128,7 @@ static const kernel_desc *current_kernel(void)
     return &kernels[k];
 }
 
-const char *oct_i8_kernel_name(void)
-{
+const char *oct_i8_kernel_name(void) {
     return current_kernel()->name;
 }
 
@@ -148,19 +145,16 @@ typedef struct {
     void *epilogue_ctx;
 } gemm_job;
 
-static int min_int(int x, int y)
-{
+static int min_int(int x, int y) {
     return x < y ? x : y;
 }
 
-static int n_panels(const oct_i8_packed *w)
-{
+static int n_panels(const oct_i8_packed *w) {
     return (w->n_pad / OCT__I8_BLOCK + OCT__I8_NB - 1) / OCT__I8_NB;
 }
 
 /* c[r0:r1, panels p0:p1] for job j. */
-static void run_block(const gemm_job *j, int r0, int r1, int p0, int p1)
-{
+static void run_block(const gemm_job *j, int r0, int r1, int p0, int p1) {
     const oct_i8_packed *w = j->w;
     int N = w->N, K = w->K, G = w->k_pad / 4, n_blocks = w->n_pad / OCT__I8_BLOCK;
     int mr = j->kern->mr;
@@ -182,8 +176,7 @@ static void run_block(const gemm_job *j, int r0, int r1, int p0, int p1)
     }
 }
 
-static void run_task(void *ctx, int task)
-{
+static void run_task(void *ctx, int task) {
     const gemm_job *j = ctx;
     int rt = task / j->panel_tasks, pt = task % j->panel_tasks;
     int r0 = rt * j->rows_per_task, p0 = pt * j->panels_per_task;
@@ -192,41 +185,47 @@ static void run_task(void *ctx, int task)
 }
 
 void oct_i8_gemm_fn(const oct_i8_packed *w, const uint8_t *a /* (M,K) */, int M,
-                    int32_t *c /* (M,N) */, int threads, oct_i8_epilogue *epilogue, void *ctx)
-{
+                    int32_t *c /* (M,N) */, int threads, oct_i8_epilogue *epilogue, void *ctx) {
     OCT_ASSERT(w && w->data && M >= 0 && (M == 0 || (a && c)));
     if (M == 0) return;
     const kernel_desc *kern = current_kernel();
-    int P = n_panels(w);
+    int P = n_panels(w), mr = kern->mr;
     int t = threads > 0 ? threads : oct_cpu_count();
     long work = (long)M * w->n_pad * w->k_pad;
-    long cap = work / MIN_THREAD_WORK;
-    if (cap < t) t = cap > 1 ? (int)cap : 1;
-    gemm_job j = {.kern = kern, .w = w, .a = a, .c = c, .M = M, .rows_per_task = M,
-                  .panels_per_task = P, .panel_tasks = 1};
     int n_tasks = 1;
-    /* Rows when there are plenty (each thread then reads all of W), else panels. */
-    bool split_rows = M >= 4 * kern->mr * t || P < 2 || (epilogue && M >= kern->mr * t);
-    if (t > 1 && split_rows) {
-        int rows = (M + t - 1) / t;
-        j.rows_per_task = (rows + kern->mr - 1) / kern->mr * kern->mr;
-        n_tasks = (M + j.rows_per_task - 1) / j.rows_per_task;
-    } else if (t > 1) {
-        int groups = min_int(P, 2 * t);
-        j.panels_per_task = (P + groups - 1) / groups;
-        j.panel_tasks = n_tasks = (P + j.panels_per_task - 1) / j.panels_per_task;
+    if (t > 1 && work >= MIN_THREAD_WORK) {
+        long most = work / MIN_TASK_WORK;
+        n_tasks = most < TASKS_PER_THREAD * t ? (int)(most > t ? most : t) : TASKS_PER_THREAD * t;
+    } else {
+        t = 1;
     }
+    /* Panels first (a task then reads only its slice of W), then rows; an epilogue fuses only
+     * when every task owns whole rows. */
+    bool whole_rows = epilogue && M >= mr * t;
+    int panel_tasks = whole_rows ? 1 : min_int(P, n_tasks);
+    int panels_per_task = (P + panel_tasks - 1) / panel_tasks;
+    panel_tasks = (P + panels_per_task - 1) / panels_per_task;
+    int row_tasks = (n_tasks + panel_tasks - 1) / panel_tasks;
+    int rows_per_task = ((M + row_tasks - 1) / row_tasks + mr - 1) / mr * mr;
+    row_tasks = (M + rows_per_task - 1) / rows_per_task;
+    gemm_job j = {.kern = kern,
+                  .w = w,
+                  .a = a,
+                  .c = c,
+                  .M = M,
+                  .rows_per_task = rows_per_task,
+                  .panels_per_task = panels_per_task,
+                  .panel_tasks = panel_tasks};
     bool fused = j.panel_tasks == 1;
     if (fused) {
         j.epilogue = epilogue;
         j.epilogue_ctx = ctx;
     }
-    oct_parallel_for(n_tasks, t, run_task, &j);
+    oct_parallel_for(row_tasks * panel_tasks, t, run_task, &j);
     if (epilogue && !fused) epilogue(ctx, 0, M, c);
 }
 
 void oct_i8_gemm(const oct_i8_packed *w, const uint8_t *a /* (M,K) */, int M,
-                 int32_t *c /* (M,N) */, int threads)
-{
+                 int32_t *c /* (M,N) */, int threads) {
     oct_i8_gemm_fn(w, a, M, c, threads, NULL, NULL);
 }

@@ -25,17 +25,16 @@
 #define ROW(i)                                                                                     \
     if (MR > i) {                                                                                  \
         int64_t a4;                                                                                \
-        memcpy(&a4, ab + (size_t)(i) * abstride + 4 * g, sizeof a4);                               \
+        memcpy(&a4, ab + (size_t)(i)*abstride + 4 * g, sizeof a4);                                 \
         __m256i av = _mm256_set1_epi64x(a4);                                                       \
         c##i##0 = _mm256_add_epi32(c##i##0, _mm256_madd_epi16(av, w0));                            \
         c##i##1 = _mm256_add_epi32(c##i##1, _mm256_madd_epi16(av, w1));                            \
     }
 #define STORE(i)                                                                                   \
-    if (MR > i) store8(c + (size_t)(i) * ldc + 8 * s, left, c##i##0, c##i##1, accumulate);
+    if (MR > i) store8(c + (size_t)(i)*ldc + 8 * s, left, c##i##0, c##i##1, accumulate);
 
 /* Pairs up the partial sums of 8 channels and stores (or adds) the first `left` of them. */
-INLINE AVX2 void store8(int32_t *cp, int left, __m256i lo, __m256i hi, bool accumulate)
-{
+INLINE AVX2 void store8(int32_t *cp, int left, __m256i lo, __m256i hi, bool accumulate) {
     /* hadd gives channels 0 1 4 5 | 2 3 6 7; the permute restores 0..7. */
     __m256i v = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo, hi), 0xD8);
     if (left >= 8) {
@@ -49,9 +48,8 @@ INLINE AVX2 void store8(int32_t *cp, int left, __m256i lo, __m256i hi, bool accu
 }
 
 /* One 8-channel strip s of the tile from the widened rows ab (MR, 4 ng), ng groups. */
-INLINE AVX2 void strip(const int16_t *ab, int abstride, const int8_t *panel, int nb, int s,
-                       int ng, int32_t *c, int ldc, int ncols, bool accumulate, const int MR)
-{
+INLINE AVX2 void strip(const int16_t *ab, int abstride, const int8_t *panel, int nb, int s, int ng,
+                       int32_t *c, int ldc, int ncols, bool accumulate, const int MR) {
     __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
     __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     const int8_t *w = panel + 32 * s;
@@ -64,9 +62,8 @@ INLINE AVX2 void strip(const int16_t *ab, int abstride, const int8_t *panel, int
     STORE(0) STORE(1) STORE(2) STORE(3)
 }
 
-AVX2 void oct__i8_tile_avx2(const uint8_t *a, int lda, int mr, const int8_t *panel, int nb,
-                            int g0, int g1, int K, int32_t *c, int ldc, int ncols, bool accumulate)
-{
+AVX2 void oct__i8_tile_avx2(const uint8_t *a, int lda, int mr, const int8_t *panel, int nb, int g0,
+                            int g1, int K, int32_t *c, int ldc, int ncols, bool accumulate) {
     OCT_ASSERT(mr >= 1 && mr <= MAX_MR && g1 - g0 <= OCT__I8_KCG);
     _Alignas(32) int16_t ab[MAX_MR][4 * OCT__I8_KCG];
     int ng = g1 - g0, k0 = 4 * g0, kn = 4 * ng;
@@ -79,10 +76,18 @@ AVX2 void oct__i8_tile_avx2(const uint8_t *a, int lda, int mr, const int8_t *pan
     const int8_t *w = panel + (size_t)g0 * nb * 64;
     for (int s = 0; s < 2 * nb && 8 * s < ncols; s++) {
         switch (mr) {
-        case 1: strip(ab[0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 1); break;
-        case 2: strip(ab[0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 2); break;
-        case 3: strip(ab[0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 3); break;
-        default: strip(ab[0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 4); break;
+        case 1:
+            strip(ab[0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 1);
+            break;
+        case 2:
+            strip(ab[0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 2);
+            break;
+        case 3:
+            strip(ab[0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 3);
+            break;
+        default:
+            strip(ab[0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 4);
+            break;
         }
     }
 }

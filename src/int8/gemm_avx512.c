@@ -21,92 +21,86 @@
 /* 4 activation bytes a[0..n) as one little-endian word, zero-padded when n < 4.
  */
 INLINE uint32_t load_a4(const uint8_t *a) {
-  uint32_t v;
-  memcpy(&v, a, sizeof v);
-  return v;
+    uint32_t v;
+    memcpy(&v, a, sizeof v);
+    return v;
 }
 
 /* The accumulators are named variables c<row><block> rather than an array,
  * which gcc would keep in memory; rows >= MR and blocks >= NB are compile-time
  * dead. */
-#define DP(i, b)                                                               \
-  if (MR > i && NB > b)                                                        \
-    c##i##b = _mm512_dpbusd_epi32(c##i##b, a##i, w##b);
-#define ROW(i, p, ld)                                                          \
-  if (MR > i) {                                                                \
-    __m512i a##i = _mm512_set1_epi32((int)load_a4((p) + (size_t)(i) * (ld)));  \
-    DP(i, 0) DP(i, 1) DP(i, 2) DP(i, 3)                                        \
-  }
-#define WLOAD(b)                                                               \
-  __m512i w##b = NB > b ? _mm512_load_si512((const void *)(w + 64 * b)) : zero;
+#define DP(i, b)                                                                                   \
+    if (MR > i && NB > b) c##i##b = _mm512_dpbusd_epi32(c##i##b, a##i, w##b);
+#define ROW(i, p, ld)                                                                              \
+    if (MR > i) {                                                                                  \
+        __m512i a##i = _mm512_set1_epi32((int)load_a4((p) + (size_t)(i) * (ld)));                  \
+        DP(i, 0) DP(i, 1) DP(i, 2) DP(i, 3)                                                        \
+    }
+#define WLOAD(b) __m512i w##b = NB > b ? _mm512_load_si512((const void *)(w + 64 * b)) : zero;
 /* c<i><b> += a(row i, group g, n valid bytes) . w(block b) for all rows and
  * blocks. */
-#define STEP(p, ld)                                                            \
-  do {                                                                         \
-    WLOAD(0)                                                                   \
-    WLOAD(1) WLOAD(2) WLOAD(3) ROW(0, p, ld) ROW(1, p, ld) ROW(2, p, ld)       \
-        ROW(3, p, ld) ROW(4, p, ld) ROW(5, p, ld)                              \
-  } while (0)
-#define DECL(i)                                                                \
-  __m512i c##i##0 = zero, c##i##1 = zero, c##i##2 = zero, c##i##3 = zero;
-#define STORE(i, b)                                                            \
-  if (MR > i && NB > b)                                                        \
-    store16(c + (size_t)(i)*ldc + 16 * b, ncols - 16 * b, c##i##b, accumulate);
+#define STEP(p, ld)                                                                                \
+    do {                                                                                           \
+        WLOAD(0)                                                                                   \
+        WLOAD(1)                                                                                   \
+        WLOAD(2) WLOAD(3) ROW(0, p, ld) ROW(1, p, ld) ROW(2, p, ld) ROW(3, p, ld) ROW(4, p, ld)    \
+            ROW(5, p, ld)                                                                          \
+    } while (0)
+#define DECL(i) __m512i c##i##0 = zero, c##i##1 = zero, c##i##2 = zero, c##i##3 = zero;
+#define STORE(i, b)                                                                                \
+    if (MR > i && NB > b)                                                                          \
+        store16(c + (size_t)(i)*ldc + 16 * b, ncols - 16 * b, c##i##b, accumulate);
 #define STORE_ROW(i) STORE(i, 0) STORE(i, 1) STORE(i, 2) STORE(i, 3)
 
 /* Stores (or adds) the first `left` (> 0) lanes of v to cp. */
 INLINE VNNI void store16(int32_t *cp, int left, __m512i v, bool accumulate) {
-  __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-  if (accumulate)
-    v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(m, cp));
-  _mm512_mask_storeu_epi32(cp, m, v);
+    __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+    if (accumulate) v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(m, cp));
+    _mm512_mask_storeu_epi32(cp, m, v);
 }
 
-INLINE VNNI void tile(const uint8_t *a, int lda, const int8_t *panel, int g0,
-                      int g1, int K, int32_t *c, int ldc, int ncols,
-                      bool accumulate, const int MR, const int NB) {
-  const __m512i zero = _mm512_setzero_si512();
-  DECL(0)
-  DECL(1) DECL(2) DECL(3) DECL(4) DECL(5)
-      /* Groups [g0, ge) read rows from a; then the last, partial group of K (if
-       * in the block) reads them zero-padded from tail, in a second pass
-       * through the same loop. */
-      uint8_t tail[6 * 4] = {0};
-  int ge = g1 < K / 4 ? g1 : K / 4, gb = 0;
-  const uint8_t *ab = a;
-  size_t ld = (size_t)lda;
-  const int8_t *w = panel + (size_t)g0 * NB * 64;
-  for (int gs = g0;;) {
-    for (int g = gs; g < ge; g++, w += NB * 64)
-      STEP(ab + 4 * (size_t)(g - gb), ld);
-    if (ge == g1)
-      break;
-    for (int i = 0; i < MR; i++)
-      memcpy(tail + 4 * i, a + (size_t)i * lda + 4 * ge, (size_t)(K - 4 * ge));
-    ab = tail;
-    ld = 4;
-    gb = gs = ge;
-    ge = g1;
-  }
-  STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5)
+INLINE VNNI void tile(const uint8_t *a, int lda, const int8_t *panel, int g0, int g1, int K,
+                      int32_t *c, int ldc, int ncols, bool accumulate, const int MR, const int NB) {
+    const __m512i zero = _mm512_setzero_si512();
+    DECL(0)
+    DECL(1)
+    DECL(2) DECL(3) DECL(4) DECL(5)
+        /* Groups [g0, ge) read rows from a; then the last, partial group of K (if
+         * in the block) reads them zero-padded from tail, in a second pass
+         * through the same loop. */
+        uint8_t tail[6 * 4] = {0};
+    int ge = g1 < K / 4 ? g1 : K / 4, gb = 0;
+    const uint8_t *ab = a;
+    size_t ld = (size_t)lda;
+    const int8_t *w = panel + (size_t)g0 * NB * 64;
+    for (int gs = g0;;) {
+        for (int g = gs; g < ge; g++, w += NB * 64) STEP(ab + 4 * (size_t)(g - gb), ld);
+        if (ge == g1) break;
+        for (int i = 0; i < MR; i++)
+            memcpy(tail + 4 * i, a + (size_t)i * lda + 4 * ge, (size_t)(K - 4 * ge));
+        ab = tail;
+        ld = 4;
+        gb = gs = ge;
+        ge = g1;
+    }
+    STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5)
 }
 
-#define TILE_CASE(mr, nb)                                                      \
-  case (mr)*8 + (nb):                                                          \
-    tile(a, lda, panel, g0, g1, K, c, ldc, ncols, accumulate, mr, nb);         \
-    break;
-#define TILE_ROW(mr)                                                           \
-  TILE_CASE(mr, 1) TILE_CASE(mr, 2) TILE_CASE(mr, 3) TILE_CASE(mr, 4)
+#define TILE_CASE(mr, nb)                                                                          \
+    case (mr)*8 + (nb):                                                                            \
+        tile(a, lda, panel, g0, g1, K, c, ldc, ncols, accumulate, mr, nb);                         \
+        break;
+#define TILE_ROW(mr) TILE_CASE(mr, 1) TILE_CASE(mr, 2) TILE_CASE(mr, 3) TILE_CASE(mr, 4)
 
-VNNI void oct__i8_tile_avx512vnni(const uint8_t *a, int lda, int mr,
-                                  const int8_t *panel, int nb, int g0, int g1,
-                                  int K, int32_t *c, int ldc, int ncols,
+VNNI void oct__i8_tile_avx512vnni(const uint8_t *a, int lda, int mr, const int8_t *panel, int nb,
+                                  int g0, int g1, int K, int32_t *c, int ldc, int ncols,
                                   bool accumulate) {
-  switch (mr * 8 + nb) {
-    TILE_ROW(1)
-    TILE_ROW(2) TILE_ROW(3) TILE_ROW(4) TILE_ROW(5) TILE_ROW(6) default
-        : OCT_ASSERT(!"avx512vnni tile: bad mr or nb");
-  }
+    switch (mr * 8 + nb) {
+        TILE_ROW(1)
+        TILE_ROW(2)
+        TILE_ROW(3) TILE_ROW(4) TILE_ROW(5) TILE_ROW(6) default
+            : OCT_ASSERT(!"avx512vnni tile: bad mr or nb");
+    }
 }
 
 #endif

@@ -4,9 +4,8 @@
  */
 #include "gemm_internal.h"
 
-void oct__i8_tile_portable(const uint8_t *a, int lda, int mr, const int8_t *panel, int nb,
-                           int g0, int g1, int K, int32_t *c, int ldc, int ncols, bool accumulate)
-{
+void oct__i8_tile_portable(const uint8_t *a, int lda, int mr, const int8_t *panel, int nb, int g0,
+                           int g1, int K, int32_t *c, int ldc, int ncols, bool accumulate) {
     int nc = nb * OCT__I8_BLOCK;
     for (int i = 0; i < mr; i++) {
         const uint8_t *ar = a + (size_t)i * lda;

@@ -14,8 +14,8 @@ oct_status oct_gpt_config_check(const oct_gpt_config *cfg) {
         const char *name;
         int value;
     } sizes[] = {
-        {"vocab", cfg->vocab},     {"context", cfg->context}, {"n_layer", cfg->n_layer},
-        {"n_head", cfg->n_head},   {"width", cfg->width},     {"mlp", cfg->mlp},
+        {"vocab", cfg->vocab},   {"context", cfg->context}, {"n_layer", cfg->n_layer},
+        {"n_head", cfg->n_head}, {"width", cfg->width},     {"mlp", cfg->mlp},
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         if (sizes[i].value <= 0)
@@ -41,8 +41,8 @@ static oct_tensor *gpt_param(oct_arena *arena, oct_params *params, const char *p
 }
 
 /* A LayerNorm "<prefix>.weight" = 1, "<prefix>.bias" = 0, both (C). */
-static void gpt_layernorm_init(oct_tensor **w, oct_tensor **b, oct_arena *arena,
-                               oct_params *params, const char *prefix, int C) {
+static void gpt_layernorm_init(oct_tensor **w, oct_tensor **b, oct_arena *arena, oct_params *params,
+                               const char *prefix, int C) {
     *w = gpt_param(arena, params, prefix, "weight", 1, &C);
     *b = gpt_param(arena, params, prefix, "bias", 1, &C);
     for (int i = 0; i < C; i++) (*w)->data[i] = 1.0f;
@@ -58,8 +58,8 @@ static void gpt_linear_init(oct_linear_layer *l, oct_arena *arena, oct_params *p
     l->b = bias ? gpt_param(arena, params, prefix, "bias", 1, &out) : NULL;
 }
 
-oct_status oct_gpt_init(oct_gpt *m, oct_arena *arena, oct_params *params,
-                        const oct_gpt_config *cfg, oct_rng *rng) {
+oct_status oct_gpt_init(oct_gpt *m, oct_arena *arena, oct_params *params, const oct_gpt_config *cfg,
+                        oct_rng *rng) {
     oct_status s = oct_gpt_config_check(cfg);
     if (s != OCT_OK) return s;
     int V = cfg->vocab, C = cfg->width, M = cfg->mlp, L = cfg->n_layer;

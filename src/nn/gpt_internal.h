@@ -10,7 +10,7 @@
 oct_tensor *oct__gpt_linear(const oct_gpt *m, oct_graph *g, const oct_linear_layer *l,
                             oct_tensor *x);
 /* x (B,T,C) = wte[ids] + wpe[t0 + t] for ids (B,T): token plus position embedding of the
- * positions t0 .. t0 + T - 1 (t0 + T <= context). */
+ * positions t0 .. t0 + T - 1 (t0 + T <= context), then dropout. */
 oct_tensor *oct__gpt_embed(const oct_gpt *m, oct_graph *g, const int32_t *ids, int B, int T,
                            int t0);
 /* The MLP residual branch of block b: fc_proj(gelu(fc(ln_2(x)))) (then dropout), x (..., C). */

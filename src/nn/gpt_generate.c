@@ -1,0 +1,189 @@
+/* GPT inference with a key/value cache: one token per step, sampling, and the generation loop
+ * with a sliding window.
+ *
+ * A step computes only the new position: the token and position embedding, and per block
+ * ln_1, the qkv linear for this row, attention of its query over the cached keys 0..t (plain
+ * float32 loops in a fixed order, written exactly like the causal softmax of the fused
+ * attention op), proj, residual, and the MLP branch; then ln_f and the head. Everything but
+ * the cached attention goes through the helpers the training forward uses (gpt_internal.h) on a
+ * private graph in no-grad mode: nothing is recorded, the graph is only scratch memory that is
+ * rewound every step.
+ */
+#include "gpt_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+oct_status oct_gpt_cache_init(oct_gpt_cache *c, const oct_gpt *m) {
+    memset(c, 0, sizeof *c);
+    size_t n = (size_t)m->cfg.n_layer * (size_t)m->cfg.context * (size_t)m->cfg.width;
+    c->m = m;
+    c->k = malloc(n * sizeof *c->k);
+    c->v = malloc(n * sizeof *c->v);
+    c->logits = malloc((size_t)m->cfg.vocab * sizeof *c->logits);
+    if (!c->k || !c->v || !c->logits) {
+        oct_gpt_cache_free(c);
+        return oct_fail(OCT_ENOMEM, "gpt cache: cannot allocate %zu floats", 2 * n);
+    }
+    oct_graph_init(&c->g, (size_t)1 << 20, 0);
+    c->g.no_grad = true;
+    c->g.training = false;
+    return OCT_OK;
+}
+
+void oct_gpt_cache_free(oct_gpt_cache *c) {
+    if (!c) return;
+    free(c->k);
+    free(c->v);
+    free(c->logits);
+    oct_graph_free(&c->g);
+    memset(c, 0, sizeof *c);
+}
+
+void oct_gpt_cache_reset(oct_gpt_cache *c) {
+    c->len = 0;
+}
+
+/* out (C) = for each head, softmax(q . k_u / sqrt(hs), u = 0..n-1) weighted sum of v_u. */
+static void cached_attention(float *out,     /* (C) */
+                             float *p,       /* (n) scratch */
+                             const float *q, /* (C) the new row's query */
+                             const float *k, /* (n,C) cached keys, this one included */
+                             const float *v, /* (n,C) cached values */
+                             int n, int C, int nh) {
+    int hs = C / nh;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int h = 0; h < nh; h++) {
+        const float *qh = q + h * hs;
+        float mx = -INFINITY;
+        for (int u = 0; u < n; u++) {
+            const float *ku = k + (int64_t)u * C + h * hs;
+            float s = 0.0f;
+            for (int i = 0; i < hs; i++) s += qh[i] * ku[i];
+            p[u] = s * scale;
+            mx = p[u] > mx ? p[u] : mx;
+        }
+        float sum = 0.0f;
+        for (int u = 0; u < n; u++) {
+            p[u] = expf(p[u] - mx);
+            sum += p[u];
+        }
+        float inv = 1.0f / sum;
+        float *oh = out + h * hs;
+        for (int i = 0; i < hs; i++) oh[i] = 0.0f;
+        for (int u = 0; u < n; u++) {
+            const float *vu = v + (int64_t)u * C + h * hs;
+            float pu = p[u] * inv;
+            for (int i = 0; i < hs; i++) oh[i] += pu * vu[i];
+        }
+    }
+}
+
+const float *oct_gpt_cache_step(oct_gpt_cache *c, int32_t id) {
+    const oct_gpt *m = c->m;
+    int C = m->cfg.width, T = m->cfg.context, t = c->len;
+    OCT_ASSERT(t < T && id >= 0 && id < m->cfg.vocab);
+    oct_graph *g = &c->g;
+    oct_graph_reset(g);
+    int row[3] = {1, 1, C};
+    oct_tensor *x = oct__gpt_embed(m, g, &id, 1, 1, t); /* (1,1,C) */
+    oct_tensor *att = oct_tensor_new(&g->arena, 3, row);
+    float *p = oct_arena_alloc(&g->arena, (size_t)(t + 1) * sizeof *p);
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        const oct_gpt_block *b = &m->h[l];
+        float *kl = c->k + (int64_t)l * T * C, *vl = c->v + (int64_t)l * T * C;
+        oct_tensor *h = oct_layernorm(g, x, b->ln1_w, b->ln1_b, OCT_GPT_LN_EPS);
+        const float *qkv = oct__gpt_linear(m, g, &b->qkv, h)->data; /* (3C) */
+        memcpy(kl + (int64_t)t * C, qkv + C, (size_t)C * sizeof(float));
+        memcpy(vl + (int64_t)t * C, qkv + 2 * C, (size_t)C * sizeof(float));
+        cached_attention(att->data, p, qkv, kl, vl, t + 1, C, m->cfg.n_head);
+        x = oct_add(g, x, oct__gpt_linear(m, g, &b->proj, att));
+        x = oct_add(g, x, oct__gpt_mlp(m, g, b, x));
+    }
+    oct_tensor *logits = oct__gpt_logits(m, g, x);
+    memcpy(c->logits, logits->data, (size_t)m->cfg.vocab * sizeof(float));
+    c->len++;
+    return c->logits;
+}
+
+/* The k-th largest value of x (V), counting repeats: the smallest value v such that at least
+ * k elements are >= v. */
+static float kth_largest(const float *x, int V, int k) {
+    float bound = INFINITY;
+    int count = 0;
+    for (;;) {
+        float next = -INFINITY;
+        for (int i = 0; i < V; i++)
+            if (x[i] < bound && x[i] > next) next = x[i];
+        for (int i = 0; i < V; i++) count += x[i] == next;
+        if (count >= k || next == -INFINITY) return next;
+        bound = next;
+    }
+}
+
+int32_t oct_gpt_sample(const float *logits, int V, float temperature, int top_k, oct_rng *rng) {
+    OCT_ASSERT(V > 0);
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (logits[i] > logits[best]) best = i;
+    if (temperature <= 0.0f) return best;
+    float floor_value = top_k > 0 && top_k < V ? kth_largest(logits, V, top_k) : -INFINITY;
+    double inv_t = 1.0 / (double)temperature, sum = 0.0;
+    for (int i = 0; i < V; i++)
+        if (logits[i] >= floor_value)
+            sum += exp(((double)logits[i] - (double)logits[best]) * inv_t);
+    double r = (double)oct_rng_uniform(rng) * sum;
+    int last = best;
+    for (int i = 0; i < V; i++) {
+        if (logits[i] < floor_value) continue;
+        r -= exp(((double)logits[i] - (double)logits[best]) * inv_t);
+        if (r < 0.0) return i;
+        last = i;
+    }
+    return last; /* r only survives through rounding: the last candidate */
+}
+
+/* Appends hist[n - 1] to the cache and returns the logits after it. When the cache is full it
+ * first restarts from hist[n - keep .. n - 1), keep = max(1, context / 2) tokens in all. */
+static const float *cache_push(oct_gpt_cache *c, const int32_t *hist, int64_t n) {
+    int T = c->m->cfg.context;
+    if (c->len == T) {
+        int keep = T / 2 > 0 ? T / 2 : 1;
+        oct_gpt_cache_reset(c);
+        for (int64_t i = n - keep; i < n - 1; i++) oct_gpt_cache_step(c, hist[i]);
+    }
+    return oct_gpt_cache_step(c, hist[n - 1]);
+}
+
+oct_status oct_gpt_generate(const oct_gpt *m, const int32_t *prompt, int n_prompt, int n_new,
+                            float temperature, int top_k, oct_rng *rng, int32_t *out) {
+    if (n_prompt < 1) return oct_fail(OCT_EINVAL, "gpt generate: the prompt is empty");
+    if (n_new < 0) return oct_fail(OCT_EINVAL, "gpt generate: %d new tokens requested", n_new);
+    for (int i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= m->cfg.vocab)
+            return oct_fail(OCT_EINVAL,
+                            "gpt generate: prompt token %d at offset %d outside [0, %d)", prompt[i],
+                            i, m->cfg.vocab);
+    int64_t total = (int64_t)n_prompt + n_new;
+    int32_t *hist = malloc((size_t)total * sizeof *hist);
+    if (!hist)
+        return oct_fail(OCT_ENOMEM, "gpt generate: cannot allocate %lld tokens", (long long)total);
+    oct_gpt_cache c;
+    oct_status s = oct_gpt_cache_init(&c, m);
+    if (s != OCT_OK) {
+        free(hist);
+        return s;
+    }
+    memcpy(hist, prompt, (size_t)n_prompt * sizeof *hist);
+    const float *logits = NULL;
+    for (int64_t n = 1; n <= n_prompt; n++) logits = cache_push(&c, hist, n);
+    for (int64_t n = n_prompt; n < total; n++) {
+        hist[n] = oct_gpt_sample(logits, m->cfg.vocab, temperature, top_k, rng);
+        out[n - n_prompt] = hist[n];
+        if (n + 1 < total) logits = cache_push(&c, hist, n + 1);
+    }
+    oct_gpt_cache_free(&c);
+    free(hist);
+    return OCT_OK;
+}

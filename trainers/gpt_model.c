@@ -1,0 +1,155 @@
+/* GPT model lifecycle and file format. The file is safetensors: one F32 tensor per parameter
+ * under its oct_gpt name ("wte.weight", "h.0.attn.qkv.weight", ...; see octet/nn.h), then a U8
+ * tensor "vocab" (V) holding the byte of every token id, and metadata
+ *   octet.model = "gpt", octet.vocab, octet.context, octet.layers, octet.heads, octet.width,
+ *   octet.mlp = decimal integers, octet.tied = "true" or "false". */
+#include "gpt_model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "octet/io.h"
+
+oct_status gpt_model_init(gpt_model *m, const oct_gpt_config *cfg, const oct_vocab *vocab,
+                          uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    if (cfg->vocab != vocab->size)
+        return oct_fail(OCT_EINVAL, "gpt: vocab %d differs from the vocabulary's %d tokens",
+                        cfg->vocab, vocab->size);
+    oct_arena_init(&m->arena, 0);
+    oct_params_init(&m->params);
+    m->vocab = *vocab;
+    oct_rng rng;
+    oct_rng_seed(&rng, seed, 1);
+    oct_status s = oct_gpt_init(&m->gpt, &m->arena, &m->params, cfg, &rng);
+    if (s != OCT_OK) gpt_model_free(m);
+    return s;
+}
+
+void gpt_model_free(gpt_model *m) {
+    if (!m) return;
+    oct_params_free(&m->params);
+    oct_arena_free(&m->arena);
+    memset(m, 0, sizeof *m);
+}
+
+/* The integer metadata value for key, in [1, max]. */
+static oct_status meta_int(const oct_st_file *f, const char *key, int max, int *out) {
+    const char *v = oct_st_meta(f, key);
+    if (!v) return oct_fail(OCT_EFORMAT, "%s: metadata '%s' is missing", f->path, key);
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || x < 1 || x > max)
+        return oct_fail(OCT_EFORMAT, "%s: metadata '%s' is '%s', expected an integer in [1, %d]",
+                        f->path, key, v, max);
+    *out = (int)x;
+    return OCT_OK;
+}
+
+/* The architecture stored in f's metadata. */
+static oct_status read_config(const oct_st_file *f, oct_gpt_config *cfg) {
+    const char *kind = oct_st_meta(f, "octet.model");
+    if (!kind || strcmp(kind, "gpt"))
+        return oct_fail(OCT_EFORMAT, "%s: not an octet GPT model (metadata octet.model is %s%s%s)",
+                        f->path, kind ? "'" : "", kind ? kind : "missing", kind ? "'" : "");
+    const struct {
+        const char *key;
+        int max;
+        int *dst;
+    } ints[] = {
+        {"octet.vocab", 65536, &cfg->vocab},  {"octet.context", 1 << 20, &cfg->context},
+        {"octet.layers", 1024, &cfg->n_layer}, {"octet.heads", 1024, &cfg->n_head},
+        {"octet.width", 1 << 16, &cfg->width}, {"octet.mlp", 1 << 18, &cfg->mlp},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        oct_status s = meta_int(f, ints[i].key, ints[i].max, ints[i].dst);
+        if (s != OCT_OK) return s;
+    }
+    const char *tied = oct_st_meta(f, "octet.tied");
+    if (!tied || (strcmp(tied, "true") && strcmp(tied, "false")))
+        return oct_fail(OCT_EFORMAT, "%s: metadata 'octet.tied' must be 'true' or 'false'",
+                        f->path);
+    cfg->tied = !strcmp(tied, "true");
+    cfg->dropout = 0.0f;
+    if (oct_gpt_config_check(cfg) != OCT_OK)
+        return oct_fail(OCT_EFORMAT, "%s: %s", f->path, oct_last_error());
+    return OCT_OK;
+}
+
+oct_status gpt_model_load(gpt_model *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    oct_st_file f;
+    oct_gpt_config cfg = {0};
+    oct_vocab vocab;
+    const void *bytes;
+    oct_status s = oct_st_open(&f, path);
+    if (s == OCT_OK) s = read_config(&f, &cfg);
+    if (s == OCT_OK) s = oct_st_get(&f, "vocab", OCT_DT_U8, 1, &cfg.vocab, &bytes);
+    if (s == OCT_ENOTFOUND) s = oct_fail(OCT_EFORMAT, "%s: tensor 'vocab' is missing", path);
+    if (s == OCT_OK && oct_vocab_from_bytes(&vocab, bytes, cfg.vocab) != OCT_OK)
+        s = oct_fail(OCT_EFORMAT, "%s: tensor 'vocab': %s", path, oct_last_error());
+    if (s == OCT_OK) s = gpt_model_init(m, &cfg, &vocab, 0);
+    for (int i = 0; i < m->params.n && s == OCT_OK; i++) {
+        s = oct_st_read_f32(&f, m->params.items[i]);
+        if (s == OCT_ENOTFOUND)
+            s = oct_fail(OCT_EFORMAT, "%s: tensor '%s' is missing", path,
+                         m->params.items[i]->name);
+    }
+    if (s == OCT_OK && f.count != m->params.n + 1)
+        s = oct_fail(OCT_EFORMAT, "%s: %d tensors in the file, the model has %d (with 'vocab')",
+                     path, f.count, m->params.n + 1);
+    if (s != OCT_OK) gpt_model_free(m);
+    oct_st_close(&f);
+    return s;
+}
+
+oct_status gpt_model_save(const gpt_model *m, const char *path) {
+    const oct_gpt_config *c = &m->gpt.cfg;
+    const struct {
+        const char *key;
+        int value;
+    } ints[] = {
+        {"octet.vocab", c->vocab},     {"octet.context", c->context}, {"octet.layers", c->n_layer},
+        {"octet.heads", c->n_head},    {"octet.width", c->width},     {"octet.mlp", c->mlp},
+    };
+    oct_st_writer w;
+    oct_st_writer_init(&w);
+    oct_status s = oct_st_writer_meta(&w, "octet.model", "gpt");
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0] && s == OCT_OK; i++) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%d", ints[i].value);
+        s = oct_st_writer_meta(&w, ints[i].key, buf);
+    }
+    if (s == OCT_OK) s = oct_st_writer_meta(&w, "octet.tied", c->tied ? "true" : "false");
+    for (int i = 0; i < m->params.n && s == OCT_OK; i++)
+        s = oct_st_writer_add_tensor(&w, m->params.items[i]);
+    if (s == OCT_OK) s = oct_st_writer_add(&w, "vocab", OCT_DT_U8, 1, &c->vocab, m->vocab.bytes);
+    if (s == OCT_OK) s = oct_st_writer_write(&w, path);
+    oct_st_writer_free(&w);
+    return s;
+}
+
+oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, oct_split split,
+                              int n_batches, int B, int T, uint64_t seed, double *loss) {
+    bool no_grad = g->no_grad, training = g->training;
+    g->no_grad = true;
+    g->training = false;
+    oct_rng rng;
+    oct_rng_seed(&rng, seed, 3);
+    double sum = 0.0;
+    oct_status s = OCT_OK;
+    for (int i = 0; i < n_batches && s == OCT_OK; i++) {
+        oct_graph_reset(g);
+        int32_t *x = oct_arena_alloc(&g->arena, 2 * (size_t)B * (size_t)T * sizeof *x);
+        int32_t *y = x + (int64_t)B * T;
+        s = oct_text_batch(text, split, &rng, B, T, x, y);
+        if (s == OCT_OK)
+            sum += oct_gpt_loss(g, oct_gpt_forward(&m->gpt, g, x, B, T), y)->data[0];
+    }
+    oct_graph_reset(g);
+    g->no_grad = no_grad;
+    g->training = training;
+    *loss = n_batches > 0 ? sum / n_batches : 0.0;
+    return s;
+}

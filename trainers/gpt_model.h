@@ -1,0 +1,35 @@
+/* The GPT model as the trainer sees it: its arena, parameters, network and vocabulary, its
+ * safetensors file (fp32 weights, the vocabulary as a U8 tensor, the architecture in metadata)
+ * and its validation loss on a text corpus. */
+#ifndef OCTET_TRAINERS_GPT_MODEL_H
+#define OCTET_TRAINERS_GPT_MODEL_H
+
+#include "octet/data.h"
+#include "octet/nn.h"
+
+typedef struct gpt_model {
+    oct_arena arena; /* parameters, gradients, optimizer state */
+    oct_params params;
+    oct_gpt gpt;
+    oct_vocab vocab; /* token id <-> byte; vocab.size == gpt.cfg.vocab */
+} gpt_model;
+
+/* A freshly initialized model (GPT-2 init from seed). cfg->vocab must equal vocab->size. */
+oct_status gpt_model_init(gpt_model *m, const oct_gpt_config *cfg, const oct_vocab *vocab,
+                          uint64_t seed);
+/* Loads a model written by gpt_model_save. Errors (OCT_EFORMAT and the reader's) name the file
+ * and the metadata key or tensor at fault; on failure m is zeroed. */
+oct_status gpt_model_load(gpt_model *m, const char *path);
+/* Writes the parameters, the "vocab" tensor and the metadata atomically (with a crc32). */
+oct_status gpt_model_save(const gpt_model *m, const char *path);
+/* Releases everything; gpt_model_free(NULL) is a no-op. */
+void gpt_model_free(gpt_model *m);
+
+/* Mean cross-entropy in nats per token over n_batches batches of B windows of T tokens drawn
+ * from split with an rng seeded by seed (the same windows on every call with the same
+ * arguments). Runs without gradients or dropout. Fails (OCT_EINVAL) when the split is too
+ * short for T + 1 tokens. */
+oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, oct_split split,
+                              int n_batches, int B, int T, uint64_t seed, double *loss);
+
+#endif

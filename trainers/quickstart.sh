@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# README command one, the main job: installs what is missing, builds octet, trains the default
+# 784-256-128-10 MLP on Fashion-MNIST in fp32 and with QAT (fp32 warm-up, then fake-quant),
+# exports the QAT model as true int8, evaluates it with the integer engine, and prints the
+# fp32 / QAT / int8 accuracies and file sizes. Outputs go to runs/ (override with OCTET_RUNS).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source trainers/deps.sh
+octet_install_deps
+
+meson setup build-release --buildtype=release >/dev/null 2>&1 ||
+    meson setup build-release --buildtype=release --reconfigure >/dev/null
+ninja -C build-release octet >/dev/null
+octet=./build-release/octet
+runs=${OCTET_RUNS:-runs}
+mkdir -p "$runs"
+threads=$(nproc)
+
+echo "== fp32 training (10 epochs)"
+$octet train mlp --threads "$threads" --save "$runs/mlp.fp32.safetensors" \
+    --log "$runs/mlp.fp32.jsonl" | tee "$runs/fp32.txt"
+echo "== QAT training (fp32 warm-up, then simulated int8)"
+$octet train mlp --qat --threads "$threads" --save "$runs/mlp.qat.safetensors" \
+    --log "$runs/mlp.qat.jsonl" | tee "$runs/qat.txt"
+echo "== export to int8"
+$octet export "$runs/mlp.qat.safetensors" -o "$runs/mlp.int8.safetensors"
+echo "== integer engine evaluation"
+$octet eval --int8 "$runs/mlp.int8.safetensors" --threads "$threads" | tee "$runs/int8.txt"
+
+acc() { grep -oE 'test accuracy [0-9.]+%' "$1" | tail -1 | grep -oE '[0-9.]+%'; }
+size() { stat -c %s "$1"; }
+echo
+echo "== summary"
+printf '%-28s %10s %12s\n' model accuracy bytes
+printf '%-28s %10s %12s\n' "fp32" "$(acc "$runs/fp32.txt")" "$(size "$runs/mlp.fp32.safetensors")"
+printf '%-28s %10s %12s\n' "QAT (simulated int8)" "$(acc "$runs/qat.txt")" "$(size "$runs/mlp.qat.safetensors")"
+printf '%-28s %10s %12s\n' "int8 engine" "$(acc "$runs/int8.txt")" "$(size "$runs/mlp.int8.safetensors")"
