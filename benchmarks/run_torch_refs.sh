@@ -76,8 +76,9 @@ def ms(x):
 
 print("env: asis = environment as it is; unset = env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE")
 print("all runs: OPENBLAS_NUM_THREADS=1; eval = 10k test images, batch 1 / batch 256, ms (best)")
+print("load = highest 1-minute load average seen when a script finished (2 cores)")
 hdr = ["env", "thr", "mlp s/ep", "qat s/ep", "fp32 eval", "int8 eval", "int8 acc",
-       "gpt fp32 tok/s", "gpt qat tok/s"]
+       "gpt fp32 tok/s", "gpt qat tok/s", "load"]
 table = [hdr]
 for (envname, thr), s in sorted(rows.items()):
     mlp = s["torch_mlp"]["results"]
@@ -92,7 +93,8 @@ for (envname, thr), s in sorted(rows.items()):
     table.append([envname, thr, f"{mlp['s_per_epoch']:.3f}", f"{qs:.3f}",
                   f"{ms(fe['1']['best'])}/{ms(fe['256']['best'])}", int8, acc,
                   f"{gpt['bench_fp32']['tokens_per_s']:.0f}",
-                  f"{gpt['bench_qat']['tokens_per_s']:.0f}"])
+                  f"{gpt['bench_qat']['tokens_per_s']:.0f}",
+                  f"{max(r.get('loadavg', [0])[0] for r in s.values()):.1f}"])
 widths = [max(len(row[i]) for row in table) for i in range(len(hdr))]
 for row in table:
     print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())

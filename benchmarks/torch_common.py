@@ -34,8 +34,10 @@ def log(*args):
 
 
 def emit(script, threads, results):
-    """Prints the single JSON result line on stdout."""
+    """Prints the single JSON result line on stdout. The load average is recorded because the
+    machine may be shared: timings under load > cores are pessimistic, with 2 threads badly."""
     record = {
+        "loadavg": list(os.getloadavg()),
         "script": script,
         "torch": torch.__version__,
         "threads": threads,

@@ -1,1 +1,2 @@
 #include "octet/ops.h"
+#include "octet/qat.h"

@@ -25,16 +25,20 @@ static char dir[64];
 
 /* A tiny model over the vocabulary of bytes in s, weights widened to N(0, std^2) when std > 0
  * (so attention and LayerNorm are far from their near-identity init). */
-static void tiny_model(gpt_model *m, const char *s, int context, int layers, bool tied,
-                       float std) {
+static void tiny_model(gpt_model *m, const char *s, int context, int layers, bool tied, float std) {
     uint8_t bytes[256];
     int n = 0;
     for (int b = 0; b < 256; b++)
         if (strchr(s, b) && b) bytes[n++] = (uint8_t)b;
     oct_vocab v;
     assert_int_equal(oct_vocab_from_bytes(&v, bytes, n), OCT_OK);
-    oct_gpt_config cfg = {.vocab = n, .context = context, .n_layer = layers, .n_head = 2,
-                          .width = 8, .mlp = 12, .tied = tied};
+    oct_gpt_config cfg = {.vocab = n,
+                          .context = context,
+                          .n_layer = layers,
+                          .n_head = 2,
+                          .width = 8,
+                          .mlp = 12,
+                          .tied = tied};
     assert_int_equal(gpt_model_init(m, &cfg, &v, 7), OCT_OK);
     if (std <= 0) return;
     oct_rng rng;
@@ -55,7 +59,7 @@ static void forward_shapes_and_names(void **state) {
     gpt_model m;
     tiny_model(&m, "abcdefg", 6, 2, false, 0);
     assert_int_equal(m.params.n, 2 + 2 * 12 + 2 + 1);
-    const char *names[] = {"wte.weight",         "wpe.weight",          "h.0.ln_1.weight",
+    const char *names[] = {"wte.weight",          "wpe.weight",         "h.0.ln_1.weight",
                            "h.1.attn.qkv.weight", "h.1.attn.proj.bias", "h.0.mlp.fc.weight",
                            "h.1.mlp.proj.weight", "ln_f.bias",          "lm_head.weight"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -119,8 +123,8 @@ static void gradcheck_whole_model(void **state) {
         int32_t x[2 * 4] = {0, 1, 2, 3, 4, 4, 2, 0}, y[2 * 4] = {1, 2, 3, 4, 3, 1, 0, 0};
         grad_ctx c = {&m, x, y, 2, 4};
         gradcheck_opts o = {.eps = 1e-2, .rtol = 2e-2, .atol = 2e-4, .max_probes = 64};
-        assert_true(gradcheck(tied ? "gpt tied" : "gpt", f_gpt_loss, &c, m.params.n,
-                              m.params.items, &o));
+        assert_true(
+            gradcheck(tied ? "gpt tied" : "gpt", f_gpt_loss, &c, m.params.n, m.params.items, &o));
         gpt_model_free(&m);
     }
 }
@@ -207,8 +211,7 @@ static void generate_slides_like_reference(void **state) {
     int32_t prompt[2] = {1, 4}, out[20], hist[22];
     oct_rng rng;
     oct_rng_seed(&rng, 1, 0);
-    assert_int_equal(oct_gpt_generate(&m.gpt, prompt, n_prompt, n_new, 0.0f, 0, &rng, out),
-                     OCT_OK);
+    assert_int_equal(oct_gpt_generate(&m.gpt, prompt, n_prompt, n_new, 0.0f, 0, &rng, out), OCT_OK);
     memcpy(hist, prompt, sizeof prompt);
     oct_graph g;
     oct_graph_init(&g, 0, 1);
@@ -218,8 +221,8 @@ static void generate_slides_like_reference(void **state) {
         if (n - 1 - start == ctx) start = n - ctx / 2; /* the newest token would not fit */
         oct_graph_reset(&g);
         oct_tensor *lg = oct_gpt_forward(&m.gpt, &g, hist + start, 1, n - start);
-        hist[n] = oct_gpt_sample(lg->data + (int64_t)(n - start - 1) * lg->shape[2],
-                                 lg->shape[2], 0.0f, 0, &rng);
+        hist[n] = oct_gpt_sample(lg->data + (int64_t)(n - start - 1) * lg->shape[2], lg->shape[2],
+                                 0.0f, 0, &rng);
         assert_int_equal(out[i], hist[n]);
     }
     oct_graph_free(&g);
@@ -354,8 +357,8 @@ static void corrupt_and_mismatched_files(void **state) {
 }
 
 static void config_errors(void **state) {
-    oct_gpt_config cfg = {.vocab = 10, .context = 8, .n_layer = 1, .n_head = 3, .width = 8,
-                          .mlp = 32};
+    oct_gpt_config cfg = {
+        .vocab = 10, .context = 8, .n_layer = 1, .n_head = 3, .width = 8, .mlp = 32};
     assert_int_equal(oct_gpt_config_check(&cfg), OCT_EINVAL);
     assert_non_null(strstr(oct_last_error(), "n_head"));
     cfg.n_head = 2;

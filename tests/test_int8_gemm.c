@@ -1,6 +1,7 @@
 /* Tests for the int8 GEMM (src/int8/gemm*.c) and the thread pool (src/core/parallel.c): every
  * kernel this CPU supports must equal a naive int64 reference exactly, on random and extreme
  * inputs, odd sizes, K blocking, 1 and 2 threads, with and without an epilogue. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -90,9 +91,11 @@ static void random_odd_sizes(void **state) {
     free(w);
 }
 
-/* Layer-like sizes that use many panels, row splits and the K blocks of the driver. */
+/* Layer-like sizes that use many panels, the K blocks of the driver, and (with 2 threads) both
+ * ways of splitting: over rows, and over panels when M is small. */
 static void random_layer_sizes(void **state) {
-    static const int sizes[][3] = {{128, 256, 784}, {1, 256, 784}, {7, 33, 5000}, {50, 70, 4099}};
+    static const int sizes[][3] = {{128, 256, 784}, {1, 256, 784},   {7, 33, 5000},
+                                   {50, 70, 4099},  {1, 1030, 4100}, {3, 999, 1500}};
     oct_rng r;
     oct_rng_seed(&r, 8, 1);
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
@@ -127,10 +130,13 @@ static void extreme_values(void **state) {
 static void kernel_selection(void **state) {
     assert_true(oct_i8_kernel_available(OCT_I8_PORTABLE));
     assert_true(oct_i8_kernel_available(OCT_I8_AUTO));
+    bool has_avx2 = false, has_vnni = false;
+#if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    bool has_avx2 = __builtin_cpu_supports("avx2");
-    bool has_vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    has_avx2 = __builtin_cpu_supports("avx2");
+    has_vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#endif
     assert_int_equal(oct_i8_set_kernel(OCT_I8_AVX2) == OCT_OK, has_avx2);
     if (has_avx2) assert_string_equal(oct_i8_kernel_name(), "avx2");
     assert_int_equal(oct_i8_set_kernel(OCT_I8_AVX512VNNI) == OCT_OK, has_vnni);
@@ -186,12 +192,12 @@ static void check_rows(void *ctx, int m0, int m1, int32_t *c_rows) {
 }
 
 static void epilogue_rows(void **state) {
-    static const int Ms[] = {1, 5, 60, 300};
-    const int N = 100, K = 300;
+    /* Single-threaded; split over panels (unfused); split over rows (fused). */
+    static const int sizes[][3] = {{1, 100, 300}, {5, 100, 8000}, {60, 100, 700}, {300, 100, 300}};
     oct_rng r;
     oct_rng_seed(&r, 9, 1);
-    for (size_t i = 0; i < sizeof Ms / sizeof *Ms; i++) {
-        int M = Ms[i];
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        int M = sizes[i][0], N = sizes[i][1], K = sizes[i][2];
         uint8_t *a = malloc((size_t)M * K);
         int8_t *w = malloc((size_t)N * K);
         int32_t *ref = malloc(sizeof(int32_t) * (size_t)M * N);
@@ -263,6 +269,34 @@ static void parallel_for_covers_tasks(void **state) {
     oct_pool_free();
 }
 
+/* Runs 200 parallel loops of 64 tasks; returns (as a pointer) how many missed or repeated a
+ * task. cmocka asserts must stay on the test's thread, hence the count. */
+static void *many_loops(void *arg) {
+    (void)arg;
+    intptr_t bad = 0;
+    for (int rep = 0; rep < 200; rep++) {
+        pool_check *pc = calloc(1, sizeof *pc);
+        oct_parallel_for(64, 2, count_task, pc);
+        for (int k = 0; k < 1000; k++) bad += atomic_load(&pc->count[k]) != (k < 64);
+        free(pc);
+    }
+    return (void *)bad;
+}
+
+/* Two application threads share the pool: the one that finds it busy runs inline. */
+static void parallel_for_concurrent_callers(void **state) {
+    for (int size = 1; size <= 2; size++) { /* without workers, then with one */
+        assert_int_equal(oct_pool_init(size), OCT_OK);
+        pthread_t other;
+        void *other_bad;
+        assert_int_equal(pthread_create(&other, NULL, many_loops, NULL), 0);
+        assert_null(many_loops(NULL));
+        assert_int_equal(pthread_join(other, &other_bad), 0);
+        assert_null(other_bad);
+    }
+    oct_pool_free();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(kernel_selection),
@@ -272,6 +306,7 @@ int main(void) {
         cmocka_unit_test(extreme_values),
         cmocka_unit_test(epilogue_rows),
         cmocka_unit_test(parallel_for_covers_tasks),
+        cmocka_unit_test(parallel_for_concurrent_callers),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     oct_pool_free();

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "gradcheck.h"
+#include "octet/qat.h"
 #include "ops/ops_internal.h"
 
 static oct_arena arena; /* inputs of the current test, reset by setup */
@@ -261,6 +262,96 @@ static void grad_attention(void **state) {
     }
 }
 
+/* ---- quantization ops: gradient checks of the smooth parts ---------------------------------
+ * Rounding makes fake-quant piecewise constant, so finite differences only see its STE
+ * gradient where the function really is smooth: with steps far below the difference step
+ * (fixed and PACT with huge code ranges), in the clamped region (LSQ, where y = s (qmax - z)
+ * is linear in s; with one element per channel and qmax = 1 the LSQ factor g is 1), and for
+ * the logits of a quantized linear layer as a function of its bias (int32 bias steps of
+ * s_a s_w). The STE inside the rounding range is checked against independent references in
+ * tests/test_qat.c. */
+
+typedef struct fq_ctx {
+    int nch;
+    float s[4];
+    int32_t z[4], qmin, qmax;
+} fq_ctx;
+
+static oct_tensor *f_fake_quant_fixed(oct_graph *g, oct_tensor *const *in, void *ctx) {
+    const fq_ctx *c = ctx;
+    return oct_fake_quant_fixed(g, in[0], c->nch, c->s, c->z, c->qmin, c->qmax);
+}
+
+static oct_tensor *f_fake_quant_lsq(oct_graph *g, oct_tensor *const *in, void *ctx) {
+    const fq_ctx *c = ctx;
+    return oct_fake_quant_lsq(g, in[0], in[1], c->z, c->qmin, c->qmax);
+}
+
+static oct_tensor *f_fake_quant_pact(oct_graph *g, oct_tensor *const *in, void *ctx) {
+    return oct_fake_quant_pact(g, in[0], in[1], 1 << 20);
+}
+
+static void grad_fake_quant(void **state) {
+    /* Fixed: steps of 1e-5 (and 2e-5, 5e-6 per channel); |x| > ~10 is clamped (gradient 0). */
+    fq_ctx t = {1, {1e-5f}, {3}, -(1 << 20), 1 << 20};
+    oct_tensor *x = gradcheck_param(&arena, &rng, 2, (int[]){4, 6}, 8.0f);
+    CHECK("fake_quant fixed per tensor", f_fake_quant_fixed, &t, x);
+    fq_ctx pc = {3, {1e-5f, 2e-5f, 5e-6f}, {0, -7, 100}, -(1 << 20), 1 << 20};
+    CHECK("fake_quant fixed per channel", f_fake_quant_fixed, &pc, PARAM(3, 5));
+    /* LSQ, clamped region: one element per channel, codes [-1, 1], so g = 1 / sqrt(1 * 1). */
+    fq_ctx lc = {4, {0}, {0, 0, 0, 0}, -1, 1};
+    oct_tensor *lx = gradcheck_param(&arena, &rng, 2, (int[]){4, 1}, 0.0f);
+    oct_tensor *ls = gradcheck_param(&arena, &rng, 1, (int[]){4}, 0.0f);
+    const float xs[4] = {1.0f, -2.0f, 3.0f, -0.9f}, ss[4] = {0.1f, 0.2f, 0.15f, 0.3f};
+    memcpy(lx->data, xs, sizeof xs);
+    memcpy(ls->data, ss, sizeof ss);
+    CHECK("fake_quant lsq clamped", f_fake_quant_lsq, &lc, lx, ls);
+    /* PACT with 2^20 codes: smooth away from the kinks at 0 and alpha. */
+    oct_tensor *px = gradcheck_param(&arena, &rng, 2, (int[]){2, 5}, 0.0f);
+    oct_tensor *alpha = gradcheck_param(&arena, &rng, 1, (int[]){1}, 0.0f);
+    const float pxs[10] = {-1.3f, -0.5f, 0.2f, 0.35f, 0.6f, 0.8f, 1.4f, 2.0f, 0.45f, -0.05f};
+    memcpy(px->data, pxs, sizeof pxs);
+    alpha->data[0] = 1.0f;
+    CHECK("fake_quant pact", f_fake_quant_pact, NULL, px, alpha);
+}
+
+typedef struct qlinear_ctx {
+    oct_tensor *x; /* (B,K) input, not checked */
+    oct_linear_layer fp;
+    oct_act_quant in_q;
+    oct_qat_linear l;
+    float lo, hi;
+} qlinear_ctx;
+
+static oct_tensor *f_qlinear(oct_graph *g, oct_tensor *const *in, void *ctx) {
+    qlinear_ctx *c = ctx;
+    c->fp.b = in[0];
+    return oct_qat_linear_forward(g, c->x, &c->l);
+}
+
+static void grad_qlinear(void **state) {
+    enum { B = 5, K = 7, N = 3 };
+    qlinear_ctx c;
+    memset(&c, 0, sizeof c);
+    c.x = oct_tensor_new2(&arena, B, K);
+    c.fp.w = oct_tensor_new2(&arena, N, K);
+    oct_rng_fill_normal(&rng, c.x, 1.0f);
+    oct_rng_fill_normal(&rng, c.fp.w, 1.0f);
+    c.in_q.mode = OCT_QAT_A_MINMAX;
+    assert_int_equal(oct_qscheme_init(&c.in_q.scheme, 8, false, false, false, false), OCT_OK);
+    oct_observer_init(&c.in_q.obs, &c.lo, &c.hi, 1, 0.0f);
+    c.lo = -6.0f;
+    c.hi = 6.0f;
+    c.in_q.obs.frozen = true; /* the function must not change between evaluations */
+    c.l = (oct_qat_linear){.fp = &c.fp, .in_q = &c.in_q, .owns_in = true, .threads = 1};
+    assert_int_equal(oct_qscheme_init(&c.l.wscheme, 8, true, true, true, true), OCT_OK);
+    /* Bias steps are s_a s_w ~ 5e-4: a difference step of 0.1 keeps the staircase error small. */
+    gradcheck_opts o = {.eps = 0.1};
+    oct_tensor *in[] = {PARAM(N)};
+    assert_true(gradcheck("qlinear logits bias", f_qlinear, &c, 1, in, &o));
+    oct_qlinear_free(&c.l.ql);
+}
+
 /* ---- forward values against naive references ------------------------------------------------ */
 
 /* A graph for forward tests, recording nothing unless the inputs are parameters. */
@@ -460,6 +551,8 @@ int main(void) {
         cmocka_unit_test_setup(grad_embedding, setup),
         cmocka_unit_test_setup(grad_concat_slice, setup),
         cmocka_unit_test_setup(grad_attention, setup),
+        cmocka_unit_test_setup(grad_fake_quant, setup),
+        cmocka_unit_test_setup(grad_qlinear, setup),
         cmocka_unit_test_setup(value_softmax_cross_entropy, setup),
         cmocka_unit_test_setup(value_layernorm_gelu, setup),
         cmocka_unit_test_setup(value_attention_causal, setup),

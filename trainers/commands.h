@@ -5,5 +5,10 @@
 
 int cmd_train_mlp(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_train_gpt(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
 
 #endif

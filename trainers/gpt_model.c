@@ -34,6 +34,14 @@ void gpt_model_free(gpt_model *m) {
     memset(m, 0, sizeof *m);
 }
 
+/* Fails with code and "<path>: <the last error>" (copied first: oct_fail must not read the
+ * buffer it writes). */
+static oct_status fail_in(oct_status code, const char *path) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", oct_last_error());
+    return oct_fail(code, "%s: %s", path, msg);
+}
+
 /* The integer metadata value for key, in [1, max]. */
 static oct_status meta_int(const oct_st_file *f, const char *key, int max, int *out) {
     const char *v = oct_st_meta(f, key);
@@ -58,7 +66,7 @@ static oct_status read_config(const oct_st_file *f, oct_gpt_config *cfg) {
         int max;
         int *dst;
     } ints[] = {
-        {"octet.vocab", 65536, &cfg->vocab},  {"octet.context", 1 << 20, &cfg->context},
+        {"octet.vocab", 65536, &cfg->vocab},   {"octet.context", 1 << 20, &cfg->context},
         {"octet.layers", 1024, &cfg->n_layer}, {"octet.heads", 1024, &cfg->n_head},
         {"octet.width", 1 << 16, &cfg->width}, {"octet.mlp", 1 << 18, &cfg->mlp},
     };
@@ -72,8 +80,7 @@ static oct_status read_config(const oct_st_file *f, oct_gpt_config *cfg) {
                         f->path);
     cfg->tied = !strcmp(tied, "true");
     cfg->dropout = 0.0f;
-    if (oct_gpt_config_check(cfg) != OCT_OK)
-        return oct_fail(OCT_EFORMAT, "%s: %s", f->path, oct_last_error());
+    if (oct_gpt_config_check(cfg) != OCT_OK) return fail_in(OCT_EFORMAT, f->path);
     return OCT_OK;
 }
 
@@ -88,13 +95,12 @@ oct_status gpt_model_load(gpt_model *m, const char *path) {
     if (s == OCT_OK) s = oct_st_get(&f, "vocab", OCT_DT_U8, 1, &cfg.vocab, &bytes);
     if (s == OCT_ENOTFOUND) s = oct_fail(OCT_EFORMAT, "%s: tensor 'vocab' is missing", path);
     if (s == OCT_OK && oct_vocab_from_bytes(&vocab, bytes, cfg.vocab) != OCT_OK)
-        s = oct_fail(OCT_EFORMAT, "%s: tensor 'vocab': %s", path, oct_last_error());
+        s = fail_in(OCT_EFORMAT, path);
     if (s == OCT_OK) s = gpt_model_init(m, &cfg, &vocab, 0);
     for (int i = 0; i < m->params.n && s == OCT_OK; i++) {
         s = oct_st_read_f32(&f, m->params.items[i]);
         if (s == OCT_ENOTFOUND)
-            s = oct_fail(OCT_EFORMAT, "%s: tensor '%s' is missing", path,
-                         m->params.items[i]->name);
+            s = oct_fail(OCT_EFORMAT, "%s: tensor '%s' is missing", path, m->params.items[i]->name);
     }
     if (s == OCT_OK && f.count != m->params.n + 1)
         s = oct_fail(OCT_EFORMAT, "%s: %d tensors in the file, the model has %d (with 'vocab')",
@@ -110,8 +116,8 @@ oct_status gpt_model_save(const gpt_model *m, const char *path) {
         const char *key;
         int value;
     } ints[] = {
-        {"octet.vocab", c->vocab},     {"octet.context", c->context}, {"octet.layers", c->n_layer},
-        {"octet.heads", c->n_head},    {"octet.width", c->width},     {"octet.mlp", c->mlp},
+        {"octet.vocab", c->vocab},  {"octet.context", c->context}, {"octet.layers", c->n_layer},
+        {"octet.heads", c->n_head}, {"octet.width", c->width},     {"octet.mlp", c->mlp},
     };
     oct_st_writer w;
     oct_st_writer_init(&w);
@@ -144,8 +150,7 @@ oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, 
         int32_t *x = oct_arena_alloc(&g->arena, 2 * (size_t)B * (size_t)T * sizeof *x);
         int32_t *y = x + (int64_t)B * T;
         s = oct_text_batch(text, split, &rng, B, T, x, y);
-        if (s == OCT_OK)
-            sum += oct_gpt_loss(g, oct_gpt_forward(&m->gpt, g, x, B, T), y)->data[0];
+        if (s == OCT_OK) sum += oct_gpt_loss(g, oct_gpt_forward(&m->gpt, g, x, B, T), y)->data[0];
     }
     oct_graph_reset(g);
     g->no_grad = no_grad;

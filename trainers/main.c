@@ -14,6 +14,11 @@ typedef struct command {
 static const command commands[] = {
     {"train", "mlp", cmd_train_mlp, "train an MLP on Fashion-MNIST (fp32 or --qat)"},
     {"eval", NULL, cmd_eval, "evaluate a saved model on the test set"},
+    {"train", "gpt", cmd_train_gpt, "train a character-level GPT on a text file"},
+    {"generate", NULL, cmd_generate, "sample text from a saved GPT"},
+    {"export", NULL, cmd_export, "export a QAT-trained MLP as an int8 model"},
+    {"predict", NULL, cmd_predict, "classify images with an int8 or fp32 model"},
+    {"inspect", NULL, cmd_inspect, "list the metadata, tensors and int8 layers of a file"},
 };
 
 static void usage(FILE *out)

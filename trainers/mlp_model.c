@@ -1,7 +1,10 @@
 /* MLP model lifecycle and file format. The file is safetensors: one F32 tensor per parameter
  * ("fc0.weight" (out,in), "fc0.bias" (out), ...) and metadata
  *   octet.model = "mlp", octet.sizes = "784,256,128,10", octet.activation = "relu",
- *   octet.input_mean / octet.input_std = the pixel normalization. */
+ *   octet.input_mean / octet.input_std = the pixel normalization.
+ * A QAT model adds its quantizer state tensors ("act0.lo", "act0.hi", learned "act1.scale",
+ * "fc0.wscale", ...) and metadata octet.qat = the oct_qat_config JSON, octet.qat_steps = the
+ * number of QAT training steps so far (observers freeze by it). */
 #include "mlp_model.h"
 
 #include <stdio.h>
@@ -26,9 +29,56 @@ oct_status mlp_model_init(mlp_model *m, const int *sizes, int n_sizes, oct_activ
     return s;
 }
 
+oct_status mlp_model_enable_qat(mlp_model *m, const oct_qat_config *cfg)
+{
+    OCT_ASSERT(!m->qat);
+    m->qat = malloc(sizeof *m->qat);
+    if (!m->qat) return oct_fail(OCT_ENOMEM, "mlp: out of memory for the QAT state");
+    oct_status s = oct_qat_mlp_init(m->qat, &m->mlp, &m->arena, &m->params, cfg);
+    if (s != OCT_OK) {
+        free(m->qat);
+        m->qat = NULL;
+    }
+    return s;
+}
+
+oct_tensor *mlp_model_forward(mlp_model *m, oct_graph *g, oct_tensor *x)
+{
+    return m->qat_on ? oct_qat_mlp_forward(m->qat, g, x) : oct_mlp_forward(&m->mlp, g, x);
+}
+
+/* The quantizer state tensors that are not parameters (observer ranges). */
+static bool is_plain_state(const mlp_model *m, const oct_tensor *t)
+{
+    return !oct_params_find(&m->params, t->name);
+}
+
+/* Reads a QAT model's config, creates its quantizer state and reads the steps counter. */
+static oct_status load_qat(mlp_model *m, const oct_st_file *f, const char *json)
+{
+    oct_qat_config cfg;
+    oct_status s = oct_qat_config_from_json(&cfg, json);
+    if (s == OCT_OK) s = mlp_model_enable_qat(m, &cfg);
+    if (s != OCT_OK) return oct_fail(OCT_EFORMAT, "%s: octet.qat: %s", f->path, oct_last_error());
+    const char *steps = oct_st_meta(f, "octet.qat_steps");
+    char *end = NULL;
+    long long v = steps ? strtoll(steps, &end, 10) : -1;
+    if (!steps || end == steps || *end || v < 0)
+        return oct_fail(OCT_EFORMAT, "%s: metadata 'octet.qat_steps' missing or not a count",
+                        f->path);
+    m->qat->steps = v;
+    m->qat_on = true;
+    for (int i = 0; i < m->qat->n_state && s == OCT_OK; i++)
+        if (is_plain_state(m, m->qat->state[i])) s = oct_st_read_f32(f, m->qat->state[i]);
+    if (s == OCT_OK) oct_qat_mlp_sync_frozen(m->qat);
+    return s;
+}
+
 void mlp_model_free(mlp_model *m)
 {
     if (!m) return;
+    oct_qat_mlp_free(m->qat);
+    free(m->qat);
     oct_params_free(&m->params);
     oct_arena_free(&m->arena);
     memset(m, 0, sizeof *m);
@@ -88,11 +138,16 @@ oct_status mlp_model_load(mlp_model *m, const char *path)
     }
     m->mean = mean;
     m->std = std;
+    const char *qat = oct_st_meta(&f, "octet.qat");
+    if (qat) s = load_qat(m, &f, qat);
     for (int i = 0; i < m->params.n && s == OCT_OK; i++)
         s = oct_st_read_f32(&f, m->params.items[i]);
-    if (s == OCT_OK && f.count != m->params.n)
+    int expected = m->params.n;
+    for (int i = 0; m->qat && i < m->qat->n_state; i++)
+        expected += is_plain_state(m, m->qat->state[i]);
+    if (s == OCT_OK && f.count != expected)
         s = oct_fail(OCT_EFORMAT, "%s: %d tensors in the file, the model has %d", path, f.count,
-                     m->params.n);
+                     expected);
     if (s != OCT_OK) mlp_model_free(m);
 out:
     oct_st_close(&f);
@@ -117,6 +172,17 @@ oct_status mlp_model_save(const mlp_model *m, const char *path)
     if (s == OCT_OK) s = oct_st_writer_meta(&w, "octet.input_std", buf);
     for (int i = 0; i < m->params.n && s == OCT_OK; i++)
         s = oct_st_writer_add_tensor(&w, m->params.items[i]);
+    if (m->qat && s == OCT_OK) {
+        char *json = oct_qat_config_to_json(&m->qat->cfg);
+        s = json ? oct_st_writer_meta(&w, "octet.qat", json)
+                 : oct_fail(OCT_ENOMEM, "%s: out of memory writing the QAT config", path);
+        free(json);
+        snprintf(buf, sizeof buf, "%lld", (long long)m->qat->steps);
+        if (s == OCT_OK) s = oct_st_writer_meta(&w, "octet.qat_steps", buf);
+        for (int i = 0; i < m->qat->n_state && s == OCT_OK; i++)
+            if (is_plain_state(m, m->qat->state[i]))
+                s = oct_st_writer_add_tensor(&w, m->qat->state[i]);
+    }
     if (s == OCT_OK) s = oct_st_writer_write(&w, path);
     oct_st_writer_free(&w);
     return s;
@@ -142,7 +208,7 @@ mlp_eval mlp_model_evaluate(mlp_model *m, oct_graph *g, const oct_image_set *set
         oct_tensor *x = oct_tensor_new2(&g->arena, n, in);
         int32_t *y = oct_arena_alloc(&g->arena, (size_t)n * sizeof *y);
         oct_image_set_batch_range(&s, start, n, x->data, y);
-        oct_tensor *logits = oct_mlp_forward(&m->mlp, g, x);
+        oct_tensor *logits = mlp_model_forward(m, g, x);
         loss_sum += (double)oct_cross_entropy(g, logits, y)->data[0] * n;
         for (int i = 0; i < n; i++) {
             const float *row = logits->data + (int64_t)i * classes;

@@ -5,24 +5,36 @@
 
 #include "octet/data.h"
 #include "octet/nn.h"
+#include "octet/qat.h"
 
 typedef struct mlp_model {
     oct_arena arena;   /* parameters, gradients, optimizer and quantization state */
     oct_params params;
     oct_mlp mlp;
     float mean, std;   /* input pixel normalization (oct_pixel_normalize) */
+    oct_qat_mlp *qat;  /* quantizer state (malloc'd), NULL for an fp32 model */
+    bool qat_on;       /* forward passes run quantized (false during the fp32 warm-up) */
 } mlp_model;
 
 /* A freshly initialized model: sizes[0] inputs, ..., sizes[n-1] classes. */
 oct_status mlp_model_init(mlp_model *m, const int *sizes, int n_sizes, oct_activation act,
                           oct_init init, uint64_t seed);
-/* Loads an fp32 model written by mlp_model_save. Errors name the file and the tensor. */
+/* Adds quantizer state (oct_qat_mlp_init: call before creating the optimizer); qat_on stays
+ * false until the caller switches it on. */
+oct_status mlp_model_enable_qat(mlp_model *m, const oct_qat_config *cfg);
+/* logits (B, classes) from x (B, in): the QAT forward when qat_on, else the fp32 one. */
+oct_tensor *mlp_model_forward(mlp_model *m, oct_graph *g, oct_tensor *x);
+/* Loads a model written by mlp_model_save: fp32, or QAT (metadata "octet.qat", the config JSON,
+ * and "octet.qat_steps"; quantizer state tensors "act0.lo", ...), which loads with qat_on.
+ * Errors name the file and the tensor. */
 oct_status mlp_model_load(mlp_model *m, const char *path);
-/* Writes the parameters and metadata atomically (with a crc32 of the data). */
+/* Writes the parameters (and a QAT model's quantizer state and config) and metadata atomically
+ * (with a crc32 of the data). */
 oct_status mlp_model_save(const mlp_model *m, const char *path);
 void mlp_model_free(mlp_model *m);
 
-/* Accuracy (fraction correct) and mean cross-entropy of the model on a whole image set. */
+/* Accuracy (fraction correct) and mean cross-entropy of the model (mlp_model_forward, in eval
+ * mode) on a whole image set. */
 typedef struct mlp_eval {
     double accuracy, loss;
     double seconds;

@@ -1,11 +1,13 @@
 /* `octet train mlp`: trains an MLP classifier on an IDX image set (Fashion-MNIST by default),
- * reports test accuracy every epoch, logs metrics as JSON Lines and saves the fp32 model. */
+ * reports test accuracy every epoch, logs metrics as JSON Lines and saves the model: fp32, or
+ * with --qat quantization-aware (the recipe lives in qat_mlp.c). */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "commands.h"
 #include "mlp_model.h"
+#include "qat_mlp.h"
 #include "octet/optim.h"
 
 typedef struct mlp_opts {
@@ -14,6 +16,7 @@ typedef struct mlp_opts {
     int epochs, batch, seed, threads, warmup, limit;
     float lr, wd, momentum, min_lr, clip, dropout;
     bool nesterov;
+    qat_opts qat;
 } mlp_opts;
 
 static int fail_flag(const char *flag)
@@ -42,7 +45,7 @@ static double train_epoch(mlp_model *m, oct_graph *g, oct_optim *opt, const oct_
         oct_tensor *x = oct_tensor_new2(&g->arena, count, in);
         int32_t *y = oct_arena_alloc(&g->arena, (size_t)count * sizeof *y);
         oct_image_set_batch(train, idx, count, x->data, y);
-        oct_tensor *loss = oct_cross_entropy(g, oct_mlp_forward(&m->mlp, g, x), y);
+        oct_tensor *loss = oct_cross_entropy(g, mlp_model_forward(m, g, x), y);
         oct_params_zero_grad(&m->params);
         oct_graph_backward(g, loss);
         if (o->clip > 0) oct_clip_grad_norm(&m->params, o->clip);
@@ -105,8 +108,15 @@ static int run(const mlp_opts *o)
     oct_graph g;
     oct_graph_init(&g, 0, (uint64_t)o->seed);
     cli_log log = {0};
-    if (oct_optim_init(&opt, kind, &m.params, &m.arena, &h) ||
-        oct_batcher_init(&batcher, train.n, o->batch, false, &rng)) {
+    int qat_start;
+    if (oct_batcher_init(&batcher, train.n, o->batch, false, &rng)) {
+        rc = cli_fail(NULL);
+        goto out;
+    }
+    if ((rc = qat_setup(&o->qat, &m, o->epochs, oct_batcher_batches_per_epoch(&batcher),
+                        o->threads, &qat_start)) != CLI_OK)
+        goto out;
+    if (oct_optim_init(&opt, kind, &m.params, &m.arena, &h)) {
         rc = cli_fail(NULL);
         goto out;
     }
@@ -130,22 +140,24 @@ static int run(const mlp_opts *o)
     double t_train = 0;
     mlp_eval ev = {0};
     for (int e = 0; e < o->epochs; e++) {
+        qat_begin_epoch(&m, e, qat_start, ev.accuracy);
         double t0 = cli_now();
         double loss = train_epoch(&m, &g, &opt, &sched, &train, &batcher, e, o, &bar);
         double dt = cli_now() - t0;
         t_train += dt;
         ev = mlp_model_evaluate(&m, &g, &test);
-        printf("epoch %d/%d  train loss %.4f  test loss %.4f  test accuracy %.2f%%  (%.2f s, "
+        printf("epoch %d/%d  %s  train loss %.4f  test loss %.4f  test accuracy %.2f%%  (%.2f s, "
                "%.0f samples/s)\n",
-               e + 1, o->epochs, loss, ev.loss, 100 * ev.accuracy, dt, (double)train.n / dt);
+               e + 1, o->epochs, m.qat_on ? "qat " : "fp32", loss, ev.loss, 100 * ev.accuracy,
+               dt, (double)train.n / dt);
         fflush(stdout);
         cli_log_write(&log, json_pack("{s:s, s:i, s:f, s:f, s:f, s:f, s:f}", "event", "epoch",
                                       "epoch", e + 1, "train_loss", loss, "test_loss", ev.loss,
                                       "test_accuracy", ev.accuracy, "seconds", dt, "lr",
                                       (double)oct_lr_at(&sched, opt.step)));
     }
-    printf("fp32 test accuracy %.2f%% after %d epochs (%.1f s training)\n", 100 * ev.accuracy,
-           o->epochs, t_train);
+    printf("%s test accuracy %.2f%% after %d epochs (%.1f s training)\n",
+           m.qat_on ? "QAT (simulated int8)" : "fp32", 100 * ev.accuracy, o->epochs, t_train);
     if (o->save) {
         if (mlp_model_save(&m, o->save)) {
             rc = cli_fail(NULL);
@@ -180,8 +192,10 @@ int cmd_train_mlp(int argc, char **argv)
         .lr = 1e-3f,
         .wd = -1,
         .momentum = 0.9f,
+        .qat = QAT_OPTS_DEFAULT,
     };
-    const cli_flag flags[] = {
+    enum { N_BASE = 21 }; /* the rows below; the --qat rows follow them */
+    cli_flag flags[N_BASE + QAT_N_FLAGS] = {
         {"--hidden", CLI_INTS, &o.hidden, "hidden layer sizes", 1, 65536},
         {"--activation", CLI_STR, &o.activation, "relu, gelu, tanh or none", 0, 0},
         {"--init", CLI_STR, &o.init, "kaiming_uniform, kaiming_normal or xavier_uniform", 0, 0},
@@ -203,11 +217,15 @@ int cmd_train_mlp(int argc, char **argv)
         {"--data", CLI_STR, &o.data, "directory with the IDX .gz files", 0, 0},
         {"--limit", CLI_INT, &o.limit, "use only the first N training images (0: all)", 0, 1e9},
         {"--log", CLI_STR, &o.log, "write per-epoch metrics as JSON Lines to FILE", 0, 0},
-        {"--save", CLI_STR, &o.save, "save the trained fp32 model (safetensors) to FILE", 0, 0},
+        {"--save", CLI_STR, &o.save, "save the trained model (safetensors) to FILE", 0, 0},
     };
+    OCT_ASSERT(!strcmp(flags[N_BASE - 1].name, "--save") && !flags[N_BASE].name);
+    qat_flags(&o.qat, &flags[N_BASE]);
     cli_cmd cmd = {"train mlp", "[flags]",
                    "Trains an MLP classifier on Fashion-MNIST (or any IDX image set given with\n"
-                   "--data) and prints the test accuracy after every epoch.",
+                   "--data) and prints the test accuracy after every epoch. With --qat: fp32\n"
+                   "warm-up epochs, then quantization-aware epochs whose forward pass runs the\n"
+                   "int8 integer layers that 'octet export' deploys bit-exactly.",
                    flags, (int)(sizeof flags / sizeof flags[0]), 0, 0};
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);

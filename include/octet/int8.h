@@ -146,4 +146,111 @@ typedef struct oct_i8_mlp {
     int32_t in_qmin, in_qmax; /* input code range */
 } oct_i8_mlp;
 
+/* Frees every layer and the layer array and zeroes m. oct_i8_mlp_free(NULL) is a no-op. */
+void oct_i8_mlp_free(oct_i8_mlp *m);
+
+/* ---- running it (src/int8/engine.c) ----------------------------------------------------------
+ *
+ * Per row: codes = quantize(x) with layers[0].a_scale/a_zp and [in_qmin, in_qmax]; every hidden
+ * layer oct_qlinear_forward; the last layer oct_qlinear_acc, whose int32 accumulators are
+ * logits_acc; the real logits are oct_acc_to_real_rows(logits_acc, last.a_scale,
+ * last.w_scale). The raw-pixel entry point maps each pixel p through the table
+ * quantize(oct_pixel_normalize(p, in_mean, in_std)), which is exactly quantizing the
+ * normalized float. Results do not depend on the batch size, the thread count or the kernel.
+ *
+ * An engine owns the scratch buffers for batches of up to max_batch rows (larger batches run
+ * in chunks), so a forward call allocates nothing:
+ *
+ *     oct_i8_engine e;
+ *     if (oct_i8_engine_init(&e, &mlp, 256) == OCT_OK)
+ *         oct_i8_engine_forward_u8(&e, pixels, B, acc, logits, threads);
+ *     oct_i8_engine_free(&e);
+ */
+typedef struct oct_i8_engine {
+    const oct_i8_mlp *m;     /* borrowed; must outlive the engine and stay unchanged */
+    int max_batch;           /* rows per chunk */
+    int width;               /* widest layer input or output */
+    uint8_t *codes[2];       /* (max_batch, width) ping-pong activation codes */
+    int32_t *acc;            /* (max_batch, width) hidden accumulators */
+    uint8_t pixel_code[256]; /* raw pixel -> input code */
+} oct_i8_engine;
+
+/* Checks that m is a well-formed chain (oct_i8_mlp_check) and allocates the scratch for
+ * max_batch >= 1 rows. OCT_EINVAL with a message naming the layer, or OCT_ENOMEM; e is zeroed
+ * on failure. */
+oct_status oct_i8_engine_init(oct_i8_engine *e, const oct_i8_mlp *m, int max_batch);
+/* Releases the scratch and zeroes e. oct_i8_engine_free(NULL) is a no-op. */
+void oct_i8_engine_free(oct_i8_engine *e);
+
+/* Forward pass of B >= 0 rows of normalized inputs x on up to `threads` threads (0 = all CPUs).
+ * logits (may be NULL) gets the real logits. */
+void oct_i8_engine_forward(oct_i8_engine *e, const float *x /* (B,in) */, int B,
+                           int32_t *logits_acc /* (B,classes) */,
+                           float *logits /* (B,classes) or NULL */, int threads);
+/* The same from raw uint8 pixels (normalized with in_mean/in_std, then quantized). */
+void oct_i8_engine_forward_u8(oct_i8_engine *e, const uint8_t *pixels /* (B,in) */, int B,
+                              int32_t *logits_acc /* (B,classes) */,
+                              float *logits /* (B,classes) or NULL */, int threads);
+
+/* One-shot forms: an engine for this call only (allocates scratch on every call; use an
+ * oct_i8_engine for repeated calls). Fail like oct_i8_engine_init. */
+oct_status oct_i8_mlp_forward(const oct_i8_mlp *m, const float *x /* (B,in) normalized */, int B,
+                              int32_t *logits_acc /* (B,classes) */,
+                              float *logits /* (B,classes) or NULL */, int threads);
+oct_status oct_i8_mlp_forward_u8(const oct_i8_mlp *m, const uint8_t *pixels /* (B,in) */, int B,
+                                 int32_t *logits_acc /* (B,classes) */,
+                                 float *logits /* (B,classes) or NULL */, int threads);
+
+/* ---- the export file (src/int8/export.c) -----------------------------------------------------
+ *
+ * An int8 MLP is one safetensors file (see include/octet/io.h), format version 1:
+ *
+ *   metadata  "octet.format"         = "octet-int8-mlp"
+ *             "octet.format_version" = "1"
+ *             "octet.graph"          = JSON text:
+ *      {"input": {"mean": 0.286, "std": 0.353, "qmin": 0, "qmax": 255},
+ *       "layers": [{"name": "fc0", "in": 784, "out": 256, "relu": true,
+ *                   "input_scale": 0.0123, "input_zero_point": 0,
+ *                   "output": {"scale": 0.05, "zero_point": 0, "qmin": 0, "qmax": 255}},
+ *                  ...,
+ *                  {"name": "fc2", "in": 128, "out": 10, "relu": false,
+ *                   "input_scale": 0.05, "input_zero_point": 0, "output": null}]}
+ *             (floats are float32 values printed with 17 significant digits, so they read
+ *             back exactly; layer i is named "fc<i>")
+ *   tensors   per layer i:
+ *             "fc<i>.weight_q"     I8  (out,in)  weight codes, row-major, zero point 0
+ *             "fc<i>.weight_scale" F32 (out)     per-channel weight scales
+ *             "fc<i>.bias_q"       I32 (out)     bias in units of input_scale * weight_scale[c]
+ *             "fc<i>.wsum"         I32 (out)     row sums of weight_q
+ *             "fc<i>.m0"           I32 (out)     requantization multipliers and shifts
+ *             "fc<i>.shift"        I32 (out)     (only layers with an output)
+ *
+ * The arithmetic is the one of oct_qlinear (NUMERICS.md). The loader accepts only a file that
+ * is consistent with itself: the format and version above; every tensor present with its dtype
+ * and shape and no other tensor; the checks of oct_i8_mlp_check; wsum equal to the row sums of
+ * weight_q; m0/shift passing oct_requant_check AND equal to oct_requant_multipliers of the
+ * scales. */
+
+#define OCT_I8_FORMAT "octet-int8-mlp"
+#define OCT_I8_FORMAT_VERSION 1
+
+/* OCT_EINVAL (message naming the layer) unless m is a chain the engine can run: 1 <= n_layers
+ * <= OCT_I8_MAX_LAYERS; in_std > 0 and in_mean finite; every scale positive and finite;
+ * 0 <= qmin < qmax <= 255 with zero points inside, for the input and every output; layer i+1's
+ * in, input scale and zero point equal to layer i's out, output scale and zero point, and layer
+ * 0's input zero point inside [in_qmin, in_qmax]; every layer but the last requantizes, the last
+ * neither requantizes nor has relu; |bias_q| small enough that no accumulator overflows int32. */
+oct_status oct_i8_mlp_check(const oct_i8_mlp *m);
+
+/* Most layers an int8 MLP may have. */
+#define OCT_I8_MAX_LAYERS 64
+
+/* Writes m (which must pass oct_i8_mlp_check, else OCT_EINVAL) to path atomically
+ * (oct_st_writer_write; OCT_EIO on failure, an existing file left untouched). */
+oct_status oct_i8_mlp_save(const oct_i8_mlp *m, const char *path);
+/* Reads and validates path into m (zeroed first, and zeroed again on failure). Errors name the
+ * file and the tensor or graph field: OCT_EIO, OCT_EFORMAT (wrong format or version, wrong
+ * dtype, inconsistent values), OCT_ENOTFOUND (missing tensor), OCT_ESHAPE, OCT_ENOMEM. */
+oct_status oct_i8_mlp_load(oct_i8_mlp *m, const char *path);
+
 #endif

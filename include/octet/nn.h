@@ -148,11 +148,11 @@ typedef struct oct_gpt_block {
 
 typedef struct oct_gpt {
     oct_gpt_config cfg;
-    oct_tensor *wte;             /* (V,C) */
-    oct_tensor *wpe;             /* (T_max,C) */
-    oct_gpt_block *h;            /* n_layer blocks, in the model arena */
-    oct_tensor *lnf_w, *lnf_b;   /* (C) */
-    oct_linear_layer lm_head;    /* C -> V without bias; w is wte when tied */
+    oct_tensor *wte;           /* (V,C) */
+    oct_tensor *wpe;           /* (T_max,C) */
+    oct_gpt_block *h;          /* n_layer blocks, in the model arena */
+    oct_tensor *lnf_w, *lnf_b; /* (C) */
+    oct_linear_layer lm_head;  /* C -> V without bias; w is wte when tied */
 } oct_gpt;
 
 /* OCT_EINVAL with a message naming the field unless every size is positive, n_head divides
@@ -160,8 +160,8 @@ typedef struct oct_gpt {
 oct_status oct_gpt_config_check(const oct_gpt_config *cfg);
 /* Checks cfg, then creates the parameters in arena (GPT-2 init drawing from rng) and appends
  * them to params in the order listed above. */
-oct_status oct_gpt_init(oct_gpt *m, oct_arena *arena, oct_params *params,
-                        const oct_gpt_config *cfg, oct_rng *rng);
+oct_status oct_gpt_init(oct_gpt *m, oct_arena *arena, oct_params *params, const oct_gpt_config *cfg,
+                        oct_rng *rng);
 /* logits (B,T,V) for token ids (B,T), each in [0, V); 1 <= T <= context. Dropout is active
  * when g->training and cfg.dropout > 0. */
 oct_tensor *oct_gpt_forward(const oct_gpt *m, oct_graph *g, const int32_t *ids, int B, int T);

@@ -17,9 +17,9 @@
 #include "gemm_internal.h"
 #include "octet/parallel.h"
 
-#define CHUNK_ROWS 48              /* rows per chunk: a multiple of every kernel's mr */
-#define MIN_THREAD_WORK (1L << 22) /* multiply-adds below which one thread is faster */
-#define MIN_TASK_WORK (1L << 18)   /* multiply-adds per task at least */
+#define CHUNK_ROWS 48                      /* rows per chunk: a multiple of every kernel's mr */
+#define MIN_THREAD_WORK (INT64_C(1) << 22) /* multiply-adds below which one thread is faster */
+#define MIN_TASK_WORK (INT64_C(1) << 18)   /* multiply-adds per task at least */
 #define TASKS_PER_THREAD 4 /* small tasks let the caller take over from a descheduled worker */
 
 typedef struct {
@@ -191,10 +191,10 @@ void oct_i8_gemm_fn(const oct_i8_packed *w, const uint8_t *a /* (M,K) */, int M,
     const kernel_desc *kern = current_kernel();
     int P = n_panels(w), mr = kern->mr;
     int t = threads > 0 ? threads : oct_cpu_count();
-    long work = (long)M * w->n_pad * w->k_pad;
+    int64_t work = (int64_t)M * w->n_pad * w->k_pad;
     int n_tasks = 1;
     if (t > 1 && work >= MIN_THREAD_WORK) {
-        long most = work / MIN_TASK_WORK;
+        int64_t most = work / MIN_TASK_WORK;
         n_tasks = most < TASKS_PER_THREAD * t ? (int)(most > t ? most : t) : TASKS_PER_THREAD * t;
     } else {
         t = 1;

@@ -77,16 +77,16 @@ AVX2 void oct__i8_tile_avx2(const uint8_t *a, int lda, int mr, const int8_t *pan
     for (int s = 0; s < 2 * nb && 8 * s < ncols; s++) {
         switch (mr) {
         case 1:
-            strip(ab[0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 1);
+            strip(&ab[0][0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 1);
             break;
         case 2:
-            strip(ab[0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 2);
+            strip(&ab[0][0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 2);
             break;
         case 3:
-            strip(ab[0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 3);
+            strip(&ab[0][0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 3);
             break;
         default:
-            strip(ab[0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 4);
+            strip(&ab[0][0], 4 * OCT__I8_KCG, w, nb, s, ng, c, ldc, ncols, accumulate, 4);
             break;
         }
     }

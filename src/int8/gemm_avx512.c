@@ -1,12 +1,10 @@
-/* AVX-512 VNNI int8 GEMM tile: vpdpbusd multiplies 4 uint8 activations by 4
- * int8 weights and adds the exact sum to an int32 lane (the non-saturating
- * form), 64 products per instruction.
+/* AVX-512 VNNI int8 GEMM tile: vpdpbusd multiplies 4 uint8 activations by 4 int8 weights and
+ * adds the exact sum to an int32 lane (the non-saturating form), 64 products per instruction.
  *
- * A tile is up to 6 rows x 4 blocks of 16 channels: 24 zmm accumulators, 4
- * weight registers and one broadcast of 4 activation bytes per row and k group.
- * Every function carries the target attribute, so the rest of the build stays
- * baseline x86-64; the driver calls it only when the CPU and OS support AVX-512
- * VNNI.
+ * A tile is up to 6 rows x 4 blocks of 16 channels: 24 zmm accumulators, 4 weight registers
+ * and one broadcast of 4 activation bytes per row and k group. Every function carries the
+ * target attribute, so the rest of the build stays baseline x86-64; the driver calls it only
+ * when the CPU and OS support AVX-512 VNNI.
  */
 #include "gemm_internal.h"
 
@@ -18,39 +16,35 @@
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #define INLINE static inline __attribute__((always_inline))
 
-/* 4 activation bytes a[0..n) as one little-endian word, zero-padded when n < 4.
- */
+/* 4 activation bytes as one little-endian word. */
 INLINE uint32_t load_a4(const uint8_t *a) {
     uint32_t v;
     memcpy(&v, a, sizeof v);
     return v;
 }
 
-/* The accumulators are named variables c<row><block> rather than an array,
- * which gcc would keep in memory; rows >= MR and blocks >= NB are compile-time
- * dead. */
-#define DP(i, b)                                                                                   \
-    if (MR > i && NB > b) c##i##b = _mm512_dpbusd_epi32(c##i##b, a##i, w##b);
+/* The accumulators are named variables c<row><block> rather than an array, which gcc would keep
+ * in memory; rows >= MR and blocks >= NB are compile-time dead. STEP(p, ld) adds, for every row
+ * i and block b, the dot products of row i's 4 bytes at p + i * ld with block b's 16 x 4 weights
+ * at w + 64 b. */
+// clang-format off
+#define DP(i, b) if (MR > i && NB > b) c##i##b = _mm512_dpbusd_epi32(c##i##b, a##i, w##b);
 #define ROW(i, p, ld)                                                                              \
     if (MR > i) {                                                                                  \
         __m512i a##i = _mm512_set1_epi32((int)load_a4((p) + (size_t)(i) * (ld)));                  \
         DP(i, 0) DP(i, 1) DP(i, 2) DP(i, 3)                                                        \
     }
 #define WLOAD(b) __m512i w##b = NB > b ? _mm512_load_si512((const void *)(w + 64 * b)) : zero;
-/* c<i><b> += a(row i, group g, n valid bytes) . w(block b) for all rows and
- * blocks. */
 #define STEP(p, ld)                                                                                \
     do {                                                                                           \
-        WLOAD(0)                                                                                   \
-        WLOAD(1)                                                                                   \
-        WLOAD(2) WLOAD(3) ROW(0, p, ld) ROW(1, p, ld) ROW(2, p, ld) ROW(3, p, ld) ROW(4, p, ld)    \
-            ROW(5, p, ld)                                                                          \
+        WLOAD(0) WLOAD(1) WLOAD(2) WLOAD(3)                                                        \
+        ROW(0, p, ld) ROW(1, p, ld) ROW(2, p, ld) ROW(3, p, ld) ROW(4, p, ld) ROW(5, p, ld)        \
     } while (0)
-#define DECL(i) __m512i c##i##0 = zero, c##i##1 = zero, c##i##2 = zero, c##i##3 = zero;
+#define DECL(i) __m512i c##i##0 = zero, c##i##1 = zero, c##i##2 = zero, c##i##3 = zero
 #define STORE(i, b)                                                                                \
-    if (MR > i && NB > b)                                                                          \
-        store16(c + (size_t)(i)*ldc + 16 * b, ncols - 16 * b, c##i##b, accumulate);
-#define STORE_ROW(i) STORE(i, 0) STORE(i, 1) STORE(i, 2) STORE(i, 3)
+    if (MR > i && NB > b) store16(c + (size_t)(i) * ldc + 16 * b, ncols - 16 * b, c##i##b, accumulate);
+#define STORE_ROW(i) do { STORE(i, 0) STORE(i, 1) STORE(i, 2) STORE(i, 3) } while (0)
+// clang-format on
 
 /* Stores (or adds) the first `left` (> 0) lanes of v to cp. */
 INLINE VNNI void store16(int32_t *cp, int left, __m512i v, bool accumulate) {
@@ -62,13 +56,15 @@ INLINE VNNI void store16(int32_t *cp, int left, __m512i v, bool accumulate) {
 INLINE VNNI void tile(const uint8_t *a, int lda, const int8_t *panel, int g0, int g1, int K,
                       int32_t *c, int ldc, int ncols, bool accumulate, const int MR, const int NB) {
     const __m512i zero = _mm512_setzero_si512();
-    DECL(0)
-    DECL(1)
-    DECL(2) DECL(3) DECL(4) DECL(5)
-        /* Groups [g0, ge) read rows from a; then the last, partial group of K (if
-         * in the block) reads them zero-padded from tail, in a second pass
-         * through the same loop. */
-        uint8_t tail[6 * 4] = {0};
+    DECL(0);
+    DECL(1);
+    DECL(2);
+    DECL(3);
+    DECL(4);
+    DECL(5);
+    /* Groups [g0, ge) read the rows from a; then the last, partial group of K (when in this
+     * block) reads them zero-padded from tail, in a second pass through the same loop. */
+    uint8_t tail[6 * 4] = {0};
     int ge = g1 < K / 4 ? g1 : K / 4, gb = 0;
     const uint8_t *ab = a;
     size_t ld = (size_t)lda;
@@ -83,23 +79,56 @@ INLINE VNNI void tile(const uint8_t *a, int lda, const int8_t *panel, int g0, in
         gb = gs = ge;
         ge = g1;
     }
-    STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5)
+    STORE_ROW(0);
+    STORE_ROW(1);
+    STORE_ROW(2);
+    STORE_ROW(3);
+    STORE_ROW(4);
+    STORE_ROW(5);
 }
 
-#define TILE_CASE(mr, nb)                                                                          \
-    case (mr)*8 + (nb):                                                                            \
-        tile(a, lda, panel, g0, g1, K, c, ldc, ncols, accumulate, mr, nb);                         \
+/* The tile for a run-time nb and a compile-time MR. */
+INLINE VNNI void tile_nb(const uint8_t *a, int lda, const int8_t *panel, int nb, int g0, int g1,
+                         int K, int32_t *c, int ldc, int ncols, bool accumulate, const int MR) {
+    switch (nb) {
+    case 1:
+        tile(a, lda, panel, g0, g1, K, c, ldc, ncols, accumulate, MR, 1);
         break;
-#define TILE_ROW(mr) TILE_CASE(mr, 1) TILE_CASE(mr, 2) TILE_CASE(mr, 3) TILE_CASE(mr, 4)
+    case 2:
+        tile(a, lda, panel, g0, g1, K, c, ldc, ncols, accumulate, MR, 2);
+        break;
+    case 3:
+        tile(a, lda, panel, g0, g1, K, c, ldc, ncols, accumulate, MR, 3);
+        break;
+    default:
+        tile(a, lda, panel, g0, g1, K, c, ldc, ncols, accumulate, MR, 4);
+        break;
+    }
+}
 
 VNNI void oct__i8_tile_avx512vnni(const uint8_t *a, int lda, int mr, const int8_t *panel, int nb,
                                   int g0, int g1, int K, int32_t *c, int ldc, int ncols,
                                   bool accumulate) {
-    switch (mr * 8 + nb) {
-        TILE_ROW(1)
-        TILE_ROW(2)
-        TILE_ROW(3) TILE_ROW(4) TILE_ROW(5) TILE_ROW(6) default
-            : OCT_ASSERT(!"avx512vnni tile: bad mr or nb");
+    OCT_ASSERT(mr >= 1 && mr <= 6 && nb >= 1 && nb <= OCT__I8_NB);
+    switch (mr) {
+    case 1:
+        tile_nb(a, lda, panel, nb, g0, g1, K, c, ldc, ncols, accumulate, 1);
+        break;
+    case 2:
+        tile_nb(a, lda, panel, nb, g0, g1, K, c, ldc, ncols, accumulate, 2);
+        break;
+    case 3:
+        tile_nb(a, lda, panel, nb, g0, g1, K, c, ldc, ncols, accumulate, 3);
+        break;
+    case 4:
+        tile_nb(a, lda, panel, nb, g0, g1, K, c, ldc, ncols, accumulate, 4);
+        break;
+    case 5:
+        tile_nb(a, lda, panel, nb, g0, g1, K, c, ldc, ncols, accumulate, 5);
+        break;
+    default:
+        tile_nb(a, lda, panel, nb, g0, g1, K, c, ldc, ncols, accumulate, 6);
+        break;
     }
 }
 

@@ -31,7 +31,9 @@
     X(EMBEDDING, embedding)                                                                        \
     X(CONCAT, concat)                                                                              \
     X(SLICE, slice)                                                                                \
-    X(ATTENTION, attention)
+    X(ATTENTION, attention)                                                                        \
+    X(FAKE_QUANT, fake_quant)                                                                      \
+    X(QLINEAR, qlinear)
 
 enum {
 #define OCT__OP_ENUM(NAME, name) OCT_OP_##NAME,

@@ -1,0 +1,191 @@
+/* Quantization-aware training: fake-quant ops, the quantized linear op and the QAT MLP.
+ *
+ * The quantized linear op does not imitate the integer arithmetic in float: its forward pass
+ * builds the integer layer with oct_qlinear_build and runs oct_qlinear_forward/oct_qlinear_acc
+ * (include/octet/int8.h), the very functions the deployed engine calls, so the model that
+ * oct_qat_mlp_to_int8 exports computes bit-identical integers. Its backward pass is the
+ * straight-through estimator (STE): the float linear-layer gradient on dequantized inputs and
+ * weights, masked where a quantizer clamped.
+ *
+ *     oct_qat_config cfg;
+ *     oct_qat_config_default(&cfg);
+ *     oct_qat_mlp q;
+ *     oct_qat_mlp_init(&q, &mlp, &model_arena, &params, &cfg);    before oct_optim_init
+ *     oct_tensor *logits = oct_qat_mlp_forward(&q, &g, x);          x (B,in) float
+ *     oct_i8_mlp deployed;
+ *     oct_qat_mlp_to_int8(&q, mean, std, &deployed);
+ *
+ * Quantization points of an MLP with L layers: point 0 is the input of layer 0, point i
+ * (1 <= i < L) the ReLU output of layer i-1 (= the input of layer i). The logits of the last
+ * layer are NOT requantized: its int32 accumulators are the integer logits, and the float logits
+ * are oct_acc_to_real_rows of them (an 8-bit logit would create argmax ties).
+ */
+#ifndef OCTET_QAT_H
+#define OCTET_QAT_H
+
+#include "octet/int8.h"
+#include "octet/nn.h"
+#include "octet/quant.h"
+
+/* ---- fake-quant ops (src/ops/fakequant.c) --------------------------------------------------
+ *
+ * y = dequantize(quantize(x)) by oct_fake_quant_rows, per tensor (nch = 1) or per channel
+ * (nch = rows of x, e.g. the output channels of a weight (N,K)). Codes [qmin, qmax] may be any
+ * int32 range with qmin <= z <= qmax. Backward: the clipped STE, dL/dx = dL/dy where
+ * oct_quant_passes, 0 where the code was clamped. */
+
+/* Fixed (observer-given) s, z: (nch) each, copied; no scale gradient. */
+oct_tensor *oct_fake_quant_fixed(oct_graph *g, oct_tensor *x, int nch, const float *s,
+                                 const int32_t *z, int32_t qmin, int32_t qmax);
+/* LSQ: s is a (nch) parameter (each > 0) receiving dL/ds[c] = sum over the elements of channel c
+ * of dL/dy * oct_lsq_grad_scale(x, s[c], z[c], qmin, qmax, g) with g = oct_lsq_grad_factor(
+ * size / nch, qmax - z[c]). z (nch) is copied. */
+oct_tensor *oct_fake_quant_lsq(oct_graph *g, oct_tensor *x, oct_tensor *s, const int32_t *z,
+                               int32_t qmin, int32_t qmax);
+/* PACT: y = fake_quant(clamp(x, 0, alpha)) with s = alpha / qmax, z = 0, codes [0, qmax];
+ * alpha is a (1) parameter > 0. dL/dx = dL/dy * oct_pact_grad_x, dL/dalpha = sum dL/dy *
+ * oct_pact_grad_alpha (Choi et al.: the STE ignores the dependence of the rounding on alpha). */
+oct_tensor *oct_fake_quant_pact(oct_graph *g, oct_tensor *x, oct_tensor *alpha, int32_t qmax);
+
+/* ---- quantizers ---------------------------------------------------------------------------- */
+
+/* Weight quantizers: per output channel, symmetric, zero point 0. */
+typedef enum {
+    OCT_QAT_W_MINMAX, /* s[c] = max_k |w[c][k]| / qmax, recomputed every forward */
+    OCT_QAT_W_LSQ,    /* s[c] learned (initialized by oct_lsq_init_scale of row c) */
+    OCT_QAT_W_COUNT
+} oct_qat_wmode;
+
+/* Activation quantizers: per tensor, unsigned codes [0, 2^bits - 1]. */
+typedef enum {
+    OCT_QAT_A_EMA,    /* moving-average min-max observer (asymmetric) */
+    OCT_QAT_A_MINMAX, /* running min-max observer (asymmetric) */
+    OCT_QAT_A_LSQ,    /* learned step s; z from the range of the first batch (0 after ReLU) */
+    OCT_QAT_A_PACT,   /* learned clipping level alpha, s = alpha / qmax, z = 0 (ReLU outputs) */
+    OCT_QAT_A_COUNT
+} oct_qat_amode;
+
+/* One activation quantizer. Its state tensors live in the model arena under the name given at
+ * init ("act0.lo", "act0.hi", "act0.scale", "act0.alpha"); scale and alpha are parameters.
+ * An LSQ scale or PACT alpha of 0 means "not initialized yet": the first training forward
+ * pass sets it from the data (LSQ: 2 mean|x| / sqrt(qmax - z); PACT: the batch maximum). */
+typedef struct oct_act_quant {
+    oct_qat_amode mode;
+    oct_qscheme scheme;  /* unsigned asymmetric codes */
+    oct_observer obs;    /* lo/hi point into the tensors below; EMA/min-max, and LSQ's z */
+    oct_tensor *lo, *hi; /* (1) observed range */
+    oct_tensor *scale;   /* (1) LSQ step, else NULL */
+    oct_tensor *alpha;   /* (1) PACT clipping level, else NULL */
+} oct_act_quant;
+
+/* The (s, z) the quantizer uses now (the single mapping from state to parameters):
+ * EMA/min-max: oct_observer_qparams; LSQ: s = max(scale, OCT_QUANT_MIN_SCALE), z from the
+ * observed range; PACT: s = max(alpha, OCT_QUANT_MIN_SCALE) / qmax (float32), z = 0. */
+void oct_act_quant_params(const oct_act_quant *q, float *s, int32_t *z);
+
+/* The state of one quantized linear layer y = x @ w^T + b (a hidden layer with fused ReLU and
+ * output quantizer, or the logits layer without). */
+typedef struct oct_qat_linear {
+    const oct_linear_layer *fp; /* borrowed fp32 layer: w (out,in), b (out) */
+    oct_act_quant *in_q;        /* input quantizer (borrowed when the previous layer owns it) */
+    bool owns_in;               /* this layer updates in_q (observer, LSQ init) */
+    oct_act_quant *out_q;       /* output quantizer, NULL for the logits layer */
+    bool relu;                  /* fused ReLU (hidden layers) */
+    oct_qat_wmode wmode;
+    oct_qscheme wscheme; /* signed symmetric narrow, per channel */
+    oct_tensor *wscale;  /* LSQ: (out) learned steps "<layer>.wscale", else NULL */
+    float *w_scale;      /* (out) the weight scales of the last forward (model arena) */
+    oct_qlinear ql;      /* the integer layer, rebuilt every forward (buffers reused) */
+    int threads;         /* for the int8 GEMM (0 = all CPUs) */
+} oct_qat_linear;
+
+/* The per-channel weight scales the layer uses now into s (out): min-max from the weights,
+ * or max(wscale, OCT_QUANT_MIN_SCALE) for LSQ. */
+void oct_qat_linear_weight_scales(const oct_qat_linear *l, float *s /* (out) */);
+/* Builds the integer layer for the current state (weights, bias, scales, zero points,
+ * requantization), exactly what the evaluation forward pass runs. */
+oct_status oct_qat_linear_build(const oct_qat_linear *l, oct_qlinear *out);
+
+/* The quantized linear op: x (B,in) float -> y (B,out) float.
+ * Forward: when g->training and the layer owns in_q, its observer is updated (or LSQ scale
+ * initialized) first; x is quantized with oct_act_quant_params(in_q); the integer layer is
+ * built with oct_qlinear_build; a hidden layer runs oct_qlinear_forward and returns the
+ * dequantized u8 codes s_y (y - z_y). Its output observer (training, not frozen) is updated
+ * from oct_acc_to_real of the accumulators (after ReLU) BEFORE the requantization parameters
+ * are computed, so the output equals what the evaluation forward on the new state gives.
+ * The logits layer runs oct_qlinear_acc and returns oct_acc_to_real_rows.
+ * Backward (STE): dz = dL/dy masked where the output was clamped or the ReLU inactive
+ * (EMA/min-max/LSQ: real > 0 and oct_quant_passes; PACT: oct_pact_grad_x); db += sum dz;
+ * dw += (dz^T x_dq) through the weight STE (min-max never clamps; LSQ masks and gets dL/ds);
+ * dx += (dz w_dq) masked where the input quantizer clamped; LSQ/PACT output scales get their
+ * gradient from the same masks (LSQ g = 1 / sqrt(out * qp), per-channel weights
+ * g = 1 / sqrt(in * qp)); an owned LSQ input scale from dL/dx_dq (g = 1 / sqrt(in * qp)). */
+oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *l);
+
+/* ---- configuration ------------------------------------------------------------------------- */
+
+#define OCT_QAT_MAX_POINTS 16
+
+typedef struct oct_qat_config {
+    int weight_bits;           /* 2..8, default 8: codes [-(2^(b-1) - 1), 2^(b-1) - 1] */
+    int act_bits;              /* 2..8, default 8: codes [0, 2^b - 1] */
+    oct_qat_wmode weight_mode; /* default min-max */
+    /* One mode for every quantization point (n_act_modes = 1; PACT then applies to the hidden
+     * ReLU outputs and the input uses EMA), or one per point (input first). Default EMA. */
+    int n_act_modes;
+    oct_qat_amode act_mode[OCT_QAT_MAX_POINTS];
+    float momentum;       /* EMA observers, default OCT_OBSERVER_MOMENTUM */
+    int64_t freeze_after; /* observers freeze after this many training steps; 0 = never */
+} oct_qat_config;
+
+void oct_qat_config_default(oct_qat_config *c);
+/* OCT_EINVAL naming the field unless bits are in 2..8, modes in range, momentum in (0, 1],
+ * freeze_after >= 0 and 1 <= n_act_modes <= OCT_QAT_MAX_POINTS. */
+oct_status oct_qat_config_check(const oct_qat_config *c);
+/* The mode of quantization point i (see n_act_modes). */
+oct_qat_amode oct_qat_config_act_mode(const oct_qat_config *c, int point);
+/* Names for flags and metadata: "minmax", "lsq"; "ema", "minmax", "lsq", "pact". */
+const char *oct_qat_wmode_name(oct_qat_wmode m);
+const char *oct_qat_amode_name(oct_qat_amode m);
+oct_status oct_qat_wmode_parse(const char *s, oct_qat_wmode *out);
+/* "ema" (every point) or "ema,pact,pact" (one per point) into c->act_mode / n_act_modes. */
+oct_status oct_qat_amodes_parse(const char *s, oct_qat_config *c);
+/* A compact JSON object (malloc'd, free() it): {"weight_bits":8,"act_bits":8,"weight_mode":
+ * "minmax","act_modes":["ema"],"momentum":0.01,"freeze_after":469}. NULL when out of memory. */
+char *oct_qat_config_to_json(const oct_qat_config *c);
+/* Parses that JSON (missing keys keep their defaults); OCT_EFORMAT naming the key otherwise. */
+oct_status oct_qat_config_from_json(oct_qat_config *c, const char *json);
+
+/* ---- the QAT MLP (src/nn/qat.c) ------------------------------------------------------------ */
+
+typedef struct oct_qat_mlp {
+    oct_mlp *mlp; /* borrowed fp32 model: same weights, same parameters */
+    oct_qat_config cfg;
+    oct_act_quant *acts;    /* (n_layers) quantization points, in the model arena */
+    oct_qat_linear *layers; /* (n_layers), in the model arena */
+    oct_tensor **state;     /* every quantizer tensor (observers and learned), malloc'd */
+    int n_state;
+    int64_t steps; /* training forward passes so far (for freeze_after) */
+} oct_qat_mlp;
+
+/* Wraps mlp (which must use ReLU; dropout is not applied under QAT) with quantizer state created
+ * in arena; learned scales (LSQ "actI.scale", "fcI.wscale") and PACT "actI.alpha" are appended
+ * to params, so call it before oct_optim_init. OCT_EINVAL for a bad config, a non-ReLU MLP,
+ * PACT at the input, per-point modes not matching the n_layers points, or layer widths above
+ * OCT_I8_MAX_K. */
+oct_status oct_qat_mlp_init(oct_qat_mlp *q, oct_mlp *mlp, oct_arena *arena, oct_params *params,
+                            const oct_qat_config *cfg);
+/* Frees the integer layers and the state array. oct_qat_mlp_free(NULL) is a no-op. */
+void oct_qat_mlp_free(oct_qat_mlp *q);
+/* Sets the int8 GEMM thread count of every layer (0 = all CPUs; default 1). */
+void oct_qat_mlp_set_threads(oct_qat_mlp *q, int threads);
+/* Re-derives the frozen flags from steps (after loading state). */
+void oct_qat_mlp_sync_frozen(oct_qat_mlp *q);
+/* logits (B, classes) float from x (B, in) float. In training (g->training) it counts a step
+ * and freezes the observers once steps reaches cfg.freeze_after. */
+oct_tensor *oct_qat_mlp_forward(oct_qat_mlp *q, oct_graph *g, oct_tensor *x);
+/* Fills the deployed model with oct_qat_linear_build of every layer (the eval-mode state);
+ * out->layers is malloc'd. Fails (out left empty) when a layer cannot be built. */
+oct_status oct_qat_mlp_to_int8(const oct_qat_mlp *q, float in_mean, float in_std, oct_i8_mlp *out);
+
+#endif

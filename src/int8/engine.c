@@ -1,0 +1,216 @@
+/* The integer MLP engine (see include/octet/int8.h): the structural check of an oct_i8_mlp, the
+ * engine context with its scratch buffers, and the forward pass. Between the input quantization
+ * and the logits' int32 accumulators every step is an oct_qlinear call, the same integer layer
+ * the QAT forward pass runs, so a deployed model reproduces training's integers exactly. */
+#include "octet/int8.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "octet/data.h"
+#include "octet/quant.h"
+
+/* Rows per chunk of the one-shot forward functions. */
+#define ONE_SHOT_BATCH 256
+
+void oct_i8_mlp_free(oct_i8_mlp *m) {
+    if (!m) return;
+    for (int i = 0; m->layers && i < m->n_layers; i++) oct_qlinear_free(&m->layers[i]);
+    free(m->layers);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- structural check ---------------------------------------------------------------------- */
+
+static bool positive_finite(float s) {
+    return s > 0 && isfinite(s);
+}
+
+static oct_status check_codes(const char *what, int32_t zp, int32_t qmin, int32_t qmax) {
+    if (qmin < 0 || qmax > 255 || qmin >= qmax)
+        return oct_fail(OCT_EINVAL, "%s: code range [%d, %d] is not inside [0, 255]", what,
+                        (int)qmin, (int)qmax);
+    if (zp < qmin || zp > qmax)
+        return oct_fail(OCT_EINVAL, "%s: zero point %d outside [%d, %d]", what, (int)zp, (int)qmin,
+                        (int)qmax);
+    return OCT_OK;
+}
+
+static oct_status check_layer(const oct_qlinear *l, int i, bool last) {
+    char what[48];
+    if (l->in < 1 || l->out < 1 || !l->w.data || l->w.N != l->out || l->w.K != l->in ||
+        !l->bias_q || !l->w_scale || !l->m0 || !l->shift)
+        return oct_fail(OCT_EINVAL, "fc%d: layer (%d -> %d) is not built", i, l->in, l->out);
+    if (!positive_finite(l->a_scale))
+        return oct_fail(OCT_EINVAL, "fc%d: input scale %g is not positive and finite", i,
+                        (double)l->a_scale);
+    for (int c = 0; c < l->out; c++)
+        if (!positive_finite(l->w_scale[c]))
+            return oct_fail(OCT_EINVAL,
+                            "fc%d.weight_scale: channel %d is %g, not positive and "
+                            "finite",
+                            i, c, (double)l->w_scale[c]);
+    /* |sum_k (a - a_zp) w| <= 255 * 128 * in, and the epilogue adds b_q - a_zp * wsum: both
+     * stay inside int32 when |b_q| + 255 * 128 * in does. */
+    int64_t bias_max = INT32_MAX - (int64_t)255 * 128 * l->in;
+    for (int c = 0; c < l->out; c++)
+        if (llabs((long long)l->bias_q[c]) > bias_max)
+            return oct_fail(OCT_EINVAL,
+                            "fc%d.bias_q: channel %d is %d, too large for int32 "
+                            "accumulators (limit %lld)",
+                            i, c, (int)l->bias_q[c], (long long)bias_max);
+    if (last && (l->quant_out || l->relu))
+        return oct_fail(OCT_EINVAL,
+                        "fc%d: the last layer must output int32 logits (no output "
+                        "quantization, no relu)",
+                        i);
+    if (last) return OCT_OK;
+    if (!l->quant_out)
+        return oct_fail(OCT_EINVAL, "fc%d: a hidden layer must requantize its output", i);
+    if (!positive_finite(l->y_scale))
+        return oct_fail(OCT_EINVAL, "fc%d: output scale %g is not positive and finite", i,
+                        (double)l->y_scale);
+    snprintf(what, sizeof what, "fc%d output", i);
+    oct_status s = check_codes(what, l->y_zp, l->y_qmin, l->y_qmax);
+    if (s != OCT_OK) return s;
+    if (oct_requant_check(l->m0, l->shift, l->out) != OCT_OK) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", oct_last_error());
+        return oct_fail(OCT_EINVAL, "fc%d.m0/fc%d.shift: %s", i, i, msg);
+    }
+    return OCT_OK;
+}
+
+oct_status oct_i8_mlp_check(const oct_i8_mlp *m) {
+    if (m->n_layers < 1 || m->n_layers > OCT_I8_MAX_LAYERS || !m->layers)
+        return oct_fail(OCT_EINVAL, "int8 mlp: %d layers, expected 1 to %d", m->n_layers,
+                        OCT_I8_MAX_LAYERS);
+    if (!positive_finite(m->in_std) || !isfinite(m->in_mean))
+        return oct_fail(OCT_EINVAL,
+                        "input: normalization mean %g / std %g is not finite with a "
+                        "positive std",
+                        (double)m->in_mean, (double)m->in_std);
+    oct_status s = check_codes("input", m->layers[0].a_zp, m->in_qmin, m->in_qmax);
+    for (int i = 0; i < m->n_layers && s == OCT_OK; i++) {
+        s = check_layer(&m->layers[i], i, i == m->n_layers - 1);
+        if (s != OCT_OK || i == 0) continue;
+        const oct_qlinear *p = &m->layers[i - 1], *l = &m->layers[i];
+        if (l->in != p->out)
+            s = oct_fail(OCT_EINVAL, "fc%d: %d inputs, but fc%d has %d outputs", i, l->in, i - 1,
+                         p->out);
+        else if (l->a_scale != p->y_scale || l->a_zp != p->y_zp)
+            s = oct_fail(OCT_EINVAL,
+                         "fc%d: input scale/zero point %.9g/%d differ from fc%d's "
+                         "output %.9g/%d",
+                         i, (double)l->a_scale, (int)l->a_zp, i - 1, (double)p->y_scale,
+                         (int)p->y_zp);
+    }
+    return s;
+}
+
+/* ---- engine -------------------------------------------------------------------------------- */
+
+void oct_i8_engine_free(oct_i8_engine *e) {
+    if (!e) return;
+    free(e->codes[0]);
+    free(e->codes[1]);
+    free(e->acc);
+    memset(e, 0, sizeof *e);
+}
+
+oct_status oct_i8_engine_init(oct_i8_engine *e, const oct_i8_mlp *m, int max_batch) {
+    OCT_ASSERT(max_batch >= 1);
+    memset(e, 0, sizeof *e);
+    oct_status s = oct_i8_mlp_check(m);
+    if (s != OCT_OK) return s;
+    int width = m->layers[0].in;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].out > width) width = m->layers[i].out;
+    size_t n = (size_t)max_batch * (size_t)width;
+    e->m = m;
+    e->max_batch = max_batch;
+    e->width = width;
+    e->codes[0] = malloc(n);
+    e->codes[1] = malloc(n);
+    e->acc = malloc(n * sizeof *e->acc);
+    if (!e->codes[0] || !e->codes[1] || !e->acc) {
+        oct_i8_engine_free(e);
+        return oct_fail(OCT_ENOMEM, "int8 engine: out of memory for %d rows of width %d", max_batch,
+                        width);
+    }
+    float table[256];
+    for (int p = 0; p < 256; p++) table[p] = oct_pixel_normalize((uint8_t)p, m->in_mean, m->in_std);
+    uint8_t *code = e->pixel_code;
+    oct_quantize_u8(table, 1, 256, &m->layers[0].a_scale, &m->layers[0].a_zp, m->in_qmin,
+                    m->in_qmax, code);
+    return OCT_OK;
+}
+
+/* Runs n <= max_batch rows whose input codes are in e->codes[0]. */
+static void run_codes(oct_i8_engine *e, int n, int32_t *logits_acc /* (n,classes) */,
+                      float *logits /* (n,classes) or NULL */, int threads) {
+    const oct_i8_mlp *m = e->m;
+    int cur = 0;
+    for (int i = 0; i < m->n_layers - 1; i++) {
+        oct_qlinear_forward(&m->layers[i], e->codes[cur], n, e->acc, e->codes[1 - cur], threads);
+        cur = 1 - cur;
+    }
+    const oct_qlinear *last = &m->layers[m->n_layers - 1];
+    oct_qlinear_acc(last, e->codes[cur], n, logits_acc, threads);
+    if (logits)
+        oct_acc_to_real_rows(logits_acc, n, last->out, last->a_scale, last->w_scale, logits);
+}
+
+/* The loop over chunks shared by both entry points; x is float (normalized) or u8 pixels. */
+static void forward(oct_i8_engine *e, const float *x, const uint8_t *pixels, int B,
+                    int32_t *logits_acc, float *logits, int threads) {
+    OCT_ASSERT(e->m && B >= 0 && (B == 0 || ((x || pixels) && logits_acc)));
+    const oct_i8_mlp *m = e->m;
+    const oct_qlinear *first = &m->layers[0];
+    int in = first->in, classes = m->layers[m->n_layers - 1].out;
+    for (int r = 0; r < B; r += e->max_batch) {
+        int n = B - r < e->max_batch ? B - r : e->max_batch;
+        int64_t count = (int64_t)n * in;
+        if (x) {
+            oct_quantize_u8(x + (int64_t)r * in, 1, count, &first->a_scale, &first->a_zp,
+                            m->in_qmin, m->in_qmax, e->codes[0]);
+        } else {
+            const uint8_t *p = pixels + (int64_t)r * in;
+            for (int64_t i = 0; i < count; i++) e->codes[0][i] = e->pixel_code[p[i]];
+        }
+        run_codes(e, n, logits_acc + (int64_t)r * classes,
+                  logits ? logits + (int64_t)r * classes : NULL, threads);
+    }
+}
+
+void oct_i8_engine_forward(oct_i8_engine *e, const float *x, int B, int32_t *logits_acc,
+                           float *logits, int threads) {
+    forward(e, x, NULL, B, logits_acc, logits, threads);
+}
+
+void oct_i8_engine_forward_u8(oct_i8_engine *e, const uint8_t *pixels, int B, int32_t *logits_acc,
+                              float *logits, int threads) {
+    forward(e, NULL, pixels, B, logits_acc, logits, threads);
+}
+
+static oct_status one_shot(const oct_i8_mlp *m, const float *x, const uint8_t *pixels, int B,
+                           int32_t *logits_acc, float *logits, int threads) {
+    oct_i8_engine e;
+    oct_status s = oct_i8_engine_init(&e, m, B < 1 ? 1 : B < ONE_SHOT_BATCH ? B : ONE_SHOT_BATCH);
+    if (s != OCT_OK) return s;
+    forward(&e, x, pixels, B, logits_acc, logits, threads);
+    oct_i8_engine_free(&e);
+    return OCT_OK;
+}
+
+oct_status oct_i8_mlp_forward(const oct_i8_mlp *m, const float *x, int B, int32_t *logits_acc,
+                              float *logits, int threads) {
+    return one_shot(m, x, NULL, B, logits_acc, logits, threads);
+}
+
+oct_status oct_i8_mlp_forward_u8(const oct_i8_mlp *m, const uint8_t *pixels, int B,
+                                 int32_t *logits_acc, float *logits, int threads) {
+    return one_shot(m, NULL, pixels, B, logits_acc, logits, threads);
+}

@@ -1,0 +1,313 @@
+/* The int8 MLP export file (format in include/octet/int8.h): oct_i8_mlp_save writes a checked
+ * oct_i8_mlp as safetensors with a JSON graph description; oct_i8_mlp_load reads one back and
+ * refuses any file that contradicts itself (missing or extra tensors, wrong dtypes or shapes,
+ * broken layer chain, row sums or multipliers that do not match the codes and scales). */
+#include "octet/int8.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm_internal.h"
+#include "octet/io.h"
+#include "octet/quant.h"
+
+#define META_FORMAT "octet.format"
+#define META_VERSION "octet.format_version"
+#define META_GRAPH "octet.graph"
+
+/* Per layer tensor suffixes; the last two only for layers with an output. */
+static const char *const suffixes[] = {"weight_scale", "bias_q", "wsum", "m0", "shift", "weight_q"};
+enum { T_WSCALE, T_BIASQ, T_WSUM, T_M0, T_SHIFT, T_WQ, T_COUNT };
+
+/* The row-major codes w (N,K) back from the packed layout of oct_i8_pack (int8.h). */
+static void unpack_weights(const oct_i8_packed *p, int8_t *w /* (N,K) */) {
+    int G = p->k_pad / 4, n_blocks = p->n_pad / OCT__I8_BLOCK;
+    for (int n = 0; n < p->N; n++) {
+        int panel = n / OCT__I8_PANEL, block = n % OCT__I8_PANEL / OCT__I8_BLOCK;
+        int nb =
+            n_blocks - panel * OCT__I8_NB < OCT__I8_NB ? n_blocks - panel * OCT__I8_NB : OCT__I8_NB;
+        const int8_t *src = p->data + (size_t)panel * OCT__I8_PANEL * 4 * G + (size_t)block * 64 +
+                            4 * (n % OCT__I8_BLOCK);
+        for (int k = 0; k < p->K; k++)
+            w[(size_t)n * p->K + k] = src[(size_t)(k / 4) * nb * 64 + k % 4];
+    }
+}
+
+/* ---- save ---------------------------------------------------------------------------------- */
+
+static json_t *graph_json(const oct_i8_mlp *m) {
+    json_t *layers = json_array();
+    for (int i = 0; i < m->n_layers; i++) {
+        const oct_qlinear *l = &m->layers[i];
+        char name[24];
+        snprintf(name, sizeof name, "fc%d", i);
+        json_t *out = l->quant_out ? json_pack("{s:f, s:i, s:i, s:i}", "scale", (double)l->y_scale,
+                                               "zero_point", (int)l->y_zp, "qmin", (int)l->y_qmin,
+                                               "qmax", (int)l->y_qmax)
+                                   : json_null();
+        json_array_append_new(layers, json_pack("{s:s, s:i, s:i, s:b, s:f, s:i, s:o}", "name", name,
+                                                "in", l->in, "out", l->out, "relu", (int)l->relu,
+                                                "input_scale", (double)l->a_scale,
+                                                "input_zero_point", (int)l->a_zp, "output", out));
+    }
+    return json_pack("{s:{s:f, s:f, s:i, s:i}, s:o}", "input", "mean", (double)m->in_mean, "std",
+                     (double)m->in_std, "qmin", (int)m->in_qmin, "qmax", (int)m->in_qmax, "layers",
+                     layers);
+}
+
+oct_status oct_i8_mlp_save(const oct_i8_mlp *m, const char *path) {
+    oct_status s = oct_i8_mlp_check(m);
+    if (s != OCT_OK) return s;
+    int8_t **codes = calloc((size_t)m->n_layers, sizeof *codes);
+    OCT_ASSERT(codes);
+    oct_st_writer w;
+    oct_st_writer_init(&w);
+    json_t *graph = graph_json(m);
+    char *graph_text = json_dumps(graph, JSON_COMPACT);
+    OCT_ASSERT(graph && graph_text);
+    char version[16];
+    snprintf(version, sizeof version, "%d", OCT_I8_FORMAT_VERSION);
+    s = oct_st_writer_meta(&w, META_FORMAT, OCT_I8_FORMAT);
+    if (s == OCT_OK) s = oct_st_writer_meta(&w, META_VERSION, version);
+    if (s == OCT_OK) s = oct_st_writer_meta(&w, META_GRAPH, graph_text);
+    /* 4-byte tensors of every layer first, the int8 codes last, so all stay aligned. */
+    for (int t = 0; t < T_COUNT && s == OCT_OK; t++) {
+        for (int i = 0; i < m->n_layers && s == OCT_OK; i++) {
+            const oct_qlinear *l = &m->layers[i];
+            if ((t == T_M0 || t == T_SHIFT) && !l->quant_out) continue;
+            char name[48];
+            snprintf(name, sizeof name, "fc%d.%s", i, suffixes[t]);
+            int shape[2] = {l->out, l->in};
+            const void *data[T_COUNT] = {l->w_scale, l->bias_q, l->w.wsum, l->m0, l->shift, NULL};
+            if (t == T_WQ) {
+                codes[i] = malloc((size_t)l->out * (size_t)l->in);
+                if (!codes[i]) {
+                    s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
+                    break;
+                }
+                unpack_weights(&l->w, codes[i]);
+                data[T_WQ] = codes[i];
+            }
+            s = oct_st_writer_add(&w, name,
+                                  t == T_WQ       ? OCT_DT_I8
+                                  : t == T_WSCALE ? OCT_DT_F32
+                                                  : OCT_DT_I32,
+                                  t == T_WQ ? 2 : 1, shape, data[t]);
+        }
+    }
+    if (s == OCT_OK) s = oct_st_writer_write(&w, path);
+    oct_st_writer_free(&w);
+    free(graph_text);
+    json_decref(graph);
+    for (int i = 0; i < m->n_layers; i++) free(codes[i]);
+    free(codes);
+    return s;
+}
+
+/* ---- load ---------------------------------------------------------------------------------- */
+
+/* Reading context: the open file and the graph, for messages. */
+typedef struct loader {
+    const char *path;
+    oct_st_file f;
+} loader;
+
+static oct_status bad(const loader *ld, const char *where, const char *what) {
+    return oct_fail(OCT_EFORMAT, "%s: %s %s", ld->path, where, what);
+}
+
+/* obj[key] as an integer in [lo, hi]. */
+static oct_status get_int(const loader *ld, const char *where, json_t *obj, const char *key,
+                          long long lo, long long hi, int32_t *out) {
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return oct_fail(OCT_EFORMAT, "%s: %s \"%s\" must be an integer in [%lld, %lld]", ld->path,
+                        where, key, lo, hi);
+    *out = (int32_t)json_integer_value(v);
+    return OCT_OK;
+}
+
+/* obj[key] as a number representable as a float32 (finiteness is checked later). */
+static oct_status get_float(const loader *ld, const char *where, json_t *obj, const char *key,
+                            float *out) {
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_number(v))
+        return oct_fail(OCT_EFORMAT, "%s: %s \"%s\" must be a number", ld->path, where, key);
+    *out = (float)json_number_value(v);
+    return OCT_OK;
+}
+
+/* The scalars of layer i from its graph entry g; tensors come later. */
+static oct_status read_layer_graph(const loader *ld, json_t *g, int i, oct_qlinear *l) {
+    char where[64], name[24];
+    snprintf(where, sizeof where, "graph layer %d", i);
+    snprintf(name, sizeof name, "fc%d", i);
+    json_t *nm = json_object_get(g, "name"), *relu = json_object_get(g, "relu");
+    json_t *out = json_object_get(g, "output");
+    int32_t in = 0, n_out = 0;
+    if (!json_is_object(g)) return bad(ld, where, "is not an object");
+    if (!json_is_string(nm) || strcmp(json_string_value(nm), name))
+        return oct_fail(OCT_EFORMAT, "%s: %s \"name\" must be \"%s\"", ld->path, where, name);
+    snprintf(where, sizeof where, "graph layer %s", name);
+    if (!json_is_boolean(relu)) return bad(ld, where, "\"relu\" must be true or false");
+    if (!json_is_null(out) && !json_is_object(out))
+        return bad(ld, where, "\"output\" must be an object or null");
+    oct_status s = get_int(ld, where, g, "in", 1, OCT_I8_MAX_K, &in);
+    if (s == OCT_OK) s = get_int(ld, where, g, "out", 1, 1 << 24, &n_out);
+    if (s == OCT_OK) s = get_float(ld, where, g, "input_scale", &l->a_scale);
+    if (s == OCT_OK) s = get_int(ld, where, g, "input_zero_point", 0, 255, &l->a_zp);
+    l->in = in;
+    l->out = n_out;
+    l->relu = json_is_true(relu);
+    l->quant_out = json_is_object(out);
+    if (s == OCT_OK && l->quant_out) {
+        snprintf(where, sizeof where, "graph layer %s output", name);
+        s = get_float(ld, where, out, "scale", &l->y_scale);
+        if (s == OCT_OK) s = get_int(ld, where, out, "zero_point", 0, 255, &l->y_zp);
+        if (s == OCT_OK) s = get_int(ld, where, out, "qmin", 0, 255, &l->y_qmin);
+        if (s == OCT_OK) s = get_int(ld, where, out, "qmax", 0, 255, &l->y_qmax);
+    }
+    return s;
+}
+
+/* Looks up fc<i>.<suffix> with the expected dtype and shape (out) or (out,in). */
+static oct_status get_tensor(const loader *ld, int i, int t, const oct_qlinear *l,
+                             const void **data) {
+    char name[48];
+    snprintf(name, sizeof name, "fc%d.%s", i, suffixes[t]);
+    int shape[2] = {l->out, l->in};
+    return oct_st_get(&ld->f, name,
+                      t == T_WQ       ? OCT_DT_I8
+                      : t == T_WSCALE ? OCT_DT_F32
+                                      : OCT_DT_I32,
+                      t == T_WQ ? 2 : 1, shape, data);
+}
+
+/* Fills the arrays of layer i from the file and checks wsum and the multipliers against the
+ * codes and scales. The scalars are already set and checked. */
+static oct_status read_layer_tensors(const loader *ld, int i, oct_qlinear *l) {
+    const void *d[T_COUNT] = {NULL};
+    oct_status s = OCT_OK;
+    for (int t = 0; t < T_COUNT && s == OCT_OK; t++)
+        if (l->quant_out || (t != T_M0 && t != T_SHIFT)) s = get_tensor(ld, i, t, l, &d[t]);
+    if (s != OCT_OK) return s;
+    size_t n = (size_t)l->out;
+    l->bias_q = malloc(n * sizeof *l->bias_q);
+    l->w_scale = malloc(n * sizeof *l->w_scale);
+    l->m0 = calloc(n, sizeof *l->m0);
+    l->shift = calloc(n, sizeof *l->shift);
+    if (!l->bias_q || !l->w_scale || !l->m0 || !l->shift)
+        return oct_fail(OCT_ENOMEM, "%s: out of memory", ld->path);
+    memcpy(l->w_scale, d[T_WSCALE], n * sizeof *l->w_scale);
+    memcpy(l->bias_q, d[T_BIASQ], n * sizeof *l->bias_q);
+    if ((s = oct_i8_pack(&l->w, d[T_WQ], l->out, l->in)) != OCT_OK) return s;
+    const int32_t *wsum = d[T_WSUM];
+    for (int c = 0; c < l->out; c++)
+        if (wsum[c] != l->w.wsum[c])
+            return oct_fail(OCT_EFORMAT,
+                            "%s: fc%d.wsum: channel %d is %d, but the row sum of "
+                            "fc%d.weight_q is %d",
+                            ld->path, i, c, (int)wsum[c], i, (int)l->w.wsum[c]);
+    if (!l->quant_out) return OCT_OK;
+    const int32_t *m0 = d[T_M0], *shift = d[T_SHIFT];
+    if (oct_requant_check(m0, shift, l->out) != OCT_OK) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", oct_last_error());
+        return oct_fail(OCT_EFORMAT, "%s: fc%d.m0/fc%d.shift: %s", ld->path, i, i, msg);
+    }
+    for (int c = 0; c < l->out; c++)
+        if (!(l->w_scale[c] > 0)) return OCT_OK; /* reported by oct_i8_mlp_check */
+    if (!(l->a_scale > 0) || !(l->y_scale > 0)) return OCT_OK;
+    if (oct_requant_multipliers(l->a_scale, l->w_scale, l->out, l->y_scale, l->m0, l->shift))
+        return OCT_OK; /* non-finite scales, reported by oct_i8_mlp_check */
+    for (int c = 0; c < l->out; c++)
+        if (m0[c] != l->m0[c] || shift[c] != l->shift[c])
+            return oct_fail(OCT_EFORMAT,
+                            "%s: fc%d.m0/fc%d.shift: channel %d holds %d/%d, the "
+                            "scales give %d/%d",
+                            ld->path, i, i, c, (int)m0[c], (int)shift[c], (int)l->m0[c],
+                            (int)l->shift[c]);
+    return OCT_OK;
+}
+
+/* Every tensor of the file must be one the graph asks for. */
+static oct_status check_no_extra(const loader *ld, const oct_i8_mlp *m) {
+    for (int e = 0; e < ld->f.count; e++) {
+        const char *name = ld->f.entries[e].name;
+        int i = -1, len = 0;
+        bool known = sscanf(name, "fc%d.%n", &i, &len) == 1 && len > 0 && i >= 0 && i < m->n_layers;
+        bool ok = false;
+        for (int t = 0; known && t < T_COUNT && !ok; t++)
+            ok = !strcmp(name + len, suffixes[t]) &&
+                 (m->layers[i].quant_out || (t != T_M0 && t != T_SHIFT));
+        char canon[48];
+        snprintf(canon, sizeof canon, "fc%d.%s", i, known ? name + len : "");
+        if (!ok || strcmp(canon, name))
+            return oct_fail(OCT_EFORMAT, "%s: unexpected tensor \"%s\" (not in the graph)",
+                            ld->path, name);
+    }
+    return OCT_OK;
+}
+
+static oct_status read_header(const loader *ld, oct_i8_mlp *m, json_t **graph) {
+    const char *fmt = oct_st_meta(&ld->f, META_FORMAT), *ver = oct_st_meta(&ld->f, META_VERSION);
+    const char *text = oct_st_meta(&ld->f, META_GRAPH);
+    char want[16];
+    snprintf(want, sizeof want, "%d", OCT_I8_FORMAT_VERSION);
+    if (!fmt || strcmp(fmt, OCT_I8_FORMAT))
+        return oct_fail(OCT_EFORMAT,
+                        "%s: not an int8 MLP export (metadata %s is %s%s%s, expected "
+                        "\"%s\"; export a QAT model with 'octet export')",
+                        ld->path, META_FORMAT, fmt ? "\"" : "", fmt ? fmt : "missing",
+                        fmt ? "\"" : "", OCT_I8_FORMAT);
+    if (!ver || strcmp(ver, want))
+        return oct_fail(OCT_EFORMAT, "%s: metadata %s is \"%s\", this build reads version %s",
+                        ld->path, META_VERSION, ver ? ver : "", want);
+    json_error_t err;
+    if (!text || !(*graph = json_loads(text, 0, &err)))
+        return oct_fail(OCT_EFORMAT, "%s: metadata %s is missing or not JSON", ld->path,
+                        META_GRAPH);
+    json_t *input = json_object_get(*graph, "input"), *layers = json_object_get(*graph, "layers");
+    if (!json_is_object(input)) return bad(ld, "graph", "\"input\" must be an object");
+    if (!json_is_array(layers) || json_array_size(layers) < 1 ||
+        json_array_size(layers) > OCT_I8_MAX_LAYERS)
+        return oct_fail(OCT_EFORMAT, "%s: graph \"layers\" must be an array of 1 to %d layers",
+                        ld->path, OCT_I8_MAX_LAYERS);
+    oct_status s = get_float(ld, "graph input", input, "mean", &m->in_mean);
+    if (s == OCT_OK) s = get_float(ld, "graph input", input, "std", &m->in_std);
+    if (s == OCT_OK) s = get_int(ld, "graph input", input, "qmin", 0, 255, &m->in_qmin);
+    if (s == OCT_OK) s = get_int(ld, "graph input", input, "qmax", 0, 255, &m->in_qmax);
+    if (s != OCT_OK) return s;
+    m->n_layers = (int)json_array_size(layers);
+    m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
+    if (!m->layers) return oct_fail(OCT_ENOMEM, "%s: out of memory", ld->path);
+    for (int i = 0; i < m->n_layers && s == OCT_OK; i++)
+        s = read_layer_graph(ld, json_array_get(layers, (size_t)i), i, &m->layers[i]);
+    return s;
+}
+
+oct_status oct_i8_mlp_load(oct_i8_mlp *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    loader ld = {.path = path};
+    oct_status s = oct_st_open(&ld.f, path);
+    if (s != OCT_OK) {
+        oct_st_close(&ld.f);
+        return s;
+    }
+    json_t *graph = NULL;
+    s = read_header(&ld, m, &graph);
+    for (int i = 0; i < m->n_layers && s == OCT_OK; i++)
+        s = read_layer_tensors(&ld, i, &m->layers[i]);
+    if (s == OCT_OK) s = check_no_extra(&ld, m);
+    if (s == OCT_OK && oct_i8_mlp_check(m) != OCT_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", oct_last_error());
+        s = oct_fail(OCT_EFORMAT, "%s: %s", path, msg);
+    }
+    json_decref(graph);
+    oct_st_close(&ld.f);
+    if (s != OCT_OK) oct_i8_mlp_free(m);
+    return s;
+}

@@ -1,0 +1,144 @@
+/* The QAT MLP: an oct_mlp's layers (same weights, same parameters) wrapped with quantizer
+ * state, its quantized forward pass (one oct_qat_linear_forward per layer), observer freezing,
+ * and the conversion to the deployed integer MLP (include/octet/int8.h) from exactly the state
+ * the evaluation forward pass uses. */
+#include "octet/qat.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void state_push(oct_qat_mlp *q, oct_tensor *t) {
+    oct_tensor **s = realloc(q->state, (size_t)(q->n_state + 1) * sizeof *s);
+    OCT_ASSERT(s != NULL);
+    q->state = s;
+    q->state[q->n_state++] = t;
+}
+
+/* A named (1) tensor: a parameter (appended to params) or plain state. */
+static oct_tensor *scalar(oct_qat_mlp *q, oct_arena *arena, oct_params *params, bool learned,
+                          const char *name) {
+    int one = 1;
+    oct_tensor *t =
+        learned ? oct_tensor_param(arena, name, 1, &one) : oct_tensor_zeros(arena, 1, &one);
+    t->name = name;
+    if (learned) oct_params_add(params, t);
+    state_push(q, t);
+    return t;
+}
+
+static void act_init(oct_qat_mlp *q, oct_act_quant *a, int point, oct_qat_amode mode,
+                     oct_arena *arena, oct_params *params) {
+    memset(a, 0, sizeof *a);
+    a->mode = mode;
+    oct_status st = oct_qscheme_init(&a->scheme, q->cfg.act_bits, false, false, false, false);
+    OCT_ASSERT(st == OCT_OK); /* bits checked with the config */
+    a->lo = scalar(q, arena, params, false, oct_nn_name(arena, "act%d.lo", point));
+    a->hi = scalar(q, arena, params, false, oct_nn_name(arena, "act%d.hi", point));
+    oct_observer_init(&a->obs, a->lo->data, a->hi->data, 1,
+                      mode == OCT_QAT_A_EMA ? q->cfg.momentum : 0.0f);
+    if (mode == OCT_QAT_A_LSQ)
+        a->scale = scalar(q, arena, params, true, oct_nn_name(arena, "act%d.scale", point));
+    if (mode == OCT_QAT_A_PACT)
+        a->alpha = scalar(q, arena, params, true, oct_nn_name(arena, "act%d.alpha", point));
+}
+
+oct_status oct_qat_mlp_init(oct_qat_mlp *q, oct_mlp *mlp, oct_arena *arena, oct_params *params,
+                            const oct_qat_config *cfg) {
+    memset(q, 0, sizeof *q);
+    oct_status st = oct_qat_config_check(cfg);
+    if (st != OCT_OK) return st;
+    int L = mlp->n_layers;
+    if (mlp->act != OCT_ACT_RELU)
+        return oct_fail(OCT_EINVAL,
+                        "qat: the MLP must use relu (fused into the integer layer), "
+                        "not %s",
+                        oct_activation_name(mlp->act));
+    if (cfg->n_act_modes > 1 && cfg->n_act_modes != L)
+        return oct_fail(OCT_EINVAL,
+                        "qat: %d activation modes given, the MLP has %d quantization "
+                        "points (input + hidden layers)",
+                        cfg->n_act_modes, L);
+    if (oct_qat_config_act_mode(cfg, 0) == OCT_QAT_A_PACT)
+        return oct_fail(OCT_EINVAL, "qat: pact needs a ReLU input; use ema, minmax or lsq for "
+                                    "the input (point 0)");
+    for (int i = 0; i < L; i++)
+        if (mlp->sizes[i] > OCT_I8_MAX_K)
+            return oct_fail(OCT_EINVAL, "qat: layer %d has %d inputs, at most %d", i, mlp->sizes[i],
+                            OCT_I8_MAX_K);
+    q->mlp = mlp;
+    q->cfg = *cfg;
+    q->acts = oct_arena_alloc(arena, (size_t)L * sizeof *q->acts);
+    q->layers = oct_arena_alloc(arena, (size_t)L * sizeof *q->layers);
+    for (int i = 0; i < L; i++)
+        act_init(q, &q->acts[i], i, oct_qat_config_act_mode(cfg, i), arena, params);
+    for (int i = 0; i < L; i++) {
+        oct_qat_linear *l = &q->layers[i];
+        memset(l, 0, sizeof *l);
+        l->fp = &mlp->layers[i];
+        l->in_q = &q->acts[i];
+        l->owns_in = i == 0;
+        l->out_q = i + 1 < L ? &q->acts[i + 1] : NULL;
+        l->relu = i + 1 < L;
+        l->wmode = cfg->weight_mode;
+        st = oct_qscheme_init(&l->wscheme, cfg->weight_bits, true, true, true, true);
+        OCT_ASSERT(st == OCT_OK);
+        l->threads = 1;
+        if (l->wmode == OCT_QAT_W_LSQ) {
+            int out = mlp->sizes[i + 1];
+            l->wscale = oct_tensor_param(arena, oct_nn_name(arena, "fc%d.wscale", i), 1, &out);
+            oct_params_add(params, l->wscale);
+            state_push(q, l->wscale);
+        }
+    }
+    return OCT_OK;
+}
+
+void oct_qat_mlp_free(oct_qat_mlp *q) {
+    if (!q) return;
+    for (int i = 0; q->layers && i < q->mlp->n_layers; i++) oct_qlinear_free(&q->layers[i].ql);
+    free(q->state);
+    memset(q, 0, sizeof *q);
+}
+
+void oct_qat_mlp_set_threads(oct_qat_mlp *q, int threads) {
+    for (int i = 0; i < q->mlp->n_layers; i++) q->layers[i].threads = threads;
+}
+
+void oct_qat_mlp_sync_frozen(oct_qat_mlp *q) {
+    bool freeze = q->cfg.freeze_after > 0 && q->steps >= q->cfg.freeze_after;
+    for (int i = 0; i < q->mlp->n_layers; i++) {
+        oct_act_quant *a = &q->acts[i];
+        /* LSQ's observer only fixes z from the first batch. */
+        a->obs.frozen = a->mode == OCT_QAT_A_LSQ ? a->scale->data[0] != 0.0f : freeze;
+    }
+}
+
+oct_tensor *oct_qat_mlp_forward(oct_qat_mlp *q, oct_graph *g, oct_tensor *x) {
+    OCT_ASSERT(oct_tensor_cols(x) == q->mlp->sizes[0]);
+    oct_qat_mlp_sync_frozen(q);
+    oct_tensor *h = x;
+    for (int i = 0; i < q->mlp->n_layers; i++) h = oct_qat_linear_forward(g, h, &q->layers[i]);
+    if (g->training) q->steps++;
+    return h;
+}
+
+oct_status oct_qat_mlp_to_int8(const oct_qat_mlp *q, float in_mean, float in_std, oct_i8_mlp *out) {
+    int L = q->mlp->n_layers;
+    memset(out, 0, sizeof *out);
+    oct_qlinear *layers = calloc((size_t)L, sizeof *layers);
+    if (!layers) return oct_fail(OCT_ENOMEM, "qat: out of memory exporting %d layers", L);
+    for (int i = 0; i < L; i++) {
+        oct_status st = oct_qat_linear_build(&q->layers[i], &layers[i]);
+        if (st == OCT_OK) continue;
+        for (int j = 0; j <= i; j++) oct_qlinear_free(&layers[j]);
+        free(layers);
+        return st;
+    }
+    out->n_layers = L;
+    out->layers = layers;
+    out->in_mean = in_mean;
+    out->in_std = in_std;
+    out->in_qmin = q->acts[0].scheme.qmin;
+    out->in_qmax = q->acts[0].scheme.qmax;
+    return OCT_OK;
+}

@@ -1,0 +1,169 @@
+/* The QAT configuration: defaults, validation, names of the quantizer modes, parsing from
+ * command-line strings, and the JSON form saved as a model's "octet.qat" metadata. */
+#include "octet/qat.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const wmode_names[] = {
+    [OCT_QAT_W_MINMAX] = "minmax",
+    [OCT_QAT_W_LSQ] = "lsq",
+};
+_Static_assert(sizeof wmode_names / sizeof wmode_names[0] == OCT_QAT_W_COUNT, "weight modes");
+
+static const char *const amode_names[] = {
+    [OCT_QAT_A_EMA] = "ema",
+    [OCT_QAT_A_MINMAX] = "minmax",
+    [OCT_QAT_A_LSQ] = "lsq",
+    [OCT_QAT_A_PACT] = "pact",
+};
+_Static_assert(sizeof amode_names / sizeof amode_names[0] == OCT_QAT_A_COUNT, "act modes");
+
+void oct_qat_config_default(oct_qat_config *c) {
+    memset(c, 0, sizeof *c);
+    c->weight_bits = 8;
+    c->act_bits = 8;
+    c->weight_mode = OCT_QAT_W_MINMAX;
+    c->n_act_modes = 1;
+    c->act_mode[0] = OCT_QAT_A_EMA;
+    c->momentum = OCT_OBSERVER_MOMENTUM;
+    c->freeze_after = 0;
+}
+
+oct_status oct_qat_config_check(const oct_qat_config *c) {
+    if (c->weight_bits < 2 || c->weight_bits > 8)
+        return oct_fail(OCT_EINVAL, "qat: weight_bits %d, expected 2..8", c->weight_bits);
+    if (c->act_bits < 2 || c->act_bits > 8)
+        return oct_fail(OCT_EINVAL, "qat: act_bits %d, expected 2..8", c->act_bits);
+    if ((unsigned)c->weight_mode >= OCT_QAT_W_COUNT)
+        return oct_fail(OCT_EINVAL, "qat: weight_mode %d out of range", (int)c->weight_mode);
+    if (c->n_act_modes < 1 || c->n_act_modes > OCT_QAT_MAX_POINTS)
+        return oct_fail(OCT_EINVAL, "qat: %d activation modes, expected 1..%d", c->n_act_modes,
+                        OCT_QAT_MAX_POINTS);
+    for (int i = 0; i < c->n_act_modes; i++)
+        if ((unsigned)c->act_mode[i] >= OCT_QAT_A_COUNT)
+            return oct_fail(OCT_EINVAL, "qat: activation mode %d of point %d out of range",
+                            (int)c->act_mode[i], i);
+    if (!(c->momentum > 0.0f && c->momentum <= 1.0f))
+        return oct_fail(OCT_EINVAL, "qat: momentum %g, expected (0, 1]", (double)c->momentum);
+    if (c->freeze_after < 0)
+        return oct_fail(OCT_EINVAL, "qat: freeze_after %lld, expected >= 0 (0: never)",
+                        (long long)c->freeze_after);
+    return OCT_OK;
+}
+
+oct_qat_amode oct_qat_config_act_mode(const oct_qat_config *c, int point) {
+    if (c->n_act_modes > 1) {
+        OCT_ASSERT(point >= 0 && point < c->n_act_modes);
+        return c->act_mode[point];
+    }
+    return point == 0 && c->act_mode[0] == OCT_QAT_A_PACT ? OCT_QAT_A_EMA : c->act_mode[0];
+}
+
+const char *oct_qat_wmode_name(oct_qat_wmode m) {
+    return (unsigned)m < OCT_QAT_W_COUNT ? wmode_names[m] : "?";
+}
+
+const char *oct_qat_amode_name(oct_qat_amode m) {
+    return (unsigned)m < OCT_QAT_A_COUNT ? amode_names[m] : "?";
+}
+
+oct_status oct_qat_wmode_parse(const char *s, oct_qat_wmode *out) {
+    for (int i = 0; i < OCT_QAT_W_COUNT; i++)
+        if (!strcmp(s, wmode_names[i])) {
+            *out = (oct_qat_wmode)i;
+            return OCT_OK;
+        }
+    return oct_fail(OCT_EINVAL, "weight quantizer '%s': expected minmax or lsq", s);
+}
+
+static oct_status amode_parse(const char *s, size_t len, oct_qat_amode *out) {
+    for (int i = 0; i < OCT_QAT_A_COUNT; i++)
+        if (strlen(amode_names[i]) == len && !strncmp(s, amode_names[i], len)) {
+            *out = (oct_qat_amode)i;
+            return OCT_OK;
+        }
+    return oct_fail(OCT_EINVAL, "activation quantizer '%.*s': expected ema, minmax, lsq or pact",
+                    (int)len, s);
+}
+
+oct_status oct_qat_amodes_parse(const char *s, oct_qat_config *c) {
+    oct_qat_amode modes[OCT_QAT_MAX_POINTS];
+    int n = 0;
+    for (const char *p = s;; p++) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (n == OCT_QAT_MAX_POINTS)
+            return oct_fail(OCT_EINVAL, "activation quantizers '%s': more than %d", s,
+                            OCT_QAT_MAX_POINTS);
+        oct_status st = amode_parse(p, len, &modes[n++]);
+        if (st != OCT_OK) return st;
+        if (!end) break;
+        p = end;
+    }
+    memcpy(c->act_mode, modes, (size_t)n * sizeof *modes);
+    c->n_act_modes = n;
+    return OCT_OK;
+}
+
+char *oct_qat_config_to_json(const oct_qat_config *c) {
+    json_t *modes = json_array();
+    for (int i = 0; i < c->n_act_modes; i++)
+        json_array_append_new(modes, json_string(oct_qat_amode_name(c->act_mode[i])));
+    json_t *o = json_pack("{s:i, s:i, s:s, s:o, s:f, s:I}", "weight_bits", c->weight_bits,
+                          "act_bits", c->act_bits, "weight_mode",
+                          oct_qat_wmode_name(c->weight_mode), "act_modes", modes, "momentum",
+                          (double)c->momentum, "freeze_after", (json_int_t)c->freeze_after);
+    if (!o) return NULL;
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    return s;
+}
+
+static oct_status bad_key(const char *key) {
+    return oct_fail(OCT_EFORMAT, "qat config: '%s' has the wrong type or value", key);
+}
+
+oct_status oct_qat_config_from_json(oct_qat_config *c, const char *json) {
+    json_error_t err;
+    json_t *o = json_loads(json, 0, &err);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return oct_fail(OCT_EFORMAT, "qat config: not a JSON object (%s)", err.text);
+    }
+    oct_qat_config r;
+    oct_qat_config_default(&r);
+    oct_status st = OCT_OK;
+    json_t *v;
+    if ((v = json_object_get(o, "weight_bits")))
+        st = json_is_integer(v) ? (r.weight_bits = (int)json_integer_value(v), OCT_OK)
+                                : bad_key("weight_bits");
+    if (st == OCT_OK && (v = json_object_get(o, "act_bits")))
+        st = json_is_integer(v) ? (r.act_bits = (int)json_integer_value(v), OCT_OK)
+                                : bad_key("act_bits");
+    if (st == OCT_OK && (v = json_object_get(o, "weight_mode")))
+        st = json_is_string(v) && !oct_qat_wmode_parse(json_string_value(v), &r.weight_mode)
+                 ? OCT_OK
+                 : bad_key("weight_mode");
+    if (st == OCT_OK && (v = json_object_get(o, "act_modes"))) {
+        size_t n = json_array_size(v);
+        if (!json_is_array(v) || n < 1 || n > OCT_QAT_MAX_POINTS) st = bad_key("act_modes");
+        for (size_t i = 0; st == OCT_OK && i < n; i++) {
+            const char *m = json_string_value(json_array_get(v, i));
+            if (!m || amode_parse(m, strlen(m), &r.act_mode[i])) st = bad_key("act_modes");
+        }
+        r.n_act_modes = (int)n;
+    }
+    if (st == OCT_OK && (v = json_object_get(o, "momentum")))
+        st = json_is_number(v) ? (r.momentum = (float)json_number_value(v), OCT_OK)
+                               : bad_key("momentum");
+    if (st == OCT_OK && (v = json_object_get(o, "freeze_after")))
+        st = json_is_integer(v) ? (r.freeze_after = json_integer_value(v), OCT_OK)
+                                : bad_key("freeze_after");
+    json_decref(o);
+    if (st == OCT_OK && oct_qat_config_check(&r) != OCT_OK)
+        st = oct_fail(OCT_EFORMAT, "%s", oct_last_error());
+    if (st == OCT_OK) *c = r;
+    return st;
+}

@@ -1,0 +1,313 @@
+/* The quantized linear op of quantization-aware training, and the activation/weight quantizer
+ * state it reads. The forward pass runs the integer layer shared with the deployed engine
+ * (oct_qlinear_build + oct_qlinear_forward/oct_qlinear_acc from src/int8), so training sees
+ * exactly the integers the exported model computes; the backward pass is the straight-through
+ * estimator on dequantized values (cblas_sgemm), masked where a quantizer clamped. See
+ * include/octet/qat.h for the contract. */
+#include "octet/qat.h"
+#include "ops_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- quantizer state -> parameters ---------------------------------------------------------- */
+
+void oct_act_quant_params(const oct_act_quant *q, float *s, int32_t *z) {
+    switch (q->mode) {
+    case OCT_QAT_A_EMA:
+    case OCT_QAT_A_MINMAX:
+        oct_observer_qparams(&q->obs, &q->scheme, s, z);
+        return;
+    case OCT_QAT_A_LSQ: {
+        float unused;
+        oct_observer_qparams(&q->obs, &q->scheme, &unused, z);
+        float v = q->scale->data[0];
+        *s = v > OCT_QUANT_MIN_SCALE ? v : OCT_QUANT_MIN_SCALE;
+        return;
+    }
+    case OCT_QAT_A_PACT: {
+        float a = q->alpha->data[0];
+        *s = (a > OCT_QUANT_MIN_SCALE ? a : OCT_QUANT_MIN_SCALE) / (float)q->scheme.qmax;
+        *z = 0;
+        return;
+    }
+    case OCT_QAT_A_COUNT:
+        break;
+    }
+    OCT_ASSERT(!"activation quantizer mode out of range");
+}
+
+void oct_qat_linear_weight_scales(const oct_qat_linear *l, float *s) {
+    const oct_tensor *w = l->fp->w;
+    int out = w->shape[0], in = w->shape[1];
+    for (int c = 0; c < out; c++) {
+        const float *row = w->data + (int64_t)c * in;
+        if (l->wmode == OCT_QAT_W_LSQ) {
+            float v = l->wscale->data[c];
+            /* An uninitialized (0) step behaves as its initial value would. */
+            if (v == 0.0f) v = oct_lsq_init_scale(row, in, l->wscheme.qmax);
+            s[c] = v > OCT_QUANT_MIN_SCALE ? v : OCT_QUANT_MIN_SCALE;
+            continue;
+        }
+        float lo = row[0], hi = row[0];
+        for (int k = 1; k < in; k++) {
+            lo = row[k] < lo ? row[k] : lo;
+            hi = row[k] > hi ? row[k] : hi;
+        }
+        int32_t z;
+        oct_quant_params(&l->wscheme, lo, hi, &s[c], &z); /* NaN: the fallback scale */
+    }
+}
+
+/* The integer layer for weight scales ws and the quantizers' current state. */
+static oct_status build(const oct_qat_linear *l, oct_qlinear *ql, const float *ws, bool quant_out) {
+    const oct_tensor *w = l->fp->w;
+    float s_a, s_y = 0.0f;
+    int32_t z_a, z_y = 0, y_lo = 0, y_hi = 0;
+    oct_act_quant_params(l->in_q, &s_a, &z_a);
+    if (quant_out) {
+        oct_act_quant_params(l->out_q, &s_y, &z_y);
+        y_lo = l->out_q->scheme.qmin;
+        y_hi = l->out_q->scheme.qmax;
+    }
+    return oct_qlinear_build(ql, w->shape[0], w->shape[1], w->data,
+                             l->fp->b ? l->fp->b->data : NULL, ws, l->wscheme.qmin, l->wscheme.qmax,
+                             s_a, z_a, quant_out, l->relu, s_y, z_y, y_lo, y_hi);
+}
+
+oct_status oct_qat_linear_build(const oct_qat_linear *l, oct_qlinear *out) {
+    float *ws = malloc((size_t)l->fp->w->shape[0] * sizeof *ws);
+    if (!ws) return oct_fail(OCT_ENOMEM, "qat: out of memory building a layer");
+    oct_qat_linear_weight_scales(l, ws);
+    oct_status s = build(l, out, ws, l->out_q != NULL);
+    free(ws);
+    return s;
+}
+
+/* ---- observing data (training only, by the quantizer's owner) ------------------------------- */
+
+/* True when a training forward pass should show q its data: an observer that is not frozen,
+ * or an LSQ step / PACT level that is not initialized yet. */
+static bool act_wants_data(const oct_act_quant *q) {
+    switch (q->mode) {
+    case OCT_QAT_A_LSQ:
+        return q->scale->data[0] == 0.0f;
+    case OCT_QAT_A_PACT:
+        return q->alpha->data[0] == 0.0f;
+    default:
+        return !q->obs.frozen;
+    }
+}
+
+/* Shows q the real values x (n of them, features per sample for LSQ's init rule). */
+static void act_observe(oct_act_quant *q, const float *x /* (n) */, int64_t n) {
+    if (q->mode == OCT_QAT_A_PACT) {
+        float mx = 0.0f;
+        for (int64_t i = 0; i < n; i++) mx = x[i] > mx && isfinite(x[i]) ? x[i] : mx;
+        q->alpha->data[0] = mx > 0.0f ? mx : 1.0f;
+        return;
+    }
+    oct_observer_update(&q->obs, x, n);
+    if (q->mode != OCT_QAT_A_LSQ) return;
+    q->obs.frozen = true; /* LSQ: the first batch's range fixes z */
+    float unused;
+    int32_t z;
+    oct_observer_qparams(&q->obs, &q->scheme, &unused, &z);
+    q->scale->data[0] = oct_lsq_init_scale(x, n, q->scheme.qmax - z);
+}
+
+/* ---- the op --------------------------------------------------------------------------------- */
+
+/* x (n) = dequantize(q, s, z) through a 256-entry table of oct_dequantize values (the same
+ * floats as oct_dequantize_u8, without a call per element). */
+static void dequant_u8(const uint8_t *q /* (n) */, int64_t n, float s, int32_t z, float *x) {
+    float table[256];
+    for (int c = 0; c < 256; c++) table[c] = oct_dequantize(c, s, z);
+    for (int64_t i = 0; i < n; i++) x[i] = table[q[i]];
+}
+
+/* Saved for the backward pass (step arena). */
+typedef struct ql_aux {
+    oct_qat_linear *l;
+    uint8_t *a;     /* (B,in) input codes */
+    int32_t *acc;   /* (B,out) accumulators */
+    float *ws;      /* (out) weight scales */
+    float s_a, s_y; /* input and output scales (s_y: hidden layers) */
+    int32_t z_a, z_y;
+    float alpha; /* PACT output level */
+} ql_aux;
+
+/* The tensors of l that receive gradients besides x, w and b. */
+static bool learned_wants_grad(const oct_qat_linear *l) {
+    const oct_act_quant *o = l->out_q;
+    return (l->wscale && l->wscale->requires_grad) ||
+           (o &&
+            ((o->scale && o->scale->requires_grad) || (o->alpha && o->alpha->requires_grad))) ||
+           (l->owns_in && l->in_q->scale && l->in_q->scale->requires_grad);
+}
+
+oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *l) {
+    const oct_tensor *w = l->fp->w;
+    int K = w->shape[1], N = w->shape[0];
+    int B = (int)oct_tensor_rows(x);
+    OCT_ASSERT(x->ndim == 2 && x->shape[1] == K && (l->out_q != NULL) == l->relu);
+    if (g->training && l->owns_in && act_wants_data(l->in_q))
+        act_observe(l->in_q, x->data, x->size);
+    if (g->training && l->wmode == OCT_QAT_W_LSQ)
+        for (int c = 0; c < N; c++)
+            if (l->wscale->data[c] == 0.0f)
+                l->wscale->data[c] =
+                    oct_lsq_init_scale(w->data + (int64_t)c * K, K, l->wscheme.qmax);
+
+    ql_aux *a = oct_arena_alloc(&g->arena, sizeof *a);
+    *a = (ql_aux){.l = l};
+    a->a = oct_arena_alloc(&g->arena, (size_t)B * K);
+    a->acc = oct_arena_alloc(&g->arena, (size_t)B * N * sizeof *a->acc);
+    a->ws = oct_arena_alloc(&g->arena, (size_t)N * sizeof *a->ws);
+    oct_qat_linear_weight_scales(l, a->ws);
+    oct_act_quant_params(l->in_q, &a->s_a, &a->z_a);
+    oct_quantize_u8(x->data, 1, x->size, &a->s_a, &a->z_a, l->in_q->scheme.qmin,
+                    l->in_q->scheme.qmax, a->a);
+
+    oct_tensor *y = oct_tensor_new2(&g->arena, B, N);
+    oct_act_quant *oq = l->out_q;
+    bool observe_out = oq && g->training && act_wants_data(oq);
+    oct_status st = build(l, &l->ql, a->ws, oq && !observe_out);
+    OCT_ASSERT(st == OCT_OK); /* scales are positive by construction */
+    if (!oq) {
+        oct_qlinear_acc(&l->ql, a->a, B, a->acc, l->threads);
+        oct_acc_to_real_rows(a->acc, B, N, a->s_a, a->ws, y->data);
+    } else {
+        uint8_t *codes = oct_arena_alloc(&g->arena, (size_t)B * N);
+        if (observe_out) {
+            /* Accumulators first, then the observer, then the requantization parameters of the
+             * updated state: the same integers the eval forward and the export produce. */
+            oct_qlinear_acc(&l->ql, a->a, B, a->acc, l->threads);
+            oct_acc_to_real_rows(a->acc, B, N, a->s_a, a->ws, y->data);
+            for (int64_t i = 0; i < y->size; i++) y->data[i] = fmaxf(y->data[i], 0.0f);
+            act_observe(oq, y->data, y->size);
+            st = build(l, &l->ql, a->ws, true);
+            OCT_ASSERT(st == OCT_OK);
+            oct_requantize_u8(a->acc, B, N, l->ql.m0, l->ql.shift, l->ql.y_zp, l->ql.y_qmin,
+                              l->ql.y_qmax, l->ql.relu, codes);
+        } else {
+            oct_qlinear_forward(&l->ql, a->a, B, a->acc, codes, l->threads);
+        }
+        a->s_y = l->ql.y_scale;
+        a->z_y = l->ql.y_zp;
+        a->alpha = oq->alpha ? oq->alpha->data[0] : 0.0f;
+        dequant_u8(codes, y->size, a->s_y, a->z_y, y->data);
+    }
+    oct_tensor *in[3] = {x, l->fp->w, l->fp->b};
+    if (oct__wants_grad(g, 3, in) || (!g->no_grad && learned_wants_grad(l)))
+        oct__record(g, OCT_OP_QLINEAR, y, l->fp->b ? 3 : 2, in)->aux = a;
+    return y;
+}
+
+/* dz (B,N) = dy masked by the output clamp / ReLU / PACT rules; LSQ and PACT output parameters
+ * get their gradient from the same masks. */
+static void output_grad(oct_graph *g, const ql_aux *a, int B, int N, const float *dy, float *dz) {
+    const oct_qat_linear *l = a->l;
+    const oct_act_quant *oq = l->out_q;
+    if (!oq) {
+        memcpy(dz, dy, (size_t)B * N * sizeof *dz);
+        return;
+    }
+    int32_t qmin = oq->scheme.qmin, qmax = oq->scheme.qmax;
+    float gf = oq->mode == OCT_QAT_A_LSQ ? oct_lsq_grad_factor(N, qmax - a->z_y) : 0.0f;
+    double dp = 0.0;
+    for (int r = 0; r < B; r++)
+        for (int c = 0; c < N; c++) {
+            int64_t i = (int64_t)r * N + c;
+            float v = oct_acc_to_real(a->acc[i], a->s_a, a->ws[c]);
+            if (oq->mode == OCT_QAT_A_PACT) {
+                dz[i] = dy[i] * oct_pact_grad_x(v, a->alpha);
+                dp += (double)dy[i] * oct_pact_grad_alpha(v, a->alpha);
+                continue;
+            }
+            bool pass = v > 0.0f && oct_quant_passes(v, a->s_y, a->z_y, qmin, qmax);
+            dz[i] = pass ? dy[i] : 0.0f;
+            if (oq->mode == OCT_QAT_A_LSQ)
+                dp += (double)dy[i] *
+                      oct_lsq_grad_scale(fmaxf(v, 0.0f), a->s_y, a->z_y, qmin, qmax, gf);
+        }
+    oct_tensor *p = oq->mode == OCT_QAT_A_PACT ? oq->alpha : oq->scale;
+    if (p && p->requires_grad) oct__grad(g, p)[0] += (float)dp;
+}
+
+/* dL/dx from dL/dx_dq (B,K): masked by the input clamp; an owned LSQ input step gets its
+ * gradient. */
+static void input_grad(oct_graph *g, const ql_aux *a, oct_tensor *x, const float *dxq) {
+    const oct_act_quant *iq = a->l->in_q;
+    int32_t qmin = iq->scheme.qmin, qmax = iq->scheme.qmax;
+    float *dx = x->requires_grad ? oct__grad(g, x) : NULL;
+    bool lsq = a->l->owns_in && iq->scale && iq->scale->requires_grad;
+    float gf = lsq ? oct_lsq_grad_factor(oct_tensor_cols(x), qmax - a->z_a) : 0.0f;
+    double ds = 0.0;
+    for (int64_t i = 0; i < x->size; i++) {
+        float v = x->data[i];
+        if (dx && oct_quant_passes(v, a->s_a, a->z_a, qmin, qmax)) dx[i] += dxq[i];
+        if (lsq) ds += (double)dxq[i] * oct_lsq_grad_scale(v, a->s_a, a->z_a, qmin, qmax, gf);
+    }
+    if (lsq) oct__grad(g, iq->scale)[0] += (float)ds;
+}
+
+/* dL/dw from dL/dw_dq (N,K) through the weight STE; LSQ steps get their gradient. */
+static void weight_grad(oct_graph *g, const ql_aux *a, oct_tensor *w, const float *dwq) {
+    const oct_qat_linear *l = a->l;
+    int N = w->shape[0], K = w->shape[1];
+    int32_t qmin = l->wscheme.qmin, qmax = l->wscheme.qmax;
+    float *dw = w->requires_grad ? oct__grad(g, w) : NULL;
+    float *ds = l->wscale->requires_grad ? oct__grad(g, l->wscale) : NULL;
+    float gf = oct_lsq_grad_factor(K, qmax);
+    for (int c = 0; c < N; c++) {
+        double acc = 0.0;
+        for (int64_t i = (int64_t)c * K; i < (int64_t)(c + 1) * K; i++) {
+            float v = w->data[i];
+            if (dw && oct_quant_passes(v, a->ws[c], 0, qmin, qmax)) dw[i] += dwq[i];
+            acc += (double)dwq[i] * oct_lsq_grad_scale(v, a->ws[c], 0, qmin, qmax, gf);
+        }
+        if (ds) ds[c] += (float)acc;
+    }
+}
+
+void oct__qlinear_backward(oct_graph *g, const oct_node *n) {
+    const ql_aux *a = n->aux;
+    const oct_qat_linear *l = a->l;
+    oct_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    int B = (int)oct_tensor_rows(x), K = w->shape[1], N = w->shape[0];
+    float *dz = oct_arena_alloc(&g->arena, (size_t)B * N * sizeof *dz); /* (B,N) */
+    output_grad(g, a, B, N, n->out->grad, dz);
+    if (b && b->requires_grad) {
+        float *db = oct__grad(g, b);
+        for (int r = 0; r < B; r++)
+            for (int c = 0; c < N; c++) db[c] += dz[(int64_t)r * N + c];
+    }
+    bool lsq_w = l->wmode == OCT_QAT_W_LSQ;
+    if (w->requires_grad || (lsq_w && l->wscale->requires_grad)) {
+        float *xq = oct_arena_alloc(&g->arena, (size_t)B * K * sizeof *xq); /* (B,K) */
+        dequant_u8(a->a, (int64_t)B * K, a->s_a, a->z_a, xq);
+        /* min-max steps never clamp (|w| <= max |w|): the STE is the identity. */
+        float *dwq = lsq_w ? oct_arena_calloc(&g->arena, (size_t)N * K * sizeof *dwq)
+                           : oct__grad(g, w); /* (N,K) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, B, 1.0f, dz, N, xq, K, 1.0f, dwq,
+                    K);
+        if (lsq_w) weight_grad(g, a, w, dwq);
+    }
+    bool lsq_in = l->owns_in && l->in_q->scale && l->in_q->scale->requires_grad;
+    if (!x->requires_grad && !lsq_in) return;
+    float *wq = oct_arena_alloc(&g->arena, (size_t)N * K * sizeof *wq); /* (N,K) */
+    int32_t *zeros = oct_arena_calloc(&g->arena, (size_t)N * sizeof *zeros);
+    oct_fake_quant_rows(w->data, N, K, a->ws, zeros, l->wscheme.qmin, l->wscheme.qmax, wq);
+    if (!l->owns_in) { /* x is the previous layer's dequantized output: never clamped */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, K, N, 1.0f, dz, N, wq, K, 1.0f,
+                    oct__grad(g, x), K);
+        return;
+    }
+    float *dxq = oct_arena_calloc(&g->arena, (size_t)B * K * sizeof *dxq); /* (B,K) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, K, N, 1.0f, dz, N, wq, K, 0.0f, dxq,
+                K);
+    input_grad(g, a, x, dxq);
+}

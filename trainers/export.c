@@ -1,0 +1,84 @@
+/* `octet export MODEL -o OUT.int8.safetensors`: turns a QAT-trained MLP into the integer model
+ * the engine runs (format in include/octet/int8.h). A fp32 model is refused with a hint to
+ * train with --qat: its activations have no quantization ranges. The output is written
+ * atomically, so a failed export leaves no partial file. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "octet/int8.h"
+#include "octet/io.h"
+
+/* The QAT model in path as a deployed int8 model. The one call into the QAT side: load the
+ * QAT model (fp32 weights + quantizer state) and oct_qat_mlp_to_int8 it. */
+static oct_status qat_model_to_int8(const char *path, oct_i8_mlp *out) {
+    (void)out;
+    return oct_fail(OCT_EUNSUPPORTED, "%s: loading QAT models is not available in this build yet",
+                    path);
+}
+
+/* What kind of model file path holds; fails (message naming the file) unless it is a QAT
+ * MLP. */
+static oct_status check_qat_model(const char *path) {
+    oct_st_file f;
+    oct_status s = oct_st_open(&f, path);
+    if (s != OCT_OK) {
+        oct_st_close(&f);
+        return s;
+    }
+    const char *fmt = oct_st_meta(&f, "octet.format"), *kind = oct_st_meta(&f, "octet.model");
+    if (fmt && !strcmp(fmt, OCT_I8_FORMAT))
+        s = oct_fail(OCT_EINVAL, "%s is already an int8 export", path);
+    else if (!kind || strcmp(kind, "mlp"))
+        s = oct_fail(OCT_EFORMAT, "%s: not an octet MLP model (metadata octet.model is %s)", path,
+                     kind ? kind : "missing");
+    else if (!oct_st_meta(&f, "octet.qat"))
+        s = oct_fail(OCT_EINVAL,
+                     "%s is a fp32 model without quantization ranges: train it with "
+                     "'octet train mlp --qat' to export it as int8",
+                     path);
+    oct_st_close(&f);
+    return s;
+}
+
+static long long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+int cmd_export(int argc, char **argv) {
+    const char *out = NULL;
+    const cli_flag flags[] = {
+        {"-o", CLI_STR, &out, "output file (required), e.g. model.int8.safetensors", 0, 0},
+    };
+    cli_cmd cmd = {"export",
+                   "MODEL -o OUT.int8.safetensors",
+                   "Exports a QAT-trained MLP as an int8 model for the integer engine (octet eval\n"
+                   "--int8, octet predict). The file is safetensors, readable from Python.",
+                   flags,
+                   (int)(sizeof flags / sizeof flags[0]),
+                   1,
+                   1};
+    const char *pos[1];
+    int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
+    if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
+    if (!out) {
+        fprintf(stderr, "octet export: -o OUT is required (see octet export --help)\n");
+        return CLI_USAGE;
+    }
+    oct_i8_mlp m = {0};
+    if (check_qat_model(pos[0]) || qat_model_to_int8(pos[0], &m) || oct_i8_mlp_save(&m, out)) {
+        rc = cli_fail(NULL);
+        oct_i8_mlp_free(&m);
+        return rc;
+    }
+    long long fp32 = 0;
+    for (int i = 0; i < m.n_layers; i++) fp32 += 4LL * m.layers[i].out * (m.layers[i].in + 1);
+    long long size = file_size(out);
+    printf("%s: %d layers, %lld bytes (%.2fx the %lld bytes of fp32 weights; %s is %lld bytes)\n",
+           out, m.n_layers, size, (double)size / (double)fp32, fp32, pos[0], file_size(pos[0]));
+    oct_i8_mlp_free(&m);
+    return CLI_OK;
+}

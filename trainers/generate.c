@@ -1,0 +1,72 @@
+/* `octet generate MODEL`: samples text from a saved GPT with the key/value cache and prints the
+ * prompt followed by the continuation on stdout. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "gpt_model.h"
+
+/* Encodes, generates and prints; m is loaded. */
+static int generate(const gpt_model *m, const char *prompt, int n, float temperature, int top_k,
+                    int seed) {
+    int64_t len = (int64_t)strlen(prompt);
+    if (len > 1 << 20) return cli_fail("--prompt is longer than 1 MiB");
+    int32_t *ids = malloc((size_t)(len + n + 1) * sizeof *ids);
+    char *text = malloc((size_t)n + 1);
+    int rc = CLI_OK;
+    oct_rng rng;
+    oct_rng_seed(&rng, (uint64_t)seed, 4);
+    if (!ids || !text) {
+        rc = cli_fail("out of memory");
+    } else if (oct_vocab_encode(&m->vocab, prompt, len, ids)) {
+        fprintf(stderr,
+                "octet generate: --prompt: %s; the model knows only the characters of "
+                "its training text\n",
+                oct_last_error());
+        rc = CLI_USAGE;
+    } else if (oct_gpt_generate(&m->gpt, ids, (int)len, n, temperature, top_k, &rng, ids + len)) {
+        rc = cli_fail(NULL);
+    } else {
+        oct_vocab_decode(&m->vocab, ids + len, n, text);
+        fwrite(prompt, 1, (size_t)len, stdout);
+        fwrite(text, 1, (size_t)n, stdout);
+        fputc('\n', stdout);
+    }
+    free(ids);
+    free(text);
+    return rc;
+}
+
+int cmd_generate(int argc, char **argv) {
+    const char *prompt = "\n";
+    int n = 200, top_k = 40, seed = 1, threads = 1;
+    float temperature = 0.8f;
+    const cli_flag flags[] = {
+        {"--prompt", CLI_STR, &prompt, "text to continue (characters of the training text)", 0, 0},
+        {"-n", CLI_INT, &n, "characters to generate", 0, 1 << 24},
+        {"--temperature", CLI_FLOAT, &temperature, "softmax temperature (0: greedy)", 0, 100},
+        {"--top-k", CLI_INT, &top_k, "sample among the k most likely characters (0: all)", 0,
+         65536},
+        {"--seed", CLI_INT, &seed, "random seed for sampling", 0, 2147483647},
+        {"--threads", CLI_INT, &threads, "threads", 1, 256},
+    };
+    cli_cmd cmd = {"generate",
+                   "MODEL [flags]",
+                   "Continues --prompt with text sampled from a GPT saved by `octet train gpt\n"
+                   "--save`, and prints the prompt and the continuation.",
+                   flags,
+                   (int)(sizeof flags / sizeof flags[0]),
+                   1,
+                   1};
+    const char *pos[1];
+    int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
+    if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
+    cli_set_threads(threads);
+    gpt_model m;
+    if (gpt_model_load(&m, pos[0])) return cli_fail(NULL);
+    rc = generate(&m, prompt, n, temperature, top_k, seed);
+    gpt_model_free(&m);
+    return rc;
+}

@@ -1,0 +1,86 @@
+/* `octet train mlp --qat`: fp32 warm-up epochs, then quantization-aware epochs in which every
+ * linear layer runs the shared integer layer (oct_qat_linear_forward) and observers freeze after
+ * --freeze-after steps; or, with --from, QAT fine-tuning of a saved fp32 model. The trained
+ * model saves with its quantizer state and config (see mlp_model.c) for `octet export`. */
+#include "qat_mlp.h"
+
+#include <stdio.h>
+
+void qat_flags(qat_opts *o, cli_flag *rows) {
+    const cli_flag f[QAT_N_FLAGS] = {
+        {"--qat", CLI_BOOL, &o->on,
+         "quantization-aware training (fp32 warm-up, then simulated int8)", 0, 0},
+        {"--fp32-epochs", CLI_INT, &o->fp32_epochs,
+         "--qat: fp32 warm-up epochs before QAT (-1: half of --epochs)", -1, 100000},
+        {"--freeze-after", CLI_INT, &o->freeze_after,
+         "--qat: freeze observers after N QAT steps (-1: one epoch, 0: never)", -1, 1e9},
+        {"--from", CLI_STR, &o->from, "--qat: fine-tune this saved model (no fp32 warm-up)", 0, 0},
+        {"--weight-bits", CLI_INT, &o->weight_bits, "--qat: weight bits", 2, 8},
+        {"--act-bits", CLI_INT, &o->act_bits, "--qat: activation bits", 2, 8},
+        {"--weight-quant", CLI_STR, &o->weight_quant, "--qat: weight scales: minmax or lsq", 0, 0},
+        {"--act-quant", CLI_STR, &o->act_quant,
+         "--qat: ema, minmax, lsq or pact; or one per point (input first): ema,pact,pact", 0, 0},
+        {"--obs-momentum", CLI_FLOAT, &o->obs_momentum, "--qat: ema observer momentum", 1e-6, 1},
+    };
+    for (int i = 0; i < QAT_N_FLAGS; i++) rows[i] = f[i];
+}
+
+static int usage(const char *flag) {
+    fprintf(stderr, "octet train mlp: %s: %s\n", flag, oct_last_error());
+    return CLI_USAGE;
+}
+
+int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, int threads,
+              int *qat_start) {
+    *qat_start = epochs;
+    if (!o->on) {
+        if (o->from) fprintf(stderr, "octet train mlp: --from needs --qat\n");
+        return o->from ? CLI_USAGE : CLI_OK;
+    }
+    oct_qat_config cfg;
+    oct_qat_config_default(&cfg);
+    cfg.weight_bits = o->weight_bits;
+    cfg.act_bits = o->act_bits;
+    cfg.momentum = o->obs_momentum;
+    cfg.freeze_after = o->freeze_after < 0 ? per_epoch : o->freeze_after;
+    if (oct_qat_wmode_parse(o->weight_quant, &cfg.weight_mode)) return usage("--weight-quant");
+    if (oct_qat_amodes_parse(o->act_quant, &cfg)) return usage("--act-quant");
+    if (oct_qat_config_check(&cfg)) return usage("--qat");
+    int warmup = o->from ? 0 : o->fp32_epochs < 0 ? epochs / 2 : o->fp32_epochs;
+    if (warmup >= epochs) {
+        fprintf(stderr, "octet train mlp: --fp32-epochs %d leaves no QAT epoch of %d\n", warmup,
+                epochs);
+        return CLI_USAGE;
+    }
+    if (o->from) {
+        mlp_model loaded;
+        if (mlp_model_load(&loaded, o->from)) return cli_fail(NULL);
+        bool same = loaded.mlp.n_layers == m->mlp.n_layers;
+        for (int i = 0; same && i <= m->mlp.n_layers; i++)
+            same = loaded.mlp.sizes[i] == m->mlp.sizes[i];
+        if (loaded.qat || !same) {
+            fprintf(stderr, "octet train mlp: --from %s: %s\n", o->from,
+                    loaded.qat ? "already a QAT model"
+                               : "its layer sizes differ from --hidden and the data");
+            mlp_model_free(&loaded);
+            return CLI_USAGE;
+        }
+        mlp_model_free(m);
+        *m = loaded;
+    }
+    if (mlp_model_enable_qat(m, &cfg)) return usage("--qat");
+    oct_qat_mlp_set_threads(m->qat, threads);
+    *qat_start = warmup;
+    fprintf(stderr,
+            "octet: QAT int%d weights (%s), uint%d activations (%s), %d fp32 warm-up "
+            "epochs, observers freeze after %lld steps\n",
+            cfg.weight_bits, o->weight_quant, cfg.act_bits, o->act_quant, warmup,
+            (long long)cfg.freeze_after);
+    return CLI_OK;
+}
+
+void qat_begin_epoch(mlp_model *m, int e, int qat_start, double acc) {
+    if (e != qat_start || !m->qat) return;
+    if (e > 0) printf("fp32 warm-up done: test accuracy %.2f%% after %d epochs\n", 100 * acc, e);
+    m->qat_on = true;
+}
