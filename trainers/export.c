@@ -8,15 +8,20 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "mlp_model.h"
 #include "octet/int8.h"
 #include "octet/io.h"
 
-/* The QAT model in path as a deployed int8 model. The one call into the QAT side: load the
- * QAT model (fp32 weights + quantizer state) and oct_qat_mlp_to_int8 it. */
+/* The QAT model in path as a deployed int8 model: load the QAT model (fp32 weights and
+ * quantizer state) and convert it with the very builder its forward pass uses. */
 static oct_status qat_model_to_int8(const char *path, oct_i8_mlp *out) {
-    (void)out;
-    return oct_fail(OCT_EUNSUPPORTED, "%s: loading QAT models is not available in this build yet",
-                    path);
+    mlp_model m;
+    oct_status s = mlp_model_load(&m, path);
+    if (s != OCT_OK) return s;
+    s = m.qat ? oct_qat_mlp_to_int8(m.qat, m.mean, m.std, out)
+              : oct_fail(OCT_EINVAL, "%s has no quantizer state", path);
+    mlp_model_free(&m);
+    return s;
 }
 
 /* What kind of model file path holds; fails (message naming the file) unless it is a QAT

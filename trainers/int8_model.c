@@ -38,7 +38,9 @@ bool int8_is_export(const char *path) {
     return yes;
 }
 
-static int argmax(const int32_t *row, int n) {
+/* The accumulators of different classes have different scales (s_a * s_w[c]): compare the
+ * real logits, never the raw int32 values. */
+static int argmax(const float *row, int n) {
     int best = 0;
     for (int c = 1; c < n; c++)
         if (row[c] > row[best]) best = c;
@@ -57,22 +59,23 @@ int int8_eval(const char *path, const char *data_dir, int batch, int threads) {
     int rc = CLI_OK;
     oct_i8_engine e;
     int32_t *acc = malloc(sizeof(int32_t) * (size_t)batch * (size_t)classes);
+    float *logits = malloc(sizeof(float) * (size_t)batch * (size_t)classes);
     if (test.rows * test.cols != in || classes < test.n_classes) {
         fprintf(stderr,
                 "octet: %s expects %d inputs and %d classes, the data in %s has %d and "
                 "%d\n",
                 path, in, classes, data_dir, test.rows * test.cols, test.n_classes);
         rc = CLI_FAIL;
-    } else if (!acc || oct_i8_engine_init(&e, &m, batch)) {
-        rc = cli_fail(acc ? NULL : "out of memory");
+    } else if (!acc || !logits || oct_i8_engine_init(&e, &m, batch)) {
+        rc = cli_fail(acc && logits ? NULL : "out of memory");
     } else {
         int64_t correct = 0;
         double t0 = cli_now();
         for (int64_t start = 0; start < test.n; start += batch) {
             int n = (int)(test.n - start < batch ? test.n - start : batch);
-            oct_i8_engine_forward_u8(&e, test.images + start * in, n, acc, NULL, threads);
+            oct_i8_engine_forward_u8(&e, test.images + start * in, n, acc, logits, threads);
             for (int i = 0; i < n; i++)
-                correct += argmax(acc + (int64_t)i * classes, classes) == test.labels[start + i];
+                correct += argmax(logits + (int64_t)i * classes, classes) == test.labels[start + i];
         }
         double sec = cli_now() - t0;
         printf("%s: int8 test accuracy %.2f%%  (%lld images, %.3f s, %.0f images/s, batch %d, "
@@ -82,6 +85,7 @@ int int8_eval(const char *path, const char *data_dir, int batch, int threads) {
         oct_i8_engine_free(&e);
     }
     free(acc);
+    free(logits);
     oct_image_set_free(&test);
     oct_i8_mlp_free(&m);
     return rc;

@@ -120,7 +120,7 @@ typedef struct oct_st_file {
 /* Reads and validates the whole file: sizes, JSON, dtypes, shapes, offsets covering the buffer
  * exactly, string metadata, and "octet.crc32" if present. Fails with OCT_EIO, OCT_EFORMAT,
  * OCT_EUNSUPPORTED (dtype or rank) or OCT_ENOMEM and a one-line message naming the file.
- * Whatever the result, release f with oct_st_close. */
+ * On failure f is left empty (nothing to release); on success release it with oct_st_close. */
 oct_status oct_st_open(oct_st_file *f, const char *path);
 /* Releases f; safe after a failed oct_st_open and on NULL. */
 void oct_st_close(oct_st_file *f);

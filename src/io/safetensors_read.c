@@ -257,9 +257,14 @@ oct_status oct_st_open(oct_st_file *f, const char *path) {
     f->path = strdup(path);
     OCT_ASSERT(f->path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return oct_fail(OCT_EIO, "%s: cannot open: %s", path, strerror(errno));
-    oct_status s = load(f, fd);
-    close(fd);
+    oct_status s;
+    if (fd < 0) {
+        s = oct_fail(OCT_EIO, "%s: cannot open: %s", path, strerror(errno));
+    } else {
+        s = load(f, fd);
+        close(fd);
+    }
+    if (s != OCT_OK) oct_st_close(f);
     return s;
 }
 
