@@ -1,6 +1,6 @@
 /* `octet predict MODEL IMAGES.idx[.gz]`: the predicted class and the class probabilities
  * (softmax of the logits) for a range of images, from an int8 export (the integer engine) or
- * an fp32 MLP model (the float forward pass). The labels file is read too (the IDX loader
+ * an fp32 or QAT MLP model (its float or simulated-int8 forward pass). The labels file is read too (the IDX loader
  * needs it) and each true label is printed next to the prediction. */
 #include <math.h>
 #include <stdio.h>
@@ -74,7 +74,7 @@ static oct_status fp32_logits(const char *path, const oct_image_set *set, int64_
         norm.std = m.std;
         oct_tensor *x = oct_tensor_new2(&g.arena, n, in);
         oct_image_set_batch_range(&norm, start, n, x->data, NULL);
-        oct_tensor *y = oct_mlp_forward(&m.mlp, &g, x);
+        oct_tensor *y = mlp_model_forward(&m, &g, x);
         memcpy(logits, y->data, sizeof(float) * (size_t)n * (size_t)*classes);
         oct_graph_free(&g);
     }
