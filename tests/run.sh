@@ -10,7 +10,15 @@ jobs=$(nproc)
 meson setup build-test --buildtype=release -Dwerror=true -Dtests=enabled --reconfigure >/dev/null 2>&1 ||
     meson setup build-test --buildtype=release -Dwerror=true -Dtests=enabled >/dev/null
 ninja -C build-test -j "$jobs"
-meson test -C build-test --print-errorlogs --num-processes "$jobs"
+# count_results LOG: adds the Ok/Fail/Skipped counts of a meson test summary to the totals.
+passed=0 failed=0 skipped=0
+count_results() {
+    passed=$((passed + $(awk '/^Ok:/ {print $2}' "$1")))
+    failed=$((failed + $(awk '/^Fail:/ {print $2}' "$1") + $(awk '/^Timeout:/ {print $2}' "$1")))
+    skipped=$((skipped + $(awk '/^Skipped:/ {print $2}' "$1")))
+}
+meson test -C build-test --print-errorlogs --num-processes "$jobs" | tee build-test/summary.txt
+count_results build-test/summary.txt
 
 meson setup build-asan --buildtype=debugoptimized -Dwerror=true -Dtests=enabled \
     -Db_sanitize=address,undefined -Db_lundef=false --reconfigure >/dev/null 2>&1 ||
@@ -18,5 +26,9 @@ meson setup build-asan --buildtype=debugoptimized -Dwerror=true -Dtests=enabled 
         -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 ninja -C build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    meson test -C build-asan --suite unit --print-errorlogs --num-processes "$jobs"
-echo "octet: all tests passed (release -Werror and ASan+UBSan)"
+    meson test -C build-asan --suite unit --print-errorlogs --num-processes "$jobs" |
+    tee build-asan/summary.txt
+count_results build-asan/summary.txt
+echo "octet: release -Werror build and ASan+UBSan build"
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
