@@ -80,12 +80,6 @@ oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w, co
     memcpy(l->w_scale, w_scale, (size_t)out * sizeof *w_scale);
     l->a_scale = a_scale;
     l->a_zp = a_zp;
-    l->quant_out = quant_out;
-    l->relu = relu;
-    l->y_scale = quant_out ? y_scale : 0.0f;
-    l->y_zp = quant_out ? y_zp : 0;
-    l->y_qmin = quant_out ? y_qmin : 0;
-    l->y_qmax = quant_out ? y_qmax : 0;
 
     int8_t *codes = malloc((size_t)out * (size_t)in);
     int32_t *zeros = calloc((size_t)out, sizeof *zeros);
@@ -100,8 +94,24 @@ oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w, co
         oct_quant_bias_rows(b, out, a_scale, w_scale, l->bias_q);
     else
         memset(l->bias_q, 0, (size_t)out * sizeof *l->bias_q);
-    if (quant_out) return oct_requant_multipliers(a_scale, w_scale, out, y_scale, l->m0, l->shift);
-    memset(l->m0, 0, (size_t)out * sizeof *l->m0);
-    memset(l->shift, 0, (size_t)out * sizeof *l->shift);
+    return oct_qlinear_set_output(l, quant_out, relu, y_scale, y_zp, y_qmin, y_qmax);
+}
+
+oct_status oct_qlinear_set_output(oct_qlinear *l, bool quant_out, bool relu, float y_scale,
+                                  int32_t y_zp, int32_t y_qmin, int32_t y_qmax)
+{
+    if (quant_out && !(y_scale > 0))
+        return oct_fail(OCT_EINVAL, "qlinear: output scale must be positive, got %g",
+                        (double)y_scale);
+    l->quant_out = quant_out;
+    l->relu = relu;
+    l->y_scale = quant_out ? y_scale : 0.0f;
+    l->y_zp = quant_out ? y_zp : 0;
+    l->y_qmin = quant_out ? y_qmin : 0;
+    l->y_qmax = quant_out ? y_qmax : 0;
+    if (quant_out)
+        return oct_requant_multipliers(l->a_scale, l->w_scale, l->out, y_scale, l->m0, l->shift);
+    memset(l->m0, 0, (size_t)l->out * sizeof *l->m0);
+    memset(l->shift, 0, (size_t)l->out * sizeof *l->shift);
     return OCT_OK;
 }

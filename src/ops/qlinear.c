@@ -186,9 +186,13 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
              * updated state: the same integers the eval forward and the export produce. */
             oct_qlinear_acc(&l->ql, a->a, B, a->acc, l->threads);
             oct_acc_to_real_rows(a->acc, B, N, a->s_a, a->ws, y->data);
-            for (int64_t i = 0; i < y->size; i++) y->data[i] = fmaxf(y->data[i], 0.0f);
+            for (int64_t i = 0; i < y->size; i++) y->data[i] = y->data[i] > 0.0f ? y->data[i] : 0.0f;
             act_observe(oq, y->data, y->size);
-            st = build(l, &l->ql, a->ws, true);
+            float s_y;
+            int32_t z_y;
+            oct_act_quant_params(oq, &s_y, &z_y);
+            st = oct_qlinear_set_output(&l->ql, true, l->relu, s_y, z_y, oq->scheme.qmin,
+                                        oq->scheme.qmax);
             OCT_ASSERT(st == OCT_OK);
             oct_requantize_u8(a->acc, B, N, l->ql.m0, l->ql.shift, l->ql.y_zp, l->ql.y_qmin,
                               l->ql.y_qmax, l->ql.relu, codes);
