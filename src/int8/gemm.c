@@ -67,11 +67,13 @@ oct_status oct_i8_pack(oct_i8_packed *p, const int8_t *w /* (N,K) */, int N, int
         int8_t *dst = data + (size_t)panel * OCT__I8_PANEL * 4 * G + (size_t)block * 64 + 4 * lane;
         const int8_t *src = w + (size_t)n * K;
         int32_t sum = 0;
-        for (int k = 0; k < K; k++) {
-            dst[(size_t)(k / 4) * nb * 64 + k % 4] = src[k];
-            sum += src[k];
-        }
+        for (int k = 0; k < K; k++) sum += src[k];
         wsum[n] = sum;
+        /* Groups of 4 consecutive k go to one 4-byte slot of the channel's block. */
+        size_t stride = (size_t)nb * 64;
+        int k4 = K / 4 * 4;
+        for (int k = 0; k < k4; k += 4) memcpy(dst + (size_t)(k / 4) * stride, src + k, 4);
+        for (int k = k4; k < K; k++) dst[(size_t)(k / 4) * stride + k % 4] = src[k];
     }
     *p = (oct_i8_packed){
         .data = data, .wsum = wsum, .N = N, .K = K, .n_pad = n_pad, .k_pad = k_pad, .size = size};
