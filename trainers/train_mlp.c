@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "mlp_model.h"
+#include "mlp_parallel.h"
 #include "qat_mlp.h"
 #include "octet/optim.h"
 
@@ -26,7 +27,8 @@ static int fail_flag(const char *flag)
 }
 
 /* One epoch over the training set; returns the mean training loss. */
-static double train_epoch(mlp_model *m, oct_graph *g, oct_optim *opt, const oct_schedule *sched,
+static double train_epoch(mlp_model *m, oct_graph *g, mlp_parallel *par, oct_optim *opt,
+                          const oct_schedule *sched,
                           const oct_image_set *train, oct_batcher *batcher, int epoch,
                           const mlp_opts *o, cli_progress *bar)
 {
@@ -41,19 +43,27 @@ static double train_epoch(mlp_model *m, oct_graph *g, oct_optim *opt, const oct_
     cli_progress_begin(bar, label, per_epoch, "samples/s");
     g->training = true;
     while (oct_batcher_next(batcher, &idx, &count)) {
-        oct_graph_reset(g);
-        oct_tensor *x = oct_tensor_new2(&g->arena, count, in);
-        int32_t *y = oct_arena_alloc(&g->arena, (size_t)count * sizeof *y);
-        oct_image_set_batch(train, idx, count, x->data, y);
-        oct_tensor *loss = oct_cross_entropy(g, mlp_model_forward(m, g, x), y);
-        oct_params_zero_grad(&m->params);
-        oct_graph_backward(g, loss);
+        float loss;
+        if (m->qat_on) {
+            /* QAT steps run on one graph; the int8 GEMMs and OpenBLAS use the threads. */
+            cli_set_threads(o->threads);
+            oct_graph_reset(g);
+            oct_tensor *x = oct_tensor_new2(&g->arena, count, in);
+            int32_t *y = oct_arena_alloc(&g->arena, (size_t)count * sizeof *y);
+            oct_image_set_batch(train, idx, count, x->data, y);
+            oct_tensor *l = oct_cross_entropy(g, mlp_model_forward(m, g, x), y);
+            oct_params_zero_grad(&m->params);
+            oct_graph_backward(g, l);
+            loss = l->data[0];
+        } else {
+            loss = mlp_parallel_step(par, m, g, train, idx, count);
+        }
         if (o->clip > 0) oct_clip_grad_norm(&m->params, o->clip);
         oct_optim_step(opt, oct_lr_at(sched, opt->step));
-        loss_sum += loss->data[0];
+        loss_sum += loss;
         steps++;
         seen += count;
-        cli_progress_update(bar, steps, loss->data[0], (double)seen);
+        cli_progress_update(bar, steps, loss, (double)seen);
     }
     cli_progress_end(bar);
     return steps ? loss_sum / (double)steps : 0;
@@ -107,6 +117,7 @@ static int run(const mlp_opts *o)
     oct_optim opt = {0};
     oct_graph g;
     oct_graph_init(&g, 0, (uint64_t)o->seed);
+    mlp_parallel par = {0};
     cli_log log = {0};
     int qat_start;
     if (oct_batcher_init(&batcher, train.n, o->batch, false, &rng)) {
@@ -116,6 +127,7 @@ static int run(const mlp_opts *o)
     if ((rc = qat_setup(&o->qat, &m, o->epochs, oct_batcher_batches_per_epoch(&batcher),
                         o->threads, &qat_start)) != CLI_OK)
         goto out;
+    mlp_parallel_init(&par, &m, o->threads, (uint64_t)o->seed);
     if (oct_optim_init(&opt, kind, &m.params, &m.arena, &h)) {
         rc = cli_fail(NULL);
         goto out;
@@ -142,7 +154,7 @@ static int run(const mlp_opts *o)
     for (int e = 0; e < o->epochs; e++) {
         qat_begin_epoch(&m, e, qat_start, ev.accuracy);
         double t0 = cli_now();
-        double loss = train_epoch(&m, &g, &opt, &sched, &train, &batcher, e, o, &bar);
+        double loss = train_epoch(&m, &g, &par, &opt, &sched, &train, &batcher, e, o, &bar);
         double dt = cli_now() - t0;
         t_train += dt;
         ev = mlp_model_evaluate(&m, &g, &test);
@@ -167,6 +179,7 @@ static int run(const mlp_opts *o)
     }
 out:
     cli_log_close(&log);
+    mlp_parallel_free(&par);
     oct_graph_free(&g);
     oct_optim_free(&opt);
     oct_batcher_free(&batcher);
