@@ -260,3 +260,8 @@ void cli_set_threads(int threads)
 {
     openblas_set_num_threads(threads);
 }
+
+const char *cli_blas_core(void)
+{
+    return openblas_get_corename();
+}

@@ -77,5 +77,7 @@ void cli_log_close(cli_log *l);
 
 /* Sets the thread count for OpenBLAS and octet's own kernels. */
 void cli_set_threads(int threads);
+/* The OpenBLAS kernel family in use ("Cooperlake", "Haswell", ...), for logs and benchmarks. */
+const char *cli_blas_core(void);
 
 #endif

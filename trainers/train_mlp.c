@@ -144,10 +144,15 @@ static int run(const mlp_opts *o)
         goto out;
     }
     if ((rc = cli_log_open(&log, o->log)) != CLI_OK) goto out;
-    fprintf(stderr, "octet: MLP %s, %lld parameters, %lld training images, %s lr %g %s\n",
+    fprintf(stderr,
+            "octet: MLP %s, %lld parameters, %lld training images, %s lr %g %s, %d thread%s, "
+            "OpenBLAS core %s\n",
             oct_activation_name(act), (long long)oct_params_count(&m.params),
             (long long)train.n, adam ? "adam" : oct_optim_kind_name(kind), (double)o->lr,
-            o->schedule);
+            o->schedule, o->threads, o->threads == 1 ? "" : "s", cli_blas_core());
+    cli_log_write(&log, json_pack("{s:s, s:I, s:i, s:s}", "event", "start", "parameters",
+                                  (json_int_t)oct_params_count(&m.params), "threads", o->threads,
+                                  "openblas_core", cli_blas_core()));
     cli_progress bar;
     double t_train = 0;
     mlp_eval ev = {0};
