@@ -8,8 +8,7 @@
 
 #include "octet/tensor.h"
 
-static void arena_alignment_and_rewind(void **state)
-{
+static void arena_alignment_and_rewind(void **state) {
     oct_arena a;
     oct_arena_init(&a, 4096);
     void *p = oct_arena_alloc(&a, 10);
@@ -35,8 +34,7 @@ static void arena_alignment_and_rewind(void **state)
     oct_arena_free(NULL);
 }
 
-static void tensor_shapes(void **state)
-{
+static void tensor_shapes(void **state) {
     oct_arena a;
     oct_arena_init(&a, 0);
     int shape[3] = {2, 3, 4};
@@ -53,8 +51,7 @@ static void tensor_shapes(void **state)
     oct_arena_free(&a);
 }
 
-static void status_messages(void **state)
-{
+static void status_messages(void **state) {
     oct_status s = oct_fail(OCT_EFORMAT, "%s: bad magic %d", "x.idx", 7);
     assert_int_equal(s, OCT_EFORMAT);
     assert_string_equal(oct_last_error(), "x.idx: bad magic 7");
@@ -64,8 +61,7 @@ static void status_messages(void **state)
     assert_string_equal(oct_last_error(), "");
 }
 
-static void rng_reproducible(void **state)
-{
+static void rng_reproducible(void **state) {
     oct_rng a, b;
     oct_rng_seed(&a, 42, 1);
     oct_rng_seed(&b, 42, 1);
@@ -91,8 +87,7 @@ static void rng_reproducible(void **state)
     for (int i = 0; i < 10000; i++) assert_true(oct_rng_below(&a, 7) < 7);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(arena_alignment_and_rewind),
         cmocka_unit_test(tensor_shapes),

@@ -18,8 +18,7 @@
 
 enum { TRAIN_STEPS = 150, BATCH = 128 };
 
-static void invariant_on_test_set(void **state)
-{
+static void invariant_on_test_set(void **state) {
     oct_image_set train, test;
     if (oct_image_set_load_dir(&train, OCT_FASHION_MNIST_DIR, true) != OCT_OK) skip();
     assert_int_equal(oct_image_set_load_dir(&test, OCT_FASHION_MNIST_DIR, false), OCT_OK);
@@ -32,8 +31,9 @@ static void invariant_on_test_set(void **state)
     oct_rng rng;
     oct_rng_seed(&rng, 7, 0);
     oct_mlp mlp;
-    assert_int_equal(oct_mlp_init(&mlp, &arena, &params, sizes, 4, OCT_ACT_RELU,
-                                  OCT_INIT_KAIMING_UNIFORM, &rng), OCT_OK);
+    assert_int_equal(
+        oct_mlp_init(&mlp, &arena, &params, sizes, 4, OCT_ACT_RELU, OCT_INIT_KAIMING_UNIFORM, &rng),
+        OCT_OK);
     oct_qat_config cfg;
     oct_qat_config_default(&cfg);
     cfg.freeze_after = TRAIN_STEPS / 2;
@@ -139,8 +139,7 @@ static void invariant_on_test_set(void **state)
     oct_image_set_free(&test);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(invariant_on_test_set)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

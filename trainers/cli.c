@@ -12,22 +12,19 @@
 
 #include "octet/status.h"
 
-double cli_now(void)
-{
+double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int cli_fail(const char *msg)
-{
+int cli_fail(const char *msg) {
     if (!msg) msg = *oct_last_error() ? oct_last_error() : "unknown error";
     fprintf(stderr, "octet: %s\n", msg);
     return CLI_FAIL;
 }
 
-static void print_default(const cli_flag *f, FILE *out)
-{
+static void print_default(const cli_flag *f, FILE *out) {
     switch (f->kind) {
     case CLI_INT:
         fprintf(out, " (default %d)", *(int *)f->dst);
@@ -50,8 +47,7 @@ static void print_default(const cli_flag *f, FILE *out)
     }
 }
 
-void cli_print_help(const cli_cmd *cmd, FILE *out)
-{
+void cli_print_help(const cli_cmd *cmd, FILE *out) {
     fprintf(out, "usage: octet %s %s\n\n%s\n", cmd->name, cmd->usage, cmd->summary);
     if (cmd->n_flags) fprintf(out, "\nflags:\n");
     for (int i = 0; i < cmd->n_flags; i++) {
@@ -66,19 +62,17 @@ void cli_print_help(const cli_cmd *cmd, FILE *out)
     fprintf(out, "  %-24s %s\n", "-h, --help", "show this help");
 }
 
-static int usage_error(const cli_cmd *cmd, const char *flag, const char *what, const char *got)
-{
+static int usage_error(const cli_cmd *cmd, const char *flag, const char *what, const char *got) {
     if (got)
-        fprintf(stderr, "octet %s: %s: %s, got '%s' (see octet %s --help)\n", cmd->name, flag,
-                what, got, cmd->name);
+        fprintf(stderr, "octet %s: %s: %s, got '%s' (see octet %s --help)\n", cmd->name, flag, what,
+                got, cmd->name);
     else
         fprintf(stderr, "octet %s: %s: %s (see octet %s --help)\n", cmd->name, flag, what,
                 cmd->name);
     return CLI_USAGE;
 }
 
-static bool parse_number(const char *s, double *out)
-{
+static bool parse_number(const char *s, double *out) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
@@ -87,8 +81,7 @@ static bool parse_number(const char *s, double *out)
     return true;
 }
 
-static int set_flag(const cli_cmd *cmd, const cli_flag *f, const char *val)
-{
+static int set_flag(const cli_cmd *cmd, const cli_flag *f, const char *val) {
     char what[96];
     double v;
     switch (f->kind) {
@@ -137,8 +130,7 @@ static int set_flag(const cli_cmd *cmd, const cli_flag *f, const char *val)
     return CLI_USAGE;
 }
 
-int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *n_pos)
-{
+int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *n_pos) {
     *n_pos = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -179,8 +171,7 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *
     return CLI_OK;
 }
 
-void cli_progress_begin(cli_progress *p, const char *label, int64_t total, const char *unit)
-{
+void cli_progress_begin(cli_progress *p, const char *label, int64_t total, const char *unit) {
     p->label = label;
     p->total = total;
     p->t0 = p->last_print = cli_now();
@@ -188,8 +179,7 @@ void cli_progress_begin(cli_progress *p, const char *label, int64_t total, const
     p->unit = unit;
 }
 
-static void fmt_time(double s, char *buf, size_t n)
-{
+static void fmt_time(double s, char *buf, size_t n) {
     int t = (int)(s + 0.5);
     if (t >= 3600)
         snprintf(buf, n, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
@@ -197,8 +187,7 @@ static void fmt_time(double s, char *buf, size_t n)
         snprintf(buf, n, "%d:%02d", t / 60, t % 60);
 }
 
-void cli_progress_update(cli_progress *p, int64_t step, float loss, double items)
-{
+void cli_progress_update(cli_progress *p, int64_t step, float loss, double items) {
     double now = cli_now();
     bool last = step >= p->total;
     if (!last && now - p->last_print < (p->tty ? 0.1 : 5.0)) return;
@@ -222,13 +211,11 @@ void cli_progress_update(cli_progress *p, int64_t step, float loss, double items
     }
 }
 
-void cli_progress_end(cli_progress *p)
-{
+void cli_progress_end(cli_progress *p) {
     if (p->tty) fputc('\n', stderr);
 }
 
-int cli_log_open(cli_log *l, const char *path)
-{
+int cli_log_open(cli_log *l, const char *path) {
     l->path = path;
     l->f = NULL;
     if (!path) return CLI_OK;
@@ -240,8 +227,7 @@ int cli_log_open(cli_log *l, const char *path)
     return CLI_OK;
 }
 
-void cli_log_write(cli_log *l, json_t *obj)
-{
+void cli_log_write(cli_log *l, json_t *obj) {
     if (l->f) {
         json_dumpf(obj, l->f, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
         fputc('\n', l->f);
@@ -250,18 +236,15 @@ void cli_log_write(cli_log *l, json_t *obj)
     json_decref(obj);
 }
 
-void cli_log_close(cli_log *l)
-{
+void cli_log_close(cli_log *l) {
     if (l->f) fclose(l->f);
     l->f = NULL;
 }
 
-void cli_set_threads(int threads)
-{
+void cli_set_threads(int threads) {
     openblas_set_num_threads(threads);
 }
 
-const char *cli_blas_core(void)
-{
+const char *cli_blas_core(void) {
     return openblas_get_corename();
 }

@@ -23,17 +23,17 @@ typedef struct cli_ints {
 } cli_ints;
 
 typedef struct cli_flag {
-    const char *name;    /* "--lr" */
+    const char *name; /* "--lr" */
     cli_kind kind;
-    void *dst;           /* int*, float*, const char**, bool*, cli_ints* */
-    const char *help;    /* one line; the default is printed from *dst */
-    double min, max;     /* accepted range for CLI_INT/CLI_FLOAT/CLI_INTS items */
+    void *dst;        /* int*, float*, const char**, bool*, cli_ints* */
+    const char *help; /* one line; the default is printed from *dst */
+    double min, max;  /* accepted range for CLI_INT/CLI_FLOAT/CLI_INTS items */
 } cli_flag;
 
 typedef struct cli_cmd {
-    const char *name;     /* "train mlp" */
-    const char *usage;    /* "[flags]" or "MODEL [flags]" */
-    const char *summary;  /* one paragraph */
+    const char *name;    /* "train mlp" */
+    const char *usage;   /* "[flags]" or "MODEL [flags]" */
+    const char *summary; /* one paragraph */
     const cli_flag *flags;
     int n_flags;
     int min_pos, max_pos; /* positional arguments accepted */

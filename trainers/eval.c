@@ -7,24 +7,27 @@
 #include "int8_model.h"
 #include "mlp_model.h"
 
-int cmd_eval(int argc, char **argv)
-{
+int cmd_eval(int argc, char **argv) {
     const char *data = OCT_FASHION_MNIST_DIR;
     int threads = 1, batch = 256;
     const char *int8_path = NULL, *kernel = "auto";
     const cli_flag flags[] = {
         {"--data", CLI_STR, &data, "directory with the IDX .gz files", 0, 0},
         {"--threads", CLI_INT, &threads, "threads", 1, 256},
-        {"--int8", CLI_STR, &int8_path, "evaluate this int8 export (from octet export) instead",
-         0, 0},
+        {"--int8", CLI_STR, &int8_path, "evaluate this int8 export (from octet export) instead", 0,
+         0},
         {"--batch", CLI_INT, &batch, "images per int8 engine call (--int8)", 1, 65536},
         {"--kernel", CLI_STR, &kernel, "int8 GEMM kernel: auto|portable|avx2|avx512vnni (--int8)",
          0, 0},
     };
-    cli_cmd cmd = {"eval", "MODEL [flags]  |  octet eval --int8 FILE [flags]",
+    cli_cmd cmd = {"eval",
+                   "MODEL [flags]  |  octet eval --int8 FILE [flags]",
                    "Evaluates a saved model on the test split and prints accuracy and loss; with\n"
                    "--int8, an exported integer model: accuracy and images/s.",
-                   flags, (int)(sizeof flags / sizeof flags[0]), 0, 1};
+                   flags,
+                   (int)(sizeof flags / sizeof flags[0]),
+                   0,
+                   1};
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
@@ -51,8 +54,8 @@ int cmd_eval(int argc, char **argv)
         oct_graph_init(&g, 0, 0);
         mlp_eval ev = mlp_model_evaluate(&m, &g, &test);
         printf("%s: %stest accuracy %.2f%%  loss %.4f  (%lld images, %.3f s)\n", pos[0],
-               m.qat ? "QAT (simulated int8) " : "", 100 * ev.accuracy, ev.loss,
-               (long long)test.n, ev.seconds);
+               m.qat ? "QAT (simulated int8) " : "", 100 * ev.accuracy, ev.loss, (long long)test.n,
+               ev.seconds);
         oct_graph_free(&g);
     }
     oct_image_set_free(&test);

@@ -21,8 +21,7 @@ static const command commands[] = {
     {"inspect", NULL, cmd_inspect, "list the metadata, tensors and int8 layers of a file"},
 };
 
-static void usage(FILE *out)
-{
+static void usage(FILE *out) {
     fprintf(out, "usage: octet <command> [args] [flags]\n\n"
                  "octet trains small networks under simulated INT8 (quantization-aware training)\n"
                  "and exports true integer models that run bit-exactly as they trained.\n\n"
@@ -36,8 +35,7 @@ static void usage(FILE *out)
     fprintf(out, "\nRun 'octet <command> --help' for the flags of a command.\n");
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;

@@ -15,8 +15,7 @@
 #include "octet/io.h"
 
 oct_status mlp_model_init(mlp_model *m, const int *sizes, int n_sizes, oct_activation act,
-                          oct_init init, uint64_t seed)
-{
+                          oct_init init, uint64_t seed) {
     memset(m, 0, sizeof *m);
     oct_arena_init(&m->arena, 0);
     oct_params_init(&m->params);
@@ -29,8 +28,7 @@ oct_status mlp_model_init(mlp_model *m, const int *sizes, int n_sizes, oct_activ
     return s;
 }
 
-oct_status mlp_model_enable_qat(mlp_model *m, const oct_qat_config *cfg)
-{
+oct_status mlp_model_enable_qat(mlp_model *m, const oct_qat_config *cfg) {
     OCT_ASSERT(!m->qat);
     m->qat = malloc(sizeof *m->qat);
     if (!m->qat) return oct_fail(OCT_ENOMEM, "mlp: out of memory for the QAT state");
@@ -42,20 +40,17 @@ oct_status mlp_model_enable_qat(mlp_model *m, const oct_qat_config *cfg)
     return s;
 }
 
-oct_tensor *mlp_model_forward(mlp_model *m, oct_graph *g, oct_tensor *x)
-{
+oct_tensor *mlp_model_forward(mlp_model *m, oct_graph *g, oct_tensor *x) {
     return m->qat_on ? oct_qat_mlp_forward(m->qat, g, x) : oct_mlp_forward(&m->mlp, g, x);
 }
 
 /* The quantizer state tensors that are not parameters (observer ranges). */
-static bool is_plain_state(const mlp_model *m, const oct_tensor *t)
-{
+static bool is_plain_state(const mlp_model *m, const oct_tensor *t) {
     return !oct_params_find(&m->params, t->name);
 }
 
 /* Reads a QAT model's config, creates its quantizer state and reads the steps counter. */
-static oct_status load_qat(mlp_model *m, const oct_st_file *f, const char *json)
-{
+static oct_status load_qat(mlp_model *m, const oct_st_file *f, const char *json) {
     oct_qat_config cfg;
     oct_status s = oct_qat_config_from_json(&cfg, json);
     if (s == OCT_OK) s = mlp_model_enable_qat(m, &cfg);
@@ -74,8 +69,7 @@ static oct_status load_qat(mlp_model *m, const oct_st_file *f, const char *json)
     return s;
 }
 
-void mlp_model_free(mlp_model *m)
-{
+void mlp_model_free(mlp_model *m) {
     if (!m) return;
     oct_qat_mlp_free(m->qat);
     free(m->qat);
@@ -84,8 +78,7 @@ void mlp_model_free(mlp_model *m)
     memset(m, 0, sizeof *m);
 }
 
-static oct_status parse_float_meta(const oct_st_file *f, const char *key, float *out)
-{
+static oct_status parse_float_meta(const oct_st_file *f, const char *key, float *out) {
     const char *v = oct_st_meta(f, key);
     char *end;
     if (!v) return oct_fail(OCT_EFORMAT, "%s: metadata '%s' is missing", f->path, key);
@@ -95,8 +88,7 @@ static oct_status parse_float_meta(const oct_st_file *f, const char *key, float 
     return OCT_OK;
 }
 
-oct_status mlp_model_load(mlp_model *m, const char *path)
-{
+oct_status mlp_model_load(mlp_model *m, const char *path) {
     memset(m, 0, sizeof *m);
     oct_st_file f;
     oct_status s = oct_st_open(&f, path);
@@ -108,8 +100,10 @@ oct_status mlp_model_load(mlp_model *m, const char *path)
     oct_activation act = OCT_ACT_RELU;
     float mean = 0, std = 0;
     if (!kind || strcmp(kind, "mlp") || !sizes_s || !act_s) {
-        s = oct_fail(OCT_EFORMAT, "%s: not an octet MLP model (metadata octet.model/sizes/"
-                                  "activation missing)", path);
+        s = oct_fail(OCT_EFORMAT,
+                     "%s: not an octet MLP model (metadata octet.model/sizes/"
+                     "activation missing)",
+                     path);
         goto out;
     }
     for (const char *p = sizes_s; *p && n < 16;) {
@@ -154,8 +148,7 @@ out:
     return s;
 }
 
-oct_status mlp_model_save(const mlp_model *m, const char *path)
-{
+oct_status mlp_model_save(const mlp_model *m, const char *path) {
     char sizes[256] = "", buf[32];
     for (int i = 0; i <= m->mlp.n_layers; i++) {
         snprintf(buf, sizeof buf, i ? ",%d" : "%d", m->mlp.sizes[i]);
@@ -165,7 +158,8 @@ oct_status mlp_model_save(const mlp_model *m, const char *path)
     oct_st_writer_init(&w);
     oct_status s = oct_st_writer_meta(&w, "octet.model", "mlp");
     if (s == OCT_OK) s = oct_st_writer_meta(&w, "octet.sizes", sizes);
-    if (s == OCT_OK) s = oct_st_writer_meta(&w, "octet.activation", oct_activation_name(m->mlp.act));
+    if (s == OCT_OK)
+        s = oct_st_writer_meta(&w, "octet.activation", oct_activation_name(m->mlp.act));
     snprintf(buf, sizeof buf, "%.9g", (double)m->mean);
     if (s == OCT_OK) s = oct_st_writer_meta(&w, "octet.input_mean", buf);
     snprintf(buf, sizeof buf, "%.9g", (double)m->std);
@@ -188,8 +182,7 @@ oct_status mlp_model_save(const mlp_model *m, const char *path)
     return s;
 }
 
-mlp_eval mlp_model_evaluate(mlp_model *m, oct_graph *g, const oct_image_set *set)
-{
+mlp_eval mlp_model_evaluate(mlp_model *m, oct_graph *g, const oct_image_set *set) {
     enum { BATCH = 1000 };
     mlp_eval r = {0, 0, 0};
     int64_t correct = 0;

@@ -8,12 +8,12 @@
 #include "octet/qat.h"
 
 typedef struct mlp_model {
-    oct_arena arena;   /* parameters, gradients, optimizer and quantization state */
+    oct_arena arena; /* parameters, gradients, optimizer and quantization state */
     oct_params params;
     oct_mlp mlp;
-    float mean, std;   /* input pixel normalization (oct_pixel_normalize) */
-    oct_qat_mlp *qat;  /* quantizer state (malloc'd), NULL for an fp32 model */
-    bool qat_on;       /* forward passes run quantized (false during the fp32 warm-up) */
+    float mean, std;  /* input pixel normalization (oct_pixel_normalize) */
+    oct_qat_mlp *qat; /* quantizer state (malloc'd), NULL for an fp32 model */
+    bool qat_on;      /* forward passes run quantized (false during the fp32 warm-up) */
 } mlp_model;
 
 /* A freshly initialized model: sizes[0] inputs, ..., sizes[n-1] classes. */

@@ -1,7 +1,7 @@
 /* `octet predict MODEL IMAGES.idx[.gz]`: the predicted class and the class probabilities
  * (softmax of the logits) for a range of images, from an int8 export (the integer engine) or
- * an fp32 or QAT MLP model (its float or simulated-int8 forward pass). The labels file is read too (the IDX loader
- * needs it) and each true label is printed next to the prediction. */
+ * an fp32 or QAT MLP model (its float or simulated-int8 forward pass). The labels file is read too
+ * (the IDX loader needs it) and each true label is printed next to the prediction. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -20,18 +20,15 @@ typedef struct mlp_opts {
     qat_opts qat;
 } mlp_opts;
 
-static int fail_flag(const char *flag)
-{
+static int fail_flag(const char *flag) {
     fprintf(stderr, "octet train mlp: %s: %s\n", flag, oct_last_error());
     return CLI_USAGE;
 }
 
 /* One epoch over the training set; returns the mean training loss. */
 static double train_epoch(mlp_model *m, oct_graph *g, mlp_parallel *par, oct_optim *opt,
-                          const oct_schedule *sched,
-                          const oct_image_set *train, oct_batcher *batcher, int epoch,
-                          const mlp_opts *o, cli_progress *bar)
-{
+                          const oct_schedule *sched, const oct_image_set *train,
+                          oct_batcher *batcher, int epoch, const mlp_opts *o, cli_progress *bar) {
     int in = m->mlp.sizes[0];
     const int32_t *idx;
     int count;
@@ -69,8 +66,7 @@ static double train_epoch(mlp_model *m, oct_graph *g, mlp_parallel *par, oct_opt
     return steps ? loss_sum / (double)steps : 0;
 }
 
-static int run(const mlp_opts *o)
-{
+static int run(const mlp_opts *o) {
     oct_activation act;
     oct_init init;
     oct_optim_kind kind;
@@ -124,8 +120,8 @@ static int run(const mlp_opts *o)
         rc = cli_fail(NULL);
         goto out;
     }
-    if ((rc = qat_setup(&o->qat, &m, o->epochs, oct_batcher_batches_per_epoch(&batcher),
-                        o->threads, &qat_start)) != CLI_OK)
+    if ((rc = qat_setup(&o->qat, &m, o->epochs, oct_batcher_batches_per_epoch(&batcher), o->threads,
+                        &qat_start)) != CLI_OK)
         goto out;
     mlp_parallel_init(&par, &m, o->threads, (uint64_t)o->seed);
     if (oct_optim_init(&opt, kind, &m.params, &m.arena, &h)) {
@@ -147,9 +143,9 @@ static int run(const mlp_opts *o)
     fprintf(stderr,
             "octet: MLP %s, %lld parameters, %lld training images, %s lr %g %s, %d thread%s, "
             "OpenBLAS core %s\n",
-            oct_activation_name(act), (long long)oct_params_count(&m.params),
-            (long long)train.n, adam ? "adam" : oct_optim_kind_name(kind), (double)o->lr,
-            o->schedule, o->threads, o->threads == 1 ? "" : "s", cli_blas_core());
+            oct_activation_name(act), (long long)oct_params_count(&m.params), (long long)train.n,
+            adam ? "adam" : oct_optim_kind_name(kind), (double)o->lr, o->schedule, o->threads,
+            o->threads == 1 ? "" : "s", cli_blas_core());
     cli_log_write(&log, json_pack("{s:s, s:I, s:i, s:s}", "event", "start", "parameters",
                                   (json_int_t)oct_params_count(&m.params), "threads", o->threads,
                                   "openblas_core", cli_blas_core()));
@@ -165,8 +161,8 @@ static int run(const mlp_opts *o)
         ev = mlp_model_evaluate(&m, &g, &test);
         printf("epoch %d/%d  %s  train loss %.4f  test loss %.4f  test accuracy %.2f%%  (%.2f s, "
                "%.0f samples/s)\n",
-               e + 1, o->epochs, m.qat_on ? "qat " : "fp32", loss, ev.loss, 100 * ev.accuracy,
-               dt, (double)train.n / dt);
+               e + 1, o->epochs, m.qat_on ? "qat " : "fp32", loss, ev.loss, 100 * ev.accuracy, dt,
+               (double)train.n / dt);
         fflush(stdout);
         cli_log_write(&log, json_pack("{s:s, s:i, s:f, s:f, s:f, s:f, s:f}", "event", "epoch",
                                       "epoch", e + 1, "train_loss", loss, "test_loss", ev.loss,
@@ -194,8 +190,7 @@ out:
     return rc;
 }
 
-int cmd_train_mlp(int argc, char **argv)
-{
+int cmd_train_mlp(int argc, char **argv) {
     mlp_opts o = {
         .hidden = {2, {256, 128}},
         .activation = "relu",
@@ -224,8 +219,7 @@ int cmd_train_mlp(int argc, char **argv)
         {"--schedule", CLI_STR, &o.schedule, "constant, step (halve every epoch) or cosine", 0, 0},
         {"--warmup", CLI_INT, &o.warmup, "linear warmup steps", 0, 1e9},
         {"--min-lr", CLI_FLOAT, &o.min_lr, "cosine: final lr as a fraction of --lr", 0, 1},
-        {"--wd", CLI_FLOAT, &o.wd, "weight decay (adam: 0, adamw: 0.01, sgd: 0 when unset)", 0,
-         10},
+        {"--wd", CLI_FLOAT, &o.wd, "weight decay (adam: 0, adamw: 0.01, sgd: 0 when unset)", 0, 10},
         {"--momentum", CLI_FLOAT, &o.momentum, "sgd momentum", 0, 0.999},
         {"--nesterov", CLI_BOOL, &o.nesterov, "sgd: Nesterov momentum", 0, 0},
         {"--clip", CLI_FLOAT, &o.clip, "clip the global gradient norm (0: off)", 0, 1e9},
@@ -239,12 +233,16 @@ int cmd_train_mlp(int argc, char **argv)
     };
     OCT_ASSERT(!strcmp(flags[N_BASE - 1].name, "--save") && !flags[N_BASE].name);
     qat_flags(&o.qat, &flags[N_BASE]);
-    cli_cmd cmd = {"train mlp", "[flags]",
+    cli_cmd cmd = {"train mlp",
+                   "[flags]",
                    "Trains an MLP classifier on Fashion-MNIST (or any IDX image set given with\n"
                    "--data) and prints the test accuracy after every epoch. With --qat: fp32\n"
                    "warm-up epochs, then quantization-aware epochs whose forward pass runs the\n"
                    "int8 integer layers that 'octet export' deploys bit-exactly.",
-                   flags, (int)(sizeof flags / sizeof flags[0]), 0, 0};
+                   flags,
+                   (int)(sizeof flags / sizeof flags[0]),
+                   0,
+                   0};
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;

@@ -17,25 +17,25 @@
 struct oct_graph;
 
 typedef struct oct_node {
-    int op;                            /* index into the op table (oct_op_name) */
+    int op; /* index into the op table (oct_op_name) */
     void (*backward)(struct oct_graph *g, const struct oct_node *n); /* from the op table */
-    oct_tensor *out;                   /* the tensor this node computed */
-    oct_tensor *in[OCT_MAX_INPUTS];    /* its inputs, NULL-padded */
+    oct_tensor *out;                /* the tensor this node computed */
+    oct_tensor *in[OCT_MAX_INPUTS]; /* its inputs, NULL-padded */
     union {
         float f[4];
         int i[4];
-    } p;                               /* small per-op parameters */
-    void *aux;                         /* per-op saved state, in the step arena */
-    void *ctx;                         /* per-op borrowed object (e.g. a quantizer) */
+    } p;       /* small per-op parameters */
+    void *aux; /* per-op saved state, in the step arena */
+    void *ctx; /* per-op borrowed object (e.g. a quantizer) */
 } oct_node;
 
 typedef struct oct_graph {
-    oct_arena arena;      /* the step arena: activations, their gradients, saved state */
-    oct_node *nodes;      /* the tape */
+    oct_arena arena; /* the step arena: activations, their gradients, saved state */
+    oct_node *nodes; /* the tape */
     int n_nodes, cap_nodes;
-    bool training;        /* dropout active, observers update */
-    bool no_grad;         /* record nothing (inference) */
-    oct_rng rng;          /* dropout masks */
+    bool training; /* dropout active, observers update */
+    bool no_grad;  /* record nothing (inference) */
+    oct_rng rng;   /* dropout masks */
 } oct_graph;
 
 /* Initializes an empty graph; arena blocks of block_size bytes (0 = 64 MiB). */

@@ -35,8 +35,7 @@ const char *oct_last_error(void);
 
 /* Records a printf-style message as the last error and returns status, so that failing code
  * can write `return oct_fail(OCT_EFORMAT, "%s: truncated header", path);`. */
-oct_status oct_fail(oct_status status, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+oct_status oct_fail(oct_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Clears the last-error message. */
 void oct_clear_error(void);

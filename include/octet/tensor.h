@@ -22,12 +22,12 @@
 typedef struct oct_arena_block oct_arena_block;
 
 typedef struct oct_arena {
-    oct_arena_block *head;  /* first block */
-    oct_arena_block *cur;   /* block currently being filled */
-    size_t block_size;      /* default size of a new block */
-    size_t in_use;          /* bytes handed out since init or the last rewind */
-    size_t peak;            /* high-water mark of in_use */
-    size_t reserved;        /* bytes held in blocks */
+    oct_arena_block *head; /* first block */
+    oct_arena_block *cur;  /* block currently being filled */
+    size_t block_size;     /* default size of a new block */
+    size_t in_use;         /* bytes handed out since init or the last rewind */
+    size_t peak;           /* high-water mark of in_use */
+    size_t reserved;       /* bytes held in blocks */
 } oct_arena;
 
 /* A position in an arena to rewind to. */
@@ -54,10 +54,10 @@ void oct_arena_reset(oct_arena *a);
 /* ---- tensor --------------------------------------------------------------------------------- */
 
 typedef struct oct_tensor {
-    float *data;        /* size floats */
-    float *grad;        /* gradient, same shape; NULL until needed */
-    int64_t size;       /* number of elements */
-    int ndim;           /* 1..4 */
+    float *data;  /* size floats */
+    float *grad;  /* gradient, same shape; NULL until needed */
+    int64_t size; /* number of elements */
+    int ndim;     /* 1..4 */
     int shape[OCT_MAX_DIMS];
     bool requires_grad; /* a parameter, or computed from one on the tape */
     const char *name;   /* optional, borrowed; used in error messages and files */

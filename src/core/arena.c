@@ -15,14 +15,12 @@ struct oct_arena_block {
     unsigned char *data;
 };
 
-void oct_arena_init(oct_arena *a, size_t block_size)
-{
+void oct_arena_init(oct_arena *a, size_t block_size) {
     memset(a, 0, sizeof *a);
     a->block_size = block_size ? block_size : (size_t)1 << 20;
 }
 
-void oct_arena_free(oct_arena *a)
-{
+void oct_arena_free(oct_arena *a) {
     if (!a) return;
     oct_arena_block *b = a->head;
     while (b) {
@@ -33,8 +31,7 @@ void oct_arena_free(oct_arena *a)
     memset(a, 0, sizeof *a);
 }
 
-static oct_arena_block *block_new(size_t cap)
-{
+static oct_arena_block *block_new(size_t cap) {
     size_t header = (sizeof(oct_arena_block) + OCT_ALIGN - 1) / OCT_ALIGN * OCT_ALIGN;
     oct_arena_block *b = aligned_alloc(OCT_ALIGN, header + cap);
     OCT_ASSERT(b != NULL && "arena: out of memory");
@@ -45,8 +42,7 @@ static oct_arena_block *block_new(size_t cap)
     return b;
 }
 
-void *oct_arena_alloc(oct_arena *a, size_t bytes)
-{
+void *oct_arena_alloc(oct_arena *a, size_t bytes) {
     size_t need = (bytes + OCT_ALIGN - 1) / OCT_ALIGN * OCT_ALIGN;
     if (need == 0) need = OCT_ALIGN;
     oct_arena_block *b = a->cur;
@@ -75,21 +71,18 @@ void *oct_arena_alloc(oct_arena *a, size_t bytes)
     return p;
 }
 
-void *oct_arena_calloc(oct_arena *a, size_t bytes)
-{
+void *oct_arena_calloc(oct_arena *a, size_t bytes) {
     void *p = oct_arena_alloc(a, bytes);
     memset(p, 0, bytes);
     return p;
 }
 
-oct_arena_mark oct_arena_save(const oct_arena *a)
-{
+oct_arena_mark oct_arena_save(const oct_arena *a) {
     oct_arena_mark m = {a->cur, a->cur ? a->cur->used : 0, a->in_use};
     return m;
 }
 
-void oct_arena_rewind(oct_arena *a, oct_arena_mark mark)
-{
+void oct_arena_rewind(oct_arena *a, oct_arena_mark mark) {
     if (mark.block) {
         mark.block->used = mark.used;
         a->cur = mark.block;
@@ -100,8 +93,7 @@ void oct_arena_rewind(oct_arena *a, oct_arena_mark mark)
     a->in_use = mark.in_use;
 }
 
-void oct_arena_reset(oct_arena *a)
-{
+void oct_arena_reset(oct_arena *a) {
     oct_arena_mark m = {NULL, 0, 0};
     oct_arena_rewind(a, m);
 }

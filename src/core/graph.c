@@ -6,29 +6,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-void oct_graph_init(oct_graph *g, size_t block_size, uint64_t seed)
-{
+void oct_graph_init(oct_graph *g, size_t block_size, uint64_t seed) {
     memset(g, 0, sizeof *g);
     oct_arena_init(&g->arena, block_size ? block_size : (size_t)64 << 20);
     oct_rng_seed(&g->rng, seed, 0x6f63746574ULL);
 }
 
-void oct_graph_free(oct_graph *g)
-{
+void oct_graph_free(oct_graph *g) {
     if (!g) return;
     oct_arena_free(&g->arena);
     free(g->nodes);
     memset(g, 0, sizeof *g);
 }
 
-void oct_graph_reset(oct_graph *g)
-{
+void oct_graph_reset(oct_graph *g) {
     oct_arena_reset(&g->arena);
     g->n_nodes = 0;
 }
 
-void oct_graph_backward(oct_graph *g, oct_tensor *loss)
-{
+void oct_graph_backward(oct_graph *g, oct_tensor *loss) {
     OCT_ASSERT(loss->size == 1);
     if (!loss->requires_grad) return;
     if (!loss->grad) loss->grad = oct_arena_calloc(&g->arena, sizeof(float));

@@ -5,8 +5,7 @@
 
 static _Thread_local char last_error[512];
 
-const char *oct_strerror(oct_status status)
-{
+const char *oct_strerror(oct_status status) {
     switch (status) {
 #define OCT__STATUS_CASE(name, value, desc)                                                        \
     case OCT_##name:                                                                               \
@@ -17,13 +16,11 @@ const char *oct_strerror(oct_status status)
     return "unknown status";
 }
 
-const char *oct_last_error(void)
-{
+const char *oct_last_error(void) {
     return last_error;
 }
 
-oct_status oct_fail(oct_status status, const char *fmt, ...)
-{
+oct_status oct_fail(oct_status status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
@@ -31,13 +28,11 @@ oct_status oct_fail(oct_status status, const char *fmt, ...)
     return status;
 }
 
-void oct_clear_error(void)
-{
+void oct_clear_error(void) {
     last_error[0] = '\0';
 }
 
-void oct__assert_fail(const char *expr, const char *file, int line)
-{
+void oct__assert_fail(const char *expr, const char *file, int line) {
     fprintf(stderr, "octet: internal error: assertion '%s' failed at %s:%d\n", expr, file, line);
     abort();
 }

@@ -13,8 +13,7 @@ typedef struct qlinear_ctx {
 } qlinear_ctx;
 
 /* Rows [m0, m1) of the accumulators: add -a_zp * wsum + b_q, then requantize if asked. */
-static void qlinear_epilogue(void *arg, int m0, int m1, int32_t *c_rows)
-{
+static void qlinear_epilogue(void *arg, int m0, int m1, int32_t *c_rows) {
     const qlinear_ctx *ctx = arg;
     const oct_qlinear *l = ctx->l;
     int N = l->out;
@@ -29,22 +28,19 @@ static void qlinear_epilogue(void *arg, int m0, int m1, int32_t *c_rows)
                           l->relu, ctx->y + (int64_t)m0 * N);
 }
 
-void oct_qlinear_acc(const oct_qlinear *l, const uint8_t *a, int M, int32_t *acc, int threads)
-{
+void oct_qlinear_acc(const oct_qlinear *l, const uint8_t *a, int M, int32_t *acc, int threads) {
     qlinear_ctx ctx = {l, NULL};
     oct_i8_gemm_fn(&l->w, a, M, acc, threads, qlinear_epilogue, &ctx);
 }
 
 void oct_qlinear_forward(const oct_qlinear *l, const uint8_t *a, int M, int32_t *acc, uint8_t *y,
-                         int threads)
-{
+                         int threads) {
     OCT_ASSERT(l->quant_out);
     qlinear_ctx ctx = {l, y};
     oct_i8_gemm_fn(&l->w, a, M, acc, threads, qlinear_epilogue, &ctx);
 }
 
-void oct_qlinear_free(oct_qlinear *l)
-{
+void oct_qlinear_free(oct_qlinear *l) {
     if (!l) return;
     oct_i8_packed_free(&l->w);
     free(l->bias_q);
@@ -57,12 +53,13 @@ void oct_qlinear_free(oct_qlinear *l)
 oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w, const float *b,
                              const float *w_scale, int32_t w_qmin, int32_t w_qmax, float a_scale,
                              int32_t a_zp, bool quant_out, bool relu, float y_scale, int32_t y_zp,
-                             int32_t y_qmin, int32_t y_qmax)
-{
+                             int32_t y_qmin, int32_t y_qmax) {
     OCT_ASSERT(out > 0 && in > 0 && w_qmin >= -128 && w_qmax <= 127 && w_qmin < w_qmax);
     if (!(a_scale > 0) || (quant_out && !(y_scale > 0)))
-        return oct_fail(OCT_EINVAL, "qlinear: activation scales must be positive (input %g, "
-                                    "output %g)", (double)a_scale, (double)y_scale);
+        return oct_fail(OCT_EINVAL,
+                        "qlinear: activation scales must be positive (input %g, "
+                        "output %g)",
+                        (double)a_scale, (double)y_scale);
     for (int c = 0; c < out; c++)
         if (!(w_scale[c] > 0))
             return oct_fail(OCT_EINVAL, "qlinear: weight scale of channel %d is %g", c,
@@ -98,8 +95,7 @@ oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w, co
 }
 
 oct_status oct_qlinear_set_output(oct_qlinear *l, bool quant_out, bool relu, float y_scale,
-                                  int32_t y_zp, int32_t y_qmin, int32_t y_qmax)
-{
+                                  int32_t y_zp, int32_t y_qmin, int32_t y_qmax) {
     if (quant_out && !(y_scale > 0))
         return oct_fail(OCT_EINVAL, "qlinear: output scale must be positive, got %g",
                         (double)y_scale);

@@ -5,8 +5,7 @@
 #include <cblas.h>
 
 /* y (M,N) = op(a) @ op(b). */
-oct_tensor *oct_matmul(oct_graph *g, oct_tensor *a, oct_tensor *b, bool ta, bool tb)
-{
+oct_tensor *oct_matmul(oct_graph *g, oct_tensor *a, oct_tensor *b, bool ta, bool tb) {
     OCT_ASSERT(a->ndim == 2 && b->ndim == 2);
     int M = ta ? a->shape[1] : a->shape[0];
     int K = ta ? a->shape[0] : a->shape[1];
@@ -14,8 +13,8 @@ oct_tensor *oct_matmul(oct_graph *g, oct_tensor *a, oct_tensor *b, bool ta, bool
     int N = tb ? b->shape[0] : b->shape[1];
     OCT_ASSERT(K == Kb);
     oct_tensor *y = oct_tensor_new2(&g->arena, M, N);
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-                N, K, 1.0f, a->data, a->shape[1], b->data, b->shape[1], 0.0f, y->data, N);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+                K, 1.0f, a->data, a->shape[1], b->data, b->shape[1], 0.0f, y->data, N);
     oct_tensor *in[2] = {a, b};
     if (oct__wants_grad(g, 2, in)) {
         oct_node *n = oct__record(g, OCT_OP_MATMUL, y, 2, in);
@@ -25,8 +24,7 @@ oct_tensor *oct_matmul(oct_graph *g, oct_tensor *a, oct_tensor *b, bool ta, bool
     return y;
 }
 
-void oct__matmul_backward(oct_graph *g, const oct_node *n)
-{
+void oct__matmul_backward(oct_graph *g, const oct_node *n) {
     oct_tensor *a = n->in[0], *b = n->in[1], *y = n->out;
     bool ta = n->p.i[0], tb = n->p.i[1];
     int M = y->shape[0], N = y->shape[1], K = ta ? a->shape[0] : a->shape[1];
@@ -53,8 +51,7 @@ void oct__matmul_backward(oct_graph *g, const oct_node *n)
 }
 
 /* y (R,N) = x (R,K) @ w (N,K)^T + b (N), R = product of x's leading dims. */
-oct_tensor *oct_linear(oct_graph *g, oct_tensor *x, oct_tensor *w, oct_tensor *b)
-{
+oct_tensor *oct_linear(oct_graph *g, oct_tensor *x, oct_tensor *w, oct_tensor *b) {
     int K = oct_tensor_cols(x), N = w->shape[0];
     int R = (int)oct_tensor_rows(x);
     OCT_ASSERT(w->ndim == 2 && w->shape[1] == K);
@@ -76,17 +73,16 @@ oct_tensor *oct_linear(oct_graph *g, oct_tensor *x, oct_tensor *w, oct_tensor *b
     return y;
 }
 
-void oct__linear_backward(oct_graph *g, const oct_node *n)
-{
+void oct__linear_backward(oct_graph *g, const oct_node *n) {
     oct_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *y = n->out;
     int K = oct_tensor_cols(x), N = w->shape[0], R = (int)oct_tensor_rows(x);
     const float *dy = y->grad; /* (R,N) */
-    if (x->requires_grad) /* dx (R,K) += dy (R,N) @ w (N,K) */
+    if (x->requires_grad)      /* dx (R,K) += dy (R,N) @ w (N,K) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, K, N, 1.0f, dy, N, w->data, K,
                     1.0f, oct__grad(g, x), K);
     if (w->requires_grad) /* dw (N,K) += dy^T (N,R) @ x (R,K) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, R, 1.0f, dy, N, x->data, K,
-                    1.0f, oct__grad(g, w), K);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, R, 1.0f, dy, N, x->data, K, 1.0f,
+                    oct__grad(g, w), K);
     if (b && b->requires_grad) { /* db (N) += column sums of dy */
         float *db = oct__grad(g, b);
         for (int r = 0; r < R; r++)

@@ -15,26 +15,22 @@ static const struct {
 };
 _Static_assert(sizeof op_table / sizeof op_table[0] == OCT_OP_COUNT, "op table incomplete");
 
-const char *oct_op_name(int i)
-{
+const char *oct_op_name(int i) {
     return i >= 0 && i < OCT_OP_COUNT ? op_table[i].name : "?";
 }
 
-int oct_op_count(void)
-{
+int oct_op_count(void) {
     return OCT_OP_COUNT;
 }
 
-bool oct__wants_grad(const oct_graph *g, int nin, oct_tensor *const *in)
-{
+bool oct__wants_grad(const oct_graph *g, int nin, oct_tensor *const *in) {
     if (g->no_grad) return false;
     for (int i = 0; i < nin; i++)
         if (in[i] && in[i]->requires_grad) return true;
     return false;
 }
 
-oct_node *oct__record(oct_graph *g, int op, oct_tensor *out, int nin, oct_tensor *const *in)
-{
+oct_node *oct__record(oct_graph *g, int op, oct_tensor *out, int nin, oct_tensor *const *in) {
     OCT_ASSERT(nin <= OCT_MAX_INPUTS);
     if (g->n_nodes == g->cap_nodes) {
         int cap = g->cap_nodes ? 2 * g->cap_nodes : 256;
@@ -53,13 +49,11 @@ oct_node *oct__record(oct_graph *g, int op, oct_tensor *out, int nin, oct_tensor
     return n;
 }
 
-float *oct__grad(oct_graph *g, oct_tensor *t)
-{
+float *oct__grad(oct_graph *g, oct_tensor *t) {
     if (!t->grad) t->grad = oct_arena_calloc(&g->arena, (size_t)t->size * sizeof(float));
     return t->grad;
 }
 
-oct_tensor *oct__like(oct_graph *g, const oct_tensor *x)
-{
+oct_tensor *oct__like(oct_graph *g, const oct_tensor *x) {
     return oct_tensor_new(&g->arena, x->ndim, x->shape);
 }

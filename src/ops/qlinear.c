@@ -186,7 +186,8 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
              * updated state: the same integers the eval forward and the export produce. */
             oct_qlinear_acc(&l->ql, a->a, B, a->acc, l->threads);
             oct_acc_to_real_rows(a->acc, B, N, a->s_a, a->ws, y->data);
-            for (int64_t i = 0; i < y->size; i++) y->data[i] = y->data[i] > 0.0f ? y->data[i] : 0.0f;
+            for (int64_t i = 0; i < y->size; i++)
+                y->data[i] = y->data[i] > 0.0f ? y->data[i] : 0.0f;
             act_observe(oq, y->data, y->size);
             float s_y;
             int32_t z_y;
