@@ -10,13 +10,15 @@
 int cmd_eval(int argc, char **argv) {
     const char *data = OCT_FASHION_MNIST_DIR;
     int threads = 1, batch = 256;
-    const char *int8_path = NULL, *kernel = "auto";
+    const char *int8_path = NULL, *kernel = "auto", *compare = NULL;
     const cli_flag flags[] = {
         {"--data", CLI_STR, &data, "directory with the IDX .gz files", 0, 0},
         {"--threads", CLI_INT, &threads, "threads", 1, 256},
         {"--int8", CLI_STR, &int8_path, "evaluate this int8 export (from octet export) instead", 0,
          0},
         {"--batch", CLI_INT, &batch, "images per int8 engine call (--int8)", 1, 65536},
+        {"--compare", CLI_STR, &compare,
+         "with --int8: check the logits against this QAT model, bit for bit", 0, 0},
         {"--kernel", CLI_STR, &kernel, "int8 GEMM kernel: auto|portable|avx2|avx512vnni (--int8)",
          0, 0},
     };
@@ -36,7 +38,7 @@ int cmd_eval(int argc, char **argv) {
         return CLI_USAGE;
     }
     if ((rc = int8_select_kernel("eval", kernel)) != CLI_OK) return rc;
-    if (int8_path) return int8_eval(int8_path, data, batch, threads);
+    if (int8_path) return int8_eval(int8_path, data, batch, threads, compare);
     cli_set_threads(threads);
     mlp_model m;
     if (mlp_model_load(&m, pos[0])) return cli_fail(NULL);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "mlp_model.h"
 #include "octet/io.h"
 
 int int8_select_kernel(const char *cmd, const char *name) {
@@ -47,7 +48,51 @@ static int argmax(const float *row, int n) {
     return best;
 }
 
-int int8_eval(const char *path, const char *data_dir, int batch, int threads) {
+/* Compares the engine's logits (N, classes) with the QAT model in path on the same images;
+ * prints the counts and returns a CLI exit status. */
+static int compare_with_qat(const char *path, const oct_image_set *test, const float *logits,
+                            int classes) {
+    mlp_model m;
+    if (mlp_model_load(&m, path)) return cli_fail(NULL);
+    int rc = CLI_OK;
+    if (!m.qat_on || m.mlp.sizes[m.mlp.n_layers] != classes) {
+        fprintf(stderr, "octet: --compare %s: not a QAT model with %d classes\n", path, classes);
+        rc = CLI_FAIL;
+    } else {
+        enum { CHUNK = 1000 };
+        int in = m.mlp.sizes[0];
+        int64_t same_logits = 0, same_pred = 0;
+        oct_graph g;
+        oct_graph_init(&g, 0, 0);
+        g.no_grad = true;
+        oct_image_set norm = *test;
+        norm.mean = m.mean;
+        norm.std = m.std;
+        for (int64_t start = 0; start < test->n; start += CHUNK) {
+            int n = (int)(test->n - start < CHUNK ? test->n - start : CHUNK);
+            oct_graph_reset(&g);
+            oct_tensor *x = oct_tensor_new2(&g.arena, n, in);
+            oct_image_set_batch_range(&norm, start, n, x->data, NULL);
+            const float *ref = mlp_model_forward(&m, &g, x)->data;
+            for (int i = 0; i < n; i++) {
+                const float *a = ref + (int64_t)i * classes;
+                const float *b = logits + (start + i) * classes;
+                same_logits += !memcmp(a, b, sizeof(float) * (size_t)classes);
+                same_pred += argmax(a, classes) == argmax(b, classes);
+            }
+        }
+        oct_graph_free(&g);
+        printf("compared with %s: logits bit-identical on %lld/%lld images, predictions "
+               "identical on %lld/%lld\n",
+               path, (long long)same_logits, (long long)test->n, (long long)same_pred,
+               (long long)test->n);
+        if (same_logits != test->n) rc = CLI_FAIL;
+    }
+    mlp_model_free(&m);
+    return rc;
+}
+
+int int8_eval(const char *path, const char *data_dir, int batch, int threads, const char *compare) {
     oct_i8_mlp m;
     if (oct_i8_mlp_load(&m, path)) return cli_fail(NULL);
     oct_image_set test;
@@ -59,7 +104,9 @@ int int8_eval(const char *path, const char *data_dir, int batch, int threads) {
     int rc = CLI_OK;
     oct_i8_engine e;
     int32_t *acc = malloc(sizeof(int32_t) * (size_t)batch * (size_t)classes);
-    float *logits = malloc(sizeof(float) * (size_t)batch * (size_t)classes);
+    /* All logits are kept when comparing with the QAT model, one batch otherwise. */
+    int64_t keep = compare ? test.n : batch;
+    float *logits = malloc(sizeof(float) * (size_t)keep * (size_t)classes);
     if (test.rows * test.cols != in || classes < test.n_classes) {
         fprintf(stderr,
                 "octet: %s expects %d inputs and %d classes, the data in %s has %d and "
@@ -73,9 +120,10 @@ int int8_eval(const char *path, const char *data_dir, int batch, int threads) {
         double t0 = cli_now();
         for (int64_t start = 0; start < test.n; start += batch) {
             int n = (int)(test.n - start < batch ? test.n - start : batch);
-            oct_i8_engine_forward_u8(&e, test.images + start * in, n, acc, logits, threads);
+            float *out = compare ? logits + start * classes : logits;
+            oct_i8_engine_forward_u8(&e, test.images + start * in, n, acc, out, threads);
             for (int i = 0; i < n; i++)
-                correct += argmax(logits + (int64_t)i * classes, classes) == test.labels[start + i];
+                correct += argmax(out + (int64_t)i * classes, classes) == test.labels[start + i];
         }
         double sec = cli_now() - t0;
         printf("%s: int8 test accuracy %.2f%%  (%lld images, %.3f s, %.0f images/s, batch %d, "
@@ -83,6 +131,7 @@ int int8_eval(const char *path, const char *data_dir, int batch, int threads) {
                path, 100.0 * (double)correct / (double)test.n, (long long)test.n, sec,
                (double)test.n / sec, batch, threads, threads == 1 ? "" : "s", oct_i8_kernel_name());
         oct_i8_engine_free(&e);
+        if (compare) rc = compare_with_qat(compare, &test, logits, classes);
     }
     free(acc);
     free(logits);

@@ -18,7 +18,9 @@ int int8_select_kernel(const char *cmd, const char *name);
 bool int8_is_export(const char *path);
 
 /* `octet eval --int8 FILE`: loads the export, checks that it fits the test set in data_dir,
- * and prints accuracy and speed. Returns a CLI exit status. */
-int int8_eval(const char *path, const char *data_dir, int batch, int threads);
+ * and prints accuracy and speed. With compare (a QAT model file, or NULL) it also runs that
+ * model's simulated-int8 forward pass and counts the images whose logits are bit-identical and
+ * whose predictions agree; any difference fails. Returns a CLI exit status. */
+int int8_eval(const char *path, const char *data_dir, int batch, int threads, const char *compare);
 
 #endif

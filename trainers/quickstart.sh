@@ -25,13 +25,17 @@ $octet train mlp --qat --threads "$threads" --save "$runs/mlp.qat.safetensors" \
 echo "== export to int8"
 $octet export "$runs/mlp.qat.safetensors" -o "$runs/mlp.int8.safetensors"
 echo "== integer engine evaluation"
-$octet eval --int8 "$runs/mlp.int8.safetensors" --threads "$threads" | tee "$runs/int8.txt"
+$octet eval --int8 "$runs/mlp.int8.safetensors" --threads "$threads" \
+    --compare "$runs/mlp.qat.safetensors" | tee "$runs/int8.txt"
 
 acc() { grep -oE 'test accuracy [0-9.]+%' "$1" | tail -1 | grep -oE '[0-9.]+%'; }
 size() { stat -c %s "$1"; }
 echo
 echo "== summary"
-printf '%-28s %10s %12s\n' model accuracy bytes
-printf '%-28s %10s %12s\n' "fp32" "$(acc "$runs/fp32.txt")" "$(size "$runs/mlp.fp32.safetensors")"
-printf '%-28s %10s %12s\n' "QAT (simulated int8)" "$(acc "$runs/qat.txt")" "$(size "$runs/mlp.qat.safetensors")"
-printf '%-28s %10s %12s\n' "int8 engine" "$(acc "$runs/int8.txt")" "$(size "$runs/mlp.int8.safetensors")"
+fp32_size=$(size "$runs/mlp.fp32.safetensors")
+row() { printf '%-24s %9s %10s %9s\n' "$1" "$2" "$3" "$(awk -v a="$3" -v b="$fp32_size" 'BEGIN { printf "%.1f%%", 100 * a / b }')"; }
+printf '%-24s %9s %10s %9s\n' model accuracy bytes "of fp32"
+row "fp32" "$(acc "$runs/fp32.txt")" "$fp32_size"
+row "QAT (simulated int8)" "$(acc "$runs/qat.txt")" "$(size "$runs/mlp.qat.safetensors")"
+row "int8 engine" "$(acc "$runs/int8.txt")" "$(size "$runs/mlp.int8.safetensors")"
+grep -h 'bit-identical' "$runs/int8.txt"

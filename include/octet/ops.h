@@ -64,5 +64,10 @@ oct_tensor *oct_slice(oct_graph *g, oct_tensor *x, int start, int len);
  * Returns (B,T,C), the heads concatenated. Saves the (B,n_head,T,T) probabilities for the
  * backward when recording. */
 oct_tensor *oct_attention(oct_graph *g, oct_tensor *qkv, int n_head);
+/* The same attention computed row by row with oct_nl_attention_row (octet/nonlinear.h), so each
+ * output row's bits depend only on its own query and keys/values 0..t (not on T, the batch or
+ * BLAS): what the integer GPT engine with a key/value cache reproduces exactly. Slower than
+ * oct_attention; the same backward. */
+oct_tensor *oct_attention_rows(oct_graph *g, oct_tensor *qkv, int n_head);
 
 #endif

@@ -83,14 +83,15 @@ typedef struct oct_act_quant {
  * observed range; PACT: s = max(alpha, OCT_QUANT_MIN_SCALE) / qmax (float32), z = 0. */
 void oct_act_quant_params(const oct_act_quant *q, float *s, int32_t *z);
 
-/* The state of one quantized linear layer y = x @ w^T + b (a hidden layer with fused ReLU and
- * output quantizer, or the logits layer without). */
+/* The state of one quantized linear layer y = x @ w^T + b: with an output quantizer (a hidden
+ * layer, with or without fused ReLU; PACT outputs need the ReLU) or without (logits, int32
+ * accumulators). x may have any leading shape (..., in); y is (..., out). */
 typedef struct oct_qat_linear {
     const oct_linear_layer *fp; /* borrowed fp32 layer: w (out,in), b (out) */
     oct_act_quant *in_q;        /* input quantizer (borrowed when the previous layer owns it) */
     bool owns_in;               /* this layer updates in_q (observer, LSQ init) */
     oct_act_quant *out_q;       /* output quantizer, NULL for the logits layer */
-    bool relu;                  /* fused ReLU (hidden layers) */
+    bool relu;                  /* fused ReLU (needs out_q) */
     oct_qat_wmode wmode;
     oct_qscheme wscheme; /* signed symmetric narrow, per channel */
     oct_tensor *wscale;  /* LSQ: (out) learned steps "<layer>.wscale", else NULL */

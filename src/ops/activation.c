@@ -2,6 +2,7 @@
  * Backward passes use the saved output where it suffices (tanh, sigmoid, softmax) and the
  * input otherwise (gelu); all of them accumulate into the input's gradient.
  */
+#include "octet/nonlinear.h"
 #include "ops_internal.h"
 
 #include <math.h>
@@ -30,31 +31,17 @@ void oct__relu_backward(oct_graph *g, const oct_node *n) {
 
 /* ---- gelu (tanh approximation) -------------------------------------------------------------- */
 
-#define GELU_SCALE 0.7978845608028654f /* sqrt(2 / pi) */
-#define GELU_CUBE 0.044715f
-
+/* The shared kernels of octet/nonlinear.h (also used by the integer GPT engine). */
 oct_tensor *oct_gelu(oct_graph *g, oct_tensor *x) {
     oct_tensor *y = oct__like(g, x);
-    const float *xs = x->data;
-    float *ys = y->data;
-    for (int64_t i = 0; i < x->size; i++) {
-        float v = xs[i];
-        ys[i] = 0.5f * v * (1.0f + tanhf(GELU_SCALE * (v + GELU_CUBE * v * v * v)));
-    }
+    oct_nl_gelu(x->data, x->size, y->data);
     return pointwise_record(g, OCT_OP_GELU, x, y);
 }
 
 void oct__gelu_backward(oct_graph *g, const oct_node *n) {
     const float *x = n->in[0]->data, *dy = n->out->grad; /* (N) */
     float *dx = oct__grad(g, n->in[0]);                  /* (N) */
-    for (int64_t i = 0; i < n->out->size; i++) {
-        float v = x[i];
-        float th = tanhf(GELU_SCALE * (v + GELU_CUBE * v * v * v));
-        float sech2 = 1.0f - th * th;
-        float local =
-            0.5f * (1.0f + th) + 0.5f * v * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBE * v * v);
-        dx[i] += local * dy[i];
-    }
+    for (int64_t i = 0; i < n->out->size; i++) dx[i] += oct_nl_gelu_grad(x[i]) * dy[i];
 }
 
 /* ---- tanh, sigmoid -------------------------------------------------------------------------- */

@@ -7,7 +7,13 @@
  * The probabilities P (B,nh,T,T) are saved in aux for the backward; masked entries are zero.
  * The sgemm computes the full T x T score block (the upper half is then discarded): twice the
  * arithmetic of the triangle, but far faster than scalar loops at GPT sizes.
+ *
+ * oct_attention_rows computes the same function row by row with the shared kernel
+ * oct_nl_attention_row (octet/nonlinear.h), whose bits do not depend on T or the batch: the
+ * QAT GPT uses it so that the integer engine with a key/value cache reproduces it exactly. It
+ * records the same node (OCT_OP_ATTENTION, probabilities in aux) and shares the backward.
  */
+#include "octet/nonlinear.h"
 #include "ops_internal.h"
 
 #include <cblas.h>
@@ -98,6 +104,34 @@ oct_tensor *oct_attention(oct_graph *g, oct_tensor *qkv, int n_head) {
     int64_t natt = (int64_t)T * T * (save ? (int64_t)B * n_head : 1);
     float *att = oct_arena_alloc(&g->arena, (size_t)natt * sizeof(float));
     attention_forward(out->data, att, qkv->data, B, T, C, n_head, save);
+    if (save) {
+        oct_node *n = oct__record(g, OCT_OP_ATTENTION, out, 1, &qkv);
+        n->p.i[0] = n_head;
+        n->aux = att;
+    }
+    return out;
+}
+
+oct_tensor *oct_attention_rows(oct_graph *g, oct_tensor *qkv, int n_head) {
+    OCT_ASSERT(qkv->ndim == 3 && qkv->shape[2] % 3 == 0);
+    int B = qkv->shape[0], T = qkv->shape[1], C = qkv->shape[2] / 3, C3 = 3 * C;
+    OCT_ASSERT(n_head > 0 && C % n_head == 0);
+    int shape[3] = {B, T, C};
+    oct_tensor *out = oct_tensor_new(&g->arena, 3, shape);
+    bool save = oct__wants_grad(g, 1, &qkv);
+    /* Saved: (B,nh,T,T) with zeros above the diagonal; else one (nh,T) row of scratch. */
+    int64_t natt = save ? (int64_t)B * n_head * T * T : (int64_t)n_head * T;
+    float *att = save ? oct_arena_calloc(&g->arena, (size_t)natt * sizeof(float))
+                      : oct_arena_alloc(&g->arena, (size_t)natt * sizeof(float));
+    for (int b = 0; b < B; b++) {
+        const float *base = qkv->data + (int64_t)b * T * C3; /* (T,3C) */
+        for (int t = 0; t < T; t++) {
+            float *p = save ? att + ((int64_t)b * n_head * T + t) * T : att;
+            oct_nl_attention_row(base + (int64_t)t * C3, base + C, base + 2 * C, C3, t + 1, C,
+                                 n_head, p, save ? (int64_t)T * T : T,
+                                 out->data + ((int64_t)b * T + t) * C);
+        }
+    }
     if (save) {
         oct_node *n = oct__record(g, OCT_OP_ATTENTION, out, 1, &qkv);
         n->p.i[0] = n_head;

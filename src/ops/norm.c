@@ -1,7 +1,9 @@
 /* LayerNorm over the last dimension, as in llm.c: float32, one fixed-order reduction per row
- * (no threading inside a row), so training and the integer engine can run the same arithmetic.
+ * (no threading inside a row): the row kernel oct_nl_layernorm_row shared with the integer
+ * GPT engine (octet/nonlinear.h), so training and the engine run the same arithmetic.
  * The forward saves each row's mean and 1/std in aux for the backward.
  */
+#include "octet/nonlinear.h"
 #include "ops_internal.h"
 
 #include <math.h>
@@ -13,23 +15,8 @@ static void layernorm_forward(float *y,           /* (R,C) */
                               const float *gamma, /* (C) */
                               const float *beta,  /* (C) */
                               int64_t R, int C, float eps) {
-    for (int64_t r = 0; r < R; r++) {
-        const float *xr = x + r * C;
-        float *yr = y + r * C;
-        float m = 0.0f;
-        for (int j = 0; j < C; j++) m += xr[j];
-        m /= (float)C;
-        float v = 0.0f;
-        for (int j = 0; j < C; j++) {
-            float d = xr[j] - m;
-            v += d * d;
-        }
-        v /= (float)C;
-        float s = 1.0f / sqrtf(v + eps);
-        for (int j = 0; j < C; j++) yr[j] = (xr[j] - m) * s * gamma[j] + beta[j];
-        mean[r] = m;
-        rstd[r] = s;
-    }
+    for (int64_t r = 0; r < R; r++)
+        oct_nl_layernorm_row(x + r * C, gamma, beta, C, eps, y + r * C, &mean[r], &rstd[r]);
 }
 
 /* With xhat = (x - mean) * rstd:

@@ -152,7 +152,8 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
     const oct_tensor *w = l->fp->w;
     int K = w->shape[1], N = w->shape[0];
     int B = (int)oct_tensor_rows(x);
-    OCT_ASSERT(x->ndim == 2 && x->shape[1] == K && (l->out_q != NULL) == l->relu);
+    OCT_ASSERT(oct_tensor_cols(x) == K && (!l->relu || l->out_q));
+    OCT_ASSERT(!l->out_q || l->relu || l->out_q->mode != OCT_QAT_A_PACT); /* PACT clips at 0 */
     if (g->training && l->owns_in && act_wants_data(l->in_q))
         act_observe(l->in_q, x->data, x->size);
     if (g->training && l->wmode == OCT_QAT_W_LSQ)
@@ -171,7 +172,10 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
     oct_quantize_u8(x->data, 1, x->size, &a->s_a, &a->z_a, l->in_q->scheme.qmin,
                     l->in_q->scheme.qmax, a->a);
 
-    oct_tensor *y = oct_tensor_new2(&g->arena, B, N);
+    int yshape[OCT_MAX_DIMS];
+    memcpy(yshape, x->shape, (size_t)x->ndim * sizeof *yshape);
+    yshape[x->ndim - 1] = N;
+    oct_tensor *y = oct_tensor_new(&g->arena, x->ndim, yshape); /* (..., N) */
     oct_act_quant *oq = l->out_q;
     bool observe_out = oq && g->training && act_wants_data(oq);
     oct_status st = build(l, &l->ql, a->ws, oq && !observe_out);
@@ -186,8 +190,9 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
              * updated state: the same integers the eval forward and the export produce. */
             oct_qlinear_acc(&l->ql, a->a, B, a->acc, l->threads);
             oct_acc_to_real_rows(a->acc, B, N, a->s_a, a->ws, y->data);
-            for (int64_t i = 0; i < y->size; i++)
-                y->data[i] = y->data[i] > 0.0f ? y->data[i] : 0.0f;
+            if (l->relu)
+                for (int64_t i = 0; i < y->size; i++)
+                    y->data[i] = y->data[i] > 0.0f ? y->data[i] : 0.0f;
             act_observe(oq, y->data, y->size);
             float s_y;
             int32_t z_y;
@@ -232,11 +237,12 @@ static void output_grad(oct_graph *g, const ql_aux *a, int B, int N, const float
                 dp += (double)dy[i] * oct_pact_grad_alpha(v, a->alpha);
                 continue;
             }
-            bool pass = v > 0.0f && oct_quant_passes(v, a->s_y, a->z_y, qmin, qmax);
+            bool pass = (!l->relu || v > 0.0f) && oct_quant_passes(v, a->s_y, a->z_y, qmin, qmax);
             dz[i] = pass ? dy[i] : 0.0f;
             if (oq->mode == OCT_QAT_A_LSQ)
                 dp += (double)dy[i] *
-                      oct_lsq_grad_scale(fmaxf(v, 0.0f), a->s_y, a->z_y, qmin, qmax, gf);
+                      oct_lsq_grad_scale(l->relu ? fmaxf(v, 0.0f) : v, a->s_y, a->z_y, qmin, qmax,
+                                         gf);
         }
     oct_tensor *p = oq->mode == OCT_QAT_A_PACT ? oq->alpha : oq->scale;
     if (p && p->requires_grad) oct__grad(g, p)[0] += (float)dp;

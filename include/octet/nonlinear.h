@@ -1,0 +1,41 @@
+/* Float32 row kernels of the transformer non-linearities, shared by training (the ops in
+ * src/ops and the QAT GPT) and deployment (the integer GPT engine in src/int8): LayerNorm of
+ * one row, GELU (tanh form), and causal attention of one query row over its keys.
+ *
+ * Each kernel is a pure function of its inputs with a fixed order of operations (no threading
+ * and no reassociation inside a row), so the QAT forward pass and the engine, calling the same
+ * function on the same floats, get the same bits. Part of the quant module (src/quant/
+ * nonlinear.c): src/int8 may use it without depending on the autograd ops. */
+#ifndef OCTET_NONLINEAR_H
+#define OCTET_NONLINEAR_H
+
+#include <stdint.h>
+
+/* y = (x - mean) * rstd * gamma + beta with mean = sum(x) / C and rstd = 1 / sqrtf(var + eps),
+ * var = sum((x - mean)^2) / C, both sums in float32 from j = 0 up. mean and rstd (may be NULL)
+ * receive the row statistics. y may not alias x. */
+void oct_nl_layernorm_row(const float *x /* (C) */, const float *gamma /* (C) */,
+                          const float *beta /* (C) */, int C, float eps, float *y /* (C) */,
+                          float *mean, float *rstd);
+
+/* y = 0.5 x (1 + tanhf(sqrt(2/pi) (x + 0.044715 x^3))) elementwise; y may equal x. */
+void oct_nl_gelu(const float *x /* (n) */, int64_t n, float *y /* (n) */);
+/* d gelu(x) / dx of the formula above. */
+float oct_nl_gelu_grad(float x);
+
+/* Causal attention of one query row over n keys (n >= 1), all heads: head h owns columns
+ * [h hs, (h+1) hs) of q, k and v (hs = C / n_head). Per head: s_u = dot(q_h, k_u,h) * (1 /
+ * sqrtf(hs)) for u = 0..n-1 (each dot product summed by oct_nl_dot), p = softmax(s) (maximum
+ * subtracted, expf, sum from u = 0 up, multiplied by the reciprocal of the sum), out_h =
+ * sum_u p_u v_u,h (from u = 0 up). Row u of k and v starts at k + u * kv_stride. p receives the
+ * probabilities: p + h * p_stride holds head h's n values. */
+void oct_nl_attention_row(const float *q /* (C) */, const float *k /* (n, kv_stride) */,
+                          const float *v /* (n, kv_stride) */, int64_t kv_stride, int n, int C,
+                          int n_head, float *p /* (n_head, p_stride) */, int64_t p_stride,
+                          float *out /* (C) */);
+
+/* Dot product of a and b (n) in a fixed order: eight running sums over i = j mod 8, added in a
+ * fixed tree, then the tail. */
+float oct_nl_dot(const float *a /* (n) */, const float *b /* (n) */, int n);
+
+#endif
