@@ -112,7 +112,7 @@ oct_status oct_qat_linear_build(const oct_qat_linear *l, oct_qlinear *out);
  * initialized) first; x is quantized with oct_act_quant_params(in_q); the integer layer is
  * built with oct_qlinear_build; a hidden layer runs oct_qlinear_forward and returns the
  * dequantized u8 codes s_y (y - z_y). Its output observer (training, not frozen) is updated
- * from oct_acc_to_real of the accumulators (after ReLU) BEFORE the requantization parameters
+ * from oct_acc_to_real of the accumulators (after the ReLU, if any) BEFORE the requantization parameters
  * are computed, so the output equals what the evaluation forward on the new state gives.
  * The logits layer runs oct_qlinear_acc and returns oct_acc_to_real_rows.
  * Backward (STE): dz = dL/dy masked where the output was clamped or the ReLU inactive

@@ -2,44 +2,72 @@
  * state, its quantized forward pass (one oct_qat_linear_forward per layer), observer freezing,
  * and the conversion to the deployed integer MLP (include/octet/int8.h) from exactly the state
  * the evaluation forward pass uses. */
-#include "octet/qat.h"
+#include "qat_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static void state_push(oct_qat_mlp *q, oct_tensor *t) {
-    oct_tensor **s = realloc(q->state, (size_t)(q->n_state + 1) * sizeof *s);
+void oct__qat_state_push(oct__qat_state st, oct_tensor *t) {
+    oct_tensor **s = realloc(*st.items, (size_t)(*st.n + 1) * sizeof *s);
     OCT_ASSERT(s != NULL);
-    q->state = s;
-    q->state[q->n_state++] = t;
+    *st.items = s;
+    s[(*st.n)++] = t;
 }
 
-/* A named (1) tensor: a parameter (appended to params) or plain state. */
-static oct_tensor *scalar(oct_qat_mlp *q, oct_arena *arena, oct_params *params, bool learned,
-                          const char *name) {
+/* A named (1) tensor "<prefix>.<suffix>": a parameter (appended to params) or plain state. */
+static oct_tensor *scalar(oct_arena *arena, oct_params *params, bool learned, const char *prefix,
+                          const char *suffix, oct__qat_state st) {
     int one = 1;
+    const char *name = oct_nn_name(arena, "%s.%s", prefix, suffix);
     oct_tensor *t =
         learned ? oct_tensor_param(arena, name, 1, &one) : oct_tensor_zeros(arena, 1, &one);
     t->name = name;
     if (learned) oct_params_add(params, t);
-    state_push(q, t);
+    oct__qat_state_push(st, t);
     return t;
 }
 
-static void act_init(oct_qat_mlp *q, oct_act_quant *a, int point, oct_qat_amode mode,
-                     oct_arena *arena, oct_params *params) {
+void oct__qat_act_init(oct_act_quant *a, const char *prefix, oct_qat_amode mode,
+                       const oct_qat_config *cfg, oct_arena *arena, oct_params *params,
+                       oct__qat_state st) {
     memset(a, 0, sizeof *a);
     a->mode = mode;
-    oct_status st = oct_qscheme_init(&a->scheme, q->cfg.act_bits, false, false, false, false);
-    OCT_ASSERT(st == OCT_OK); /* bits checked with the config */
-    a->lo = scalar(q, arena, params, false, oct_nn_name(arena, "act%d.lo", point));
-    a->hi = scalar(q, arena, params, false, oct_nn_name(arena, "act%d.hi", point));
+    oct_status s = oct_qscheme_init(&a->scheme, cfg->act_bits, false, false, false, false);
+    OCT_ASSERT(s == OCT_OK); /* bits checked with the config */
+    a->lo = scalar(arena, params, false, prefix, "lo", st);
+    a->hi = scalar(arena, params, false, prefix, "hi", st);
     oct_observer_init(&a->obs, a->lo->data, a->hi->data, 1,
-                      mode == OCT_QAT_A_EMA ? q->cfg.momentum : 0.0f);
-    if (mode == OCT_QAT_A_LSQ)
-        a->scale = scalar(q, arena, params, true, oct_nn_name(arena, "act%d.scale", point));
-    if (mode == OCT_QAT_A_PACT)
-        a->alpha = scalar(q, arena, params, true, oct_nn_name(arena, "act%d.alpha", point));
+                      mode == OCT_QAT_A_EMA ? cfg->momentum : 0.0f);
+    if (mode == OCT_QAT_A_LSQ) a->scale = scalar(arena, params, true, prefix, "scale", st);
+    if (mode == OCT_QAT_A_PACT) a->alpha = scalar(arena, params, true, prefix, "alpha", st);
+}
+
+void oct__qat_linear_init(oct_qat_linear *l, const oct_linear_layer *fp, oct_act_quant *in_q,
+                          bool owns_in, oct_act_quant *out_q, bool relu, const char *name,
+                          const oct_qat_config *cfg, oct_arena *arena, oct_params *params,
+                          oct__qat_state st) {
+    memset(l, 0, sizeof *l);
+    l->fp = fp;
+    l->in_q = in_q;
+    l->owns_in = owns_in;
+    l->out_q = out_q;
+    l->relu = relu;
+    l->wmode = cfg->weight_mode;
+    oct_status s = oct_qscheme_init(&l->wscheme, cfg->weight_bits, true, true, true, true);
+    OCT_ASSERT(s == OCT_OK);
+    l->threads = 1;
+    if (l->wmode != OCT_QAT_W_LSQ) return;
+    int out = fp->w->shape[0];
+    l->wscale = oct_tensor_param(arena, oct_nn_name(arena, "%s.wscale", name), 1, &out);
+    oct_params_add(params, l->wscale);
+    oct__qat_state_push(st, l->wscale);
+}
+
+void oct__qat_acts_sync_frozen(oct_act_quant *acts, int n, bool freeze) {
+    for (int i = 0; i < n; i++) {
+        oct_act_quant *a = &acts[i];
+        a->obs.frozen = a->mode == OCT_QAT_A_LSQ ? a->scale->data[0] != 0.0f : freeze;
+    }
 }
 
 oct_status oct_qat_mlp_init(oct_qat_mlp *q, oct_mlp *mlp, oct_arena *arena, oct_params *params,
@@ -69,27 +97,14 @@ oct_status oct_qat_mlp_init(oct_qat_mlp *q, oct_mlp *mlp, oct_arena *arena, oct_
     q->cfg = *cfg;
     q->acts = oct_arena_alloc(arena, (size_t)L * sizeof *q->acts);
     q->layers = oct_arena_alloc(arena, (size_t)L * sizeof *q->layers);
+    oct__qat_state state = {&q->state, &q->n_state};
     for (int i = 0; i < L; i++)
-        act_init(q, &q->acts[i], i, oct_qat_config_act_mode(cfg, i), arena, params);
-    for (int i = 0; i < L; i++) {
-        oct_qat_linear *l = &q->layers[i];
-        memset(l, 0, sizeof *l);
-        l->fp = &mlp->layers[i];
-        l->in_q = &q->acts[i];
-        l->owns_in = i == 0;
-        l->out_q = i + 1 < L ? &q->acts[i + 1] : NULL;
-        l->relu = i + 1 < L;
-        l->wmode = cfg->weight_mode;
-        st = oct_qscheme_init(&l->wscheme, cfg->weight_bits, true, true, true, true);
-        OCT_ASSERT(st == OCT_OK);
-        l->threads = 1;
-        if (l->wmode == OCT_QAT_W_LSQ) {
-            int out = mlp->sizes[i + 1];
-            l->wscale = oct_tensor_param(arena, oct_nn_name(arena, "fc%d.wscale", i), 1, &out);
-            oct_params_add(params, l->wscale);
-            state_push(q, l->wscale);
-        }
-    }
+        oct__qat_act_init(&q->acts[i], oct_nn_name(arena, "act%d", i),
+                          oct_qat_config_act_mode(cfg, i), cfg, arena, params, state);
+    for (int i = 0; i < L; i++)
+        oct__qat_linear_init(&q->layers[i], &mlp->layers[i], &q->acts[i], i == 0,
+                             i + 1 < L ? &q->acts[i + 1] : NULL, i + 1 < L,
+                             oct_nn_name(arena, "fc%d", i), cfg, arena, params, state);
     return OCT_OK;
 }
 
@@ -105,12 +120,8 @@ void oct_qat_mlp_set_threads(oct_qat_mlp *q, int threads) {
 }
 
 void oct_qat_mlp_sync_frozen(oct_qat_mlp *q) {
-    bool freeze = q->cfg.freeze_after > 0 && q->steps >= q->cfg.freeze_after;
-    for (int i = 0; i < q->mlp->n_layers; i++) {
-        oct_act_quant *a = &q->acts[i];
-        /* LSQ's observer only fixes z from the first batch. */
-        a->obs.frozen = a->mode == OCT_QAT_A_LSQ ? a->scale->data[0] != 0.0f : freeze;
-    }
+    oct__qat_acts_sync_frozen(q->acts, q->mlp->n_layers,
+                              q->cfg.freeze_after > 0 && q->steps >= q->cfg.freeze_after);
 }
 
 oct_tensor *oct_qat_mlp_forward(oct_qat_mlp *q, oct_graph *g, oct_tensor *x) {
