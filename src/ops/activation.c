@@ -28,8 +28,8 @@ void oct__relu_backward(oct_graph *g, const oct_node *n) {
     float *dx = oct__grad(g, n->in[0]);                /* (N) */
     /* Both loads unconditional, then a select: gcc vectorizes this form. */
     for (int64_t i = 0; i < n->out->size; i++) {
-        float g = dy[i];
-        dx[i] += y[i] > 0.0f ? g : 0.0f;
+        float d = dy[i];
+        dx[i] += y[i] > 0.0f ? d : 0.0f;
     }
 }
 
