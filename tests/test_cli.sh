@@ -63,5 +63,47 @@ if ls "$tmp" | grep -q "out.int8"; then
     fails=$((fails + 1))
 fi
 
+# train mlp: bad flag values are usage errors
+expect 2 "--lr" "$octet" train mlp --lr abc
+expect 2 "--hidden" "$octet" train mlp --hidden 256,0
+expect 2 "--optim" "$octet" train mlp --optim adagrad
+expect 2 "--activation" "$octet" train mlp --activation swish
+expect 2 "--schedule" "$octet" train mlp --schedule linear
+expect 2 "--act-quant" "$octet" train mlp --qat --act-quant bogus
+expect 2 "--epochs" "$octet" train mlp --epochs
+expect 2 "unexpected" "$octet" train mlp extra-argument
+
+# a tiny IDX data set (4 images of 2x2 pixels) written byte by byte
+mkdir -p "$tmp/tiny" "$tmp/trunc"
+printf '\x00\x00\x08\x03\x00\x00\x00\x04\x00\x00\x00\x02\x00\x00\x00\x02' >"$tmp/tiny/train-images-idx3-ubyte"
+printf '\x00\x10\x20\x30\x40\x50\x60\x70\x80\x90\xa0\xb0\xc0\xd0\xe0\xf0' >>"$tmp/tiny/train-images-idx3-ubyte"
+printf '\x00\x00\x08\x01\x00\x00\x00\x04\x00\x01\x02\x03' >"$tmp/tiny/train-labels-idx1-ubyte"
+cp "$tmp/tiny/train-images-idx3-ubyte" "$tmp/tiny/t10k-images-idx3-ubyte"
+cp "$tmp/tiny/train-labels-idx1-ubyte" "$tmp/tiny/t10k-labels-idx1-ubyte"
+if "$octet" train mlp --data "$tmp/tiny" --epochs 2 --batch 2 --hidden 8 \
+    --save "$tmp/tiny.safetensors" >"$tmp/out" 2>"$tmp/err"; then
+    grep -q "test accuracy" "$tmp/out" || { echo "FAIL: train mlp on tiny data printed no accuracy"; fails=$((fails + 1)); }
+else
+    echo "FAIL: train mlp on a tiny IDX data set:"; cat "$tmp/err"; fails=$((fails + 1))
+fi
+# truncated data set: one line naming the file, exit 1
+cp "$tmp/tiny/"*labels* "$tmp/tiny/t10k-images-idx3-ubyte" "$tmp/trunc/"
+head -c 20 "$tmp/tiny/train-images-idx3-ubyte" >"$tmp/trunc/train-images-idx3-ubyte"
+expect 1 "$tmp/trunc/train-images-idx3-ubyte" "$octet" train mlp --data "$tmp/trunc" --epochs 1
+expect 1 "$tmp/nodata" "$octet" train mlp --data "$tmp/nodata" --epochs 1
+# a model that does not fit the data: one line, exit 1
+if [ -f "$tmp/fp32.safetensors" ]; then
+    expect 1 "$tmp/fp32.safetensors" "$octet" eval "$tmp/fp32.safetensors" --data "$tmp/tiny"
+fi
+# saving into a missing directory fails before training and leaves nothing behind
+expect 1 "$tmp/no/such/dir" "$octet" train mlp --data "$tmp/tiny" --epochs 1 --batch 2 \
+    --hidden 4 --save "$tmp/no/such/dir/m.safetensors"
+[ -e "$tmp/no" ] && { echo "FAIL: a failed --save created $tmp/no"; fails=$((fails + 1)); }
+# a truncated model file
+if [ -f "$tmp/tiny.safetensors" ]; then
+    head -c 100 "$tmp/tiny.safetensors" >"$tmp/tiny-cut.safetensors"
+    expect 1 "$tmp/tiny-cut.safetensors" "$octet" eval "$tmp/tiny-cut.safetensors" --data "$tmp/tiny"
+fi
+
 [ "$fails" = 0 ] && echo "cli: all checks passed"
 exit $((fails > 0))

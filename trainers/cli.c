@@ -241,6 +241,24 @@ void cli_log_close(cli_log *l) {
     l->f = NULL;
 }
 
+int cli_check_output(const char *flag, const char *path) {
+    if (!path) return CLI_OK;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t len = slash ? (size_t)(slash - path) : 0;
+    if (len >= sizeof dir) len = sizeof dir - 1;
+    memcpy(dir, path, len);
+    dir[len] = '\0';
+    if (!slash) strcpy(dir, ".");
+    if (slash == path) strcpy(dir, "/");
+    if (access(dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "octet: %s %s: cannot write into directory %s: %s\n", flag, path, dir,
+                strerror(errno));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
 void cli_set_threads(int threads) {
     openblas_set_num_threads(threads);
 }

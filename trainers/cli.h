@@ -75,6 +75,11 @@ int cli_log_open(cli_log *l, const char *path);
 void cli_log_write(cli_log *l, json_t *obj);
 void cli_log_close(cli_log *l);
 
+/* Checks before any long work that the file `path` given with `flag` can be created: its
+ * directory exists and is writable. Prints one line and returns CLI_FAIL otherwise. NULL path
+ * passes. */
+int cli_check_output(const char *flag, const char *path);
+
 /* Sets the thread count for OpenBLAS and octet's own kernels. */
 void cli_set_threads(int threads);
 /* The OpenBLAS kernel family in use ("Cooperlake", "Haswell", ...), for logs and benchmarks. */

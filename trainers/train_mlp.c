@@ -79,6 +79,7 @@ static int run(const mlp_opts *o) {
     else if (oct_optim_kind_parse(o->optim, &kind))
         return fail_flag("--optim");
     if (oct_schedule_kind_parse(o->schedule, &sched.kind)) return fail_flag("--schedule");
+    if (cli_check_output("--save", o->save) || cli_check_output("--log", o->log)) return CLI_FAIL;
 
     oct_image_set train = {0}, test = {0};
     if (oct_image_set_load_dir(&train, o->data, true) ||
