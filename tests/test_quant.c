@@ -530,8 +530,42 @@ static void lsq_and_pact(void **state) {
     assert_true(oct_pact_grad_x(0.0f, 6.0f) == 0.0f && oct_pact_grad_x(-1.0f, 6.0f) == 0.0f);
 }
 
+/* The vectorizable STE mask equals oct_quant_passes element by element, at the code-range
+ * boundaries, on ties, far outside the range and on NaN/Inf. */
+static void pass_mask_matches_scalar(void **state) {
+    enum { N = 1 << 16 };
+    static float x[N], mask[N];
+    const float s = 0.0371f;
+    const int32_t z = 77, qmin = 0, qmax = 255;
+    uint32_t seed = 12345;
+    for (int i = 0; i < N; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        int k = (int)(seed >> 20) - 2048; /* codes around and beyond the range */
+        float frac = (float)(seed & 3) * 0.25f; /* 0, .25, .5 (ties), .75 */
+        x[i] = ((float)k + frac) * s;
+    }
+    x[0] = NAN;
+    x[1] = INFINITY;
+    x[2] = -INFINITY;
+    x[3] = 3e38f;
+    x[4] = -0.0f;
+    x[5] = ((float)(qmax - z) + 0.5f) * s;
+    x[6] = ((float)(qmin - z) - 0.5f) * s;
+    oct_quant_pass_mask(x, N, s, z, qmin, qmax, mask);
+    int inside = 0;
+    for (int i = 0; i < N; i++) {
+        bool want = oct_quant_passes(x[i], s, z, qmin, qmax);
+        if ((mask[i] == 1.0f) != want || (mask[i] != 0.0f && mask[i] != 1.0f))
+            fail_msg("x[%d] = %.9g: mask %g, oct_quant_passes %d", i, (double)x[i],
+                     (double)mask[i], want);
+        inside += want;
+    }
+    assert_true(inside > N / 16 && inside < N - N / 16);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(pass_mask_matches_scalar),
         cmocka_unit_test(schemes),
         cmocka_unit_test(quantize_ties_and_boundaries),
         cmocka_unit_test(quantize_special_values),

@@ -193,6 +193,10 @@ oct_status oct_observer_qparams(const oct_observer *o, const oct_qscheme *q,
  * [qmin, qmax] (the output follows x), false when it was clamped or x is NaN (the output is
  * then constant in x). The same test as PyTorch's fake_quantize backward. */
 bool oct_quant_passes(float x, float s, int32_t z, int32_t qmin, int32_t qmax);
+/* mask[i] = 1.0f where oct_quant_passes(x[i], s, z, qmin, qmax), else 0.0f; the same test,
+ * written so that it vectorizes (the straight-through estimator of whole tensors). */
+void oct_quant_pass_mask(const float *x /* (n) */, int64_t n, float s, int32_t z, int32_t qmin,
+                         int32_t qmax, float *mask /* (n) */);
 
 /* LSQ (Esser et al. 2019, "Learned Step Size Quantization", arXiv:1902.08153).
  * Initial step: s = 2 * mean|x| / sqrt(qp) over the finite elements (sum in double), raised to

@@ -198,6 +198,19 @@ bool oct_quant_passes(float x, float s, int32_t z, int32_t qmin, int32_t qmax) {
     return quant_side(x, s, z, qmin, qmax, &v) == SIDE_INSIDE;
 }
 
+void oct_quant_pass_mask(const float *x, int64_t n, float s, int32_t z, int32_t qmin,
+                         int32_t qmax, float *mask) {
+    check_params(s, z, qmin, qmax);
+    const float lo = (float)(qmin - z), hi = (float)(qmax - z), magic = 12582912.0f;
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i] / s;
+        /* rintf(v) where it matters (|v| <= 2^22); beyond that r stays far outside [lo, hi],
+         * and NaN fails both comparisons, as in quant_side. */
+        float r = (v + magic) - magic;
+        mask[i] = r >= lo && r <= hi ? 1.0f : 0.0f;
+    }
+}
+
 float oct_lsq_init_scale(const float *x, int64_t n, int32_t qp) {
     OCT_ASSERT(qp > 0);
     double sum = 0.0;
