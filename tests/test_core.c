@@ -57,6 +57,10 @@ static void status_messages(void **state) {
     assert_string_equal(oct_last_error(), "x.idx: bad magic 7");
     assert_string_equal(oct_strerror(OCT_EFORMAT), "malformed file");
     assert_string_equal(oct_strerror(OCT_OK), "success");
+    /* Context added around a lower layer's message, which is itself an argument. */
+    oct_fail(OCT_EIO, "%s", "inner problem");
+    oct_fail(OCT_EIO, "outer.bin: %s", oct_last_error());
+    assert_string_equal(oct_last_error(), "outer.bin: inner problem");
     oct_clear_error();
     assert_string_equal(oct_last_error(), "");
 }

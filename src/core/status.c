@@ -2,6 +2,7 @@
 #include "octet/status.h"
 
 #include <stdarg.h>
+#include <string.h>
 
 static _Thread_local char last_error[512];
 
@@ -21,10 +22,14 @@ const char *oct_last_error(void) {
 }
 
 oct_status oct_fail(oct_status status, const char *fmt, ...) {
+    /* Format into a local buffer first: the arguments may include oct_last_error() itself
+     * (adding context to a message from a lower layer). */
+    char buf[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(last_error, buf, sizeof buf);
     return status;
 }
 
