@@ -7,7 +7,6 @@
 #include "cli.h"
 #include "commands.h"
 #include "mlp_model.h"
-#include "mlp_parallel.h"
 #include "qat_mlp.h"
 #include "octet/optim.h"
 
@@ -25,11 +24,34 @@ static int fail_flag(const char *flag) {
     return CLI_USAGE;
 }
 
-/* One epoch over the training set; returns the mean training loss. */
-static double train_epoch(mlp_model *m, oct_graph *g, mlp_parallel *par, oct_optim *opt,
+/* One minibatch, shared by the shards of a data-parallel step. */
+typedef struct batch_ctx {
+    mlp_model *m;
+    const oct_image_set *set;
+    const int32_t *idx;
+    int n;
+} batch_ctx;
+
+/* Forward and backward of this shard's rows; the loss is weighted by the shard's share. */
+static float train_shard(void *arg, oct_graph *g, int shard, int shards) {
+    const batch_ctx *b = arg;
+    int lo, hi, in = b->m->mlp.sizes[0];
+    oct_dp_range(b->n, shard, shards, &lo, &hi);
+    oct_tensor *x = oct_tensor_new2(&g->arena, hi - lo, in);
+    int32_t *y = oct_arena_alloc(&g->arena, (size_t)(hi - lo) * sizeof *y);
+    oct_image_set_batch(b->set, b->idx + lo, hi - lo, x->data, y);
+    oct_tensor *loss = oct_cross_entropy(g, mlp_model_forward(b->m, g, x), y);
+    loss = oct_scale(g, loss, (float)(hi - lo) / (float)b->n);
+    oct_graph_backward(g, loss);
+    return loss->data[0];
+}
+
+/* One epoch over the training set; returns the mean training loss. fp32 steps are data
+ * parallel over the threads; QAT steps run on one graph (their observers see whole batches)
+ * with threaded int8 GEMMs and OpenBLAS. */
+static double train_epoch(mlp_model *m, oct_dp *dp_fp32, oct_dp *dp_qat, oct_optim *opt,
                           const oct_schedule *sched, const oct_image_set *train,
                           oct_batcher *batcher, int epoch, const mlp_opts *o, cli_progress *bar) {
-    int in = m->mlp.sizes[0];
     const int32_t *idx;
     int count;
     double loss_sum = 0;
@@ -38,23 +60,10 @@ static double train_epoch(mlp_model *m, oct_graph *g, mlp_parallel *par, oct_opt
     char label[32];
     snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, o->epochs);
     cli_progress_begin(bar, label, per_epoch, "samples/s");
-    g->training = true;
+    if (m->qat_on) cli_set_threads(o->threads);
     while (oct_batcher_next(batcher, &idx, &count)) {
-        float loss;
-        if (m->qat_on) {
-            /* QAT steps run on one graph; the int8 GEMMs and OpenBLAS use the threads. */
-            cli_set_threads(o->threads);
-            oct_graph_reset(g);
-            oct_tensor *x = oct_tensor_new2(&g->arena, count, in);
-            int32_t *y = oct_arena_alloc(&g->arena, (size_t)count * sizeof *y);
-            oct_image_set_batch(train, idx, count, x->data, y);
-            oct_tensor *l = oct_cross_entropy(g, mlp_model_forward(m, g, x), y);
-            oct_params_zero_grad(&m->params);
-            oct_graph_backward(g, l);
-            loss = l->data[0];
-        } else {
-            loss = mlp_parallel_step(par, m, g, train, idx, count);
-        }
+        batch_ctx b = {m, train, idx, count};
+        float loss = oct_dp_step(m->qat_on ? dp_qat : dp_fp32, train_shard, &b);
         if (o->clip > 0) oct_clip_grad_norm(&m->params, o->clip);
         oct_optim_step(opt, oct_lr_at(sched, opt->step));
         loss_sum += loss;
@@ -114,7 +123,7 @@ static int run(const mlp_opts *o) {
     oct_optim opt = {0};
     oct_graph g;
     oct_graph_init(&g, 0, (uint64_t)o->seed);
-    mlp_parallel par = {0};
+    oct_dp dp_fp32 = {0}, dp_qat = {0};
     cli_log log = {0};
     int qat_start;
     if (oct_batcher_init(&batcher, train.n, o->batch, false, &rng)) {
@@ -124,8 +133,10 @@ static int run(const mlp_opts *o) {
     if ((rc = qat_setup(&o->qat, &m, o->epochs, oct_batcher_batches_per_epoch(&batcher), o->threads,
                         &qat_start)) != CLI_OK)
         goto out;
-    mlp_parallel_init(&par, &m, o->threads, (uint64_t)o->seed);
-    if (oct_optim_init(&opt, kind, &m.params, &m.arena, &h)) {
+    int shards = o->threads < OCT_DP_MAX_SHARDS ? o->threads : OCT_DP_MAX_SHARDS;
+    if (oct_dp_init(&dp_fp32, &m.params, shards, (uint64_t)o->seed) ||
+        oct_dp_init(&dp_qat, &m.params, 1, (uint64_t)o->seed) ||
+        oct_optim_init(&opt, kind, &m.params, &m.arena, &h)) {
         rc = cli_fail(NULL);
         goto out;
     }
@@ -156,7 +167,8 @@ static int run(const mlp_opts *o) {
     for (int e = 0; e < o->epochs; e++) {
         qat_begin_epoch(&m, e, qat_start, ev.accuracy);
         double t0 = cli_now();
-        double loss = train_epoch(&m, &g, &par, &opt, &sched, &train, &batcher, e, o, &bar);
+        double loss =
+            train_epoch(&m, &dp_fp32, &dp_qat, &opt, &sched, &train, &batcher, e, o, &bar);
         double dt = cli_now() - t0;
         t_train += dt;
         ev = mlp_model_evaluate(&m, &g, &test);
@@ -181,7 +193,8 @@ static int run(const mlp_opts *o) {
     }
 out:
     cli_log_close(&log);
-    mlp_parallel_free(&par);
+    oct_dp_free(&dp_fp32);
+    oct_dp_free(&dp_qat);
     oct_graph_free(&g);
     oct_optim_free(&opt);
     oct_batcher_free(&batcher);

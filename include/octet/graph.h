@@ -35,6 +35,11 @@ typedef struct oct_graph {
     int n_nodes, cap_nodes;
     bool training; /* dropout active, observers update */
     bool no_grad;  /* record nothing (inference) */
+    /* Data parallelism: when set, the gradient of a parameter t (t->param_id > 0) accumulates
+     * into grad_redirect[t->param_id - 1] instead of t->grad, so that several graphs can run
+     * backward passes of one model at once (see oct_dp in nn.h). */
+    float **grad_redirect;
+    int n_redirect;
     oct_rng rng;   /* dropout masks */
 } oct_graph;
 

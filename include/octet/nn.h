@@ -205,4 +205,42 @@ int32_t oct_gpt_sample(const float *logits, int V, float temperature, int top_k,
 oct_status oct_gpt_generate(const oct_gpt *m, const int32_t *prompt, int n_prompt, int n_new,
                             float temperature, int top_k, oct_rng *rng, int32_t *out /* (n_new) */);
 
+/* ---- data parallelism ----------------------------------------------------------------------- */
+
+/* Data-parallel training steps on the CPU's cores: a minibatch is split into `shards` parts;
+ * each runs forward and backward on its own graph (single-threaded OpenBLAS), shard 0 straight
+ * into the parameters' gradients, the others into private buffers (oct_graph.grad_redirect)
+ * that are then added in a fixed order, so a step is reproducible for a given shard count. For
+ * small models this keeps both cores busy far better than splitting each GEMM.
+ *
+ *     oct_dp dp;
+ *     oct_dp_init(&dp, &params, 2, seed);
+ *     float loss = oct_dp_step(&dp, my_shard_fn, &ctx);   zeroes, runs, reduces the gradients
+ *     oct_optim_step(&opt, lr);
+ */
+#define OCT_DP_MAX_SHARDS 8
+
+/* Runs forward and backward of shard `shard` (of `shards`) on graph g (already reset, training
+ * mode) and returns the shard's loss, weighted so that the shards' losses sum to the batch
+ * loss (e.g. mean loss * shard rows / batch rows; backpropagate the weighted value). */
+typedef float (*oct_dp_shard_fn)(void *ctx, oct_graph *g, int shard, int shards);
+
+typedef struct oct_dp {
+    int shards;
+    const oct_params *params;                /* borrowed */
+    oct_graph graphs[OCT_DP_MAX_SHARDS];     /* one per shard */
+    float **grads[OCT_DP_MAX_SHARDS];        /* shards 1..: one buffer per parameter */
+} oct_dp;
+
+/* shards in [1, OCT_DP_MAX_SHARDS]; every tensor of params must have been added to params
+ * (param_id set). Graph seeds are seed + shard. */
+oct_status oct_dp_init(oct_dp *dp, const oct_params *params, int shards, uint64_t seed);
+/* oct_dp_free(NULL) is a no-op. */
+void oct_dp_free(oct_dp *dp);
+/* Zeroes the parameters' gradients, runs fn for every shard in parallel and sums the shards'
+ * gradients into the parameters'. Returns the sum of the shards' losses. */
+float oct_dp_step(oct_dp *dp, oct_dp_shard_fn fn, void *ctx);
+/* Rows [*lo, *hi) of n that shard `shard` of `shards` takes. */
+void oct_dp_range(int n, int shard, int shards, int *lo, int *hi);
+
 #endif

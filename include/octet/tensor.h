@@ -61,6 +61,8 @@ typedef struct oct_tensor {
     int shape[OCT_MAX_DIMS];
     bool requires_grad; /* a parameter, or computed from one on the tape */
     const char *name;   /* optional, borrowed; used in error messages and files */
+    int param_id;       /* 1 + index in the model's oct_params list (set by oct_params_add);
+                           0 for tensors that are not parameters */
 } oct_tensor;
 
 /* A new uninitialized tensor of the given shape in arena a. */

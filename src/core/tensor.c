@@ -49,6 +49,7 @@ oct_tensor *oct_tensor_view(oct_arena *a, const oct_tensor *t, int ndim, const i
     v->grad = t->grad;
     v->requires_grad = t->requires_grad;
     v->name = t->name;
+    v->param_id = t->param_id;
     return v;
 }
 

@@ -26,6 +26,7 @@ void oct_params_add(oct_params *p, oct_tensor *t) {
         p->items = items;
         p->cap = cap;
     }
+    if (t->param_id == 0) t->param_id = p->n + 1; /* its index in the first list it joins */
     p->items[p->n++] = t;
 }
 

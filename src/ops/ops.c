@@ -50,6 +50,7 @@ oct_node *oct__record(oct_graph *g, int op, oct_tensor *out, int nin, oct_tensor
 }
 
 float *oct__grad(oct_graph *g, oct_tensor *t) {
+    if (t->param_id > 0 && t->param_id <= g->n_redirect) return g->grad_redirect[t->param_id - 1];
     if (!t->grad) t->grad = oct_arena_calloc(&g->arena, (size_t)t->size * sizeof(float));
     return t->grad;
 }
