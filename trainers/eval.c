@@ -4,13 +4,15 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "gpt_int8.h"
 #include "int8_model.h"
 #include "mlp_model.h"
 
 int cmd_eval(int argc, char **argv) {
     const char *data = OCT_FASHION_MNIST_DIR;
     int threads = 1, batch = 256;
-    const char *int8_path = NULL, *kernel = "auto", *compare = NULL;
+    const char *int8_path = NULL, *kernel = "auto", *compare = NULL, *text = OCT_DEFAULT_TEXT;
+    int eval_batches = 20, windows = 32;
     const cli_flag flags[] = {
         {"--data", CLI_STR, &data, "directory with the IDX .gz files", 0, 0},
         {"--threads", CLI_INT, &threads, "threads", 1, 256},
@@ -21,6 +23,9 @@ int cmd_eval(int argc, char **argv) {
          "with --int8: check the logits against this QAT model, bit for bit", 0, 0},
         {"--kernel", CLI_STR, &kernel, "int8 GEMM kernel: auto|portable|avx2|avx512vnni (--int8)",
          0, 0},
+        {"--text", CLI_STR, &text, "int8 GPT: text whose last 10% is the validation split", 0, 0},
+        {"--eval-batches", CLI_INT, &eval_batches, "int8 GPT: validation batches", 1, 1e6},
+        {"--windows", CLI_INT, &windows, "int8 GPT: windows per validation batch", 1, 65536},
     };
     cli_cmd cmd = {"eval",
                    "MODEL [flags]  |  octet eval --int8 FILE [flags]",
@@ -38,6 +43,8 @@ int cmd_eval(int argc, char **argv) {
         return CLI_USAGE;
     }
     if ((rc = int8_select_kernel("eval", kernel)) != CLI_OK) return rc;
+    if (int8_path && gpt_int8_is_export(int8_path))
+        return gpt_int8_eval(int8_path, text, eval_batches, windows, threads);
     if (int8_path) return int8_eval(int8_path, data, batch, threads, compare);
     cli_set_threads(threads);
     mlp_model m;

@@ -1,5 +1,5 @@
-/* `octet export MODEL -o OUT.int8.safetensors`: turns a QAT-trained MLP into the integer model
- * the engine runs (format in include/octet/int8.h). A fp32 model is refused with a hint to
+/* `octet export MODEL -o OUT.int8.safetensors`: turns a QAT-trained MLP or GPT (gpt_int8.c) into
+ * the integer model the engine runs (formats in include/octet/int8.h). A fp32 model is refused with a hint to
  * train with --qat: its activations have no quantization ranges. The output is written
  * atomically, so a failed export leaves no partial file. */
 #include <stdio.h>
@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "gpt_int8.h"
 #include "mlp_model.h"
 #include "octet/int8.h"
 #include "octet/io.h"
@@ -60,7 +61,7 @@ int cmd_export(int argc, char **argv) {
     };
     cli_cmd cmd = {"export",
                    "MODEL -o OUT.int8.safetensors",
-                   "Exports a QAT-trained MLP as an int8 model for the integer engine (octet eval\n"
+                   "Exports a QAT-trained MLP or GPT as an int8 model for the integer engine (octet eval\n"
                    "--int8, octet predict). The file is safetensors, readable from Python.",
                    flags,
                    (int)(sizeof flags / sizeof flags[0]),
@@ -72,6 +73,11 @@ int cmd_export(int argc, char **argv) {
     if (!out) {
         fprintf(stderr, "octet export: -o OUT is required (see octet export --help)\n");
         return CLI_USAGE;
+    }
+    if (gpt_is_model(pos[0])) return gpt_int8_export(pos[0], out);
+    if (gpt_int8_is_export(pos[0])) {
+        fprintf(stderr, "octet: %s is already an int8 export\n", pos[0]);
+        return CLI_FAIL;
     }
     oct_i8_mlp m = {0};
     if (check_qat_model(pos[0]) || qat_model_to_int8(pos[0], &m) || oct_i8_mlp_save(&m, out)) {

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "gpt_int8.h"
 #include "gpt_model.h"
 
 /* Encodes, generates and prints; m is loaded. */
@@ -64,6 +65,8 @@ int cmd_generate(int argc, char **argv) {
     int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
     cli_set_threads(threads);
+    if (gpt_int8_is_export(pos[0]))
+        return gpt_int8_generate(pos[0], prompt, n, temperature, top_k, seed, threads);
     gpt_model m;
     if (gpt_model_load(&m, pos[0])) return cli_fail(NULL);
     rc = generate(&m, prompt, n, temperature, top_k, seed);

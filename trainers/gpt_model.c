@@ -2,7 +2,9 @@
  * under its oct_gpt name ("wte.weight", "h.0.attn.qkv.weight", ...; see octet/nn.h), then a U8
  * tensor "vocab" (V) holding the byte of every token id, and metadata
  *   octet.model = "gpt", octet.vocab, octet.context, octet.layers, octet.heads, octet.width,
- *   octet.mlp = decimal integers, octet.tied = "true" or "false". */
+ *   octet.mlp = decimal integers, octet.tied = "true" or "false".
+ * A QAT model adds its quantizer tensors ("h.0.attn.qkv.in.lo", ...; learned ones are
+ * parameters) and metadata octet.qat (the oct_qat_config JSON) and octet.qat_steps. */
 #include "gpt_model.h"
 
 #include <stdio.h>
@@ -29,9 +31,33 @@ oct_status gpt_model_init(gpt_model *m, const oct_gpt_config *cfg, const oct_voc
 
 void gpt_model_free(gpt_model *m) {
     if (!m) return;
+    oct_qat_gpt_free(m->qat);
+    free(m->qat);
     oct_params_free(&m->params);
     oct_arena_free(&m->arena);
     memset(m, 0, sizeof *m);
+}
+
+oct_status gpt_model_enable_qat(gpt_model *m, const oct_qat_config *cfg) {
+    OCT_ASSERT(!m->qat);
+    m->qat = malloc(sizeof *m->qat);
+    if (!m->qat) return oct_fail(OCT_ENOMEM, "gpt: out of memory for the QAT state");
+    oct_status s = oct_qat_gpt_init(m->qat, &m->gpt, &m->arena, &m->params, cfg);
+    if (s != OCT_OK) {
+        free(m->qat);
+        m->qat = NULL;
+    }
+    return s;
+}
+
+oct_tensor *gpt_model_forward(gpt_model *m, oct_graph *g, const int32_t *ids, int B, int T) {
+    return m->qat_on ? oct_qat_gpt_forward(m->qat, g, ids, B, T)
+                     : oct_gpt_forward(&m->gpt, g, ids, B, T);
+}
+
+/* Quantizer tensors that are not parameters (observer ranges): saved and loaded by name. */
+static bool is_plain_state(const gpt_model *m, const oct_tensor *t) {
+    return !oct_params_find(&m->params, t->name);
 }
 
 /* Fails with code and "<path>: <the last error>" (copied first: oct_fail must not read the
@@ -97,14 +123,41 @@ oct_status gpt_model_load(gpt_model *m, const char *path) {
     if (s == OCT_OK && oct_vocab_from_bytes(&vocab, bytes, cfg.vocab) != OCT_OK)
         s = fail_in(OCT_EFORMAT, path);
     if (s == OCT_OK) s = gpt_model_init(m, &cfg, &vocab, 0);
+    const char *qat = s == OCT_OK ? oct_st_meta(&f, "octet.qat") : NULL;
+    int n_state = 0;
+    if (qat) {
+        oct_qat_config qc;
+        const char *steps = oct_st_meta(&f, "octet.qat_steps");
+        char *end = NULL;
+        long long v = steps ? strtoll(steps, &end, 10) : -1;
+        s = oct_qat_config_from_json(&qc, qat);
+        if (s == OCT_OK) s = gpt_model_enable_qat(m, &qc);
+        if (s != OCT_OK) s = fail_in(OCT_EFORMAT, path);
+        else if (v < 0 || !end || *end)
+            s = oct_fail(OCT_EFORMAT, "%s: metadata 'octet.qat_steps' missing or not a count",
+                         path);
+        if (s == OCT_OK) {
+            m->qat->steps = v;
+            m->qat_on = true;
+        }
+        for (int i = 0; s == OCT_OK && i < m->qat->n_state; i++) {
+            if (!is_plain_state(m, m->qat->state[i])) continue;
+            n_state++;
+            s = oct_st_read_f32(&f, m->qat->state[i]);
+            if (s == OCT_ENOTFOUND)
+                s = oct_fail(OCT_EFORMAT, "%s: quantizer tensor '%s' is missing", path,
+                             m->qat->state[i]->name);
+        }
+        if (s == OCT_OK) oct_qat_gpt_sync_frozen(m->qat);
+    }
     for (int i = 0; i < m->params.n && s == OCT_OK; i++) {
         s = oct_st_read_f32(&f, m->params.items[i]);
         if (s == OCT_ENOTFOUND)
             s = oct_fail(OCT_EFORMAT, "%s: tensor '%s' is missing", path, m->params.items[i]->name);
     }
-    if (s == OCT_OK && f.count != m->params.n + 1)
+    if (s == OCT_OK && f.count != m->params.n + 1 + n_state)
         s = oct_fail(OCT_EFORMAT, "%s: %d tensors in the file, the model has %d (with 'vocab')",
-                     path, f.count, m->params.n + 1);
+                     path, f.count, m->params.n + 1 + n_state);
     if (s != OCT_OK) gpt_model_free(m);
     oct_st_close(&f);
     return s;
@@ -130,6 +183,18 @@ oct_status gpt_model_save(const gpt_model *m, const char *path) {
     if (s == OCT_OK) s = oct_st_writer_meta(&w, "octet.tied", c->tied ? "true" : "false");
     for (int i = 0; i < m->params.n && s == OCT_OK; i++)
         s = oct_st_writer_add_tensor(&w, m->params.items[i]);
+    /* Quantizer state before the U8 vocabulary keeps every float tensor aligned. */
+    if (s == OCT_OK && m->qat) {
+        char *json = oct_qat_config_to_json(&m->qat->cfg), steps[24];
+        s = json ? oct_st_writer_meta(&w, "octet.qat", json)
+                 : oct_fail(OCT_ENOMEM, "%s: out of memory", path);
+        free(json);
+        snprintf(steps, sizeof steps, "%lld", (long long)m->qat->steps);
+        if (s == OCT_OK) s = oct_st_writer_meta(&w, "octet.qat_steps", steps);
+        for (int i = 0; i < m->qat->n_state && s == OCT_OK; i++)
+            if (is_plain_state(m, m->qat->state[i]))
+                s = oct_st_writer_add_tensor(&w, m->qat->state[i]);
+    }
     if (s == OCT_OK) s = oct_st_writer_add(&w, "vocab", OCT_DT_U8, 1, &c->vocab, m->vocab.bytes);
     if (s == OCT_OK) s = oct_st_writer_write(&w, path);
     oct_st_writer_free(&w);
@@ -150,7 +215,7 @@ oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, 
         int32_t *x = oct_arena_alloc(&g->arena, 2 * (size_t)B * (size_t)T * sizeof *x);
         int32_t *y = x + (int64_t)B * T;
         s = oct_text_batch(text, split, &rng, B, T, x, y);
-        if (s == OCT_OK) sum += oct_gpt_loss(g, oct_gpt_forward(&m->gpt, g, x, B, T), y)->data[0];
+        if (s == OCT_OK) sum += oct_gpt_loss(g, gpt_model_forward(m, g, x, B, T), y)->data[0];
     }
     oct_graph_reset(g);
     g->no_grad = no_grad;

@@ -6,12 +6,19 @@
 
 #include "octet/data.h"
 #include "octet/nn.h"
+#include "octet/qat.h"
+
+/* Validation windows are drawn with this seed whatever --seed is, so runs (fp32, QAT, int8)
+ * compare on the same text. */
+#define GPT_EVAL_SEED 20240601u
 
 typedef struct gpt_model {
     oct_arena arena; /* parameters, gradients, optimizer state */
     oct_params params;
     oct_gpt gpt;
     oct_vocab vocab; /* token id <-> byte; vocab.size == gpt.cfg.vocab */
+    oct_qat_gpt *qat; /* quantizer state (malloc'd) after gpt_model_enable_qat, else NULL */
+    bool qat_on;      /* forward passes run the QAT GPT (else fp32) */
 } gpt_model;
 
 /* A freshly initialized model (GPT-2 init from seed). cfg->vocab must equal vocab->size. */
@@ -24,6 +31,12 @@ oct_status gpt_model_load(gpt_model *m, const char *path);
 oct_status gpt_model_save(const gpt_model *m, const char *path);
 /* Releases everything; gpt_model_free(NULL) is a no-op. */
 void gpt_model_free(gpt_model *m);
+/* Adds the QAT GPT state (before the optimizer is created; qat_on stays false). A QAT model
+ * saves its quantizer tensors and metadata octet.qat (the config JSON) and octet.qat_steps;
+ * loading it restores them with qat_on set. */
+oct_status gpt_model_enable_qat(gpt_model *m, const oct_qat_config *cfg);
+/* logits (B,T,V): the QAT GPT when qat_on, else the fp32 one. */
+oct_tensor *gpt_model_forward(gpt_model *m, oct_graph *g, const int32_t *ids, int B, int T);
 
 /* Mean cross-entropy in nats per token over n_batches batches of B windows of T tokens drawn
  * from split with an rng seeded by seed (the same windows on every call with the same

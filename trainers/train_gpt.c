@@ -18,7 +18,7 @@
 #include "octet/optim.h"
 
 /* Validation windows are drawn with this seed whatever --seed is, so runs compare. */
-#define EVAL_SEED 20240601u
+#define EVAL_SEED GPT_EVAL_SEED
 /* Training loss goes to the log every this many steps. */
 #define LOG_EVERY 10
 /* Nats per bit. */
@@ -30,6 +30,11 @@ typedef struct gpt_opts {
     int eval_every, eval_batches;
     float lr, min_lr, wd, clip, beta2, dropout;
     bool tied, byte_level;
+    bool qat;                 /* --qat: the last qat_steps steps are quantization-aware */
+    int qat_steps;            /* -1: half of --steps */
+    int freeze_after;         /* observers freeze after this many QAT steps; -1: half of them */
+    const char *weight_quant; /* minmax | lsq */
+    const char *act_quant;    /* ema | minmax | lsq */
 } gpt_opts;
 
 static int fail_flag(const char *flag) {
@@ -81,6 +86,19 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
     double t0 = cli_now(), val = 0, recent = 0;
     int rc = CLI_OK, recent_n = 0;
     for (int step = 1; step <= o->steps && rc == CLI_OK; step++) {
+        if (m->qat && !m->qat_on && step > o->steps - o->qat_steps) {
+            if (step > 1) {
+                cli_progress_end(&bar);
+                double tl = recent_n ? recent / recent_n : 0.0;
+                if ((rc = report_val(m, &g, text, o, step - 1, tl, &val, jl)))
+                    break;
+                printf("fp32 phase done: val loss %.4f; QAT for the last %d steps\n", val,
+                       o->qat_steps);
+                recent = 0;
+                recent_n = 0;
+            }
+            m->qat_on = true;
+        }
         oct_graph_reset(&g);
         g.training = true;
         int32_t *x = oct_arena_alloc(&g.arena, 2 * (size_t)B * (size_t)T * sizeof *x);
@@ -89,7 +107,7 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
             rc = cli_fail(NULL);
             break;
         }
-        oct_tensor *loss = oct_gpt_loss(&g, oct_gpt_forward(&m->gpt, &g, x, B, T), y);
+        oct_tensor *loss = oct_gpt_loss(&g, gpt_model_forward(m, &g, x, B, T), y);
         float lr = oct_lr_at(sched, opt->step);
         oct_params_zero_grad(&m->params);
         oct_graph_backward(&g, loss);
@@ -128,6 +146,22 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
     }
     oct_graph_free(&g);
     return rc;
+}
+
+/* Adds the quantizer state (before the optimizer) from the --qat flags. */
+static int enable_qat(gpt_model *m, const gpt_opts *o) {
+    oct_qat_config cfg;
+    oct_qat_config_default(&cfg);
+    cfg.freeze_after = o->freeze_after;
+    if (oct_qat_wmode_parse(o->weight_quant, &cfg.weight_mode)) return fail_flag("--weight-quant");
+    if (oct_qat_amodes_parse(o->act_quant, &cfg)) return fail_flag("--act-quant");
+    if (gpt_model_enable_qat(m, &cfg)) return fail_flag("--qat");
+    oct_qat_gpt_set_threads(m->qat, o->threads);
+    fprintf(stderr,
+            "octet: QAT int8 weights (%s), uint8 activations (%s) for the last %d steps, "
+            "observers freeze after %d of them\n",
+            o->weight_quant, o->act_quant, o->qat_steps, o->freeze_after);
+    return CLI_OK;
 }
 
 static int run(const gpt_opts *o) {
@@ -173,6 +207,11 @@ static int run(const gpt_opts *o) {
     if (gpt_model_init(&m, &cfg, &text.vocab, (uint64_t)o->seed)) {
         oct_text_free(&text);
         return fail_flag("model");
+    }
+    if (o->qat && enable_qat(&m, o) != CLI_OK) {
+        gpt_model_free(&m);
+        oct_text_free(&text);
+        return CLI_USAGE;
     }
     oct_optim_hyper h = oct_optim_defaults(OCT_OPTIM_ADAMW);
     h.weight_decay = o->wd;
@@ -234,6 +273,10 @@ int cmd_train_gpt(int argc, char **argv) {
         .wd = 0.1f,
         .clip = 1.0f,
         .beta2 = 0.99f,
+        .qat_steps = -1,
+        .freeze_after = -1,
+        .weight_quant = "minmax",
+        .act_quant = "ema",
     };
     const cli_flag flags[] = {
         {"--text", CLI_STR, &o.text, "training text (90% train, last 10% validation)", 0, 0},
@@ -261,7 +304,16 @@ int cmd_train_gpt(int argc, char **argv) {
          1e9},
         {"--eval-batches", CLI_INT, &o.eval_batches, "validation batches (fixed windows)", 1, 1e6},
         {"--log", CLI_STR, &o.log, "write metrics as JSON Lines to FILE", 0, 0},
-        {"--save", CLI_STR, &o.save, "save the trained fp32 model (safetensors) to FILE", 0, 0},
+        {"--save", CLI_STR, &o.save, "save the trained model (safetensors) to FILE", 0, 0},
+        {"--qat", CLI_BOOL, &o.qat, "quantization-aware training (fp32 steps, then int8 QAT)", 0,
+         0},
+        {"--qat-steps", CLI_INT, &o.qat_steps, "--qat: QAT steps at the end (-1: half of --steps)",
+         -1, 1e9},
+        {"--freeze-after", CLI_INT, &o.freeze_after,
+         "--qat: freeze observers after N QAT steps (-1: half of them, 0: never)", -1, 1e9},
+        {"--weight-quant", CLI_STR, &o.weight_quant, "--qat: weight scales: minmax or lsq", 0, 0},
+        {"--act-quant", CLI_STR, &o.act_quant, "--qat: activation quantizers: ema, minmax or lsq",
+         0, 0},
     };
     cli_cmd cmd = {"train gpt",
                    "[flags]",
@@ -275,6 +327,9 @@ int cmd_train_gpt(int argc, char **argv) {
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
+    if (o.qat_steps < 0) o.qat_steps = o.steps / 2 > 0 ? o.steps / 2 : 1;
+    if (o.qat_steps > o.steps) o.qat_steps = o.steps;
+    if (o.freeze_after < 0) o.freeze_after = o.qat_steps / 2;
     if (o.width % o.heads) {
         fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o.heads, o.width);
         return CLI_USAGE;

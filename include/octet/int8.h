@@ -258,4 +258,99 @@ oct_status oct_i8_mlp_save(const oct_i8_mlp *m, const char *path);
  * dtype, inconsistent values), OCT_ENOTFOUND (missing tensor), OCT_ESHAPE, OCT_ENOMEM. */
 oct_status oct_i8_mlp_load(oct_i8_mlp *m, const char *path);
 
+/* ==== the integer GPT (src/int8/gpt_engine.c, gpt_export.c) ===================================
+ *
+ * A deployed character-level GPT (pre-LayerNorm, GPT-2 layout; see the GPT section of
+ * octet/nn.h): float32 embeddings, LayerNorms, GELU and attention (the shared row kernels of
+ * octet/nonlinear.h), and every linear layer an oct_qlinear: per block qkv, attn.proj, mlp.fc,
+ * mlp.proj requantize to u8 (no ReLU) and their dequantized outputs feed the float ops; lm_head
+ * stops at int32 accumulators, whose real values are the logits. The engine computes, bit for
+ * bit, the eval-mode logits of the QAT GPT (oct_qat_gpt_forward) it was exported from. */
+
+/* Linears per block: qkv, attn.proj, mlp.fc, mlp.proj. */
+#define OCT_I8_GPT_PER_BLOCK 4
+
+typedef struct oct_i8_gpt {
+    int vocab, context, n_layer, n_head, width, mlp; /* V, T_max, L, heads, C, M */
+    float ln_eps;                                   /* LayerNorm epsilon */
+    float *wte;     /* (V,C) token embedding */
+    float *wpe;     /* (T_max,C) position embedding */
+    float *ln;      /* (L,4,C) per block ln_1 gain, ln_1 bias, ln_2 gain, ln_2 bias */
+    float *lnf;     /* (2,C) ln_f gain and bias */
+    oct_qlinear *lin; /* (4 L + 1): block i's at 4 i + {0: qkv, 1: proj, 2: fc, 3: mlp.proj},
+                         lm_head last */
+    int32_t *in_qmin, *in_qmax; /* (4 L + 1) input code range of each linear */
+    uint8_t *vocab_bytes; /* (V) the byte of each token id */
+} oct_i8_gpt;
+
+/* Frees every buffer and zeroes m. oct_i8_gpt_free(NULL) is a no-op. */
+void oct_i8_gpt_free(oct_i8_gpt *m);
+/* The name of linear j: "h.<i>.attn.qkv", "h.<i>.attn.proj", "h.<i>.mlp.fc", "h.<i>.mlp.proj"
+ * or "lm_head", into buf (n bytes). */
+void oct_i8_gpt_linear_name(const oct_i8_gpt *m, int j, char *buf, size_t n);
+/* OCT_EINVAL (message naming the layer) unless m can run: positive sizes, n_head divides width,
+ * context and vocab limits, finite eps > 0, every linear built with the right shape and checked
+ * like an MLP layer (scales, code ranges, multipliers), block linears requantizing without relu,
+ * lm_head neither. */
+oct_status oct_i8_gpt_check(const oct_i8_gpt *m);
+
+/* A key/value cache and scratch for running m on up to max_rows new tokens per call. */
+typedef struct oct_i8_gpt_cache {
+    const oct_i8_gpt *m; /* borrowed */
+    int max_rows, len;   /* positions [0, len) are cached */
+    int threads;         /* int8 GEMM threads (0 = all CPUs), default 1 */
+    float *k, *v;        /* (L, T_max, C) dequantized keys and values */
+    float *x, *h, *f;    /* (max_rows, C) residual, (max_rows, max(3C, M)) x2 scratch */
+    float *p;            /* (n_head, T_max) attention probabilities */
+    uint8_t *a, *y;      /* (max_rows, max(3C, M, C)) codes */
+    int32_t *acc;        /* (max_rows, max(3C, M, V)) accumulators */
+    uint8_t *gelu_lut;   /* (L, 256): mlp.fc output code -> mlp.proj input code */
+} oct_i8_gpt_cache;
+
+/* Checks m (oct_i8_gpt_check) and allocates for max_rows >= 1; OCT_EINVAL / OCT_ENOMEM with c
+ * zeroed on failure. */
+oct_status oct_i8_gpt_cache_init(oct_i8_gpt_cache *c, const oct_i8_gpt *m, int max_rows);
+/* Releases c. oct_i8_gpt_cache_free(NULL) is a no-op. */
+void oct_i8_gpt_cache_free(oct_i8_gpt_cache *c);
+/* Appends tokens ids[0..n) at positions len..len+n-1 (len + n <= context, ids in [0, V), else
+ * OCT_ASSERT) and writes, for each of them, the accumulators and real logits predicting the
+ * next token. Runs in chunks of max_rows; the results do not depend on how the sequence is
+ * split into calls, the kernel or the thread count. logits may be NULL. */
+void oct_i8_gpt_run(oct_i8_gpt_cache *c, const int32_t *ids /* (n) */, int n,
+                    int32_t *logits_acc /* (n,V) */, float *logits /* (n,V) or NULL */);
+/* Feeds the prompt, then samples n_new tokens with oct_gpt_sample's rule (temperature, top-k,
+ * rng), sliding the window like oct_gpt_generate when the context is full. The sampling rule is
+ * passed in so the engine does not depend on src/nn. */
+typedef int32_t (*oct_i8_sample_fn)(const float *logits, int V, float temperature, int top_k,
+                                    void *rng);
+oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n_prompt,
+                               int n_new, float temperature, int top_k, oct_i8_sample_fn sample,
+                               void *rng, int32_t *out /* (n_new) */);
+
+/* ---- the GPT export file (src/int8/gpt_export.c) ------------------------------------------------
+ *
+ * One safetensors file, format version 1:
+ *   metadata  "octet.format" = "octet-int8-gpt", "octet.format_version" = "1",
+ *             "octet.graph" = JSON: {"config": {"vocab", "context", "n_layer", "n_head",
+ *             "width", "mlp", "ln_eps", "embeddings": "f32"}, "linears": [{"name":
+ *             "h.0.attn.qkv", "in", "out", "relu": false, "input_scale", "input_zero_point",
+ *             "input_qmin", "input_qmax", "output": {"scale", "zero_point", "qmin", "qmax"} or
+ *             null}, ...]} (same per-linear fields as the MLP graph, plus the input code range)
+ *   tensors   F32 "wte.weight" (V,C), "wpe.weight" (T_max,C), "h.<i>.ln_1.weight"/".bias",
+ *             "h.<i>.ln_2.weight"/".bias", "ln_f.weight"/".bias" (C);
+ *             per linear "<name>.weight_scale" F32, "<name>.bias_q", "<name>.wsum",
+ *             "<name>.m0", "<name>.shift" I32 (out), "<name>.weight_q" I8 (out,in), exactly
+ *             as in the MLP export; U8 "vocab" (V).
+ * The loader accepts only a self-consistent file: format and version, every tensor with its
+ * dtype and shape and no other, oct_i8_gpt_check, wsum and multipliers matching the codes and
+ * scales. */
+#define OCT_I8_GPT_FORMAT "octet-int8-gpt"
+#define OCT_I8_GPT_FORMAT_VERSION 1
+
+/* Writes m (checked first, OCT_EINVAL) atomically; OCT_EIO on failure. */
+oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path);
+/* Reads and validates path into m (zeroed, and zeroed again on failure); errors name the file
+ * and the field or tensor (OCT_EIO, OCT_EFORMAT, OCT_ENOTFOUND, OCT_ESHAPE, OCT_ENOMEM). */
+oct_status oct_i8_gpt_load(oct_i8_gpt *m, const char *path);
+
 #endif

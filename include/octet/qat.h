@@ -189,4 +189,53 @@ oct_tensor *oct_qat_mlp_forward(oct_qat_mlp *q, oct_graph *g, oct_tensor *x);
  * out->layers is malloc'd. Fails (out left empty) when a layer cannot be built. */
 oct_status oct_qat_mlp_to_int8(const oct_qat_mlp *q, float in_mean, float in_std, oct_i8_mlp *out);
 
+/* ---- the QAT GPT (src/nn/gpt_qat.c) ------------------------------------------------------------
+ *
+ * Every linear layer of an oct_gpt (per block qkv, attn.proj, mlp.fc, mlp.proj; then lm_head)
+ * becomes an oct_qat_linear: int8 per-channel weights, a u8 per-tensor input quantizer, and for
+ * the block layers a u8 output quantizer without ReLU whose dequantized values flow into the
+ * float ops; lm_head returns its int32 accumulators as real logits. LayerNorm, GELU and the
+ * causal attention run in float32 through the shared row kernels of octet/nonlinear.h
+ * (oct_layernorm, oct_gelu, oct_attention_rows), in the order the integer GPT engine
+ * (oct_i8_gpt_run) uses, so the engine reproduces the eval-mode logits bit for bit. Embeddings
+ * stay float32.
+ *
+ * Quantizer tensors are named "<linear>.in.lo", "<linear>.out.hi", "<linear>.in.scale" (LSQ),
+ * "<linear>.wscale" (LSQ weights), with <linear> = "h.<i>.attn.qkv", "h.<i>.attn.proj",
+ * "h.<i>.mlp.fc", "h.<i>.mlp.proj" or "lm_head". Activation modes: ema, minmax or lsq, one for
+ * every point (pact needs ReLU outputs, which a GPT does not have). */
+
+/* Linears per block, in order, and their names' suffixes. */
+enum { OCT_QAT_GPT_QKV, OCT_QAT_GPT_PROJ, OCT_QAT_GPT_FC, OCT_QAT_GPT_FC_PROJ, OCT_QAT_GPT_PER_BLOCK };
+
+typedef struct oct_qat_gpt {
+    oct_gpt *gpt; /* borrowed fp32 model: same weights, same parameters */
+    oct_qat_config cfg;
+    int n_linear;        /* 4 n_layer + 1 */
+    oct_qat_linear *lin; /* (n_linear): block i's at 4 i + OCT_QAT_GPT_*, lm_head last */
+    oct_act_quant *acts; /* (2 n_linear - 1): linear j's input 2 j, output 2 j + 1 */
+    oct_tensor **state;  /* every quantizer tensor, malloc'd */
+    int n_state;
+    int64_t steps; /* training forward passes so far (for freeze_after) */
+} oct_qat_gpt;
+
+/* Wraps gpt with quantizer state in arena (learned scales appended to params: call before
+ * oct_optim_init). OCT_EINVAL for a bad config, per-point modes, pact, or widths above
+ * OCT_I8_MAX_K. */
+oct_status oct_qat_gpt_init(oct_qat_gpt *q, oct_gpt *gpt, oct_arena *arena, oct_params *params,
+                            const oct_qat_config *cfg);
+/* Frees the integer layers and the state array. oct_qat_gpt_free(NULL) is a no-op. */
+void oct_qat_gpt_free(oct_qat_gpt *q);
+/* Int8 GEMM threads of every linear (0 = all CPUs; default 1). */
+void oct_qat_gpt_set_threads(oct_qat_gpt *q, int threads);
+/* Re-derives the frozen flags from steps (after loading state). */
+void oct_qat_gpt_sync_frozen(oct_qat_gpt *q);
+/* logits (B,T,V) for ids (B,T) as oct_gpt_forward, quantized. In training it counts a step and
+ * freezes the observers once steps reaches cfg.freeze_after. */
+oct_tensor *oct_qat_gpt_forward(oct_qat_gpt *q, oct_graph *g, const int32_t *ids, int B, int T);
+/* The deployed integer GPT (include/octet/int8.h) from the eval-mode state, with the vocabulary
+ * bytes (V) of the model; out is zeroed first and left empty on failure. */
+oct_status oct_qat_gpt_to_int8(const oct_qat_gpt *q, const uint8_t *vocab /* (V) */,
+                               oct_i8_gpt *out);
+
 #endif

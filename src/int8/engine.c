@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "octet/data.h"
+#include "int8_internal.h"
 #include "octet/quant.h"
 
 /* Rows per chunk of the one-shot forward functions. */
@@ -28,7 +29,7 @@ static bool positive_finite(float s) {
     return s > 0 && isfinite(s);
 }
 
-static oct_status check_codes(const char *what, int32_t zp, int32_t qmin, int32_t qmax) {
+oct_status oct__i8_check_codes(const char *what, int32_t zp, int32_t qmin, int32_t qmax) {
     if (qmin < 0 || qmax > 255 || qmin >= qmax)
         return oct_fail(OCT_EINVAL, "%s: code range [%d, %d] is not inside [0, 255]", what,
                         (int)qmin, (int)qmax);
@@ -38,47 +39,47 @@ static oct_status check_codes(const char *what, int32_t zp, int32_t qmin, int32_
     return OCT_OK;
 }
 
-static oct_status check_layer(const oct_qlinear *l, int i, bool last) {
-    char what[48];
+oct_status oct__qlinear_check(const oct_qlinear *l, const char *name, bool last) {
+    char what[80];
     if (l->in < 1 || l->out < 1 || !l->w.data || l->w.N != l->out || l->w.K != l->in ||
         !l->bias_q || !l->w_scale || !l->m0 || !l->shift)
-        return oct_fail(OCT_EINVAL, "fc%d: layer (%d -> %d) is not built", i, l->in, l->out);
+        return oct_fail(OCT_EINVAL, "%s: layer (%d -> %d) is not built", name, l->in, l->out);
     if (!positive_finite(l->a_scale))
-        return oct_fail(OCT_EINVAL, "fc%d: input scale %g is not positive and finite", i,
+        return oct_fail(OCT_EINVAL, "%s: input scale %g is not positive and finite", name,
                         (double)l->a_scale);
     for (int c = 0; c < l->out; c++)
         if (!positive_finite(l->w_scale[c]))
             return oct_fail(OCT_EINVAL,
-                            "fc%d.weight_scale: channel %d is %g, not positive and "
+                            "%s.weight_scale: channel %d is %g, not positive and "
                             "finite",
-                            i, c, (double)l->w_scale[c]);
+                            name, c, (double)l->w_scale[c]);
     /* |sum_k (a - a_zp) w| <= 255 * 128 * in, and the epilogue adds b_q - a_zp * wsum: both
      * stay inside int32 when |b_q| + 255 * 128 * in does. */
     int64_t bias_max = INT32_MAX - (int64_t)255 * 128 * l->in;
     for (int c = 0; c < l->out; c++)
         if (llabs((long long)l->bias_q[c]) > bias_max)
             return oct_fail(OCT_EINVAL,
-                            "fc%d.bias_q: channel %d is %d, too large for int32 "
+                            "%s.bias_q: channel %d is %d, too large for int32 "
                             "accumulators (limit %lld)",
-                            i, c, (int)l->bias_q[c], (long long)bias_max);
+                            name, c, (int)l->bias_q[c], (long long)bias_max);
     if (last && (l->quant_out || l->relu))
         return oct_fail(OCT_EINVAL,
-                        "fc%d: the last layer must output int32 logits (no output "
+                        "%s: the last layer must output int32 logits (no output "
                         "quantization, no relu)",
-                        i);
+                        name);
     if (last) return OCT_OK;
     if (!l->quant_out)
-        return oct_fail(OCT_EINVAL, "fc%d: a hidden layer must requantize its output", i);
+        return oct_fail(OCT_EINVAL, "%s: a hidden layer must requantize its output", name);
     if (!positive_finite(l->y_scale))
-        return oct_fail(OCT_EINVAL, "fc%d: output scale %g is not positive and finite", i,
+        return oct_fail(OCT_EINVAL, "%s: output scale %g is not positive and finite", name,
                         (double)l->y_scale);
-    snprintf(what, sizeof what, "fc%d output", i);
-    oct_status s = check_codes(what, l->y_zp, l->y_qmin, l->y_qmax);
+    snprintf(what, sizeof what, "%s output", name);
+    oct_status s = oct__i8_check_codes(what, l->y_zp, l->y_qmin, l->y_qmax);
     if (s != OCT_OK) return s;
     if (oct_requant_check(l->m0, l->shift, l->out) != OCT_OK) {
         char msg[256];
         snprintf(msg, sizeof msg, "%s", oct_last_error());
-        return oct_fail(OCT_EINVAL, "fc%d.m0/fc%d.shift: %s", i, i, msg);
+        return oct_fail(OCT_EINVAL, "%s.m0/%s.shift: %s", name, name, msg);
     }
     return OCT_OK;
 }
@@ -92,9 +93,11 @@ oct_status oct_i8_mlp_check(const oct_i8_mlp *m) {
                         "input: normalization mean %g / std %g is not finite with a "
                         "positive std",
                         (double)m->in_mean, (double)m->in_std);
-    oct_status s = check_codes("input", m->layers[0].a_zp, m->in_qmin, m->in_qmax);
+    oct_status s = oct__i8_check_codes("input", m->layers[0].a_zp, m->in_qmin, m->in_qmax);
     for (int i = 0; i < m->n_layers && s == OCT_OK; i++) {
-        s = check_layer(&m->layers[i], i, i == m->n_layers - 1);
+        char name[24];
+        snprintf(name, sizeof name, "fc%d", i);
+        s = oct__qlinear_check(&m->layers[i], name, i == m->n_layers - 1);
         if (s != OCT_OK || i == 0) continue;
         const oct_qlinear *p = &m->layers[i - 1], *l = &m->layers[i];
         if (l->in != p->out)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gemm_internal.h"
+#include "int8_internal.h"
 #include "octet/io.h"
 #include "octet/quant.h"
 
@@ -37,24 +38,51 @@ static void unpack_weights(const oct_i8_packed *p, int8_t *w /* (N,K) */) {
 
 /* ---- save ---------------------------------------------------------------------------------- */
 
+json_t *oct__i8_linear_json(const oct_qlinear *l, const char *name) {
+    json_t *out = l->quant_out ? json_pack("{s:f, s:i, s:i, s:i}", "scale", (double)l->y_scale,
+                                           "zero_point", (int)l->y_zp, "qmin", (int)l->y_qmin,
+                                           "qmax", (int)l->y_qmax)
+                               : json_null();
+    return json_pack("{s:s, s:i, s:i, s:b, s:f, s:i, s:o}", "name", name, "in", l->in, "out",
+                     l->out, "relu", (int)l->relu, "input_scale", (double)l->a_scale,
+                     "input_zero_point", (int)l->a_zp, "output", out);
+}
+
 static json_t *graph_json(const oct_i8_mlp *m) {
     json_t *layers = json_array();
     for (int i = 0; i < m->n_layers; i++) {
-        const oct_qlinear *l = &m->layers[i];
         char name[24];
         snprintf(name, sizeof name, "fc%d", i);
-        json_t *out = l->quant_out ? json_pack("{s:f, s:i, s:i, s:i}", "scale", (double)l->y_scale,
-                                               "zero_point", (int)l->y_zp, "qmin", (int)l->y_qmin,
-                                               "qmax", (int)l->y_qmax)
-                                   : json_null();
-        json_array_append_new(layers, json_pack("{s:s, s:i, s:i, s:b, s:f, s:i, s:o}", "name", name,
-                                                "in", l->in, "out", l->out, "relu", (int)l->relu,
-                                                "input_scale", (double)l->a_scale,
-                                                "input_zero_point", (int)l->a_zp, "output", out));
+        json_array_append_new(layers, oct__i8_linear_json(&m->layers[i], name));
     }
     return json_pack("{s:{s:f, s:f, s:i, s:i}, s:o}", "input", "mean", (double)m->in_mean, "std",
                      (double)m->in_std, "qmin", (int)m->in_qmin, "qmax", (int)m->in_qmax, "layers",
                      layers);
+}
+
+/* The dtype and shape of tensor t of a linear. */
+static oct_dtype tensor_dtype(int t) {
+    return t == T_WQ ? OCT_DT_I8 : t == T_WSCALE ? OCT_DT_F32 : OCT_DT_I32;
+}
+
+oct_status oct__i8_linear_add(oct_st_writer *w, const char *name, const oct_qlinear *l,
+                              bool codes_pass, int8_t **codes) {
+    int shape[2] = {l->out, l->in};
+    const void *data[T_COUNT] = {l->w_scale, l->bias_q, l->w.wsum, l->m0, l->shift, NULL};
+    oct_status s = OCT_OK;
+    for (int t = 0; t < T_COUNT && s == OCT_OK; t++) {
+        if ((t == T_WQ) != codes_pass || ((t == T_M0 || t == T_SHIFT) && !l->quant_out)) continue;
+        if (t == T_WQ) {
+            *codes = malloc((size_t)l->out * (size_t)l->in);
+            if (!*codes) return oct_fail(OCT_ENOMEM, "%s: out of memory", name);
+            unpack_weights(&l->w, *codes);
+            data[T_WQ] = *codes;
+        }
+        char tname[96];
+        snprintf(tname, sizeof tname, "%s.%s", name, suffixes[t]);
+        s = oct_st_writer_add(w, tname, tensor_dtype(t), t == T_WQ ? 2 : 1, shape, data[t]);
+    }
+    return s;
 }
 
 oct_status oct_i8_mlp_save(const oct_i8_mlp *m, const char *path) {
@@ -73,30 +101,12 @@ oct_status oct_i8_mlp_save(const oct_i8_mlp *m, const char *path) {
     if (s == OCT_OK) s = oct_st_writer_meta(&w, META_VERSION, version);
     if (s == OCT_OK) s = oct_st_writer_meta(&w, META_GRAPH, graph_text);
     /* 4-byte tensors of every layer first, the int8 codes last, so all stay aligned. */
-    for (int t = 0; t < T_COUNT && s == OCT_OK; t++) {
+    for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < m->n_layers && s == OCT_OK; i++) {
-            const oct_qlinear *l = &m->layers[i];
-            if ((t == T_M0 || t == T_SHIFT) && !l->quant_out) continue;
-            char name[48];
-            snprintf(name, sizeof name, "fc%d.%s", i, suffixes[t]);
-            int shape[2] = {l->out, l->in};
-            const void *data[T_COUNT] = {l->w_scale, l->bias_q, l->w.wsum, l->m0, l->shift, NULL};
-            if (t == T_WQ) {
-                codes[i] = malloc((size_t)l->out * (size_t)l->in);
-                if (!codes[i]) {
-                    s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
-                    break;
-                }
-                unpack_weights(&l->w, codes[i]);
-                data[T_WQ] = codes[i];
-            }
-            s = oct_st_writer_add(&w, name,
-                                  t == T_WQ       ? OCT_DT_I8
-                                  : t == T_WSCALE ? OCT_DT_F32
-                                                  : OCT_DT_I32,
-                                  t == T_WQ ? 2 : 1, shape, data[t]);
+            char name[24];
+            snprintf(name, sizeof name, "fc%d", i);
+            s = oct__i8_linear_add(&w, name, &m->layers[i], pass == 1, &codes[i]);
         }
-    }
     if (s == OCT_OK) s = oct_st_writer_write(&w, path);
     oct_st_writer_free(&w);
     free(graph_text);
@@ -108,18 +118,14 @@ oct_status oct_i8_mlp_save(const oct_i8_mlp *m, const char *path) {
 
 /* ---- load ---------------------------------------------------------------------------------- */
 
-/* Reading context: the open file and the graph, for messages. */
-typedef struct loader {
-    const char *path;
-    oct_st_file f;
-} loader;
+typedef oct__i8_loader loader;
 
 static oct_status bad(const loader *ld, const char *where, const char *what) {
     return oct_fail(OCT_EFORMAT, "%s: %s %s", ld->path, where, what);
 }
 
 /* obj[key] as an integer in [lo, hi]. */
-static oct_status get_int(const loader *ld, const char *where, json_t *obj, const char *key,
+oct_status oct__i8_get_int(const loader *ld, const char *where, json_t *obj, const char *key,
                           long long lo, long long hi, int32_t *out) {
     json_t *v = json_object_get(obj, key);
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
@@ -130,7 +136,7 @@ static oct_status get_int(const loader *ld, const char *where, json_t *obj, cons
 }
 
 /* obj[key] as a number representable as a float32 (finiteness is checked later). */
-static oct_status get_float(const loader *ld, const char *where, json_t *obj, const char *key,
+oct_status oct__i8_get_float(const loader *ld, const char *where, json_t *obj, const char *key,
                             float *out) {
     json_t *v = json_object_get(obj, key);
     if (!json_is_number(v))
@@ -139,59 +145,63 @@ static oct_status get_float(const loader *ld, const char *where, json_t *obj, co
     return OCT_OK;
 }
 
-/* The scalars of layer i from its graph entry g; tensors come later. */
-static oct_status read_layer_graph(const loader *ld, json_t *g, int i, oct_qlinear *l) {
-    char where[64], name[24];
-    snprintf(where, sizeof where, "graph layer %d", i);
-    snprintf(name, sizeof name, "fc%d", i);
+oct_status oct__i8_linear_from_json(const loader *ld, json_t *g, const char *name,
+                                    oct_qlinear *l) {
+    char where[128];
+    snprintf(where, sizeof where, "graph layer %s", name);
     json_t *nm = json_object_get(g, "name"), *relu = json_object_get(g, "relu");
     json_t *out = json_object_get(g, "output");
     int32_t in = 0, n_out = 0;
     if (!json_is_object(g)) return bad(ld, where, "is not an object");
     if (!json_is_string(nm) || strcmp(json_string_value(nm), name))
         return oct_fail(OCT_EFORMAT, "%s: %s \"name\" must be \"%s\"", ld->path, where, name);
-    snprintf(where, sizeof where, "graph layer %s", name);
     if (!json_is_boolean(relu)) return bad(ld, where, "\"relu\" must be true or false");
     if (!json_is_null(out) && !json_is_object(out))
         return bad(ld, where, "\"output\" must be an object or null");
-    oct_status s = get_int(ld, where, g, "in", 1, OCT_I8_MAX_K, &in);
-    if (s == OCT_OK) s = get_int(ld, where, g, "out", 1, 1 << 24, &n_out);
-    if (s == OCT_OK) s = get_float(ld, where, g, "input_scale", &l->a_scale);
-    if (s == OCT_OK) s = get_int(ld, where, g, "input_zero_point", 0, 255, &l->a_zp);
+    oct_status s = oct__i8_get_int(ld, where, g, "in", 1, OCT_I8_MAX_K, &in);
+    if (s == OCT_OK) s = oct__i8_get_int(ld, where, g, "out", 1, 1 << 24, &n_out);
+    if (s == OCT_OK) s = oct__i8_get_float(ld, where, g, "input_scale", &l->a_scale);
+    if (s == OCT_OK) s = oct__i8_get_int(ld, where, g, "input_zero_point", 0, 255, &l->a_zp);
     l->in = in;
     l->out = n_out;
     l->relu = json_is_true(relu);
     l->quant_out = json_is_object(out);
     if (s == OCT_OK && l->quant_out) {
         snprintf(where, sizeof where, "graph layer %s output", name);
-        s = get_float(ld, where, out, "scale", &l->y_scale);
-        if (s == OCT_OK) s = get_int(ld, where, out, "zero_point", 0, 255, &l->y_zp);
-        if (s == OCT_OK) s = get_int(ld, where, out, "qmin", 0, 255, &l->y_qmin);
-        if (s == OCT_OK) s = get_int(ld, where, out, "qmax", 0, 255, &l->y_qmax);
+        s = oct__i8_get_float(ld, where, out, "scale", &l->y_scale);
+        if (s == OCT_OK) s = oct__i8_get_int(ld, where, out, "zero_point", 0, 255, &l->y_zp);
+        if (s == OCT_OK) s = oct__i8_get_int(ld, where, out, "qmin", 0, 255, &l->y_qmin);
+        if (s == OCT_OK) s = oct__i8_get_int(ld, where, out, "qmax", 0, 255, &l->y_qmax);
     }
     return s;
 }
 
-/* Looks up fc<i>.<suffix> with the expected dtype and shape (out) or (out,in). */
-static oct_status get_tensor(const loader *ld, int i, int t, const oct_qlinear *l,
-                             const void **data) {
-    char name[48];
-    snprintf(name, sizeof name, "fc%d.%s", i, suffixes[t]);
-    int shape[2] = {l->out, l->in};
-    return oct_st_get(&ld->f, name,
-                      t == T_WQ       ? OCT_DT_I8
-                      : t == T_WSCALE ? OCT_DT_F32
-                                      : OCT_DT_I32,
-                      t == T_WQ ? 2 : 1, shape, data);
+/* The scalars of layer i from its graph entry g (the entry "fc<i>"); tensors come later. */
+static oct_status read_layer_graph(const loader *ld, json_t *g, int i, oct_qlinear *l) {
+    char name[24];
+    snprintf(name, sizeof name, "fc%d", i);
+    if (!json_is_object(g)) {
+        char where[64];
+        snprintf(where, sizeof where, "graph layer %d", i);
+        return bad(ld, where, "is not an object");
+    }
+    return oct__i8_linear_from_json(ld, g, name, l);
 }
 
-/* Fills the arrays of layer i from the file and checks wsum and the multipliers against the
- * codes and scales. The scalars are already set and checked. */
-static oct_status read_layer_tensors(const loader *ld, int i, oct_qlinear *l) {
+/* Looks up <name>.<suffix> with the expected dtype and shape (out) or (out,in). */
+static oct_status get_tensor(const loader *ld, const char *name, int t, const oct_qlinear *l,
+                             const void **data) {
+    char tname[96];
+    snprintf(tname, sizeof tname, "%s.%s", name, suffixes[t]);
+    int shape[2] = {l->out, l->in};
+    return oct_st_get(&ld->f, tname, tensor_dtype(t), t == T_WQ ? 2 : 1, shape, data);
+}
+
+oct_status oct__i8_linear_read(const loader *ld, const char *name, oct_qlinear *l) {
     const void *d[T_COUNT] = {NULL};
     oct_status s = OCT_OK;
     for (int t = 0; t < T_COUNT && s == OCT_OK; t++)
-        if (l->quant_out || (t != T_M0 && t != T_SHIFT)) s = get_tensor(ld, i, t, l, &d[t]);
+        if (l->quant_out || (t != T_M0 && t != T_SHIFT)) s = get_tensor(ld, name, t, l, &d[t]);
     if (s != OCT_OK) return s;
     size_t n = (size_t)l->out;
     l->bias_q = malloc(n * sizeof *l->bias_q);
@@ -207,27 +217,27 @@ static oct_status read_layer_tensors(const loader *ld, int i, oct_qlinear *l) {
     for (int c = 0; c < l->out; c++)
         if (wsum[c] != l->w.wsum[c])
             return oct_fail(OCT_EFORMAT,
-                            "%s: fc%d.wsum: channel %d is %d, but the row sum of "
-                            "fc%d.weight_q is %d",
-                            ld->path, i, c, (int)wsum[c], i, (int)l->w.wsum[c]);
+                            "%s: %s.wsum: channel %d is %d, but the row sum of "
+                            "%s.weight_q is %d",
+                            ld->path, name, c, (int)wsum[c], name, (int)l->w.wsum[c]);
     if (!l->quant_out) return OCT_OK;
     const int32_t *m0 = d[T_M0], *shift = d[T_SHIFT];
     if (oct_requant_check(m0, shift, l->out) != OCT_OK) {
         char msg[256];
         snprintf(msg, sizeof msg, "%s", oct_last_error());
-        return oct_fail(OCT_EFORMAT, "%s: fc%d.m0/fc%d.shift: %s", ld->path, i, i, msg);
+        return oct_fail(OCT_EFORMAT, "%s: %s.m0/%s.shift: %s", ld->path, name, name, msg);
     }
     for (int c = 0; c < l->out; c++)
-        if (!(l->w_scale[c] > 0)) return OCT_OK; /* reported by oct_i8_mlp_check */
+        if (!(l->w_scale[c] > 0)) return OCT_OK; /* reported by the model check */
     if (!(l->a_scale > 0) || !(l->y_scale > 0)) return OCT_OK;
     if (oct_requant_multipliers(l->a_scale, l->w_scale, l->out, l->y_scale, l->m0, l->shift))
-        return OCT_OK; /* non-finite scales, reported by oct_i8_mlp_check */
+        return OCT_OK; /* non-finite scales, reported by the model check */
     for (int c = 0; c < l->out; c++)
         if (m0[c] != l->m0[c] || shift[c] != l->shift[c])
             return oct_fail(OCT_EFORMAT,
-                            "%s: fc%d.m0/fc%d.shift: channel %d holds %d/%d, the "
+                            "%s: %s.m0/%s.shift: channel %d holds %d/%d, the "
                             "scales give %d/%d",
-                            ld->path, i, i, c, (int)m0[c], (int)shift[c], (int)l->m0[c],
+                            ld->path, name, name, c, (int)m0[c], (int)shift[c], (int)l->m0[c],
                             (int)l->shift[c]);
     return OCT_OK;
 }
@@ -275,10 +285,10 @@ static oct_status read_header(const loader *ld, oct_i8_mlp *m, json_t **graph) {
         json_array_size(layers) > OCT_I8_MAX_LAYERS)
         return oct_fail(OCT_EFORMAT, "%s: graph \"layers\" must be an array of 1 to %d layers",
                         ld->path, OCT_I8_MAX_LAYERS);
-    oct_status s = get_float(ld, "graph input", input, "mean", &m->in_mean);
-    if (s == OCT_OK) s = get_float(ld, "graph input", input, "std", &m->in_std);
-    if (s == OCT_OK) s = get_int(ld, "graph input", input, "qmin", 0, 255, &m->in_qmin);
-    if (s == OCT_OK) s = get_int(ld, "graph input", input, "qmax", 0, 255, &m->in_qmax);
+    oct_status s = oct__i8_get_float(ld, "graph input", input, "mean", &m->in_mean);
+    if (s == OCT_OK) s = oct__i8_get_float(ld, "graph input", input, "std", &m->in_std);
+    if (s == OCT_OK) s = oct__i8_get_int(ld, "graph input", input, "qmin", 0, 255, &m->in_qmin);
+    if (s == OCT_OK) s = oct__i8_get_int(ld, "graph input", input, "qmax", 0, 255, &m->in_qmax);
     if (s != OCT_OK) return s;
     m->n_layers = (int)json_array_size(layers);
     m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
@@ -299,7 +309,11 @@ oct_status oct_i8_mlp_load(oct_i8_mlp *m, const char *path) {
     json_t *graph = NULL;
     s = read_header(&ld, m, &graph);
     for (int i = 0; i < m->n_layers && s == OCT_OK; i++)
-        s = read_layer_tensors(&ld, i, &m->layers[i]);
+    {
+        char name[24];
+        snprintf(name, sizeof name, "fc%d", i);
+        s = oct__i8_linear_read(&ld, name, &m->layers[i]);
+    }
     if (s == OCT_OK) s = check_no_extra(&ld, m);
     if (s == OCT_OK && oct_i8_mlp_check(m) != OCT_OK) {
         char msg[512];

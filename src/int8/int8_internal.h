@@ -1,0 +1,47 @@
+/* Internal to src/int8: the pieces of the int8 export files and model checks shared by the MLP
+ * (engine.c, export.c) and the GPT (gpt_engine.c, gpt_export.c): one integer linear layer's
+ * structural check, its JSON graph entry, its tensors, and the JSON field readers. */
+#ifndef OCTET_INT8_INTERNAL_H
+#define OCTET_INT8_INTERNAL_H
+
+#include <jansson.h>
+
+#include "octet/int8.h"
+#include "octet/io.h"
+
+/* OCT_EINVAL (message naming the layer) unless l is built, its scales are positive and finite,
+ * its bias cannot overflow the accumulators, and: logits (int32 output, no relu, no output
+ * quantization) when logits, else a requantizing layer with a valid output code range and
+ * multipliers. */
+oct_status oct__qlinear_check(const oct_qlinear *l, const char *name, bool logits);
+/* OCT_EINVAL unless 0 <= qmin < qmax <= 255 and qmin <= zp <= qmax; what names the codes. */
+oct_status oct__i8_check_codes(const char *what, int32_t zp, int32_t qmin, int32_t qmax);
+
+/* The graph entry of a linear: {"name", "in", "out", "relu", "input_scale",
+ * "input_zero_point", "output": {"scale", "zero_point", "qmin", "qmax"} or null}. */
+json_t *oct__i8_linear_json(const oct_qlinear *l, const char *name);
+/* Adds the tensors "<name>.weight_scale", ".bias_q", ".wsum", ".m0", ".shift" (the last two
+ * only when quant_out) when !codes_pass, else "<name>.weight_q" from a malloc'd *codes that the
+ * caller frees after writing (4-byte tensors of every layer first keeps them aligned). */
+oct_status oct__i8_linear_add(oct_st_writer *w, const char *name, const oct_qlinear *l,
+                              bool codes_pass, int8_t **codes);
+
+/* An export file being read. */
+typedef struct oct__i8_loader {
+    const char *path;
+    oct_st_file f;
+} oct__i8_loader;
+
+/* obj[key] as an integer in [lo, hi] / a number; OCT_EFORMAT naming path, where and key. */
+oct_status oct__i8_get_int(const oct__i8_loader *ld, const char *where, json_t *obj,
+                           const char *key, long long lo, long long hi, int32_t *out);
+oct_status oct__i8_get_float(const oct__i8_loader *ld, const char *where, json_t *obj,
+                             const char *key, float *out);
+/* The scalars of linear name from its graph entry g (whose "name" must be name). */
+oct_status oct__i8_linear_from_json(const oct__i8_loader *ld, json_t *g, const char *name,
+                                    oct_qlinear *l);
+/* Reads the tensors of linear name (scalars already set) and checks wsum and the multipliers
+ * against the codes and scales. */
+oct_status oct__i8_linear_read(const oct__i8_loader *ld, const char *name, oct_qlinear *l);
+
+#endif

@@ -1,0 +1,154 @@
+/* The QAT GPT: an oct_gpt's linear layers wrapped as quantized linears (the op of
+ * src/ops/qlinear.c, which runs the integer layer shared with the engine), the float ops in
+ * between through the shared row kernels (LayerNorm, GELU, row-wise causal attention), and the
+ * conversion to the deployed integer GPT from exactly the eval-mode state. See the QAT GPT
+ * section of include/octet/qat.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpt_internal.h"
+#include "qat_internal.h"
+
+/* The fp32 layer behind linear j. */
+static const oct_linear_layer *fp_layer(const oct_gpt *m, int j) {
+    if (j == 4 * m->cfg.n_layer) return &m->lm_head;
+    const oct_gpt_block *b = &m->h[j / 4];
+    const oct_linear_layer *ls[OCT_QAT_GPT_PER_BLOCK] = {&b->qkv, &b->proj, &b->fc, &b->fc_proj};
+    return ls[j % 4];
+}
+
+static const char *linear_name(oct_arena *arena, const oct_gpt *m, int j) {
+    static const char *const suffix[OCT_QAT_GPT_PER_BLOCK] = {"attn.qkv", "attn.proj", "mlp.fc",
+                                                              "mlp.proj"};
+    if (j == 4 * m->cfg.n_layer) return "lm_head";
+    return oct_nn_name(arena, "h.%d.%s", j / 4, suffix[j % 4]);
+}
+
+oct_status oct_qat_gpt_init(oct_qat_gpt *q, oct_gpt *gpt, oct_arena *arena, oct_params *params,
+                            const oct_qat_config *cfg) {
+    memset(q, 0, sizeof *q);
+    oct_status st = oct_qat_config_check(cfg);
+    if (st != OCT_OK) return st;
+    if (cfg->n_act_modes != 1)
+        return oct_fail(OCT_EINVAL, "qat gpt: give one activation mode for every point, not %d",
+                        cfg->n_act_modes);
+    if (cfg->act_mode[0] == OCT_QAT_A_PACT)
+        return oct_fail(OCT_EINVAL, "qat gpt: pact needs ReLU outputs; use ema, minmax or lsq");
+    const oct_gpt_config *c = &gpt->cfg;
+    if (c->width > OCT_I8_MAX_K || c->mlp > OCT_I8_MAX_K)
+        return oct_fail(OCT_EINVAL, "qat gpt: width %d / mlp %d above the int8 limit %d",
+                        c->width, c->mlp, OCT_I8_MAX_K);
+    q->gpt = gpt;
+    q->cfg = *cfg;
+    q->n_linear = 4 * c->n_layer + 1;
+    int n_acts = 2 * q->n_linear - 1;
+    q->lin = oct_arena_alloc(arena, (size_t)q->n_linear * sizeof *q->lin);
+    q->acts = oct_arena_alloc(arena, (size_t)n_acts * sizeof *q->acts);
+    oct__qat_state state = {&q->state, &q->n_state};
+    for (int j = 0; j < q->n_linear; j++) {
+        const char *name = linear_name(arena, gpt, j);
+        bool head = j == q->n_linear - 1;
+        oct__qat_act_init(&q->acts[2 * j], oct_nn_name(arena, "%s.in", name), cfg->act_mode[0],
+                          cfg, arena, params, state);
+        if (!head)
+            oct__qat_act_init(&q->acts[2 * j + 1], oct_nn_name(arena, "%s.out", name),
+                              cfg->act_mode[0], cfg, arena, params, state);
+        oct__qat_linear_init(&q->lin[j], fp_layer(gpt, j), &q->acts[2 * j], true,
+                             head ? NULL : &q->acts[2 * j + 1], false, name, cfg, arena, params,
+                             state);
+    }
+    return OCT_OK;
+}
+
+void oct_qat_gpt_free(oct_qat_gpt *q) {
+    if (!q) return;
+    for (int j = 0; q->lin && j < q->n_linear; j++) oct_qlinear_free(&q->lin[j].ql);
+    free(q->state);
+    memset(q, 0, sizeof *q);
+}
+
+void oct_qat_gpt_set_threads(oct_qat_gpt *q, int threads) {
+    for (int j = 0; j < q->n_linear; j++) q->lin[j].threads = threads;
+}
+
+void oct_qat_gpt_sync_frozen(oct_qat_gpt *q) {
+    oct__qat_acts_sync_frozen(q->acts, 2 * q->n_linear - 1,
+                              q->cfg.freeze_after > 0 && q->steps >= q->cfg.freeze_after);
+}
+
+/* The order of operations here is the integer engine's (src/int8/gpt_engine.c). */
+oct_tensor *oct_qat_gpt_forward(oct_qat_gpt *q, oct_graph *g, const int32_t *ids, int B, int T) {
+    const oct_gpt *m = q->gpt;
+    oct_qat_gpt_sync_frozen(q);
+    oct_tensor *x = oct__gpt_embed(m, g, ids, B, T, 0); /* (B,T,C) */
+    for (int i = 0; i < m->cfg.n_layer; i++) {
+        const oct_gpt_block *b = &m->h[i];
+        oct_qat_linear *l = &q->lin[4 * i];
+        oct_tensor *h = oct_layernorm(g, x, b->ln1_w, b->ln1_b, OCT_GPT_LN_EPS);
+        h = oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_QKV]); /* (B,T,3C) */
+        h = oct_attention_rows(g, h, m->cfg.n_head);
+        h = oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_PROJ]);
+        x = oct_add(g, x, oct_dropout(g, h, m->cfg.dropout));
+        h = oct_layernorm(g, x, b->ln2_w, b->ln2_b, OCT_GPT_LN_EPS);
+        h = oct_gelu(g, oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_FC]));
+        h = oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_FC_PROJ]);
+        x = oct_add(g, x, oct_dropout(g, h, m->cfg.dropout));
+    }
+    oct_tensor *h = oct_layernorm(g, x, m->lnf_w, m->lnf_b, OCT_GPT_LN_EPS);
+    h = oct_qat_linear_forward(g, h, &q->lin[q->n_linear - 1]); /* (B,T,V) */
+    if (g->training) q->steps++;
+    return h;
+}
+
+/* A malloc'd copy of n floats. */
+static float *dup_floats(const float *src, size_t n) {
+    float *d = malloc(n * sizeof *d);
+    if (d) memcpy(d, src, n * sizeof *d);
+    return d;
+}
+
+oct_status oct_qat_gpt_to_int8(const oct_qat_gpt *q, const uint8_t *vocab, oct_i8_gpt *out) {
+    const oct_gpt *m = q->gpt;
+    const oct_gpt_config *c = &m->cfg;
+    int C = c->width, L = c->n_layer, J = q->n_linear;
+    memset(out, 0, sizeof *out);
+    out->vocab = c->vocab;
+    out->context = c->context;
+    out->n_layer = L;
+    out->n_head = c->n_head;
+    out->width = C;
+    out->mlp = c->mlp;
+    out->ln_eps = OCT_GPT_LN_EPS;
+    out->wte = dup_floats(m->wte->data, (size_t)m->wte->size);
+    out->wpe = dup_floats(m->wpe->data, (size_t)m->wpe->size);
+    out->ln = malloc((size_t)L * 4 * (size_t)C * sizeof *out->ln);
+    out->lnf = malloc(2 * (size_t)C * sizeof *out->lnf);
+    out->lin = calloc((size_t)J, sizeof *out->lin);
+    out->in_qmin = malloc((size_t)J * sizeof *out->in_qmin);
+    out->in_qmax = malloc((size_t)J * sizeof *out->in_qmax);
+    out->vocab_bytes = malloc((size_t)c->vocab);
+    if (!out->wte || !out->wpe || !out->ln || !out->lnf || !out->lin || !out->in_qmin ||
+        !out->in_qmax || !out->vocab_bytes) {
+        oct_i8_gpt_free(out);
+        return oct_fail(OCT_ENOMEM, "qat gpt: out of memory exporting");
+    }
+    memcpy(out->vocab_bytes, vocab, (size_t)c->vocab);
+    for (int i = 0; i < L; i++) {
+        const oct_gpt_block *b = &m->h[i];
+        const oct_tensor *ln[4] = {b->ln1_w, b->ln1_b, b->ln2_w, b->ln2_b};
+        for (int k = 0; k < 4; k++)
+            memcpy(out->ln + ((size_t)i * 4 + k) * C, ln[k]->data, (size_t)C * sizeof(float));
+    }
+    memcpy(out->lnf, m->lnf_w->data, (size_t)C * sizeof(float));
+    memcpy(out->lnf + C, m->lnf_b->data, (size_t)C * sizeof(float));
+    for (int j = 0; j < J; j++) {
+        out->in_qmin[j] = q->lin[j].in_q->scheme.qmin;
+        out->in_qmax[j] = q->lin[j].in_q->scheme.qmax;
+        oct_status s = oct_qat_linear_build(&q->lin[j], &out->lin[j]);
+        if (s != OCT_OK) {
+            oct_i8_gpt_free(out);
+            return s;
+        }
+    }
+    return OCT_OK;
+}

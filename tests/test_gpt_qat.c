@@ -1,0 +1,392 @@
+/* The QAT GPT and the integer GPT engine: the invariant (the engine's logits with a key/value
+ * cache equal the QAT model's eval-mode logits bit for bit at every position of a validation
+ * batch, with every int8 kernel, on 1 and 2 threads, however the sequence is split into calls),
+ * the export round trip, rejection of corrupt or mismatched exports, the shared row kernels,
+ * and the gradients of the pieces the QAT GPT adds (row-wise attention, output quantizers
+ * without ReLU). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "gradcheck.h"
+#include "octet/int8.h"
+#include "octet/io.h"
+#include "octet/nonlinear.h"
+#include "octet/optim.h"
+#include "octet/qat.h"
+
+enum { V = 11, CTX = 16, B = 3, STEPS = 24 };
+
+/* A tiny trained QAT GPT and its export. */
+typedef struct fixture {
+    oct_arena arena;
+    oct_params params;
+    oct_gpt gpt;
+    oct_qat_gpt q;
+    oct_i8_gpt i8;
+    int32_t val[B * CTX];
+    char path[64];
+} fixture;
+
+/* A small "text": a noisy repeating pattern of V symbols. */
+static void batch(oct_rng *r, int32_t *x, int32_t *y, int n, int T) {
+    for (int b = 0; b < n; b++) {
+        int start = (int)(oct_rng_uniform(r) * 97.0f);
+        for (int t = 0; t <= T; t++) {
+            int v = (start + t * 3 + (t / 5)) % V;
+            if (t < T) x[b * T + t] = v;
+            if (t > 0) y[b * T + t - 1] = v;
+        }
+    }
+}
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    oct_arena_init(&f->arena, 0);
+    oct_params_init(&f->params);
+    oct_rng rng;
+    oct_rng_seed(&rng, 3, 0);
+    oct_gpt_config cfg = {.vocab = V, .context = CTX, .n_layer = 2, .n_head = 2, .width = 16,
+                          .mlp = 32};
+    assert_int_equal(oct_gpt_init(&f->gpt, &f->arena, &f->params, &cfg, &rng), OCT_OK);
+    oct_qat_config qc;
+    oct_qat_config_default(&qc);
+    qc.freeze_after = STEPS / 2;
+    assert_int_equal(oct_qat_gpt_init(&f->q, &f->gpt, &f->arena, &f->params, &qc), OCT_OK);
+    oct_optim_hyper h = oct_optim_defaults(OCT_OPTIM_ADAMW);
+    oct_optim opt;
+    assert_int_equal(oct_optim_init(&opt, OCT_OPTIM_ADAMW, &f->params, &f->arena, &h), OCT_OK);
+    oct_graph g;
+    oct_graph_init(&g, 0, 1);
+    int32_t x[4 * CTX], y[4 * CTX];
+    for (int step = 0; step < STEPS; step++) {
+        oct_graph_reset(&g);
+        g.training = true;
+        batch(&rng, x, y, 4, CTX);
+        oct_tensor *loss = oct_gpt_loss(&g, oct_qat_gpt_forward(&f->q, &g, x, 4, CTX), y);
+        oct_params_zero_grad(&f->params);
+        oct_graph_backward(&g, loss);
+        oct_optim_step(&opt, 3e-3f);
+    }
+    assert_true(f->q.acts[0].obs.frozen);
+    oct_graph_free(&g);
+    oct_optim_free(&opt);
+    batch(&rng, f->val, y, B, CTX);
+    uint8_t vocab[V];
+    for (int i = 0; i < V; i++) vocab[i] = (uint8_t)('a' + i);
+    assert_int_equal(oct_qat_gpt_to_int8(&f->q, vocab, &f->i8), OCT_OK);
+    snprintf(f->path, sizeof f->path, "/tmp/octet_gpt_qat_%d.safetensors", (int)getpid());
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    unlink(f->path);
+    oct_i8_gpt_free(&f->i8);
+    oct_qat_gpt_free(&f->q);
+    oct_params_free(&f->params);
+    oct_arena_free(&f->arena);
+    free(f);
+    return 0;
+}
+
+/* The QAT model's eval-mode logits (B,CTX,V) of the validation batch. */
+static void qat_logits(fixture *f, float *out) {
+    oct_graph g;
+    oct_graph_init(&g, 0, 1);
+    g.no_grad = true;
+    oct_tensor *lg = oct_qat_gpt_forward(&f->q, &g, f->val, B, CTX);
+    memcpy(out, lg->data, sizeof(float) * B * CTX * V);
+    oct_graph_free(&g);
+}
+
+/* The engine's logits for the batch: each sequence fed in calls of `split` tokens (the first
+ * call `first` tokens), through a cache of max_rows rows. */
+static void engine_logits(const oct_i8_gpt *m, const int32_t *ids, int max_rows, int first,
+                          int split, int threads, float *out) {
+    oct_i8_gpt_cache c;
+    assert_int_equal(oct_i8_gpt_cache_init(&c, m, max_rows), OCT_OK);
+    c.threads = threads;
+    int32_t acc[CTX * V];
+    for (int b = 0; b < B; b++) {
+        c.len = 0;
+        for (int t = 0; t < CTX;) {
+            int n = t == 0 ? first : split;
+            n = n < CTX - t ? n : CTX - t;
+            oct_i8_gpt_run(&c, ids + b * CTX + t, n, acc + t * V, out + (b * CTX + t) * V);
+            t += n;
+        }
+    }
+    oct_i8_gpt_cache_free(&c);
+}
+
+static void expect_equal(const float *want, const float *got, const char *what) {
+    for (int i = 0; i < B * CTX * V; i++)
+        if (memcmp(&want[i], &got[i], sizeof(float)))
+            fail_msg("%s: position %d logit %d: QAT %.9g, engine %.9g", what, i / V, i % V,
+                     (double)want[i], (double)got[i]);
+}
+
+static void invariant_every_position(void **state) {
+    fixture *f = *state;
+    static float want[B * CTX * V], got[B * CTX * V];
+    qat_logits(f, want);
+    const oct_i8_kernel kernels[] = {OCT_I8_PORTABLE, OCT_I8_AVX2, OCT_I8_AVX512VNNI};
+    const int splits[][3] = {{CTX, CTX, 1}, {1, 1, 1}, {5, 1, 4}, {7, 3, 2}}; /* first, split, rows */
+    for (size_t k = 0; k < 3; k++) {
+        if (!oct_i8_kernel_available(kernels[k])) continue;
+        assert_int_equal(oct_i8_set_kernel(kernels[k]), OCT_OK);
+        for (int threads = 1; threads <= 2; threads++)
+            for (size_t s = 0; s < sizeof splits / sizeof splits[0]; s++) {
+                int rows = splits[s][2] == 1 ? splits[s][0] : splits[s][2];
+                engine_logits(&f->i8, f->val, rows, splits[s][0], splits[s][1], threads, got);
+                char what[96];
+                snprintf(what, sizeof what, "kernel %s, %d threads, split %d/%d",
+                         oct_i8_kernel_name(), threads, splits[s][0], splits[s][1]);
+                expect_equal(want, got, what);
+            }
+    }
+    assert_int_equal(oct_i8_set_kernel(OCT_I8_AUTO), OCT_OK);
+}
+
+static int32_t sample(const float *logits, int n, float temperature, int top_k, void *rng) {
+    return oct_gpt_sample(logits, n, temperature, top_k, rng);
+}
+
+static void export_round_trip(void **state) {
+    fixture *f = *state;
+    static float want[B * CTX * V], got[B * CTX * V];
+    qat_logits(f, want);
+    assert_int_equal(oct_i8_gpt_save(&f->i8, f->path), OCT_OK);
+    oct_i8_gpt m;
+    assert_int_equal(oct_i8_gpt_load(&m, f->path), OCT_OK);
+    assert_int_equal(m.n_layer, 2);
+    assert_int_equal(m.vocab_bytes[3], 'd');
+    engine_logits(&m, f->val, CTX, CTX, 1, 1, got);
+    expect_equal(want, got, "reloaded export");
+    /* Generation is deterministic and stays in the vocabulary. */
+    oct_i8_gpt_cache c;
+    assert_int_equal(oct_i8_gpt_cache_init(&c, &m, CTX), OCT_OK);
+    oct_rng r1, r2;
+    oct_rng_seed(&r1, 5, 0);
+    oct_rng_seed(&r2, 5, 0);
+    int32_t a[40], b2[40];
+    assert_int_equal(oct_i8_gpt_generate(&c, f->val, 3, 40, 0.8f, 5,
+                                         sample, &r1, a),
+                     OCT_OK);
+    assert_int_equal(oct_i8_gpt_generate(&c, f->val, 3, 40, 0.8f, 5,
+                                         sample, &r2, b2),
+                     OCT_OK);
+    assert_memory_equal(a, b2, sizeof a);
+    for (int i = 0; i < 40; i++) assert_true(a[i] >= 0 && a[i] < V);
+    oct_i8_gpt_cache_free(&c);
+    oct_i8_gpt_free(&m);
+}
+
+/* Rewrites src into dst: tensor drop (or NULL) left out, tensor flip (or NULL) with its first
+ * byte changed, metadata key set to value (or NULL), one extra tensor when extra. */
+static void rewrite(const char *src, const char *dst, const char *drop, const char *flip,
+                    const char *key, const char *value, bool extra) {
+    oct_st_file in;
+    assert_int_equal(oct_st_open(&in, src), OCT_OK);
+    oct_st_writer w;
+    oct_st_writer_init(&w);
+    static uint8_t copies[2][4096];
+    for (int i = 0; i < in.nmeta; i++)
+        if (strcmp(in.meta[i].key, "octet.crc32"))
+            assert_int_equal(oct_st_writer_meta(&w, in.meta[i].key, in.meta[i].value), OCT_OK);
+    if (key) assert_int_equal(oct_st_writer_meta(&w, key, value), OCT_OK);
+    for (int i = 0; i < in.count; i++) {
+        const oct_st_entry *e = &in.entries[i];
+        if (drop && !strcmp(e->name, drop)) continue;
+        const void *data = e->data;
+        if (flip && !strcmp(e->name, flip)) {
+            assert_true(e->nbytes <= sizeof copies[0]);
+            memcpy(copies[0], e->data, e->nbytes);
+            copies[0][0] ^= 0x5a;
+            data = copies[0];
+        }
+        assert_int_equal(oct_st_writer_add(&w, e->name, e->dtype, e->ndim, e->shape, data), OCT_OK);
+    }
+    int one = 1;
+    if (extra) assert_int_equal(oct_st_writer_add(&w, "zzz", OCT_DT_U8, 1, &one, copies[1]), OCT_OK);
+    assert_int_equal(oct_st_writer_write(&w, dst), OCT_OK);
+    oct_st_writer_free(&w);
+    oct_st_close(&in);
+}
+
+static void expect_rejected(const char *path, oct_status code, const char *needle) {
+    oct_i8_gpt m;
+    oct_status s = oct_i8_gpt_load(&m, path);
+    if (s != code || !strstr(oct_last_error(), needle))
+        fail_msg("expected status %d mentioning '%s', got %d: %s", code, needle, s,
+                 oct_last_error());
+    assert_null(m.lin);
+}
+
+static void corrupt_exports_rejected(void **state) {
+    fixture *f = *state;
+    assert_int_equal(oct_i8_gpt_save(&f->i8, f->path), OCT_OK);
+    char bad[80];
+    snprintf(bad, sizeof bad, "%s.bad", f->path);
+    rewrite(f->path, bad, "h.1.mlp.fc.m0", NULL, NULL, NULL, false);
+    expect_rejected(bad, OCT_ENOTFOUND, "h.1.mlp.fc.m0");
+    rewrite(f->path, bad, NULL, "h.0.attn.qkv.m0", NULL, NULL, false);
+    expect_rejected(bad, OCT_EFORMAT, "h.0.attn.qkv.m0");
+    rewrite(f->path, bad, NULL, "lm_head.wsum", NULL, NULL, false);
+    expect_rejected(bad, OCT_EFORMAT, "lm_head.wsum");
+    rewrite(f->path, bad, NULL, NULL, NULL, NULL, true);
+    expect_rejected(bad, OCT_EFORMAT, "tensors in the file");
+    rewrite(f->path, bad, NULL, NULL, "octet.format", "octet-int8-mlp", false);
+    expect_rejected(bad, OCT_EFORMAT, "not an int8 GPT export");
+    rewrite(f->path, bad, NULL, NULL, "octet.format_version", "2", false);
+    expect_rejected(bad, OCT_EFORMAT, "version");
+    /* A config that disagrees with the tensors. */
+    oct_st_file in;
+    assert_int_equal(oct_st_open(&in, f->path), OCT_OK);
+    char *graph = strdup(oct_st_meta(&in, "octet.graph"));
+    oct_st_close(&in);
+    char *w = strstr(graph, "\"mlp\":32");
+    assert_non_null(w);
+    memcpy(w, "\"mlp\":33", 8);
+    rewrite(f->path, bad, NULL, NULL, "octet.graph", graph, false);
+    expect_rejected(bad, OCT_EFORMAT, "h.0.mlp.fc: 16 -> 32, the config needs 16 -> 33");
+    free(graph);
+    /* An MLP loader refuses the GPT file too. */
+    oct_i8_mlp mlp;
+    assert_int_equal(oct_i8_mlp_load(&mlp, f->path), OCT_EFORMAT);
+    unlink(bad);
+}
+
+/* ---- kernels and gradients ------------------------------------------------------------------ */
+
+static void attention_rows_matches_and_is_prefix_stable(void **state) {
+    (void)state;
+    oct_arena a;
+    oct_arena_init(&a, 0);
+    oct_rng r;
+    oct_rng_seed(&r, 9, 0);
+    oct_tensor *qkv = gradcheck_param(&a, &r, 3, (int[]){2, 9, 24}, 1.0f);
+    oct_graph g;
+    oct_graph_init(&g, 0, 1);
+    g.no_grad = true;
+    oct_tensor *ref = oct_attention(&g, qkv, 2), *rows = oct_attention_rows(&g, qkv, 2);
+    for (int64_t i = 0; i < ref->size; i++) assert_float_equal(ref->data[i], rows->data[i], 1e-5);
+    /* The first 5 positions of a 5-long sequence: the same bits as inside the 9-long one. */
+    oct_tensor *short_qkv = oct_tensor_new(&g.arena, 3, (int[]){1, 5, 24});
+    memcpy(short_qkv->data, qkv->data, 5 * 24 * sizeof(float));
+    oct_tensor *s = oct_attention_rows(&g, short_qkv, 2);
+    assert_memory_equal(s->data, rows->data, 5 * 8 * sizeof(float));
+    oct_graph_free(&g);
+    oct_arena_free(&a);
+}
+
+static oct_tensor *f_attention_rows(oct_graph *g, oct_tensor *const *in, void *ctx) {
+    (void)ctx;
+    return oct_attention_rows(g, in[0], 2);
+}
+
+static void grad_attention_rows(void **state) {
+    (void)state;
+    oct_arena a;
+    oct_arena_init(&a, 0);
+    oct_rng r;
+    oct_rng_seed(&r, 4, 0);
+    oct_tensor *in[] = {gradcheck_param(&a, &r, 3, (int[]){2, 5, 12}, 1.0f)};
+    assert_true(gradcheck("attention_rows", f_attention_rows, NULL, 1, in, NULL));
+    oct_arena_free(&a);
+}
+
+/* A block linear's output quantizer without ReLU: the STE passes the gradient where the output
+ * was representable (negative values included) and blocks it where it clamped either way. */
+static void ste_output_without_relu(void **state) {
+    (void)state;
+    enum { R = 4, K = 3, N = 3 };
+    oct_arena a;
+    oct_arena_init(&a, 0);
+    oct_params p;
+    oct_params_init(&p);
+    oct_rng r;
+    oct_rng_seed(&r, 1, 0);
+    oct_linear_layer fp;
+    oct_linear_layer_init(&fp, &a, &p, "l", K, N, true, OCT_INIT_KAIMING_UNIFORM, &r);
+    memset(fp.w->data, 0, sizeof(float) * N * K);
+    const float bias[N] = {-0.3f, 5.0f, -5.0f}; /* inside, above, below [-1, 1] */
+    memcpy(fp.b->data, bias, sizeof bias);
+    oct_act_quant in_q, out_q;
+    float lo[2] = {-1.0f, -1.0f}, hi[2] = {1.0f, 1.0f};
+    for (int i = 0; i < 2; i++) {
+        oct_act_quant *q = i ? &out_q : &in_q;
+        memset(q, 0, sizeof *q);
+        q->mode = OCT_QAT_A_MINMAX;
+        assert_int_equal(oct_qscheme_init(&q->scheme, 8, false, false, false, false), OCT_OK);
+        oct_observer_init(&q->obs, &lo[i], &hi[i], 1, 0.0f);
+        q->obs.frozen = true;
+    }
+    lo[0] = lo[1] = -1.0f; /* after oct_observer_init, which empties the ranges */
+    hi[0] = hi[1] = 1.0f;
+    oct_qat_linear l = {.fp = &fp, .in_q = &in_q, .owns_in = true, .out_q = &out_q, .threads = 1};
+    assert_int_equal(oct_qscheme_init(&l.wscheme, 8, true, true, true, true), OCT_OK);
+    oct_graph g;
+    oct_graph_init(&g, 0, 1);
+    oct_tensor *x = oct_tensor_new2(&g.arena, R, K);
+    oct_rng_fill_normal(&r, x, 0.5f);
+    oct_tensor *y = oct_qat_linear_forward(&g, x, &l);
+    assert_float_equal(y->data[0], -0.3f, 0.01f);
+    assert_float_equal(y->data[1], 1.0f, 0.01f);
+    assert_float_equal(y->data[2], -1.0f, 0.01f);
+    oct_params_zero_grad(&p);
+    oct_graph_backward(&g, oct_sum(&g, y));
+    assert_float_equal(fp.b->grad[0], (float)R, 0.0f);
+    assert_float_equal(fp.b->grad[1], 0.0f, 0.0f);
+    assert_float_equal(fp.b->grad[2], 0.0f, 0.0f);
+    oct_qlinear_free(&l.ql);
+    oct_graph_free(&g);
+    oct_params_free(&p);
+    oct_arena_free(&a);
+}
+
+static void shared_kernels_match_ops(void **state) {
+    (void)state;
+    float x[37], y[37], z[37];
+    for (int i = 0; i < 37; i++) x[i] = (float)(i - 18) * 0.173f;
+    oct_nl_gelu(x, 37, y);
+    oct_graph g;
+    oct_graph_init(&g, 0, 1);
+    oct_tensor *t = oct_tensor_new2(&g.arena, 1, 37);
+    memcpy(t->data, x, sizeof x);
+    assert_memory_equal(oct_gelu(&g, t)->data, y, sizeof y);
+    oct_tensor *gam = oct_tensor_new2(&g.arena, 1, 37), *bet = oct_tensor_new2(&g.arena, 1, 37);
+    for (int i = 0; i < 37; i++) gam->data[i] = 1.0f + 0.01f * (float)i, bet->data[i] = 0.1f;
+    oct_nl_layernorm_row(x, gam->data, bet->data, 37, 1e-5f, z, NULL, NULL);
+    int shape[1] = {37};
+    oct_tensor *gv = oct_tensor_new(&g.arena, 1, shape), *bv = oct_tensor_new(&g.arena, 1, shape);
+    memcpy(gv->data, gam->data, sizeof x);
+    memcpy(bv->data, bet->data, sizeof x);
+    assert_memory_equal(oct_layernorm(&g, t, gv, bv, 1e-5f)->data, z, sizeof z);
+    float a[13], b[13];
+    double ref = 0;
+    for (int i = 0; i < 13; i++) a[i] = x[i], b[i] = x[36 - i], ref += (double)a[i] * b[i];
+    assert_float_equal(oct_nl_dot(a, b, 13), ref, 1e-4);
+    oct_graph_free(&g);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(invariant_every_position, setup, teardown),
+        cmocka_unit_test_setup_teardown(export_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(corrupt_exports_rejected, setup, teardown),
+        cmocka_unit_test(attention_rows_matches_and_is_prefix_stable),
+        cmocka_unit_test(grad_attention_rows),
+        cmocka_unit_test(ste_output_without_relu),
+        cmocka_unit_test(shared_kernels_match_ops),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,175 @@
+/* The int8 GPT commands (see gpt_int8.h): export from a QAT GPT model file, validation loss of
+ * an export with the integer engine (the same windows and the same loss function as the QAT
+ * model's evaluation, so equal logits give an equal loss), and sampling with the engine. */
+#include "gpt_int8.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "gpt_model.h"
+#include "octet/int8.h"
+#include "octet/io.h"
+
+/* Metadata key of path equals value. */
+static bool meta_is(const char *path, const char *key, const char *value) {
+    oct_st_file f;
+    if (oct_st_open(&f, path) != OCT_OK) {
+        oct_st_close(&f);
+        return false;
+    }
+    const char *v = oct_st_meta(&f, key);
+    bool yes = v && !strcmp(v, value);
+    oct_st_close(&f);
+    return yes;
+}
+
+bool gpt_int8_is_export(const char *path) {
+    return meta_is(path, "octet.format", OCT_I8_GPT_FORMAT);
+}
+
+bool gpt_is_model(const char *path) {
+    return meta_is(path, "octet.model", "gpt");
+}
+
+static long long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+int gpt_int8_export(const char *path, const char *out) {
+    gpt_model m;
+    if (gpt_model_load(&m, path)) return cli_fail(NULL);
+    if (!m.qat) {
+        gpt_model_free(&m);
+        fprintf(stderr,
+                "octet: %s is a fp32 GPT without quantization ranges: train it with "
+                "'octet train gpt --qat' to export it as int8\n",
+                path);
+        return CLI_FAIL;
+    }
+    oct_i8_gpt i8;
+    int rc = CLI_OK;
+    if (oct_qat_gpt_to_int8(m.qat, m.vocab.bytes, &i8) || oct_i8_gpt_save(&i8, out)) {
+        rc = cli_fail(NULL);
+    } else {
+        printf("%s: int8 GPT, %d layers, %d linears, %lld bytes (%s is %lld bytes)\n", out,
+               i8.n_layer, OCT_I8_GPT_PER_BLOCK * i8.n_layer + 1, file_size(out), path,
+               file_size(path));
+    }
+    oct_i8_gpt_free(&i8);
+    gpt_model_free(&m);
+    return rc;
+}
+
+/* The vocabulary of an export. */
+static int export_vocab(const oct_i8_gpt *m, oct_vocab *v) {
+    if (oct_vocab_from_bytes(v, m->vocab_bytes, m->vocab)) return cli_fail(NULL);
+    return CLI_OK;
+}
+
+int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B, int threads) {
+    oct_i8_gpt m;
+    if (oct_i8_gpt_load(&m, path)) return cli_fail(NULL);
+    oct_vocab vocab;
+    oct_text text = {0};
+    int rc = export_vocab(&m, &vocab);
+    if (rc == CLI_OK && oct_text_load(&text, text_path, m.vocab == 256)) rc = cli_fail(NULL);
+    if (rc == CLI_OK && (text.vocab.size != m.vocab ||
+                         memcmp(text.vocab.bytes, vocab.bytes, (size_t)m.vocab))) {
+        fprintf(stderr, "octet: %s: its characters differ from the vocabulary of %s\n",
+                text_path, path);
+        rc = CLI_FAIL;
+    }
+    int T = m.context, V = m.vocab;
+    oct_i8_gpt_cache c;
+    if (rc == CLI_OK && oct_i8_gpt_cache_init(&c, &m, T)) rc = cli_fail(NULL);
+    if (rc != CLI_OK) {
+        oct_text_free(&text);
+        oct_i8_gpt_free(&m);
+        return rc;
+    }
+    c.threads = threads;
+    oct_graph g;
+    oct_graph_init(&g, 0, 0);
+    g.no_grad = true;
+    oct_rng rng;
+    oct_rng_seed(&rng, GPT_EVAL_SEED, 3); /* the windows gpt_model_evaluate draws */
+    double sum = 0.0, t0 = cli_now();
+    for (int i = 0; i < n_batches && rc == CLI_OK; i++) {
+        oct_graph_reset(&g);
+        int32_t *x = oct_arena_alloc(&g.arena, 2 * (size_t)B * T * sizeof *x), *y = x + B * T;
+        int32_t *acc = oct_arena_alloc(&g.arena, (size_t)B * T * V * sizeof *acc);
+        oct_tensor *logits = oct_tensor_new2(&g.arena, B * T, V);
+        if (oct_text_batch(&text, OCT_SPLIT_VAL, &rng, B, T, x, y)) {
+            rc = cli_fail(NULL);
+            break;
+        }
+        for (int b = 0; b < B; b++) {
+            c.len = 0;
+            oct_i8_gpt_run(&c, x + (int64_t)b * T, T, acc + (int64_t)b * T * V,
+                           logits->data + (int64_t)b * T * V);
+        }
+        sum += oct_cross_entropy(&g, logits, y)->data[0];
+    }
+    double sec = cli_now() - t0, loss = sum / n_batches;
+    if (rc == CLI_OK)
+        printf("%s: int8 val loss %.4f nats/char (%.4f bits/char) on %d x %d windows of %d; "
+               "%.0f tok/s (%d thread%s, kernel %s)\n",
+               path, loss, loss / 0.69314718055994531, n_batches, B, T,
+               (double)n_batches * B * T / sec, threads, threads == 1 ? "" : "s",
+               oct_i8_kernel_name());
+    oct_graph_free(&g);
+    oct_i8_gpt_cache_free(&c);
+    oct_text_free(&text);
+    oct_i8_gpt_free(&m);
+    return rc;
+}
+
+static int32_t sample(const float *logits, int V, float temperature, int top_k, void *rng) {
+    return oct_gpt_sample(logits, V, temperature, top_k, rng);
+}
+
+int gpt_int8_generate(const char *path, const char *prompt, int n, float temperature, int top_k,
+                      int seed, int threads) {
+    oct_i8_gpt m;
+    if (oct_i8_gpt_load(&m, path)) return cli_fail(NULL);
+    oct_vocab vocab;
+    int rc = export_vocab(&m, &vocab);
+    int64_t len = (int64_t)strlen(prompt);
+    int32_t *ids = malloc((size_t)(len + n + 1) * sizeof *ids);
+    char *text = malloc((size_t)n + 1);
+    oct_i8_gpt_cache c = {0};
+    if (rc == CLI_OK && (!ids || !text)) rc = cli_fail("out of memory");
+    if (rc == CLI_OK && len > 1 << 20) rc = cli_fail("--prompt is longer than 1 MiB");
+    if (rc == CLI_OK && oct_vocab_encode(&vocab, prompt, len, ids)) {
+        fprintf(stderr, "octet generate: --prompt: %s\n", oct_last_error());
+        rc = CLI_USAGE;
+    }
+    if (rc == CLI_OK && oct_i8_gpt_cache_init(&c, &m, m.context)) rc = cli_fail(NULL);
+    if (rc == CLI_OK) {
+        c.threads = threads;
+        oct_rng rng;
+        oct_rng_seed(&rng, (uint64_t)seed, 4);
+        double t0 = cli_now();
+        if (oct_i8_gpt_generate(&c, ids, (int)len, n, temperature, top_k, sample, &rng,
+                                ids + len)) {
+            rc = cli_fail(NULL);
+        } else {
+            double sec = cli_now() - t0;
+            oct_vocab_decode(&vocab, ids + len, n, text);
+            fwrite(prompt, 1, (size_t)len, stdout);
+            fwrite(text, 1, (size_t)n, stdout);
+            fputc('\n', stdout);
+            fprintf(stderr, "octet: int8 engine: %d tokens in %.3f s, %.0f tok/s\n", n, sec,
+                    n / sec);
+        }
+    }
+    oct_i8_gpt_cache_free(&c);
+    free(ids);
+    free(text);
+    oct_i8_gpt_free(&m);
+    return rc;
+}
