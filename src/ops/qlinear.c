@@ -51,10 +51,25 @@ void oct_qat_linear_weight_scales(const oct_qat_linear *l, float *s) {
             s[c] = v > OCT_QUANT_MIN_SCALE ? v : OCT_QUANT_MIN_SCALE;
             continue;
         }
-        float lo = row[0], hi = row[0];
-        for (int k = 1; k < in; k++) {
-            lo = row[k] < lo ? row[k] : lo;
-            hi = row[k] > hi ? row[k] : hi;
+        /* Eight independent lanes so that the min/max reduction vectorizes; the result is the
+         * same as a sequential scan (min and max are exact). */
+        float lo8[8], hi8[8];
+        for (int j = 0; j < 8; j++) lo8[j] = hi8[j] = row[0];
+        int k = 0;
+        for (; k + 8 <= in; k += 8)
+            for (int j = 0; j < 8; j++) {
+                float v = row[k + j];
+                lo8[j] = v < lo8[j] ? v : lo8[j];
+                hi8[j] = v > hi8[j] ? v : hi8[j];
+            }
+        for (; k < in; k++) {
+            lo8[0] = row[k] < lo8[0] ? row[k] : lo8[0];
+            hi8[0] = row[k] > hi8[0] ? row[k] : hi8[0];
+        }
+        float lo = lo8[0], hi = hi8[0];
+        for (int j = 1; j < 8; j++) {
+            lo = lo8[j] < lo ? lo8[j] : lo;
+            hi = hi8[j] > hi ? hi8[j] : hi;
         }
         int32_t z;
         oct_quant_params(&l->wscheme, lo, hi, &s[c], &z); /* NaN: the fallback scale */
@@ -226,6 +241,21 @@ static void output_grad(oct_graph *g, const ql_aux *a, int B, int N, const float
         return;
     }
     int32_t qmin = oq->scheme.qmin, qmax = oq->scheme.qmax;
+    if (oq->mode != OCT_QAT_A_PACT && oq->mode != OCT_QAT_A_LSQ) {
+        /* Observer-driven scales: only the clamp mask, computed on whole arrays. */
+        int64_t n = (int64_t)B * N;
+        float *v = oct_arena_alloc(&g->arena, (size_t)n * sizeof *v);
+        float *mask = oct_arena_alloc(&g->arena, (size_t)n * sizeof *mask);
+        oct_acc_to_real_rows(a->acc, B, N, a->s_a, a->ws, v);
+        oct_quant_pass_mask(v, n, a->s_y, a->z_y, qmin, qmax, mask);
+        bool relu = l->relu;
+        for (int64_t i = 0; i < n; i++) {
+            float d = dy[i];
+            bool pass = mask[i] != 0.0f && (!relu || v[i] > 0.0f);
+            dz[i] = pass ? d : 0.0f;
+        }
+        return;
+    }
     float gf = oq->mode == OCT_QAT_A_LSQ ? oct_lsq_grad_factor(N, qmax - a->z_y) : 0.0f;
     double dp = 0.0;
     for (int r = 0; r < B; r++)
@@ -298,8 +328,14 @@ void oct__qlinear_backward(oct_graph *g, const oct_node *n) {
     }
     bool lsq_w = l->wmode == OCT_QAT_W_LSQ;
     if (w->requires_grad || (lsq_w && l->wscale->requires_grad)) {
-        float *xq = oct_arena_alloc(&g->arena, (size_t)B * K * sizeof *xq); /* (B,K) */
-        dequant_u8(a->a, (int64_t)B * K, a->s_a, a->z_a, xq);
+        /* The dequantized input codes; a layer fed by another quantized layer receives exactly
+         * those values already (its quantizer is the producer's output quantizer). */
+        const float *xq = x->data; /* (B,K) */
+        if (l->owns_in) {
+            float *deq = oct_arena_alloc(&g->arena, (size_t)B * K * sizeof *deq);
+            dequant_u8(a->a, (int64_t)B * K, a->s_a, a->z_a, deq);
+            xq = deq;
+        }
         /* min-max steps never clamp (|w| <= max |w|): the STE is the identity. */
         float *dwq = lsq_w ? oct_arena_calloc(&g->arena, (size_t)N * K * sizeof *dwq)
                            : oct__grad(g, w); /* (N,K) */
