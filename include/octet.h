@@ -36,6 +36,7 @@
 #include "octet/nn.h"
 #include "octet/optim.h"
 #include "octet/quant.h"
+#include "octet/nonlinear.h"
 #include "octet/qat.h"
 #include "octet/int8.h"
 #include "octet/io.h"

@@ -52,8 +52,8 @@ static int setup(void **state) {
     oct_params_init(&f->params);
     oct_rng rng;
     oct_rng_seed(&rng, 3, 0);
-    oct_gpt_config cfg = {.vocab = V, .context = CTX, .n_layer = 2, .n_head = 2, .width = 16,
-                          .mlp = 32};
+    oct_gpt_config cfg = {
+        .vocab = V, .context = CTX, .n_layer = 2, .n_head = 2, .width = 16, .mlp = 32};
     assert_int_equal(oct_gpt_init(&f->gpt, &f->arena, &f->params, &cfg, &rng), OCT_OK);
     oct_qat_config qc;
     oct_qat_config_default(&qc);
@@ -139,7 +139,8 @@ static void invariant_every_position(void **state) {
     static float want[B * CTX * V], got[B * CTX * V];
     qat_logits(f, want);
     const oct_i8_kernel kernels[] = {OCT_I8_PORTABLE, OCT_I8_AVX2, OCT_I8_AVX512VNNI};
-    const int splits[][3] = {{CTX, CTX, 1}, {1, 1, 1}, {5, 1, 4}, {7, 3, 2}}; /* first, split, rows */
+    const int splits[][3] = {
+        {CTX, CTX, 1}, {1, 1, 1}, {5, 1, 4}, {7, 3, 2}}; /* first, split, rows */
     for (size_t k = 0; k < 3; k++) {
         if (!oct_i8_kernel_available(kernels[k])) continue;
         assert_int_equal(oct_i8_set_kernel(kernels[k]), OCT_OK);
@@ -178,12 +179,8 @@ static void export_round_trip(void **state) {
     oct_rng_seed(&r1, 5, 0);
     oct_rng_seed(&r2, 5, 0);
     int32_t a[40], b2[40];
-    assert_int_equal(oct_i8_gpt_generate(&c, f->val, 3, 40, 0.8f, 5,
-                                         sample, &r1, a),
-                     OCT_OK);
-    assert_int_equal(oct_i8_gpt_generate(&c, f->val, 3, 40, 0.8f, 5,
-                                         sample, &r2, b2),
-                     OCT_OK);
+    assert_int_equal(oct_i8_gpt_generate(&c, f->val, 3, 40, 0.8f, 5, sample, &r1, a), OCT_OK);
+    assert_int_equal(oct_i8_gpt_generate(&c, f->val, 3, 40, 0.8f, 5, sample, &r2, b2), OCT_OK);
     assert_memory_equal(a, b2, sizeof a);
     for (int i = 0; i < 40; i++) assert_true(a[i] >= 0 && a[i] < V);
     oct_i8_gpt_cache_free(&c);
@@ -216,7 +213,8 @@ static void rewrite(const char *src, const char *dst, const char *drop, const ch
         assert_int_equal(oct_st_writer_add(&w, e->name, e->dtype, e->ndim, e->shape, data), OCT_OK);
     }
     int one = 1;
-    if (extra) assert_int_equal(oct_st_writer_add(&w, "zzz", OCT_DT_U8, 1, &one, copies[1]), OCT_OK);
+    if (extra)
+        assert_int_equal(oct_st_writer_add(&w, "zzz", OCT_DT_U8, 1, &one, copies[1]), OCT_OK);
     assert_int_equal(oct_st_writer_write(&w, dst), OCT_OK);
     oct_st_writer_free(&w);
     oct_st_close(&in);

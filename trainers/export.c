@@ -1,6 +1,6 @@
 /* `octet export MODEL -o OUT.int8.safetensors`: turns a QAT-trained MLP or GPT (gpt_int8.c) into
- * the integer model the engine runs (formats in include/octet/int8.h). A fp32 model is refused with a hint to
- * train with --qat: its activations have no quantization ranges. The output is written
+ * the integer model the engine runs (formats in include/octet/int8.h). A fp32 model is refused with
+ * a hint to train with --qat: its activations have no quantization ranges. The output is written
  * atomically, so a failed export leaves no partial file. */
 #include <stdio.h>
 #include <string.h>
@@ -61,8 +61,9 @@ int cmd_export(int argc, char **argv) {
     };
     cli_cmd cmd = {"export",
                    "MODEL -o OUT.int8.safetensors",
-                   "Exports a QAT-trained MLP or GPT as an int8 model for the integer engine (octet eval\n"
-                   "--int8, octet predict). The file is safetensors, readable from Python.",
+                   "Exports a QAT-trained MLP or GPT as an int8 model for the integer engine\n"
+                   "(octet eval --int8, octet predict, octet generate). The file is safetensors,\n"
+                   "readable from Python.",
                    flags,
                    (int)(sizeof flags / sizeof flags[0]),
                    1,

@@ -77,10 +77,10 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B,
     oct_text text = {0};
     int rc = export_vocab(&m, &vocab);
     if (rc == CLI_OK && oct_text_load(&text, text_path, m.vocab == 256)) rc = cli_fail(NULL);
-    if (rc == CLI_OK && (text.vocab.size != m.vocab ||
-                         memcmp(text.vocab.bytes, vocab.bytes, (size_t)m.vocab))) {
-        fprintf(stderr, "octet: %s: its characters differ from the vocabulary of %s\n",
-                text_path, path);
+    if (rc == CLI_OK &&
+        (text.vocab.size != m.vocab || memcmp(text.vocab.bytes, vocab.bytes, (size_t)m.vocab))) {
+        fprintf(stderr, "octet: %s: its characters differ from the vocabulary of %s\n", text_path,
+                path);
         rc = CLI_FAIL;
     }
     int T = m.context, V = m.vocab;

@@ -132,7 +132,8 @@ oct_status gpt_model_load(gpt_model *m, const char *path) {
         long long v = steps ? strtoll(steps, &end, 10) : -1;
         s = oct_qat_config_from_json(&qc, qat);
         if (s == OCT_OK) s = gpt_model_enable_qat(m, &qc);
-        if (s != OCT_OK) s = fail_in(OCT_EFORMAT, path);
+        if (s != OCT_OK)
+            s = fail_in(OCT_EFORMAT, path);
         else if (v < 0 || !end || *end)
             s = oct_fail(OCT_EFORMAT, "%s: metadata 'octet.qat_steps' missing or not a count",
                          path);

@@ -90,8 +90,7 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
             if (step > 1) {
                 cli_progress_end(&bar);
                 double tl = recent_n ? recent / recent_n : 0.0;
-                if ((rc = report_val(m, &g, text, o, step - 1, tl, &val, jl)))
-                    break;
+                if ((rc = report_val(m, &g, text, o, step - 1, tl, &val, jl))) break;
                 printf("fp32 phase done: val loss %.4f; QAT for the last %d steps\n", val,
                        o->qat_steps);
                 recent = 0;

@@ -272,15 +272,15 @@ oct_status oct_i8_mlp_load(oct_i8_mlp *m, const char *path);
 
 typedef struct oct_i8_gpt {
     int vocab, context, n_layer, n_head, width, mlp; /* V, T_max, L, heads, C, M */
-    float ln_eps;                                   /* LayerNorm epsilon */
-    float *wte;     /* (V,C) token embedding */
-    float *wpe;     /* (T_max,C) position embedding */
-    float *ln;      /* (L,4,C) per block ln_1 gain, ln_1 bias, ln_2 gain, ln_2 bias */
-    float *lnf;     /* (2,C) ln_f gain and bias */
+    float ln_eps;                                    /* LayerNorm epsilon */
+    float *wte;                                      /* (V,C) token embedding */
+    float *wpe;                                      /* (T_max,C) position embedding */
+    float *ln;        /* (L,4,C) per block ln_1 gain, ln_1 bias, ln_2 gain, ln_2 bias */
+    float *lnf;       /* (2,C) ln_f gain and bias */
     oct_qlinear *lin; /* (4 L + 1): block i's at 4 i + {0: qkv, 1: proj, 2: fc, 3: mlp.proj},
                          lm_head last */
     int32_t *in_qmin, *in_qmax; /* (4 L + 1) input code range of each linear */
-    uint8_t *vocab_bytes; /* (V) the byte of each token id */
+    uint8_t *vocab_bytes;       /* (V) the byte of each token id */
 } oct_i8_gpt;
 
 /* Frees every buffer and zeroes m. oct_i8_gpt_free(NULL) is a no-op. */
@@ -305,6 +305,7 @@ typedef struct oct_i8_gpt_cache {
     uint8_t *a, *y;      /* (max_rows, max(3C, M, C)) codes */
     int32_t *acc;        /* (max_rows, max(3C, M, V)) accumulators */
     uint8_t *gelu_lut;   /* (L, 256): mlp.fc output code -> mlp.proj input code */
+    float *deq;          /* (4 L, 256): block linear j's output code -> real value */
 } oct_i8_gpt_cache;
 
 /* Checks m (oct_i8_gpt_check) and allocates for max_rows >= 1; OCT_EINVAL / OCT_ENOMEM with c
@@ -323,9 +324,9 @@ void oct_i8_gpt_run(oct_i8_gpt_cache *c, const int32_t *ids /* (n) */, int n,
  * passed in so the engine does not depend on src/nn. */
 typedef int32_t (*oct_i8_sample_fn)(const float *logits, int V, float temperature, int top_k,
                                     void *rng);
-oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n_prompt,
-                               int n_new, float temperature, int top_k, oct_i8_sample_fn sample,
-                               void *rng, int32_t *out /* (n_new) */);
+oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n_prompt, int n_new,
+                               float temperature, int top_k, oct_i8_sample_fn sample, void *rng,
+                               int32_t *out /* (n_new) */);
 
 /* ---- the GPT export file (src/int8/gpt_export.c) ------------------------------------------------
  *

@@ -18,10 +18,13 @@ void oct_nl_layernorm_row(const float *x /* (C) */, const float *gamma /* (C) */
                           const float *beta /* (C) */, int C, float eps, float *y /* (C) */,
                           float *mean, float *rstd);
 
-/* y = 0.5 x (1 + tanhf(sqrt(2/pi) (x + 0.044715 x^3))) elementwise; y may equal x. */
+/* y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) elementwise, computed as x / (1 +
+ * e^(-2u)) with octet's own branch-free float32 exp (relative error ~1e-6, not libm's tanhf),
+ * so the loop vectorizes and every caller gets the same bits for the same x. y may equal x. */
 void oct_nl_gelu(const float *x /* (n) */, int64_t n, float *y /* (n) */);
-/* d gelu(x) / dx of the formula above. */
-float oct_nl_gelu_grad(float x);
+/* dx += dy * d gelu(x) / dx of the formula above (with the same exp). */
+void oct_nl_gelu_backward(const float *x /* (n) */, const float *dy /* (n) */, int64_t n,
+                          float *dx /* (n) */);
 
 /* Causal attention of one query row over n keys (n >= 1), all heads: head h owns columns
  * [h hs, (h+1) hs) of q, k and v (hs = C / n_head). Per head: s_u = dot(q_h, k_u,h) * (1 /

@@ -112,8 +112,8 @@ oct_status oct_qat_linear_build(const oct_qat_linear *l, oct_qlinear *out);
  * initialized) first; x is quantized with oct_act_quant_params(in_q); the integer layer is
  * built with oct_qlinear_build; a hidden layer runs oct_qlinear_forward and returns the
  * dequantized u8 codes s_y (y - z_y). Its output observer (training, not frozen) is updated
- * from oct_acc_to_real of the accumulators (after the ReLU, if any) BEFORE the requantization parameters
- * are computed, so the output equals what the evaluation forward on the new state gives.
+ * from oct_acc_to_real of the accumulators (after the ReLU, if any) BEFORE the requantization
+ * parameters are computed, so the output equals what the evaluation forward on the new state gives.
  * The logits layer runs oct_qlinear_acc and returns oct_acc_to_real_rows.
  * Backward (STE): dz = dL/dy masked where the output was clamped or the ReLU inactive
  * (EMA/min-max/LSQ: real > 0 and oct_quant_passes; PACT: oct_pact_grad_x); db += sum dz;
@@ -206,7 +206,13 @@ oct_status oct_qat_mlp_to_int8(const oct_qat_mlp *q, float in_mean, float in_std
  * every point (pact needs ReLU outputs, which a GPT does not have). */
 
 /* Linears per block, in order, and their names' suffixes. */
-enum { OCT_QAT_GPT_QKV, OCT_QAT_GPT_PROJ, OCT_QAT_GPT_FC, OCT_QAT_GPT_FC_PROJ, OCT_QAT_GPT_PER_BLOCK };
+enum {
+    OCT_QAT_GPT_QKV,
+    OCT_QAT_GPT_PROJ,
+    OCT_QAT_GPT_FC,
+    OCT_QAT_GPT_FC_PROJ,
+    OCT_QAT_GPT_PER_BLOCK
+};
 
 typedef struct oct_qat_gpt {
     oct_gpt *gpt; /* borrowed fp32 model: same weights, same parameters */

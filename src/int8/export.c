@@ -39,10 +39,10 @@ static void unpack_weights(const oct_i8_packed *p, int8_t *w /* (N,K) */) {
 /* ---- save ---------------------------------------------------------------------------------- */
 
 json_t *oct__i8_linear_json(const oct_qlinear *l, const char *name) {
-    json_t *out = l->quant_out ? json_pack("{s:f, s:i, s:i, s:i}", "scale", (double)l->y_scale,
-                                           "zero_point", (int)l->y_zp, "qmin", (int)l->y_qmin,
-                                           "qmax", (int)l->y_qmax)
-                               : json_null();
+    json_t *out = l->quant_out
+                      ? json_pack("{s:f, s:i, s:i, s:i}", "scale", (double)l->y_scale, "zero_point",
+                                  (int)l->y_zp, "qmin", (int)l->y_qmin, "qmax", (int)l->y_qmax)
+                      : json_null();
     return json_pack("{s:s, s:i, s:i, s:b, s:f, s:i, s:o}", "name", name, "in", l->in, "out",
                      l->out, "relu", (int)l->relu, "input_scale", (double)l->a_scale,
                      "input_zero_point", (int)l->a_zp, "output", out);
@@ -126,7 +126,7 @@ static oct_status bad(const loader *ld, const char *where, const char *what) {
 
 /* obj[key] as an integer in [lo, hi]. */
 oct_status oct__i8_get_int(const loader *ld, const char *where, json_t *obj, const char *key,
-                          long long lo, long long hi, int32_t *out) {
+                           long long lo, long long hi, int32_t *out) {
     json_t *v = json_object_get(obj, key);
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
         return oct_fail(OCT_EFORMAT, "%s: %s \"%s\" must be an integer in [%lld, %lld]", ld->path,
@@ -137,7 +137,7 @@ oct_status oct__i8_get_int(const loader *ld, const char *where, json_t *obj, con
 
 /* obj[key] as a number representable as a float32 (finiteness is checked later). */
 oct_status oct__i8_get_float(const loader *ld, const char *where, json_t *obj, const char *key,
-                            float *out) {
+                             float *out) {
     json_t *v = json_object_get(obj, key);
     if (!json_is_number(v))
         return oct_fail(OCT_EFORMAT, "%s: %s \"%s\" must be a number", ld->path, where, key);
@@ -145,8 +145,7 @@ oct_status oct__i8_get_float(const loader *ld, const char *where, json_t *obj, c
     return OCT_OK;
 }
 
-oct_status oct__i8_linear_from_json(const loader *ld, json_t *g, const char *name,
-                                    oct_qlinear *l) {
+oct_status oct__i8_linear_from_json(const loader *ld, json_t *g, const char *name, oct_qlinear *l) {
     char where[128];
     snprintf(where, sizeof where, "graph layer %s", name);
     json_t *nm = json_object_get(g, "name"), *relu = json_object_get(g, "relu");
@@ -308,8 +307,7 @@ oct_status oct_i8_mlp_load(oct_i8_mlp *m, const char *path) {
     }
     json_t *graph = NULL;
     s = read_header(&ld, m, &graph);
-    for (int i = 0; i < m->n_layers && s == OCT_OK; i++)
-    {
+    for (int i = 0; i < m->n_layers && s == OCT_OK; i++) {
         char name[24];
         snprintf(name, sizeof name, "fc%d", i);
         s = oct__i8_linear_read(&ld, name, &m->layers[i]);

@@ -76,8 +76,7 @@ oct_status oct_i8_gpt_check(const oct_i8_gpt *m) {
             return oct_fail(OCT_EINVAL, "%s: %d -> %d, the config needs %d -> %d", name, l->in,
                             l->out, in, out);
         oct_status s = oct__qlinear_check(l, name, j == J - 1);
-        if (s == OCT_OK && l->relu)
-            s = oct_fail(OCT_EINVAL, "%s: a GPT linear has no relu", name);
+        if (s == OCT_OK && l->relu) s = oct_fail(OCT_EINVAL, "%s: a GPT linear has no relu", name);
         snprintf(what, sizeof what, "%s input", name);
         if (s == OCT_OK) s = oct__i8_check_codes(what, l->a_zp, m->in_qmin[j], m->in_qmax[j]);
         if (s != OCT_OK) return s;
@@ -99,6 +98,7 @@ void oct_i8_gpt_cache_free(oct_i8_gpt_cache *c) {
     free(c->y);
     free(c->acc);
     free(c->gelu_lut);
+    free(c->deq);
     memset(c, 0, sizeof *c);
 }
 
@@ -123,11 +123,17 @@ oct_status oct_i8_gpt_cache_init(oct_i8_gpt_cache *c, const oct_i8_gpt *m, int m
     c->y = malloc(R * wide);
     c->acc = malloc(R * acc_w * sizeof *c->acc);
     c->gelu_lut = malloc(L * 256);
+    int J = OCT_I8_GPT_PER_BLOCK * m->n_layer;
+    c->deq = malloc((size_t)J * 256 * sizeof *c->deq);
     if (!c->k || !c->v || !c->x || !c->h || !c->f || !c->p || !c->a || !c->y || !c->acc ||
-        !c->gelu_lut) {
+        !c->gelu_lut || !c->deq) {
         oct_i8_gpt_cache_free(c);
         return oct_fail(OCT_ENOMEM, "int8 gpt: out of memory for the cache");
     }
+    /* Output code -> real value of each block linear: oct_dequantize, as the QAT op's table. */
+    for (int j = 0; j < J; j++)
+        for (int code = 0; code < 256; code++)
+            c->deq[j * 256 + code] = oct_dequantize(code, m->lin[j].y_scale, m->lin[j].y_zp);
     /* mlp.fc output code -> dequantize -> GELU -> quantize for mlp.proj: the very functions
      * the QAT forward applies element by element. */
     for (int i = 0; i < m->n_layer; i++) {
@@ -135,7 +141,8 @@ oct_status oct_i8_gpt_cache_init(oct_i8_gpt_cache *c, const oct_i8_gpt *m, int m
         int jp = OCT_I8_GPT_PER_BLOCK * i + FC_PROJ;
         const oct_qlinear *pr = &m->lin[jp];
         float g[256];
-        for (int code = 0; code < 256; code++) g[code] = oct_dequantize(code, fc->y_scale, fc->y_zp);
+        for (int code = 0; code < 256; code++)
+            g[code] = oct_dequantize(code, fc->y_scale, fc->y_zp);
         oct_nl_gelu(g, 256, g);
         oct_quantize_u8(g, 1, 256, &pr->a_scale, &pr->a_zp, m->in_qmin[jp], m->in_qmax[jp],
                         c->gelu_lut + (size_t)i * 256);
@@ -154,7 +161,8 @@ static void quantize_in(const oct_i8_gpt *m, int j, const float *x, int n, uint8
 static void linear(oct_i8_gpt_cache *c, int j, const uint8_t *a, int n, float *y) {
     const oct_qlinear *l = &c->m->lin[j];
     oct_qlinear_forward(l, a, n, c->acc, c->y, c->threads);
-    oct_dequantize_u8(c->y, 1, (int64_t)n * l->out, &l->y_scale, &l->y_zp, y);
+    const float *deq = c->deq + (size_t)j * 256;
+    for (int64_t i = 0; i < (int64_t)n * l->out; i++) y[i] = deq[c->y[i]];
 }
 
 /* x (n,C) += y (n,C). */
@@ -166,8 +174,8 @@ static void residual(float *x, const float *y, int64_t count) {
 static void layernorm(const oct_i8_gpt *m, const float *ln, const float *x, int n, float *y) {
     int C = m->width;
     for (int r = 0; r < n; r++)
-        oct_nl_layernorm_row(x + (int64_t)r * C, ln, ln + C, C, m->ln_eps, y + (int64_t)r * C,
-                             NULL, NULL);
+        oct_nl_layernorm_row(x + (int64_t)r * C, ln, ln + C, C, m->ln_eps, y + (int64_t)r * C, NULL,
+                             NULL);
 }
 
 /* One chunk of n <= max_rows tokens at positions len..len+n-1. */
@@ -194,8 +202,8 @@ static void run_chunk(oct_i8_gpt_cache *c, const int32_t *ids, int n, int32_t *l
             memcpy(vl + (int64_t)(t0 + r) * C, row + 2 * C, (size_t)C * sizeof(float));
         }
         for (int r = 0; r < n; r++)
-            oct_nl_attention_row(f + (int64_t)r * 3 * C, kl, vl, C, t0 + r + 1, C, m->n_head,
-                                 c->p, T, h + (int64_t)r * C);
+            oct_nl_attention_row(f + (int64_t)r * 3 * C, kl, vl, C, t0 + r + 1, C, m->n_head, c->p,
+                                 T, h + (int64_t)r * C);
         quantize_in(m, j + PROJ, h, n, c->a);
         linear(c, j + PROJ, c->a, n, f);
         residual(x, f, (int64_t)n * C);
@@ -228,9 +236,9 @@ void oct_i8_gpt_run(oct_i8_gpt_cache *c, const int32_t *ids, int n, int32_t *log
     }
 }
 
-oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n_prompt,
-                               int n_new, float temperature, int top_k, oct_i8_sample_fn sample,
-                               void *rng, int32_t *out) {
+oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n_prompt, int n_new,
+                               float temperature, int top_k, oct_i8_sample_fn sample, void *rng,
+                               int32_t *out) {
     const oct_i8_gpt *m = c->m;
     int V = m->vocab, T = m->context;
     if (n_prompt < 1) return oct_fail(OCT_EINVAL, "int8 gpt generate: the prompt is empty");

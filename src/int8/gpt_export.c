@@ -102,8 +102,8 @@ static oct_status read_config(const oct__i8_loader *ld, json_t *cfg, oct_i8_gpt 
         long long max;
         int *dst;
     } ints[] = {
-        {"vocab", 65536, &m->vocab},   {"context", 1 << 20, &m->context},
-        {"n_layer", 1024, &m->n_layer}, {"n_head", 1024, &m->n_head},
+        {"vocab", 65536, &m->vocab},        {"context", 1 << 20, &m->context},
+        {"n_layer", 1024, &m->n_layer},     {"n_head", 1024, &m->n_head},
         {"width", OCT_I8_MAX_K, &m->width}, {"mlp", OCT_I8_MAX_K, &m->mlp},
     };
     oct_status s = OCT_OK;

@@ -36,8 +36,8 @@ oct_status oct_qat_gpt_init(oct_qat_gpt *q, oct_gpt *gpt, oct_arena *arena, oct_
         return oct_fail(OCT_EINVAL, "qat gpt: pact needs ReLU outputs; use ema, minmax or lsq");
     const oct_gpt_config *c = &gpt->cfg;
     if (c->width > OCT_I8_MAX_K || c->mlp > OCT_I8_MAX_K)
-        return oct_fail(OCT_EINVAL, "qat gpt: width %d / mlp %d above the int8 limit %d",
-                        c->width, c->mlp, OCT_I8_MAX_K);
+        return oct_fail(OCT_EINVAL, "qat gpt: width %d / mlp %d above the int8 limit %d", c->width,
+                        c->mlp, OCT_I8_MAX_K);
     q->gpt = gpt;
     q->cfg = *cfg;
     q->n_linear = 4 * c->n_layer + 1;
@@ -48,8 +48,8 @@ oct_status oct_qat_gpt_init(oct_qat_gpt *q, oct_gpt *gpt, oct_arena *arena, oct_
     for (int j = 0; j < q->n_linear; j++) {
         const char *name = linear_name(arena, gpt, j);
         bool head = j == q->n_linear - 1;
-        oct__qat_act_init(&q->acts[2 * j], oct_nn_name(arena, "%s.in", name), cfg->act_mode[0],
-                          cfg, arena, params, state);
+        oct__qat_act_init(&q->acts[2 * j], oct_nn_name(arena, "%s.in", name), cfg->act_mode[0], cfg,
+                          arena, params, state);
         if (!head)
             oct__qat_act_init(&q->acts[2 * j + 1], oct_nn_name(arena, "%s.out", name),
                               cfg->act_mode[0], cfg, arena, params, state);

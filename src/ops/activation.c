@@ -45,7 +45,7 @@ oct_tensor *oct_gelu(oct_graph *g, oct_tensor *x) {
 void oct__gelu_backward(oct_graph *g, const oct_node *n) {
     const float *x = n->in[0]->data, *dy = n->out->grad; /* (N) */
     float *dx = oct__grad(g, n->in[0]);                  /* (N) */
-    for (int64_t i = 0; i < n->out->size; i++) dx[i] += oct_nl_gelu_grad(x[i]) * dy[i];
+    oct_nl_gelu_backward(x, dy, n->out->size, dx);
 }
 
 /* ---- tanh, sigmoid -------------------------------------------------------------------------- */

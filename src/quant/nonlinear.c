@@ -4,6 +4,7 @@
 #include "octet/nonlinear.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "octet/status.h"
 
@@ -27,20 +28,54 @@ void oct_nl_layernorm_row(const float *x, const float *gamma, const float *beta,
     if (rstd) *rstd = s;
 }
 
+/* e^x for -87 <= x <= 0: x = n ln 2 + r (Cody-Waite, n rounded with the 1.5 * 2^23 trick), the
+ * Cephes expf polynomial for e^r, times 2^n built in the exponent bits. Plain float arithmetic
+ * without calls or branches, so loops over it vectorize, and the same on every path. */
+static inline float exp_small(float x) {
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) * (1 << 23);
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* (1 + tanh(u)) / 2 = sigmoid(2u), as 1 / (1 + e) for u >= 0 and e / (1 + e) for u < 0 with
+ * e = e^(-2|u|) and |u| clamped to 40 (compared as bits, a >= 0): no cancellation in either
+ * tail, and no branch for the vectorizer to trip on (both quotients share one division). */
+static inline float half_one_plus_tanh(float v) {
+    float u = GELU_SCALE * (v + GELU_CUBE * v * v * v);
+    float a = fabsf(u);
+    int32_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    bits = bits < 0x42200000 ? bits : 0x42200000; /* 40.0f */
+    memcpy(&a, &bits, sizeof a);
+    float e = exp_small(-2.0f * a);
+    return (u >= 0.0f ? 1.0f : e) / (1.0f + e);
+}
+
 void oct_nl_gelu(const float *x, int64_t n, float *y) {
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * half_one_plus_tanh(x[i]);
+}
+
+void oct_nl_gelu_backward(const float *x, const float *dy, int64_t n, float *dx) {
     for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        y[i] = 0.5f * v * (1.0f + tanhf(GELU_SCALE * (v + GELU_CUBE * v * v * v)));
+        float v = x[i], sg = half_one_plus_tanh(v); /* sech^2(u) = 4 sg (1 - sg) */
+        float local =
+            sg + 2.0f * v * sg * (1.0f - sg) * GELU_SCALE * (1.0f + 3.0f * GELU_CUBE * v * v);
+        dx[i] += local * dy[i];
     }
 }
 
-float oct_nl_gelu_grad(float v) {
-    float th = tanhf(GELU_SCALE * (v + GELU_CUBE * v * v * v));
-    float sech2 = 1.0f - th * th;
-    return 0.5f * (1.0f + th) + 0.5f * v * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBE * v * v);
-}
-
-float oct_nl_dot(const float *a, const float *b, int n) {
+/* The fixed-order dot product of oct_nl_dot, inlined into the attention row. */
+static inline float dot8(const float *a, const float *b, int n) {
     float s[8] = {0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -48,6 +83,10 @@ float oct_nl_dot(const float *a, const float *b, int n) {
     float r = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
     for (; i < n; i++) r += a[i] * b[i];
     return r;
+}
+
+float oct_nl_dot(const float *a, const float *b, int n) {
+    return dot8(a, b, n);
 }
 
 void oct_nl_attention_row(const float *q, const float *k, const float *v, int64_t kv_stride, int n,
@@ -60,7 +99,7 @@ void oct_nl_attention_row(const float *q, const float *k, const float *v, int64_
         float *ph = p + h * p_stride, *oh = out + h * hs;
         float mx = -INFINITY;
         for (int u = 0; u < n; u++) {
-            ph[u] = oct_nl_dot(qh, k + u * kv_stride + h * hs, hs) * scale;
+            ph[u] = dot8(qh, k + u * kv_stride + h * hs, hs) * scale;
             mx = ph[u] > mx ? ph[u] : mx;
         }
         float sum = 0.0f;
