@@ -19,6 +19,7 @@
 #include "../trainers/gpt_model.h"
 #include "gradcheck.h"
 #include "octet/io.h"
+#include "octet/nn.h"
 #include "octet/optim.h"
 
 static char dir[64];

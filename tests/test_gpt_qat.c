@@ -18,6 +18,7 @@
 #include "octet/int8.h"
 #include "octet/io.h"
 #include "octet/nonlinear.h"
+#include "octet/nn.h"
 #include "octet/optim.h"
 #include "octet/qat.h"
 
@@ -345,7 +346,7 @@ static void ste_output_without_relu(void **state) {
     assert_float_equal(fp.b->grad[0], (float)R, 0.0f);
     assert_float_equal(fp.b->grad[1], 0.0f, 0.0f);
     assert_float_equal(fp.b->grad[2], 0.0f, 0.0f);
-    oct_qlinear_free(&l.ql);
+    oct_qat_linear_free(&l);
     oct_graph_free(&g);
     oct_params_free(&p);
     oct_arena_free(&a);

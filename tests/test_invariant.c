@@ -13,6 +13,7 @@
 
 #include "octet/data.h"
 #include "octet/int8.h"
+#include "octet/nn.h"
 #include "octet/optim.h"
 #include "octet/qat.h"
 

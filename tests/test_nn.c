@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "octet/nn.h"
 #include "octet/optim.h"
 
 static void params_list(void **state) {
@@ -20,7 +21,7 @@ static void params_list(void **state) {
     oct_rng_seed(&rng, 1, 0);
     oct_linear_layer l[20];
     for (int i = 0; i < 20; i++) /* more than the initial capacity */
-        oct_linear_layer_init(&l[i], &a, &ps, oct_nn_name(&a, "layer%d", i), 3, 2, i % 2 == 0,
+        oct_linear_layer_init(&l[i], &a, &ps, oct_arena_printf(&a, "layer%d", i), 3, 2, i % 2 == 0,
                               OCT_INIT_KAIMING_UNIFORM, &rng);
     assert_int_equal(ps.n, 30);
     assert_int_equal(oct_params_count(&ps), 20 * 6 + 10 * 2);
@@ -36,10 +37,10 @@ static void params_list(void **state) {
     for (int i = 0; i < ps.n; i++)
         for (int64_t j = 0; j < ps.items[i]->size; j++)
             assert_float_equal(ps.items[i]->grad[j], 0.0f, 0.0f);
-    char long_prefix[300]; /* longer than oct_nn_name's stack buffer */
+    char long_prefix[300]; /* longer than oct_arena_printf's stack buffer */
     memset(long_prefix, 'x', sizeof long_prefix - 1);
     long_prefix[sizeof long_prefix - 1] = '\0';
-    const char *name = oct_nn_name(&a, "%s.%s", long_prefix, "weight");
+    const char *name = oct_arena_printf(&a, "%s.%s", long_prefix, "weight");
     assert_int_equal(strlen(name), 299 + 7);
     assert_string_equal(name + 299, ".weight");
     oct_params_free(&ps);

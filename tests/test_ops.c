@@ -349,7 +349,7 @@ static void grad_qlinear(void **state) {
     gradcheck_opts o = {.eps = 0.1};
     oct_tensor *in[] = {PARAM(N)};
     assert_true(gradcheck("qlinear logits bias", f_qlinear, &c, 1, in, &o));
-    oct_qlinear_free(&c.l.ql);
+    oct_qat_linear_free(&c.l);
 }
 
 /* ---- forward values against naive references ------------------------------------------------ */

@@ -131,6 +131,45 @@ static void adamw_first_step_and_state(void **state) {
 
 /* With a zero gradient AdamW only decays: p *= 1 - lr * wd (Adam's update is 0 / eps = 0);
  * no_decay_1d leaves the 1-D tensor alone. Plain SGD's coupled L2 behaves the same way. */
+/* The AdamW update is the same bits whatever kernel clone (baseline or AVX2, picked at run time)
+ * and however many threads run it: compare with the float32 formula written out here, on a
+ * tensor long enough for every vector width and a 3-way thread split. */
+static void adamw_bitwise_any_kernel_and_threads(void **state) {
+    enum { LEN = 1031 };
+    oct_arena arena;
+    oct_arena_init(&arena, 0);
+    int shape[1] = {LEN};
+    oct_tensor *p = oct_tensor_param(&arena, "p", 1, shape);
+    float ref[LEN], m[LEN] = {0}, v[LEN] = {0};
+    for (int i = 0; i < LEN; i++) ref[i] = p->data[i] = sinf((float)i) * 3.0f;
+    oct_params params;
+    oct_params_init(&params);
+    oct_params_add(&params, p);
+    oct_optim_hyper h = oct_optim_defaults(OCT_OPTIM_ADAMW);
+    oct_optim o;
+    assert_int_equal(oct_optim_init(&o, OCT_OPTIM_ADAMW, &params, &arena, &h), OCT_OK);
+    o.threads = 3;
+    const float lr = 1e-2f;
+    for (int t = 1; t <= 5; t++) {
+        for (int i = 0; i < LEN; i++) p->grad[i] = cosf((float)(i * t)) * 0.5f;
+        oct_optim_step(&o, lr);
+        float decay = (float)(1.0 - (double)lr * h.weight_decay);
+        float c1 = (float)(1.0 - (double)h.beta1), c2 = (float)(1.0 - (double)h.beta2);
+        float step_size = (float)((double)lr / (1.0 - pow(h.beta1, t)));
+        float bc2_sqrt = (float)sqrt(1.0 - pow(h.beta2, t));
+        for (int i = 0; i < LEN; i++) {
+            float g = p->grad[i];
+            m[i] += c1 * (g - m[i]);
+            v[i] = v[i] * h.beta2 + c2 * g * g;
+            ref[i] = ref[i] * decay - step_size * (m[i] / (sqrtf(v[i]) / bc2_sqrt + h.eps));
+        }
+    }
+    assert_memory_equal(p->data, ref, sizeof ref);
+    oct_optim_free(&o);
+    oct_params_free(&params);
+    oct_arena_free(&arena);
+}
+
 static void decoupled_weight_decay(void **state) {
     for (int k = 0; k < OCT_OPTIM_COUNT; k++) {
         fixture f;
@@ -245,6 +284,7 @@ static void clip_grad_norm(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(adamw_bitwise_any_kernel_and_threads),
         cmocka_unit_test(sgd_matches_pytorch),
         cmocka_unit_test(adamw_matches_pytorch),
         cmocka_unit_test(adamw_first_step_and_state),

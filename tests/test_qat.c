@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "octet/nn.h"
 #include "octet/optim.h"
 #include "octet/qat.h"
 
@@ -204,7 +205,7 @@ static void qlinear_matches_integer_reference(void **state) {
                     assert_float_equal(y->data[r * N + c], expect, 0.0f);
                 }
             }
-            oct_qlinear_free(&q.l.ql);
+            oct_qat_linear_free(&q.l);
         }
     oct_graph_free(&g);
 }
@@ -226,7 +227,7 @@ static void qlinear_logits_from_qlinear_acc(void **state) {
     oct_acc_to_real_rows(acc, 9, 10, ql.a_scale, ql.w_scale, real);
     assert_memory_equal(real, y->data, sizeof real);
     oct_qlinear_free(&ql);
-    oct_qlinear_free(&q.l.ql);
+    oct_qat_linear_free(&q.l);
     oct_graph_free(&g);
 }
 
@@ -273,7 +274,7 @@ static void qlinear_backward_is_ste(void **state) {
     for (int i = 0; i < B * K; i++) assert_float_equal(x->grad[i], dx[i], 1e-4);
     for (int i = 0; i < N * K; i++) assert_float_equal(q.fp.w->grad[i], dw[i], 1e-4);
     for (int i = 0; i < N; i++) assert_float_equal(q.fp.b->grad[i], db[i], 1e-4);
-    oct_qlinear_free(&q.l.ql);
+    oct_qat_linear_free(&q.l);
     oct_graph_free(&g);
 }
 
@@ -310,7 +311,7 @@ static void observers_update_only_when_training(void **state) {
     oct_graph_reset(&g);
     oct_qat_linear_forward(&g, x, &q.l);
     assert_true(q.lo[0] == lo0);
-    oct_qlinear_free(&q.l.ql);
+    oct_qat_linear_free(&q.l);
     oct_graph_free(&g);
 }
 

@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "gpt_model.h"
+#include "octet/nn.h"
 #include "octet/optim.h"
 
 /* Validation windows are drawn with this seed whatever --seed is, so runs compare. */

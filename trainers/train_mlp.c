@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "mlp_model.h"
 #include "qat_mlp.h"
+#include "octet/nn.h"
 #include "octet/optim.h"
 
 typedef struct mlp_opts {
@@ -46,9 +47,9 @@ static float train_shard(void *arg, oct_graph *g, int shard, int shards) {
     return loss->data[0];
 }
 
-/* One epoch over the training set; returns the mean training loss. fp32 steps are data
- * parallel over the threads; QAT steps run on one graph (their observers see whole batches)
- * with threaded int8 GEMMs and OpenBLAS. */
+/* One epoch over the training set; returns the mean training loss. Steps are data parallel
+ * over the threads, except QAT steps whose observers still learn ranges: those run on one graph
+ * (observers see whole batches) with threaded int8 GEMMs and OpenBLAS. */
 static double train_epoch(mlp_model *m, oct_dp *dp_fp32, oct_dp *dp_qat, oct_optim *opt,
                           const oct_schedule *sched, const oct_image_set *train,
                           oct_batcher *batcher, int epoch, const mlp_opts *o, cli_progress *bar) {
@@ -60,10 +61,11 @@ static double train_epoch(mlp_model *m, oct_dp *dp_fp32, oct_dp *dp_qat, oct_opt
     char label[32];
     snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, o->epochs);
     cli_progress_begin(bar, label, per_epoch, "samples/s");
-    if (m->qat_on) cli_set_threads(o->threads);
     while (oct_batcher_next(batcher, &idx, &count)) {
         batch_ctx b = {m, train, idx, count};
-        float loss = oct_dp_step(m->qat_on ? dp_qat : dp_fp32, train_shard, &b);
+        bool whole = m->qat_on && oct_qat_mlp_observing(m->qat);
+        if (whole) cli_set_threads(o->threads); /* data-parallel steps use 1 per shard */
+        float loss = oct_dp_step(whole ? dp_qat : dp_fp32, train_shard, &b);
         if (o->clip > 0) oct_clip_grad_norm(&m->params, o->clip);
         oct_optim_step(opt, oct_lr_at(sched, opt->step));
         loss_sum += loss;
@@ -140,6 +142,7 @@ static int run(const mlp_opts *o) {
         rc = cli_fail(NULL);
         goto out;
     }
+    opt.threads = shards;
     sched.lr = o->lr;
     sched.warmup = o->warmup;
     sched.total = oct_batcher_batches_per_epoch(&batcher) * o->epochs;

@@ -40,7 +40,9 @@ typedef struct oct_graph {
      * backward passes of one model at once (see oct_dp in nn.h). */
     float **grad_redirect;
     int n_redirect;
-    oct_rng rng;   /* dropout masks */
+    int shard;   /* this graph's shard in a data-parallel step (0 otherwise): selects per-shard
+                    scratch state of ops, such as the integer layers of QAT */
+    oct_rng rng; /* dropout masks */
 } oct_graph;
 
 /* Initializes an empty graph; arena blocks of block_size bytes (0 = 64 MiB). */

@@ -1,8 +1,9 @@
-/* Neural-network modules built from ops: the parameter list, linear layers and the MLP.
+/* Neural-network modules built from ops: linear layers, the MLP, the GPT, data parallelism.
  *
  * A model is a plain struct of layers whose tensors live in a model arena. Every trainable
  * tensor is also appended to an oct_params list under a unique dotted name ("fc0.weight"),
- * which the optimizer steps over and which names the tensors in safetensors files.
+ * which the optimizer steps over and which names the tensors in safetensors files (oct_params
+ * lives in octet/tensor.h).
  *
  *     oct_arena model; oct_arena_init(&model, 0);
  *     oct_params params; oct_params_init(&params);
@@ -16,32 +17,6 @@
 #define OCTET_NN_H
 
 #include "octet/ops.h"
-
-/* ---- parameter list ------------------------------------------------------------------------- */
-
-/* The trainable tensors of a model, in creation order. The items array is malloc'd and owned by
- * the list; the tensors are borrowed (they live in the model arena). */
-typedef struct oct_params {
-    oct_tensor **items;
-    int n, cap;
-} oct_params;
-
-/* Initializes an empty list. Allocates nothing. */
-void oct_params_init(oct_params *p);
-/* Frees the items array (not the tensors). oct_params_free(NULL) is a no-op. */
-void oct_params_free(oct_params *p);
-/* Appends t. t must be a parameter (requires_grad, grad allocated) with a name that no tensor
- * in the list has yet; anything else trips OCT_ASSERT. */
-void oct_params_add(oct_params *p, oct_tensor *t);
-/* The tensor named name, or NULL. */
-oct_tensor *oct_params_find(const oct_params *p, const char *name);
-/* Sets every gradient to zero. */
-void oct_params_zero_grad(const oct_params *p);
-/* Number of scalars in all tensors of the list. */
-int64_t oct_params_count(const oct_params *p);
-/* A printf-formatted string stored in arena a: oct_nn_name(a, "%s.weight", "fc0"). Used to name
- * parameters and state tensors, whose names must outlive the caller's buffers. */
-const char *oct_nn_name(oct_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- initializers and activations ----------------------------------------------------------- */
 
@@ -227,9 +202,9 @@ typedef float (*oct_dp_shard_fn)(void *ctx, oct_graph *g, int shard, int shards)
 
 typedef struct oct_dp {
     int shards;
-    const oct_params *params;                /* borrowed */
-    oct_graph graphs[OCT_DP_MAX_SHARDS];     /* one per shard */
-    float **grads[OCT_DP_MAX_SHARDS];        /* shards 1..: one buffer per parameter */
+    const oct_params *params;            /* borrowed */
+    oct_graph graphs[OCT_DP_MAX_SHARDS]; /* one per shard */
+    float **grads[OCT_DP_MAX_SHARDS];    /* shards 1..: one buffer per parameter */
 } oct_dp;
 
 /* shards in [1, OCT_DP_MAX_SHARDS]; every tensor of params must have been added to params

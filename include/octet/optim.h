@@ -14,7 +14,7 @@
 #ifndef OCTET_OPTIM_H
 #define OCTET_OPTIM_H
 
-#include "octet/nn.h"
+#include "octet/tensor.h"
 
 /* ---- optimizers ----------------------------------------------------------------------------- */
 
@@ -48,6 +48,8 @@ typedef struct oct_optim {
     int n_state;
     int64_t step; /* number of oct_optim_step calls so far (AdamW's t is step + 1 while
                      stepping); restore it together with the state when resuming */
+    int threads;  /* threads for the update (default 1; elementwise, so the result does not
+                     depend on it) */
 } oct_optim;
 
 /* PyTorch's defaults: SGD momentum 0, wd 0; AdamW betas (0.9, 0.999), eps 1e-8, wd 0.01. */

@@ -95,14 +95,25 @@ typedef struct oct_qat_linear {
     oct_qat_wmode wmode;
     oct_qscheme wscheme; /* signed symmetric narrow, per channel */
     oct_tensor *wscale;  /* LSQ: (out) learned steps "<layer>.wscale", else NULL */
-    float *w_scale;      /* (out) the weight scales of the last forward (model arena) */
-    oct_qlinear ql;      /* the integer layer, rebuilt every forward (buffers reused) */
-    int threads;         /* for the int8 GEMM (0 = all CPUs) */
+    /* The integer layer, rebuilt every forward (buffers reused), one per data-parallel shard
+     * (oct_graph.shard) so that shards never write shared state. */
+    oct_qlinear ql[OCT_DP_MAX_SHARDS];
+    int threads; /* for the int8 GEMM (0 = all CPUs) */
 } oct_qat_linear;
 
 /* The per-channel weight scales the layer uses now into s (out): min-max from the weights,
  * or max(wscale, OCT_QUANT_MIN_SCALE) for LSQ. */
 void oct_qat_linear_weight_scales(const oct_qat_linear *l, float *s /* (out) */);
+/* Frees the integer layers of every shard (the tensors live in arenas). NULL is a no-op. */
+void oct_qat_linear_free(oct_qat_linear *l);
+
+/* True when a training forward pass of q should show it data: an observer that is not frozen,
+ * or an LSQ step / PACT level that is not initialized yet. */
+bool oct_act_quant_observing(const oct_act_quant *q);
+/* True when a training forward pass of l would change quantizer state (its observers, or LSQ
+ * initialization); such steps must see whole batches, so data parallelism waits for them. */
+bool oct_qat_linear_observing(const oct_qat_linear *l);
+
 /* Builds the integer layer for the current state (weights, bias, scales, zero points,
  * requantization), exactly what the evaluation forward pass runs. */
 oct_status oct_qat_linear_build(const oct_qat_linear *l, oct_qlinear *out);
@@ -182,6 +193,9 @@ void oct_qat_mlp_free(oct_qat_mlp *q);
 void oct_qat_mlp_set_threads(oct_qat_mlp *q, int threads);
 /* Re-derives the frozen flags from steps (after loading state). */
 void oct_qat_mlp_sync_frozen(oct_qat_mlp *q);
+/* True when the next training forward pass would change quantizer state (observers not yet
+ * frozen, LSQ/PACT not initialized): such a step must see the whole batch on one graph. */
+bool oct_qat_mlp_observing(oct_qat_mlp *q);
 /* logits (B, classes) float from x (B, in) float. In training (g->training) it counts a step
  * and freezes the observers once steps reaches cfg.freeze_after. */
 oct_tensor *oct_qat_mlp_forward(oct_qat_mlp *q, oct_graph *g, oct_tensor *x);

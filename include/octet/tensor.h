@@ -82,6 +82,33 @@ bool oct_tensor_same_shape(const oct_tensor *a, const oct_tensor *b);
 /* Writes "[2, 3, 4]" into buf. */
 const char *oct_tensor_shape_str(const oct_tensor *t, char *buf, size_t n);
 
+/* ---- parameter list ------------------------------------------------------------------------- */
+
+/* The trainable tensors of a model, in creation order. The items array is malloc'd and owned by
+ * the list; the tensors are borrowed (they live in the model arena). */
+typedef struct oct_params {
+    oct_tensor **items;
+    int n, cap;
+} oct_params;
+
+/* Initializes an empty list. Allocates nothing. */
+void oct_params_init(oct_params *p);
+/* Frees the items array (not the tensors). oct_params_free(NULL) is a no-op. */
+void oct_params_free(oct_params *p);
+/* Appends t. t must be a parameter (requires_grad, grad allocated) with a name that no tensor
+ * in the list has yet; anything else trips OCT_ASSERT. */
+void oct_params_add(oct_params *p, oct_tensor *t);
+/* The tensor named name, or NULL. */
+oct_tensor *oct_params_find(const oct_params *p, const char *name);
+/* Sets every gradient to zero. */
+void oct_params_zero_grad(const oct_params *p);
+/* Number of scalars in all tensors of the list. */
+int64_t oct_params_count(const oct_params *p);
+/* A printf-formatted string stored in arena a: oct_arena_printf(a, "%s.weight", "fc0"). Used to
+ * name parameters and state tensors, whose names must outlive the caller's buffers. */
+const char *oct_arena_printf(oct_arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* ---- random numbers ------------------------------------------------------------------------- */
 
 /* PCG32 (O'Neill): small, fast and reproducible: same seed, same bits on every machine. */

@@ -21,7 +21,7 @@ static const char *linear_name(oct_arena *arena, const oct_gpt *m, int j) {
     static const char *const suffix[OCT_QAT_GPT_PER_BLOCK] = {"attn.qkv", "attn.proj", "mlp.fc",
                                                               "mlp.proj"};
     if (j == 4 * m->cfg.n_layer) return "lm_head";
-    return oct_nn_name(arena, "h.%d.%s", j / 4, suffix[j % 4]);
+    return oct_arena_printf(arena, "h.%d.%s", j / 4, suffix[j % 4]);
 }
 
 oct_status oct_qat_gpt_init(oct_qat_gpt *q, oct_gpt *gpt, oct_arena *arena, oct_params *params,
@@ -48,10 +48,10 @@ oct_status oct_qat_gpt_init(oct_qat_gpt *q, oct_gpt *gpt, oct_arena *arena, oct_
     for (int j = 0; j < q->n_linear; j++) {
         const char *name = linear_name(arena, gpt, j);
         bool head = j == q->n_linear - 1;
-        oct__qat_act_init(&q->acts[2 * j], oct_nn_name(arena, "%s.in", name), cfg->act_mode[0], cfg,
-                          arena, params, state);
+        oct__qat_act_init(&q->acts[2 * j], oct_arena_printf(arena, "%s.in", name), cfg->act_mode[0],
+                          cfg, arena, params, state);
         if (!head)
-            oct__qat_act_init(&q->acts[2 * j + 1], oct_nn_name(arena, "%s.out", name),
+            oct__qat_act_init(&q->acts[2 * j + 1], oct_arena_printf(arena, "%s.out", name),
                               cfg->act_mode[0], cfg, arena, params, state);
         oct__qat_linear_init(&q->lin[j], fp_layer(gpt, j), &q->acts[2 * j], true,
                              head ? NULL : &q->acts[2 * j + 1], false, name, cfg, arena, params,
@@ -62,7 +62,7 @@ oct_status oct_qat_gpt_init(oct_qat_gpt *q, oct_gpt *gpt, oct_arena *arena, oct_
 
 void oct_qat_gpt_free(oct_qat_gpt *q) {
     if (!q) return;
-    for (int j = 0; q->lin && j < q->n_linear; j++) oct_qlinear_free(&q->lin[j].ql);
+    for (int j = 0; q->lin && j < q->n_linear; j++) oct_qat_linear_free(&q->lin[j]);
     free(q->state);
     memset(q, 0, sizeof *q);
 }
@@ -79,7 +79,7 @@ void oct_qat_gpt_sync_frozen(oct_qat_gpt *q) {
 /* The order of operations here is the integer engine's (src/int8/gpt_engine.c). */
 oct_tensor *oct_qat_gpt_forward(oct_qat_gpt *q, oct_graph *g, const int32_t *ids, int B, int T) {
     const oct_gpt *m = q->gpt;
-    oct_qat_gpt_sync_frozen(q);
+    if (g->shard == 0) oct_qat_gpt_sync_frozen(q);
     oct_tensor *x = oct__gpt_embed(m, g, ids, B, T, 0); /* (B,T,C) */
     for (int i = 0; i < m->cfg.n_layer; i++) {
         const oct_gpt_block *b = &m->h[i];
@@ -96,7 +96,7 @@ oct_tensor *oct_qat_gpt_forward(oct_qat_gpt *q, oct_graph *g, const int32_t *ids
     }
     oct_tensor *h = oct_layernorm(g, x, m->lnf_w, m->lnf_b, OCT_GPT_LN_EPS);
     h = oct_qat_linear_forward(g, h, &q->lin[q->n_linear - 1]); /* (B,T,V) */
-    if (g->training) q->steps++;
+    if (g->training && g->shard == 0) q->steps++;
     return h;
 }
 

@@ -75,8 +75,8 @@ void oct_linear_layer_init(oct_linear_layer *l, oct_arena *arena, oct_params *pa
                            oct_rng *rng) {
     OCT_ASSERT(in > 0 && out > 0);
     int wshape[2] = {out, in};
-    l->w = oct_tensor_param(arena, oct_nn_name(arena, "%s.weight", name), 2, wshape);
-    l->b = bias ? oct_tensor_param(arena, oct_nn_name(arena, "%s.bias", name), 1, &out) : NULL;
+    l->w = oct_tensor_param(arena, oct_arena_printf(arena, "%s.weight", name), 2, wshape);
+    l->b = bias ? oct_tensor_param(arena, oct_arena_printf(arena, "%s.bias", name), 1, &out) : NULL;
     float fan_in_bound = 1.0f / sqrtf((float)in);
     switch (init) {
     case OCT_INIT_KAIMING_UNIFORM:

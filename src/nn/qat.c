@@ -18,7 +18,7 @@ void oct__qat_state_push(oct__qat_state st, oct_tensor *t) {
 static oct_tensor *scalar(oct_arena *arena, oct_params *params, bool learned, const char *prefix,
                           const char *suffix, oct__qat_state st) {
     int one = 1;
-    const char *name = oct_nn_name(arena, "%s.%s", prefix, suffix);
+    const char *name = oct_arena_printf(arena, "%s.%s", prefix, suffix);
     oct_tensor *t =
         learned ? oct_tensor_param(arena, name, 1, &one) : oct_tensor_zeros(arena, 1, &one);
     t->name = name;
@@ -58,7 +58,7 @@ void oct__qat_linear_init(oct_qat_linear *l, const oct_linear_layer *fp, oct_act
     l->threads = 1;
     if (l->wmode != OCT_QAT_W_LSQ) return;
     int out = fp->w->shape[0];
-    l->wscale = oct_tensor_param(arena, oct_nn_name(arena, "%s.wscale", name), 1, &out);
+    l->wscale = oct_tensor_param(arena, oct_arena_printf(arena, "%s.wscale", name), 1, &out);
     oct_params_add(params, l->wscale);
     oct__qat_state_push(st, l->wscale);
 }
@@ -66,7 +66,8 @@ void oct__qat_linear_init(oct_qat_linear *l, const oct_linear_layer *fp, oct_act
 void oct__qat_acts_sync_frozen(oct_act_quant *acts, int n, bool freeze) {
     for (int i = 0; i < n; i++) {
         oct_act_quant *a = &acts[i];
-        a->obs.frozen = a->mode == OCT_QAT_A_LSQ ? a->scale->data[0] != 0.0f : freeze;
+        bool frozen = a->mode == OCT_QAT_A_LSQ ? a->scale->data[0] != 0.0f : freeze;
+        if (a->obs.frozen != frozen) a->obs.frozen = frozen; /* no write in steady state */
     }
 }
 
@@ -99,18 +100,18 @@ oct_status oct_qat_mlp_init(oct_qat_mlp *q, oct_mlp *mlp, oct_arena *arena, oct_
     q->layers = oct_arena_alloc(arena, (size_t)L * sizeof *q->layers);
     oct__qat_state state = {&q->state, &q->n_state};
     for (int i = 0; i < L; i++)
-        oct__qat_act_init(&q->acts[i], oct_nn_name(arena, "act%d", i),
+        oct__qat_act_init(&q->acts[i], oct_arena_printf(arena, "act%d", i),
                           oct_qat_config_act_mode(cfg, i), cfg, arena, params, state);
     for (int i = 0; i < L; i++)
         oct__qat_linear_init(&q->layers[i], &mlp->layers[i], &q->acts[i], i == 0,
                              i + 1 < L ? &q->acts[i + 1] : NULL, i + 1 < L,
-                             oct_nn_name(arena, "fc%d", i), cfg, arena, params, state);
+                             oct_arena_printf(arena, "fc%d", i), cfg, arena, params, state);
     return OCT_OK;
 }
 
 void oct_qat_mlp_free(oct_qat_mlp *q) {
     if (!q) return;
-    for (int i = 0; q->layers && i < q->mlp->n_layers; i++) oct_qlinear_free(&q->layers[i].ql);
+    for (int i = 0; q->layers && i < q->mlp->n_layers; i++) oct_qat_linear_free(&q->layers[i]);
     free(q->state);
     memset(q, 0, sizeof *q);
 }
@@ -124,12 +125,19 @@ void oct_qat_mlp_sync_frozen(oct_qat_mlp *q) {
                               q->cfg.freeze_after > 0 && q->steps >= q->cfg.freeze_after);
 }
 
+bool oct_qat_mlp_observing(oct_qat_mlp *q) {
+    oct_qat_mlp_sync_frozen(q);
+    for (int i = 0; i < q->mlp->n_layers; i++)
+        if (oct_qat_linear_observing(&q->layers[i])) return true;
+    return false;
+}
+
 oct_tensor *oct_qat_mlp_forward(oct_qat_mlp *q, oct_graph *g, oct_tensor *x) {
     OCT_ASSERT(oct_tensor_cols(x) == q->mlp->sizes[0]);
-    oct_qat_mlp_sync_frozen(q);
+    if (g->shard == 0) oct_qat_mlp_sync_frozen(q);
     oct_tensor *h = x;
     for (int i = 0; i < q->mlp->n_layers; i++) h = oct_qat_linear_forward(g, h, &q->layers[i]);
-    if (g->training) q->steps++;
+    if (g->training && g->shard == 0) q->steps++;
     return h;
 }
 

@@ -103,9 +103,22 @@ oct_status oct_qat_linear_build(const oct_qat_linear *l, oct_qlinear *out) {
 
 /* ---- observing data (training only, by the quantizer's owner) ------------------------------- */
 
-/* True when a training forward pass should show q its data: an observer that is not frozen,
- * or an LSQ step / PACT level that is not initialized yet. */
-static bool act_wants_data(const oct_act_quant *q) {
+void oct_qat_linear_free(oct_qat_linear *l) {
+    if (!l) return;
+    for (int s = 0; s < OCT_DP_MAX_SHARDS; s++) oct_qlinear_free(&l->ql[s]);
+}
+
+bool oct_qat_linear_observing(const oct_qat_linear *l) {
+    if ((l->owns_in && oct_act_quant_observing(l->in_q)) ||
+        (l->out_q && oct_act_quant_observing(l->out_q)))
+        return true;
+    if (l->wmode == OCT_QAT_W_LSQ)
+        for (int c = 0; c < l->fp->w->shape[0]; c++)
+            if (l->wscale->data[c] == 0.0f) return true;
+    return false;
+}
+
+bool oct_act_quant_observing(const oct_act_quant *q) {
     switch (q->mode) {
     case OCT_QAT_A_LSQ:
         return q->scale->data[0] == 0.0f;
@@ -169,7 +182,11 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
     int B = (int)oct_tensor_rows(x);
     OCT_ASSERT(oct_tensor_cols(x) == K && (!l->relu || l->out_q));
     OCT_ASSERT(!l->out_q || l->relu || l->out_q->mode != OCT_QAT_A_PACT); /* PACT clips at 0 */
-    if (g->training && l->owns_in && act_wants_data(l->in_q))
+    OCT_ASSERT(g->shard >= 0 && g->shard < OCT_DP_MAX_SHARDS);
+    /* Data-parallel shards other than 0 must not change quantizer state. */
+    OCT_ASSERT(g->shard == 0 || !g->training || !oct_qat_linear_observing(l));
+    oct_qlinear *ql = &l->ql[g->shard];
+    if (g->training && l->owns_in && oct_act_quant_observing(l->in_q))
         act_observe(l->in_q, x->data, x->size);
     if (g->training && l->wmode == OCT_QAT_W_LSQ)
         for (int c = 0; c < N; c++)
@@ -192,18 +209,18 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
     yshape[x->ndim - 1] = N;
     oct_tensor *y = oct_tensor_new(&g->arena, x->ndim, yshape); /* (..., N) */
     oct_act_quant *oq = l->out_q;
-    bool observe_out = oq && g->training && act_wants_data(oq);
-    oct_status st = build(l, &l->ql, a->ws, oq && !observe_out);
+    bool observe_out = oq && g->training && oct_act_quant_observing(oq);
+    oct_status st = build(l, ql, a->ws, oq && !observe_out);
     OCT_ASSERT(st == OCT_OK); /* scales are positive by construction */
     if (!oq) {
-        oct_qlinear_acc(&l->ql, a->a, B, a->acc, l->threads);
+        oct_qlinear_acc(ql, a->a, B, a->acc, l->threads);
         oct_acc_to_real_rows(a->acc, B, N, a->s_a, a->ws, y->data);
     } else {
         uint8_t *codes = oct_arena_alloc(&g->arena, (size_t)B * N);
         if (observe_out) {
             /* Accumulators first, then the observer, then the requantization parameters of the
              * updated state: the same integers the eval forward and the export produce. */
-            oct_qlinear_acc(&l->ql, a->a, B, a->acc, l->threads);
+            oct_qlinear_acc(ql, a->a, B, a->acc, l->threads);
             oct_acc_to_real_rows(a->acc, B, N, a->s_a, a->ws, y->data);
             if (l->relu)
                 for (int64_t i = 0; i < y->size; i++)
@@ -212,16 +229,16 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
             float s_y;
             int32_t z_y;
             oct_act_quant_params(oq, &s_y, &z_y);
-            st = oct_qlinear_set_output(&l->ql, true, l->relu, s_y, z_y, oq->scheme.qmin,
+            st = oct_qlinear_set_output(ql, true, l->relu, s_y, z_y, oq->scheme.qmin,
                                         oq->scheme.qmax);
             OCT_ASSERT(st == OCT_OK);
-            oct_requantize_u8(a->acc, B, N, l->ql.m0, l->ql.shift, l->ql.y_zp, l->ql.y_qmin,
-                              l->ql.y_qmax, l->ql.relu, codes);
+            oct_requantize_u8(a->acc, B, N, ql->m0, ql->shift, ql->y_zp, ql->y_qmin, ql->y_qmax,
+                              ql->relu, codes);
         } else {
-            oct_qlinear_forward(&l->ql, a->a, B, a->acc, codes, l->threads);
+            oct_qlinear_forward(ql, a->a, B, a->acc, codes, l->threads);
         }
-        a->s_y = l->ql.y_scale;
-        a->z_y = l->ql.y_zp;
+        a->s_y = ql->y_scale;
+        a->z_y = ql->y_zp;
         a->alpha = oq->alpha ? oq->alpha->data[0] : 0.0f;
         dequant_u8(codes, y->size, a->s_y, a->z_y, y->data);
     }
@@ -270,9 +287,8 @@ static void output_grad(oct_graph *g, const ql_aux *a, int B, int N, const float
             bool pass = (!l->relu || v > 0.0f) && oct_quant_passes(v, a->s_y, a->z_y, qmin, qmax);
             dz[i] = pass ? dy[i] : 0.0f;
             if (oq->mode == OCT_QAT_A_LSQ)
-                dp += (double)dy[i] *
-                      oct_lsq_grad_scale(l->relu ? fmaxf(v, 0.0f) : v, a->s_y, a->z_y, qmin, qmax,
-                                         gf);
+                dp += (double)dy[i] * oct_lsq_grad_scale(l->relu ? fmaxf(v, 0.0f) : v, a->s_y,
+                                                         a->z_y, qmin, qmax, gf);
         }
     oct_tensor *p = oq->mode == OCT_QAT_A_PACT ? oq->alpha : oq->scale;
     if (p && p->requires_grad) oct__grad(g, p)[0] += (float)dp;

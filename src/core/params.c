@@ -1,6 +1,6 @@
 /* The parameter list: the named trainable tensors of a model, in creation order. The optimizer
  * steps over it, gradient clipping and zeroing walk it, and checkpoints save it by name. */
-#include "octet/nn.h"
+#include "octet/tensor.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,7 +47,7 @@ int64_t oct_params_count(const oct_params *p) {
     return n;
 }
 
-const char *oct_nn_name(oct_arena *a, const char *fmt, ...) {
+const char *oct_arena_printf(oct_arena *a, const char *fmt, ...) {
     char buf[256];
     va_list ap;
     va_start(ap, fmt);
