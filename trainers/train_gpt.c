@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -75,11 +76,48 @@ static int report_val(gpt_model *m, oct_graph *g, const oct_text *text, const gp
     return CLI_OK;
 }
 
+/* One batch of windows, shared by the shards of a data-parallel step. */
+typedef struct batch_ctx {
+    gpt_model *m;
+    const int32_t *x, *y; /* (B,T) */
+    int B, T;
+} batch_ctx;
+
+/* Forward and backward of this shard's windows; the loss is weighted by the shard's share. */
+static float train_shard(void *arg, oct_graph *g, int shard, int shards) {
+    const batch_ctx *b = arg;
+    int lo, hi;
+    oct_dp_range(b->B, shard, shards, &lo, &hi);
+    const int32_t *x = b->x + (int64_t)lo * b->T, *y = b->y + (int64_t)lo * b->T;
+    oct_tensor *loss = oct_gpt_loss(g, gpt_model_forward(b->m, g, x, hi - lo, b->T), y);
+    loss = oct_scale(g, loss, (float)(hi - lo) / (float)b->B);
+    oct_graph_backward(g, loss);
+    return loss->data[0];
+}
+
+/* Steps are data parallel over the threads (one shard per thread, split by windows), except
+ * QAT steps whose observers still learn ranges: those see the whole batch on one graph. */
 static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const oct_text *text,
                  const gpt_opts *o, cli_log *jl) {
     int B = o->batch, T = o->context;
+    int shards = o->threads < B ? o->threads : B;
+    shards = shards < OCT_DP_MAX_SHARDS ? shards : OCT_DP_MAX_SHARDS;
     oct_graph g;
     oct_graph_init(&g, 0, (uint64_t)o->seed);
+    oct_dp dp_split = {0}, dp_whole = {0};
+    if (oct_dp_init(&dp_split, &m->params, shards, (uint64_t)o->seed) ||
+        oct_dp_init(&dp_whole, &m->params, 1, (uint64_t)o->seed)) {
+        oct_graph_free(&g);
+        return cli_fail(NULL);
+    }
+    opt->threads = shards;
+    int32_t *xy = malloc(2 * (size_t)B * (size_t)T * sizeof *xy);
+    if (!xy) {
+        oct_graph_free(&g);
+        oct_dp_free(&dp_split);
+        oct_dp_free(&dp_whole);
+        return cli_fail("out of memory for the batch");
+    }
     oct_rng rng;
     oct_rng_seed(&rng, (uint64_t)o->seed, 2);
     cli_progress bar;
@@ -99,36 +137,35 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
             }
             m->qat_on = true;
         }
-        oct_graph_reset(&g);
-        g.training = true;
-        int32_t *x = oct_arena_alloc(&g.arena, 2 * (size_t)B * (size_t)T * sizeof *x);
-        int32_t *y = x + (int64_t)B * T;
+        int32_t *x = xy, *y = xy + (int64_t)B * T;
         if (oct_text_batch(text, OCT_SPLIT_TRAIN, &rng, B, T, x, y)) {
             rc = cli_fail(NULL);
             break;
         }
-        oct_tensor *loss = oct_gpt_loss(&g, gpt_model_forward(m, &g, x, B, T), y);
+        bool whole = m->qat_on && oct_qat_gpt_observing(m->qat);
+        if (whole) cli_set_threads(o->threads); /* data-parallel steps use 1 per shard */
+        batch_ctx b = {m, x, y, B, T};
+        float loss = oct_dp_step(whole ? &dp_whole : &dp_split, train_shard, &b);
         float lr = oct_lr_at(sched, opt->step);
-        oct_params_zero_grad(&m->params);
-        oct_graph_backward(&g, loss);
         double norm = oct_clip_grad_norm(&m->params, o->clip);
-        if (!isfinite(loss->data[0]) || !isfinite(norm)) {
+        if (!isfinite(loss) || !isfinite(norm)) {
             cli_progress_end(&bar);
             fprintf(stderr,
                     "octet: training diverged at step %d (loss %g, gradient norm %g); "
                     "try a lower --lr\n",
-                    step, (double)loss->data[0], norm);
+                    step, (double)loss, norm);
             rc = CLI_FAIL;
             break;
         }
         oct_optim_step(opt, lr);
-        recent += loss->data[0];
+        recent += loss;
         recent_n++;
-        cli_progress_update(&bar, step, loss->data[0], (double)step * B * T);
+        cli_progress_update(&bar, step, loss, (double)step * B * T);
         if (step % LOG_EVERY == 0)
-            cli_log_write(jl, json_pack("{s:s, s:i, s:f, s:f, s:f}", "event", "train", "step", step,
-                                        "loss", (double)loss->data[0], "lr", (double)lr,
-                                        "grad_norm", norm));
+            cli_log_write(jl, json_pack("{s:s, s:i, s:f, s:f, s:f, s:b, s:f}", "event", "train",
+                                        "step", step, "loss", (double)loss, "lr", (double)lr,
+                                        "grad_norm", norm, "qat", m->qat_on, "seconds",
+                                        cli_now() - t0));
         if ((o->eval_every > 0 && step % o->eval_every == 0) || step == o->steps) {
             cli_progress_end(&bar);
             rc = report_val(m, &g, text, o, step, recent / recent_n, &val, jl);
@@ -144,6 +181,9 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
         cli_log_write(jl, json_pack("{s:s, s:i, s:f, s:f}", "event", "final", "step", o->steps,
                                     "val_loss", val, "seconds", dt));
     }
+    free(xy);
+    oct_dp_free(&dp_split);
+    oct_dp_free(&dp_whole);
     oct_graph_free(&g);
     return rc;
 }
@@ -174,6 +214,7 @@ static int run(const gpt_opts *o) {
     if (oct_schedule_kind_parse(o->schedule, &sched.kind)) return fail_flag("--schedule");
     if (sched.total <= sched.warmup) sched.total = sched.warmup + 1;
     if (oct_schedule_check(&sched)) return fail_flag("--schedule");
+    if (cli_check_output("--save", o->save) || cli_check_output("--log", o->log)) return CLI_FAIL;
 
     char buf[PATH_MAX + 32];
     const char *path = resolve_text(o->text, buf, sizeof buf);

@@ -250,6 +250,8 @@ void oct_qat_gpt_free(oct_qat_gpt *q);
 void oct_qat_gpt_set_threads(oct_qat_gpt *q, int threads);
 /* Re-derives the frozen flags from steps (after loading state). */
 void oct_qat_gpt_sync_frozen(oct_qat_gpt *q);
+/* As oct_qat_mlp_observing, for the GPT. */
+bool oct_qat_gpt_observing(oct_qat_gpt *q);
 /* logits (B,T,V) for ids (B,T) as oct_gpt_forward, quantized. In training it counts a step and
  * freezes the observers once steps reaches cfg.freeze_after. */
 oct_tensor *oct_qat_gpt_forward(oct_qat_gpt *q, oct_graph *g, const int32_t *ids, int B, int T);

@@ -76,6 +76,13 @@ void oct_qat_gpt_sync_frozen(oct_qat_gpt *q) {
                               q->cfg.freeze_after > 0 && q->steps >= q->cfg.freeze_after);
 }
 
+bool oct_qat_gpt_observing(oct_qat_gpt *q) {
+    oct_qat_gpt_sync_frozen(q);
+    for (int j = 0; j < q->n_linear; j++)
+        if (oct_qat_linear_observing(&q->lin[j])) return true;
+    return false;
+}
+
 /* The order of operations here is the integer engine's (src/int8/gpt_engine.c). */
 oct_tensor *oct_qat_gpt_forward(oct_qat_gpt *q, oct_graph *g, const int32_t *ids, int B, int T) {
     const oct_gpt *m = q->gpt;
