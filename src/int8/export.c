@@ -14,9 +14,9 @@
 #include "octet/io.h"
 #include "octet/quant.h"
 
-#define META_FORMAT "octet.format"
-#define META_VERSION "octet.format_version"
-#define META_GRAPH "octet.graph"
+#define META_FORMAT OCT__I8_META_FORMAT
+#define META_VERSION OCT__I8_META_VERSION
+#define META_GRAPH OCT__I8_META_GRAPH
 
 /* Per layer tensor suffixes; the last two only for layers with an output. */
 static const char *const suffixes[] = {"weight_scale", "bias_q", "wsum", "m0", "shift", "weight_q"};
@@ -260,17 +260,18 @@ static oct_status check_no_extra(const loader *ld, const oct_i8_mlp *m) {
     return OCT_OK;
 }
 
-static oct_status read_header(const loader *ld, oct_i8_mlp *m, json_t **graph) {
+oct_status oct__i8_read_graph(const oct__i8_loader *ld, const char *format, int version,
+                              const char *what, json_t **graph) {
     const char *fmt = oct_st_meta(&ld->f, META_FORMAT), *ver = oct_st_meta(&ld->f, META_VERSION);
     const char *text = oct_st_meta(&ld->f, META_GRAPH);
     char want[16];
-    snprintf(want, sizeof want, "%d", OCT_I8_FORMAT_VERSION);
-    if (!fmt || strcmp(fmt, OCT_I8_FORMAT))
+    snprintf(want, sizeof want, "%d", version);
+    if (!fmt || strcmp(fmt, format))
         return oct_fail(OCT_EFORMAT,
-                        "%s: not an int8 MLP export (metadata %s is %s%s%s, expected "
+                        "%s: not an int8 %s export (metadata %s is %s%s%s, expected "
                         "\"%s\"; export a QAT model with 'octet export')",
-                        ld->path, META_FORMAT, fmt ? "\"" : "", fmt ? fmt : "missing",
-                        fmt ? "\"" : "", OCT_I8_FORMAT);
+                        ld->path, what, META_FORMAT, fmt ? "\"" : "", fmt ? fmt : "missing",
+                        fmt ? "\"" : "", format);
     if (!ver || strcmp(ver, want))
         return oct_fail(OCT_EFORMAT, "%s: metadata %s is \"%s\", this build reads version %s",
                         ld->path, META_VERSION, ver ? ver : "", want);
@@ -278,6 +279,12 @@ static oct_status read_header(const loader *ld, oct_i8_mlp *m, json_t **graph) {
     if (!text || !(*graph = json_loads(text, 0, &err)))
         return oct_fail(OCT_EFORMAT, "%s: metadata %s is missing or not JSON", ld->path,
                         META_GRAPH);
+    return OCT_OK;
+}
+
+static oct_status read_header(const loader *ld, oct_i8_mlp *m, json_t **graph) {
+    oct_status st = oct__i8_read_graph(ld, OCT_I8_FORMAT, OCT_I8_FORMAT_VERSION, "MLP", graph);
+    if (st != OCT_OK) return st;
     json_t *input = json_object_get(*graph, "input"), *layers = json_object_get(*graph, "layers");
     if (!json_is_object(input)) return bad(ld, "graph", "\"input\" must be an object");
     if (!json_is_array(layers) || json_array_size(layers) < 1 ||

@@ -8,9 +8,9 @@
 
 #include "int8_internal.h"
 
-#define META_FORMAT "octet.format"
-#define META_VERSION "octet.format_version"
-#define META_GRAPH "octet.graph"
+#define META_FORMAT OCT__I8_META_FORMAT
+#define META_VERSION OCT__I8_META_VERSION
+#define META_GRAPH OCT__I8_META_GRAPH
 
 /* The float32 tensors besides the linears: name, data and rows (each row C floats). */
 typedef struct f32_tensor {
@@ -152,24 +152,10 @@ static oct_status read_linear(const oct__i8_loader *ld, json_t *lins, int j, oct
 }
 
 static oct_status read_file(oct__i8_loader *ld, oct_i8_gpt *m, json_t **graph) {
-    const char *fmt = oct_st_meta(&ld->f, META_FORMAT), *ver = oct_st_meta(&ld->f, META_VERSION);
-    const char *text = oct_st_meta(&ld->f, META_GRAPH);
-    char want[16];
-    snprintf(want, sizeof want, "%d", OCT_I8_GPT_FORMAT_VERSION);
-    if (!fmt || strcmp(fmt, OCT_I8_GPT_FORMAT))
-        return oct_fail(OCT_EFORMAT,
-                        "%s: not an int8 GPT export (metadata %s is %s%s%s, expected \"%s\"; "
-                        "export a QAT GPT with 'octet export')",
-                        ld->path, META_FORMAT, fmt ? "\"" : "", fmt ? fmt : "missing",
-                        fmt ? "\"" : "", OCT_I8_GPT_FORMAT);
-    if (!ver || strcmp(ver, want))
-        return oct_fail(OCT_EFORMAT, "%s: metadata %s is \"%s\", this build reads version %s",
-                        ld->path, META_VERSION, ver ? ver : "", want);
-    json_error_t err;
-    if (!text || !(*graph = json_loads(text, 0, &err)))
-        return oct_fail(OCT_EFORMAT, "%s: metadata %s is missing or not JSON", ld->path,
-                        META_GRAPH);
-    oct_status s = read_config(ld, json_object_get(*graph, "config"), m);
+    oct_status s =
+        oct__i8_read_graph(ld, OCT_I8_GPT_FORMAT, OCT_I8_GPT_FORMAT_VERSION, "GPT", graph);
+    if (s != OCT_OK) return s;
+    s = read_config(ld, json_object_get(*graph, "config"), m);
     if (s != OCT_OK) return s;
     int J = OCT_I8_GPT_PER_BLOCK * m->n_layer + 1;
     json_t *lins = json_object_get(*graph, "linears");

@@ -32,6 +32,17 @@ typedef struct oct__i8_loader {
     oct_st_file f;
 } oct__i8_loader;
 
+/* Metadata keys of every int8 export. */
+#define OCT__I8_META_FORMAT "octet.format"
+#define OCT__I8_META_VERSION "octet.format_version"
+#define OCT__I8_META_GRAPH "octet.graph"
+
+/* Checks that the file's format and version metadata are `format` / `version` (what names the
+ * model kind in messages, "MLP" or "GPT") and parses its graph JSON into *graph (the caller
+ * frees it with json_decref). */
+oct_status oct__i8_read_graph(const oct__i8_loader *ld, const char *format, int version,
+                              const char *what, json_t **graph);
+
 /* obj[key] as an integer in [lo, hi] / a number; OCT_EFORMAT naming path, where and key. */
 oct_status oct__i8_get_int(const oct__i8_loader *ld, const char *where, json_t *obj,
                            const char *key, long long lo, long long hi, int32_t *out);

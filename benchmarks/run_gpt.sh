@@ -1,0 +1,66 @@
+#!/bin/bash
+# One command, side by side: training throughput of the char-level GPT (4 layers, 4 heads,
+# width 128, context 128, MLP 512, batch 32) in octet and in PyTorch (torch_gpt.py), fp32 and
+# QAT, threads 1 and 2 (PyTorch with OPENBLAS_NUM_THREADS=1), on the KJV corpus; with --loss,
+# also the validation loss of both after the same 1,200 steps of the same recipe (AdamW lr 1e-3
+# constant, betas 0.9/0.999, weight decay 0.1, no clipping). Prints the ratios.
+#
+# usage: benchmarks/run_gpt.sh [BUILD_DIR (default build-release)] [--loss]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-build-release}
+loss=${2:-}
+octet=$build/octet
+py=${PYTHON:-/usr/bin/python3}
+[ -x "$octet" ] || { echo "run_gpt: $octet not built" >&2; exit 1; }
+out=$(mktemp -d "${TMPDIR:-/tmp}/octet-gpt-bench.XXXXXX")
+text=$out/kjv.txt
+bible -l0 gen1:1-rev22:21 >"$text"
+
+for t in 1 2; do
+    "$octet" train gpt --text "$text" --steps 60 --eval-every 0 --eval-batches 1 --threads "$t" \
+        --log "$out/octet-fp32-$t.jsonl" >/dev/null 2>&1
+    "$octet" train gpt --text "$text" --qat --steps 80 --qat-steps 79 --freeze-after 10 \
+        --eval-every 0 --eval-batches 1 --threads "$t" --log "$out/octet-qat-$t.jsonl" >/dev/null 2>&1
+    OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 0 --bench-steps 20 \
+        --threads "$t" >"$out/torch-$t.json" 2>/dev/null
+done
+if [ "$loss" = --loss ]; then
+    "$octet" train gpt --text "$text" --steps 1200 --lr 1e-3 --schedule constant --warmup 0 \
+        --beta2 0.999 --wd 0.1 --clip 0 --eval-every 0 --threads 2 \
+        --log "$out/octet-loss.jsonl" >/dev/null 2>&1
+    OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 1200 --threads 1 \
+        >"$out/torch-loss.json" 2>/dev/null
+fi
+
+"$py" - "$out" <<'PYEOF'
+import json, os, sys
+out = sys.argv[1]
+B, T = 32, 128
+
+def octet_tps(path, first):
+    recs = [json.loads(l) for l in open(path) if '"train"' in l]
+    a = next(r for r in recs if r["step"] == first)
+    b = recs[-1]
+    return (b["step"] - a["step"]) * B * T / (b["seconds"] - a["seconds"])
+
+def torch_res(path):
+    return json.loads(open(path).read().strip().splitlines()[-1])["results"]
+
+rows = {}
+for t in (1, 2):
+    tr = torch_res(f"{out}/torch-{t}.json")
+    rows[t] = (octet_tps(f"{out}/octet-fp32-{t}.jsonl", 20), octet_tps(f"{out}/octet-qat-{t}.jsonl", 30),
+               tr["bench_fp32"]["tokens_per_s"], tr["bench_qat"]["tokens_per_s"])
+print(f"{'threads':8} {'octet fp32':>11} {'torch fp32':>11} {'octet QAT':>10} {'torch QAT':>10}  (tokens/s)")
+for t, (of, oq, tf, tq) in rows.items():
+    print(f"{t:<8} {of:11.0f} {tf:11.0f} {oq:10.0f} {tq:10.0f}")
+of, oq = max(r[0] for r in rows.values()), max(r[1] for r in rows.values())
+tf, tq = max(r[2] for r in rows.values()), max(r[3] for r in rows.values())
+print(f"best vs best: fp32 {of / tf:.2f}x, QAT {oq / tq:.2f}x (octet / PyTorch)")
+if os.path.exists(f"{out}/octet-loss.jsonl"):
+    ol = [json.loads(l) for l in open(f"{out}/octet-loss.jsonl") if '"final"' in l][-1]["val_loss"]
+    tl = torch_res(f"{out}/torch-loss.json")["train"]["val_loss"]
+    print(f"val loss after 1200 steps: octet {ol:.4f}, PyTorch {tl:.4f} nats/char (difference {ol - tl:+.4f})")
+PYEOF
+echo "logs: $out" >&2
