@@ -12,6 +12,7 @@
  *   octet/nn.h       parameter lists, linear layers, the MLP and the GPT.
  *   octet/optim.h    SGD, AdamW, learning-rate schedules, gradient clipping.
  *   octet/quant.h    the quantization arithmetic shared by training and deployment.
+ *   octet/nonlinear.h float32 row kernels (LayerNorm, GELU, attention) shared likewise.
  *   octet/qat.h      fake-quant ops, the quantized linear op, the QAT MLP.
  *   octet/int8.h     int8 GEMM kernels, the integer linear layer, the int8 MLP engine/format.
  *   octet/io.h       safetensors files (atomic writes, crc32).

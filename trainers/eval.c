@@ -1,5 +1,6 @@
-/* `octet eval MODEL`: accuracy and loss of a saved model on the test set; `octet eval --int8
- * FILE`: accuracy and speed of an exported integer model (int8_model.c). */
+/* `octet eval MODEL`: accuracy and loss of a saved MLP on the test set, or validation loss of a
+ * GPT; `octet eval --int8 FILE`: the same for an exported integer model (int8_model.c,
+ * gpt_int8.c). */
 #include <stdio.h>
 
 #include "cli.h"
@@ -23,14 +24,15 @@ int cmd_eval(int argc, char **argv) {
          "with --int8: check the logits against this QAT model, bit for bit", 0, 0},
         {"--kernel", CLI_STR, &kernel, "int8 GEMM kernel: auto|portable|avx2|avx512vnni (--int8)",
          0, 0},
-        {"--text", CLI_STR, &text, "int8 GPT: text whose last 10% is the validation split", 0, 0},
-        {"--eval-batches", CLI_INT, &eval_batches, "int8 GPT: validation batches", 1, 1e6},
-        {"--windows", CLI_INT, &windows, "int8 GPT: windows per validation batch", 1, 65536},
+        {"--text", CLI_STR, &text, "GPT: text whose last 10% is the validation split", 0, 0},
+        {"--eval-batches", CLI_INT, &eval_batches, "GPT: validation batches", 1, 1e6},
+        {"--windows", CLI_INT, &windows, "GPT: windows per validation batch", 1, 65536},
     };
     cli_cmd cmd = {"eval",
                    "MODEL [flags]  |  octet eval --int8 FILE [flags]",
-                   "Evaluates a saved model on the test split and prints accuracy and loss; with\n"
-                   "--int8, an exported integer model: accuracy and images/s.",
+                   "Evaluates a saved MLP on the test split (accuracy and loss) or a GPT on the\n"
+                   "validation split (nats and bits per character); with --int8, an exported\n"
+                   "integer model the same way, with its speed.",
                    flags,
                    (int)(sizeof flags / sizeof flags[0]),
                    0,
@@ -46,6 +48,7 @@ int cmd_eval(int argc, char **argv) {
     if (int8_path && gpt_int8_is_export(int8_path))
         return gpt_int8_eval(int8_path, text, eval_batches, windows, threads);
     if (int8_path) return int8_eval(int8_path, data, batch, threads, compare);
+    if (gpt_is_model(pos[0])) return gpt_model_eval(pos[0], text, eval_batches, windows, threads);
     cli_set_threads(threads);
     mlp_model m;
     if (mlp_model_load(&m, pos[0])) return cli_fail(NULL);

@@ -70,6 +70,41 @@ static int export_vocab(const oct_i8_gpt *m, oct_vocab *v) {
     return CLI_OK;
 }
 
+int gpt_model_eval(const char *path, const char *text_path, int n_batches, int B, int threads) {
+    gpt_model m;
+    if (gpt_model_load(&m, path)) return cli_fail(NULL);
+    oct_text text = {0};
+    int rc = CLI_OK;
+    if (oct_text_load(&text, text_path, m.vocab.size == 256)) {
+        rc = cli_fail(NULL);
+    } else if (text.vocab.size != m.vocab.size ||
+               memcmp(text.vocab.bytes, m.vocab.bytes, (size_t)m.vocab.size)) {
+        fprintf(stderr, "octet: %s: its characters differ from the vocabulary of %s\n", text_path,
+                path);
+        rc = CLI_FAIL;
+    } else {
+        cli_set_threads(threads);
+        oct_graph g;
+        oct_graph_init(&g, 0, 0);
+        double loss, t0 = cli_now();
+        if (gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, n_batches, B, m.gpt.cfg.context,
+                               GPT_EVAL_SEED, &loss)) {
+            rc = cli_fail(NULL);
+        } else {
+            double sec = cli_now() - t0;
+            printf("%s: %sval loss %.4f nats/char (%.4f bits/char) on %d x %d windows of %d; "
+                   "%.0f tok/s\n",
+                   path, m.qat_on ? "QAT (simulated int8) " : "", loss, loss / 0.69314718055994531,
+                   n_batches, B, m.gpt.cfg.context,
+                   (double)n_batches * B * m.gpt.cfg.context / sec);
+        }
+        oct_graph_free(&g);
+    }
+    oct_text_free(&text);
+    gpt_model_free(&m);
+    return rc;
+}
+
 int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B, int threads) {
     oct_i8_gpt m;
     if (oct_i8_gpt_load(&m, path)) return cli_fail(NULL);

@@ -15,6 +15,9 @@ int gpt_int8_export(const char *path, const char *out);
 /* Loss of the export on n_batches x batch validation windows of its context from text (drawn
  * as `octet train gpt` draws them); prints nats and bits per character and tokens/s. */
 int gpt_int8_eval(const char *path, const char *text, int n_batches, int batch, int threads);
+/* The same validation loss for an fp32 or QAT GPT model file (its simulated-int8 forward pass
+ * for QAT), on the same windows, so it can be set next to the export's. */
+int gpt_model_eval(const char *path, const char *text, int n_batches, int batch, int threads);
 /* Samples n characters after prompt with the integer engine and prints them. */
 int gpt_int8_generate(const char *path, const char *prompt, int n, float temperature, int top_k,
                       int seed, int threads);
