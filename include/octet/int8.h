@@ -42,6 +42,10 @@ typedef struct oct_i8_packed {
  * memory runs out; p is left empty (all zero) on failure. */
 oct_status oct_i8_pack(oct_i8_packed *p, const int8_t *w /* (N,K) */, int N, int K);
 
+/* oct_i8_pack that reuses p's buffers when p already holds packed weights of shape (N,K) (p
+ * must be zeroed or packed): for layers re-quantized every training step. */
+oct_status oct_i8_repack(oct_i8_packed *p, const int8_t *w /* (N,K) */, int N, int K);
+
 /* Releases the buffers of p and zeroes it. oct_i8_packed_free(NULL) is a no-op. */
 void oct_i8_packed_free(oct_i8_packed *p);
 
@@ -108,6 +112,7 @@ typedef struct oct_qlinear {
     float y_scale;   /* output scale (quant_out) */
     int32_t y_zp, y_qmin, y_qmax;
     int32_t *m0, *shift; /* (out) requantization multipliers, see oct_requant_multiplier */
+    int8_t *codes;       /* (out,in) scratch of oct_qlinear_build (NULL in loaded models) */
 } oct_qlinear;
 
 /* acc (M,out) as above, on up to `threads` threads. */

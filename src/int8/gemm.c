@@ -40,6 +40,30 @@ static atomic_int selected = OCT_I8_AUTO;
 
 /* ---- packing ------------------------------------------------------------------------------- */
 
+/* Writes w (N,K) into p's buffers (already sized for that shape) and its row sums. */
+static void pack_into(oct_i8_packed *p, const int8_t *w) {
+    int N = p->N, K = p->K;
+    int8_t *data = p->data;
+    memset(data, 0, p->size);
+    int G = p->k_pad / 4, n_blocks = p->n_pad / OCT__I8_BLOCK;
+    for (int n = 0; n < N; n++) {
+        int panel = n / OCT__I8_PANEL, block = n % OCT__I8_PANEL / OCT__I8_BLOCK;
+        int lane = n % OCT__I8_BLOCK;
+        int nb =
+            n_blocks - panel * OCT__I8_NB < OCT__I8_NB ? n_blocks - panel * OCT__I8_NB : OCT__I8_NB;
+        int8_t *dst = data + (size_t)panel * OCT__I8_PANEL * 4 * G + (size_t)block * 64 + 4 * lane;
+        const int8_t *src = w + (size_t)n * K;
+        int32_t sum = 0;
+        for (int k = 0; k < K; k++) sum += src[k];
+        p->wsum[n] = sum;
+        /* Groups of 4 consecutive k go to one 4-byte slot of the channel's block. */
+        size_t stride = (size_t)nb * 64;
+        int k4 = K / 4 * 4;
+        for (int k = 0; k < k4; k += 4) memcpy(dst + (size_t)(k / 4) * stride, src + k, 4);
+        for (int k = k4; k < K; k++) dst[(size_t)(k / 4) * stride + k % 4] = src[k];
+    }
+}
+
 oct_status oct_i8_pack(oct_i8_packed *p, const int8_t *w /* (N,K) */, int N, int K) {
     memset(p, 0, sizeof *p);
     if (N < 1 || K < 1 || K > OCT_I8_MAX_K)
@@ -57,27 +81,19 @@ oct_status oct_i8_pack(oct_i8_packed *p, const int8_t *w /* (N,K) */, int N, int
         free(wsum);
         return oct_fail(OCT_ENOMEM, "int8 gemm: out of memory packing (%d, %d) weights", N, K);
     }
-    memset(data, 0, size);
-    int G = k_pad / 4, n_blocks = n_pad / OCT__I8_BLOCK;
-    for (int n = 0; n < N; n++) {
-        int panel = n / OCT__I8_PANEL, block = n % OCT__I8_PANEL / OCT__I8_BLOCK;
-        int lane = n % OCT__I8_BLOCK;
-        int nb =
-            n_blocks - panel * OCT__I8_NB < OCT__I8_NB ? n_blocks - panel * OCT__I8_NB : OCT__I8_NB;
-        int8_t *dst = data + (size_t)panel * OCT__I8_PANEL * 4 * G + (size_t)block * 64 + 4 * lane;
-        const int8_t *src = w + (size_t)n * K;
-        int32_t sum = 0;
-        for (int k = 0; k < K; k++) sum += src[k];
-        wsum[n] = sum;
-        /* Groups of 4 consecutive k go to one 4-byte slot of the channel's block. */
-        size_t stride = (size_t)nb * 64;
-        int k4 = K / 4 * 4;
-        for (int k = 0; k < k4; k += 4) memcpy(dst + (size_t)(k / 4) * stride, src + k, 4);
-        for (int k = k4; k < K; k++) dst[(size_t)(k / 4) * stride + k % 4] = src[k];
-    }
     *p = (oct_i8_packed){
         .data = data, .wsum = wsum, .N = N, .K = K, .n_pad = n_pad, .k_pad = k_pad, .size = size};
+    pack_into(p, w);
     return OCT_OK;
+}
+
+oct_status oct_i8_repack(oct_i8_packed *p, const int8_t *w, int N, int K) {
+    if (p->data && p->N == N && p->K == K) {
+        pack_into(p, w);
+        return OCT_OK;
+    }
+    oct_i8_packed_free(p);
+    return oct_i8_pack(p, w, N, K);
 }
 
 void oct_i8_packed_free(oct_i8_packed *p) {

@@ -47,6 +47,7 @@ void oct_qlinear_free(oct_qlinear *l) {
     free(l->w_scale);
     free(l->m0);
     free(l->shift);
+    free(l->codes);
     memset(l, 0, sizeof *l);
 }
 
@@ -64,13 +65,14 @@ oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w, co
         if (!(w_scale[c] > 0))
             return oct_fail(OCT_EINVAL, "qlinear: weight scale of channel %d is %g", c,
                             (double)w_scale[c]);
-    if (l->out != out || l->in != in || !l->bias_q) {
+    if (l->out != out || l->in != in || !l->codes) {
         oct_qlinear_free(l);
         l->bias_q = malloc((size_t)out * sizeof *l->bias_q);
         l->w_scale = malloc((size_t)out * sizeof *l->w_scale);
         l->m0 = malloc((size_t)out * sizeof *l->m0);
         l->shift = malloc((size_t)out * sizeof *l->shift);
-        OCT_ASSERT(l->bias_q && l->w_scale && l->m0 && l->shift);
+        l->codes = malloc((size_t)out * (size_t)in);
+        OCT_ASSERT(l->bias_q && l->w_scale && l->m0 && l->shift && l->codes);
     }
     l->out = out;
     l->in = in;
@@ -78,13 +80,10 @@ oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w, co
     l->a_scale = a_scale;
     l->a_zp = a_zp;
 
-    int8_t *codes = malloc((size_t)out * (size_t)in);
     int32_t *zeros = calloc((size_t)out, sizeof *zeros);
-    OCT_ASSERT(codes && zeros);
-    oct_quantize_s8(w, out, in, w_scale, zeros, w_qmin, w_qmax, codes);
-    oct_i8_packed_free(&l->w);
-    oct_status s = oct_i8_pack(&l->w, codes, out, in);
-    free(codes);
+    OCT_ASSERT(zeros);
+    oct_quantize_s8(w, out, in, w_scale, zeros, w_qmin, w_qmax, l->codes);
+    oct_status s = oct_i8_repack(&l->w, l->codes, out, in);
     free(zeros);
     if (s != OCT_OK) return s;
     if (b)
