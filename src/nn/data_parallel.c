@@ -56,6 +56,7 @@ typedef struct dp_job {
 static void run_shard(void *arg, int s) {
     dp_job *j = arg;
     oct_graph *g = &j->dp->graphs[s];
+    if (s == 0) oct_params_zero_grad(j->dp->params); /* shard 0 alone writes them */
     oct_graph_reset(g);
     g->training = true;
     g->no_grad = false;
@@ -79,7 +80,6 @@ static void reduce_slice(void *arg, int t) {
 
 float oct_dp_step(oct_dp *dp, oct_dp_shard_fn fn, void *ctx) {
     dp_job j = {.dp = dp, .fn = fn, .ctx = ctx};
-    oct_params_zero_grad(dp->params);
     if (dp->shards > 1) openblas_set_num_threads(1);
     oct_parallel_for(dp->shards, dp->shards, run_shard, &j);
     if (dp->shards > 1) oct_parallel_for(dp->shards, dp->shards, reduce_slice, dp);
