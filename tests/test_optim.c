@@ -149,10 +149,22 @@ static void adamw_bitwise_any_kernel_and_threads(void **state) {
     oct_optim o;
     assert_int_equal(oct_optim_init(&o, OCT_OPTIM_ADAMW, &params, &arena, &h), OCT_OK);
     o.threads = 3;
+    /* Half of every gradient arrives as a data-parallel shard's buffer that the step adds in
+     * (and zeroes) itself. */
+    static float shard[LEN];
+    float *shard_grads[1] = {shard};
+    float *const *extra[1] = {shard_grads};
+    o.extra = extra;
+    o.n_extra = 1;
     const float lr = 1e-2f;
     for (int t = 1; t <= 5; t++) {
-        for (int i = 0; i < LEN; i++) p->grad[i] = cosf((float)(i * t)) * 0.5f;
+        for (int i = 0; i < LEN; i++) {
+            float g = cosf((float)(i * t)) * 0.5f;
+            shard[i] = g * 0.25f;
+            p->grad[i] = g - shard[i];
+        }
         oct_optim_step(&o, lr);
+        for (int i = 0; i < LEN; i++) assert_true(shard[i] == 0.0f);
         float decay = (float)(1.0 - (double)lr * h.weight_decay);
         float c1 = (float)(1.0 - (double)h.beta1), c2 = (float)(1.0 - (double)h.beta2);
         float step_size = (float)((double)lr / (1.0 - pow(h.beta1, t)));

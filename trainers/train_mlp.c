@@ -143,6 +143,12 @@ static int run(const mlp_opts *o) {
         goto out;
     }
     opt.threads = shards;
+    /* Without clipping, AdamW/SGD add the shards' gradients as they update. */
+    dp_fp32.defer_reduce = o->clip <= 0;
+    if (dp_fp32.defer_reduce) {
+        opt.extra = (float *const *const *)&dp_fp32.grads[1];
+        opt.n_extra = shards - 1;
+    }
     sched.lr = o->lr;
     sched.warmup = o->warmup;
     sched.total = oct_batcher_batches_per_epoch(&batcher) * o->epochs;

@@ -202,6 +202,10 @@ typedef float (*oct_dp_shard_fn)(void *ctx, oct_graph *g, int shard, int shards)
 
 typedef struct oct_dp {
     int shards;
+    /* Leave the shards' gradients in grads[1..] for the optimizer to add as it updates
+     * (oct_optim.extra = (float *const *const *)&dp.grads[1], n_extra = shards - 1), saving a
+     * pass over every gradient; only without gradient clipping, which needs the sum first. */
+    bool defer_reduce;
     const oct_params *params;            /* borrowed */
     oct_graph graphs[OCT_DP_MAX_SHARDS]; /* one per shard */
     float **grads[OCT_DP_MAX_SHARDS];    /* shards 1..: one buffer per parameter */

@@ -50,6 +50,11 @@ typedef struct oct_optim {
                      stepping); restore it together with the state when resuming */
     int threads;  /* threads for the update (default 1; elementwise, so the result does not
                      depend on it) */
+    /* Gradients of data-parallel shards not yet added into the parameters' (oct_dp with
+     * defer_reduce): when n_extra > 0, the step first adds extra[s][i] into parameter i's
+     * gradient and zeroes it, slice by slice, in the same pass as the update. */
+    float *const *const *extra;
+    int n_extra;
 } oct_optim;
 
 /* PyTorch's defaults: SGD momentum 0, wd 0; AdamW betas (0.9, 0.999), eps 1e-8, wd 0.01. */

@@ -82,7 +82,8 @@ float oct_dp_step(oct_dp *dp, oct_dp_shard_fn fn, void *ctx) {
     dp_job j = {.dp = dp, .fn = fn, .ctx = ctx};
     if (dp->shards > 1) openblas_set_num_threads(1);
     oct_parallel_for(dp->shards, dp->shards, run_shard, &j);
-    if (dp->shards > 1) oct_parallel_for(dp->shards, dp->shards, reduce_slice, dp);
+    if (dp->shards > 1 && !dp->defer_reduce)
+        oct_parallel_for(dp->shards, dp->shards, reduce_slice, dp);
     float loss = 0.0f;
     for (int s = 0; s < dp->shards; s++) loss += j.loss[s];
     return loss;

@@ -175,6 +175,11 @@ static void step_slice(void *arg, int part) {
     for (int i = 0; i < ps->n; i++) {
         oct_tensor *p = ps->items[i];
         int64_t lo = p->size * part / j->parts, n = p->size * (part + 1) / j->parts - lo;
+        for (int e = 0; e < o->n_extra; e++) { /* the shards' gradients, in a fixed order */
+            float *src = o->extra[e][i] + lo, *dst = p->grad + lo;
+            for (int64_t k = 0; k < n; k++) dst[k] += src[k];
+            memset(src, 0, (size_t)n * sizeof *src);
+        }
         float wd = h->no_decay_1d && p->ndim == 1 ? 0.0f : h->weight_decay;
         if (o->kind == OCT_OPTIM_ADAMW) {
             s.decay = (float)(1.0 - (double)j->lr * wd);
