@@ -540,7 +540,7 @@ static void pass_mask_matches_scalar(void **state) {
     uint32_t seed = 12345;
     for (int i = 0; i < N; i++) {
         seed = seed * 1664525u + 1013904223u;
-        int k = (int)(seed >> 20) - 2048; /* codes around and beyond the range */
+        int k = (int)(seed >> 20) - 2048;       /* codes around and beyond the range */
         float frac = (float)(seed & 3) * 0.25f; /* 0, .25, .5 (ties), .75 */
         x[i] = ((float)k + frac) * s;
     }
@@ -556,8 +556,8 @@ static void pass_mask_matches_scalar(void **state) {
     for (int i = 0; i < N; i++) {
         bool want = oct_quant_passes(x[i], s, z, qmin, qmax);
         if ((mask[i] == 1.0f) != want || (mask[i] != 0.0f && mask[i] != 1.0f))
-            fail_msg("x[%d] = %.9g: mask %g, oct_quant_passes %d", i, (double)x[i],
-                     (double)mask[i], want);
+            fail_msg("x[%d] = %.9g: mask %g, oct_quant_passes %d", i, (double)x[i], (double)mask[i],
+                     want);
         inside += want;
     }
     assert_true(inside > N / 16 && inside < N - N / 16);

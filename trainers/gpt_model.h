@@ -16,7 +16,7 @@ typedef struct gpt_model {
     oct_arena arena; /* parameters, gradients, optimizer state */
     oct_params params;
     oct_gpt gpt;
-    oct_vocab vocab; /* token id <-> byte; vocab.size == gpt.cfg.vocab */
+    oct_vocab vocab;  /* token id <-> byte; vocab.size == gpt.cfg.vocab */
     oct_qat_gpt *qat; /* quantizer state (malloc'd) after gpt_model_enable_qat, else NULL */
     bool qat_on;      /* forward passes run the QAT GPT (else fp32) */
 } gpt_model;

@@ -162,10 +162,10 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
         recent_n++;
         cli_progress_update(&bar, step, loss, (double)step * B * T);
         if (step % LOG_EVERY == 0)
-            cli_log_write(jl, json_pack("{s:s, s:i, s:f, s:f, s:f, s:b, s:f}", "event", "train",
-                                        "step", step, "loss", (double)loss, "lr", (double)lr,
-                                        "grad_norm", norm, "qat", m->qat_on, "seconds",
-                                        cli_now() - t0));
+            cli_log_write(jl,
+                          json_pack("{s:s, s:i, s:f, s:f, s:f, s:b, s:f}", "event", "train", "step",
+                                    step, "loss", (double)loss, "lr", (double)lr, "grad_norm", norm,
+                                    "qat", m->qat_on, "seconds", cli_now() - t0));
         if ((o->eval_every > 0 && step % o->eval_every == 0) || step == o->steps) {
             cli_progress_end(&bar);
             rc = report_val(m, &g, text, o, step, recent / recent_n, &val, jl);

@@ -73,18 +73,18 @@ oct_status oct_gpt_init(oct_gpt *m, oct_arena *arena, oct_params *params, const 
     m->h = oct_arena_calloc(arena, (size_t)L * sizeof *m->h);
     for (int i = 0; i < L; i++) {
         oct_gpt_block *b = &m->h[i];
-        gpt_layernorm_init(&b->ln1_w, &b->ln1_b, arena, params, oct_arena_printf(arena, "h.%d.ln_1", i),
-                           C);
-        gpt_linear_init(&b->qkv, arena, params, oct_arena_printf(arena, "h.%d.attn.qkv", i), C, 3 * C,
-                        true, GPT_INIT_STD, rng);
+        gpt_layernorm_init(&b->ln1_w, &b->ln1_b, arena, params,
+                           oct_arena_printf(arena, "h.%d.ln_1", i), C);
+        gpt_linear_init(&b->qkv, arena, params, oct_arena_printf(arena, "h.%d.attn.qkv", i), C,
+                        3 * C, true, GPT_INIT_STD, rng);
         gpt_linear_init(&b->proj, arena, params, oct_arena_printf(arena, "h.%d.attn.proj", i), C, C,
                         true, resid_std, rng);
-        gpt_layernorm_init(&b->ln2_w, &b->ln2_b, arena, params, oct_arena_printf(arena, "h.%d.ln_2", i),
-                           C);
-        gpt_linear_init(&b->fc, arena, params, oct_arena_printf(arena, "h.%d.mlp.fc", i), C, M, true,
-                        GPT_INIT_STD, rng);
-        gpt_linear_init(&b->fc_proj, arena, params, oct_arena_printf(arena, "h.%d.mlp.proj", i), M, C,
-                        true, resid_std, rng);
+        gpt_layernorm_init(&b->ln2_w, &b->ln2_b, arena, params,
+                           oct_arena_printf(arena, "h.%d.ln_2", i), C);
+        gpt_linear_init(&b->fc, arena, params, oct_arena_printf(arena, "h.%d.mlp.fc", i), C, M,
+                        true, GPT_INIT_STD, rng);
+        gpt_linear_init(&b->fc_proj, arena, params, oct_arena_printf(arena, "h.%d.mlp.proj", i), M,
+                        C, true, resid_std, rng);
     }
     gpt_layernorm_init(&m->lnf_w, &m->lnf_b, arena, params, "ln_f", C);
     if (cfg->tied)

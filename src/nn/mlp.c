@@ -22,8 +22,8 @@ oct_status oct_mlp_init(oct_mlp *m, oct_arena *arena, oct_params *params, const 
     for (int i = 0; i < n_sizes; i++) m->sizes[i] = sizes[i];
     m->layers = oct_arena_alloc(arena, (size_t)m->n_layers * sizeof *m->layers);
     for (int i = 0; i < m->n_layers; i++)
-        oct_linear_layer_init(&m->layers[i], arena, params, oct_arena_printf(arena, "fc%d", i), sizes[i],
-                              sizes[i + 1], true, init, rng);
+        oct_linear_layer_init(&m->layers[i], arena, params, oct_arena_printf(arena, "fc%d", i),
+                              sizes[i], sizes[i + 1], true, init, rng);
     return OCT_OK;
 }
 

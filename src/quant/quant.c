@@ -198,8 +198,8 @@ bool oct_quant_passes(float x, float s, int32_t z, int32_t qmin, int32_t qmax) {
     return quant_side(x, s, z, qmin, qmax, &v) == SIDE_INSIDE;
 }
 
-void oct_quant_pass_mask(const float *x, int64_t n, float s, int32_t z, int32_t qmin,
-                         int32_t qmax, float *mask) {
+void oct_quant_pass_mask(const float *x, int64_t n, float s, int32_t z, int32_t qmin, int32_t qmax,
+                         float *mask) {
     check_params(s, z, qmin, qmax);
     const float lo = (float)(qmin - z), hi = (float)(qmax - z), magic = 12582912.0f;
     for (int64_t i = 0; i < n; i++) {
