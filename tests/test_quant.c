@@ -429,6 +429,23 @@ static void requantize_vs_real(void **state) {
     float y[4];
     oct_acc_to_real_rows(a, 2, 2, 0.25f, sw, y);
     assert_true(y[0] == 0.125f && y[1] == 1.0f && y[2] == 0.375f && y[3] == 2.0f);
+    /* The row version equals the scalar rule bit for bit, with awkward scales and more than
+     * one block of columns. */
+    enum { R = 3, C = 300 };
+    static int32_t big[R * C];
+    static float ws[C], got[R * C];
+    uint32_t seed = 99;
+    for (int c = 0; c < C; c++) {
+        seed = seed * 1664525u + 1013904223u;
+        ws[c] = (float)(seed >> 8) * 0x1p-30f + 1e-7f;
+    }
+    for (int i = 0; i < R * C; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        big[i] = (int32_t)seed;
+    }
+    oct_acc_to_real_rows(big, R, C, 0.0123457f, ws, got);
+    for (int i = 0; i < R * C; i++)
+        assert_true(got[i] == oct_acc_to_real(big[i], 0.0123457f, ws[i % C]));
 }
 
 static void observers(void **state) {

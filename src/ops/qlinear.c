@@ -301,7 +301,17 @@ static void input_grad(oct_graph *g, const ql_aux *a, oct_tensor *x, const float
     int32_t qmin = iq->scheme.qmin, qmax = iq->scheme.qmax;
     float *dx = x->requires_grad ? oct__grad(g, x) : NULL;
     bool lsq = a->l->owns_in && iq->scale && iq->scale->requires_grad;
-    float gf = lsq ? oct_lsq_grad_factor(oct_tensor_cols(x), qmax - a->z_a) : 0.0f;
+    if (!lsq) { /* only the clamp mask, computed on the whole array */
+        if (!dx) return;
+        float *mask = oct_arena_alloc(&g->arena, (size_t)x->size * sizeof *mask);
+        oct_quant_pass_mask(x->data, x->size, a->s_a, a->z_a, qmin, qmax, mask);
+        for (int64_t i = 0; i < x->size; i++) {
+            float d = dxq[i];
+            dx[i] += mask[i] != 0.0f ? d : 0.0f;
+        }
+        return;
+    }
+    float gf = oct_lsq_grad_factor(oct_tensor_cols(x), qmax - a->z_a);
     double ds = 0.0;
     for (int64_t i = 0; i < x->size; i++) {
         float v = x->data[i];

@@ -117,6 +117,16 @@ float oct_acc_to_real(int32_t acc, float s_a, float s_w) {
 
 void oct_acc_to_real_rows(const int32_t *acc, int64_t rows, int n, float s_a, const float *s_w,
                           float *y) {
-    for (int64_t r = 0; r < rows; r++)
-        for (int c = 0; c < n; c++) y[r * n + c] = oct_acc_to_real(acc[r * n + c], s_a, s_w[c]);
+    /* (double)s_a * (double)s_w[c] is exact (24-bit by 24-bit mantissas), so multiplying the
+     * precomputed product by acc gives oct_acc_to_real's bits. */
+    double p[256];
+    for (int c0 = 0; c0 < n; c0 += 256) {
+        int m = n - c0 < 256 ? n - c0 : 256;
+        for (int c = 0; c < m; c++) p[c] = (double)s_a * (double)s_w[c0 + c];
+        for (int64_t r = 0; r < rows; r++) {
+            const int32_t *ar = acc + r * n + c0;
+            float *yr = y + r * n + c0;
+            for (int c = 0; c < m; c++) yr[c] = (float)(p[c] * (double)ar[c]);
+        }
+    }
 }
