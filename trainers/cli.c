@@ -10,6 +10,7 @@
 
 #include <cblas.h>
 
+#include "octet/io.h"
 #include "octet/status.h"
 
 double cli_now(void) {
@@ -239,6 +240,15 @@ void cli_log_write(cli_log *l, json_t *obj) {
 void cli_log_close(cli_log *l) {
     if (l->f) fclose(l->f);
     l->f = NULL;
+}
+
+bool cli_file_meta_is(const char *path, const char *key, const char *value) {
+    oct_st_file f;
+    if (oct_st_open(&f, path) != OCT_OK) return false;
+    const char *v = oct_st_meta(&f, key);
+    bool yes = v && !strcmp(v, value);
+    oct_st_close(&f);
+    return yes;
 }
 
 int cli_check_output(const char *flag, const char *path) {

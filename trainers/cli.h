@@ -80,6 +80,10 @@ void cli_log_close(cli_log *l);
  * passes. */
 int cli_check_output(const char *flag, const char *path);
 
+/* True if the safetensors file at path opens and its metadata key equals value (false for
+ * files that cannot be opened: loading them reports why). */
+bool cli_file_meta_is(const char *path, const char *key, const char *value);
+
 /* Sets the thread count for OpenBLAS and octet's own kernels. */
 void cli_set_threads(int threads);
 /* The OpenBLAS kernel family in use ("Cooperlake", "Haswell", ...), for logs and benchmarks. */

@@ -30,10 +30,7 @@ static oct_status qat_model_to_int8(const char *path, oct_i8_mlp *out) {
 static oct_status check_qat_model(const char *path) {
     oct_st_file f;
     oct_status s = oct_st_open(&f, path);
-    if (s != OCT_OK) {
-        oct_st_close(&f);
-        return s;
-    }
+    if (s != OCT_OK) return s;
     const char *fmt = oct_st_meta(&f, "octet.format"), *kind = oct_st_meta(&f, "octet.model");
     if (fmt && !strcmp(fmt, OCT_I8_FORMAT))
         s = oct_fail(OCT_EINVAL, "%s is already an int8 export", path);

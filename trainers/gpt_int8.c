@@ -13,25 +13,12 @@
 #include "octet/int8.h"
 #include "octet/io.h"
 
-/* Metadata key of path equals value. */
-static bool meta_is(const char *path, const char *key, const char *value) {
-    oct_st_file f;
-    if (oct_st_open(&f, path) != OCT_OK) {
-        oct_st_close(&f);
-        return false;
-    }
-    const char *v = oct_st_meta(&f, key);
-    bool yes = v && !strcmp(v, value);
-    oct_st_close(&f);
-    return yes;
-}
-
 bool gpt_int8_is_export(const char *path) {
-    return meta_is(path, "octet.format", OCT_I8_GPT_FORMAT);
+    return cli_file_meta_is(path, "octet.format", OCT_I8_GPT_FORMAT);
 }
 
 bool gpt_is_model(const char *path) {
-    return meta_is(path, "octet.model", "gpt");
+    return cli_file_meta_is(path, "octet.model", "gpt");
 }
 
 static long long file_size(const char *path) {

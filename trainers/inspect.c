@@ -56,10 +56,7 @@ int cmd_inspect(int argc, char **argv) {
     int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
     oct_st_file f;
-    if (oct_st_open(&f, pos[0])) {
-        oct_st_close(&f);
-        return cli_fail(NULL);
-    }
+    if (oct_st_open(&f, pos[0])) return cli_fail(NULL);
     printf("%s: %zu bytes (header %zu, data %zu), %d tensors\n", pos[0],
            8 + f.header_size + f.data_size, f.header_size, f.data_size, f.count);
     for (int i = 0; i < f.nmeta; i++) printf("  meta %s = %s\n", f.meta[i].key, f.meta[i].value);

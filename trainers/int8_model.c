@@ -28,15 +28,7 @@ int int8_select_kernel(const char *cmd, const char *name) {
 }
 
 bool int8_is_export(const char *path) {
-    oct_st_file f;
-    if (oct_st_open(&f, path) != OCT_OK) {
-        oct_st_close(&f);
-        return false;
-    }
-    const char *fmt = oct_st_meta(&f, "octet.format");
-    bool yes = fmt && !strcmp(fmt, OCT_I8_FORMAT);
-    oct_st_close(&f);
-    return yes;
+    return cli_file_meta_is(path, "octet.format", OCT_I8_FORMAT);
 }
 
 /* The accumulators of different classes have different scales (s_a * s_w[c]): compare the

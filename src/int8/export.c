@@ -308,10 +308,7 @@ oct_status oct_i8_mlp_load(oct_i8_mlp *m, const char *path) {
     memset(m, 0, sizeof *m);
     loader ld = {.path = path};
     oct_status s = oct_st_open(&ld.f, path);
-    if (s != OCT_OK) {
-        oct_st_close(&ld.f);
-        return s;
-    }
+    if (s != OCT_OK) return s;
     json_t *graph = NULL;
     s = read_header(&ld, m, &graph);
     for (int i = 0; i < m->n_layers && s == OCT_OK; i++) {

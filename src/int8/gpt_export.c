@@ -187,10 +187,7 @@ oct_status oct_i8_gpt_load(oct_i8_gpt *m, const char *path) {
     memset(m, 0, sizeof *m);
     oct__i8_loader ld = {.path = path};
     oct_status s = oct_st_open(&ld.f, path);
-    if (s != OCT_OK) {
-        oct_st_close(&ld.f);
-        return s;
-    }
+    if (s != OCT_OK) return s;
     json_t *graph = NULL;
     s = read_file(&ld, m, &graph);
     if (s == OCT_OK && oct_i8_gpt_check(m) != OCT_OK) {
