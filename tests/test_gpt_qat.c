@@ -31,6 +31,7 @@ typedef struct fixture {
     oct_gpt gpt;
     oct_qat_gpt q;
     oct_i8_gpt i8;
+    int embed_bits; /* the QAT config's: 0 or int8 embeddings */
     int32_t val[B * CTX];
     char path[64];
 } fixture;
@@ -47,8 +48,9 @@ static void batch(oct_rng *r, int32_t *x, int32_t *y, int n, int T) {
     }
 }
 
-static int setup(void **state) {
+static int setup_bits(void **state, int embed_bits) {
     fixture *f = calloc(1, sizeof *f);
+    f->embed_bits = embed_bits;
     oct_arena_init(&f->arena, 0);
     oct_params_init(&f->params);
     oct_rng rng;
@@ -59,6 +61,7 @@ static int setup(void **state) {
     oct_qat_config qc;
     oct_qat_config_default(&qc);
     qc.freeze_after = STEPS / 2;
+    qc.embed_bits = embed_bits;
     assert_int_equal(oct_qat_gpt_init(&f->q, &f->gpt, &f->arena, &f->params, &qc), OCT_OK);
     oct_optim_hyper h = oct_optim_defaults(OCT_OPTIM_ADAMW);
     oct_optim opt;
@@ -85,6 +88,14 @@ static int setup(void **state) {
     snprintf(f->path, sizeof f->path, "/tmp/octet_gpt_qat_%d.safetensors", (int)getpid());
     *state = f;
     return 0;
+}
+
+static int setup(void **state) {
+    return setup_bits(state, 0);
+}
+
+static int setup_i8_embeddings(void **state) {
+    return setup_bits(state, 8);
 }
 
 static int teardown(void **state) {
@@ -171,6 +182,7 @@ static void export_round_trip(void **state) {
     assert_int_equal(oct_i8_gpt_load(&m, f->path), OCT_OK);
     assert_int_equal(m.n_layer, 2);
     assert_int_equal(m.vocab_bytes[3], 'd');
+    assert_int_equal(m.wte_q != NULL, f->embed_bits != 0);
     engine_logits(&m, f->val, CTX, CTX, 1, 1, got);
     expect_equal(want, got, "reloaded export");
     /* Generation is deterministic and stays in the vocabulary. */
@@ -189,9 +201,11 @@ static void export_round_trip(void **state) {
 }
 
 /* Rewrites src into dst: tensor drop (or NULL) left out, tensor flip (or NULL) with its first
- * byte changed, metadata key set to value (or NULL), one extra tensor when extra. */
-static void rewrite(const char *src, const char *dst, const char *drop, const char *flip,
-                    const char *key, const char *value, bool extra) {
+ * byte changed (or its first n bytes replaced by patch), metadata key set to value (or NULL),
+ * one extra tensor when extra. */
+static void rewrite_patch(const char *src, const char *dst, const char *drop, const char *flip,
+                          const void *patch, size_t n, const char *key, const char *value,
+                          bool extra) {
     oct_st_file in;
     assert_int_equal(oct_st_open(&in, src), OCT_OK);
     oct_st_writer w;
@@ -209,6 +223,7 @@ static void rewrite(const char *src, const char *dst, const char *drop, const ch
             assert_true(e->nbytes <= sizeof copies[0]);
             memcpy(copies[0], e->data, e->nbytes);
             copies[0][0] ^= 0x5a;
+            if (patch) memcpy(copies[0], patch, n);
             data = copies[0];
         }
         assert_int_equal(oct_st_writer_add(&w, e->name, e->dtype, e->ndim, e->shape, data), OCT_OK);
@@ -219,6 +234,25 @@ static void rewrite(const char *src, const char *dst, const char *drop, const ch
     assert_int_equal(oct_st_writer_write(&w, dst), OCT_OK);
     oct_st_writer_free(&w);
     oct_st_close(&in);
+}
+
+static void rewrite(const char *src, const char *dst, const char *drop, const char *flip,
+                    const char *key, const char *value, bool extra) {
+    rewrite_patch(src, dst, drop, flip, NULL, 0, key, value, extra);
+}
+
+/* rewrite with the first `from` of the graph metadata replaced by `to`. */
+static void rewrite_graph(const char *src, const char *dst, const char *from, const char *to) {
+    oct_st_file in;
+    assert_int_equal(oct_st_open(&in, src), OCT_OK);
+    const char *g = oct_st_meta(&in, "octet.graph"), *w = strstr(g, from);
+    assert_non_null(w);
+    size_t n = strlen(g) - strlen(from) + strlen(to) + 1;
+    char *out = malloc(n);
+    snprintf(out, n, "%.*s%s%s", (int)(w - g), g, to, w + strlen(from));
+    oct_st_close(&in);
+    rewrite(src, dst, NULL, NULL, "octet.graph", out, false);
+    free(out);
 }
 
 static void expect_rejected(const char *path, oct_status code, const char *needle) {
@@ -248,19 +282,71 @@ static void corrupt_exports_rejected(void **state) {
     rewrite(f->path, bad, NULL, NULL, "octet.format_version", "2", false);
     expect_rejected(bad, OCT_EFORMAT, "version");
     /* A config that disagrees with the tensors. */
-    oct_st_file in;
-    assert_int_equal(oct_st_open(&in, f->path), OCT_OK);
-    char *graph = strdup(oct_st_meta(&in, "octet.graph"));
-    oct_st_close(&in);
-    char *w = strstr(graph, "\"mlp\":32");
-    assert_non_null(w);
-    memcpy(w, "\"mlp\":33", 8);
-    rewrite(f->path, bad, NULL, NULL, "octet.graph", graph, false);
+    rewrite_graph(f->path, bad, "\"mlp\":32", "\"mlp\":33");
     expect_rejected(bad, OCT_EFORMAT, "h.0.mlp.fc: 16 -> 32, the config needs 16 -> 33");
-    free(graph);
+    rewrite_graph(f->path, bad, "\"embeddings\":\"f32\"", "\"embeddings\":\"i8\"");
+    expect_rejected(bad, OCT_ENOTFOUND, "wte.weight_q");
     /* An MLP loader refuses the GPT file too. */
     oct_i8_mlp mlp;
     assert_int_equal(oct_i8_mlp_load(&mlp, f->path), OCT_EFORMAT);
+    unlink(bad);
+}
+
+/* ---- int8 embeddings ------------------------------------------------------------------------- */
+
+/* The export holds codes and per-row scales whose products are the tables the QAT forward pass
+ * used (the invariant tests run on this fixture too), and the QAT forward does quantize them. */
+static void int8_embeddings(void **state) {
+    fixture *f = *state;
+    oct_i8_gpt *m = &f->i8;
+    assert_non_null(m->wte_q);
+    assert_non_null(m->wpe_s);
+    assert_int_equal(oct_i8_gpt_check(m), OCT_OK);
+    for (int r = 0; r < V; r++) { /* min-max scales: each row reaches code 127 */
+        int top = 0;
+        for (int c = 0; c < 16; c++) {
+            int v = abs(m->wte_q[r * 16 + c]);
+            top = v > top ? v : top;
+        }
+        assert_int_equal(top, 127);
+    }
+    static float quant[B * CTX * V], plain[B * CTX * V];
+    qat_logits(f, quant);
+    f->q.cfg.embed_bits = 0;
+    qat_logits(f, plain);
+    f->q.cfg.embed_bits = 8;
+    assert_true(memcmp(quant, plain, sizeof quant) != 0);
+    float keep = m->wpe[3];
+    m->wpe[3] = keep * 1.0001f + 1e-6f; /* a table that is not its codes times scales */
+    assert_int_equal(oct_i8_gpt_check(m), OCT_EINVAL);
+    assert_non_null(strstr(oct_last_error(), "wpe row 0 is not its codes times its scale"));
+    m->wpe[3] = keep;
+    /* 4-bit embeddings: codes in [-7, 7]. */
+    oct_i8_gpt e = {.vocab = V, .context = CTX, .width = 16};
+    assert_int_equal(oct_i8_gpt_quantize_embeddings(&e, f->gpt.wte->data, f->gpt.wpe->data, 4),
+                     OCT_OK);
+    for (int i = 0; i < V * 16; i++) assert_true(e.wte_q[i] >= -7 && e.wte_q[i] <= 7);
+    assert_int_equal(oct_i8_gpt_quantize_embeddings(&e, e.wte, e.wpe, 1), OCT_EINVAL);
+    oct_i8_gpt_free(&e);
+}
+
+static void corrupt_int8_embeddings_rejected(void **state) {
+    fixture *f = *state;
+    assert_int_equal(oct_i8_gpt_save(&f->i8, f->path), OCT_OK);
+    char bad[80];
+    snprintf(bad, sizeof bad, "%s.bad", f->path);
+    float neg = -1.0f;
+    rewrite_patch(f->path, bad, NULL, "wte.scale", &neg, sizeof neg, NULL, NULL, false);
+    expect_rejected(bad, OCT_EFORMAT, "wte row 0 has scale -1");
+    int8_t low = -128;
+    rewrite_patch(f->path, bad, NULL, "wpe.weight_q", &low, 1, NULL, NULL, false);
+    expect_rejected(bad, OCT_EFORMAT, "wpe code -128 at row 0");
+    rewrite(f->path, bad, "wpe.scale", NULL, NULL, NULL, false);
+    expect_rejected(bad, OCT_ENOTFOUND, "wpe.scale");
+    rewrite_graph(f->path, bad, "\"embeddings\":\"i8\"", "\"embeddings\":\"f32\"");
+    expect_rejected(bad, OCT_ENOTFOUND, "\"wte.weight\"");
+    rewrite_graph(f->path, bad, "\"embeddings\":\"i8\"", "\"embeddings\":\"i4\"");
+    expect_rejected(bad, OCT_EFORMAT, "\"embeddings\" must be");
     unlink(bad);
 }
 
@@ -382,6 +468,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(invariant_every_position, setup, teardown),
         cmocka_unit_test_setup_teardown(export_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(corrupt_exports_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(invariant_every_position, setup_i8_embeddings, teardown),
+        cmocka_unit_test_setup_teardown(export_round_trip, setup_i8_embeddings, teardown),
+        cmocka_unit_test_setup_teardown(int8_embeddings, setup_i8_embeddings, teardown),
+        cmocka_unit_test_setup_teardown(corrupt_int8_embeddings_rejected, setup_i8_embeddings,
+                                        teardown),
         cmocka_unit_test(attention_rows_matches_and_is_prefix_stable),
         cmocka_unit_test(grad_attention_rows),
         cmocka_unit_test(ste_output_without_relu),

@@ -338,6 +338,9 @@ static void qat_mlp_learns_toy_problem(void **state) {
     oct_qat_config_default(&cfg);
     cfg.freeze_after = 100;
     oct_qat_mlp q;
+    cfg.embed_bits = 8; /* an MLP has no embeddings */
+    assert_int_equal(oct_qat_mlp_init(&q, &mlp, &arena, &params, &cfg), OCT_EINVAL);
+    cfg.embed_bits = 0;
     assert_int_equal(oct_qat_mlp_init(&q, &mlp, &arena, &params, &cfg), OCT_OK);
     oct_optim opt;
     oct_optim_hyper h = oct_optim_defaults(OCT_OPTIM_ADAMW);
@@ -483,6 +486,7 @@ static void config_json_round_trip(void **state) {
     assert_int_equal(c.n_act_modes, 3);
     c.momentum = 0.05f;
     c.freeze_after = 1234;
+    c.embed_bits = 6;
     char *s = oct_qat_config_to_json(&c);
     assert_non_null(s);
     oct_qat_config_default(&d);
@@ -490,6 +494,8 @@ static void config_json_round_trip(void **state) {
     free(s);
     assert_memory_equal(&c, &d, sizeof c);
     assert_int_equal(oct_qat_config_from_json(&d, "{\"weight_bits\": 9}"), OCT_EFORMAT);
+    assert_int_equal(oct_qat_config_from_json(&d, "{\"embed_bits\": 1}"), OCT_EFORMAT);
+    assert_int_equal(oct_qat_config_from_json(&d, "{\"embed_bits\": \"8\"}"), OCT_EFORMAT);
     assert_int_equal(oct_qat_config_from_json(&d, "{\"act_modes\": [\"relu\"]}"), OCT_EFORMAT);
     assert_int_equal(oct_qat_config_from_json(&d, "[1]"), OCT_EFORMAT);
     assert_int_equal(oct_qat_amodes_parse("ema,,pact", &d), OCT_EINVAL);

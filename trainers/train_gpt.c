@@ -34,6 +34,7 @@ typedef struct gpt_opts {
     bool tied, byte_level;
     bool qat;                 /* --qat: the last qat_steps steps are quantization-aware */
     int qat_steps;            /* -1: half of --steps */
+    int embed_bits;           /* --qat: 0 (float32 embeddings) or 2..8 */
     int freeze_after;         /* observers freeze after this many QAT steps; -1: half of them */
     const char *weight_quant; /* minmax | lsq */
     const char *act_quant;    /* ema | minmax | lsq */
@@ -193,14 +194,16 @@ static int enable_qat(gpt_model *m, const gpt_opts *o) {
     oct_qat_config cfg;
     oct_qat_config_default(&cfg);
     cfg.freeze_after = o->freeze_after;
+    cfg.embed_bits = o->embed_bits;
     if (oct_qat_wmode_parse(o->weight_quant, &cfg.weight_mode)) return fail_flag("--weight-quant");
     if (oct_qat_amodes_parse(o->act_quant, &cfg)) return fail_flag("--act-quant");
     if (gpt_model_enable_qat(m, &cfg)) return fail_flag("--qat");
     oct_qat_gpt_set_threads(m->qat, o->threads);
     fprintf(stderr,
-            "octet: QAT int8 weights (%s), uint8 activations (%s) for the last %d steps, "
-            "observers freeze after %d of them\n",
-            o->weight_quant, o->act_quant, o->qat_steps, o->freeze_after);
+            "octet: QAT int8 weights (%s), uint8 activations (%s), %s embeddings for the last %d "
+            "steps, observers freeze after %d of them\n",
+            o->weight_quant, o->act_quant, o->embed_bits ? "int8" : "float32", o->qat_steps,
+            o->freeze_after);
     return CLI_OK;
 }
 
@@ -355,6 +358,10 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--weight-quant", CLI_STR, &o.weight_quant, "--qat: weight scales: minmax or lsq", 0, 0},
         {"--act-quant", CLI_STR, &o.act_quant, "--qat: activation quantizers: ema, minmax or lsq",
          0, 0},
+        {"--embed-bits", CLI_INT, &o.embed_bits,
+         "--qat: token and position embeddings as N-bit codes per row, exported as int8 "
+         "(0: float32; 2..8)",
+         0, 8},
     };
     cli_cmd cmd = {"train gpt",
                    "[flags]",
@@ -373,6 +380,11 @@ int cmd_train_gpt(int argc, char **argv) {
     if (o.freeze_after < 0) o.freeze_after = o.qat_steps / 2;
     if (o.width % o.heads) {
         fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o.heads, o.width);
+        return CLI_USAGE;
+    }
+    if (o.embed_bits == 1 || (o.embed_bits && !o.qat)) {
+        fprintf(stderr, "octet train gpt: --embed-bits %d: %s\n", o.embed_bits,
+                o.qat ? "expected 0 (float32) or 2..8" : "needs --qat");
         return CLI_USAGE;
     }
     return run(&o);

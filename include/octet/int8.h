@@ -266,7 +266,7 @@ oct_status oct_i8_mlp_load(oct_i8_mlp *m, const char *path);
 /* ==== the integer GPT (src/int8/gpt_engine.c, gpt_export.c) ===================================
  *
  * A deployed character-level GPT (pre-LayerNorm, GPT-2 layout; see the GPT section of
- * octet/nn.h): float32 embeddings, LayerNorms, GELU and attention (the shared row kernels of
+ * octet/nn.h): float32 or int8 embeddings, float32 LayerNorms, GELU and attention (the shared row kernels of
  * octet/nonlinear.h), and every linear layer an oct_qlinear: per block qkv, attn.proj, mlp.fc,
  * mlp.proj requantize to u8 (no ReLU) and their dequantized outputs feed the float ops; lm_head
  * stops at int32 accumulators, whose real values are the logits. The engine computes, bit for
@@ -286,6 +286,10 @@ typedef struct oct_i8_gpt {
                          lm_head last */
     int32_t *in_qmin, *in_qmax; /* (4 L + 1) input code range of each linear */
     uint8_t *vocab_bytes;       /* (V) the byte of each token id */
+    /* Optional int8 embeddings (all four or none): per-row codes and scales, with wte and wpe
+     * holding the dequantized values s[r] * q[r][c] the engine adds up. */
+    int8_t *wte_q, *wpe_q; /* (V,C), (T_max,C) codes in [-127, 127] */
+    float *wte_s, *wpe_s;  /* (V), (T_max) finite scales > 0 */
 } oct_i8_gpt;
 
 /* Frees every buffer and zeroes m. oct_i8_gpt_free(NULL) is a no-op. */
@@ -296,8 +300,14 @@ void oct_i8_gpt_linear_name(const oct_i8_gpt *m, int j, char *buf, size_t n);
 /* OCT_EINVAL (message naming the layer) unless m can run: positive sizes, n_head divides width,
  * context and vocab limits, finite eps > 0, every linear built with the right shape and checked
  * like an MLP layer (scales, code ranges, multipliers), block linears requantizing without relu,
- * lm_head neither. */
+ * lm_head neither; int8 embeddings complete, in range, and equal to wte and wpe bit for bit. */
 oct_status oct_i8_gpt_check(const oct_i8_gpt *m);
+/* Makes m's embeddings int8 from the float tables wte (V,C) and wpe (T_max,C) (m's sizes set):
+ * per-row scales oct_quant_row_scales and codes oct_quantize_s8 under the signed symmetric narrow
+ * bits-bit scheme (2..8), and m->wte / m->wpe (allocated when NULL) set to the dequantized
+ * values, which are the QAT GPT's fake-quantized tables bit for bit. OCT_EINVAL / OCT_ENOMEM. */
+oct_status oct_i8_gpt_quantize_embeddings(oct_i8_gpt *m, const float *wte, const float *wpe,
+                                          int bits);
 
 /* A key/value cache and scratch for running m on up to max_rows new tokens per call. */
 typedef struct oct_i8_gpt_cache {
@@ -338,11 +348,13 @@ oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n
  * One safetensors file, format version 1:
  *   metadata  "octet.format" = "octet-int8-gpt", "octet.format_version" = "1",
  *             "octet.graph" = JSON: {"config": {"vocab", "context", "n_layer", "n_head",
- *             "width", "mlp", "ln_eps", "embeddings": "f32"}, "linears": [{"name":
+ *             "width", "mlp", "ln_eps", "embeddings": "f32" or "i8"}, "linears": [{"name":
  *             "h.0.attn.qkv", "in", "out", "relu": false, "input_scale", "input_zero_point",
  *             "input_qmin", "input_qmax", "output": {"scale", "zero_point", "qmin", "qmax"} or
  *             null}, ...]} (same per-linear fields as the MLP graph, plus the input code range)
- *   tensors   F32 "wte.weight" (V,C), "wpe.weight" (T_max,C), "h.<i>.ln_1.weight"/".bias",
+ *   tensors   F32 "wte.weight" (V,C), "wpe.weight" (T_max,C) for "f32" embeddings; for "i8",
+ *             I8 "wte.weight_q" (V,C), "wpe.weight_q" (T_max,C) and F32 "wte.scale" (V),
+ *             "wpe.scale" (T_max), dequantized at load; F32 "h.<i>.ln_1.weight"/".bias",
  *             "h.<i>.ln_2.weight"/".bias", "ln_f.weight"/".bias" (C);
  *             per linear "<name>.weight_scale" F32, "<name>.bias_q", "<name>.wsum",
  *             "<name>.m0", "<name>.shift" I32 (out), "<name>.weight_q" I8 (out,in), exactly

@@ -148,11 +148,15 @@ typedef struct oct_qat_config {
     oct_qat_amode act_mode[OCT_QAT_MAX_POINTS];
     float momentum;       /* EMA observers, default OCT_OBSERVER_MOMENTUM */
     int64_t freeze_after; /* observers freeze after this many training steps; 0 = never */
+    /* GPT only: 0 keeps float32 embeddings (default); 2..8 quantizes the token and position
+     * embeddings per row (symmetric, narrow, min-max scales like the weights) to embed_bits-bit
+     * codes, exported as int8. */
+    int embed_bits;
 } oct_qat_config;
 
 void oct_qat_config_default(oct_qat_config *c);
-/* OCT_EINVAL naming the field unless bits are in 2..8, modes in range, momentum in (0, 1],
- * freeze_after >= 0 and 1 <= n_act_modes <= OCT_QAT_MAX_POINTS. */
+/* OCT_EINVAL naming the field unless bits are in 2..8 (embed_bits: 0 or 2..8), modes in range,
+ * momentum in (0, 1], freeze_after >= 0 and 1 <= n_act_modes <= OCT_QAT_MAX_POINTS. */
 oct_status oct_qat_config_check(const oct_qat_config *c);
 /* The mode of quantization point i (see n_act_modes). */
 oct_qat_amode oct_qat_config_act_mode(const oct_qat_config *c, int point);
@@ -163,7 +167,8 @@ oct_status oct_qat_wmode_parse(const char *s, oct_qat_wmode *out);
 /* "ema" (every point) or "ema,pact,pact" (one per point) into c->act_mode / n_act_modes. */
 oct_status oct_qat_amodes_parse(const char *s, oct_qat_config *c);
 /* A compact JSON object (malloc'd, free() it): {"weight_bits":8,"act_bits":8,"weight_mode":
- * "minmax","act_modes":["ema"],"momentum":0.01,"freeze_after":469}. NULL when out of memory. */
+ * "minmax","act_modes":["ema"],"momentum":0.01,"freeze_after":469,"embed_bits":0}. NULL when out
+ * of memory. */
 char *oct_qat_config_to_json(const oct_qat_config *c);
 /* Parses that JSON (missing keys keep their defaults); OCT_EFORMAT naming the key otherwise. */
 oct_status oct_qat_config_from_json(oct_qat_config *c, const char *json);
@@ -182,8 +187,8 @@ typedef struct oct_qat_mlp {
 
 /* Wraps mlp (which must use ReLU; dropout is not applied under QAT) with quantizer state created
  * in arena; learned scales (LSQ "actI.scale", "fcI.wscale") and PACT "actI.alpha" are appended
- * to params, so call it before oct_optim_init. OCT_EINVAL for a bad config, a non-ReLU MLP,
- * PACT at the input, per-point modes not matching the n_layers points, or layer widths above
+ * to params, so call it before oct_optim_init. OCT_EINVAL for a bad config, embed_bits set, a
+ * non-ReLU MLP, PACT at the input, per-point modes not matching the n_layers points, or layer widths above
  * OCT_I8_MAX_K. */
 oct_status oct_qat_mlp_init(oct_qat_mlp *q, oct_mlp *mlp, oct_arena *arena, oct_params *params,
                             const oct_qat_config *cfg);
@@ -212,7 +217,9 @@ oct_status oct_qat_mlp_to_int8(const oct_qat_mlp *q, float in_mean, float in_std
  * causal attention run in float32 through the shared row kernels of octet/nonlinear.h
  * (oct_layernorm, oct_gelu, oct_attention_rows), in the order the integer GPT engine
  * (oct_i8_gpt_run) uses, so the engine reproduces the eval-mode logits bit for bit. Embeddings
- * stay float32.
+ * stay float32 unless cfg.embed_bits is set: then every forward pass fake-quantizes wte and wpe
+ * per row (oct_fake_quant_fixed with oct_quant_row_scales of the current values: a min-max
+ * scale never clamps, so the STE passes every gradient) and the export stores the codes.
  *
  * Quantizer tensors are named "<linear>.in.lo", "<linear>.out.hi", "<linear>.in.scale" (LSQ),
  * "<linear>.wscale" (LSQ weights), with <linear> = "h.<i>.attn.qkv", "h.<i>.attn.proj",
@@ -231,6 +238,7 @@ enum {
 typedef struct oct_qat_gpt {
     oct_gpt *gpt; /* borrowed fp32 model: same weights, same parameters */
     oct_qat_config cfg;
+    oct_qscheme escheme; /* embeddings (cfg.embed_bits > 0): signed, symmetric, narrow */
     int n_linear;        /* 4 n_layer + 1 */
     oct_qat_linear *lin; /* (n_linear): block i's at 4 i + OCT_QAT_GPT_*, lm_head last */
     oct_act_quant *acts; /* (2 n_linear - 1): linear j's input 2 j, output 2 j + 1 */

@@ -123,6 +123,10 @@ void oct_fake_quant_rows(const float *x /* (rows, cols) */, int64_t rows, int64_
 oct_status oct_quant_params(const oct_qscheme *q, float lo, float hi, float *scale,
                             int32_t *zero_point);
 
+/* Per-row scales of w (rows, cols) under q: s[r] = the scale of oct_quant_params for the range
+ * [min, max] of row r (NaN rows get its fallback). For weights quantized per output channel. */
+void oct_quant_row_scales(const oct_qscheme *q, const float *w /* (rows, cols) */, int64_t rows,
+                          int64_t cols, float *s /* (rows) */);
 /* Bias in accumulator units; s_a * s_w > 0. */
 int32_t oct_quant_bias(float b, float s_a, float s_w);
 void oct_quant_bias_rows(const float *b /* (n) */, int n, float s_a, const float *s_w /* (n) */,

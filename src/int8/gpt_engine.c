@@ -26,6 +26,10 @@ void oct_i8_gpt_free(oct_i8_gpt *m) {
     free(m->in_qmin);
     free(m->in_qmax);
     free(m->vocab_bytes);
+    free(m->wte_q);
+    free(m->wpe_q);
+    free(m->wte_s);
+    free(m->wpe_s);
     memset(m, 0, sizeof *m);
 }
 
@@ -51,6 +55,8 @@ static void linear_shape(const oct_i8_gpt *m, int j, int *in, int *out) {
     *in = k_in[r] ? C : m->mlp;
     *out = k_out[r] ? k_out[r] * C : m->mlp;
 }
+
+static oct_status check_embeddings(const oct_i8_gpt *m);
 
 oct_status oct_i8_gpt_check(const oct_i8_gpt *m) {
     if (m->vocab < 1 || m->vocab > 65536 || m->context < 1 || m->n_layer < 1 || m->n_head < 1 ||
@@ -81,6 +87,86 @@ oct_status oct_i8_gpt_check(const oct_i8_gpt *m) {
         if (s == OCT_OK) s = oct__i8_check_codes(what, l->a_zp, m->in_qmin[j], m->in_qmax[j]);
         if (s != OCT_OK) return s;
     }
+    return check_embeddings(m);
+}
+
+/* ---- int8 embeddings ------------------------------------------------------------------------- */
+
+/* The two tables of m: name, rows, codes, scales, float values. */
+typedef struct emb_table {
+    const char *name;
+    int rows;
+    int8_t **q;
+    float **s, **x;
+} emb_table;
+
+static void emb_tables(oct_i8_gpt *m, emb_table t[2]) {
+    t[0] = (emb_table){"wte", m->vocab, &m->wte_q, &m->wte_s, &m->wte};
+    t[1] = (emb_table){"wpe", m->context, &m->wpe_q, &m->wpe_s, &m->wpe};
+}
+
+void oct__i8_gpt_dequantize_embeddings(oct_i8_gpt *m) {
+    emb_table t[2];
+    emb_tables(m, t);
+    int64_t C = m->width;
+    for (int k = 0; k < 2; k++)
+        for (int64_t i = 0; i < t[k].rows * C; i++)
+            (*t[k].x)[i] = oct_dequantize((*t[k].q)[i], (*t[k].s)[i / C], 0);
+}
+
+static oct_status check_embeddings(const oct_i8_gpt *m) {
+    int n = !!m->wte_q + !!m->wpe_q + !!m->wte_s + !!m->wpe_s;
+    if (n == 0) return OCT_OK;
+    if (n != 4)
+        return oct_fail(OCT_EINVAL, "int8 gpt: int8 embeddings need codes and scales of both "
+                                    "wte and wpe");
+    emb_table t[2];
+    emb_tables((oct_i8_gpt *)m, t); /* read only */
+    int64_t C = m->width;
+    for (int k = 0; k < 2; k++)
+        for (int64_t i = 0; i < t[k].rows * C; i++) {
+            float s = (*t[k].s)[i / C];
+            int8_t q = (*t[k].q)[i];
+            if (!(s > 0.0f) || !isfinite(s))
+                return oct_fail(OCT_EINVAL, "int8 gpt: %s row %lld has scale %g", t[k].name,
+                                (long long)(i / C), (double)s);
+            if (q < -127)
+                return oct_fail(OCT_EINVAL, "int8 gpt: %s code -128 at row %lld, outside "
+                                            "[-127, 127]",
+                                t[k].name, (long long)(i / C));
+            float v = oct_dequantize(q, s, 0);
+            if (memcmp(&v, &(*t[k].x)[i], sizeof v))
+                return oct_fail(OCT_EINVAL, "int8 gpt: %s row %lld is not its codes times its "
+                                            "scale",
+                                t[k].name, (long long)(i / C));
+        }
+    return OCT_OK;
+}
+
+oct_status oct_i8_gpt_quantize_embeddings(oct_i8_gpt *m, const float *wte, const float *wpe,
+                                          int bits) {
+    oct_qscheme q;
+    oct_status s = oct_qscheme_init(&q, bits, true, true, true, true);
+    if (s != OCT_OK) return s;
+    emb_table t[2];
+    emb_tables(m, t);
+    const float *src[2] = {wte, wpe};
+    int64_t C = m->width;
+    int32_t *z = calloc((size_t)(m->vocab > m->context ? m->vocab : m->context), sizeof *z);
+    for (int k = 0; k < 2; k++) {
+        size_t n = (size_t)(t[k].rows * C);
+        if (!*t[k].q) *t[k].q = malloc(n);
+        if (!*t[k].s) *t[k].s = malloc((size_t)t[k].rows * sizeof(float));
+        if (!*t[k].x) *t[k].x = malloc(n * sizeof(float));
+        if (!z || !*t[k].q || !*t[k].s || !*t[k].x) {
+            free(z);
+            return oct_fail(OCT_ENOMEM, "int8 gpt: out of memory quantizing embeddings");
+        }
+        oct_quant_row_scales(&q, src[k], t[k].rows, C, *t[k].s);
+        oct_quantize_s8(src[k], t[k].rows, C, *t[k].s, z, q.qmin, q.qmax, *t[k].q);
+    }
+    free(z);
+    oct__i8_gpt_dequantize_embeddings(m);
     return OCT_OK;
 }
 

@@ -19,11 +19,14 @@ typedef struct f32_tensor {
     int rows, cols;
 } f32_tensor;
 
-/* Fills t (2 + 4 L + 2 entries) with the float tensors of m; returns how many. */
+/* Fills t (at most 2 + 4 L + 2 entries) with the float tensors of m, the float embeddings when
+ * m has no int8 ones; returns how many. */
 static int f32_tensors(const oct_i8_gpt *m, f32_tensor *t) {
     int n = 0, C = m->width;
-    t[n++] = (f32_tensor){"wte.weight", m->wte, m->vocab, C};
-    t[n++] = (f32_tensor){"wpe.weight", m->wpe, m->context, C};
+    if (!m->wte_q) {
+        t[n++] = (f32_tensor){"wte.weight", m->wte, m->vocab, C};
+        t[n++] = (f32_tensor){"wpe.weight", m->wpe, m->context, C};
+    }
     static const char *const ln[4] = {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias"};
     for (int i = 0; i < m->n_layer; i++)
         for (int k = 0; k < 4; k++) {
@@ -33,6 +36,20 @@ static int f32_tensors(const oct_i8_gpt *m, f32_tensor *t) {
     t[n++] = (f32_tensor){"ln_f.weight", m->lnf, 1, C};
     t[n++] = (f32_tensor){"ln_f.bias", m->lnf + C, 1, C};
     return n;
+}
+
+/* The int8 embedding tensors of m: codes (rows,C) "<table>.weight_q", scales (rows)
+ * "<table>.scale". */
+typedef struct i8_table {
+    const char *codes, *scales;
+    int rows;
+    int8_t *q;
+    float *s;
+} i8_table;
+
+static void i8_tables(const oct_i8_gpt *m, i8_table t[2]) {
+    t[0] = (i8_table){"wte.weight_q", "wte.scale", m->vocab, m->wte_q, m->wte_s};
+    t[1] = (i8_table){"wpe.weight_q", "wpe.scale", m->context, m->wpe_q, m->wpe_s};
 }
 
 static json_t *graph_json(const oct_i8_gpt *m) {
@@ -48,7 +65,7 @@ static json_t *graph_json(const oct_i8_gpt *m) {
     return json_pack("{s:{s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:s}, s:o}", "config", "vocab",
                      m->vocab, "context", m->context, "n_layer", m->n_layer, "n_head", m->n_head,
                      "width", m->width, "mlp", m->mlp, "ln_eps", (double)m->ln_eps, "embeddings",
-                     "f32", "linears", lins);
+                     m->wte_q ? "i8" : "f32", "linears", lins);
 }
 
 oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path) {
@@ -72,6 +89,13 @@ oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path) {
         int shape[2] = {ft[i].rows, ft[i].cols};
         s = oct_st_writer_add(&w, ft[i].name, OCT_DT_F32, ft[i].rows == 1 ? 1 : 2,
                               ft[i].rows == 1 ? shape + 1 : shape, ft[i].data);
+    }
+    i8_table et[2];
+    i8_tables(m, et);
+    for (int k = 0; k < 2 && m->wte_q && s == OCT_OK; k++) {
+        int shape[2] = {et[k].rows, m->width};
+        s = oct_st_writer_add(&w, et[k].codes, OCT_DT_I8, 2, shape, et[k].q);
+        if (s == OCT_OK) s = oct_st_writer_add(&w, et[k].scales, OCT_DT_F32, 1, shape, et[k].s);
     }
     for (int pass = 0; pass < 2; pass++)
         for (int j = 0; j < J && s == OCT_OK; j++) {
@@ -113,9 +137,11 @@ static oct_status read_config(const oct__i8_loader *ld, json_t *cfg, oct_i8_gpt 
         *ints[i].dst = v;
     }
     if (s == OCT_OK) s = oct__i8_get_float(ld, where, cfg, "ln_eps", &m->ln_eps);
-    json_t *emb = json_object_get(cfg, "embeddings");
-    if (s == OCT_OK && (!json_is_string(emb) || strcmp(json_string_value(emb), "f32")))
-        s = oct_fail(OCT_EFORMAT, "%s: graph config \"embeddings\" must be \"f32\"", ld->path);
+    const char *emb = json_string_value(json_object_get(cfg, "embeddings"));
+    bool i8 = emb && !strcmp(emb, "i8");
+    if (s == OCT_OK && !i8 && (!emb || strcmp(emb, "f32")))
+        s = oct_fail(OCT_EFORMAT, "%s: graph config \"embeddings\" must be \"f32\" or \"i8\"",
+                     ld->path);
     if (s == OCT_OK && m->width % m->n_head)
         s = oct_fail(OCT_EFORMAT, "%s: graph config width %d is not a multiple of n_head %d",
                      ld->path, m->width, m->n_head);
@@ -129,8 +155,14 @@ static oct_status read_config(const oct__i8_loader *ld, json_t *cfg, oct_i8_gpt 
     m->in_qmin = malloc(J * sizeof *m->in_qmin);
     m->in_qmax = malloc(J * sizeof *m->in_qmax);
     m->vocab_bytes = malloc((size_t)m->vocab);
+    if (i8) {
+        m->wte_q = malloc((size_t)m->vocab * C);
+        m->wpe_q = malloc((size_t)m->context * C);
+        m->wte_s = malloc((size_t)m->vocab * sizeof(float));
+        m->wpe_s = malloc((size_t)m->context * sizeof(float));
+    }
     if (!m->wte || !m->wpe || !m->ln || !m->lnf || !m->lin || !m->in_qmin || !m->in_qmax ||
-        !m->vocab_bytes)
+        !m->vocab_bytes || (i8 && (!m->wte_q || !m->wpe_q || !m->wte_s || !m->wpe_s)))
         return oct_fail(OCT_ENOMEM, "%s: out of memory", ld->path);
     return OCT_OK;
 }
@@ -173,6 +205,18 @@ static oct_status read_file(oct__i8_loader *ld, oct_i8_gpt *m, json_t **graph) {
         if (s == OCT_OK) memcpy(ft[i].data, d, (size_t)ft[i].rows * ft[i].cols * sizeof(float));
     }
     free(ft);
+    i8_table et[2];
+    i8_tables(m, et);
+    for (int k = 0; k < 2 && m->wte_q && s == OCT_OK; k++) {
+        int shape[2] = {et[k].rows, m->width};
+        const void *d;
+        s = oct_st_get(&ld->f, et[k].codes, OCT_DT_I8, 2, shape, &d);
+        if (s == OCT_OK) memcpy(et[k].q, d, (size_t)et[k].rows * m->width);
+        if (s == OCT_OK) s = oct_st_get(&ld->f, et[k].scales, OCT_DT_F32, 1, shape, &d);
+        if (s == OCT_OK) memcpy(et[k].s, d, (size_t)et[k].rows * sizeof(float));
+    }
+    if (m->wte_q) count += 4;
+    if (m->wte_q && s == OCT_OK) oct__i8_gpt_dequantize_embeddings(m);
     const void *vb;
     if (s == OCT_OK) s = oct_st_get(&ld->f, "vocab", OCT_DT_U8, 1, &m->vocab, &vb);
     if (s == OCT_OK) memcpy(m->vocab_bytes, vb, (size_t)m->vocab);

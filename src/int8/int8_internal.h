@@ -16,6 +16,8 @@
 oct_status oct__qlinear_check(const oct_qlinear *l, const char *name, bool logits);
 /* OCT_EINVAL unless 0 <= qmin < qmax <= 255 and qmin <= zp <= qmax; what names the codes. */
 oct_status oct__i8_check_codes(const char *what, int32_t zp, int32_t qmin, int32_t qmax);
+/* Sets m->wte and m->wpe (allocated) to the dequantized int8 embedding codes (all present). */
+void oct__i8_gpt_dequantize_embeddings(oct_i8_gpt *m);
 
 /* The graph entry of a linear: {"name", "in", "out", "relu", "input_scale",
  * "input_zero_point", "output": {"scale", "zero_point", "qmin", "qmax"} or null}. */

@@ -100,14 +100,14 @@ oct_tensor *oct__gpt_linear(const oct_gpt *m, oct_graph *g, const oct_linear_lay
     return oct_linear_layer_forward(l, g, x);
 }
 
-oct_tensor *oct__gpt_embed(const oct_gpt *m, oct_graph *g, const int32_t *ids, int B, int T,
-                           int t0) {
+oct_tensor *oct__gpt_embed(const oct_gpt *m, oct_graph *g, oct_tensor *wte, oct_tensor *wpe,
+                           const int32_t *ids, int B, int T, int t0) {
     OCT_ASSERT(B > 0 && T > 0 && t0 >= 0 && t0 + T <= m->cfg.context);
     int32_t *pos = oct_arena_alloc(&g->arena, (size_t)T * sizeof *pos);
     for (int t = 0; t < T; t++) pos[t] = t0 + t;
     int bt[2] = {B, T};
-    oct_tensor *tok = oct_embedding(g, m->wte, ids, 2, bt); /* (B,T,C) */
-    return oct_dropout(g, oct_add(g, tok, oct_embedding(g, m->wpe, pos, 1, &T)), m->cfg.dropout);
+    oct_tensor *tok = oct_embedding(g, wte, ids, 2, bt); /* (B,T,C) */
+    return oct_dropout(g, oct_add(g, tok, oct_embedding(g, wpe, pos, 1, &T)), m->cfg.dropout);
 }
 
 oct_tensor *oct__gpt_mlp(const oct_gpt *m, oct_graph *g, const oct_gpt_block *b, oct_tensor *x) {
@@ -122,7 +122,7 @@ oct_tensor *oct__gpt_logits(const oct_gpt *m, oct_graph *g, oct_tensor *x) {
 }
 
 oct_tensor *oct_gpt_forward(const oct_gpt *m, oct_graph *g, const int32_t *ids, int B, int T) {
-    oct_tensor *x = oct__gpt_embed(m, g, ids, B, T, 0); /* (B,T,C) */
+    oct_tensor *x = oct__gpt_embed(m, g, m->wte, m->wpe, ids, B, T, 0); /* (B,T,C) */
     for (int i = 0; i < m->cfg.n_layer; i++) {
         const oct_gpt_block *b = &m->h[i];
         oct_tensor *h = oct_layernorm(g, x, b->ln1_w, b->ln1_b, OCT_GPT_LN_EPS);

@@ -87,7 +87,7 @@ const float *oct_gpt_cache_step(oct_gpt_cache *c, int32_t id) {
     oct_graph *g = &c->g;
     oct_graph_reset(g);
     int row[3] = {1, 1, C};
-    oct_tensor *x = oct__gpt_embed(m, g, &id, 1, 1, t); /* (1,1,C) */
+    oct_tensor *x = oct__gpt_embed(m, g, m->wte, m->wpe, &id, 1, 1, t); /* (1,1,C) */
     oct_tensor *att = oct_tensor_new(&g->arena, 3, row);
     float *p = oct_arena_alloc(&g->arena, (size_t)(t + 1) * sizeof *p);
     for (int l = 0; l < m->cfg.n_layer; l++) {

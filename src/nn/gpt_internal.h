@@ -10,9 +10,10 @@
 oct_tensor *oct__gpt_linear(const oct_gpt *m, oct_graph *g, const oct_linear_layer *l,
                             oct_tensor *x);
 /* x (B,T,C) = wte[ids] + wpe[t0 + t] for ids (B,T): token plus position embedding of the
- * positions t0 .. t0 + T - 1 (t0 + T <= context), then dropout. */
-oct_tensor *oct__gpt_embed(const oct_gpt *m, oct_graph *g, const int32_t *ids, int B, int T,
-                           int t0);
+ * positions t0 .. t0 + T - 1 (t0 + T <= context), then dropout. wte and wpe are m's tables or
+ * stand-ins of the same shapes (the QAT GPT's fake-quantized ones). */
+oct_tensor *oct__gpt_embed(const oct_gpt *m, oct_graph *g, oct_tensor *wte, oct_tensor *wpe,
+                           const int32_t *ids, int B, int T, int t0);
 /* The MLP residual branch of block b: fc_proj(gelu(fc(ln_2(x)))) (then dropout), x (..., C). */
 oct_tensor *oct__gpt_mlp(const oct_gpt *m, oct_graph *g, const oct_gpt_block *b, oct_tensor *x);
 /* logits (..., V) = lm_head(ln_f(x)), x (..., C). */

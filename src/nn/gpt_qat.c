@@ -38,6 +38,10 @@ oct_status oct_qat_gpt_init(oct_qat_gpt *q, oct_gpt *gpt, oct_arena *arena, oct_
     if (c->width > OCT_I8_MAX_K || c->mlp > OCT_I8_MAX_K)
         return oct_fail(OCT_EINVAL, "qat gpt: width %d / mlp %d above the int8 limit %d", c->width,
                         c->mlp, OCT_I8_MAX_K);
+    if (cfg->embed_bits) {
+        st = oct_qscheme_init(&q->escheme, cfg->embed_bits, true, true, true, true);
+        if (st != OCT_OK) return st;
+    }
     q->gpt = gpt;
     q->cfg = *cfg;
     q->n_linear = 4 * c->n_layer + 1;
@@ -83,11 +87,23 @@ bool oct_qat_gpt_observing(oct_qat_gpt *q) {
     return false;
 }
 
+/* Embedding table w (rows, C) as the forward pass uses it: w itself, or with embed_bits its
+ * per-row fake quantization (the values oct_qat_gpt_to_int8 exports as codes times scales). */
+static oct_tensor *embedding_table(const oct_qat_gpt *q, oct_graph *g, oct_tensor *w) {
+    if (!q->cfg.embed_bits) return w;
+    int rows = w->shape[0];
+    float *s = oct_arena_alloc(&g->arena, (size_t)rows * sizeof *s);
+    int32_t *z = oct_arena_calloc(&g->arena, (size_t)rows * sizeof *z);
+    oct_quant_row_scales(&q->escheme, w->data, rows, w->shape[1], s);
+    return oct_fake_quant_fixed(g, w, rows, s, z, q->escheme.qmin, q->escheme.qmax);
+}
+
 /* The order of operations here is the integer engine's (src/int8/gpt_engine.c). */
 oct_tensor *oct_qat_gpt_forward(oct_qat_gpt *q, oct_graph *g, const int32_t *ids, int B, int T) {
     const oct_gpt *m = q->gpt;
     if (g->shard == 0) oct_qat_gpt_sync_frozen(q);
-    oct_tensor *x = oct__gpt_embed(m, g, ids, B, T, 0); /* (B,T,C) */
+    oct_tensor *x = oct__gpt_embed(m, g, embedding_table(q, g, m->wte),
+                                   embedding_table(q, g, m->wpe), ids, B, T, 0); /* (B,T,C) */
     for (int i = 0; i < m->cfg.n_layer; i++) {
         const oct_gpt_block *b = &m->h[i];
         oct_qat_linear *l = &q->lin[4 * i];
@@ -126,8 +142,17 @@ oct_status oct_qat_gpt_to_int8(const oct_qat_gpt *q, const uint8_t *vocab, oct_i
     out->width = C;
     out->mlp = c->mlp;
     out->ln_eps = OCT_GPT_LN_EPS;
-    out->wte = dup_floats(m->wte->data, (size_t)m->wte->size);
-    out->wpe = dup_floats(m->wpe->data, (size_t)m->wpe->size);
+    if (q->cfg.embed_bits) {
+        oct_status s =
+            oct_i8_gpt_quantize_embeddings(out, m->wte->data, m->wpe->data, q->cfg.embed_bits);
+        if (s != OCT_OK) {
+            oct_i8_gpt_free(out);
+            return s;
+        }
+    } else {
+        out->wte = dup_floats(m->wte->data, (size_t)m->wte->size);
+        out->wpe = dup_floats(m->wpe->data, (size_t)m->wpe->size);
+    }
     out->ln = malloc((size_t)L * 4 * (size_t)C * sizeof *out->ln);
     out->lnf = malloc(2 * (size_t)C * sizeof *out->lnf);
     out->lin = calloc((size_t)J, sizeof *out->lin);

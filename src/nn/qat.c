@@ -77,6 +77,9 @@ oct_status oct_qat_mlp_init(oct_qat_mlp *q, oct_mlp *mlp, oct_arena *arena, oct_
     oct_status st = oct_qat_config_check(cfg);
     if (st != OCT_OK) return st;
     int L = mlp->n_layers;
+    if (cfg->embed_bits)
+        return oct_fail(OCT_EINVAL, "qat: embed_bits %d, but an MLP has no embeddings",
+                        cfg->embed_bits);
     if (mlp->act != OCT_ACT_RELU)
         return oct_fail(OCT_EINVAL,
                         "qat: the MLP must use relu (fused into the integer layer), "

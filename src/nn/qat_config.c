@@ -50,6 +50,9 @@ oct_status oct_qat_config_check(const oct_qat_config *c) {
     if (c->freeze_after < 0)
         return oct_fail(OCT_EINVAL, "qat: freeze_after %lld, expected >= 0 (0: never)",
                         (long long)c->freeze_after);
+    if (c->embed_bits != 0 && (c->embed_bits < 2 || c->embed_bits > 8))
+        return oct_fail(OCT_EINVAL, "qat: embed_bits %d, expected 0 (float32) or 2..8",
+                        c->embed_bits);
     return OCT_OK;
 }
 
@@ -111,10 +114,11 @@ char *oct_qat_config_to_json(const oct_qat_config *c) {
     json_t *modes = json_array();
     for (int i = 0; i < c->n_act_modes; i++)
         json_array_append_new(modes, json_string(oct_qat_amode_name(c->act_mode[i])));
-    json_t *o = json_pack("{s:i, s:i, s:s, s:o, s:f, s:I}", "weight_bits", c->weight_bits,
+    json_t *o = json_pack("{s:i, s:i, s:s, s:o, s:f, s:I, s:i}", "weight_bits", c->weight_bits,
                           "act_bits", c->act_bits, "weight_mode",
                           oct_qat_wmode_name(c->weight_mode), "act_modes", modes, "momentum",
-                          (double)c->momentum, "freeze_after", (json_int_t)c->freeze_after);
+                          (double)c->momentum, "freeze_after", (json_int_t)c->freeze_after,
+                          "embed_bits", c->embed_bits);
     if (!o) return NULL;
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(o);
@@ -161,6 +165,9 @@ oct_status oct_qat_config_from_json(oct_qat_config *c, const char *json) {
     if (st == OCT_OK && (v = json_object_get(o, "freeze_after")))
         st = json_is_integer(v) ? (r.freeze_after = json_integer_value(v), OCT_OK)
                                 : bad_key("freeze_after");
+    if (st == OCT_OK && (v = json_object_get(o, "embed_bits")))
+        st = json_is_integer(v) ? (r.embed_bits = (int)json_integer_value(v), OCT_OK)
+                                : bad_key("embed_bits");
     json_decref(o);
     if (st == OCT_OK && oct_qat_config_check(&r) != OCT_OK)
         st = oct_fail(OCT_EFORMAT, "%s", oct_last_error());

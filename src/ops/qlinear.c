@@ -42,37 +42,15 @@ void oct_act_quant_params(const oct_act_quant *q, float *s, int32_t *z) {
 void oct_qat_linear_weight_scales(const oct_qat_linear *l, float *s) {
     const oct_tensor *w = l->fp->w;
     int out = w->shape[0], in = w->shape[1];
+    if (l->wmode != OCT_QAT_W_LSQ) {
+        oct_quant_row_scales(&l->wscheme, w->data, out, in, s);
+        return;
+    }
     for (int c = 0; c < out; c++) {
-        const float *row = w->data + (int64_t)c * in;
-        if (l->wmode == OCT_QAT_W_LSQ) {
-            float v = l->wscale->data[c];
-            /* An uninitialized (0) step behaves as its initial value would. */
-            if (v == 0.0f) v = oct_lsq_init_scale(row, in, l->wscheme.qmax);
-            s[c] = v > OCT_QUANT_MIN_SCALE ? v : OCT_QUANT_MIN_SCALE;
-            continue;
-        }
-        /* Eight independent lanes so that the min/max reduction vectorizes; the result is the
-         * same as a sequential scan (min and max are exact). */
-        float lo8[8], hi8[8];
-        for (int j = 0; j < 8; j++) lo8[j] = hi8[j] = row[0];
-        int k = 0;
-        for (; k + 8 <= in; k += 8)
-            for (int j = 0; j < 8; j++) {
-                float v = row[k + j];
-                lo8[j] = v < lo8[j] ? v : lo8[j];
-                hi8[j] = v > hi8[j] ? v : hi8[j];
-            }
-        for (; k < in; k++) {
-            lo8[0] = row[k] < lo8[0] ? row[k] : lo8[0];
-            hi8[0] = row[k] > hi8[0] ? row[k] : hi8[0];
-        }
-        float lo = lo8[0], hi = hi8[0];
-        for (int j = 1; j < 8; j++) {
-            lo = lo8[j] < lo ? lo8[j] : lo;
-            hi = hi8[j] > hi ? hi8[j] : hi;
-        }
-        int32_t z;
-        oct_quant_params(&l->wscheme, lo, hi, &s[c], &z); /* NaN: the fallback scale */
+        float v = l->wscale->data[c];
+        /* An uninitialized (0) step behaves as its initial value would. */
+        if (v == 0.0f) v = oct_lsq_init_scale(w->data + (int64_t)c * in, in, l->wscheme.qmax);
+        s[c] = v > OCT_QUANT_MIN_SCALE ? v : OCT_QUANT_MIN_SCALE;
     }
 }
 

@@ -164,6 +164,35 @@ oct_status oct_quant_params(const oct_qscheme *q, float lo, float hi, float *sca
     return st;
 }
 
+void oct_quant_row_scales(const oct_qscheme *q, const float *w, int64_t rows, int64_t cols,
+                          float *s) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = w + r * cols;
+        /* Eight independent lanes so that the min/max reduction vectorizes; the result is the
+         * same as a sequential scan (min and max are exact). */
+        float lo8[8], hi8[8];
+        for (int j = 0; j < 8; j++) lo8[j] = hi8[j] = row[0];
+        int64_t k = 0;
+        for (; k + 8 <= cols; k += 8)
+            for (int j = 0; j < 8; j++) {
+                float v = row[k + j];
+                lo8[j] = v < lo8[j] ? v : lo8[j];
+                hi8[j] = v > hi8[j] ? v : hi8[j];
+            }
+        for (; k < cols; k++) {
+            lo8[0] = row[k] < lo8[0] ? row[k] : lo8[0];
+            hi8[0] = row[k] > hi8[0] ? row[k] : hi8[0];
+        }
+        float lo = lo8[0], hi = hi8[0];
+        for (int j = 1; j < 8; j++) {
+            lo = lo8[j] < lo ? lo8[j] : lo;
+            hi = hi8[j] > hi ? hi8[j] : hi;
+        }
+        int32_t z;
+        oct_quant_params(q, lo, hi, &s[r], &z); /* NaN: the fallback scale */
+    }
+}
+
 int32_t oct_quant_bias(float b, float s_a, float s_w) {
     double sab = (double)s_a * (double)s_w;
     OCT_ASSERT(sab > 0.0);
