@@ -46,7 +46,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if ((rc = int8_select_kernel("eval", kernel)) != CLI_OK) return rc;
     if (int8_path && gpt_int8_is_export(int8_path))
-        return gpt_int8_eval(int8_path, text, eval_batches, windows, threads);
+        return gpt_int8_eval(int8_path, text, eval_batches, windows, threads, compare);
     if (int8_path) return int8_eval(int8_path, data, batch, threads, compare);
     if (gpt_is_model(pos[0])) return gpt_model_eval(pos[0], text, eval_batches, windows, threads);
     cli_set_threads(threads);

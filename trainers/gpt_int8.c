@@ -93,12 +93,28 @@ int gpt_model_eval(const char *path, const char *text_path, int n_batches, int B
     return rc;
 }
 
-int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B, int threads) {
+/* Loads the --compare model: a QAT GPT of the export's vocabulary and context. */
+static int load_reference(const char *path, const oct_i8_gpt *m, const oct_vocab *vocab,
+                          gpt_model *ref) {
+    if (gpt_model_load(ref, path)) return cli_fail(NULL);
+    if (ref->qat_on && ref->gpt.cfg.context == m->context && ref->vocab.size == m->vocab &&
+        !memcmp(ref->vocab.bytes, vocab->bytes, (size_t)m->vocab))
+        return CLI_OK;
+    fprintf(stderr, "octet: --compare %s: not a QAT GPT with the export's vocabulary and context\n",
+            path);
+    gpt_model_free(ref);
+    return CLI_FAIL;
+}
+
+int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B, int threads,
+                  const char *compare) {
     oct_i8_gpt m;
     if (oct_i8_gpt_load(&m, path)) return cli_fail(NULL);
     oct_vocab vocab;
     oct_text text = {0};
+    gpt_model ref = {0};
     int rc = export_vocab(&m, &vocab);
+    if (rc == CLI_OK && compare) rc = load_reference(compare, &m, &vocab, &ref);
     if (rc == CLI_OK && oct_text_load(&text, text_path, m.vocab == 256)) rc = cli_fail(NULL);
     if (rc == CLI_OK &&
         (text.vocab.size != m.vocab || memcmp(text.vocab.bytes, vocab.bytes, (size_t)m.vocab))) {
@@ -111,6 +127,7 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B,
     if (rc == CLI_OK && oct_i8_gpt_cache_init(&c, &m, T)) rc = cli_fail(NULL);
     if (rc != CLI_OK) {
         oct_text_free(&text);
+        gpt_model_free(&ref);
         oct_i8_gpt_free(&m);
         return rc;
     }
@@ -120,7 +137,8 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B,
     g.no_grad = true;
     oct_rng rng;
     oct_rng_seed(&rng, GPT_EVAL_SEED, 3); /* the windows gpt_model_evaluate draws */
-    double sum = 0.0, t0 = cli_now();
+    double sum = 0.0, sec = 0.0;
+    int64_t same = 0;
     for (int i = 0; i < n_batches && rc == CLI_OK; i++) {
         oct_graph_reset(&g);
         int32_t *x = oct_arena_alloc(&g.arena, 2 * (size_t)B * T * sizeof *x), *y = x + B * T;
@@ -130,20 +148,33 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B,
             rc = cli_fail(NULL);
             break;
         }
+        double t0 = cli_now();
         for (int b = 0; b < B; b++) {
             c.len = 0;
             oct_i8_gpt_run(&c, x + (int64_t)b * T, T, acc + (int64_t)b * T * V,
                            logits->data + (int64_t)b * T * V);
         }
+        sec += cli_now() - t0;
         sum += oct_cross_entropy(&g, logits, y)->data[0];
+        if (compare) {
+            const float *want = gpt_model_forward(&ref, &g, x, B, T)->data;
+            for (int64_t r = 0; r < (int64_t)B * T; r++)
+                same += !memcmp(want + r * V, logits->data + r * V, sizeof(float) * (size_t)V);
+        }
     }
-    double sec = cli_now() - t0, loss = sum / n_batches;
+    double loss = sum / n_batches;
+    long long positions = (long long)n_batches * B * T;
     if (rc == CLI_OK)
         printf("%s: int8 val loss %.4f nats/char (%.4f bits/char) on %d x %d windows of %d; "
                "%.0f tok/s (%d thread%s, kernel %s)\n",
-               path, loss, loss / 0.69314718055994531, n_batches, B, T,
-               (double)n_batches * B * T / sec, threads, threads == 1 ? "" : "s",
-               oct_i8_kernel_name());
+               path, loss, loss / 0.69314718055994531, n_batches, B, T, (double)positions / sec,
+               threads, threads == 1 ? "" : "s", oct_i8_kernel_name());
+    if (rc == CLI_OK && compare) {
+        printf("compared with %s: logits bit-identical at %lld/%lld positions\n", compare,
+               (long long)same, positions);
+        if (same != positions) rc = CLI_FAIL;
+    }
+    gpt_model_free(&ref);
     oct_graph_free(&g);
     oct_i8_gpt_cache_free(&c);
     oct_text_free(&text);
