@@ -5,7 +5,8 @@ Decoder-only GPT, pre-LayerNorm, 4 layers, 4 heads, width 128, context 128, MLP 
 (tanh approximation), learned positional embeddings, no dropout, GPT-2 init (normal std 0.02,
 residual projections std 0.02/sqrt(2*n_layer), zero biases), untied embeddings unless --tied.
 Causal attention is written out (q@k^T/sqrt(hs), masked_fill, softmax, @v): torch 1.13 has no
-F.scaled_dot_product_attention. AdamW (lr 1e-3 constant, betas 0.9/0.999, weight decay 0.1
+F.scaled_dot_product_attention. AdamW (lr 1e-3 constant unless --schedule cosine with
+--warmup, --min-lr and --clip, as octet's default recipe; betas 0.9/0.999, weight decay 0.1
 on parameters with >= 2 dims: Linear weights and both embeddings), batch 32.
 
 Data: the corpus file is read as bytes; the vocabulary is its sorted unique bytes; the first
@@ -169,11 +170,28 @@ def get_batch(data, batch, block, gen):
     return x, y
 
 
-def train_step(model, opt, data, args, gen):
+def lr_at(args, step):
+    """octet's oct_lr_at: linear warmup over --warmup steps, then constant or cosine decay to
+    --min-lr x lr at --steps."""
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    if args.schedule == "constant":
+        return args.lr
+    t, span, lo = step - args.warmup, args.steps - args.warmup, args.lr * args.min_lr
+    if t >= span:
+        return lo
+    return lo + 0.5 * (1.0 + math.cos(math.pi * t / span)) * (args.lr - lo)
+
+
+def train_step(model, opt, data, args, gen, step=0):
     x, y = get_batch(data, args.batch, args.block, gen)
     loss = model(x, y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    if args.clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+    for g in opt.param_groups:
+        g["lr"] = lr_at(args, step)
     opt.step()
     return loss.detach()
 
@@ -188,12 +206,13 @@ def val_loss(model, val, args):
     return sum(losses) / len(losses)
 
 
-def timed_steps(model, opt, data, args, gen, n):
-    """Runs n steps, each timed with perf_counter; returns (seconds list, last loss)."""
+def timed_steps(model, opt, data, args, gen, n, first=0):
+    """Runs n steps (numbered from first), each timed with perf_counter; returns (seconds list,
+    last loss)."""
     secs, loss = [], None
-    for _ in range(n):
+    for i in range(n):
         t0 = time.perf_counter()
-        loss = float(train_step(model, opt, data, args, gen))
+        loss = float(train_step(model, opt, data, args, gen, first + i))
         secs.append(time.perf_counter() - t0)
     return secs, loss
 
@@ -235,7 +254,7 @@ def train_run(train, val, vocab, args):
         n = min(args.log_every, args.steps - step)
         if 0 <= args.qat_after and step < args.qat_after:
             n = min(n, args.qat_after - step)
-        s, loss = timed_steps(model, opt, train, args, gen, n)
+        s, loss = timed_steps(model, opt, train, args, gen, n, step)
         secs += s
         step += n
         curve.append({"step": step, "train_loss": loss})
@@ -266,6 +285,11 @@ def main():
     p.add_argument("--mlp", type=int, default=512)
     p.add_argument("--tied", action="store_true", help="tie lm_head to the token embedding")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                   help="after --warmup steps: constant lr, or cosine decay to --min-lr x lr")
+    p.add_argument("--warmup", type=int, default=0)
+    p.add_argument("--min-lr", type=float, default=0.1, help="cosine: final lr / lr")
+    p.add_argument("--clip", type=float, default=0.0, help="clip the gradient norm (0: off)")
     p.add_argument("--beta1", type=float, default=0.9)
     p.add_argument("--beta2", type=float, default=0.999)
     p.add_argument("--eps", type=float, default=1e-8)
@@ -280,7 +304,9 @@ def main():
     train, val, vocab = load_corpus(args.text)
     log(f"{args.text}: {len(train)} train / {len(val)} val chars, vocab {vocab}")
     results = {"vocab": vocab, "batch": args.batch, "block": args.block, "tied": args.tied,
-               "qconfig": args.qconfig, "lr": args.lr, "betas": [args.beta1, args.beta2],
+               "qconfig": args.qconfig, "lr": args.lr, "schedule": args.schedule,
+               "warmup": args.warmup, "min_lr": args.min_lr, "clip": args.clip,
+               "betas": [args.beta1, args.beta2],
                "weight_decay": args.weight_decay,
                "params": sum(p.numel() for p in GPT(args, vocab).parameters())}
     if args.bench_steps > 0:
