@@ -97,7 +97,8 @@ static float train_shard(void *arg, oct_graph *g, int shard, int shards) {
 }
 
 /* Steps are data parallel over the threads (one shard per thread, split by windows), except
- * QAT steps whose observers still learn ranges: those see the whole batch on one graph. */
+ * the first QAT step, whose observers have no range yet: it sees the whole batch on one graph.
+ * In data-parallel QAT steps the observers update after the step from the shards' ranges. */
 static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const oct_text *text,
                  const gpt_opts *o, cli_log *jl) {
     int B = o->batch, T = o->context;
@@ -143,10 +144,11 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
             rc = cli_fail(NULL);
             break;
         }
-        bool whole = m->qat_on && oct_qat_gpt_observing(m->qat);
+        bool whole = m->qat_on && oct_qat_gpt_needs_whole_batch(m->qat);
         if (whole) cli_set_threads(o->threads); /* data-parallel steps use 1 per shard */
         batch_ctx b = {m, x, y, B, T};
         float loss = oct_dp_step(whole ? &dp_whole : &dp_split, train_shard, &b);
+        if (m->qat_on) oct_qat_gpt_commit(m->qat); /* the shards' observed ranges */
         float lr = oct_lr_at(sched, opt->step);
         double norm = oct_clip_grad_norm(&m->params, o->clip);
         if (!isfinite(loss) || !isfinite(norm)) {

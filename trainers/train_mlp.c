@@ -48,8 +48,9 @@ static float train_shard(void *arg, oct_graph *g, int shard, int shards) {
 }
 
 /* One epoch over the training set; returns the mean training loss. Steps are data parallel
- * over the threads, except QAT steps whose observers still learn ranges: those run on one graph
- * (observers see whole batches) with threaded int8 GEMMs and OpenBLAS. */
+ * over the threads, except the first QAT step (observers without a range yet, LSQ and PACT
+ * initialization), which runs on one graph with threaded int8 GEMMs and OpenBLAS. In
+ * data-parallel QAT steps the observers update after the step from the shards' ranges. */
 static double train_epoch(mlp_model *m, oct_dp *dp_fp32, oct_dp *dp_qat, oct_optim *opt,
                           const oct_schedule *sched, const oct_image_set *train,
                           oct_batcher *batcher, int epoch, const mlp_opts *o, cli_progress *bar) {
@@ -63,9 +64,10 @@ static double train_epoch(mlp_model *m, oct_dp *dp_fp32, oct_dp *dp_qat, oct_opt
     cli_progress_begin(bar, label, per_epoch, "samples/s");
     while (oct_batcher_next(batcher, &idx, &count)) {
         batch_ctx b = {m, train, idx, count};
-        bool whole = m->qat_on && oct_qat_mlp_observing(m->qat);
+        bool whole = m->qat_on && oct_qat_mlp_needs_whole_batch(m->qat);
         if (whole) cli_set_threads(o->threads); /* data-parallel steps use 1 per shard */
         float loss = oct_dp_step(whole ? dp_qat : dp_fp32, train_shard, &b);
+        if (m->qat_on) oct_qat_mlp_commit(m->qat); /* the shards' observed ranges */
         if (o->clip > 0) oct_clip_grad_norm(&m->params, o->clip);
         oct_optim_step(opt, oct_lr_at(sched, opt->step));
         loss_sum += loss;

@@ -76,6 +76,9 @@ typedef struct oct_act_quant {
     oct_tensor *lo, *hi; /* (1) observed range */
     oct_tensor *scale;   /* (1) LSQ step, else NULL */
     oct_tensor *alpha;   /* (1) PACT clipping level, else NULL */
+    /* The ranges data-parallel shards saw this step, pending oct_act_quant_commit (empty:
+     * +Inf, -Inf). */
+    float shard_lo[OCT_DP_MAX_SHARDS], shard_hi[OCT_DP_MAX_SHARDS];
 } oct_act_quant;
 
 /* The (s, z) the quantizer uses now (the single mapping from state to parameters):
@@ -110,9 +113,16 @@ void oct_qat_linear_free(oct_qat_linear *l);
 /* True when a training forward pass of q should show it data: an observer that is not frozen,
  * or an LSQ step / PACT level that is not initialized yet. */
 bool oct_act_quant_observing(const oct_act_quant *q);
-/* True when a training forward pass of l would change quantizer state (its observers, or LSQ
- * initialization); such steps must see whole batches, so data parallelism waits for them. */
-bool oct_qat_linear_observing(const oct_qat_linear *l);
+/* True when q has no parameters yet: an observer that has seen no data, an LSQ step or PACT
+ * level not initialized. The first batch sets them, on one graph. */
+bool oct_act_quant_needs_init(const oct_act_quant *q);
+/* True when a training forward pass of l must see the whole batch on one graph: a quantizer it
+ * updates needs initialization (oct_act_quant_needs_init), or its LSQ weight steps do. */
+bool oct_qat_linear_needs_whole_batch(const oct_qat_linear *l);
+/* After a data-parallel training step: applies the range the shards saw (the min of their
+ * minima, the max of their maxima: the whole batch's range) to q's observer as one update, and
+ * empties the shard ranges. A no-op when no shard observed anything. */
+void oct_act_quant_commit(oct_act_quant *q);
 
 /* Builds the integer layer for the current state (weights, bias, scales, zero points,
  * requantization), exactly what the evaluation forward pass runs. */
@@ -126,6 +136,12 @@ oct_status oct_qat_linear_build(const oct_qat_linear *l, oct_qlinear *out);
  * from oct_acc_to_real of the accumulators (after the ReLU, if any) BEFORE the requantization
  * parameters are computed, so the output equals what the evaluation forward on the new state gives.
  * The logits layer runs oct_qlinear_acc and returns oct_acc_to_real_rows.
+ * Data parallelism (g->shards > 1, see oct_dp in nn.h): a shard cannot see the whole batch
+ * before it quantizes, so in such a step every shard quantizes with the observers' state from
+ * before the step and records the range of its values (input, and output before
+ * requantization); oct_act_quant_commit (oct_qat_mlp_commit / oct_qat_gpt_commit) then applies
+ * the whole batch's range as one update. Observers thus act one step late in data-parallel
+ * steps; quantizers that still need initialization require a one-graph step (asserted).
  * Backward (STE): dz = dL/dy masked where the output was clamped or the ReLU inactive
  * (EMA/min-max/LSQ: real > 0 and oct_quant_passes; PACT: oct_pact_grad_x); db += sum dz;
  * dw += (dz^T x_dq) through the weight STE (min-max never clamps; LSQ masks and gets dL/ds);
@@ -198,9 +214,12 @@ void oct_qat_mlp_free(oct_qat_mlp *q);
 void oct_qat_mlp_set_threads(oct_qat_mlp *q, int threads);
 /* Re-derives the frozen flags from steps (after loading state). */
 void oct_qat_mlp_sync_frozen(oct_qat_mlp *q);
-/* True when the next training forward pass would change quantizer state (observers not yet
- * frozen, LSQ/PACT not initialized): such a step must see the whole batch on one graph. */
-bool oct_qat_mlp_observing(oct_qat_mlp *q);
+/* True when the next training step must see the whole batch on one graph (a quantizer needs
+ * initialization, see oct_qat_linear_needs_whole_batch); otherwise it may be data parallel. */
+bool oct_qat_mlp_needs_whole_batch(oct_qat_mlp *q);
+/* Commits every quantizer's shard ranges (oct_act_quant_commit): call after each
+ * data-parallel training step. */
+void oct_qat_mlp_commit(oct_qat_mlp *q);
 /* logits (B, classes) float from x (B, in) float. In training (g->training) it counts a step
  * and freezes the observers once steps reaches cfg.freeze_after. */
 oct_tensor *oct_qat_mlp_forward(oct_qat_mlp *q, oct_graph *g, oct_tensor *x);
@@ -258,8 +277,9 @@ void oct_qat_gpt_free(oct_qat_gpt *q);
 void oct_qat_gpt_set_threads(oct_qat_gpt *q, int threads);
 /* Re-derives the frozen flags from steps (after loading state). */
 void oct_qat_gpt_sync_frozen(oct_qat_gpt *q);
-/* As oct_qat_mlp_observing, for the GPT. */
-bool oct_qat_gpt_observing(oct_qat_gpt *q);
+/* As oct_qat_mlp_needs_whole_batch and oct_qat_mlp_commit, for the GPT. */
+bool oct_qat_gpt_needs_whole_batch(oct_qat_gpt *q);
+void oct_qat_gpt_commit(oct_qat_gpt *q);
 /* logits (B,T,V) for ids (B,T) as oct_gpt_forward, quantized. In training it counts a step and
  * freezes the observers once steps reaches cfg.freeze_after. */
 oct_tensor *oct_qat_gpt_forward(oct_qat_gpt *q, oct_graph *g, const int32_t *ids, int B, int T);

@@ -186,6 +186,11 @@ typedef struct oct_observer {
 void oct_observer_init(oct_observer *o, float *lo, float *hi, int nch, float momentum);
 /* Observes x, n elements: nch rows of n / nch (n must be a multiple of nch). */
 void oct_observer_update(oct_observer *o, const float *x /* (nch, n / nch) */, int64_t n);
+/* The same update of channel c for a batch whose finite values span [lo, hi] (lo > hi: none,
+ * no change), e.g. the range of a batch observed in parts. */
+void oct_observer_update_range(oct_observer *o, int c, float lo, float hi);
+/* The min and max of the finite values of x (n); lo > hi (+Inf, -Inf) when there is none. */
+void oct_finite_range(const float *x /* (n) */, int64_t n, float *lo, float *hi);
 /* Per channel, oct_quant_params of the observed range; an empty channel counts as the zero
  * range. */
 oct_status oct_observer_qparams(const oct_observer *o, const oct_qscheme *q,

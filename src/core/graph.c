@@ -8,6 +8,7 @@
 
 void oct_graph_init(oct_graph *g, size_t block_size, uint64_t seed) {
     memset(g, 0, sizeof *g);
+    g->shards = 1;
     oct_arena_init(&g->arena, block_size ? block_size : (size_t)64 << 20);
     oct_rng_seed(&g->rng, seed, 0x6f63746574ULL);
 }

@@ -17,6 +17,7 @@ oct_status oct_dp_init(oct_dp *dp, const oct_params *params, int shards, uint64_
     for (int s = 0; s < shards; s++) {
         oct_graph_init(&dp->graphs[s], 0, seed + (uint64_t)s);
         dp->graphs[s].shard = s;
+        dp->graphs[s].shards = shards;
         if (s == 0) continue;
         dp->grads[s] = calloc((size_t)params->n, sizeof *dp->grads[s]);
         OCT_ASSERT(dp->grads[s] != NULL);

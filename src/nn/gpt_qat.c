@@ -80,11 +80,15 @@ void oct_qat_gpt_sync_frozen(oct_qat_gpt *q) {
                               q->cfg.freeze_after > 0 && q->steps >= q->cfg.freeze_after);
 }
 
-bool oct_qat_gpt_observing(oct_qat_gpt *q) {
+bool oct_qat_gpt_needs_whole_batch(oct_qat_gpt *q) {
     oct_qat_gpt_sync_frozen(q);
     for (int j = 0; j < q->n_linear; j++)
-        if (oct_qat_linear_observing(&q->lin[j])) return true;
+        if (oct_qat_linear_needs_whole_batch(&q->lin[j])) return true;
     return false;
+}
+
+void oct_qat_gpt_commit(oct_qat_gpt *q) {
+    for (int i = 0; i < 2 * q->n_linear - 1; i++) oct_act_quant_commit(&q->acts[i]);
 }
 
 /* Embedding table w (rows, C) as the forward pass uses it: w itself, or with embed_bits its

@@ -4,6 +4,7 @@
  * the evaluation forward pass uses. */
 #include "qat_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,10 @@ void oct__qat_act_init(oct_act_quant *a, const char *prefix, oct_qat_amode mode,
                       mode == OCT_QAT_A_EMA ? cfg->momentum : 0.0f);
     if (mode == OCT_QAT_A_LSQ) a->scale = scalar(arena, params, true, prefix, "scale", st);
     if (mode == OCT_QAT_A_PACT) a->alpha = scalar(arena, params, true, prefix, "alpha", st);
+    for (int k = 0; k < OCT_DP_MAX_SHARDS; k++) {
+        a->shard_lo[k] = INFINITY;
+        a->shard_hi[k] = -INFINITY;
+    }
 }
 
 void oct__qat_linear_init(oct_qat_linear *l, const oct_linear_layer *fp, oct_act_quant *in_q,
@@ -128,11 +133,15 @@ void oct_qat_mlp_sync_frozen(oct_qat_mlp *q) {
                               q->cfg.freeze_after > 0 && q->steps >= q->cfg.freeze_after);
 }
 
-bool oct_qat_mlp_observing(oct_qat_mlp *q) {
+bool oct_qat_mlp_needs_whole_batch(oct_qat_mlp *q) {
     oct_qat_mlp_sync_frozen(q);
     for (int i = 0; i < q->mlp->n_layers; i++)
-        if (oct_qat_linear_observing(&q->layers[i])) return true;
+        if (oct_qat_linear_needs_whole_batch(&q->layers[i])) return true;
     return false;
+}
+
+void oct_qat_mlp_commit(oct_qat_mlp *q) {
+    for (int i = 0; i < q->mlp->n_layers; i++) oct_act_quant_commit(&q->acts[i]);
 }
 
 oct_tensor *oct_qat_mlp_forward(oct_qat_mlp *q, oct_graph *g, oct_tensor *x) {

@@ -86,9 +86,20 @@ void oct_qat_linear_free(oct_qat_linear *l) {
     for (int s = 0; s < OCT_DP_MAX_SHARDS; s++) oct_qlinear_free(&l->ql[s]);
 }
 
-bool oct_qat_linear_observing(const oct_qat_linear *l) {
-    if ((l->owns_in && oct_act_quant_observing(l->in_q)) ||
-        (l->out_q && oct_act_quant_observing(l->out_q)))
+bool oct_act_quant_needs_init(const oct_act_quant *q) {
+    switch (q->mode) {
+    case OCT_QAT_A_LSQ:
+        return q->scale->data[0] == 0.0f;
+    case OCT_QAT_A_PACT:
+        return q->alpha->data[0] == 0.0f;
+    default:
+        return !q->obs.frozen && q->obs.lo[0] > q->obs.hi[0];
+    }
+}
+
+bool oct_qat_linear_needs_whole_batch(const oct_qat_linear *l) {
+    if ((l->owns_in && oct_act_quant_needs_init(l->in_q)) ||
+        (l->out_q && oct_act_quant_needs_init(l->out_q)))
         return true;
     if (l->wmode == OCT_QAT_W_LSQ)
         for (int c = 0; c < l->fp->w->shape[0]; c++)
@@ -124,6 +135,26 @@ static void act_observe(oct_act_quant *q, const float *x /* (n) */, int64_t n) {
     q->scale->data[0] = oct_lsq_init_scale(x, n, q->scheme.qmax - z);
 }
 
+/* A data-parallel shard's share of observing: the range of x (n) into q's slot for shard. */
+static void act_collect(oct_act_quant *q, int shard, const float *x, int64_t n) {
+    float mn, mx;
+    oct_finite_range(x, n, &mn, &mx);
+    q->shard_lo[shard] = mn < q->shard_lo[shard] ? mn : q->shard_lo[shard];
+    q->shard_hi[shard] = mx > q->shard_hi[shard] ? mx : q->shard_hi[shard];
+}
+
+void oct_act_quant_commit(oct_act_quant *q) {
+    float mn = INFINITY, mx = -INFINITY;
+    for (int s = 0; s < OCT_DP_MAX_SHARDS; s++) {
+        mn = q->shard_lo[s] < mn ? q->shard_lo[s] : mn;
+        mx = q->shard_hi[s] > mx ? q->shard_hi[s] : mx;
+        q->shard_lo[s] = INFINITY;
+        q->shard_hi[s] = -INFINITY;
+    }
+    if (q->mode == OCT_QAT_A_EMA || q->mode == OCT_QAT_A_MINMAX)
+        oct_observer_update_range(&q->obs, 0, mn, mx); /* no-op when empty or frozen */
+}
+
 /* ---- the op --------------------------------------------------------------------------------- */
 
 /* x (n) = dequantize(q, s, z) through a 256-entry table of oct_dequantize values (the same
@@ -145,6 +176,14 @@ typedef struct ql_aux {
     float alpha; /* PACT output level */
 } ql_aux;
 
+/* y (B,N) = the real values of the accumulators (after the ReLU, if any): what the output
+ * observer sees. */
+static void acc_reals(const oct_qat_linear *l, const ql_aux *a, int B, int N, float *y) {
+    oct_acc_to_real_rows(a->acc, B, N, a->s_a, a->ws, y);
+    if (l->relu)
+        for (int64_t i = 0; i < (int64_t)B * N; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
+
 /* The tensors of l that receive gradients besides x, w and b. */
 static bool learned_wants_grad(const oct_qat_linear *l) {
     const oct_act_quant *o = l->out_q;
@@ -161,11 +200,16 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
     OCT_ASSERT(oct_tensor_cols(x) == K && (!l->relu || l->out_q));
     OCT_ASSERT(!l->out_q || l->relu || l->out_q->mode != OCT_QAT_A_PACT); /* PACT clips at 0 */
     OCT_ASSERT(g->shard >= 0 && g->shard < OCT_DP_MAX_SHARDS);
-    /* Data-parallel shards other than 0 must not change quantizer state. */
-    OCT_ASSERT(g->shard == 0 || !g->training || !oct_qat_linear_observing(l));
+    /* Data-parallel shards collect ranges instead of changing quantizer state. */
+    bool collect = g->training && g->shards > 1;
+    OCT_ASSERT(!collect || !oct_qat_linear_needs_whole_batch(l));
     oct_qlinear *ql = &l->ql[g->shard];
-    if (g->training && l->owns_in && oct_act_quant_observing(l->in_q))
-        act_observe(l->in_q, x->data, x->size);
+    if (g->training && l->owns_in && oct_act_quant_observing(l->in_q)) {
+        if (collect)
+            act_collect(l->in_q, g->shard, x->data, x->size);
+        else
+            act_observe(l->in_q, x->data, x->size);
+    }
     if (g->training && l->wmode == OCT_QAT_W_LSQ)
         for (int c = 0; c < N; c++)
             if (l->wscale->data[c] == 0.0f)
@@ -188,6 +232,8 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
     oct_tensor *y = oct_tensor_new(&g->arena, x->ndim, yshape); /* (..., N) */
     oct_act_quant *oq = l->out_q;
     bool observe_out = oq && g->training && oct_act_quant_observing(oq);
+    bool collect_out = observe_out && collect;
+    observe_out = observe_out && !collect;
     oct_status st = build(l, ql, a->ws, oq && !observe_out);
     OCT_ASSERT(st == OCT_OK); /* scales are positive by construction */
     if (!oq) {
@@ -199,10 +245,7 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
             /* Accumulators first, then the observer, then the requantization parameters of the
              * updated state: the same integers the eval forward and the export produce. */
             oct_qlinear_acc(ql, a->a, B, a->acc, l->threads);
-            oct_acc_to_real_rows(a->acc, B, N, a->s_a, a->ws, y->data);
-            if (l->relu)
-                for (int64_t i = 0; i < y->size; i++)
-                    y->data[i] = y->data[i] > 0.0f ? y->data[i] : 0.0f;
+            acc_reals(l, a, B, N, y->data);
             act_observe(oq, y->data, y->size);
             float s_y;
             int32_t z_y;
@@ -214,6 +257,10 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
                               ql->relu, codes);
         } else {
             oct_qlinear_forward(ql, a->a, B, a->acc, codes, l->threads);
+            if (collect_out) { /* the range the observer would have seen, for the commit */
+                acc_reals(l, a, B, N, y->data);
+                act_collect(oq, g->shard, y->data, y->size);
+            }
         }
         a->s_y = ql->y_scale;
         a->z_y = ql->y_zp;

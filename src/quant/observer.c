@@ -16,30 +16,41 @@ void oct_observer_init(oct_observer *o, float *lo, float *hi, int nch, float mom
     }
 }
 
+void oct_finite_range(const float *x, int64_t n, float *lo, float *hi) {
+    float mn = INFINITY, mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        if (!(v >= -FLT_MAX && v <= FLT_MAX)) continue; /* NaN, +-Inf */
+        mn = v < mn ? v : mn;
+        mx = v > mx ? v : mx;
+    }
+    *lo = mn;
+    *hi = mx;
+}
+
+void oct_observer_update_range(oct_observer *o, int c, float mn, float mx) {
+    OCT_ASSERT(c >= 0 && c < o->nch);
+    if (o->frozen || mn > mx) return; /* no finite value */
+    if (o->lo[c] > o->hi[c]) {        /* first data for this channel */
+        o->lo[c] = mn;
+        o->hi[c] = mx;
+    } else if (o->momentum == 0.0f) {
+        o->lo[c] = mn < o->lo[c] ? mn : o->lo[c];
+        o->hi[c] = mx > o->hi[c] ? mx : o->hi[c];
+    } else {
+        o->lo[c] = (float)(o->lo[c] + (double)o->momentum * ((double)mn - o->lo[c]));
+        o->hi[c] = (float)(o->hi[c] + (double)o->momentum * ((double)mx - o->hi[c]));
+    }
+}
+
 void oct_observer_update(oct_observer *o, const float *x, int64_t n) {
     OCT_ASSERT(n % o->nch == 0);
     if (o->frozen) return;
     int64_t cols = n / o->nch;
     for (int c = 0; c < o->nch; c++) {
-        const float *xc = x + c * cols;
-        float mn = INFINITY, mx = -INFINITY;
-        for (int64_t i = 0; i < cols; i++) {
-            float v = xc[i];
-            if (!(v >= -FLT_MAX && v <= FLT_MAX)) continue; /* NaN, +-Inf */
-            mn = v < mn ? v : mn;
-            mx = v > mx ? v : mx;
-        }
-        if (mn > mx) continue;     /* no finite value in this channel */
-        if (o->lo[c] > o->hi[c]) { /* first data for this channel */
-            o->lo[c] = mn;
-            o->hi[c] = mx;
-        } else if (o->momentum == 0.0f) {
-            o->lo[c] = mn < o->lo[c] ? mn : o->lo[c];
-            o->hi[c] = mx > o->hi[c] ? mx : o->hi[c];
-        } else {
-            o->lo[c] = (float)(o->lo[c] + (double)o->momentum * ((double)mn - o->lo[c]));
-            o->hi[c] = (float)(o->hi[c] + (double)o->momentum * ((double)mx - o->hi[c]));
-        }
+        float mn, mx;
+        oct_finite_range(x + c * cols, cols, &mn, &mx);
+        oct_observer_update_range(o, c, mn, mx);
     }
 }
 
