@@ -20,7 +20,7 @@ bible -l0 gen1:1-rev22:21 >"$text"
 for t in 1 2; do
     "$octet" train gpt --text "$text" --steps 60 --eval-every 0 --eval-batches 1 --threads "$t" \
         --log "$out/octet-fp32-$t.jsonl" >/dev/null 2>&1
-    "$octet" train gpt --text "$text" --qat --steps 80 --qat-steps 79 --freeze-after 10 \
+    "$octet" train gpt --text "$text" --qat --steps 80 --qat-steps 79 --freeze-after 0 \
         --eval-every 0 --eval-batches 1 --threads "$t" --log "$out/octet-qat-$t.jsonl" >/dev/null 2>&1
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 0 --bench-steps 20 \
         --threads "$t" >"$out/torch-$t.json" 2>/dev/null

@@ -26,7 +26,7 @@ for envname in asis native; do
     for t in 1 2; do
         in_env "$envname" "$octet" train mlp --epochs 3 --threads "$t" \
             --log "$out/octet-fp32-$envname-$t.jsonl" >/dev/null 2>&1
-        in_env "$envname" "$octet" train mlp --qat --epochs 4 --fp32-epochs 1 --threads "$t" \
+        in_env "$envname" "$octet" train mlp --qat --epochs 4 --fp32-epochs 1 --freeze-after 0 --threads "$t" \
             --log "$out/octet-qat-$envname-$t.jsonl" >/dev/null 2>&1
     done
     in_env "$envname" env OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_mlp.py" --time-epochs 3 \
