@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command two: installs what is missing, builds with -Werror, runs the whole test
-# suite, then runs the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# suite, then runs the unit and CLI tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source trainers/deps.sh
@@ -26,7 +26,7 @@ meson setup build-asan --buildtype=debugoptimized -Dwerror=true -Dtests=enabled 
         -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 ninja -C build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    meson test -C build-asan --suite unit --print-errorlogs --num-processes "$jobs" |
+    meson test -C build-asan --suite unit --suite cli --print-errorlogs --num-processes "$jobs" |
     tee build-asan/summary.txt
 count_results build-asan/summary.txt
 echo "octet: release -Werror build and ASan+UBSan build"

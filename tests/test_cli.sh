@@ -119,7 +119,7 @@ ok() {
     fi
 }
 ok "train gpt" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --save "$tmp/g.safetensors"
-ok "train gpt --qat" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat --embed-bits 8 \
+ok "train gpt --qat" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat --embed-bits 8 --threads 2 \
     --save "$tmp/gq.safetensors"
 ok "export gpt" "int8 embeddings" "$octet" export "$tmp/gq.safetensors" -o "$tmp/g8.safetensors"
 ok "eval --compare" "bit-identical at 32/32 positions" "$octet" eval --int8 "$tmp/g8.safetensors" \

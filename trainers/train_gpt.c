@@ -3,7 +3,7 @@
  * validation windows, logs metrics as JSON Lines and saves the fp32 model with its vocabulary.
  *
  * Default recipe (4 layers, 4 heads, width 128, context 128, MLP 512, batch 32): AdamW
- * (betas 0.9, 0.99) at lr 3e-3 with 100 warmup steps and a cosine decay to 0.1 lr over 3660
+ * (betas 0.9, 0.99) at lr 6e-3 with 200 warmup steps and a cosine decay to 0.1 lr over 3660
  * steps (15M training tokens), weight decay 0.1 on matrices and embeddings only, gradient
  * clipping at 1.0. */
 #include <limits.h>
@@ -309,12 +309,12 @@ int cmd_train_gpt(int argc, char **argv) {
         .mlp = 512,
         .batch = 32,
         .steps = 3660,
-        .warmup = 100,
+        .warmup = 200,
         .seed = 1,
         .threads = 1,
         .eval_every = 500,
         .eval_batches = 20,
-        .lr = 3e-3f,
+        .lr = 6e-3f,
         .min_lr = 0.1f,
         .wd = 0.1f,
         .clip = 1.0f,
