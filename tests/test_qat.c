@@ -154,6 +154,10 @@ static void qlayer_init(qlayer *q, int K, int N, bool hidden) {
         a[i]->mode = OCT_QAT_A_EMA;
         assert_int_equal(oct_qscheme_init(&a[i]->scheme, 8, false, false, false, false), OCT_OK);
         oct_observer_init(&a[i]->obs, &q->lo[i], &q->hi[i], 1, 0.01f);
+        for (int s = 0; s < OCT_DP_MAX_SHARDS; s++) {
+            a[i]->shard_lo[s] = INFINITY;
+            a[i]->shard_hi[s] = -INFINITY;
+        }
     }
     q->lo[0] = -2.5f;
     q->hi[0] = 3.0f;
@@ -311,6 +315,56 @@ static void observers_update_only_when_training(void **state) {
     oct_graph_reset(&g);
     oct_qat_linear_forward(&g, x, &q.l);
     assert_true(q.lo[0] == lo0);
+    oct_qat_linear_free(&q.l);
+    oct_graph_free(&g);
+}
+
+/* A data-parallel shard leaves the observers alone, quantizes with their state, and records in
+ * its slots the range of its input and of its outputs' real values (after the ReLU), computed
+ * here from the integer layer; the commit applies them as one update. */
+static void shards_collect_ranges(void **state) {
+    enum { B = 7, K = 40, N = 24 };
+    oct_graph g;
+    oct_graph_init(&g, 0, 1);
+    qlayer q;
+    qlayer_init(&q, K, N, true);
+    oct_tensor *x = param(B, K, 2.0f);
+    x->data[5] = NAN; /* skipped by the ranges */
+    x->data[9] = -INFINITY;
+    float in_lo, in_hi, out_lo = INFINITY, out_hi = -INFINITY;
+    oct_finite_range(x->data, B * K, &in_lo, &in_hi);
+    oct_qlinear ql = {0};
+    assert_int_equal(oct_qat_linear_build(&q.l, &ql), OCT_OK);
+    uint8_t a[B * K];
+    int32_t acc[B * N];
+    float real[B * N], eval[B * N];
+    oct_quantize_u8(x->data, 1, B * K, &ql.a_scale, &ql.a_zp, 0, 255, a);
+    oct_qlinear_acc(&ql, a, B, acc, 1);
+    oct_acc_to_real_rows(acc, B, N, ql.a_scale, ql.w_scale, real);
+    for (int i = 0; i < B * N; i++) {
+        float v = fmaxf(real[i], 0.0f);
+        out_lo = fminf(out_lo, v);
+        out_hi = fmaxf(out_hi, v);
+    }
+    oct_qlinear_free(&ql);
+    memcpy(eval, oct_qat_linear_forward(&g, x, &q.l)->data, sizeof eval); /* eval mode */
+    float lo[2] = {q.lo[0], q.lo[1]}, hi[2] = {q.hi[0], q.hi[1]};
+    oct_graph_reset(&g);
+    g.training = true;
+    g.shards = 2;
+    g.shard = 1;
+    oct_tensor *y = oct_qat_linear_forward(&g, x, &q.l);
+    assert_memory_equal(y->data, eval, sizeof eval);
+    assert_memory_equal(q.lo, lo, sizeof lo);
+    assert_memory_equal(q.hi, hi, sizeof hi);
+    assert_true(q.in_q.shard_lo[1] == in_lo && q.in_q.shard_hi[1] == in_hi);
+    assert_true(q.out_q.shard_lo[1] == out_lo && q.out_q.shard_hi[1] == out_hi);
+    assert_true(q.out_q.shard_lo[0] == INFINITY);
+    oct_act_quant_commit(&q.in_q);
+    oct_act_quant_commit(&q.out_q);
+    assert_true(q.lo[0] == (float)(lo[0] + (double)0.01f * ((double)in_lo - lo[0])));
+    assert_true(q.hi[1] == (float)(hi[1] + (double)0.01f * ((double)out_hi - hi[1])));
+    assert_true(q.in_q.shard_lo[1] == INFINITY && q.out_q.shard_hi[1] == -INFINITY);
     oct_qat_linear_free(&q.l);
     oct_graph_free(&g);
 }
@@ -598,6 +652,7 @@ int main(void) {
         cmocka_unit_test_setup(qlinear_logits_from_qlinear_acc, setup),
         cmocka_unit_test_setup(qlinear_backward_is_ste, setup),
         cmocka_unit_test_setup(observers_update_only_when_training, setup),
+        cmocka_unit_test_setup(shards_collect_ranges, setup),
         cmocka_unit_test_setup(qat_mlp_learns_toy_problem, setup),
         cmocka_unit_test_setup(data_parallel_qat_steps, setup),
         cmocka_unit_test_setup(to_int8_is_bit_exact, setup),

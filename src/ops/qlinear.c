@@ -184,6 +184,36 @@ static void acc_reals(const oct_qat_linear *l, const ql_aux *a, int B, int N, fl
         for (int64_t i = 0; i < (int64_t)B * N; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
 }
 
+/* [*lo, *hi] = the range of acc_reals without computing them: oct_acc_to_real is non-decreasing
+ * in acc (s_a s_w[c] > 0), as is the ReLU, so each channel's extremes are those of its extreme
+ * accumulators. */
+static void acc_real_range(oct_graph *g, const oct_qat_linear *l, const ql_aux *a, int B, int N,
+                           float *lo, float *hi) {
+    int32_t *mn = oct_arena_alloc(&g->arena, 2 * (size_t)N * sizeof *mn), *mx = mn + N;
+    memcpy(mn, a->acc, (size_t)N * sizeof *mn);
+    memcpy(mx, a->acc, (size_t)N * sizeof *mx);
+    for (int r = 1; r < B; r++) {
+        const int32_t *row = a->acc + (int64_t)r * N;
+        for (int c = 0; c < N; c++) {
+            mn[c] = row[c] < mn[c] ? row[c] : mn[c];
+            mx[c] = row[c] > mx[c] ? row[c] : mx[c];
+        }
+    }
+    float rlo = INFINITY, rhi = -INFINITY;
+    for (int c = 0; c < N; c++) {
+        float vlo = oct_acc_to_real(mn[c], a->s_a, a->ws[c]);
+        float vhi = oct_acc_to_real(mx[c], a->s_a, a->ws[c]);
+        if (l->relu) {
+            vlo = vlo > 0.0f ? vlo : 0.0f;
+            vhi = vhi > 0.0f ? vhi : 0.0f;
+        }
+        rlo = vlo < rlo ? vlo : rlo;
+        rhi = vhi > rhi ? vhi : rhi;
+    }
+    *lo = rlo;
+    *hi = rhi;
+}
+
 /* The tensors of l that receive gradients besides x, w and b. */
 static bool learned_wants_grad(const oct_qat_linear *l) {
     const oct_act_quant *o = l->out_q;
@@ -258,8 +288,10 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
         } else {
             oct_qlinear_forward(ql, a->a, B, a->acc, codes, l->threads);
             if (collect_out) { /* the range the observer would have seen, for the commit */
-                acc_reals(l, a, B, N, y->data);
-                act_collect(oq, g->shard, y->data, y->size);
+                float lo, hi;
+                acc_real_range(g, l, a, B, N, &lo, &hi);
+                oq->shard_lo[g->shard] = lo < oq->shard_lo[g->shard] ? lo : oq->shard_lo[g->shard];
+                oq->shard_hi[g->shard] = hi > oq->shard_hi[g->shard] ? hi : oq->shard_hi[g->shard];
             }
         }
         a->s_y = ql->y_scale;
