@@ -3,7 +3,8 @@
 # width 128, context 128, MLP 512, batch 32) in octet and in PyTorch (torch_gpt.py), fp32 and
 # QAT, threads 1 and 2 (PyTorch with OPENBLAS_NUM_THREADS=1), on the KJV corpus; with --loss,
 # also the validation loss of both after the same 1,200 steps of the same recipe (AdamW lr 1e-3
-# constant, betas 0.9/0.999, weight decay 0.1, no clipping). Prints the ratios.
+# constant, betas 0.9/0.999, weight decay 0.1, no clipping). Also octet's generation speed at
+# batch 1, fp32 model against int8 export. Prints the ratios.
 #
 # usage: benchmarks/run_gpt.sh [BUILD_DIR (default build-release)] [--loss]
 set -euo pipefail
@@ -19,11 +20,20 @@ bible -l0 gen1:1-rev22:21 >"$text"
 
 for t in 1 2; do
     "$octet" train gpt --text "$text" --steps 60 --eval-every 0 --eval-batches 1 --threads "$t" \
-        --log "$out/octet-fp32-$t.jsonl" >/dev/null 2>&1
+        --log "$out/octet-fp32-$t.jsonl" --save "$out/fp32.safetensors" >/dev/null 2>&1
     "$octet" train gpt --text "$text" --qat --steps 80 --qat-steps 79 --freeze-after 0 \
-        --eval-every 0 --eval-batches 1 --threads "$t" --log "$out/octet-qat-$t.jsonl" >/dev/null 2>&1
+        --eval-every 0 --eval-batches 1 --threads "$t" --log "$out/octet-qat-$t.jsonl" \
+        --save "$out/qat.safetensors" >/dev/null 2>&1
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 0 --bench-steps 20 \
         --threads "$t" >"$out/torch-$t.json" 2>/dev/null
+done
+# Generation at batch 1 (KV cache, 1 thread): the fp32 model and the int8 export, best of 3.
+"$octet" export "$out/qat.safetensors" -o "$out/int8.safetensors" >/dev/null
+for i in 1 2 3; do
+    for m in fp32 int8; do
+        "$octet" generate "$out/$m.safetensors" --prompt "In the beginning" -n 4000 --seed "$i" \
+            2>>"$out/gen-$m.txt" >/dev/null
+    done
 done
 if [ "$loss" = --loss ]; then
     "$octet" train gpt --text "$text" --steps 1200 --lr 1e-3 --schedule constant --warmup 0 \
@@ -58,6 +68,10 @@ for t, (of, oq, tf, tq) in rows.items():
 of, oq = max(r[0] for r in rows.values()), max(r[1] for r in rows.values())
 tf, tq = max(r[2] for r in rows.values()), max(r[3] for r in rows.values())
 print(f"best vs best: fp32 {of / tf:.2f}x, QAT {oq / tq:.2f}x (octet / PyTorch)")
+gen = {m: max(float(l.split()[-2]) for l in open(f"{out}/gen-{m}.txt") if "tok/s" in l)
+       for m in ("fp32", "int8")}
+print(f"generation, batch 1: fp32 {gen['fp32']:.0f}, int8 {gen['int8']:.0f} characters/s "
+      f"({gen['int8'] / gen['fp32']:.2f}x)")
 if os.path.exists(f"{out}/octet-loss.jsonl"):
     ol = [json.loads(l) for l in open(f"{out}/octet-loss.jsonl") if '"final"' in l][-1]["val_loss"]
     tl = torch_res(f"{out}/torch-loss.json")["train"]["val_loss"]

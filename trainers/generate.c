@@ -19,6 +19,7 @@ static int generate(const gpt_model *m, const char *prompt, int n, float tempera
     int rc = CLI_OK;
     oct_rng rng;
     oct_rng_seed(&rng, (uint64_t)seed, 4);
+    double t0 = cli_now();
     if (!ids || !text) {
         rc = cli_fail("out of memory");
     } else if (oct_vocab_encode(&m->vocab, prompt, len, ids)) {
@@ -30,10 +31,12 @@ static int generate(const gpt_model *m, const char *prompt, int n, float tempera
     } else if (oct_gpt_generate(&m->gpt, ids, (int)len, n, temperature, top_k, &rng, ids + len)) {
         rc = cli_fail(NULL);
     } else {
+        double sec = cli_now() - t0;
         oct_vocab_decode(&m->vocab, ids + len, n, text);
         fwrite(prompt, 1, (size_t)len, stdout);
         fwrite(text, 1, (size_t)n, stdout);
         fputc('\n', stdout);
+        fprintf(stderr, "octet: fp32 model: %d tokens in %.3f s, %.0f tok/s\n", n, sec, n / sec);
     }
     free(ids);
     free(text);
