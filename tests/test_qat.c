@@ -514,12 +514,12 @@ static void data_parallel_qat_steps(void **state) {
             assert_true(q[1].acts[1].hi->data[0] == keep);
         }
     }
+    oct_dp_free(&two); /* before its parameter list */
     for (int m = 0; m < 2; m++) {
         oct_dp_free(&one[m]);
         oct_qat_mlp_free(&q[m]);
         oct_params_free(&params[m]);
     }
-    oct_dp_free(&two);
 }
 
 static void i8_mlp_free(oct_i8_mlp *m) {

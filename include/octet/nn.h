@@ -214,7 +214,8 @@ typedef struct oct_dp {
 /* shards in [1, OCT_DP_MAX_SHARDS]; every tensor of params must have been added to params
  * (param_id set). Graph seeds are seed + shard. */
 oct_status oct_dp_init(oct_dp *dp, const oct_params *params, int shards, uint64_t seed);
-/* oct_dp_free(NULL) is a no-op. */
+/* Frees the shard graphs and gradient buffers; params must still be alive (its length sizes
+ * them). oct_dp_free(NULL) is a no-op. */
 void oct_dp_free(oct_dp *dp);
 /* Zeroes the parameters' gradients, runs fn for every shard in parallel and sums the shards'
  * gradients into the parameters'. Returns the sum of the shards' losses. */
