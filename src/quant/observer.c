@@ -16,16 +16,18 @@ void oct_observer_init(oct_observer *o, float *lo, float *hi, int nch, float mom
     }
 }
 
-/* Folds v into [*mn, *mx] unless it is NaN or infinite (+Inf never lowers a minimum, -Inf never
- * raises a maximum, NaN compares false). */
-static inline void fold(float v, float *mn, float *mx) {
-    *mn = v < *mn && v >= -FLT_MAX ? v : *mn;
-    *mx = v > *mx && v <= FLT_MAX ? v : *mx;
+/* v as a candidate minimum / maximum: NaN and -Inf cannot lower a minimum, NaN and +Inf cannot
+ * raise a maximum (+Inf never lowers a minimum, -Inf never raises a maximum by themselves). */
+static inline float for_min(float v) {
+    return v >= -FLT_MAX ? v : INFINITY;
+}
+static inline float for_max(float v) {
+    return v <= FLT_MAX ? v : -INFINITY;
 }
 
 void oct_finite_range(const float *x, int64_t n, float *lo, float *hi) {
-    /* Eight independent lanes so that the loop vectorizes; min and max are exact, so the result
-     * is a sequential scan's. */
+    /* Eight independent lanes of plain selects so that the loop vectorizes; min and max are
+     * exact, so the result is a sequential scan's. */
     float mn[8], mx[8];
     for (int j = 0; j < 8; j++) {
         mn[j] = INFINITY;
@@ -33,11 +35,19 @@ void oct_finite_range(const float *x, int64_t n, float *lo, float *hi) {
     }
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) fold(x[i + j], &mn[j], &mx[j]);
-    for (; i < n; i++) fold(x[i], &mn[0], &mx[0]);
+        for (int j = 0; j < 8; j++) {
+            float a = for_min(x[i + j]), b = for_max(x[i + j]);
+            mn[j] = a < mn[j] ? a : mn[j];
+            mx[j] = b > mx[j] ? b : mx[j];
+        }
+    for (; i < n; i++) {
+        float a = for_min(x[i]), b = for_max(x[i]);
+        mn[0] = a < mn[0] ? a : mn[0];
+        mx[0] = b > mx[0] ? b : mx[0];
+    }
     for (int j = 1; j < 8; j++) {
-        fold(mn[j], &mn[0], &mx[0]);
-        fold(mx[j], &mn[0], &mx[0]);
+        mn[0] = mn[j] < mn[0] ? mn[j] : mn[0];
+        mx[0] = mx[j] > mx[0] ? mx[j] : mx[0];
     }
     *lo = mn[0];
     *hi = mx[0];
