@@ -40,10 +40,10 @@ typedef struct oct_graph {
      * backward passes of one model at once (see oct_dp in nn.h). */
     float **grad_redirect;
     int n_redirect;
-    int shard;  /* this graph's shard in a data-parallel step (0 otherwise): selects per-shard
-                   scratch state of ops, such as the integer layers of QAT */
-    int shards; /* the number of shards of that step (1 otherwise): with more than one, QAT
-                   observers collect ranges per shard for a commit after the step */
+    int shard;   /* this graph's shard in a data-parallel step (0 otherwise): selects per-shard
+                    scratch state of ops, such as the integer layers of QAT */
+    int shards;  /* the number of shards of that step (1 otherwise): with more than one, QAT
+                    observers collect ranges per shard for a commit after the step */
     oct_rng rng; /* dropout masks */
 } oct_graph;
 

@@ -266,11 +266,11 @@ oct_status oct_i8_mlp_load(oct_i8_mlp *m, const char *path);
 /* ==== the integer GPT (src/int8/gpt_engine.c, gpt_export.c) ===================================
  *
  * A deployed character-level GPT (pre-LayerNorm, GPT-2 layout; see the GPT section of
- * octet/nn.h): float32 or int8 embeddings, float32 LayerNorms, GELU and attention (the shared row kernels of
- * octet/nonlinear.h), and every linear layer an oct_qlinear: per block qkv, attn.proj, mlp.fc,
- * mlp.proj requantize to u8 (no ReLU) and their dequantized outputs feed the float ops; lm_head
- * stops at int32 accumulators, whose real values are the logits. The engine computes, bit for
- * bit, the eval-mode logits of the QAT GPT (oct_qat_gpt_forward) it was exported from. */
+ * octet/nn.h): float32 or int8 embeddings, float32 LayerNorms, GELU and attention (the shared row
+ * kernels of octet/nonlinear.h), and every linear layer an oct_qlinear: per block qkv, attn.proj,
+ * mlp.fc, mlp.proj requantize to u8 (no ReLU) and their dequantized outputs feed the float ops;
+ * lm_head stops at int32 accumulators, whose real values are the logits. The engine computes, bit
+ * for bit, the eval-mode logits of the QAT GPT (oct_qat_gpt_forward) it was exported from. */
 
 /* Linears per block: qkv, attn.proj, mlp.fc, mlp.proj. */
 #define OCT_I8_GPT_PER_BLOCK 4

@@ -204,8 +204,8 @@ typedef struct oct_qat_mlp {
 /* Wraps mlp (which must use ReLU; dropout is not applied under QAT) with quantizer state created
  * in arena; learned scales (LSQ "actI.scale", "fcI.wscale") and PACT "actI.alpha" are appended
  * to params, so call it before oct_optim_init. OCT_EINVAL for a bad config, embed_bits set, a
- * non-ReLU MLP, PACT at the input, per-point modes not matching the n_layers points, or layer widths above
- * OCT_I8_MAX_K. */
+ * non-ReLU MLP, PACT at the input, per-point modes not matching the n_layers points, or layer
+ * widths above OCT_I8_MAX_K. */
 oct_status oct_qat_mlp_init(oct_qat_mlp *q, oct_mlp *mlp, oct_arena *arena, oct_params *params,
                             const oct_qat_config *cfg);
 /* Frees the integer layers and the state array. oct_qat_mlp_free(NULL) is a no-op. */

@@ -131,13 +131,15 @@ static oct_status check_embeddings(const oct_i8_gpt *m) {
                 return oct_fail(OCT_EINVAL, "int8 gpt: %s row %lld has scale %g", t[k].name,
                                 (long long)(i / C), (double)s);
             if (q < -127)
-                return oct_fail(OCT_EINVAL, "int8 gpt: %s code -128 at row %lld, outside "
-                                            "[-127, 127]",
+                return oct_fail(OCT_EINVAL,
+                                "int8 gpt: %s code -128 at row %lld, outside "
+                                "[-127, 127]",
                                 t[k].name, (long long)(i / C));
             float v = oct_dequantize(q, s, 0);
             if (memcmp(&v, &(*t[k].x)[i], sizeof v))
-                return oct_fail(OCT_EINVAL, "int8 gpt: %s row %lld is not its codes times its "
-                                            "scale",
+                return oct_fail(OCT_EINVAL,
+                                "int8 gpt: %s row %lld is not its codes times its "
+                                "scale",
                                 t[k].name, (long long)(i / C));
         }
     return OCT_OK;

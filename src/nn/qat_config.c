@@ -114,11 +114,11 @@ char *oct_qat_config_to_json(const oct_qat_config *c) {
     json_t *modes = json_array();
     for (int i = 0; i < c->n_act_modes; i++)
         json_array_append_new(modes, json_string(oct_qat_amode_name(c->act_mode[i])));
-    json_t *o = json_pack("{s:i, s:i, s:s, s:o, s:f, s:I, s:i}", "weight_bits", c->weight_bits,
-                          "act_bits", c->act_bits, "weight_mode",
-                          oct_qat_wmode_name(c->weight_mode), "act_modes", modes, "momentum",
-                          (double)c->momentum, "freeze_after", (json_int_t)c->freeze_after,
-                          "embed_bits", c->embed_bits);
+    json_t *o =
+        json_pack("{s:i, s:i, s:s, s:o, s:f, s:I, s:i}", "weight_bits", c->weight_bits, "act_bits",
+                  c->act_bits, "weight_mode", oct_qat_wmode_name(c->weight_mode), "act_modes",
+                  modes, "momentum", (double)c->momentum, "freeze_after",
+                  (json_int_t)c->freeze_after, "embed_bits", c->embed_bits);
     if (!o) return NULL;
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(o);
