@@ -215,7 +215,10 @@ void oct_qat_mlp_set_threads(oct_qat_mlp *q, int threads);
 /* Re-derives the frozen flags from steps (after loading state). */
 void oct_qat_mlp_sync_frozen(oct_qat_mlp *q);
 /* True when the next training step must see the whole batch on one graph (a quantizer needs
- * initialization, see oct_qat_linear_needs_whole_batch); otherwise it may be data parallel. */
+ * initialization, see oct_qat_linear_needs_whole_batch); otherwise it may be data parallel. It
+ * first re-derives the frozen flags (oct_qat_mlp_sync_frozen): call it before every
+ * data-parallel step, so that no shard changes them during the step, and oct_qat_mlp_commit
+ * after it. */
 bool oct_qat_mlp_needs_whole_batch(oct_qat_mlp *q);
 /* Commits every quantizer's shard ranges (oct_act_quant_commit): call after each
  * data-parallel training step. */
