@@ -4,6 +4,7 @@
  * the export round trip, rejection of corrupt or mismatched exports, the shared row kernels,
  * and the gradients of the pieces the QAT GPT adds (row-wise attention, output quantizers
  * without ReLU). */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -463,6 +464,49 @@ static void shared_kernels_match_ops(void **state) {
     oct_graph_free(&g);
 }
 
+/* GELU and the attention row have an AVX2 clone picked at run time. Whatever clone runs here,
+ * whole-array calls equal element-by-element ones, and the attention row equals its documented
+ * order of operations computed here with oct_nl_dot (baseline code) and expf. */
+static void row_kernels_any_vector_width(void **state) {
+    (void)state;
+    enum { N = 1031, C = 64, H = 2, HS = C / H, U = 37 };
+    static float x[N], dy[N], y[N], dx[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = sinf((float)i * 0.7f) * 6.0f;
+        dy[i] = cosf((float)i * 1.3f);
+    }
+    oct_nl_gelu(x, N, y);
+    oct_nl_gelu_backward(x, dy, N, dx);
+    for (int i = 0; i < N; i++) {
+        float a, b = 0.0f; /* the backward accumulates */
+        oct_nl_gelu(&x[i], 1, &a);
+        oct_nl_gelu_backward(&x[i], &dy[i], 1, &b);
+        assert_memory_equal(&a, &y[i], sizeof a);
+        assert_memory_equal(&b, &dx[i], sizeof b);
+    }
+    static float q[C], k[U * C], v[U * C], p[H * U], out[C], want[C];
+    for (int i = 0; i < C; i++) q[i] = x[i] * 0.3f;
+    for (int i = 0; i < U * C; i++) k[i] = x[(i * 7) % N] * 0.2f, v[i] = dy[(i * 3) % N];
+    oct_nl_attention_row(q, k, v, C, U, C, H, p, U, out);
+    float scale = 1.0f / sqrtf((float)HS);
+    for (int h = 0; h < H; h++) {
+        float s[U], mx = -INFINITY, sum = 0.0f;
+        for (int u = 0; u < U; u++) {
+            s[u] = oct_nl_dot(q + h * HS, k + u * C + h * HS, HS) * scale;
+            mx = s[u] > mx ? s[u] : mx;
+        }
+        for (int u = 0; u < U; u++) {
+            s[u] = expf(s[u] - mx);
+            sum += s[u];
+        }
+        float inv = 1.0f / sum;
+        for (int i = 0; i < HS; i++) want[h * HS + i] = 0.0f;
+        for (int u = 0; u < U; u++)
+            for (int i = 0; i < HS; i++) want[h * HS + i] += s[u] * inv * v[u * C + h * HS + i];
+    }
+    assert_memory_equal(out, want, sizeof out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(invariant_every_position, setup, teardown),
@@ -477,6 +521,7 @@ int main(void) {
         cmocka_unit_test(grad_attention_rows),
         cmocka_unit_test(ste_output_without_relu),
         cmocka_unit_test(shared_kernels_match_ops),
+        cmocka_unit_test(row_kernels_any_vector_width),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
