@@ -92,22 +92,14 @@ oct_status oct_i8_gpt_check(const oct_i8_gpt *m) {
 
 /* ---- int8 embeddings ------------------------------------------------------------------------- */
 
-/* The two tables of m: name, rows, codes, scales, float values. */
-typedef struct emb_table {
-    const char *name;
-    int rows;
-    int8_t **q;
-    float **s, **x;
-} emb_table;
-
-static void emb_tables(oct_i8_gpt *m, emb_table t[2]) {
-    t[0] = (emb_table){"wte", m->vocab, &m->wte_q, &m->wte_s, &m->wte};
-    t[1] = (emb_table){"wpe", m->context, &m->wpe_q, &m->wpe_s, &m->wpe};
+void oct__i8_gpt_embeddings(oct_i8_gpt *m, oct__i8_emb t[2]) {
+    t[0] = (oct__i8_emb){"wte", m->vocab, &m->wte_q, &m->wte_s, &m->wte};
+    t[1] = (oct__i8_emb){"wpe", m->context, &m->wpe_q, &m->wpe_s, &m->wpe};
 }
 
 void oct__i8_gpt_dequantize_embeddings(oct_i8_gpt *m) {
-    emb_table t[2];
-    emb_tables(m, t);
+    oct__i8_emb t[2];
+    oct__i8_gpt_embeddings(m, t);
     int64_t C = m->width;
     for (int k = 0; k < 2; k++)
         for (int64_t i = 0; i < t[k].rows * C; i++)
@@ -120,8 +112,8 @@ static oct_status check_embeddings(const oct_i8_gpt *m) {
     if (n != 4)
         return oct_fail(OCT_EINVAL, "int8 gpt: int8 embeddings need codes and scales of both "
                                     "wte and wpe");
-    emb_table t[2];
-    emb_tables((oct_i8_gpt *)m, t); /* read only */
+    oct__i8_emb t[2];
+    oct__i8_gpt_embeddings((oct_i8_gpt *)m, t); /* read only */
     int64_t C = m->width;
     for (int k = 0; k < 2; k++)
         for (int64_t i = 0; i < t[k].rows * C; i++) {
@@ -150,8 +142,8 @@ oct_status oct_i8_gpt_quantize_embeddings(oct_i8_gpt *m, const float *wte, const
     oct_qscheme q;
     oct_status s = oct_qscheme_init(&q, bits, true, true, true, true);
     if (s != OCT_OK) return s;
-    emb_table t[2];
-    emb_tables(m, t);
+    oct__i8_emb t[2];
+    oct__i8_gpt_embeddings(m, t);
     const float *src[2] = {wte, wpe};
     int64_t C = m->width;
     int32_t *z = calloc((size_t)(m->vocab > m->context ? m->vocab : m->context), sizeof *z);

@@ -38,18 +38,11 @@ static int f32_tensors(const oct_i8_gpt *m, f32_tensor *t) {
     return n;
 }
 
-/* The int8 embedding tensors of m: codes (rows,C) "<table>.weight_q", scales (rows)
+/* The tensor names of an int8 embedding table: codes (rows,C) "<table>.weight_q", scales (rows)
  * "<table>.scale". */
-typedef struct i8_table {
-    const char *codes, *scales;
-    int rows;
-    int8_t *q;
-    float *s;
-} i8_table;
-
-static void i8_tables(const oct_i8_gpt *m, i8_table t[2]) {
-    t[0] = (i8_table){"wte.weight_q", "wte.scale", m->vocab, m->wte_q, m->wte_s};
-    t[1] = (i8_table){"wpe.weight_q", "wpe.scale", m->context, m->wpe_q, m->wpe_s};
+static void emb_names(const oct__i8_emb *t, char qname[24], char sname[24]) {
+    snprintf(qname, 24, "%s.weight_q", t->name);
+    snprintf(sname, 24, "%s.scale", t->name);
 }
 
 static json_t *graph_json(const oct_i8_gpt *m) {
@@ -90,12 +83,14 @@ oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path) {
         s = oct_st_writer_add(&w, ft[i].name, OCT_DT_F32, ft[i].rows == 1 ? 1 : 2,
                               ft[i].rows == 1 ? shape + 1 : shape, ft[i].data);
     }
-    i8_table et[2];
-    i8_tables(m, et);
+    oct__i8_emb et[2];
+    oct__i8_gpt_embeddings((oct_i8_gpt *)m, et); /* read only */
     for (int k = 0; k < 2 && m->wte_q && s == OCT_OK; k++) {
         int shape[2] = {et[k].rows, m->width};
-        s = oct_st_writer_add(&w, et[k].codes, OCT_DT_I8, 2, shape, et[k].q);
-        if (s == OCT_OK) s = oct_st_writer_add(&w, et[k].scales, OCT_DT_F32, 1, shape, et[k].s);
+        char qname[24], sname[24];
+        emb_names(&et[k], qname, sname);
+        s = oct_st_writer_add(&w, qname, OCT_DT_I8, 2, shape, *et[k].q);
+        if (s == OCT_OK) s = oct_st_writer_add(&w, sname, OCT_DT_F32, 1, shape, *et[k].s);
     }
     for (int pass = 0; pass < 2; pass++)
         for (int j = 0; j < J && s == OCT_OK; j++) {
@@ -205,15 +200,17 @@ static oct_status read_file(oct__i8_loader *ld, oct_i8_gpt *m, json_t **graph) {
         if (s == OCT_OK) memcpy(ft[i].data, d, (size_t)ft[i].rows * ft[i].cols * sizeof(float));
     }
     free(ft);
-    i8_table et[2];
-    i8_tables(m, et);
+    oct__i8_emb et[2];
+    oct__i8_gpt_embeddings(m, et);
     for (int k = 0; k < 2 && m->wte_q && s == OCT_OK; k++) {
         int shape[2] = {et[k].rows, m->width};
+        char qname[24], sname[24];
+        emb_names(&et[k], qname, sname);
         const void *d;
-        s = oct_st_get(&ld->f, et[k].codes, OCT_DT_I8, 2, shape, &d);
-        if (s == OCT_OK) memcpy(et[k].q, d, (size_t)et[k].rows * m->width);
-        if (s == OCT_OK) s = oct_st_get(&ld->f, et[k].scales, OCT_DT_F32, 1, shape, &d);
-        if (s == OCT_OK) memcpy(et[k].s, d, (size_t)et[k].rows * sizeof(float));
+        s = oct_st_get(&ld->f, qname, OCT_DT_I8, 2, shape, &d);
+        if (s == OCT_OK) memcpy(*et[k].q, d, (size_t)et[k].rows * m->width);
+        if (s == OCT_OK) s = oct_st_get(&ld->f, sname, OCT_DT_F32, 1, shape, &d);
+        if (s == OCT_OK) memcpy(*et[k].s, d, (size_t)et[k].rows * sizeof(float));
     }
     if (m->wte_q) count += 4;
     if (m->wte_q && s == OCT_OK) oct__i8_gpt_dequantize_embeddings(m);

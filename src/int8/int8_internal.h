@@ -16,6 +16,16 @@
 oct_status oct__qlinear_check(const oct_qlinear *l, const char *name, bool logits);
 /* OCT_EINVAL unless 0 <= qmin < qmax <= 255 and qmin <= zp <= qmax; what names the codes. */
 oct_status oct__i8_check_codes(const char *what, int32_t zp, int32_t qmin, int32_t qmax);
+/* One embedding table of an int8 GPT: its name ("wte", "wpe"), rows, and where m keeps its int8
+ * codes (rows,C), per-row scales (rows) and float values (rows,C). */
+typedef struct oct__i8_emb {
+    const char *name;
+    int rows;
+    int8_t **q;
+    float **s, **x;
+} oct__i8_emb;
+/* m's token and position tables (m is only written through them by callers that own it). */
+void oct__i8_gpt_embeddings(oct_i8_gpt *m, oct__i8_emb t[2]);
 /* Sets m->wte and m->wpe (allocated) to the dequantized int8 embedding codes (all present). */
 void oct__i8_gpt_dequantize_embeddings(oct_i8_gpt *m);
 

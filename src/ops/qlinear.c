@@ -87,14 +87,9 @@ void oct_qat_linear_free(oct_qat_linear *l) {
 }
 
 bool oct_act_quant_needs_init(const oct_act_quant *q) {
-    switch (q->mode) {
-    case OCT_QAT_A_LSQ:
-        return q->scale->data[0] == 0.0f;
-    case OCT_QAT_A_PACT:
-        return q->alpha->data[0] == 0.0f;
-    default:
-        return !q->obs.frozen && q->obs.lo[0] > q->obs.hi[0];
-    }
+    /* LSQ and PACT observe only until initialized; an observer needs init until its first data. */
+    return oct_act_quant_observing(q) &&
+           (q->mode == OCT_QAT_A_LSQ || q->mode == OCT_QAT_A_PACT || q->obs.lo[0] > q->obs.hi[0]);
 }
 
 bool oct_qat_linear_needs_whole_batch(const oct_qat_linear *l) {
@@ -135,12 +130,17 @@ static void act_observe(oct_act_quant *q, const float *x /* (n) */, int64_t n) {
     q->scale->data[0] = oct_lsq_init_scale(x, n, q->scheme.qmax - z);
 }
 
-/* A data-parallel shard's share of observing: the range of x (n) into q's slot for shard. */
+/* A data-parallel shard's share of observing: widens q's slot for shard to [lo, hi]. */
+static void act_collect_range(oct_act_quant *q, int shard, float lo, float hi) {
+    q->shard_lo[shard] = lo < q->shard_lo[shard] ? lo : q->shard_lo[shard];
+    q->shard_hi[shard] = hi > q->shard_hi[shard] ? hi : q->shard_hi[shard];
+}
+
+/* The same for the values x (n). */
 static void act_collect(oct_act_quant *q, int shard, const float *x, int64_t n) {
-    float mn, mx;
-    oct_finite_range(x, n, &mn, &mx);
-    q->shard_lo[shard] = mn < q->shard_lo[shard] ? mn : q->shard_lo[shard];
-    q->shard_hi[shard] = mx > q->shard_hi[shard] ? mx : q->shard_hi[shard];
+    float lo, hi;
+    oct_finite_range(x, n, &lo, &hi);
+    act_collect_range(q, shard, lo, hi);
 }
 
 void oct_act_quant_commit(oct_act_quant *q) {
@@ -290,8 +290,7 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
             if (collect_out) { /* the range the observer would have seen, for the commit */
                 float lo, hi;
                 acc_real_range(g, l, a, B, N, &lo, &hi);
-                oq->shard_lo[g->shard] = lo < oq->shard_lo[g->shard] ? lo : oq->shard_lo[g->shard];
-                oq->shard_hi[g->shard] = hi > oq->shard_hi[g->shard] ? hi : oq->shard_hi[g->shard];
+                act_collect_range(oq, g->shard, lo, hi);
             }
         }
         a->s_y = ql->y_scale;
