@@ -1,5 +1,6 @@
 /* Tests for src/optim: SGD (plain, momentum, Nesterov, L2) and AdamW against PyTorch reference
- * values, decoupled weight decay, state tensors, learning-rate schedules and gradient clipping.
+ * values, Muon against its formula written out in double, decoupled weight decay, state tensors,
+ * learning-rate schedules and gradient clipping.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -217,13 +218,196 @@ static void bad_hyperparameters_fail(void **state) {
     h.beta2 = 0.999f;
     h.weight_decay = -1.0f;
     assert_int_equal(oct_optim_init(&o, OCT_OPTIM_ADAMW, &f.params, &f.arena, &h), OCT_EINVAL);
+    h = oct_optim_defaults(OCT_OPTIM_MUON);
+    h.momentum = 1.0f;
+    assert_int_equal(oct_optim_init(&o, OCT_OPTIM_MUON, &f.params, &f.arena, &h), OCT_EINVAL);
+    assert_non_null(strstr(oct_last_error(), "muon momentum"));
     oct_optim_kind kind;
+    assert_int_equal(oct_optim_kind_parse("muon", &kind), OCT_OK);
+    assert_int_equal(kind, OCT_OPTIM_MUON);
     assert_int_equal(oct_optim_kind_parse("adamw", &kind), OCT_OK);
     assert_int_equal(kind, OCT_OPTIM_ADAMW);
     assert_string_equal(oct_optim_kind_name(OCT_OPTIM_SGD), "sgd");
     assert_int_equal(oct_optim_kind_parse("adam", &kind), OCT_EINVAL);
     assert_non_null(strstr(oct_last_error(), "'adam'"));
     oct_arena_free(&f.arena);
+}
+
+/* ---- Muon ----------------------------------------------------------------------------------- */
+
+/* oct_muon_orthogonalize's documented iteration in double with plain loops: X /= ||X||_F, then
+ * five times X = a X + (b A + c A A) X, A = X X^T, on the wide orientation (rows <= cols). */
+static void ns_reference(double *x, int rows, int cols) {
+    bool tall = rows > cols;
+    int r = tall ? cols : rows, c = tall ? rows : cols;
+    double w[64], a[64], b[64], y[64];
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < c; j++) w[i * c + j] = tall ? x[j * cols + i] : x[i * cols + j];
+    double ss = 0;
+    for (int i = 0; i < r * c; i++) ss += w[i] * w[i];
+    for (int i = 0; i < r * c; i++) w[i] /= fmax(sqrt(ss), 1e-7);
+    for (int it = 0; it < 5; it++) {
+        for (int i = 0; i < r; i++)
+            for (int j = 0; j < r; j++) {
+                a[i * r + j] = 0;
+                for (int k = 0; k < c; k++) a[i * r + j] += w[i * c + k] * w[j * c + k];
+            }
+        for (int i = 0; i < r; i++)
+            for (int j = 0; j < r; j++) {
+                double aa = 0;
+                for (int k = 0; k < r; k++) aa += a[i * r + k] * a[k * r + j];
+                b[i * r + j] = -4.7750 * a[i * r + j] + 2.0315 * aa;
+            }
+        for (int i = 0; i < r; i++)
+            for (int j = 0; j < c; j++) {
+                double bx = 0;
+                for (int k = 0; k < r; k++) bx += b[i * r + k] * w[k * c + j];
+                y[i * c + j] = 3.4445 * w[i * c + j] + bx;
+            }
+        memcpy(w, y, sizeof(double) * (size_t)(r * c));
+    }
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < c; j++) x[tall ? j * cols + i : i * cols + j] = w[i * c + j];
+}
+
+/* Wide, tall and square inputs agree with the reference; the result is close to orthogonal
+ * (the Gram matrix of its short side near the identity), and a zero matrix stays zero. */
+static void muon_orthogonalize_matches_reference(void **state) {
+    const int shapes[3][2] = {{3, 7}, {7, 3}, {4, 4}};
+    for (int s = 0; s < 3; s++) {
+        int r = shapes[s][0], c = shapes[s][1], n = r * c, m = r < c ? r : c;
+        float x[64], work[2 * 64 + 2 * 16];
+        double ref[64];
+        for (int i = 0; i < n; i++) ref[i] = x[i] = sinf(0.37f * (float)(i * i) + (float)s) * 2.0f;
+        oct_muon_orthogonalize(x, r, c, work);
+        ns_reference(ref, r, c);
+        for (int i = 0; i < n; i++) assert_float_equal(x[i], ref[i], 1e-4);
+        for (int i = 0; i < m; i++) /* Gram matrix of the short side */
+            for (int j = 0; j < m; j++) {
+                double d = 0;
+                for (int k = 0; k < n / m; k++)
+                    d += r <= c ? (double)x[i * c + k] * x[j * c + k]
+                                : (double)x[k * c + i] * x[k * c + j];
+                /* singular values land in about [0.7, 1.2] */
+                if (i == j)
+                    assert_true(d > 0.4 && d < 1.5);
+                else
+                    assert_true(fabs(d) < 0.5);
+            }
+    }
+    float z[6] = {0}, work[2 * 6 + 2 * 4];
+    oct_muon_orthogonalize(z, 2, 3, work);
+    for (int i = 0; i < 6; i++) assert_true(z[i] == 0.0f);
+}
+
+static bool pick_none(const oct_tensor *p, const void *ctx) {
+    (void)p;
+    (void)ctx;
+    return false;
+}
+
+/* Three steps on a (2,3) matrix (Muon) and a 1-D tensor (AdamW, as the AdamW optimizer would
+ * update it, bit for bit), against the documented update computed in double. */
+static void muon_matches_formula(void **state) {
+    fixture f, fa;
+    fixture_init(&f, 2);
+    fixture_init(&fa, 2);
+    oct_optim_hyper h = oct_optim_defaults(OCT_OPTIM_MUON);
+    assert_float_equal(h.momentum, 0.95f, 0.0f);
+    assert_true(h.nesterov);
+    assert_float_equal(h.weight_decay, 0.1f, 0.0f);
+    oct_optim o, oa;
+    assert_int_equal(oct_optim_init(&o, OCT_OPTIM_MUON, &f.params, &f.arena, &h), OCT_OK);
+    assert_int_equal(oct_optim_init(&oa, OCT_OPTIM_ADAMW, &fa.params, &fa.arena, &h), OCT_OK);
+    assert_int_equal(o.n_state, 4);
+    assert_string_equal(o.state[0]->name, "w.muon_m");
+    assert_null(o.state[1]);
+    assert_string_equal(o.state[2]->name, "b.adam_m");
+    const float lr = 0.02f;
+    double p[N], buf[N] = {0}, d[N];
+    for (int j = 0; j < N; j++) p[j] = p0[j];
+    for (int s = 0; s < 3; s++) {
+        for (int i = 0; i < 2; i++) {
+            memcpy(f.items[i]->grad, grads[s], sizeof grads[s]);
+            memcpy(fa.items[i]->grad, grads[s], sizeof grads[s]);
+        }
+        oct_optim_step(&o, lr);
+        oct_optim_step(&oa, lr);
+        for (int j = 0; j < N; j++) {
+            buf[j] += 0.05 * (grads[s][j] - buf[j]);
+            d[j] = grads[s][j] + 0.95 * (buf[j] - grads[s][j]);
+        }
+        ns_reference(d, 2, 3);
+        for (int j = 0; j < N; j++) p[j] = p[j] * (1.0 - lr * 0.1) - lr * 0.2 * sqrt(3.0) * d[j];
+    }
+    for (int j = 0; j < N; j++) assert_float_equal(f.items[0]->data[j], p[j], 1e-6);
+    assert_memory_equal(f.items[1]->data, fa.items[1]->data, N * sizeof(float));
+    oct_optim_free(&o);
+    oct_optim_free(&oa);
+    oct_arena_free(&f.arena);
+    oct_arena_free(&fa.arena);
+
+    /* muon_select decides: picking nothing makes Muon AdamW on every tensor. */
+    fixture_init(&f, 2);
+    fixture_init(&fa, 2);
+    h.muon_select = pick_none;
+    assert_int_equal(oct_optim_init(&o, OCT_OPTIM_MUON, &f.params, &f.arena, &h), OCT_OK);
+    assert_int_equal(oct_optim_init(&oa, OCT_OPTIM_ADAMW, &fa.params, &fa.arena, &h), OCT_OK);
+    assert_string_equal(o.state[1]->name, "w.adam_v");
+    run_three_steps(&f, &o, lr, p0, 1.0f);
+    run_three_steps(&fa, &oa, lr, p0, 1.0f);
+    assert_memory_equal(f.items[0]->data, fa.items[0]->data, N * sizeof(float));
+    oct_optim_free(&o);
+    oct_optim_free(&oa);
+    oct_arena_free(&f.arena);
+    oct_arena_free(&fa.arena);
+}
+
+/* Matrices are orthogonalized one task each and shard gradients are added in the sliced pass:
+ * 1 and 3 threads, with and without a shard buffer, give the same bits. */
+static void muon_same_bits_any_threads(void **state) {
+    float result[2][3][40 * 24] = {0};
+    for (int run = 0; run < 2; run++) {
+        oct_arena arena;
+        oct_arena_init(&arena, 0);
+        oct_params params;
+        oct_params_init(&params);
+        const int shapes[3][2] = {{40, 24}, {24, 40}, {16, 16}};
+        static float shard[3][40 * 24];
+        float *shard_grads[3] = {shard[0], shard[1], shard[2]};
+        float *const *extra[1] = {shard_grads};
+        for (int k = 0; k < 3; k++) {
+            const char *names[3] = {"m0", "m1", "m2"};
+            oct_tensor *t = oct_tensor_param(&arena, names[k], 2, shapes[k]);
+            for (int64_t i = 0; i < t->size; i++) t->data[i] = cosf((float)(i + k));
+            oct_params_add(&params, t);
+        }
+        oct_optim_hyper h = oct_optim_defaults(OCT_OPTIM_MUON);
+        oct_optim o;
+        assert_int_equal(oct_optim_init(&o, OCT_OPTIM_MUON, &params, &arena, &h), OCT_OK);
+        o.threads = run ? 3 : 1;
+        if (run) {
+            o.extra = extra;
+            o.n_extra = 1;
+        }
+        for (int t = 1; t <= 3; t++)
+            for (int k = 0; k < 3; k++) {
+                oct_tensor *p = params.items[k];
+                for (int64_t i = 0; i < p->size; i++) {
+                    float g = sinf((float)(i * t + k)) * 0.1f;
+                    shard[k][i] = run ? g * 0.5f : 0.0f;
+                    p->grad[i] = g - shard[k][i];
+                }
+                if (k == 2) oct_optim_step(&o, 0.01f);
+            }
+        for (int k = 0; k < 3; k++)
+            memcpy(result[run][k], params.items[k]->data,
+                   (size_t)params.items[k]->size * sizeof(float));
+        oct_optim_free(&o);
+        oct_params_free(&params);
+        oct_arena_free(&arena);
+    }
+    assert_memory_equal(result[0], result[1], sizeof result[0]);
 }
 
 static void schedules(void **state) {
@@ -302,6 +486,9 @@ int main(void) {
         cmocka_unit_test(adamw_first_step_and_state),
         cmocka_unit_test(decoupled_weight_decay),
         cmocka_unit_test(bad_hyperparameters_fail),
+        cmocka_unit_test(muon_orthogonalize_matches_reference),
+        cmocka_unit_test(muon_matches_formula),
+        cmocka_unit_test(muon_same_bits_any_threads),
         cmocka_unit_test(schedules),
         cmocka_unit_test(clip_grad_norm),
     };

@@ -27,7 +27,7 @@
 #define LN2 0.69314718055994531
 
 typedef struct gpt_opts {
-    const char *text, *schedule, *log, *save;
+    const char *text, *schedule, *log, *save, *optim;
     int layers, heads, width, context, mlp, batch, steps, warmup, seed, threads;
     int eval_every, eval_batches;
     float lr, min_lr, wd, clip, beta2, dropout;
@@ -259,29 +259,34 @@ static int run(const gpt_opts *o) {
         oct_text_free(&text);
         return CLI_USAGE;
     }
-    oct_optim_hyper h = oct_optim_defaults(OCT_OPTIM_ADAMW);
+    oct_optim_kind kind = strcmp(o->optim, "muon") ? OCT_OPTIM_ADAMW : OCT_OPTIM_MUON;
+    oct_optim_hyper h = oct_optim_defaults(kind);
     h.weight_decay = o->wd;
     h.no_decay_1d = true;
     h.beta2 = o->beta2;
+    h.muon_select = oct_gpt_hidden_matrix;
+    h.muon_ctx = &m.gpt;
     oct_optim opt = {0};
     cli_log jl = {0};
     int rc = CLI_OK;
-    if (oct_optim_init(&opt, OCT_OPTIM_ADAMW, &m.params, &m.arena, &h)) {
+    if (oct_optim_init(&opt, kind, &m.params, &m.arena, &h)) {
         rc = cli_fail(NULL);
         goto out;
     }
     if ((rc = cli_log_open(&jl, o->log)) != CLI_OK) goto out;
     fprintf(stderr,
             "octet: GPT %d layers, %d heads, width %d, context %d, MLP %d%s: %lld parameters; "
-            "%s: %lld tokens, vocabulary %d; AdamW lr %g %s, %d steps of %d tokens\n",
+            "%s: %lld tokens, vocabulary %d; %s lr %g %s, %d steps of %d tokens\n",
             o->layers, o->heads, o->width, o->context, o->mlp, o->tied ? ", tied" : "",
             (long long)oct_params_count(&m.params), path, (long long)text.n, text.vocab.size,
-            (double)o->lr, o->schedule, o->steps, o->batch * o->context);
-    cli_log_write(&jl, json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:I}", "event",
-                                 "config", "text", path, "vocab", text.vocab.size, "layers",
-                                 o->layers, "heads", o->heads, "width", o->width, "context",
-                                 o->context, "mlp", o->mlp, "batch", o->batch, "lr", (double)o->lr,
-                                 "parameters", (json_int_t)oct_params_count(&m.params)));
+            kind == OCT_OPTIM_MUON ? "Muon+AdamW" : "AdamW", (double)o->lr, o->schedule, o->steps,
+            o->batch * o->context);
+    cli_log_write(&jl,
+                  json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:I}", "event",
+                            "config", "optim", o->optim, "text", path, "vocab", text.vocab.size,
+                            "layers", o->layers, "heads", o->heads, "width", o->width, "context",
+                            o->context, "mlp", o->mlp, "batch", o->batch, "lr", (double)o->lr,
+                            "parameters", (json_int_t)oct_params_count(&m.params)));
     if ((rc = train(&m, &opt, &sched, &text, o, &jl)) != CLI_OK) goto out;
     if (o->save) {
         if (gpt_model_save(&m, o->save)) {
@@ -302,6 +307,7 @@ int cmd_train_gpt(int argc, char **argv) {
     gpt_opts o = {
         .text = OCT_DEFAULT_TEXT,
         .schedule = "cosine",
+        .optim = "adamw",
         .layers = 4,
         .heads = 4,
         .width = 128,
@@ -337,11 +343,13 @@ int cmd_train_gpt(int argc, char **argv) {
          0.99},
         {"--batch", CLI_INT, &o.batch, "windows per step", 1, 65536},
         {"--steps", CLI_INT, &o.steps, "training steps", 1, 1e9},
-        {"--lr", CLI_FLOAT, &o.lr, "peak AdamW learning rate", 1e-9, 10},
+        {"--optim", CLI_STR, &o.optim,
+         "adamw, or muon (Muon for the blocks' matrices, AdamW for the rest, one --lr)", 0, 0},
+        {"--lr", CLI_FLOAT, &o.lr, "peak learning rate", 1e-9, 10},
         {"--schedule", CLI_STR, &o.schedule, "constant, step (halve every 1000) or cosine", 0, 0},
         {"--warmup", CLI_INT, &o.warmup, "linear warmup steps", 0, 1e9},
         {"--min-lr", CLI_FLOAT, &o.min_lr, "cosine: final lr as a fraction of --lr", 0, 1},
-        {"--wd", CLI_FLOAT, &o.wd, "AdamW weight decay (not on biases and LayerNorms)", 0, 10},
+        {"--wd", CLI_FLOAT, &o.wd, "weight decay (not on biases and LayerNorms)", 0, 10},
         {"--beta2", CLI_FLOAT, &o.beta2, "AdamW beta2", 0, 0.99999},
         {"--clip", CLI_FLOAT, &o.clip, "clip the global gradient norm (0: off)", 0, 1e9},
         {"--seed", CLI_INT, &o.seed, "random seed (init, batches, dropout)", 0, 2147483647},
@@ -382,6 +390,10 @@ int cmd_train_gpt(int argc, char **argv) {
     if (o.freeze_after < 0) o.freeze_after = o.qat_steps / 2;
     if (o.width % o.heads) {
         fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o.heads, o.width);
+        return CLI_USAGE;
+    }
+    if (strcmp(o.optim, "adamw") && strcmp(o.optim, "muon")) {
+        fprintf(stderr, "octet train gpt: --optim '%s': expected adamw or muon\n", o.optim);
         return CLI_USAGE;
     }
     if (o.embed_bits == 1 || (o.embed_bits && !o.qat)) {

@@ -9,7 +9,8 @@
  *     double norm = oct_clip_grad_norm(&params, 1.0f);
  *     oct_optim_step(&opt, oct_lr_at(&sched, opt.step));
  *
- * Update rules follow PyTorch's torch.optim.SGD (dampening 0) and torch.optim.AdamW.
+ * Update rules follow PyTorch's torch.optim.SGD (dampening 0), torch.optim.AdamW and
+ * torch.optim.Muon (with adjust_lr_fn="match_rms_adamw", so one lr serves both of its halves).
  */
 #ifndef OCTET_OPTIM_H
 #define OCTET_OPTIM_H
@@ -25,16 +26,28 @@ typedef enum {
     /* p *= 1 - lr * wd (decoupled); m += (1 - b1)(g - m); v = b2 v + (1 - b2) g^2;
      * p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). Adam is AdamW with wd 0. */
     OCT_OPTIM_ADAMW,
+    /* Muon (MomentUm Orthogonalized by Newton-Schulz) for the matrices muon_select picks, AdamW
+     * (beta1, beta2, eps, weight_decay) for every other tensor. For a picked (r, c) matrix:
+     * buf += (1 - mu)(g - buf); d = nesterov ? g + mu (buf - g) : buf; O =
+     * oct_muon_orthogonalize(d); p *= 1 - lr * wd; p -= lr * 0.2 * sqrt(max(r, c)) * O, which gives
+     * the update the RMS of a typical AdamW update (Liu et al. 2025, "Muon is scalable for LLM
+     * training"). Meant for hidden linear weights, not embeddings, output heads, biases or norm
+     * gains. */
+    OCT_OPTIM_MUON,
     OCT_OPTIM_COUNT
 } oct_optim_kind;
 
 typedef struct oct_optim_hyper {
     float weight_decay; /* >= 0 */
     bool no_decay_1d;   /* no weight decay on 1-D tensors (biases, norm gains) */
-    float momentum;     /* SGD, in [0, 1) */
-    bool nesterov;      /* SGD, needs momentum > 0 */
-    float beta1, beta2; /* AdamW, in [0, 1) */
-    float eps;          /* AdamW, > 0 */
+    float momentum;     /* SGD and Muon, in [0, 1) */
+    bool nesterov;      /* SGD and Muon, needs momentum > 0 */
+    float beta1, beta2; /* AdamW (and Muon's AdamW part), in [0, 1) */
+    float eps;          /* AdamW (and Muon's AdamW part), > 0 */
+    /* Muon: the tensors it orthogonalizes; ctx is passed through. NULL picks every 2-D tensor.
+     * oct_gpt_hidden_matrix picks a GPT's block weights. */
+    bool (*muon_select)(const oct_tensor *p, const void *ctx);
+    const void *muon_ctx;
 } oct_optim_hyper;
 
 typedef struct oct_optim {
@@ -43,7 +56,9 @@ typedef struct oct_optim {
     const oct_params *params; /* borrowed; must not change after init */
     /* State tensors in the model arena, n_state of them: for SGD with momentum one
      * "<param>.momentum" per parameter; for AdamW "<param>.adam_m" and "<param>.adam_v" per
-     * parameter (interleaved: m0, v0, m1, v1, ...); none for plain SGD. The array is malloc'd. */
+     * parameter (interleaved: m0, v0, m1, v1, ...); none for plain SGD. Muon keeps AdamW's
+     * layout, but a matrix it orthogonalizes has one "<param>.muon_m" and a NULL second slot.
+     * The array is malloc'd. */
     oct_tensor **state;
     int n_state;
     int64_t step; /* number of oct_optim_step calls so far (AdamW's t is step + 1 while
@@ -57,7 +72,8 @@ typedef struct oct_optim {
     int n_extra;
 } oct_optim;
 
-/* PyTorch's defaults: SGD momentum 0, wd 0; AdamW betas (0.9, 0.999), eps 1e-8, wd 0.01. */
+/* PyTorch's defaults: SGD momentum 0, wd 0; AdamW betas (0.9, 0.999), eps 1e-8, wd 0.01;
+ * Muon momentum 0.95 with Nesterov, wd 0.1, AdamW's betas and eps for the other tensors. */
 oct_optim_hyper oct_optim_defaults(oct_optim_kind kind);
 /* Validates h and allocates zeroed state for every tensor of params in arena. Fails with
  * OCT_EINVAL (and a message naming the hyperparameter) when a value is out of range. */
@@ -67,9 +83,16 @@ oct_status oct_optim_init(oct_optim *o, oct_optim_kind kind, const oct_params *p
 void oct_optim_free(oct_optim *o);
 /* One update of every parameter from its gradient with learning rate lr; then step++. */
 void oct_optim_step(oct_optim *o, float lr);
-/* "sgd", "adamw" and back; parse fails with OCT_EINVAL. */
+/* "sgd", "adamw", "muon" and back; parse fails with OCT_EINVAL. */
 const char *oct_optim_kind_name(oct_optim_kind kind);
 oct_status oct_optim_kind_parse(const char *name, oct_optim_kind *out);
+
+/* Replaces the (rows, cols) row-major matrix x by an approximately orthogonal matrix with the
+ * same singular vectors (singular values pushed into about [0.7, 1.2]): x /= max(||x||_F, 1e-7),
+ * then five quintic Newton-Schulz iterations x = a x + (b A + c A^2) x with A = x x^T (x^T x
+ * on the right when rows > cols), (a, b, c) = (3.4445, -4.7750, 2.0315), in float32 with
+ * OpenBLAS sgemm. work holds 2 * rows * cols + 2 * min(rows, cols)^2 floats. */
+void oct_muon_orthogonalize(float *x, int rows, int cols, float *work);
 
 /* ---- learning-rate schedules ---------------------------------------------------------------- */
 

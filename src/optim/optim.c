@@ -1,10 +1,9 @@
-/* Optimizers: SGD (momentum, Nesterov, coupled L2) and AdamW (decoupled weight decay), with
- * PyTorch's update rules. Each update is one flat loop over a tensor's elements in float32 so
- * that gcc vectorizes it; the per-step scalars (bias corrections) are computed in double once.
- * State tensors live in the caller's model arena under "<param>.<suffix>" names, for
- * checkpoints. */
-#include "octet/optim.h"
-#include "octet/parallel.h"
+/* Optimizers: SGD (momentum, Nesterov, coupled L2), AdamW (decoupled weight decay) and Muon
+ * (its matrix part in muon.c), with PyTorch's update rules. Each update is one flat loop over a
+ * tensor's elements in float32 so that gcc vectorizes it; the per-step scalars (bias corrections)
+ * are computed in double once. State tensors live in the caller's model arena under
+ * "<param>.<suffix>" names, for checkpoints. */
+#include "optim_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 static const char *const kind_names[] = {
     [OCT_OPTIM_SGD] = "sgd",
     [OCT_OPTIM_ADAMW] = "adamw",
+    [OCT_OPTIM_MUON] = "muon",
 };
 _Static_assert(sizeof kind_names / sizeof kind_names[0] == OCT_OPTIM_COUNT, "optimizer names");
 
@@ -25,7 +25,7 @@ oct_status oct_optim_kind_parse(const char *name, oct_optim_kind *out) {
             *out = (oct_optim_kind)i;
             return OCT_OK;
         }
-    return oct_fail(OCT_EINVAL, "optimizer '%s': expected sgd or adamw", name);
+    return oct_fail(OCT_EINVAL, "optimizer '%s': expected sgd, adamw or muon", name);
 }
 
 oct_optim_hyper oct_optim_defaults(oct_optim_kind kind) {
@@ -33,7 +33,11 @@ oct_optim_hyper oct_optim_defaults(oct_optim_kind kind) {
     h.beta1 = 0.9f;
     h.beta2 = 0.999f;
     h.eps = 1e-8f;
-    h.weight_decay = kind == OCT_OPTIM_ADAMW ? 0.01f : 0.0f;
+    h.weight_decay = kind == OCT_OPTIM_ADAMW ? 0.01f : kind == OCT_OPTIM_MUON ? 0.1f : 0.0f;
+    if (kind == OCT_OPTIM_MUON) {
+        h.momentum = 0.95f;
+        h.nesterov = true;
+    }
     return h;
 }
 
@@ -42,12 +46,14 @@ static oct_status check_hyper(oct_optim_kind kind, const oct_optim_hyper *h) {
         return oct_fail(OCT_EINVAL, "optimizer kind %d out of range", (int)kind);
     if (!(h->weight_decay >= 0.0f))
         return oct_fail(OCT_EINVAL, "weight decay %g: expected >= 0", h->weight_decay);
-    if (kind == OCT_OPTIM_SGD) {
+    if (kind != OCT_OPTIM_ADAMW) {
+        const char *name = kind_names[kind];
         if (!(h->momentum >= 0.0f && h->momentum < 1.0f))
-            return oct_fail(OCT_EINVAL, "sgd momentum %g: expected in [0, 1)", h->momentum);
+            return oct_fail(OCT_EINVAL, "%s momentum %g: expected in [0, 1)", name, h->momentum);
         if (h->nesterov && h->momentum == 0.0f)
-            return oct_fail(OCT_EINVAL, "sgd: nesterov needs momentum > 0");
-    } else {
+            return oct_fail(OCT_EINVAL, "%s: nesterov needs momentum > 0", name);
+    }
+    if (kind != OCT_OPTIM_SGD) {
         if (!(h->beta1 >= 0.0f && h->beta1 < 1.0f))
             return oct_fail(OCT_EINVAL, "adamw beta1 %g: expected in [0, 1)", h->beta1);
         if (!(h->beta2 >= 0.0f && h->beta2 < 1.0f))
@@ -59,7 +65,7 @@ static oct_status check_hyper(oct_optim_kind kind, const oct_optim_hyper *h) {
 
 /* Number of state tensors per parameter: Adam's m and v, SGD's momentum buffer, or none. */
 static int state_per_param(oct_optim_kind kind, const oct_optim_hyper *h) {
-    return kind == OCT_OPTIM_ADAMW ? 2 : h->momentum > 0.0f ? 1 : 0;
+    return kind != OCT_OPTIM_SGD ? 2 : h->momentum > 0.0f ? 1 : 0;
 }
 
 /* A zeroed state tensor shaped like p, named "<p's name>.<suffix>", in arena. */
@@ -84,7 +90,10 @@ oct_status oct_optim_init(oct_optim *o, oct_optim_kind kind, const oct_params *p
     for (int i = 0; i < params->n; i++) {
         const oct_tensor *p = params->items[i];
         OCT_ASSERT(p->name != NULL);
-        if (kind == OCT_OPTIM_ADAMW) {
+        if (kind == OCT_OPTIM_MUON && oct__muon_picks(h, p)) {
+            o->state[2 * i] = state_like(arena, p, "muon_m");
+            o->state[2 * i + 1] = NULL;
+        } else if (kind != OCT_OPTIM_SGD) {
             o->state[2 * i] = state_like(arena, p, "adam_m");
             o->state[2 * i + 1] = state_like(arena, p, "adam_v");
         } else {
@@ -181,7 +190,9 @@ static void step_slice(void *arg, int part) {
             memset(src, 0, (size_t)n * sizeof *src);
         }
         float wd = h->no_decay_1d && p->ndim == 1 ? 0.0f : h->weight_decay;
-        if (o->kind == OCT_OPTIM_ADAMW) {
+        if (o->kind == OCT_OPTIM_MUON && o->state[2 * i + 1] == NULL) {
+            oct__muon_momentum(o->state[2 * i]->data + lo, p->grad + lo, n, h->momentum);
+        } else if (o->kind != OCT_OPTIM_SGD) {
             s.decay = (float)(1.0 - (double)j->lr * wd);
             adamw_update(p->data + lo, p->grad + lo, o->state[2 * i]->data + lo,
                          o->state[2 * i + 1]->data + lo, n, s);
@@ -217,5 +228,6 @@ void oct_optim_step(oct_optim *o, float lr) {
         .parts = o->threads > 1 ? o->threads : 1,
     };
     oct_parallel_for(j.parts, j.parts, step_slice, &j);
+    if (o->kind == OCT_OPTIM_MUON) oct__muon_step(o, lr);
     o->step++;
 }
