@@ -7,7 +7,10 @@ residual projections std 0.02/sqrt(2*n_layer), zero biases), untied embeddings u
 Causal attention is written out (q@k^T/sqrt(hs), masked_fill, softmax, @v): torch 1.13 has no
 F.scaled_dot_product_attention. AdamW (lr 1e-3 constant unless --schedule cosine with
 --warmup, --min-lr and --clip, as octet's default recipe; betas 0.9/0.999, weight decay 0.1
-on parameters with >= 2 dims: Linear weights and both embeddings), batch 32.
+on parameters with >= 2 dims: Linear weights and both embeddings), batch 32. --optim muon
+uses Muon for the blocks' Linear weights instead (written out below as octet's
+OCT_OPTIM_MUON and torch 2.9's torch.optim.Muon with adjust_lr_fn="match_rms_adamw" compute
+it, in float32: torch 1.13 has no Muon) and AdamW for the rest, with the same lr.
 
 Data: the corpus file is read as bytes; the vocabulary is its sorted unique bytes; the first
 90% is the training split, the rest validation. Training windows are drawn with a seeded
@@ -144,13 +147,66 @@ def prepare_qat(model, qconfig):
     tq.prepare_qat(model, inplace=True)
 
 
+def newton_schulz5(g):
+    """Five quintic Newton-Schulz iterations on g / ||g||_F (octet's oct_muon_orthogonalize)."""
+    a, b, c = 3.4445, -4.7750, 2.0315
+    x = g.T if g.size(0) > g.size(1) else g
+    x = x / x.norm().clamp(min=1e-7)
+    for _ in range(5):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if g.size(0) > g.size(1) else x
+
+
+class Muon(torch.optim.Optimizer):
+    """buf += (1 - mu)(g - buf); d = g + mu (buf - g); p *= 1 - lr wd;
+    p -= lr * 0.2 * sqrt(max(rows, cols)) * NS5(d)."""
+
+    def __init__(self, params, lr, momentum=0.95, weight_decay=0.1):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            lr, mu = group["lr"], group["momentum"]
+            for p in group["params"]:
+                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+                buf.lerp_(p.grad, 1 - mu)
+                update = newton_schulz5(p.grad.lerp(buf, mu))
+                p.mul_(1 - lr * group["weight_decay"])
+                p.add_(update, alpha=-lr * 0.2 * math.sqrt(max(p.shape)))
+
+
+class Optimizers:
+    """Steps several optimizers as one; param_groups lists all their groups."""
+
+    def __init__(self, opts):
+        self.opts = opts
+        self.param_groups = [g for o in opts for g in o.param_groups]
+
+    def zero_grad(self, set_to_none=True):
+        for o in self.opts:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self):
+        for o in self.opts:
+            o.step()
+
+
 def make_optimizer(model, args):
-    params = list(model.parameters())
+    hidden = [m.weight for b in model.blocks for m in b.modules() if isinstance(m, nn.Linear)]
+    if args.optim == "adamw":
+        hidden = []
+    ids = {id(p) for p in hidden}
+    params = [p for p in model.parameters() if id(p) not in ids]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": args.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps)
+    adamw = torch.optim.AdamW(groups, lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps)
+    if not hidden:
+        return adamw
+    return Optimizers([Muon(hidden, args.lr, weight_decay=args.weight_decay), adamw])
 
 
 def load_corpus(path):
@@ -284,6 +340,8 @@ def main():
     p.add_argument("--n-embd", type=int, default=128)
     p.add_argument("--mlp", type=int, default=512)
     p.add_argument("--tied", action="store_true", help="tie lm_head to the token embedding")
+    p.add_argument("--optim", choices=["adamw", "muon"], default="adamw",
+                   help="muon: Muon for the blocks' Linear weights, AdamW for the rest")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
                    help="after --warmup steps: constant lr, or cosine decay to --min-lr x lr")
@@ -304,6 +362,7 @@ def main():
     train, val, vocab = load_corpus(args.text)
     log(f"{args.text}: {len(train)} train / {len(val)} val chars, vocab {vocab}")
     results = {"vocab": vocab, "batch": args.batch, "block": args.block, "tied": args.tied,
+               "optim": args.optim,
                "qconfig": args.qconfig, "lr": args.lr, "schedule": args.schedule,
                "warmup": args.warmup, "min_lr": args.min_lr, "clip": args.clip,
                "betas": [args.beta1, args.beta2],
