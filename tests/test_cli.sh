@@ -67,6 +67,7 @@ fi
 expect 2 "--lr" "$octet" train mlp --lr abc
 expect 2 "--hidden" "$octet" train mlp --hidden 256,0
 expect 2 "--optim" "$octet" train mlp --optim adagrad
+expect 2 "--optim muon" "$octet" train mlp --optim muon
 expect 2 "--activation" "$octet" train mlp --activation swish
 expect 2 "--schedule" "$octet" train mlp --schedule linear
 expect 2 "--act-quant" "$octet" train mlp --qat --act-quant bogus

@@ -91,6 +91,11 @@ static int run(const mlp_opts *o) {
         kind = OCT_OPTIM_ADAMW;
     else if (oct_optim_kind_parse(o->optim, &kind))
         return fail_flag("--optim");
+    if (kind == OCT_OPTIM_MUON) {
+        fprintf(stderr, "octet train mlp: --optim muon: only for `octet train gpt` (expected adam, "
+                        "adamw or sgd)\n");
+        return CLI_USAGE;
+    }
     if (oct_schedule_kind_parse(o->schedule, &sched.kind)) return fail_flag("--schedule");
     if (cli_check_output("--save", o->save) || cli_check_output("--log", o->log)) return CLI_FAIL;
 
