@@ -1,7 +1,8 @@
 #!/bin/bash
 # One command, side by side: training throughput of the char-level GPT (4 layers, 4 heads,
 # width 128, context 128, MLP 512, batch 32) in octet and in PyTorch (torch_gpt.py), fp32 and
-# QAT, threads 1 and 2 (PyTorch with OPENBLAS_NUM_THREADS=1), on the KJV corpus; with --loss,
+# QAT with AdamW, and fp32 with Muon (octet's default optimizer; torch_gpt.py writes out the same
+# rule), threads 1 and 2 (PyTorch with OPENBLAS_NUM_THREADS=1), on the KJV corpus; with --loss,
 # also the validation loss of both after the same 1,200 steps of the same recipe (AdamW lr 1e-3
 # constant, betas 0.9/0.999, weight decay 0.1, no clipping). Also octet's generation speed at
 # batch 1, fp32 model against int8 export. Prints the ratios.
@@ -19,13 +20,17 @@ text=$out/kjv.txt
 bible -l0 gen1:1-rev22:21 >"$text"
 
 for t in 1 2; do
-    "$octet" train gpt --text "$text" --steps 60 --eval-every 0 --eval-batches 1 --threads "$t" \
-        --log "$out/octet-fp32-$t.jsonl" --save "$out/fp32.safetensors" >/dev/null 2>&1
-    "$octet" train gpt --text "$text" --qat --steps 80 --qat-steps 79 --freeze-after 0 \
-        --eval-every 0 --eval-batches 1 --threads "$t" --log "$out/octet-qat-$t.jsonl" \
-        --save "$out/qat.safetensors" >/dev/null 2>&1
+    "$octet" train gpt --text "$text" --optim adamw --steps 60 --eval-every 0 --eval-batches 1 \
+        --threads "$t" --log "$out/octet-fp32-$t.jsonl" --save "$out/fp32.safetensors" >/dev/null 2>&1
+    "$octet" train gpt --text "$text" --optim adamw --qat --steps 80 --qat-steps 79 \
+        --freeze-after 0 --eval-every 0 --eval-batches 1 --threads "$t" \
+        --log "$out/octet-qat-$t.jsonl" --save "$out/qat.safetensors" >/dev/null 2>&1
+    "$octet" train gpt --text "$text" --optim muon --steps 60 --eval-every 0 --eval-batches 1 \
+        --threads "$t" --log "$out/octet-muon-$t.jsonl" >/dev/null 2>&1
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 0 --bench-steps 20 \
         --threads "$t" >"$out/torch-$t.json" 2>/dev/null
+    OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 0 --bench-steps 20 \
+        --threads "$t" --optim muon >"$out/torch-muon-$t.json" 2>/dev/null
 done
 # Generation at batch 1 (KV cache, 1 thread): the fp32 model and the int8 export, best of 3.
 "$octet" export "$out/qat.safetensors" -o "$out/int8.safetensors" >/dev/null
@@ -36,7 +41,7 @@ for i in 1 2 3; do
     done
 done
 if [ "$loss" = --loss ]; then
-    "$octet" train gpt --text "$text" --steps 1200 --lr 1e-3 --schedule constant --warmup 0 \
+    "$octet" train gpt --text "$text" --optim adamw --steps 1200 --lr 1e-3 --schedule constant --warmup 0 \
         --beta2 0.999 --wd 0.1 --clip 0 --eval-every 0 --threads 2 \
         --log "$out/octet-loss.jsonl" >/dev/null 2>&1
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 1200 --threads 1 \
@@ -61,13 +66,17 @@ rows = {}
 for t in (1, 2):
     tr = torch_res(f"{out}/torch-{t}.json")
     rows[t] = (octet_tps(f"{out}/octet-fp32-{t}.jsonl", 20), octet_tps(f"{out}/octet-qat-{t}.jsonl", 30),
-               tr["bench_fp32"]["tokens_per_s"], tr["bench_qat"]["tokens_per_s"])
-print(f"{'threads':8} {'octet fp32':>11} {'torch fp32':>11} {'octet QAT':>10} {'torch QAT':>10}  (tokens/s)")
-for t, (of, oq, tf, tq) in rows.items():
-    print(f"{t:<8} {of:11.0f} {tf:11.0f} {oq:10.0f} {tq:10.0f}")
-of, oq = max(r[0] for r in rows.values()), max(r[1] for r in rows.values())
-tf, tq = max(r[2] for r in rows.values()), max(r[3] for r in rows.values())
-print(f"best vs best: fp32 {of / tf:.2f}x, QAT {oq / tq:.2f}x (octet / PyTorch)")
+               tr["bench_fp32"]["tokens_per_s"], tr["bench_qat"]["tokens_per_s"],
+               octet_tps(f"{out}/octet-muon-{t}.jsonl", 20),
+               torch_res(f"{out}/torch-muon-{t}.json")["bench_fp32"]["tokens_per_s"])
+print(f"{'threads':8} {'octet fp32':>11} {'torch fp32':>11} {'octet QAT':>10} {'torch QAT':>10}"
+      f" {'octet Muon':>11} {'torch Muon':>11}  (tokens/s; fp32 and QAT with AdamW)")
+for t, r in rows.items():
+    print(f"{t:<8} {r[0]:11.0f} {r[2]:11.0f} {r[1]:10.0f} {r[3]:10.0f} {r[4]:11.0f} {r[5]:11.0f}")
+of, oq, om = (max(r[i] for r in rows.values()) for i in (0, 1, 4))
+tf, tq, tm = (max(r[i] for r in rows.values()) for i in (2, 3, 5))
+print(f"best vs best: fp32 {of / tf:.2f}x, QAT {oq / tq:.2f}x, fp32 with Muon {om / tm:.2f}x "
+      f"(octet / PyTorch)")
 gen = {m: max(float(l.split()[-2]) for l in open(f"{out}/gen-{m}.txt") if "tok/s" in l)
        for m in ("fp32", "int8")}
 print(f"generation, batch 1: fp32 {gen['fp32']:.0f}, int8 {gen['int8']:.0f} characters/s "

@@ -2,10 +2,11 @@
  * default), reports the validation loss in nats and bits per character on a fixed set of
  * validation windows, logs metrics as JSON Lines and saves the fp32 model with its vocabulary.
  *
- * Default recipe (4 layers, 4 heads, width 128, context 128, MLP 512, batch 32): AdamW
- * (betas 0.9, 0.99) at lr 6e-3 with 200 warmup steps and a cosine decay to 0.1 lr over 3660
- * steps (15M training tokens), weight decay 0.1 on matrices and embeddings only, gradient
- * clipping at 1.0. */
+ * Default recipe (4 layers, 4 heads, width 128, context 128, MLP 512, batch 32): Muon for the
+ * blocks' linear weights and AdamW (betas 0.9, 0.99) for embeddings, LM head, biases and
+ * LayerNorms, one lr 6e-3 with 200 warmup steps and a cosine decay to 0 over 3660 steps (15M
+ * training tokens), weight decay 0.1 on matrices and embeddings only, gradient clipping at
+ * 1.0. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -307,7 +308,7 @@ int cmd_train_gpt(int argc, char **argv) {
     gpt_opts o = {
         .text = OCT_DEFAULT_TEXT,
         .schedule = "cosine",
-        .optim = "adamw",
+        .optim = "muon",
         .layers = 4,
         .heads = 4,
         .width = 128,
@@ -321,7 +322,7 @@ int cmd_train_gpt(int argc, char **argv) {
         .eval_every = 500,
         .eval_batches = 20,
         .lr = 6e-3f,
-        .min_lr = 0.1f,
+        .min_lr = 0.0f,
         .wd = 0.1f,
         .clip = 1.0f,
         .beta2 = 0.99f,
