@@ -306,6 +306,12 @@ static bool pick_none(const oct_tensor *p, const void *ctx) {
     return false;
 }
 
+static bool pick_all(const oct_tensor *p, const void *ctx) {
+    (void)p;
+    (void)ctx;
+    return true;
+}
+
 /* Three steps on a (2,3) matrix (Muon) and a 1-D tensor (AdamW, as the AdamW optimizer would
  * update it, bit for bit), against the documented update computed in double. */
 static void muon_matches_formula(void **state) {
@@ -361,6 +367,15 @@ static void muon_matches_formula(void **state) {
     oct_optim_free(&oa);
     oct_arena_free(&f.arena);
     oct_arena_free(&fa.arena);
+
+    /* A selector that picks everything still leaves 1-D tensors to AdamW. */
+    fixture_init(&f, 2);
+    h.muon_select = pick_all;
+    assert_int_equal(oct_optim_init(&o, OCT_OPTIM_MUON, &f.params, &f.arena, &h), OCT_OK);
+    assert_null(o.state[1]);
+    assert_string_equal(o.state[3]->name, "b.adam_v");
+    oct_optim_free(&o);
+    oct_arena_free(&f.arena);
 }
 
 /* Matrices are orthogonalized one task each and shard gradients are added in the sliced pass:

@@ -44,8 +44,8 @@ typedef struct oct_optim_hyper {
     bool nesterov;      /* SGD and Muon, needs momentum > 0 */
     float beta1, beta2; /* AdamW (and Muon's AdamW part), in [0, 1) */
     float eps;          /* AdamW (and Muon's AdamW part), > 0 */
-    /* Muon: the tensors it orthogonalizes; ctx is passed through. NULL picks every 2-D tensor.
-     * oct_gpt_hidden_matrix picks a GPT's block weights. */
+    /* Muon: which 2-D tensors it orthogonalizes (it never picks others); ctx is passed
+     * through. NULL picks every 2-D tensor; oct_gpt_hidden_matrix picks a GPT's block weights. */
     bool (*muon_select)(const oct_tensor *p, const void *ctx);
     const void *muon_ctx;
 } oct_optim_hyper;

@@ -49,7 +49,7 @@ void oct_muon_orthogonalize(float *x, int rows, int cols, float *work) {
 }
 
 bool oct__muon_picks(const oct_optim_hyper *h, const oct_tensor *p) {
-    return h->muon_select ? h->muon_select(p, h->muon_ctx) : p->ndim == 2;
+    return p->ndim == 2 && (!h->muon_select || h->muon_select(p, h->muon_ctx));
 }
 
 void oct__muon_momentum(float *restrict buf,     /* (n) */

@@ -63,7 +63,8 @@ static oct_status check_hyper(oct_optim_kind kind, const oct_optim_hyper *h) {
     return OCT_OK;
 }
 
-/* Number of state tensors per parameter: Adam's m and v, SGD's momentum buffer, or none. */
+/* State slots per parameter: Adam's m and v (Muon: its momentum and NULL for a matrix it
+ * orthogonalizes), SGD's momentum buffer, or none. */
 static int state_per_param(oct_optim_kind kind, const oct_optim_hyper *h) {
     return kind != OCT_OPTIM_SGD ? 2 : h->momentum > 0.0f ? 1 : 0;
 }

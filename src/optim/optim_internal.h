@@ -5,7 +5,7 @@
 #include "octet/optim.h"
 #include "octet/parallel.h"
 
-/* Whether Muon orthogonalizes p (h->muon_select, or every 2-D tensor without one). */
+/* Whether Muon orthogonalizes p: a 2-D tensor that h->muon_select picks (all without one). */
 bool oct__muon_picks(const oct_optim_hyper *h, const oct_tensor *p);
 /* buf += (1 - mu)(g - buf): Muon's momentum, elementwise (run on slices of a matrix). */
 void oct__muon_momentum(float *restrict buf, const float *restrict g, int64_t n, float mu);
