@@ -194,9 +194,8 @@ class Optimizers:
 
 
 def make_optimizer(model, args):
-    hidden = [m.weight for b in model.blocks for m in b.modules() if isinstance(m, nn.Linear)]
-    if args.optim == "adamw":
-        hidden = []
+    hidden = [m.weight for b in model.blocks for m in b.modules()
+              if isinstance(m, nn.Linear)] if args.optim == "muon" else []
     ids = {id(p) for p in hidden}
     params = [p for p in model.parameters() if id(p) not in ids]
     decay = [p for p in params if p.dim() >= 2]

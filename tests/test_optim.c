@@ -300,16 +300,10 @@ static void muon_orthogonalize_matches_reference(void **state) {
     for (int i = 0; i < 6; i++) assert_true(z[i] == 0.0f);
 }
 
-static bool pick_none(const oct_tensor *p, const void *ctx) {
+/* A muon_select that answers *ctx (a bool) for every tensor. */
+static bool pick_if(const oct_tensor *p, const void *ctx) {
     (void)p;
-    (void)ctx;
-    return false;
-}
-
-static bool pick_all(const oct_tensor *p, const void *ctx) {
-    (void)p;
-    (void)ctx;
-    return true;
+    return *(const bool *)ctx;
 }
 
 /* Three steps on a (2,3) matrix (Muon) and a 1-D tensor (AdamW, as the AdamW optimizer would
@@ -356,7 +350,9 @@ static void muon_matches_formula(void **state) {
     /* muon_select decides: picking nothing makes Muon AdamW on every tensor. */
     fixture_init(&f, 2);
     fixture_init(&fa, 2);
-    h.muon_select = pick_none;
+    static const bool no = false, yes = true;
+    h.muon_select = pick_if;
+    h.muon_ctx = &no;
     assert_int_equal(oct_optim_init(&o, OCT_OPTIM_MUON, &f.params, &f.arena, &h), OCT_OK);
     assert_int_equal(oct_optim_init(&oa, OCT_OPTIM_ADAMW, &fa.params, &fa.arena, &h), OCT_OK);
     assert_string_equal(o.state[1]->name, "w.adam_v");
@@ -370,7 +366,7 @@ static void muon_matches_formula(void **state) {
 
     /* A selector that picks everything still leaves 1-D tensors to AdamW. */
     fixture_init(&f, 2);
-    h.muon_select = pick_all;
+    h.muon_ctx = &yes;
     assert_int_equal(oct_optim_init(&o, OCT_OPTIM_MUON, &f.params, &f.arena, &h), OCT_OK);
     assert_null(o.state[1]);
     assert_string_equal(o.state[3]->name, "b.adam_v");

@@ -218,6 +218,11 @@ static int run(const gpt_opts *o) {
                           .step_size = 1000,
                           .gamma = 0.5f};
     if (oct_schedule_kind_parse(o->schedule, &sched.kind)) return fail_flag("--schedule");
+    oct_optim_kind kind;
+    if (oct_optim_kind_parse(o->optim, &kind) || kind == OCT_OPTIM_SGD) {
+        fprintf(stderr, "octet train gpt: --optim '%s': expected adamw or muon\n", o->optim);
+        return CLI_USAGE;
+    }
     if (sched.total <= sched.warmup) sched.total = sched.warmup + 1;
     if (oct_schedule_check(&sched)) return fail_flag("--schedule");
     if (cli_check_output("--save", o->save) || cli_check_output("--log", o->log)) return CLI_FAIL;
@@ -260,7 +265,6 @@ static int run(const gpt_opts *o) {
         oct_text_free(&text);
         return CLI_USAGE;
     }
-    oct_optim_kind kind = strcmp(o->optim, "muon") ? OCT_OPTIM_ADAMW : OCT_OPTIM_MUON;
     oct_optim_hyper h = oct_optim_defaults(kind);
     h.weight_decay = o->wd;
     h.no_decay_1d = true;
@@ -391,10 +395,6 @@ int cmd_train_gpt(int argc, char **argv) {
     if (o.freeze_after < 0) o.freeze_after = o.qat_steps / 2;
     if (o.width % o.heads) {
         fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o.heads, o.width);
-        return CLI_USAGE;
-    }
-    if (strcmp(o.optim, "adamw") && strcmp(o.optim, "muon")) {
-        fprintf(stderr, "octet train gpt: --optim '%s': expected adamw or muon\n", o.optim);
         return CLI_USAGE;
     }
     if (o.embed_bits == 1 || (o.embed_bits && !o.qat)) {
