@@ -69,7 +69,8 @@ expect 2 "--hidden" "$octet" train mlp --hidden 256,0
 expect 2 "--optim" "$octet" train mlp --optim adagrad
 expect 2 "--optim muon" "$octet" train mlp --optim muon
 expect 2 "--activation" "$octet" train mlp --activation swish
-expect 2 "--schedule" "$octet" train mlp --schedule linear
+expect 2 "--schedule" "$octet" train mlp --schedule wsd
+expect 2 "--decay" "$octet" train gpt --schedule linear --decay 0
 expect 2 "--act-quant" "$octet" train mlp --qat --act-quant bogus
 expect 2 "--epochs" "$octet" train mlp --epochs
 expect 2 "unexpected" "$octet" train mlp extra-argument

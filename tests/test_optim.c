@@ -446,11 +446,43 @@ static void schedules(void **state) {
     assert_float_equal(oct_lr_at(&c, 1), 0.5f, 0.0f);
     assert_float_equal(oct_lr_at(&c, 1000000), 0.5f, 0.0f);
 
+    /* Linear: warmup 10, stable until step 70, then down to 0.1 of the peak at 110. */
+    oct_schedule l = {.kind = OCT_SCHED_LINEAR,
+                      .lr = 1e-3f,
+                      .warmup = 10,
+                      .total = 110,
+                      .min_ratio = 0.1f,
+                      .decay = 40};
+    assert_int_equal(oct_schedule_check(&l), OCT_OK);
+    assert_float_equal(oct_lr_at(&l, 4), 5e-4f, 1e-9f);
+    assert_float_equal(oct_lr_at(&l, 10), 1e-3f, 0.0f);
+    assert_float_equal(oct_lr_at(&l, 70), 1e-3f, 0.0f);      /* the decay starts here */
+    assert_float_equal(oct_lr_at(&l, 90), 5.5e-4f, 1e-9f);   /* halfway down */
+    assert_float_equal(oct_lr_at(&l, 100), 3.25e-4f, 1e-9f); /* three quarters down */
+    assert_float_equal(oct_lr_at(&l, 110), 1e-4f, 1e-9f);
+    assert_float_equal(oct_lr_at(&l, 5000), 1e-4f, 1e-9f);
+    l.decay = 0; /* the whole span after warmup: straight from the peak at 10 to 0 at 110 */
+    l.min_ratio = 0.0f;
+    assert_float_equal(oct_lr_at(&l, 10), 1e-3f, 0.0f);
+    assert_float_equal(oct_lr_at(&l, 60), 5e-4f, 1e-9f);
+    assert_float_equal(oct_lr_at(&l, 109), 1e-5f, 1e-9f);
+    assert_float_equal(oct_lr_at(&l, 110), 0.0f, 0.0f);
+    l.decay = 101;
+    assert_int_equal(oct_schedule_check(&l), OCT_EINVAL);
+    assert_non_null(strstr(oct_last_error(), "decay"));
+    l.decay = 40;
+    l.min_ratio = 1.5f;
+    assert_int_equal(oct_schedule_check(&l), OCT_EINVAL);
+    assert_non_null(strstr(oct_last_error(), "linear"));
+
     oct_schedule_kind kind;
     assert_int_equal(oct_schedule_kind_parse("cosine", &kind), OCT_OK);
     assert_int_equal(kind, OCT_SCHED_COSINE);
     assert_string_equal(oct_schedule_kind_name(OCT_SCHED_STEP), "step");
-    assert_int_equal(oct_schedule_kind_parse("linear", &kind), OCT_EINVAL);
+    assert_int_equal(oct_schedule_kind_parse("linear", &kind), OCT_OK);
+    assert_int_equal(kind, OCT_SCHED_LINEAR);
+    assert_int_equal(oct_schedule_kind_parse("wsd", &kind), OCT_EINVAL);
+    assert_non_null(strstr(oct_last_error(), "'wsd'"));
     s.total = 10;
     assert_int_equal(oct_schedule_check(&s), OCT_EINVAL);
     assert_non_null(strstr(oct_last_error(), "total"));

@@ -31,7 +31,7 @@ typedef struct gpt_opts {
     const char *text, *schedule, *log, *save, *optim;
     int layers, heads, width, context, mlp, batch, steps, warmup, seed, threads;
     int eval_every, eval_batches;
-    float lr, min_lr, wd, clip, beta2, dropout;
+    float lr, min_lr, decay, wd, clip, beta2, dropout;
     bool tied, byte_level;
     bool qat;                 /* --qat: the last qat_steps steps are quantization-aware */
     int qat_steps;            /* -1: half of --steps */
@@ -224,6 +224,7 @@ static int run(const gpt_opts *o) {
         return CLI_USAGE;
     }
     if (sched.total <= sched.warmup) sched.total = sched.warmup + 1;
+    sched.decay = (int64_t)llround((double)o->decay * (double)(sched.total - sched.warmup));
     if (oct_schedule_check(&sched)) return fail_flag("--schedule");
     if (cli_check_output("--save", o->save) || cli_check_output("--log", o->log)) return CLI_FAIL;
 
@@ -327,6 +328,7 @@ int cmd_train_gpt(int argc, char **argv) {
         .eval_batches = 20,
         .lr = 6e-3f,
         .min_lr = 0.0f,
+        .decay = 1.0f,
         .wd = 0.1f,
         .clip = 1.0f,
         .beta2 = 0.99f,
@@ -351,9 +353,13 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--optim", CLI_STR, &o.optim,
          "adamw, or muon (Muon for the blocks' matrices, AdamW for the rest, one --lr)", 0, 0},
         {"--lr", CLI_FLOAT, &o.lr, "peak learning rate", 1e-9, 10},
-        {"--schedule", CLI_STR, &o.schedule, "constant, step (halve every 1000) or cosine", 0, 0},
+        {"--schedule", CLI_STR, &o.schedule,
+         "constant, step (halve every 1000), cosine, or linear (constant, then a linear decay)", 0,
+         0},
         {"--warmup", CLI_INT, &o.warmup, "linear warmup steps", 0, 1e9},
-        {"--min-lr", CLI_FLOAT, &o.min_lr, "cosine: final lr as a fraction of --lr", 0, 1},
+        {"--min-lr", CLI_FLOAT, &o.min_lr, "cosine, linear: final lr as a fraction of --lr", 0, 1},
+        {"--decay", CLI_FLOAT, &o.decay,
+         "linear: fraction of the steps after warmup spent decaying", 0.001, 1},
         {"--wd", CLI_FLOAT, &o.wd, "weight decay (not on biases and LayerNorms)", 0, 10},
         {"--beta2", CLI_FLOAT, &o.beta2, "AdamW beta2", 0, 0.99999},
         {"--clip", CLI_FLOAT, &o.clip, "clip the global gradient norm (0: off)", 0, 1e9},

@@ -100,6 +100,8 @@ typedef enum {
     OCT_SCHED_CONSTANT, /* lr */
     OCT_SCHED_STEP,     /* lr * gamma^floor(t / step_size) */
     OCT_SCHED_COSINE,   /* from lr down to lr * min_ratio along a half cosine over total steps */
+    OCT_SCHED_LINEAR,   /* lr until the last `decay` steps, then a straight line down to
+                           lr * min_ratio at total (warmup-stable-decay; decay 0: all of it) */
     OCT_SCHED_COUNT
 } oct_schedule_kind;
 
@@ -109,9 +111,11 @@ typedef struct oct_schedule {
     oct_schedule_kind kind;
     float lr;          /* base (peak) learning rate, > 0 */
     int64_t warmup;    /* linear warmup steps, >= 0 */
-    int64_t total;     /* cosine: total steps including warmup, > warmup; lr stays at the
-                          minimum from there on */
-    float min_ratio;   /* cosine: final lr / lr, in [0, 1] */
+    int64_t total;     /* cosine, linear: total steps including warmup, > warmup; lr stays at
+                          the minimum from there on */
+    float min_ratio;   /* cosine, linear: final lr / lr, in [0, 1] */
+    int64_t decay;     /* linear: steps of the final decay, 0 (all after warmup) up to
+                          total - warmup */
     int64_t step_size; /* step: decay every step_size steps, > 0 */
     float gamma;       /* step: decay factor, > 0 */
 } oct_schedule;
@@ -120,7 +124,7 @@ typedef struct oct_schedule {
 float oct_lr_at(const oct_schedule *s, int64_t step);
 /* OCT_EINVAL with a message naming the field when s is inconsistent. */
 oct_status oct_schedule_check(const oct_schedule *s);
-/* "constant", "step", "cosine" and back; parse fails with OCT_EINVAL. */
+/* "constant", "step", "cosine", "linear" and back; parse fails with OCT_EINVAL. */
 const char *oct_schedule_kind_name(oct_schedule_kind kind);
 oct_status oct_schedule_kind_parse(const char *name, oct_schedule_kind *out);
 
