@@ -5,9 +5,9 @@ Decoder-only GPT, pre-LayerNorm, 4 layers, 4 heads, width 128, context 128, MLP 
 (tanh approximation), learned positional embeddings, no dropout, GPT-2 init (normal std 0.02,
 residual projections std 0.02/sqrt(2*n_layer), zero biases), untied embeddings unless --tied.
 Causal attention is written out (q@k^T/sqrt(hs), masked_fill, softmax, @v): torch 1.13 has no
-F.scaled_dot_product_attention. AdamW (lr 1e-3 constant unless --schedule cosine with
---warmup, --min-lr and --clip, as octet's default recipe; betas 0.9/0.999, weight decay 0.1
-on parameters with >= 2 dims: Linear weights and both embeddings), batch 32. --optim muon
+F.scaled_dot_product_attention. AdamW (lr 1e-3 constant unless --schedule cosine or
+linear with --warmup, --min-lr, --decay and --clip, as octet's recipes; betas 0.9/0.999,
+weight decay 0.1 on parameters with >= 2 dims: Linear weights and both embeddings), batch 32. --optim muon
 uses Muon for the blocks' Linear weights instead (written out below as octet's
 OCT_OPTIM_MUON and torch 2.9's torch.optim.Muon with adjust_lr_fn="match_rms_adamw" compute
 it, in float32: torch 1.13 has no Muon) and AdamW for the rest, with the same lr.
@@ -226,8 +226,9 @@ def get_batch(data, batch, block, gen):
 
 
 def lr_at(args, step):
-    """octet's oct_lr_at: linear warmup over --warmup steps, then constant or cosine decay to
-    --min-lr x lr at --steps."""
+    """octet's oct_lr_at: linear warmup over --warmup steps, then constant, cosine decay to
+    --min-lr x lr at --steps, or linear: constant, then a straight line down to --min-lr x lr
+    over the last --decay fraction of the steps after warmup."""
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
     if args.schedule == "constant":
@@ -235,6 +236,9 @@ def lr_at(args, step):
     t, span, lo = step - args.warmup, args.steps - args.warmup, args.lr * args.min_lr
     if t >= span:
         return lo
+    if args.schedule == "linear":
+        decay = round(args.decay * span) or span
+        return args.lr if span - t >= decay else lo + (span - t) / decay * (args.lr - lo)
     return lo + 0.5 * (1.0 + math.cos(math.pi * t / span)) * (args.lr - lo)
 
 
@@ -342,10 +346,13 @@ def main():
     p.add_argument("--optim", choices=["adamw", "muon"], default="adamw",
                    help="muon: Muon for the blocks' Linear weights, AdamW for the rest")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
-                   help="after --warmup steps: constant lr, or cosine decay to --min-lr x lr")
+    p.add_argument("--schedule", choices=["constant", "cosine", "linear"], default="constant",
+                   help="after --warmup steps: constant lr, cosine decay to --min-lr x lr, or "
+                   "constant then linear decay to it")
     p.add_argument("--warmup", type=int, default=0)
-    p.add_argument("--min-lr", type=float, default=0.1, help="cosine: final lr / lr")
+    p.add_argument("--min-lr", type=float, default=0.1, help="cosine, linear: final lr / lr")
+    p.add_argument("--decay", type=float, default=1.0,
+                   help="linear: fraction of the steps after warmup spent decaying")
     p.add_argument("--clip", type=float, default=0.0, help="clip the gradient norm (0: off)")
     p.add_argument("--beta1", type=float, default=0.9)
     p.add_argument("--beta2", type=float, default=0.999)
@@ -363,7 +370,7 @@ def main():
     results = {"vocab": vocab, "batch": args.batch, "block": args.block, "tied": args.tied,
                "optim": args.optim,
                "qconfig": args.qconfig, "lr": args.lr, "schedule": args.schedule,
-               "warmup": args.warmup, "min_lr": args.min_lr, "clip": args.clip,
+               "warmup": args.warmup, "min_lr": args.min_lr, "decay": args.decay, "clip": args.clip,
                "betas": [args.beta1, args.beta2],
                "weight_decay": args.weight_decay,
                "params": sum(p.numel() for p in GPT(args, vocab).parameters())}
