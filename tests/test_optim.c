@@ -300,25 +300,27 @@ static void muon_orthogonalize_matches_reference(void **state) {
     for (int i = 0; i < 6; i++) assert_true(z[i] == 0.0f);
 }
 
-/* A muon_select that answers *ctx (a bool) for every tensor. */
-static bool pick_if(const oct_tensor *p, const void *ctx) {
+/* A muon_select that answers *ctx (an int: row blocks, 0 for none) for every tensor. */
+static int pick_if(const oct_tensor *p, const void *ctx) {
     (void)p;
-    return *(const bool *)ctx;
+    return *(const int *)ctx;
 }
 
-/* Three steps on a (2,3) matrix (Muon) and a 1-D tensor (AdamW, as the AdamW optimizer would
- * update it, bit for bit), against the documented update computed in double. */
-static void muon_matches_formula(void **state) {
+/* Three steps on a (2,3) matrix (Muon, whole or as two (1,3) row blocks, with or without a
+ * momentum warmup) and a 1-D tensor (AdamW, as the AdamW optimizer would update it, bit for
+ * bit), against the documented update computed in double. */
+static void muon_formula_case(int blocks, int64_t warmup) {
     fixture f, fa;
     fixture_init(&f, 2);
     fixture_init(&fa, 2);
     oct_optim_hyper h = oct_optim_defaults(OCT_OPTIM_MUON);
-    assert_float_equal(h.momentum, 0.95f, 0.0f);
-    assert_true(h.nesterov);
-    assert_float_equal(h.weight_decay, 0.1f, 0.0f);
+    h.muon_select = pick_if;
+    h.muon_ctx = &blocks;
+    h.momentum_warmup = warmup;
     oct_optim o, oa;
+    oct_optim_hyper ha = oct_optim_defaults(OCT_OPTIM_MUON);
     assert_int_equal(oct_optim_init(&o, OCT_OPTIM_MUON, &f.params, &f.arena, &h), OCT_OK);
-    assert_int_equal(oct_optim_init(&oa, OCT_OPTIM_ADAMW, &fa.params, &fa.arena, &h), OCT_OK);
+    assert_int_equal(oct_optim_init(&oa, OCT_OPTIM_ADAMW, &fa.params, &fa.arena, &ha), OCT_OK);
     assert_int_equal(o.n_state, 4);
     assert_string_equal(o.state[0]->name, "w.muon_m");
     assert_null(o.state[1]);
@@ -333,11 +335,13 @@ static void muon_matches_formula(void **state) {
         }
         oct_optim_step(&o, lr);
         oct_optim_step(&oa, lr);
+        /* the momentum rises linearly from 0.85 to 0.95 over `warmup` steps */
+        double mu = s < warmup ? 0.85 + 0.10 * (double)s / (double)warmup : 0.95;
         for (int j = 0; j < N; j++) {
-            buf[j] += 0.05 * (grads[s][j] - buf[j]);
-            d[j] = grads[s][j] + 0.95 * (buf[j] - grads[s][j]);
+            buf[j] += (1.0 - mu) * (grads[s][j] - buf[j]);
+            d[j] = grads[s][j] + mu * (buf[j] - grads[s][j]);
         }
-        ns_reference(d, 2, 3);
+        for (int b = 0; b < blocks; b++) ns_reference(d + b * N / blocks, 2 / blocks, 3);
         for (int j = 0; j < N; j++) p[j] = p[j] * (1.0 - lr * 0.1) - lr * 0.2 * sqrt(3.0) * d[j];
     }
     for (int j = 0; j < N; j++) assert_float_equal(f.items[0]->data[j], p[j], 1e-6);
@@ -346,11 +350,25 @@ static void muon_matches_formula(void **state) {
     oct_optim_free(&oa);
     oct_arena_free(&f.arena);
     oct_arena_free(&fa.arena);
+}
+
+static void muon_matches_formula(void **state) {
+    oct_optim_hyper h = oct_optim_defaults(OCT_OPTIM_MUON);
+    assert_float_equal(h.momentum, 0.95f, 0.0f);
+    assert_true(h.nesterov);
+    assert_float_equal(h.weight_decay, 0.1f, 0.0f);
+    assert_int_equal(h.momentum_warmup, 0);
+    muon_formula_case(1, 0);
+    muon_formula_case(2, 0); /* each row on its own: not the whole matrix's update */
+    muon_formula_case(1, 2); /* momentum 0.85, 0.90, then 0.95 */
+    fixture f, fa;
+    oct_optim o, oa;
+    const float lr = 0.02f;
 
     /* muon_select decides: picking nothing makes Muon AdamW on every tensor. */
     fixture_init(&f, 2);
     fixture_init(&fa, 2);
-    static const bool no = false, yes = true;
+    static const int no = 0, yes = 1, three = 3;
     h.muon_select = pick_if;
     h.muon_ctx = &no;
     assert_int_equal(oct_optim_init(&o, OCT_OPTIM_MUON, &f.params, &f.arena, &h), OCT_OK);
@@ -371,6 +389,14 @@ static void muon_matches_formula(void **state) {
     assert_null(o.state[1]);
     assert_string_equal(o.state[3]->name, "b.adam_v");
     oct_optim_free(&o);
+    /* Row blocks must divide the rows; a momentum warmup is Muon's alone. */
+    h.muon_ctx = &three;
+    assert_int_equal(oct_optim_init(&o, OCT_OPTIM_MUON, &f.params, &f.arena, &h), OCT_EINVAL);
+    assert_non_null(strstr(oct_last_error(), "w (2 rows) as 3 row blocks"));
+    oct_optim_hyper ha = oct_optim_defaults(OCT_OPTIM_ADAMW);
+    ha.momentum_warmup = 10;
+    assert_int_equal(oct_optim_init(&o, OCT_OPTIM_ADAMW, &f.params, &f.arena, &ha), OCT_EINVAL);
+    assert_non_null(strstr(oct_last_error(), "momentum warmup"));
     oct_arena_free(&f.arena);
 }
 

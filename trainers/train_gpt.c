@@ -24,6 +24,9 @@
 #define EVAL_SEED GPT_EVAL_SEED
 /* Training loss goes to the log every this many steps. */
 #define LOG_EVERY 10
+/* Muon's momentum rises from 0.85 to 0.95 over this many steps (as in Keller Jordan's
+ * modded-nanogpt). */
+#define MUON_MOMENTUM_WARMUP 300
 /* Nats per bit. */
 #define LN2 0.69314718055994531
 
@@ -270,7 +273,8 @@ static int run(const gpt_opts *o) {
     h.weight_decay = o->wd;
     h.no_decay_1d = true;
     h.beta2 = o->beta2;
-    h.muon_select = oct_gpt_hidden_matrix;
+    if (kind == OCT_OPTIM_MUON) h.momentum_warmup = MUON_MOMENTUM_WARMUP;
+    h.muon_select = oct_gpt_muon_blocks;
     h.muon_ctx = &m.gpt;
     oct_optim opt = {0};
     cli_log jl = {0};

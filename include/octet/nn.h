@@ -140,9 +140,10 @@ oct_status oct_gpt_init(oct_gpt *m, oct_arena *arena, oct_params *params, const 
 /* logits (B,T,V) for token ids (B,T), each in [0, V); 1 <= T <= context. Dropout is active
  * when g->training and cfg.dropout > 0. */
 oct_tensor *oct_gpt_forward(const oct_gpt *m, oct_graph *g, const int32_t *ids, int B, int T);
-/* Whether p is the weight of a block's linear layer (qkv, proj, fc, fc_proj) of the oct_gpt
- * gpt points to: the matrices Muon is meant for (oct_optim_hyper.muon_select). */
-bool oct_gpt_hidden_matrix(const oct_tensor *p, const void *gpt);
+/* Muon's picks among the parameters of the oct_gpt gpt points to (oct_optim_hyper.muon_select):
+ * 3 row blocks (q, k, v) for a block's qkv weight, 1 for its proj, fc and fc_proj weights, 0 for
+ * every other tensor (embeddings, LM head, biases, LayerNorms). */
+int oct_gpt_muon_blocks(const oct_tensor *p, const void *gpt);
 /* Mean cross-entropy (nats per token) of logits (B,T,V) against targets (B,T): a (1) tensor. */
 oct_tensor *oct_gpt_loss(oct_graph *g, oct_tensor *logits, const int32_t *targets);
 

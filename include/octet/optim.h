@@ -31,8 +31,9 @@ typedef enum {
      * buf += (1 - mu)(g - buf); d = nesterov ? g + mu (buf - g) : buf; O =
      * oct_muon_orthogonalize(d); p *= 1 - lr * wd; p -= lr * 0.2 * sqrt(max(r, c)) * O, which gives
      * the update the RMS of a typical AdamW update (Liu et al. 2025, "Muon is scalable for LLM
-     * training"). Meant for hidden linear weights, not embeddings, output heads, biases or norm
-     * gains. */
+     * training"). A matrix picked as k row blocks (a fused q/k/v weight: k = 3) has each
+     * (r / k, c) block orthogonalized and scaled on its own. Meant for hidden linear weights, not
+     * embeddings, output heads, biases or norm gains. */
     OCT_OPTIM_MUON,
     OCT_OPTIM_COUNT
 } oct_optim_kind;
@@ -41,12 +42,17 @@ typedef struct oct_optim_hyper {
     float weight_decay; /* >= 0 */
     bool no_decay_1d;   /* no weight decay on 1-D tensors (biases, norm gains) */
     float momentum;     /* SGD and Muon, in [0, 1) */
+    /* Muon: its momentum rises linearly from 0.85 (or from momentum, when lower) to momentum
+     * over the first momentum_warmup steps; 0: constant. */
+    int64_t momentum_warmup;
     bool nesterov;      /* SGD and Muon, needs momentum > 0 */
     float beta1, beta2; /* AdamW (and Muon's AdamW part), in [0, 1) */
     float eps;          /* AdamW (and Muon's AdamW part), > 0 */
-    /* Muon: which 2-D tensors it orthogonalizes (it never picks others); ctx is passed
-     * through. NULL picks every 2-D tensor; oct_gpt_hidden_matrix picks a GPT's block weights. */
-    bool (*muon_select)(const oct_tensor *p, const void *ctx);
+    /* Muon: which 2-D tensors it orthogonalizes (it never picks others) and how: 0 leaves p to
+     * AdamW, k >= 1 orthogonalizes it as k row blocks (k divides p's rows). ctx is passed
+     * through. NULL picks every 2-D tensor whole; oct_gpt_muon_blocks picks a GPT's block
+     * weights, with q, k and v apart. */
+    int (*muon_select)(const oct_tensor *p, const void *ctx);
     const void *muon_ctx;
 } oct_optim_hyper;
 

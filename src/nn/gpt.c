@@ -133,13 +133,14 @@ oct_tensor *oct_gpt_forward(const oct_gpt *m, oct_graph *g, const int32_t *ids, 
     return oct__gpt_logits(m, g, x); /* (B,T,V) */
 }
 
-bool oct_gpt_hidden_matrix(const oct_tensor *p, const void *gpt) {
+int oct_gpt_muon_blocks(const oct_tensor *p, const void *gpt) {
     const oct_gpt *m = gpt;
     for (int i = 0; i < m->cfg.n_layer; i++) {
         const oct_gpt_block *b = &m->h[i];
-        if (p == b->qkv.w || p == b->proj.w || p == b->fc.w || p == b->fc_proj.w) return true;
+        if (p == b->qkv.w) return 3;
+        if (p == b->proj.w || p == b->fc.w || p == b->fc_proj.w) return 1;
     }
-    return false;
+    return 0;
 }
 
 oct_tensor *oct_gpt_loss(oct_graph *g, oct_tensor *logits, const int32_t *targets) {

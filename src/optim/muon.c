@@ -48,8 +48,15 @@ void oct_muon_orthogonalize(float *x, int rows, int cols, float *work) {
     if (cur != x) memcpy(x, cur, (size_t)n * sizeof *x);
 }
 
-bool oct__muon_picks(const oct_optim_hyper *h, const oct_tensor *p) {
-    return p->ndim == 2 && (!h->muon_select || h->muon_select(p, h->muon_ctx));
+int oct__muon_blocks(const oct_optim_hyper *h, const oct_tensor *p) {
+    if (p->ndim != 2) return 0;
+    return h->muon_select ? h->muon_select(p, h->muon_ctx) : 1;
+}
+
+float oct__muon_momentum_at(const oct_optim_hyper *h, int64_t step) {
+    if (step >= h->momentum_warmup) return h->momentum;
+    double lo = fmin(0.85, (double)h->momentum), f = (double)step / (double)h->momentum_warmup;
+    return (float)(lo + f * ((double)h->momentum - lo));
 }
 
 void oct__muon_momentum(float *restrict buf,     /* (n) */
@@ -62,7 +69,7 @@ void oct__muon_momentum(float *restrict buf,     /* (n) */
 typedef struct muon_job {
     const oct_optim *o;
     const int *which; /* parameter indices of the picked matrices */
-    float lr;
+    float lr, mu;
 } muon_job;
 
 static void muon_matrix(void *arg, int task) {
@@ -71,29 +78,30 @@ static void muon_matrix(void *arg, int task) {
     int i = j->which[task];
     oct_tensor *p = j->o->params->items[i];
     const float *g = p->grad, *buf = j->o->state[2 * i]->data;
-    int r = p->shape[0], c = p->shape[1], m = r <= c ? r : c;
-    int64_t n = p->size;
-    float *x = malloc(((size_t)3 * (size_t)n + 2 * (size_t)m * (size_t)m) * sizeof *x);
+    int blocks = oct__muon_blocks(h, p), r = p->shape[0] / blocks, c = p->shape[1];
+    int m = r <= c ? r : c;
+    int64_t n = p->size, nb = (int64_t)r * c;
+    float *x = malloc(((size_t)n + 2 * (size_t)nb + 2 * (size_t)m * (size_t)m) * sizeof *x);
     OCT_ASSERT(x != NULL);
-    float mu = h->momentum;
+    float mu = j->mu;
     if (h->nesterov)
         for (int64_t k = 0; k < n; k++) x[k] = g[k] + mu * (buf[k] - g[k]);
     else
         memcpy(x, buf, (size_t)n * sizeof *x);
-    oct_muon_orthogonalize(x, r, c, x + n);
+    for (int b = 0; b < blocks; b++) oct_muon_orthogonalize(x + b * nb, r, c, x + n);
     float decay = (float)(1.0 - (double)j->lr * h->weight_decay);
     float step = (float)((double)j->lr * 0.2 * sqrt((double)(r > c ? r : c)));
     for (int64_t k = 0; k < n; k++) p->data[k] = p->data[k] * decay - step * x[k];
     free(x);
 }
 
-void oct__muon_step(const oct_optim *o, float lr) {
+void oct__muon_step(const oct_optim *o, float lr, float mu) {
     const oct_params *ps = o->params;
     int *which = malloc((size_t)ps->n * sizeof *which), n = 0;
     OCT_ASSERT(which != NULL);
     for (int i = 0; i < ps->n; i++)
         if (o->state[2 * i + 1] == NULL) which[n++] = i;
-    muon_job j = {.o = o, .which = which, .lr = lr};
+    muon_job j = {.o = o, .which = which, .lr = lr, .mu = mu};
     oct_parallel_for(n, o->threads > 1 ? o->threads : 1, muon_matrix, &j);
     free(which);
 }

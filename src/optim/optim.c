@@ -53,6 +53,9 @@ static oct_status check_hyper(oct_optim_kind kind, const oct_optim_hyper *h) {
         if (h->nesterov && h->momentum == 0.0f)
             return oct_fail(OCT_EINVAL, "%s: nesterov needs momentum > 0", name);
     }
+    if (h->momentum_warmup < 0 || (h->momentum_warmup > 0 && kind != OCT_OPTIM_MUON))
+        return oct_fail(OCT_EINVAL, "momentum warmup %lld: expected 0, or >= 0 with muon",
+                        (long long)h->momentum_warmup);
     if (kind != OCT_OPTIM_SGD) {
         if (!(h->beta1 >= 0.0f && h->beta1 < 1.0f))
             return oct_fail(OCT_EINVAL, "adamw beta1 %g: expected in [0, 1)", h->beta1);
@@ -91,7 +94,13 @@ oct_status oct_optim_init(oct_optim *o, oct_optim_kind kind, const oct_params *p
     for (int i = 0; i < params->n; i++) {
         const oct_tensor *p = params->items[i];
         OCT_ASSERT(p->name != NULL);
-        if (kind == OCT_OPTIM_MUON && oct__muon_picks(h, p)) {
+        int blocks = kind == OCT_OPTIM_MUON ? oct__muon_blocks(h, p) : 0;
+        if (blocks < 0 || (blocks > 0 && p->shape[0] % blocks != 0)) {
+            oct_optim_free(o);
+            return oct_fail(OCT_EINVAL, "muon: %s (%d rows) as %d row blocks", p->name, p->shape[0],
+                            blocks);
+        }
+        if (blocks > 0) {
             o->state[2 * i] = state_like(arena, p, "muon_m");
             o->state[2 * i + 1] = NULL;
         } else if (kind != OCT_OPTIM_SGD) {
@@ -168,7 +177,7 @@ adamw_update(float *restrict p,       /* (n) */
 
 typedef struct step_job {
     oct_optim *o;
-    float lr;
+    float lr, mu; /* mu: Muon's momentum at this step */
     adamw_scalars s;
     int per_param;
     int parts;
@@ -192,7 +201,7 @@ static void step_slice(void *arg, int part) {
         }
         float wd = h->no_decay_1d && p->ndim == 1 ? 0.0f : h->weight_decay;
         if (o->kind == OCT_OPTIM_MUON && o->state[2 * i + 1] == NULL) {
-            oct__muon_momentum(o->state[2 * i]->data + lo, p->grad + lo, n, h->momentum);
+            oct__muon_momentum(o->state[2 * i]->data + lo, p->grad + lo, n, j->mu);
         } else if (o->kind != OCT_OPTIM_SGD) {
             s.decay = (float)(1.0 - (double)j->lr * wd);
             adamw_update(p->data + lo, p->grad + lo, o->state[2 * i]->data + lo,
@@ -216,6 +225,7 @@ void oct_optim_step(oct_optim *o, float lr) {
     step_job j = {
         .o = o,
         .lr = lr,
+        .mu = oct__muon_momentum_at(h, o->step),
         .s =
             {
                 .c1 = (float)(1.0 - (double)h->beta1),
@@ -229,6 +239,6 @@ void oct_optim_step(oct_optim *o, float lr) {
         .parts = o->threads > 1 ? o->threads : 1,
     };
     oct_parallel_for(j.parts, j.parts, step_slice, &j);
-    if (o->kind == OCT_OPTIM_MUON) oct__muon_step(o, lr);
+    if (o->kind == OCT_OPTIM_MUON) oct__muon_step(o, lr, j.mu);
     o->step++;
 }
