@@ -160,21 +160,31 @@ def newton_schulz5(g):
 
 class Muon(torch.optim.Optimizer):
     """buf += (1 - mu)(g - buf); d = g + mu (buf - g); p *= 1 - lr wd;
-    p -= lr * 0.2 * sqrt(max(rows, cols)) * NS5(d)."""
+    p -= lr * 0.2 * sqrt(max(rows, cols)) * NS5(d), each of a matrix's blocks[p] row blocks
+    (the fused q/k/v weight: 3) orthogonalized and scaled on its own; mu rises linearly from
+    0.85 to momentum over the first momentum_warmup steps (octet's oct_gpt_muon_blocks and
+    momentum_warmup)."""
 
-    def __init__(self, params, lr, momentum=0.95, weight_decay=0.1):
+    def __init__(self, params, lr, blocks, momentum=0.95, weight_decay=0.1, momentum_warmup=0):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+        self.blocks, self.momentum_warmup, self.steps = blocks, momentum_warmup, 0
 
     @torch.no_grad()
     def step(self):
         for group in self.param_groups:
             lr, mu = group["lr"], group["momentum"]
+            if self.steps < self.momentum_warmup:
+                mu = 0.85 + self.steps / self.momentum_warmup * (mu - 0.85)
             for p in group["params"]:
                 buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
                 buf.lerp_(p.grad, 1 - mu)
-                update = newton_schulz5(p.grad.lerp(buf, mu))
+                d = p.grad.lerp(buf, mu)
+                k = self.blocks[p]
+                update = torch.cat([newton_schulz5(b) for b in d.chunk(k)]) if k > 1 \
+                    else newton_schulz5(d)
                 p.mul_(1 - lr * group["weight_decay"])
-                p.add_(update, alpha=-lr * 0.2 * math.sqrt(max(p.shape)))
+                p.add_(update, alpha=-lr * 0.2 * math.sqrt(max(p.shape[0] // k, p.shape[1])))
+        self.steps += 1
 
 
 class Optimizers:
@@ -205,7 +215,10 @@ def make_optimizer(model, args):
     adamw = torch.optim.AdamW(groups, lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps)
     if not hidden:
         return adamw
-    return Optimizers([Muon(hidden, args.lr, weight_decay=args.weight_decay), adamw])
+    blocks = {b.attn.c_attn.weight: 3 for b in model.blocks}
+    return Optimizers([Muon(hidden, args.lr, {p: blocks.get(p, 1) for p in hidden},
+                            weight_decay=args.weight_decay,
+                            momentum_warmup=args.muon_momentum_warmup), adamw])
 
 
 def load_corpus(path):
@@ -345,6 +358,8 @@ def main():
     p.add_argument("--tied", action="store_true", help="tie lm_head to the token embedding")
     p.add_argument("--optim", choices=["adamw", "muon"], default="adamw",
                    help="muon: Muon for the blocks' Linear weights, AdamW for the rest")
+    p.add_argument("--muon-momentum-warmup", type=int, default=300,
+                   help="muon: steps over which the momentum rises from 0.85 to 0.95")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--schedule", choices=["constant", "cosine", "linear"], default="constant",
                    help="after --warmup steps: constant lr, cosine decay to --min-lr x lr, or "
@@ -368,7 +383,7 @@ def main():
     train, val, vocab = load_corpus(args.text)
     log(f"{args.text}: {len(train)} train / {len(val)} val chars, vocab {vocab}")
     results = {"vocab": vocab, "batch": args.batch, "block": args.block, "tied": args.tied,
-               "optim": args.optim,
+               "optim": args.optim, "muon_momentum_warmup": args.muon_momentum_warmup,
                "qconfig": args.qconfig, "lr": args.lr, "schedule": args.schedule,
                "warmup": args.warmup, "min_lr": args.min_lr, "decay": args.decay, "clip": args.clip,
                "betas": [args.beta1, args.beta2],
