@@ -7,10 +7,11 @@ residual projections std 0.02/sqrt(2*n_layer), zero biases), untied embeddings u
 Causal attention is written out (q@k^T/sqrt(hs), masked_fill, softmax, @v): torch 1.13 has no
 F.scaled_dot_product_attention. AdamW (lr 1e-3 constant unless --schedule cosine or
 linear with --warmup, --min-lr, --decay and --clip, as octet's recipes; betas 0.9/0.999,
-weight decay 0.1 on parameters with >= 2 dims: Linear weights and both embeddings), batch 32. --optim muon
-uses Muon for the blocks' Linear weights instead (written out below as octet's
-OCT_OPTIM_MUON and torch 2.9's torch.optim.Muon with adjust_lr_fn="match_rms_adamw" compute
-it, in float32: torch 1.13 has no Muon) and AdamW for the rest, with the same lr.
+weight decay 0.1 on parameters with >= 2 dims: Linear weights and both embeddings), batch
+32. --optim muon uses Muon for the blocks' Linear weights instead (written out below as
+octet's OCT_OPTIM_MUON and torch 2.9's torch.optim.Muon with adjust_lr_fn="match_rms_adamw"
+compute it, in float32, here with q, k and v orthogonalized apart and a momentum warmup as in
+octet's GPT recipe: torch 1.13 has no Muon) and AdamW for the rest, with the same lr.
 
 Data: the corpus file is read as bytes; the vocabulary is its sorted unique bytes; the first
 90% is the training split, the rest validation. Training windows are drawn with a seeded
@@ -383,7 +384,8 @@ def main():
     train, val, vocab = load_corpus(args.text)
     log(f"{args.text}: {len(train)} train / {len(val)} val chars, vocab {vocab}")
     results = {"vocab": vocab, "batch": args.batch, "block": args.block, "tied": args.tied,
-               "optim": args.optim, "muon_momentum_warmup": args.muon_momentum_warmup,
+               "optim": args.optim,
+               "muon_momentum_warmup": args.muon_momentum_warmup,
                "qconfig": args.qconfig, "lr": args.lr, "schedule": args.schedule,
                "warmup": args.warmup, "min_lr": args.min_lr, "decay": args.decay, "clip": args.clip,
                "betas": [args.beta1, args.beta2],
