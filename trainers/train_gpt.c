@@ -316,7 +316,7 @@ out:
 int cmd_train_gpt(int argc, char **argv) {
     gpt_opts o = {
         .text = OCT_DEFAULT_TEXT,
-        .schedule = "cosine",
+        .schedule = "linear",
         .optim = "muon",
         .layers = 4,
         .heads = 4,
@@ -333,7 +333,7 @@ int cmd_train_gpt(int argc, char **argv) {
         .lr = 6e-3f,
         .min_lr = 0.0f,
         .decay = 1.0f,
-        .wd = 0.1f,
+        .wd = 0.2f,
         .clip = 1.0f,
         .beta2 = 0.99f,
         .qat_steps = -1,
