@@ -216,7 +216,8 @@ def make_optimizer(model, args):
     adamw = torch.optim.AdamW(groups, lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps)
     if not hidden:
         return adamw
-    blocks = {b.attn.c_attn.weight: 3 for b in model.blocks}
+    blocks = {m.weight: 3 for b in model.blocks for m in b.attn.modules()  # c_attn, maybe wrapped
+              if isinstance(m, nn.Linear) and m.out_features == 3 * m.in_features}
     return Optimizers([Muon(hidden, args.lr, {p: blocks.get(p, 1) for p in hidden},
                             weight_decay=args.weight_decay,
                             momentum_warmup=args.muon_momentum_warmup), adamw])
