@@ -54,7 +54,7 @@ static oct_status check_hyper(oct_optim_kind kind, const oct_optim_hyper *h) {
             return oct_fail(OCT_EINVAL, "%s: nesterov needs momentum > 0", name);
     }
     if (h->momentum_warmup < 0 || (h->momentum_warmup > 0 && kind != OCT_OPTIM_MUON))
-        return oct_fail(OCT_EINVAL, "momentum warmup %lld: expected 0, or >= 0 with muon",
+        return oct_fail(OCT_EINVAL, "momentum warmup %lld: expected >= 0, and 0 unless muon",
                         (long long)h->momentum_warmup);
     if (kind != OCT_OPTIM_SGD) {
         if (!(h->beta1 >= 0.0f && h->beta1 < 1.0f))
@@ -97,8 +97,8 @@ oct_status oct_optim_init(oct_optim *o, oct_optim_kind kind, const oct_params *p
         int blocks = kind == OCT_OPTIM_MUON ? oct__muon_blocks(h, p) : 0;
         if (blocks < 0 || (blocks > 0 && p->shape[0] % blocks != 0)) {
             oct_optim_free(o);
-            return oct_fail(OCT_EINVAL, "muon: %s (%d rows) as %d row blocks", p->name, p->shape[0],
-                            blocks);
+            return oct_fail(OCT_EINVAL, "muon: cannot split %s (%d rows) into %d row blocks",
+                            p->name, p->shape[0], blocks);
         }
         if (blocks > 0) {
             o->state[2 * i] = state_like(arena, p, "muon_m");
