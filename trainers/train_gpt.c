@@ -3,10 +3,10 @@
  * validation windows, logs metrics as JSON Lines and saves the fp32 model with its vocabulary.
  *
  * Default recipe (4 layers, 4 heads, width 128, context 128, MLP 512, batch 32): Muon for the
- * blocks' linear weights and AdamW (betas 0.9, 0.99) for embeddings, LM head, biases and
- * LayerNorms, one lr 6e-3 with 200 warmup steps and a cosine decay to 0 over 3660 steps (15M
- * training tokens), weight decay 0.1 on matrices and embeddings only, gradient clipping at
- * 1.0. */
+ * blocks' linear weights (q, k and v apart, momentum warmup) and AdamW (betas 0.9, 0.99) for
+ * embeddings, LM head, biases and LayerNorms, one lr 6e-3 with 200 warmup steps and a linear
+ * decay to 0 over 3660 steps (15M training tokens), weight decay 0.2 on matrices and
+ * embeddings only, gradient clipping at 1.0. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
