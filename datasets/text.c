@@ -41,21 +41,23 @@ oct_status oct_vocab_from_bytes(oct_vocab *v, const uint8_t *bytes, int n) {
     return OCT_OK;
 }
 
+/* The error for byte c at offset i, which the vocabulary v lacks. */
+static oct_status not_in_vocab(const oct_vocab *v, uint8_t c, int64_t i) {
+    if (c < 0x80 && isprint(c))
+        return oct_fail(OCT_EINVAL,
+                        "character '%c' (byte 0x%02x) at offset %lld is not in the vocabulary of "
+                        "%d characters",
+                        c, c, (long long)i, v->size);
+    return oct_fail(OCT_EINVAL,
+                    "byte 0x%02x at offset %lld is not in the vocabulary of %d characters", c,
+                    (long long)i, v->size);
+}
+
 oct_status oct_vocab_encode(const oct_vocab *v, const char *s, int64_t n, int32_t *ids /* (n) */) {
     for (int64_t i = 0; i < n; i++) {
         uint8_t c = (uint8_t)s[i];
-        if (v->id[c] >= 0) {
-            ids[i] = v->id[c];
-        } else if (c < 0x80 && isprint(c)) {
-            return oct_fail(OCT_EINVAL,
-                            "character '%c' (byte 0x%02x) at offset %lld is not in the "
-                            "vocabulary of %d characters",
-                            c, c, (long long)i, v->size);
-        } else {
-            return oct_fail(OCT_EINVAL,
-                            "byte 0x%02x at offset %lld is not in the vocabulary of %d characters",
-                            c, (long long)i, v->size);
-        }
+        if (v->id[c] < 0) return not_in_vocab(v, c, i);
+        ids[i] = v->id[c];
     }
     return OCT_OK;
 }
@@ -122,6 +124,20 @@ oct_status oct_text_load(oct_text *t, const char *path, bool byte_level) {
     t->tokens = buf;
     t->n = n;
     t->n_train = n * 9 / 10;
+    return OCT_OK;
+}
+
+oct_status oct_text_recode(oct_text *t, const oct_vocab *v) {
+    int16_t map[256]; /* old id -> new id */
+    bool missing = false;
+    for (int i = 0; i < t->vocab.size; i++) {
+        map[i] = v->id[t->vocab.bytes[i]];
+        missing |= map[i] < 0;
+    }
+    for (int64_t i = 0; missing && i < t->n; i++)
+        if (map[t->tokens[i]] < 0) return not_in_vocab(v, t->vocab.bytes[t->tokens[i]], i);
+    for (int64_t i = 0; i < t->n; i++) t->tokens[i] = (uint8_t)map[t->tokens[i]];
+    t->vocab = *v;
     return OCT_OK;
 }
 

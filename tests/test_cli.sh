@@ -127,6 +127,33 @@ ok "export gpt" "int8 embeddings" "$octet" export "$tmp/gq.safetensors" -o "$tmp
 ok "eval --compare" "bit-identical at 32/32 positions" "$octet" eval --int8 "$tmp/g8.safetensors" \
     --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 --compare "$tmp/gq.safetensors"
 ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -n 20
+# --from: fine-tuning starts from the saved weights (a step at lr 1e-9 keeps the saved model's
+# validation loss), and a QAT fine-tune exports to an engine that matches it bit for bit
+ok "eval gpt" "val loss" "$octet" eval "$tmp/g.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 \
+    --windows 2
+saved=$(grep -o 'val loss [0-9.]*' "$tmp/out")
+ok "train gpt --from" "final $saved" "$octet" train gpt --text "$tmp/tiny.txt" --steps 1 \
+    --eval-batches 1 --batch 2 --lr 1e-9 --from "$tmp/g.safetensors"
+ok "train gpt --from --qat" "final val loss" "$octet" train gpt --text "$tmp/tiny.txt" --steps 4 \
+    --eval-every 0 --eval-batches 1 --batch 2 --from "$tmp/g.safetensors" --qat \
+    --save "$tmp/gf.safetensors"
+ok "export --from" "int8" "$octet" export "$tmp/gf.safetensors" -o "$tmp/gf8.safetensors"
+ok "eval --compare --from" "bit-identical at 32/32 positions" "$octet" eval --int8 \
+    "$tmp/gf8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
+    --compare "$tmp/gf.safetensors"
+printf 'Zebras and the light.\n%.0s' $(seq 20) >"$tmp/zebra.txt"
+expect 1 "'Z'" "$octet" train gpt --text "$tmp/zebra.txt" --from "$tmp/g.safetensors" \
+    --save "$tmp/gz.safetensors"
+[ -e "$tmp/gz.safetensors" ] && { echo "FAIL: a failed --from left its --save"; fails=$((fails + 1)); }
+expect 2 "--layers" "$octet" train gpt --text "$tmp/tiny.txt" --from "$tmp/g.safetensors" --layers 2
+expect 2 "QAT model" "$octet" train gpt --text "$tmp/tiny.txt" --from "$tmp/gq.safetensors"
+expect 1 "$tmp/none.safetensors" "$octet" train gpt --text "$tmp/tiny.txt" \
+    --from "$tmp/none.safetensors"
+# a tiny --decay still decays over at least one step: the lr holds at its peak until the last
+ok "train gpt --decay" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --optim adamw --steps 20 \
+    --warmup 0 --lr 0.001 --decay 0.01 --log "$tmp/decay.jsonl"
+grep -q '"step":10,"loss":[^,]*,"lr":0.001,' "$tmp/decay.jsonl" ||
+    { echo "FAIL: --decay 0.01 did not hold the lr at step 10"; fails=$((fails + 1)); }
 expect 2 "--heads" "$octet" train gpt --heads 3
 expect 2 "--optim" "$octet" train gpt --optim sgd
 expect 2 "--embed-bits" "$octet" train gpt --embed-bits 8

@@ -394,6 +394,44 @@ static void text_vocab_and_codes(void **state) {
     oct_text_free(NULL);
 }
 
+/* A text re-encoded with a larger vocabulary (a model's) keeps its characters; one with a
+ * character the vocabulary lacks is refused and left as it was. */
+static void text_recode(void **state) {
+    const char *p = write_file("r.txt", corpus, strlen(corpus), false);
+    oct_text t, bytes;
+    assert_int_equal(oct_text_load(&t, p, false), OCT_OK);
+    assert_int_equal(oct_text_load(&bytes, p, true), OCT_OK);
+    oct_vocab wide; /* the text's characters and 'A', 'Z' and 0xff */
+    uint8_t list[40];
+    int n = 0;
+    for (int b = 0; b < 256; b++)
+        if (t.vocab.id[b] >= 0 || b == 'A' || b == 'Z' || b == 0xff) list[n++] = (uint8_t)b;
+    assert_int_equal(oct_vocab_from_bytes(&wide, list, n), OCT_OK);
+    assert_int_equal(oct_text_recode(&t, &wide), OCT_OK);
+    assert_memory_equal(&t.vocab, &wide, sizeof wide);
+    for (int64_t i = 0; i < t.n; i++) assert_int_equal(wide.bytes[t.tokens[i]], corpus[i]);
+
+    oct_vocab narrow; /* no 'z': "lazy" at offset 37 */
+    assert_int_equal(oct_vocab_from_bytes(&narrow, list, n - 2), OCT_OK);
+    assert_int_equal(narrow.bytes[narrow.size - 1], 'y');
+    uint8_t before[sizeof corpus];
+    memcpy(before, t.tokens, (size_t)t.n);
+    assert_int_equal(oct_text_recode(&t, &narrow), OCT_EINVAL);
+    assert_non_null(strstr(oct_last_error(), "'z'"));
+    assert_non_null(strstr(oct_last_error(), "offset 37"));
+    assert_memory_equal(t.tokens, before, (size_t)t.n);
+    assert_memory_equal(&t.vocab, &wide, sizeof wide);
+    /* byte level to the text's own characters and back */
+    assert_int_equal(oct_text_recode(&bytes, &wide), OCT_OK);
+    assert_memory_equal(bytes.tokens, t.tokens, (size_t)t.n);
+    oct_vocab all;
+    oct_vocab_bytes(&all);
+    assert_int_equal(oct_text_recode(&t, &all), OCT_OK);
+    assert_memory_equal(t.tokens, corpus, (size_t)t.n);
+    oct_text_free(&t);
+    oct_text_free(&bytes);
+}
+
 static void text_windows(void **state) {
     const char *p = write_file("w.txt", corpus, strlen(corpus), false);
     oct_text t;
@@ -477,7 +515,8 @@ int main(void) {
         cmocka_unit_test(idx_broken_files),     cmocka_unit_test(idx_corrupt_gzip),
         cmocka_unit_test(image_batches),        cmocka_unit_test(batcher_epochs),
         cmocka_unit_test(text_vocab_and_codes), cmocka_unit_test(text_windows),
-        cmocka_unit_test(text_errors),          cmocka_unit_test(fashion_mnist_real),
+        cmocka_unit_test(text_recode),          cmocka_unit_test(text_errors),
+        cmocka_unit_test(fashion_mnist_real),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

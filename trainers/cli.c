@@ -132,7 +132,13 @@ static int set_flag(const cli_cmd *cmd, const cli_flag *f, const char *val) {
 }
 
 int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *n_pos) {
+    return cli_parse_seen(cmd, argc, argv, pos, n_pos, NULL);
+}
+
+int cli_parse_seen(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *n_pos,
+                   bool *seen) {
     *n_pos = 0;
+    for (int j = 0; seen && j < cmd->n_flags; j++) seen[j] = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -166,6 +172,7 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *
         }
         int rc = set_flag(cmd, f, val);
         if (rc != CLI_OK) return rc;
+        if (seen) seen[f - cmd->flags] = true;
     }
     if (*n_pos < cmd->min_pos)
         return usage_error(cmd, cmd->usage, "missing required argument", NULL);

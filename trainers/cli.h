@@ -43,6 +43,9 @@ typedef struct cli_cmd {
  * positional arguments into pos (capacity max_pos). Returns CLI_OK, CLI_HELP (help was
  * printed to stdout) or CLI_USAGE (a one-line error was printed to stderr). */
 int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *n_pos);
+/* cli_parse that also sets seen[i] (n_flags entries) when cmd->flags[i] was given. */
+int cli_parse_seen(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *n_pos,
+                   bool *seen);
 void cli_print_help(const cli_cmd *cmd, FILE *out);
 /* Prints "octet: <msg>" (the library's last error when msg is NULL) and returns CLI_FAIL. */
 int cli_fail(const char *msg);

@@ -58,22 +58,11 @@ static int export_vocab(const oct_i8_gpt *m, oct_vocab *v) {
     return CLI_OK;
 }
 
-/* Loads the validation text for the model at path, whose vocabulary is v: CLI_FAIL with one
- * line when it cannot be read or its characters differ. */
-static int load_text(oct_text *text, const char *text_path, const oct_vocab *v, const char *path) {
-    if (oct_text_load(text, text_path, v->size == 256)) return cli_fail(NULL);
-    if (text->vocab.size == v->size && !memcmp(text->vocab.bytes, v->bytes, (size_t)v->size))
-        return CLI_OK;
-    fprintf(stderr, "octet: %s: its characters differ from the vocabulary of %s\n", text_path,
-            path);
-    return CLI_FAIL;
-}
-
 int gpt_model_eval(const char *path, const char *text_path, int n_batches, int B, int threads) {
     gpt_model m;
     if (gpt_model_load(&m, path)) return cli_fail(NULL);
     oct_text text = {0};
-    int rc = load_text(&text, text_path, &m.vocab, path);
+    int rc = gpt_text_load(&text, text_path, &m.vocab, path) ? cli_fail(NULL) : CLI_OK;
     if (rc == CLI_OK) {
         cli_set_threads(threads);
         oct_graph g;
@@ -119,7 +108,7 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B,
     gpt_model ref = {0};
     int rc = export_vocab(&m, &vocab);
     if (rc == CLI_OK && compare) rc = load_reference(compare, &m, &vocab, &ref);
-    if (rc == CLI_OK) rc = load_text(&text, text_path, &vocab, path);
+    if (rc == CLI_OK) rc = gpt_text_load(&text, text_path, &vocab, path) ? cli_fail(NULL) : CLI_OK;
     int T = m.context, V = m.vocab;
     oct_i8_gpt_cache c;
     if (rc == CLI_OK && oct_i8_gpt_cache_init(&c, &m, T)) rc = cli_fail(NULL);

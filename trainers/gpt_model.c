@@ -224,3 +224,13 @@ oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, 
     *loss = n_batches > 0 ? sum / n_batches : 0.0;
     return s;
 }
+
+oct_status gpt_text_load(oct_text *t, const char *text_path, const oct_vocab *v,
+                         const char *model_path) {
+    oct_status s = oct_text_load(t, text_path, v->size == 256);
+    if (s != OCT_OK || (s = oct_text_recode(t, v)) == OCT_OK) return s;
+    char why[256];
+    snprintf(why, sizeof why, "%s", oct_last_error());
+    oct_text_free(t);
+    return oct_fail(s, "%s: %s of the model %s", text_path, why, model_path);
+}

@@ -45,4 +45,10 @@ oct_tensor *gpt_model_forward(gpt_model *m, oct_graph *g, const int32_t *ids, in
 oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, oct_split split,
                               int n_batches, int B, int T, uint64_t seed, double *loss);
 
+/* Reads the text file at text_path encoded with v, the vocabulary of the model at model_path
+ * (which must hold every character of the text). Errors name the text, the first character
+ * missing and the model; on failure t is zeroed. */
+oct_status gpt_text_load(oct_text *t, const char *text_path, const oct_vocab *v,
+                         const char *model_path);
+
 #endif

@@ -27,11 +27,14 @@
 /* Muon's momentum rises from 0.85 to 0.95 over this many steps (as in Keller Jordan's
  * modded-nanogpt). */
 #define MUON_MOMENTUM_WARMUP 300
+/* The flags that set the architecture (and the vocabulary), which --from replaces. */
+#define ARCH_FLAGS "--byte-level --layers --heads --width --context --mlp --tied"
 /* Nats per bit. */
 #define LN2 0.69314718055994531
 
 typedef struct gpt_opts {
     const char *text, *schedule, *log, *save, *optim;
+    const char *from; /* fine-tune this saved fp32 model; its architecture replaces the flags' */
     int layers, heads, width, context, mlp, batch, steps, warmup, seed, threads;
     int eval_every, eval_batches;
     float lr, min_lr, decay, wd, clip, beta2, dropout;
@@ -213,6 +216,48 @@ static int enable_qat(gpt_model *m, const gpt_opts *o) {
     return CLI_OK;
 }
 
+/* The model to train and its text: a fresh model of the flags' architecture and the text's
+ * vocabulary, or with --from the saved fp32 model and the text encoded with its vocabulary
+ * (o then takes the model's architecture). On failure nothing is left to free. */
+static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *o) {
+    if (!o->from) {
+        if (oct_text_load(text, path, o->byte_level)) return cli_fail(NULL);
+        oct_gpt_config cfg = {.vocab = text->vocab.size,
+                              .context = o->context,
+                              .n_layer = o->layers,
+                              .n_head = o->heads,
+                              .width = o->width,
+                              .mlp = o->mlp,
+                              .tied = o->tied,
+                              .dropout = o->dropout};
+        if (gpt_model_init(m, &cfg, &text->vocab, (uint64_t)o->seed) == OCT_OK) return CLI_OK;
+        oct_text_free(text);
+        return fail_flag("model");
+    }
+    if (gpt_model_load(m, o->from)) return cli_fail(NULL);
+    if (m->qat) {
+        fprintf(stderr,
+                "octet train gpt: --from %s: a QAT model; --from takes an fp32 GPT (add --qat "
+                "to fine-tune it under QAT)\n",
+                o->from);
+        gpt_model_free(m);
+        return CLI_USAGE;
+    }
+    if (gpt_text_load(text, path, &m->vocab, o->from)) {
+        gpt_model_free(m);
+        return cli_fail(NULL);
+    }
+    oct_gpt_config *c = &m->gpt.cfg;
+    c->dropout = o->dropout;
+    o->layers = c->n_layer;
+    o->heads = c->n_head;
+    o->width = c->width;
+    o->context = c->context;
+    o->mlp = c->mlp;
+    o->tied = c->tied;
+    return CLI_OK;
+}
+
 static int run(const gpt_opts *o) {
     oct_schedule sched = {.lr = o->lr,
                           .warmup = o->warmup,
@@ -227,7 +272,8 @@ static int run(const gpt_opts *o) {
         return CLI_USAGE;
     }
     if (sched.total <= sched.warmup) sched.total = sched.warmup + 1;
-    sched.decay = (int64_t)llround((double)o->decay * (double)(sched.total - sched.warmup));
+    /* at least one step: 0 would mean "decay over the whole span" to the schedule */
+    sched.decay = (int64_t)ceil((double)o->decay * (double)(sched.total - sched.warmup));
     if (oct_schedule_check(&sched)) return fail_flag("--schedule");
     if (cli_check_output("--save", o->save) || cli_check_output("--log", o->log)) return CLI_FAIL;
 
@@ -240,35 +286,26 @@ static int run(const gpt_opts *o) {
                 OCT_DEFAULT_TEXT);
         return CLI_FAIL;
     }
+    gpt_opts a = *o; /* with --from, the architecture of the saved model */
+    gpt_model m;
     oct_text text;
-    if (oct_text_load(&text, path, o->byte_level)) return cli_fail(NULL);
+    int rc = make_model(&m, &text, path, &a);
+    if (rc != CLI_OK) return rc;
+    o = &a;
     if (oct_text_split_size(&text, OCT_SPLIT_VAL) <= o->context) {
         fprintf(stderr,
                 "octet: %s: the validation split (last 10%%, %lld tokens) is shorter "
                 "than --context %d + 1\n",
                 path, (long long)oct_text_split_size(&text, OCT_SPLIT_VAL), o->context);
-        oct_text_free(&text);
-        return CLI_FAIL;
+        rc = CLI_FAIL;
     }
-    cli_set_threads(o->threads);
-    oct_gpt_config cfg = {.vocab = text.vocab.size,
-                          .context = o->context,
-                          .n_layer = o->layers,
-                          .n_head = o->heads,
-                          .width = o->width,
-                          .mlp = o->mlp,
-                          .tied = o->tied,
-                          .dropout = o->dropout};
-    gpt_model m;
-    if (gpt_model_init(&m, &cfg, &text.vocab, (uint64_t)o->seed)) {
-        oct_text_free(&text);
-        return fail_flag("model");
-    }
-    if (o->qat && enable_qat(&m, o) != CLI_OK) {
+    if (rc == CLI_OK && o->qat && enable_qat(&m, o) != CLI_OK) rc = CLI_USAGE;
+    if (rc != CLI_OK) {
         gpt_model_free(&m);
         oct_text_free(&text);
-        return CLI_USAGE;
+        return rc;
     }
+    cli_set_threads(o->threads);
     oct_optim_hyper h = oct_optim_defaults(kind);
     h.weight_decay = o->wd;
     h.no_decay_1d = true;
@@ -278,7 +315,6 @@ static int run(const gpt_opts *o) {
     h.muon_ctx = &m.gpt;
     oct_optim opt = {0};
     cli_log jl = {0};
-    int rc = CLI_OK;
     if (oct_optim_init(&opt, kind, &m.params, &m.arena, &h)) {
         rc = cli_fail(NULL);
         goto out;
@@ -286,11 +322,11 @@ static int run(const gpt_opts *o) {
     if ((rc = cli_log_open(&jl, o->log)) != CLI_OK) goto out;
     fprintf(stderr,
             "octet: GPT %d layers, %d heads, width %d, context %d, MLP %d%s: %lld parameters; "
-            "%s: %lld tokens, vocabulary %d; %s lr %g %s, %d steps of %d tokens\n",
+            "%s: %lld tokens, vocabulary %d; %s lr %g %s, %d steps of %d tokens%s%s\n",
             o->layers, o->heads, o->width, o->context, o->mlp, o->tied ? ", tied" : "",
             (long long)oct_params_count(&m.params), path, (long long)text.n, text.vocab.size,
             kind == OCT_OPTIM_MUON ? "Muon+AdamW" : "AdamW", (double)o->lr, o->schedule, o->steps,
-            o->batch * o->context);
+            o->batch * o->context, o->from ? "; fine-tuning " : "", o->from ? o->from : "");
     cli_log_write(&jl,
                   json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:I}", "event",
                             "config", "optim", o->optim, "text", path, "vocab", text.vocab.size,
@@ -343,6 +379,10 @@ int cmd_train_gpt(int argc, char **argv) {
     };
     const cli_flag flags[] = {
         {"--text", CLI_STR, &o.text, "training text (90% train, last 10% validation)", 0, 0},
+        {"--from", CLI_STR, &o.from,
+         "fine-tune this saved fp32 GPT (its architecture and vocabulary; with --qat, all steps "
+         "QAT unless --qat-steps)",
+         0, 0},
         {"--byte-level", CLI_BOOL, &o.byte_level, "all 256 bytes as the vocabulary", 0, 0},
         {"--layers", CLI_INT, &o.layers, "transformer blocks", 1, 64},
         {"--heads", CLI_INT, &o.heads, "attention heads (must divide --width)", 1, 64},
@@ -398,9 +438,17 @@ int cmd_train_gpt(int argc, char **argv) {
                    0,
                    0};
     const char *pos[1];
-    int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
+    bool seen[sizeof flags / sizeof flags[0]];
+    int n_pos, rc = cli_parse_seen(&cmd, argc, argv, pos, &n_pos, seen);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
-    if (o.qat_steps < 0) o.qat_steps = o.steps / 2 > 0 ? o.steps / 2 : 1;
+    /* --from takes the saved model's architecture: its flags are errors */
+    for (int i = 0; o.from && i < cmd.n_flags; i++) {
+        if (!seen[i] || !strstr(ARCH_FLAGS, flags[i].name)) continue;
+        fprintf(stderr, "octet train gpt: %s: the architecture comes from --from %s\n",
+                flags[i].name, o.from);
+        return CLI_USAGE;
+    }
+    if (o.qat_steps < 0) o.qat_steps = o.from ? o.steps : o.steps / 2 > 0 ? o.steps / 2 : 1;
     if (o.qat_steps > o.steps) o.qat_steps = o.steps;
     if (o.freeze_after < 0) o.freeze_after = o.qat_steps / 2;
     if (o.width % o.heads) {

@@ -172,6 +172,10 @@ typedef struct oct_text {
  * OCT_TEXT_MAX_BYTES), OCT_ENOMEM; on failure t is zeroed. */
 oct_status oct_text_load(oct_text *t, const char *path, bool byte_level);
 
+/* Re-encodes t with the vocabulary v (a model's), which must hold every character of the file:
+ * otherwise OCT_EINVAL names the first character missing and its offset, and t is unchanged. */
+oct_status oct_text_recode(oct_text *t, const oct_vocab *v);
+
 /* Releases the tokens and zeroes t. oct_text_free(NULL) is a no-op. */
 void oct_text_free(oct_text *t);
 
