@@ -154,6 +154,13 @@ ok "train gpt --decay" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --o
     --warmup 0 --lr 0.001 --decay 0.01 --log "$tmp/decay.jsonl"
 grep -q '"step":10,"loss":[^,]*,"lr":0.001,' "$tmp/decay.jsonl" ||
     { echo "FAIL: --decay 0.01 did not hold the lr at step 10"; fails=$((fails + 1)); }
+# the default warmup (200 steps) shrinks to a tenth of a short run, so its lr decays
+ok "train gpt warmup" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --steps 20 \
+    --log "$tmp/warm.jsonl"
+lrs=$(grep -o '"lr":[0-9.e+-]*' "$tmp/warm.jsonl" | tail -n +2 | cut -d: -f2 | tr '\n' ' ')
+awk -v l="$lrs" 'BEGIN { split(l, a, " "); exit !(a[2] < a[1]) }' ||
+    { echo "FAIL: a 20-step run's lr did not decay: $lrs"; fails=$((fails + 1)); }
+expect 2 "--warmup" "$octet" train gpt --steps 10 --warmup 10
 expect 2 "--heads" "$octet" train gpt --heads 3
 expect 2 "--optim" "$octet" train gpt --optim sgd
 expect 2 "--embed-bits" "$octet" train gpt --embed-bits 8
