@@ -149,6 +149,35 @@ expect 2 "--layers" "$octet" train gpt --text "$tmp/tiny.txt" --from "$tmp/g.saf
 expect 2 "QAT model" "$octet" train gpt --text "$tmp/tiny.txt" --from "$tmp/gq.safetensors"
 expect 1 "$tmp/none.safetensors" "$octet" train gpt --text "$tmp/tiny.txt" \
     --from "$tmp/none.safetensors"
+# --checkpoint, --stop-after and --resume: runs stopped after step 5 (fp32 phase) and after
+# step 9 (QAT, observers frozen), then resumed, save the bytes of the run that never stopped
+# (QAT, dropout and two data-parallel shards); a checkpoint is a model file too
+run_flags=("${gpt_flags[@]}" --steps 12 --eval-every 4 --qat --qat-steps 6 --dropout 0.1 --threads 2)
+ok "train gpt (not stopped)" "final val loss" "$octet" train gpt "${run_flags[@]}" \
+    --save "$tmp/r0.safetensors"
+for stop in 5 9; do
+    ok "train gpt --stop-after $stop" "stopped after step $stop" "$octet" train gpt \
+        "${run_flags[@]}" --save "$tmp/r$stop.safetensors" --checkpoint "$tmp/c$stop.safetensors" \
+        --stop-after $stop
+    [ -e "$tmp/r$stop.safetensors" ] && { echo "FAIL: a stopped run wrote --save"; fails=$((fails + 1)); }
+    ok "eval checkpoint $stop" "val loss" "$octet" eval "$tmp/c$stop.safetensors" \
+        --text "$tmp/tiny.txt" --eval-batches 1 --windows 2
+    ok "train gpt --resume $stop" "final val loss" "$octet" train gpt \
+        --resume "$tmp/c$stop.safetensors"
+    cmp -s "$tmp/r0.safetensors" "$tmp/r$stop.safetensors" ||
+        { echo "FAIL: stopped after step $stop and resumed: another model"; fails=$((fails + 1)); }
+done
+expect 1 "already ended" "$octet" train gpt --resume "$tmp/c5.safetensors"
+expect 2 "--lr" "$octet" train gpt --resume "$tmp/c5.safetensors" --lr 1
+expect 2 "--stop-after" "$octet" train gpt "${run_flags[@]}" --stop-after 3
+expect 1 "not a checkpoint" "$octet" train gpt --resume "$tmp/r0.safetensors"
+ok "train gpt --stop-after 2" "stopped" "$octet" train gpt "${run_flags[@]}" \
+    --checkpoint "$tmp/c2.safetensors" --stop-after 2
+tac "$tmp/tiny.txt" >"$tmp/tiny-reversed.txt"
+expect 1 "not the run's text" "$octet" train gpt --resume "$tmp/c2.safetensors" \
+    --text "$tmp/tiny-reversed.txt"
+head -c 3000 "$tmp/c2.safetensors" >"$tmp/c2-cut.safetensors"
+expect 1 "$tmp/c2-cut.safetensors" "$octet" train gpt --resume "$tmp/c2-cut.safetensors"
 # a tiny --decay still decays over at least one step: the lr holds at its peak until the last
 ok "train gpt --decay" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --optim adamw --steps 20 \
     --warmup 0 --lr 0.001 --decay 0.01 --log "$tmp/decay.jsonl"

@@ -223,11 +223,11 @@ void cli_progress_end(cli_progress *p) {
     if (p->tty) fputc('\n', stderr);
 }
 
-int cli_log_open(cli_log *l, const char *path) {
+int cli_log_open(cli_log *l, const char *path, bool append) {
     l->path = path;
     l->f = NULL;
     if (!path) return CLI_OK;
-    l->f = fopen(path, "w");
+    l->f = fopen(path, append ? "a" : "w");
     if (!l->f) {
         fprintf(stderr, "octet: --log %s: cannot open for writing: %s\n", path, strerror(errno));
         return CLI_FAIL;

@@ -73,7 +73,8 @@ typedef struct cli_log {
     const char *path;
 } cli_log;
 
-int cli_log_open(cli_log *l, const char *path);
+/* Truncates the file at path, or appends to it. */
+int cli_log_open(cli_log *l, const char *path, bool append);
 /* Appends obj (stolen reference) as one line and flushes. */
 void cli_log_write(cli_log *l, json_t *obj);
 void cli_log_close(cli_log *l);

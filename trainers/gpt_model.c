@@ -138,8 +138,9 @@ oct_status gpt_model_load(gpt_model *m, const char *path) {
             s = oct_fail(OCT_EFORMAT, "%s: metadata 'octet.qat_steps' missing or not a count",
                          path);
         if (s == OCT_OK) {
+            const char *on = oct_st_meta(&f, "octet.qat_on");
             m->qat->steps = v;
-            m->qat_on = true;
+            m->qat_on = !on || strcmp(on, "false"); /* false: a checkpoint before the QAT steps */
         }
         for (int i = 0; s == OCT_OK && i < m->qat->n_state; i++) {
             if (!is_plain_state(m, m->qat->state[i])) continue;
@@ -156,15 +157,27 @@ oct_status gpt_model_load(gpt_model *m, const char *path) {
         if (s == OCT_ENOTFOUND)
             s = oct_fail(OCT_EFORMAT, "%s: tensor '%s' is missing", path, m->params.items[i]->name);
     }
-    if (s == OCT_OK && f.count != m->params.n + 1 + n_state)
+    int n_file = f.count; /* less a checkpoint's optimizer state */
+    for (int i = 0; i < f.count; i++)
+        n_file -= !strncmp(f.entries[i].name, GPT_OPTIM_PREFIX, strlen(GPT_OPTIM_PREFIX));
+    if (s == OCT_OK && n_file != m->params.n + 1 + n_state)
         s = oct_fail(OCT_EFORMAT, "%s: %d tensors in the file, the model has %d (with 'vocab')",
-                     path, f.count, m->params.n + 1 + n_state);
+                     path, n_file, m->params.n + 1 + n_state);
     if (s != OCT_OK) gpt_model_free(m);
     oct_st_close(&f);
     return s;
 }
 
 oct_status gpt_model_save(const gpt_model *m, const char *path) {
+    oct_st_writer w;
+    oct_st_writer_init(&w);
+    oct_status s = gpt_model_add(m, &w, path);
+    if (s == OCT_OK) s = oct_st_writer_write(&w, path);
+    oct_st_writer_free(&w);
+    return s;
+}
+
+oct_status gpt_model_add(const gpt_model *m, oct_st_writer *w, const char *path) {
     const oct_gpt_config *c = &m->gpt.cfg;
     const struct {
         const char *key;
@@ -173,32 +186,29 @@ oct_status gpt_model_save(const gpt_model *m, const char *path) {
         {"octet.vocab", c->vocab},  {"octet.context", c->context}, {"octet.layers", c->n_layer},
         {"octet.heads", c->n_head}, {"octet.width", c->width},     {"octet.mlp", c->mlp},
     };
-    oct_st_writer w;
-    oct_st_writer_init(&w);
-    oct_status s = oct_st_writer_meta(&w, "octet.model", "gpt");
+    oct_status s = oct_st_writer_meta(w, "octet.model", "gpt");
     for (size_t i = 0; i < sizeof ints / sizeof ints[0] && s == OCT_OK; i++) {
         char buf[16];
         snprintf(buf, sizeof buf, "%d", ints[i].value);
-        s = oct_st_writer_meta(&w, ints[i].key, buf);
+        s = oct_st_writer_meta(w, ints[i].key, buf);
     }
-    if (s == OCT_OK) s = oct_st_writer_meta(&w, "octet.tied", c->tied ? "true" : "false");
+    if (s == OCT_OK) s = oct_st_writer_meta(w, "octet.tied", c->tied ? "true" : "false");
     for (int i = 0; i < m->params.n && s == OCT_OK; i++)
-        s = oct_st_writer_add_tensor(&w, m->params.items[i]);
+        s = oct_st_writer_add_tensor(w, m->params.items[i]);
     /* Quantizer state before the U8 vocabulary keeps every float tensor aligned. */
     if (s == OCT_OK && m->qat) {
         char *json = oct_qat_config_to_json(&m->qat->cfg), steps[24];
-        s = json ? oct_st_writer_meta(&w, "octet.qat", json)
+        s = json ? oct_st_writer_meta(w, "octet.qat", json)
                  : oct_fail(OCT_ENOMEM, "%s: out of memory", path);
         free(json);
         snprintf(steps, sizeof steps, "%lld", (long long)m->qat->steps);
-        if (s == OCT_OK) s = oct_st_writer_meta(&w, "octet.qat_steps", steps);
+        if (s == OCT_OK) s = oct_st_writer_meta(w, "octet.qat_steps", steps);
+        if (s == OCT_OK && !m->qat_on) s = oct_st_writer_meta(w, "octet.qat_on", "false");
         for (int i = 0; i < m->qat->n_state && s == OCT_OK; i++)
             if (is_plain_state(m, m->qat->state[i]))
-                s = oct_st_writer_add_tensor(&w, m->qat->state[i]);
+                s = oct_st_writer_add_tensor(w, m->qat->state[i]);
     }
-    if (s == OCT_OK) s = oct_st_writer_add(&w, "vocab", OCT_DT_U8, 1, &c->vocab, m->vocab.bytes);
-    if (s == OCT_OK) s = oct_st_writer_write(&w, path);
-    oct_st_writer_free(&w);
+    if (s == OCT_OK) s = oct_st_writer_add(w, "vocab", OCT_DT_U8, 1, &c->vocab, m->vocab.bytes);
     return s;
 }
 

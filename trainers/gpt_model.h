@@ -5,12 +5,15 @@
 #define OCTET_TRAINERS_GPT_MODEL_H
 
 #include "octet/data.h"
+#include "octet/io.h"
 #include "octet/nn.h"
 #include "octet/qat.h"
 
 /* Validation windows are drawn with this seed whatever --seed is, so runs (fp32, QAT, int8)
  * compare on the same text. */
 #define GPT_EVAL_SEED 20240601u
+/* Names of a checkpoint's optimizer tensors start with this. */
+#define GPT_OPTIM_PREFIX "optim/"
 
 typedef struct gpt_model {
     oct_arena arena; /* parameters, gradients, optimizer state */
@@ -29,6 +32,10 @@ oct_status gpt_model_init(gpt_model *m, const oct_gpt_config *cfg, const oct_voc
 oct_status gpt_model_load(gpt_model *m, const char *path);
 /* Writes the parameters, the "vocab" tensor and the metadata atomically (with a crc32). */
 oct_status gpt_model_save(const gpt_model *m, const char *path);
+/* Adds what gpt_model_save writes to w (path names the file in errors). Tensors added to w
+ * before are written first: a checkpoint's optimizer state, under names starting with
+ * GPT_OPTIM_PREFIX, which gpt_model_load skips. */
+oct_status gpt_model_add(const gpt_model *m, oct_st_writer *w, const char *path);
 /* Releases everything; gpt_model_free(NULL) is a no-op. */
 void gpt_model_free(gpt_model *m);
 /* Adds the QAT GPT state (before the optimizer is created; qat_on stays false). A QAT model

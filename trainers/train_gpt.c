@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "gpt_checkpoint.h"
 #include "gpt_model.h"
 #include "octet/nn.h"
 #include "octet/optim.h"
@@ -36,6 +37,10 @@
 typedef struct gpt_opts {
     const char *text, *schedule, *log, *save, *optim;
     const char *from; /* fine-tune this saved fp32 model; its architecture replaces the flags' */
+    const char *checkpoint, *resume;
+    int stop_after; /* 0: run to --steps */
+    int argc;       /* the command line, stored in checkpoints (without --resume, --stop-after) */
+    char **argv;
     int layers, heads, width, context, mlp, batch, steps, warmup, seed, threads;
     int eval_every, eval_batches;
     float lr, min_lr, decay, wd, clip, beta2, dropout;
@@ -107,8 +112,19 @@ static float train_shard(void *arg, oct_graph *g, int shard, int shards) {
 /* Steps are data parallel over the threads (one shard per thread, split by windows), except
  * the first QAT step, whose observers have no range yet: it sees the whole batch on one graph.
  * In data-parallel QAT steps the observers update after the step from the shards' ranges. */
+/* Writes the --checkpoint after `step` steps. */
+static int save_checkpoint(const gpt_model *m, const oct_optim *opt, gpt_run *run,
+                           oct_rng *const *rngs, int n_rng, int step, const gpt_opts *o) {
+    run->step = step;
+    run->n_rng = n_rng;
+    for (int i = 0; i < n_rng; i++) run->rng[i] = *rngs[i];
+    if (gpt_checkpoint_save(o->checkpoint, m, opt, run, o->argc, o->argv)) return cli_fail(NULL);
+    return CLI_OK;
+}
+
+/* Trains from step run->step + 1 (0: a new run) to --steps, or to --stop-after (*stopped). */
 static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const oct_text *text,
-                 const gpt_opts *o, cli_log *jl) {
+                 const gpt_opts *o, cli_log *jl, gpt_run *run, bool *stopped) {
     int B = o->batch, T = o->context;
     int shards = o->threads < B ? o->threads : B;
     shards = shards < OCT_DP_MAX_SHARDS ? shards : OCT_DP_MAX_SHARDS;
@@ -130,11 +146,22 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
     }
     oct_rng rng;
     oct_rng_seed(&rng, (uint64_t)o->seed, 2);
+    oct_rng *rngs[GPT_RUN_MAX_RNG]; /* the windows', then the graphs' (dropout) */
+    int n_rng = 0, first = run->step + 1, saved = 0;
+    rngs[n_rng++] = &rng;
+    for (int s = 0; s < shards; s++) rngs[n_rng++] = &dp_split.graphs[s].rng;
+    rngs[n_rng++] = &dp_whole.graphs[0].rng;
+    if (first > 1 && run->n_rng != n_rng)
+        fprintf(stderr,
+                "octet: resuming with --threads %d, not the run's: it continues, but not "
+                "bit for bit\n",
+                o->threads);
+    for (int i = 0; first > 1 && i < n_rng && i < run->n_rng; i++) *rngs[i] = run->rng[i];
     cli_progress bar;
     cli_progress_begin(&bar, "train", o->steps, "tok/s");
     double t0 = cli_now(), val = 0, recent = 0;
     int rc = CLI_OK, recent_n = 0;
-    for (int step = 1; step <= o->steps && rc == CLI_OK; step++) {
+    for (int step = first; step <= o->steps && rc == CLI_OK && !*stopped; step++) {
         if (m->qat && !m->qat_on && step > o->steps - o->qat_steps) {
             if (step > 1) {
                 cli_progress_end(&bar);
@@ -171,7 +198,7 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
         oct_optim_step(opt, lr);
         recent += loss;
         recent_n++;
-        cli_progress_update(&bar, step, loss, (double)step * B * T);
+        cli_progress_update(&bar, step, loss, (double)(step - first + 1) * B * T);
         if (step % LOG_EVERY == 0)
             cli_log_write(jl,
                           json_pack("{s:s, s:i, s:f, s:f, s:f, s:b, s:f}", "event", "train", "step",
@@ -182,13 +209,24 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
             rc = report_val(m, &g, text, o, step, recent / recent_n, &val, jl);
             recent = 0;
             recent_n = 0;
+            if (rc == CLI_OK && o->checkpoint)
+                rc = save_checkpoint(m, opt, run, rngs, n_rng, saved = step, o);
+        }
+        if (rc == CLI_OK && step == o->stop_after && step < o->steps) {
+            cli_progress_end(&bar);
+            if (saved != step) rc = save_checkpoint(m, opt, run, rngs, n_rng, step, o);
+            if (rc == CLI_OK)
+                printf("stopped after step %d of %d; continue with: octet train gpt --resume %s\n",
+                       step, o->steps, o->checkpoint);
+            *stopped = true;
         }
     }
     double dt = cli_now() - t0;
-    if (rc == CLI_OK) {
+    if (rc == CLI_OK && !*stopped) {
+        int done = o->steps - first + 1;
         printf("final val loss %.4f nats/char (%.4f bits/char) after %d steps, %.1f s, "
                "%.0f tok/s (with evaluation)\n",
-               val, val / LN2, o->steps, dt, (double)o->steps * B * T / dt);
+               val, val / LN2, o->steps, dt, (double)done * B * T / dt);
         cli_log_write(jl, json_pack("{s:s, s:i, s:f, s:f}", "event", "final", "step", o->steps,
                                     "val_loss", val, "seconds", dt));
     }
@@ -218,10 +256,12 @@ static int enable_qat(gpt_model *m, const gpt_opts *o) {
 }
 
 /* The model to train and its text: a fresh model of the flags' architecture and the text's
- * vocabulary, or with --from the saved fp32 model and the text encoded with its vocabulary
- * (o then takes the model's architecture). On failure nothing is left to free. */
+ * vocabulary, or with --from (--resume) the saved fp32 model (the checkpoint's model) and the
+ * text encoded with its vocabulary (o then takes the model's architecture). On failure nothing
+ * is left to free. */
 static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *o) {
-    if (!o->from) {
+    const char *saved = o->resume ? o->resume : o->from;
+    if (!saved) {
         if (oct_text_load(text, path, o->byte_level)) return cli_fail(NULL);
         oct_gpt_config cfg = {.vocab = text->vocab.size,
                               .context = o->context,
@@ -235,8 +275,8 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
         oct_text_free(text);
         return fail_flag("model");
     }
-    if (gpt_model_load(m, o->from)) return cli_fail(NULL);
-    if (m->qat) {
+    if (gpt_model_load(m, saved)) return cli_fail(NULL);
+    if (m->qat && !o->resume) {
         fprintf(stderr,
                 "octet train gpt: --from %s: a QAT model; --from takes an fp32 GPT (add --qat "
                 "to fine-tune it under QAT)\n",
@@ -244,7 +284,7 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
         gpt_model_free(m);
         return CLI_USAGE;
     }
-    if (gpt_text_load(text, path, &m->vocab, o->from)) {
+    if (gpt_text_load(text, path, &m->vocab, saved)) {
         gpt_model_free(m);
         return cli_fail(NULL);
     }
@@ -256,6 +296,28 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
     o->context = c->context;
     o->mlp = c->mlp;
     o->tied = c->tied;
+    return CLI_OK;
+}
+
+/* After --resume: the text must be the run's, and steps must remain. Records the text in run
+ * for the checkpoints to come. */
+static int check_resume(gpt_run *run, const oct_text *text, const gpt_opts *o) {
+    gpt_run now = *run;
+    gpt_run_text(&now, text);
+    if (o->resume && (now.text_n != run->text_n || now.text_crc != run->text_crc)) {
+        fprintf(stderr,
+                "octet: --resume %s: --text %s is not the run's text (%lld tokens, crc32 %08x; "
+                "this one %lld, %08x)\n",
+                o->resume, o->text, (long long)run->text_n, run->text_crc, (long long)now.text_n,
+                now.text_crc);
+        return CLI_FAIL;
+    }
+    if (o->resume && run->step >= o->steps) {
+        fprintf(stderr, "octet: --resume %s: the run already ended (step %d of %d)\n", o->resume,
+                run->step, o->steps);
+        return CLI_FAIL;
+    }
+    *run = now;
     return CLI_OK;
 }
 
@@ -275,7 +337,9 @@ static int run(const gpt_opts *o) {
     /* at least one step: 0 would mean "decay over the whole span" to the schedule */
     sched.decay = (int64_t)ceil((double)o->decay * (double)(sched.total - sched.warmup));
     if (oct_schedule_check(&sched)) return fail_flag("--schedule");
-    if (cli_check_output("--save", o->save) || cli_check_output("--log", o->log)) return CLI_FAIL;
+    if (cli_check_output("--save", o->save) || cli_check_output("--log", o->log) ||
+        cli_check_output("--checkpoint", o->checkpoint))
+        return CLI_FAIL;
 
     char buf[PATH_MAX + 32];
     const char *path = resolve_text(o->text, buf, sizeof buf);
@@ -299,7 +363,8 @@ static int run(const gpt_opts *o) {
                 path, (long long)oct_text_split_size(&text, OCT_SPLIT_VAL), o->context);
         rc = CLI_FAIL;
     }
-    if (rc == CLI_OK && o->qat && enable_qat(&m, o) != CLI_OK) rc = CLI_USAGE;
+    if (rc == CLI_OK && o->qat && !m.qat && enable_qat(&m, o) != CLI_OK) rc = CLI_USAGE;
+    if (m.qat) oct_qat_gpt_set_threads(m.qat, o->threads);
     if (rc != CLI_OK) {
         gpt_model_free(&m);
         oct_text_free(&text);
@@ -315,26 +380,36 @@ static int run(const gpt_opts *o) {
     h.muon_ctx = &m.gpt;
     oct_optim opt = {0};
     cli_log jl = {0};
-    if (oct_optim_init(&opt, kind, &m.params, &m.arena, &h)) {
+    gpt_run state = {0};
+    if (oct_optim_init(&opt, kind, &m.params, &m.arena, &h) ||
+        (o->resume && gpt_checkpoint_restore(o->resume, &opt, &state))) {
         rc = cli_fail(NULL);
         goto out;
     }
-    if ((rc = cli_log_open(&jl, o->log)) != CLI_OK) goto out;
+    if ((rc = check_resume(&state, &text, o)) != CLI_OK) goto out;
+    if ((rc = cli_log_open(&jl, o->log, o->resume != NULL)) != CLI_OK) goto out;
+    char origin[PATH_MAX + 64] = "";
+    if (o->resume)
+        snprintf(origin, sizeof origin, "; resuming %s after step %d%s", o->resume, state.step,
+                 m.qat_on ? " (QAT)" : "");
+    else if (o->from)
+        snprintf(origin, sizeof origin, "; fine-tuning %s", o->from);
     fprintf(stderr,
             "octet: GPT %d layers, %d heads, width %d, context %d, MLP %d%s: %lld parameters; "
-            "%s: %lld tokens, vocabulary %d; %s lr %g %s, %d steps of %d tokens%s%s\n",
+            "%s: %lld tokens, vocabulary %d; %s lr %g %s, %d steps of %d tokens%s\n",
             o->layers, o->heads, o->width, o->context, o->mlp, o->tied ? ", tied" : "",
             (long long)oct_params_count(&m.params), path, (long long)text.n, text.vocab.size,
             kind == OCT_OPTIM_MUON ? "Muon+AdamW" : "AdamW", (double)o->lr, o->schedule, o->steps,
-            o->batch * o->context, o->from ? "; fine-tuning " : "", o->from ? o->from : "");
+            o->batch * o->context, origin);
     cli_log_write(&jl,
                   json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:I}", "event",
                             "config", "optim", o->optim, "text", path, "vocab", text.vocab.size,
                             "layers", o->layers, "heads", o->heads, "width", o->width, "context",
                             o->context, "mlp", o->mlp, "batch", o->batch, "lr", (double)o->lr,
                             "parameters", (json_int_t)oct_params_count(&m.params)));
-    if ((rc = train(&m, &opt, &sched, &text, o, &jl)) != CLI_OK) goto out;
-    if (o->save) {
+    bool stopped = false;
+    if ((rc = train(&m, &opt, &sched, &text, o, &jl, &state, &stopped)) != CLI_OK) goto out;
+    if (o->save && !stopped) {
         if (gpt_model_save(&m, o->save)) {
             rc = cli_fail(NULL);
             goto out;
@@ -356,8 +431,81 @@ static bool given(const cli_cmd *cmd, const bool *seen, const char *name) {
     return false;
 }
 
+/* cli_parse_seen without positional arguments. */
+static int parse(const cli_cmd *cmd, int argc, char **argv, bool *seen) {
+    const char *pos[1];
+    int n_pos;
+    return cli_parse_seen(cmd, argc, argv, pos, &n_pos, seen);
+}
+
+/* With --resume the run's flags come from the checkpoint: only these may be given. */
+static int check_resume_flags(const cli_cmd *cmd, const bool *seen, const char *resume) {
+    static const char *const ok =
+        " --resume --threads --text --log --save --checkpoint --stop-after --eval-every ";
+    for (int i = 0; i < cmd->n_flags; i++) {
+        char name[64];
+        snprintf(name, sizeof name, " %s ", cmd->flags[i].name);
+        if (!seen[i] || strstr(ok, name)) continue;
+        fprintf(stderr,
+                "octet train gpt: %s: the run's flags come from --resume %s (only --threads, "
+                "--text, --log, --save, --checkpoint, --stop-after and --eval-every may change)\n",
+                cmd->flags[i].name, resume);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+/* argv without --resume and --stop-after and their values (what a checkpoint stores). */
+static int strip_run_flags(int argc, char **argv, char **out) {
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--resume") || !strcmp(argv[i], "--stop-after"))
+            i++;
+        else if (strncmp(argv[i], "--resume=", 9) && strncmp(argv[i], "--stop-after=", 13))
+            out[n++] = argv[i];
+    }
+    return n;
+}
+
+/* The checks and derived defaults after parsing. */
+static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
+    /* --from takes the saved model's architecture: its flags are errors */
+    static const char *const arch[] = {"--byte-level", "--layers", "--heads", "--width",
+                                       "--context",    "--mlp",    "--tied"};
+    for (size_t i = 0; o->from && i < sizeof arch / sizeof arch[0]; i++) {
+        if (!given(cmd, seen, arch[i])) continue;
+        fprintf(stderr, "octet train gpt: %s: the architecture comes from --from %s\n", arch[i],
+                o->from);
+        return CLI_USAGE;
+    }
+    if (o->stop_after && !o->checkpoint) {
+        fprintf(stderr, "octet train gpt: --stop-after needs --checkpoint FILE\n");
+        return CLI_USAGE;
+    }
+    if (o->from && !given(cmd, seen, "--lr")) o->lr = FROM_LR;
+    if (!given(cmd, seen, "--warmup") && o->warmup > o->steps / 10) o->warmup = o->steps / 10;
+    if (o->warmup >= o->steps) {
+        fprintf(stderr, "octet train gpt: --warmup %d: expected fewer than --steps %d\n", o->warmup,
+                o->steps);
+        return CLI_USAGE;
+    }
+    if (o->qat_steps < 0) o->qat_steps = o->from ? o->steps : o->steps / 2 > 0 ? o->steps / 2 : 1;
+    if (o->qat_steps > o->steps) o->qat_steps = o->steps;
+    if (o->freeze_after < 0) o->freeze_after = o->qat_steps / 2;
+    if (o->width % o->heads) {
+        fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o->heads, o->width);
+        return CLI_USAGE;
+    }
+    if (o->embed_bits == 1 || (o->embed_bits && !o->qat)) {
+        fprintf(stderr, "octet train gpt: --embed-bits %d: %s\n", o->embed_bits,
+                o->qat ? "expected 0 (float32) or 2..8" : "needs --qat");
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
 int cmd_train_gpt(int argc, char **argv) {
-    gpt_opts o = {
+    const gpt_opts defaults = {
         .text = OCT_DEFAULT_TEXT,
         .schedule = "linear",
         .optim = "muon",
@@ -384,6 +532,7 @@ int cmd_train_gpt(int argc, char **argv) {
         .weight_quant = "minmax",
         .act_quant = "ema",
     };
+    gpt_opts o = defaults;
     const cli_flag flags[] = {
         {"--text", CLI_STR, &o.text, "training text (90% train, last 10% validation)", 0, 0},
         {"--from", CLI_STR, &o.from,
@@ -422,6 +571,13 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--eval-batches", CLI_INT, &o.eval_batches, "validation batches (fixed windows)", 1, 1e6},
         {"--log", CLI_STR, &o.log, "write metrics as JSON Lines to FILE", 0, 0},
         {"--save", CLI_STR, &o.save, "save the trained model (safetensors) to FILE", 0, 0},
+        {"--checkpoint", CLI_STR, &o.checkpoint,
+         "write the model, optimizer state and run to FILE at every validation (for --resume)", 0,
+         0},
+        {"--resume", CLI_STR, &o.resume,
+         "continue the run that wrote the checkpoint FILE, with its flags, bit for bit", 0, 0},
+        {"--stop-after", CLI_INT, &o.stop_after,
+         "stop after step N and write the checkpoint (0: run to --steps)", 0, 1e9},
         {"--qat", CLI_BOOL, &o.qat, "quantization-aware training (fp32 steps, then int8 QAT)", 0,
          0},
         {"--qat-steps", CLI_INT, &o.qat_steps, "--qat: QAT steps at the end (-1: half of --steps)",
@@ -445,37 +601,35 @@ int cmd_train_gpt(int argc, char **argv) {
                    (int)(sizeof flags / sizeof flags[0]),
                    0,
                    0};
-    const char *pos[1];
     bool seen[sizeof flags / sizeof flags[0]];
-    int n_pos, rc = cli_parse_seen(&cmd, argc, argv, pos, &n_pos, seen);
+    int rc = parse(&cmd, argc, argv, seen);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
-    /* --from takes the saved model's architecture: its flags are errors */
-    static const char *const arch[] = {"--byte-level", "--layers", "--heads", "--width",
-                                       "--context",    "--mlp",    "--tied"};
-    for (size_t i = 0; o.from && i < sizeof arch / sizeof arch[0]; i++) {
-        if (!given(&cmd, seen, arch[i])) continue;
-        fprintf(stderr, "octet train gpt: %s: the architecture comes from --from %s\n", arch[i],
-                o.from);
-        return CLI_USAGE;
+    char **saved = NULL, **all = NULL;
+    int n_saved = 0;
+    if (o.resume) { /* the checkpoint's command line, then this one's */
+        if ((rc = check_resume_flags(&cmd, seen, o.resume)) != CLI_OK) return rc;
+        if (gpt_checkpoint_args(o.resume, &n_saved, &saved)) return cli_fail(NULL);
+        all = malloc((size_t)(n_saved + argc) * sizeof *all);
+        if (!all) rc = cli_fail("out of memory");
+        if (rc == CLI_OK) {
+            memcpy(all, saved, (size_t)n_saved * sizeof *all);
+            memcpy(all + n_saved, argv, (size_t)argc * sizeof *all);
+            o = defaults;
+            argc += n_saved;
+            argv = all;
+            rc = parse(&cmd, argc, argv, seen);
+        }
     }
-    if (o.from && !given(&cmd, seen, "--lr")) o.lr = FROM_LR;
-    if (!given(&cmd, seen, "--warmup") && o.warmup > o.steps / 10) o.warmup = o.steps / 10;
-    if (o.warmup >= o.steps) {
-        fprintf(stderr, "octet train gpt: --warmup %d: expected fewer than --steps %d\n", o.warmup,
-                o.steps);
-        return CLI_USAGE;
+    char **kept = rc == CLI_OK ? malloc((size_t)(argc + 1) * sizeof *kept) : NULL;
+    if (rc == CLI_OK && !kept) rc = cli_fail("out of memory");
+    if (rc == CLI_OK) {
+        o.argc = strip_run_flags(argc, argv, kept);
+        o.argv = kept;
+        rc = check_opts(&o, &cmd, seen);
     }
-    if (o.qat_steps < 0) o.qat_steps = o.from ? o.steps : o.steps / 2 > 0 ? o.steps / 2 : 1;
-    if (o.qat_steps > o.steps) o.qat_steps = o.steps;
-    if (o.freeze_after < 0) o.freeze_after = o.qat_steps / 2;
-    if (o.width % o.heads) {
-        fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o.heads, o.width);
-        return CLI_USAGE;
-    }
-    if (o.embed_bits == 1 || (o.embed_bits && !o.qat)) {
-        fprintf(stderr, "octet train gpt: --embed-bits %d: %s\n", o.embed_bits,
-                o.qat ? "expected 0 (float32) or 2..8" : "needs --qat");
-        return CLI_USAGE;
-    }
-    return run(&o);
+    if (rc == CLI_OK) rc = run(&o);
+    free(kept);
+    free(all);
+    gpt_checkpoint_free_args(n_saved, saved);
+    return rc;
 }

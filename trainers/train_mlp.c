@@ -167,7 +167,7 @@ static int run(const mlp_opts *o) {
         rc = fail_flag("--schedule");
         goto out;
     }
-    if ((rc = cli_log_open(&log, o->log)) != CLI_OK) goto out;
+    if ((rc = cli_log_open(&log, o->log, false)) != CLI_OK) goto out;
     fprintf(stderr,
             "octet: MLP %s, %lld parameters, %lld training images, %s lr %g %s, %d thread%s, "
             "OpenBLAS core %s\n",

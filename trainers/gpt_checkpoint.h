@@ -1,0 +1,41 @@
+/* Checkpoints of `octet train gpt`: a model file (what gpt_model_save writes, so eval, export
+ * and generate read it) plus what continuing the run needs: the optimizer's state (tensors
+ * "optim/<state name>") and metadata octet.train.args (the command line, a JSON array) and
+ * octet.train.state (a JSON object: steps done, the optimizer's step count, the states of the
+ * run's random generators, the size and crc32 of the training text). */
+#ifndef OCTET_TRAINERS_GPT_CHECKPOINT_H
+#define OCTET_TRAINERS_GPT_CHECKPOINT_H
+
+#include "gpt_model.h"
+#include "octet/optim.h"
+
+/* The batch windows' generator and one per data-parallel graph (dropout masks). */
+#define GPT_RUN_MAX_RNG (2 * OCT_DP_MAX_SHARDS + 1)
+
+/* Where a run stands, beyond the model and the optimizer. */
+typedef struct gpt_run {
+    int step; /* steps done */
+    int n_rng;
+    oct_rng rng[GPT_RUN_MAX_RNG];
+    int64_t text_n;    /* tokens of the training text */
+    uint32_t text_crc; /* crc32 of its tokens */
+} gpt_run;
+
+/* The size and crc32 of text into run. */
+void gpt_run_text(gpt_run *run, const oct_text *text);
+
+/* Writes the checkpoint atomically: m, opt's state, run and the command line (argc strings). */
+oct_status gpt_checkpoint_save(const char *path, const gpt_model *m, const oct_optim *opt,
+                               const gpt_run *run, int argc, char *const *argv);
+
+/* The command line stored in the checkpoint at path, as a malloc'd array of argc malloc'd
+ * strings (release with gpt_checkpoint_free_args). OCT_EFORMAT for a file that is not a
+ * checkpoint. */
+oct_status gpt_checkpoint_args(const char *path, int *argc, char ***argv);
+void gpt_checkpoint_free_args(int argc, char **argv);
+
+/* Reads the optimizer state (opt initialized for the checkpoint's model) and the run from the
+ * checkpoint at path. Errors name the file and what is missing or malformed. */
+oct_status gpt_checkpoint_restore(const char *path, oct_optim *opt, gpt_run *run);
+
+#endif
