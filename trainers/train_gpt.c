@@ -109,9 +109,6 @@ static float train_shard(void *arg, oct_graph *g, int shard, int shards) {
     return loss->data[0];
 }
 
-/* Steps are data parallel over the threads (one shard per thread, split by windows), except
- * the first QAT step, whose observers have no range yet: it sees the whole batch on one graph.
- * In data-parallel QAT steps the observers update after the step from the shards' ranges. */
 /* Writes the --checkpoint after `step` steps. */
 static int save_checkpoint(const gpt_model *m, const oct_optim *opt, gpt_run *run,
                            oct_rng *const *rngs, int n_rng, int step, const gpt_opts *o) {
@@ -122,7 +119,10 @@ static int save_checkpoint(const gpt_model *m, const oct_optim *opt, gpt_run *ru
     return CLI_OK;
 }
 
-/* Trains from step run->step + 1 (0: a new run) to --steps, or to --stop-after (*stopped). */
+/* Trains from step run->step + 1 (0: a new run) to --steps, or to --stop-after (*stopped).
+ * Steps are data parallel over the threads (one shard per thread, split by windows), except
+ * the first QAT step, whose observers have no range yet: it sees the whole batch on one graph.
+ * In data-parallel QAT steps the observers update after the step from the shards' ranges. */
 static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const oct_text *text,
                  const gpt_opts *o, cli_log *jl, gpt_run *run, bool *stopped) {
     int B = o->batch, T = o->context;
@@ -246,7 +246,6 @@ static int enable_qat(gpt_model *m, const gpt_opts *o) {
     if (oct_qat_wmode_parse(o->weight_quant, &cfg.weight_mode)) return fail_flag("--weight-quant");
     if (oct_qat_amodes_parse(o->act_quant, &cfg)) return fail_flag("--act-quant");
     if (gpt_model_enable_qat(m, &cfg)) return fail_flag("--qat");
-    oct_qat_gpt_set_threads(m->qat, o->threads);
     fprintf(stderr,
             "octet: QAT int8 weights (%s), uint8 activations (%s), %s embeddings for the last %d "
             "steps, observers freeze after %d of them\n",
