@@ -178,6 +178,22 @@ expect 1 "not the run's text" "$octet" train gpt --resume "$tmp/c2.safetensors" 
     --text "$tmp/tiny-reversed.txt"
 head -c 3000 "$tmp/c2.safetensors" >"$tmp/c2-cut.safetensors"
 expect 1 "$tmp/c2-cut.safetensors" "$octet" train gpt --resume "$tmp/c2-cut.safetensors"
+# SIGINT (Ctrl-C) with --checkpoint: the run ends after the current step with a checkpoint
+# (exit 130) and resumes from it
+"$octet" train gpt "${gpt_flags[@]}" --steps 1000000 --checkpoint "$tmp/int.safetensors" \
+    --log "$tmp/int.jsonl" >"$tmp/int.out" 2>/dev/null &
+pid=$!
+for _ in $(seq 600); do grep -q '"train"' "$tmp/int.jsonl" 2>/dev/null && break; sleep 0.1; done
+kill -INT $pid
+wait $pid
+rc=$?
+step=$(grep -o 'interrupted after step [0-9]*' "$tmp/int.out" | grep -o '[0-9]*$')
+if [ "$rc" != 130 ] || [ -z "$step" ]; then
+    echo "FAIL: SIGINT: exit $rc (want 130), output: $(cat "$tmp/int.out")"; fails=$((fails + 1))
+else
+    ok "resume after SIGINT" "stopped after step $((step + 1))" "$octet" train gpt \
+        --resume "$tmp/int.safetensors" --stop-after $((step + 1))
+fi
 # a tiny --decay still decays over at least one step: the lr holds at its peak until the last
 ok "train gpt --decay" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --optim adamw --steps 20 \
     --warmup 0 --lr 0.001 --decay 0.01 --log "$tmp/decay.jsonl"

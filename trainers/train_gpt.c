@@ -9,6 +9,7 @@
  * embeddings only, gradient clipping at 1.0. */
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,24 @@ static float train_shard(void *arg, oct_graph *g, int shard, int shards) {
     return loss->data[0];
 }
 
+/* The signal that interrupted a run with --checkpoint (SIGINT, SIGTERM), or 0. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig) {
+    interrupted = sig;
+}
+
+/* With a checkpoint to write, SIGINT and SIGTERM end the run after the current step (a second
+ * one ends it at once); without, they keep their default action. */
+static void catch_interrupts(bool on) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on ? on_interrupt : SIG_DFL;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 /* Writes the --checkpoint after `step` steps. */
 static int save_checkpoint(const gpt_model *m, const oct_optim *opt, gpt_run *run,
                            oct_rng *const *rngs, int n_rng, int step, const gpt_opts *o) {
@@ -157,6 +176,7 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
                 "bit for bit\n",
                 o->threads);
     for (int i = 0; first > 1 && i < n_rng && i < run->n_rng; i++) *rngs[i] = run->rng[i];
+    catch_interrupts(o->checkpoint != NULL);
     cli_progress bar;
     cli_progress_begin(&bar, "train", o->steps, "tok/s");
     double t0 = cli_now(), val = 0, recent = 0;
@@ -212,15 +232,17 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
             if (rc == CLI_OK && o->checkpoint)
                 rc = save_checkpoint(m, opt, run, rngs, n_rng, saved = step, o);
         }
-        if (rc == CLI_OK && step == o->stop_after && step < o->steps) {
+        if (rc == CLI_OK && step < o->steps && (step == o->stop_after || interrupted)) {
             cli_progress_end(&bar);
             if (saved != step) rc = save_checkpoint(m, opt, run, rngs, n_rng, step, o);
             if (rc == CLI_OK)
-                printf("stopped after step %d of %d; continue with: octet train gpt --resume %s\n",
-                       step, o->steps, o->checkpoint);
+                printf("%s after step %d of %d; continue with: octet train gpt --resume %s\n",
+                       interrupted ? "interrupted" : "stopped", step, o->steps, o->checkpoint);
+            if (rc == CLI_OK && interrupted) rc = 128 + interrupted; /* as the shell reports it */
             *stopped = true;
         }
     }
+    catch_interrupts(false);
     double dt = cli_now() - t0;
     if (rc == CLI_OK && !*stopped) {
         int done = o->steps - first + 1;
