@@ -178,6 +178,10 @@ expect 1 "not the run's text" "$octet" train gpt --resume "$tmp/c2.safetensors" 
     --text "$tmp/tiny-reversed.txt"
 head -c 3000 "$tmp/c2.safetensors" >"$tmp/c2-cut.safetensors"
 expect 1 "$tmp/c2-cut.safetensors" "$octet" train gpt --resume "$tmp/c2-cut.safetensors"
+LC_ALL=C sed 's/optim_step/optim_stex/' "$tmp/c2.safetensors" >"$tmp/c2-bad.safetensors"
+expect 1 "malformed" "$octet" train gpt --resume "$tmp/c2-bad.safetensors"
+LC_ALL=C sed 's/muon_m/muon_x/' "$tmp/c2.safetensors" >"$tmp/c2-bad.safetensors"
+expect 1 "optimizer tensor" "$octet" train gpt --resume "$tmp/c2-bad.safetensors"
 # SIGINT (Ctrl-C) with --checkpoint: the run ends after the current step with a checkpoint
 # (exit 130) and resumes from it
 "$octet" train gpt "${gpt_flags[@]}" --steps 1000000 --checkpoint "$tmp/int.safetensors" \
