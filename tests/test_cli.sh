@@ -88,6 +88,7 @@ if "$octet" train mlp --data "$tmp/tiny" --epochs 2 --batch 2 --hidden 8 \
 else
     echo "FAIL: train mlp on a tiny IDX data set:"; cat "$tmp/err"; fails=$((fails + 1))
 fi
+expect 2 "--warmup" "$octet" train mlp --data "$tmp/tiny" --epochs 2 --batch 2 --hidden 8 --warmup 4
 # truncated data set: one line naming the file, exit 1
 cp "$tmp/tiny/"*labels* "$tmp/tiny/t10k-images-idx3-ubyte" "$tmp/trunc/"
 head -c 20 "$tmp/tiny/train-images-idx3-ubyte" >"$tmp/trunc/train-images-idx3-ubyte"

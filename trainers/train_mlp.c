@@ -162,7 +162,12 @@ static int run(const mlp_opts *o) {
     sched.min_ratio = o->min_lr;
     sched.step_size = oct_batcher_batches_per_epoch(&batcher);
     sched.gamma = 0.5f;
-    if (sched.total <= sched.warmup) sched.total = sched.warmup + 1;
+    if (sched.warmup >= sched.total) {
+        fprintf(stderr, "octet train mlp: --warmup %d: expected fewer than the run's %lld steps\n",
+                o->warmup, (long long)sched.total);
+        rc = CLI_USAGE;
+        goto out;
+    }
     if (oct_schedule_check(&sched)) {
         rc = fail_flag("--schedule");
         goto out;
