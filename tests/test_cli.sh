@@ -188,6 +188,9 @@ expect 1 "optimizer tensor" "$octet" train gpt --resume "$tmp/c2-bad.safetensors
 "$octet" train gpt "${gpt_flags[@]}" --steps 1000000 --checkpoint "$tmp/int.safetensors" \
     --log "$tmp/int.jsonl" >"$tmp/int.out" 2>/dev/null &
 pid=$!
+# a watchdog ends the run if the signal is lost, and itself with the run
+(for _ in $(seq 3000); do sleep 0.1; kill -0 $pid || exit; done; kill -KILL $pid) >/dev/null 2>&1 &
+# the handler is in place once the run logs its first steps (background jobs ignore SIGINT)
 for _ in $(seq 600); do grep -q '"train"' "$tmp/int.jsonl" 2>/dev/null && break; sleep 0.1; done
 kill -INT $pid
 wait $pid
