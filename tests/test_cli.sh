@@ -171,6 +171,7 @@ done
 expect 1 "already ended" "$octet" train gpt --resume "$tmp/c5.safetensors"
 expect 2 "--lr" "$octet" train gpt --resume "$tmp/c5.safetensors" --lr 1
 expect 2 "--stop-after" "$octet" train gpt "${run_flags[@]}" --stop-after 3
+expect 2 "--checkpoint" "$octet" train gpt --save "$tmp/x.safetensors" --checkpoint "$tmp/x.safetensors"
 expect 1 "not a checkpoint" "$octet" train gpt --resume "$tmp/r0.safetensors"
 ok "train gpt --stop-after 2" "stopped" "$octet" train gpt "${run_flags[@]}" \
     --checkpoint "$tmp/c2.safetensors" --stop-after 2
