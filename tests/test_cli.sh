@@ -175,6 +175,9 @@ expect 2 "--checkpoint" "$octet" train gpt --save "$tmp/x.safetensors" --checkpo
 expect 1 "not a checkpoint" "$octet" train gpt --resume "$tmp/r0.safetensors"
 ok "train gpt --stop-after 2" "stopped" "$octet" train gpt "${run_flags[@]}" \
     --checkpoint "$tmp/c2.safetensors" --stop-after 2
+expect 1 "before the QAT steps" "$octet" export "$tmp/c2.safetensors" -o "$tmp/c2.int8"
+[ -e "$tmp/c2.int8" ] && { echo "FAIL: a refused export wrote its output"; fails=$((fails + 1)); }
+expect 2 "--qat-steps" "$octet" train gpt --qat --qat-steps 0
 tac "$tmp/tiny.txt" >"$tmp/tiny-reversed.txt"
 expect 1 "not the run's text" "$octet" train gpt --resume "$tmp/c2.safetensors" \
     --text "$tmp/tiny-reversed.txt"

@@ -37,6 +37,14 @@ int gpt_int8_export(const char *path, const char *out) {
                 path);
         return CLI_FAIL;
     }
+    if (!m.qat_on) {
+        gpt_model_free(&m);
+        fprintf(stderr,
+                "octet: %s: a checkpoint from before the QAT steps of its run, without "
+                "quantization ranges yet: resume the run (--resume) to export it\n",
+                path);
+        return CLI_FAIL;
+    }
     oct_i8_gpt i8;
     int rc = CLI_OK;
     if (oct_qat_gpt_to_int8(m.qat, m.vocab.bytes, &i8) || oct_i8_gpt_save(&i8, out)) {

@@ -500,6 +500,10 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
                 o->from);
         return CLI_USAGE;
     }
+    if (o->qat && o->qat_steps == 0) {
+        fprintf(stderr, "octet train gpt: --qat-steps 0: expected at least 1 with --qat\n");
+        return CLI_USAGE;
+    }
     if (o->checkpoint && o->save && !strcmp(o->checkpoint, o->save)) {
         fprintf(stderr, "octet train gpt: --checkpoint %s: the same file as --save\n", o->save);
         return CLI_USAGE;
