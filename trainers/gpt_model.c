@@ -158,7 +158,7 @@ oct_status gpt_model_load(gpt_model *m, const char *path) {
             s = oct_fail(OCT_EFORMAT, "%s: tensor '%s' is missing", path, m->params.items[i]->name);
     }
     int n_file = f.count; /* less a checkpoint's optimizer state */
-    for (int i = 0; i < f.count; i++)
+    for (int i = 0; s == OCT_OK && i < f.count; i++)
         n_file -= !strncmp(f.entries[i].name, GPT_OPTIM_PREFIX, strlen(GPT_OPTIM_PREFIX));
     if (s == OCT_OK && n_file != m->params.n + 1 + n_state)
         s = oct_fail(OCT_EFORMAT, "%s: %d tensors in the file, the model has %d (with 'vocab')",
