@@ -32,6 +32,11 @@ static bool parse_hex64(const json_t *j, uint64_t *out) {
     return true;
 }
 
+/* The name of the optimizer state tensor t in a checkpoint. */
+static void optim_name(char *buf, size_t n, const oct_tensor *t) {
+    snprintf(buf, n, "%s%s", GPT_OPTIM_PREFIX, t->name);
+}
+
 /* The metadata values: the run as a JSON object, the command line as a JSON array. */
 static char *run_json(const gpt_run *run, const oct_optim *opt) {
     json_t *rngs = json_array();
@@ -63,7 +68,7 @@ oct_status gpt_checkpoint_save(const char *path, const gpt_model *m, const oct_o
         const oct_tensor *t = opt->state[i];
         if (!t) continue; /* Muon's empty second slot */
         char name[256];
-        snprintf(name, sizeof name, "%s%s", GPT_OPTIM_PREFIX, t->name);
+        optim_name(name, sizeof name, t);
         s = oct_st_writer_add(&w, name, OCT_DT_F32, t->ndim, t->shape, t->data);
     }
     char *state = run_json(run, opt), *args = args_json(argc, argv);
@@ -161,7 +166,7 @@ oct_status gpt_checkpoint_restore(const char *path, oct_optim *opt, gpt_run *run
         oct_tensor *t = opt->state[i];
         if (!t) continue;
         char name[256];
-        snprintf(name, sizeof name, "%s%s", GPT_OPTIM_PREFIX, t->name);
+        optim_name(name, sizeof name, t);
         const void *data;
         s = oct_st_get(&f, name, OCT_DT_F32, t->ndim, t->shape, &data);
         if (s == OCT_ENOTFOUND)

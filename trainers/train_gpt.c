@@ -324,6 +324,7 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
 /* After --resume: the text must be the run's, and steps must remain. Records the text in run
  * for the checkpoints to come. */
 static int check_resume(gpt_run *run, const oct_text *text, const gpt_opts *o) {
+    if (!o->resume && !o->checkpoint) return CLI_OK; /* no checkpoint reads or writes the text */
     gpt_run now = *run;
     gpt_run_text(&now, text);
     if (o->resume && (now.text_n != run->text_n || now.text_crc != run->text_crc)) {
