@@ -130,8 +130,7 @@ ok "eval --compare" "bit-identical at 32/32 positions" "$octet" eval --int8 "$tm
 ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -n 20
 # --from: fine-tuning starts from the saved weights (a step at lr 1e-9 keeps the saved model's
 # validation loss), and a QAT fine-tune exports to an engine that matches it bit for bit
-ok "eval gpt" "val loss" "$octet" eval "$tmp/g.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 \
-    --windows 2
+ok "eval gpt" "val loss" "$octet" eval "$tmp/g.safetensors" --text "$tmp/tiny.txt" --eval-batches 1
 saved=$(grep -o 'val loss [0-9.]*' "$tmp/out")
 ok "train gpt --from" "final $saved" "$octet" train gpt --text "$tmp/tiny.txt" --steps 1 \
     --eval-batches 1 --batch 2 --lr 1e-9 --from "$tmp/g.safetensors"

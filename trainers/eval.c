@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "gpt_int8.h"
+#include "gpt_model.h"
 #include "int8_model.h"
 #include "mlp_model.h"
 
@@ -13,7 +14,7 @@ int cmd_eval(int argc, char **argv) {
     const char *data = OCT_FASHION_MNIST_DIR;
     int threads = 1, batch = 256;
     const char *int8_path = NULL, *kernel = "auto", *compare = NULL, *text = OCT_DEFAULT_TEXT;
-    int eval_batches = 20, windows = 32;
+    int eval_batches = 20, windows = GPT_EVAL_WINDOWS;
     const cli_flag flags[] = {
         {"--data", CLI_STR, &data, "directory with the IDX .gz files", 0, 0},
         {"--threads", CLI_INT, &threads, "threads", 1, 256},

@@ -12,6 +12,9 @@
 /* Validation windows are drawn with this seed whatever --seed is, so runs (fp32, QAT, int8)
  * compare on the same text. */
 #define GPT_EVAL_SEED 20240601u
+/* Windows per validation batch, whatever the training batch is, so runs with different --batch
+ * report losses on the same text. */
+#define GPT_EVAL_WINDOWS 32
 /* Names of a checkpoint's optimizer tensors start with this. */
 #define GPT_OPTIM_PREFIX "optim/"
 

@@ -81,8 +81,8 @@ static const char *resolve_text(const char *path, char *buf, size_t n) {
 /* Validation loss on the fixed windows; prints and logs it. */
 static int report_val(gpt_model *m, oct_graph *g, const oct_text *text, const gpt_opts *o, int step,
                       double train_loss, double *val, cli_log *jl) {
-    if (gpt_model_evaluate(m, g, text, OCT_SPLIT_VAL, o->eval_batches, o->batch, o->context,
-                           EVAL_SEED, val))
+    if (gpt_model_evaluate(m, g, text, OCT_SPLIT_VAL, o->eval_batches, GPT_EVAL_WINDOWS,
+                           o->context, EVAL_SEED, val))
         return cli_fail(NULL);
     printf("step %d/%d  train loss %.4f  val loss %.4f nats/char (%.4f bits/char)\n", step,
            o->steps, train_loss, *val, *val / LN2);
@@ -599,7 +599,7 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--threads", CLI_INT, &o.threads, "threads", 1, 256},
         {"--eval-every", CLI_INT, &o.eval_every, "validation every N steps (0: only at the end)", 0,
          1e9},
-        {"--eval-batches", CLI_INT, &o.eval_batches, "validation batches (fixed windows)", 1, 1e6},
+        {"--eval-batches", CLI_INT, &o.eval_batches, "validation batches (32 fixed windows each)", 1, 1e6},
         {"--log", CLI_STR, &o.log, "write metrics as JSON Lines to FILE", 0, 0},
         {"--save", CLI_STR, &o.save, "save the trained model (safetensors) to FILE", 0, 0},
         {"--checkpoint", CLI_STR, &o.checkpoint,
