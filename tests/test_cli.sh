@@ -186,6 +186,12 @@ LC_ALL=C sed 's/optim_step/optim_stex/' "$tmp/c2.safetensors" >"$tmp/c2-bad.safe
 expect 1 "malformed" "$octet" train gpt --resume "$tmp/c2-bad.safetensors"
 LC_ALL=C sed 's/muon_m/muon_x/' "$tmp/c2.safetensors" >"$tmp/c2-bad.safetensors"
 expect 1 "optimizer tensor" "$octet" train gpt --resume "$tmp/c2-bad.safetensors"
+# a checkpoint whose recorded options differ from what this octet resolves (as after a change of
+# defaults) is refused, naming the option
+LC_ALL=C sed 's/--warmup=1 /--warmup=0 /' "$tmp/c2.safetensors" >"$tmp/c2-bad.safetensors"
+expect 1 "--warmup=0 (this octet: --warmup=1)" "$octet" train gpt --resume "$tmp/c2-bad.safetensors"
+LC_ALL=C sed 's/momentum-warmup=300/momentum-warmup=301/' "$tmp/c2.safetensors" >"$tmp/c2-bad.safetensors"
+expect 1 "other defaults" "$octet" train gpt --resume "$tmp/c2-bad.safetensors"
 # SIGINT (Ctrl-C) with --checkpoint: the run ends after the current step with a checkpoint
 # (exit 130) and resumes from it
 "$octet" train gpt "${gpt_flags[@]}" --steps 1000000 --checkpoint "$tmp/int.safetensors" \

@@ -25,27 +25,48 @@ int cli_fail(const char *msg) {
     return CLI_FAIL;
 }
 
-static void print_default(const cli_flag *f, FILE *out) {
+/* The value of f as text (floats with float_fmt); false for an unset string. */
+static bool flag_value(const cli_flag *f, const char *float_fmt, char *buf, size_t n) {
     switch (f->kind) {
     case CLI_INT:
-        fprintf(out, " (default %d)", *(int *)f->dst);
-        break;
+        snprintf(buf, n, "%d", *(int *)f->dst);
+        return true;
     case CLI_FLOAT:
-        fprintf(out, " (default %g)", (double)*(float *)f->dst);
-        break;
+        snprintf(buf, n, float_fmt, (double)*(float *)f->dst);
+        return true;
     case CLI_STR:
-        if (*(const char **)f->dst) fprintf(out, " (default %s)", *(const char **)f->dst);
-        break;
+        if (!*(const char **)f->dst) return false;
+        snprintf(buf, n, "%s", *(const char **)f->dst);
+        return true;
     case CLI_BOOL:
-        break;
+        snprintf(buf, n, "%s", *(bool *)f->dst ? "true" : "false");
+        return true;
     case CLI_INTS: {
         const cli_ints *v = f->dst;
-        fprintf(out, " (default ");
-        for (int i = 0; i < v->n; i++) fprintf(out, i ? ",%d" : "%d", v->v[i]);
-        fprintf(out, ")");
-        break;
+        size_t len = 0;
+        buf[0] = '\0';
+        for (int i = 0; i < v->n && len < n; i++)
+            len += (size_t)snprintf(buf + len, n - len, i ? ",%d" : "%d", v->v[i]);
+        return true;
     }
     }
+    return false;
+}
+
+int cli_values(const cli_cmd *cmd, const char *skip, char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < cmd->n_flags; i++) {
+        const cli_flag *f = &cmd->flags[i];
+        char name[64], value[512];
+        snprintf(name, sizeof name, " %s ", f->name);
+        if (strstr(skip, name)) continue;
+        if (!flag_value(f, "%.9g", value, sizeof value)) snprintf(value, sizeof value, "-");
+        int k = snprintf(buf + len, n - len, "%s%s=%s", len ? " " : "", f->name, value);
+        if (k < 0 || (size_t)k >= n - len) return -1;
+        len += (size_t)k;
+    }
+    return (int)len;
 }
 
 void cli_print_help(const cli_cmd *cmd, FILE *out) {
@@ -56,8 +77,10 @@ void cli_print_help(const cli_cmd *cmd, FILE *out) {
         static const char *meta[] = {" N", " X", " S", "", " N,N,..."};
         char head[64];
         snprintf(head, sizeof head, "%s%s", f->name, meta[f->kind]);
+        char value[512];
         fprintf(out, "  %-24s %s", head, f->help);
-        print_default(f, out);
+        if (f->kind != CLI_BOOL && flag_value(f, "%g", value, sizeof value))
+            fprintf(out, " (default %s)", value);
         fputc('\n', out);
     }
     fprintf(out, "  %-24s %s\n", "-h, --help", "show this help");

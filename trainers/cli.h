@@ -47,6 +47,10 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *
 int cli_parse_seen(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *n_pos,
                    bool *seen);
 void cli_print_help(const cli_cmd *cmd, FILE *out);
+/* The current values of cmd's flags, except those named in skip (" --a --b "), as
+ * "--name=value" separated by spaces (floats to 9 digits, "-" for an unset string) into buf.
+ * Returns the length, or -1 when it does not fit in n bytes. */
+int cli_values(const cli_cmd *cmd, const char *skip, char *buf, size_t n);
 /* Prints "octet: <msg>" (the library's last error when msg is NULL) and returns CLI_FAIL. */
 int cli_fail(const char *msg);
 

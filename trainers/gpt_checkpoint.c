@@ -43,9 +43,10 @@ static char *run_json(const gpt_run *run, const oct_optim *opt) {
     for (int i = 0; i < run->n_rng; i++)
         json_array_append_new(
             rngs, json_pack("[o, o]", hex64(run->rng[i].state), hex64(run->rng[i].inc)));
-    json_t *o = json_pack("{s:i, s:I, s:o, s:I, s:I}", "step", run->step, "optim_step",
-                          (json_int_t)opt->step, "rng", rngs, "text_tokens",
-                          (json_int_t)run->text_n, "text_crc32", (json_int_t)run->text_crc);
+    json_t *o =
+        json_pack("{s:i, s:I, s:o, s:I, s:I, s:s}", "step", run->step, "optim_step",
+                  (json_int_t)opt->step, "rng", rngs, "text_tokens", (json_int_t)run->text_n,
+                  "text_crc32", (json_int_t)run->text_crc, "options", run->options);
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     return s;
@@ -134,11 +135,14 @@ void gpt_checkpoint_free_args(int argc, char **argv) {
 static oct_status parse_run(const oct_st_file *f, json_t *j, gpt_run *run, int64_t *optim_step) {
     json_int_t step, ostep, n, crc;
     json_t *rngs;
-    if (json_unpack(j, "{s:I, s:I, s:o, s:I, s:I}", "step", &step, "optim_step", &ostep, "rng",
-                    &rngs, "text_tokens", &n, "text_crc32", &crc) ||
+    const char *options = ""; /* absent in checkpoints of octet before it was recorded */
+    if (json_unpack(j, "{s:I, s:I, s:o, s:I, s:I, s?s}", "step", &step, "optim_step", &ostep, "rng",
+                    &rngs, "text_tokens", &n, "text_crc32", &crc, "options", &options) ||
         step < 0 || step > INT32_MAX || ostep < 0 || !json_is_array(rngs) ||
-        json_array_size(rngs) > GPT_RUN_MAX_RNG || crc < 0 || crc > UINT32_MAX)
+        json_array_size(rngs) > GPT_RUN_MAX_RNG || crc < 0 || crc > UINT32_MAX ||
+        strlen(options) >= sizeof run->options)
         return oct_fail(OCT_EFORMAT, "%s: metadata '%s' is malformed", f->path, STATE_KEY);
+    snprintf(run->options, sizeof run->options, "%s", options);
     run->step = (int)step;
     run->n_rng = (int)json_array_size(rngs);
     run->text_n = n;

@@ -2,7 +2,8 @@
  * and generate read it) plus what continuing the run needs: the optimizer's state (tensors
  * "optim/<state name>") and metadata octet.train.args (the command line, a JSON array) and
  * octet.train.state (a JSON object: steps done, the optimizer's step count, the states of the
- * run's random generators, the size and crc32 of the training text). */
+ * run's random generators, the size and crc32 of the training text, and the run's options as
+ * resolved by the octet that wrote it, so a resume under other defaults is refused). */
 #ifndef OCTET_TRAINERS_GPT_CHECKPOINT_H
 #define OCTET_TRAINERS_GPT_CHECKPOINT_H
 
@@ -12,9 +13,13 @@
 /* The batch windows' generator and one per data-parallel graph (dropout masks). */
 #define GPT_RUN_MAX_RNG (2 * OCT_DP_MAX_SHARDS + 1)
 
+/* Room for the run's resolved options. */
+#define GPT_RUN_OPTIONS 4096
+
 /* Where a run stands, beyond the model and the optimizer. */
 typedef struct gpt_run {
-    int step; /* steps done */
+    int step;                      /* steps done */
+    char options[GPT_RUN_OPTIONS]; /* the run's options after defaults ("" when not recorded) */
     int n_rng;
     oct_rng rng[GPT_RUN_MAX_RNG];
     int64_t text_n;    /* tokens of the training text */

@@ -33,6 +33,8 @@
  * model (1.1710 nats/char) reach 1.1670 at 1e-4, 1.1686 at 3e-5, 1.1694 at 3e-4, 1.1746 at 1e-3
  * and 1.2097 at 6e-3 (the training default, which undoes much of a converged model). */
 #define FROM_LR 1e-4f
+/* The flags a --resume may give again; they are not part of a run's recorded options. */
+#define RUN_FLAGS " --resume --threads --text --log --save --checkpoint --stop-after --eval-every "
 /* Nats per bit. */
 #define LN2 0.69314718055994531
 
@@ -45,6 +47,7 @@ typedef struct gpt_opts {
     char **argv;
     int layers, heads, width, context, mlp, batch, steps, warmup, seed, threads;
     int eval_every, eval_batches;
+    char options[GPT_RUN_OPTIONS]; /* the run's options after defaults, for checkpoints */
     float lr, min_lr, decay, wd, clip, beta2, dropout;
     bool tied, byte_level;
     bool qat;                 /* --qat: the last qat_steps steps are quantization-aware */
@@ -81,8 +84,8 @@ static const char *resolve_text(const char *path, char *buf, size_t n) {
 /* Validation loss on the fixed windows; prints and logs it. */
 static int report_val(gpt_model *m, oct_graph *g, const oct_text *text, const gpt_opts *o, int step,
                       double train_loss, double *val, cli_log *jl) {
-    if (gpt_model_evaluate(m, g, text, OCT_SPLIT_VAL, o->eval_batches, GPT_EVAL_WINDOWS,
-                           o->context, EVAL_SEED, val))
+    if (gpt_model_evaluate(m, g, text, OCT_SPLIT_VAL, o->eval_batches, GPT_EVAL_WINDOWS, o->context,
+                           EVAL_SEED, val))
         return cli_fail(NULL);
     printf("step %d/%d  train loss %.4f  val loss %.4f nats/char (%.4f bits/char)\n", step,
            o->steps, train_loss, *val, *val / LN2);
@@ -321,12 +324,32 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
     return CLI_OK;
 }
 
-/* After --resume: the text must be the run's, and steps must remain. Records the text in run
- * for the checkpoints to come. */
+/* The first space-separated item where options a and b differ, as "x (this octet: y)". */
+static void first_difference(const char *a, const char *b, char *buf, size_t n) {
+    size_t i = 0;
+    while (a[i] && a[i] == b[i]) i++;
+    while (i > 0 && a[i - 1] != ' ') i--;
+    int la = (int)strcspn(a + i, " "), lb = (int)strcspn(b + i, " ");
+    snprintf(buf, n, "%.*s (this octet: %.*s)", la, a + i, lb, b + i);
+}
+
+/* After --resume: the text must be the run's, its options as this octet resolves them the
+ * ones recorded, and steps must remain. Records the text and options in run for the
+ * checkpoints to come. */
 static int check_resume(gpt_run *run, const oct_text *text, const gpt_opts *o) {
     if (!o->resume && !o->checkpoint) return CLI_OK; /* no checkpoint reads or writes the text */
     gpt_run now = *run;
     gpt_run_text(&now, text);
+    if (o->resume && run->options[0] && strcmp(run->options, o->options)) {
+        char diff[512];
+        first_difference(run->options, o->options, diff, sizeof diff);
+        fprintf(stderr,
+                "octet: --resume %s: the run was written by an octet with other defaults: %s; "
+                "resume it with that octet\n",
+                o->resume, diff);
+        return CLI_FAIL;
+    }
+    snprintf(now.options, sizeof now.options, "%s", o->options);
     if (o->resume && (now.text_n != run->text_n || now.text_crc != run->text_crc)) {
         fprintf(stderr,
                 "octet: --resume %s: --text %s is not the run's text (%lld tokens, crc32 %08x; "
@@ -463,12 +486,10 @@ static int parse(const cli_cmd *cmd, int argc, char **argv, bool *seen) {
 
 /* With --resume the run's flags come from the checkpoint: only these may be given. */
 static int check_resume_flags(const cli_cmd *cmd, const bool *seen, const char *resume) {
-    static const char *const ok =
-        " --resume --threads --text --log --save --checkpoint --stop-after --eval-every ";
     for (int i = 0; i < cmd->n_flags; i++) {
         char name[64];
         snprintf(name, sizeof name, " %s ", cmd->flags[i].name);
-        if (!seen[i] || strstr(ok, name)) continue;
+        if (!seen[i] || strstr(RUN_FLAGS, name)) continue;
         fprintf(stderr,
                 "octet train gpt: %s: the run's flags come from --resume %s (only --threads, "
                 "--text, --log, --save, --checkpoint, --stop-after and --eval-every may change)\n",
@@ -535,6 +556,16 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
     return CLI_OK;
 }
 
+/* o->options: the flags that define the run, after defaults, and the recipe's constants. */
+static int record_options(gpt_opts *o, const cli_cmd *cmd) {
+    int n = cli_values(cmd, RUN_FLAGS "--from ", o->options, sizeof o->options);
+    if (n >= 0 &&
+        snprintf(o->options + n, sizeof o->options - (size_t)n, " muon-momentum-warmup=%d",
+                 MUON_MOMENTUM_WARMUP) < (int)sizeof o->options - n)
+        return CLI_OK;
+    return cli_fail("the run's options are too long to record");
+}
+
 int cmd_train_gpt(int argc, char **argv) {
     const gpt_opts defaults = {
         .text = OCT_DEFAULT_TEXT,
@@ -599,7 +630,8 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--threads", CLI_INT, &o.threads, "threads", 1, 256},
         {"--eval-every", CLI_INT, &o.eval_every, "validation every N steps (0: only at the end)", 0,
          1e9},
-        {"--eval-batches", CLI_INT, &o.eval_batches, "validation batches (32 fixed windows each)", 1, 1e6},
+        {"--eval-batches", CLI_INT, &o.eval_batches, "validation batches (32 fixed windows each)",
+         1, 1e6},
         {"--log", CLI_STR, &o.log, "write metrics as JSON Lines to FILE", 0, 0},
         {"--save", CLI_STR, &o.save, "save the trained model (safetensors) to FILE", 0, 0},
         {"--checkpoint", CLI_STR, &o.checkpoint,
@@ -658,6 +690,7 @@ int cmd_train_gpt(int argc, char **argv) {
         o.argv = kept;
         rc = check_opts(&o, &cmd, seen);
     }
+    if (rc == CLI_OK) rc = record_options(&o, &cmd);
     if (rc == CLI_OK) rc = run(&o);
     free(kept);
     free(all);
