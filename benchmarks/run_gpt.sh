@@ -4,8 +4,9 @@
 # QAT with AdamW, and fp32 with Muon (octet's default optimizer; torch_gpt.py writes out the same
 # rule), threads 1 and 2 (PyTorch with OPENBLAS_NUM_THREADS=1), on the KJV corpus; with --loss,
 # also the validation loss of both after the same 1,200 steps of the same recipe (AdamW lr 1e-3
-# constant, betas 0.9/0.999, weight decay 0.1, no clipping). Also octet's generation speed at
-# batch 1, fp32 model against int8 export. Prints the ratios.
+# constant, betas 0.9/0.999, weight decay 0.1, no clipping), and PyTorch's model imported into
+# octet (`octet import`): greedy continuations compared, its loss on octet's windows. Also
+# octet's generation speed at batch 1, fp32 model against int8 export. Prints the ratios.
 #
 # usage: benchmarks/run_gpt.sh [BUILD_DIR (default build-release)] [--loss]
 set -euo pipefail
@@ -45,7 +46,14 @@ if [ "$loss" = --loss ]; then
         --beta2 0.999 --wd 0.1 --clip 0 --eval-every 0 --threads 2 \
         --log "$out/octet-loss.jsonl" >/dev/null 2>&1
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 1200 --threads 1 \
+        --save "$out/torch.safetensors" --sample "In the beginning" --sample-n 100 \
         >"$out/torch-loss.json" 2>/dev/null
+    # PyTorch's model in octet: import, greedy continuation of the same prompt, validation loss
+    "$octet" import "$out/torch.safetensors" --heads 4 --text "$text" \
+        -o "$out/imported.safetensors" >/dev/null
+    "$octet" generate "$out/imported.safetensors" --prompt "In the beginning" -n 100 \
+        --temperature 0 >"$out/imported-sample.txt" 2>/dev/null
+    "$octet" eval "$out/imported.safetensors" --text "$text" >"$out/imported-eval.txt"
 fi
 
 "$py" - "$out" <<'PYEOF'
@@ -85,5 +93,12 @@ if os.path.exists(f"{out}/octet-loss.jsonl"):
     ol = [json.loads(l) for l in open(f"{out}/octet-loss.jsonl") if '"final"' in l][-1]["val_loss"]
     tl = torch_res(f"{out}/torch-loss.json")["train"]["val_loss"]
     print(f"val loss after 1200 steps: octet {ol:.4f}, PyTorch {tl:.4f} nats/char (difference {ol - tl:+.4f})")
+    ts = torch_res(f"{out}/torch-loss.json")["train"]["sample"]
+    os_ = open(f"{out}/imported-sample.txt", encoding="latin-1").read().rstrip("\n")
+    same = next((i for i, (a, b) in enumerate(zip(ts, os_)) if a != b), min(len(ts), len(os_)))
+    il = float(open(f"{out}/imported-eval.txt").read().split("val loss ")[1].split()[0])
+    print(f"PyTorch's model imported (octet import): greedy continuation "
+          f"{'identical' if ts == os_ else f'differs from character {same}'} "
+          f"({len(ts)} characters); val loss {il:.4f} on octet's windows")
 PYEOF
 echo "logs: $out" >&2

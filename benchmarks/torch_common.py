@@ -189,3 +189,27 @@ def state_dict_bytes(model):
     with tempfile.NamedTemporaryFile(suffix=".pt") as f:
         torch.save(model.state_dict(), f.name)
         return os.path.getsize(f.name)
+
+
+def save_safetensors(path, model):
+    """Writes model's state dict as a safetensors file (float32), as safetensors.torch.save_model
+    does: a tensor that shares storage with an earlier one (a tied lm_head) is left out. Written
+    to a temporary file first, then renamed."""
+    header, blobs, seen, offset = {}, [], set(), 0
+    for name, t in model.state_dict().items():
+        if t.data_ptr() in seen:
+            continue
+        seen.add(t.data_ptr())
+        data = t.detach().to(torch.float32).contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)))
+    with os.fdopen(fd, "wb") as f:
+        f.write(len(head).to_bytes(8, "little") + head)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)

@@ -31,6 +31,8 @@ Modes (both may be given; --steps 0 skips training):
                               after the first 5; a mixed run mixes fp32 and QAT speeds)
   --bench-steps K             fresh fp32 and fresh QAT models: 5 warm-up steps, then K timed
                               steps each; report tokens/s
+  --save FILE, --sample P     after --steps (fp32): the state dict as safetensors for
+                              `octet import`; the greedy continuation of prompt P (--sample-n)
 tokens/s = batch*context / median step time ("tokens_per_s_mean" = from the total time).
 Run with OPENBLAS_NUM_THREADS=1. One JSON line on stdout.
 """
@@ -45,7 +47,7 @@ import torch.ao.quantization as tq
 from torch import nn
 from torch.nn import functional as F
 
-from torch_common import emit, log, set_threads, summarize
+from torch_common import emit, log, save_safetensors, set_threads, summarize
 
 WARMUP_STEPS = 5
 
@@ -108,13 +110,28 @@ class GPT(nn.Module):
         if cfg.tied:
             self.lm_head.weight = self.wte.weight
 
-    def forward(self, idx, targets):
+    def forward(self, idx, targets=None):
         T = idx.shape[1]
         x = self.wte(idx) + self.wpe(torch.arange(T))
         for block in self.blocks:
             x = block(x)
         logits = self.lm_head(self.ln_f(x))
+        if targets is None:
+            return logits
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+
+
+@torch.no_grad()
+def greedy(model, vocab_bytes, prompt, n, block):
+    """n characters after prompt, each the most likely one (octet generate --temperature 0)."""
+    lut = {int(b): i for i, b in enumerate(vocab_bytes)}
+    ids = [lut[b] for b in prompt.encode()]
+    model.eval()
+    for _ in range(n):
+        logits = model(torch.tensor([ids[-block:]]))
+        ids.append(int(logits[0, -1].argmax()))
+    model.train()
+    return bytes(int(vocab_bytes[i]) for i in ids).decode("latin-1")
 
 
 def make_qconfig(name):
@@ -230,7 +247,7 @@ def load_corpus(path):
     lut[vocab] = np.arange(len(vocab))
     tokens = torch.from_numpy(lut[raw])
     n_train = int(0.9 * len(tokens))
-    return tokens[:n_train], tokens[n_train:], len(vocab)
+    return tokens[:n_train], tokens[n_train:], vocab
 
 
 def get_batch(data, batch, block, gen):
@@ -314,7 +331,7 @@ def bench(train, vocab, args, qat):
             "step_seconds": summarize(secs)}
 
 
-def train_run(train, val, vocab, args):
+def train_run(train, val, vocab, args, vocab_bytes):
     torch.manual_seed(args.seed)
     model = GPT(args, vocab)
     opt = make_optimizer(model, args)
@@ -335,9 +352,13 @@ def train_run(train, val, vocab, args):
         log(f"step {step}: train loss {loss:.4f}, {args.batch * args.block * n / sum(s):.0f} tok/s")
     vl = val_loss(model, val, args)
     log(f"validation loss after {args.steps} steps: {vl:.4f} nats/char")
+    if args.save:
+        save_safetensors(args.save, model)
+        log(f"saved {args.save}")
     timed = secs[WARMUP_STEPS:] if len(secs) > WARMUP_STEPS else secs
     tps = tokens_per_s(timed, args)
-    return {"steps": args.steps, "qat_after": args.qat_after, "val_loss": vl,
+    sample = greedy(model, vocab_bytes, args.sample, args.sample_n, args.block) if args.sample else None
+    return {"steps": args.steps, "qat_after": args.qat_after, "val_loss": vl, "sample": sample,
             "tokens_per_s": tps["median"], "tokens_per_s_mean": tps["mean"], "curve": curve,
             "train_seconds": sum(secs)}
 
@@ -378,11 +399,18 @@ def main():
     p.add_argument("--val-batches", type=int, default=20)
     p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--save", help="after --steps: the model's state dict as safetensors (for "
+                   "octet import)")
+    p.add_argument("--sample", help="after --steps: greedy continuation of this prompt")
+    p.add_argument("--sample-n", type=int, default=100, help="characters --sample adds")
     args = p.parse_args()
+    if (args.save or args.sample) and (args.steps <= 0 or args.qat_after >= 0):
+        p.error("--save and --sample need an fp32 run: --steps N without --qat-after")
     if args.steps <= 0 and args.bench_steps <= 0:
         p.error("nothing to do: give --steps N and/or --bench-steps K")
     set_threads(args.threads)
-    train, val, vocab = load_corpus(args.text)
+    train, val, vocab_bytes = load_corpus(args.text)
+    vocab = len(vocab_bytes)
     log(f"{args.text}: {len(train)} train / {len(val)} val chars, vocab {vocab}")
     results = {"vocab": vocab, "batch": args.batch, "block": args.block, "tied": args.tied,
                "optim": args.optim,
@@ -396,7 +424,7 @@ def main():
         results["bench_fp32"] = bench(train, vocab, args, qat=False)
         results["bench_qat"] = bench(train, vocab, args, qat=True)
     if args.steps > 0:
-        results["train"] = train_run(train, val, vocab, args)
+        results["train"] = train_run(train, val, vocab, args, vocab_bytes)
     emit("torch_gpt", args.threads, results)
 
 

@@ -149,6 +149,16 @@ expect 2 "--layers" "$octet" train gpt --text "$tmp/tiny.txt" --from "$tmp/g.saf
 expect 2 "QAT model" "$octet" train gpt --text "$tmp/tiny.txt" --from "$tmp/gq.safetensors"
 expect 1 "$tmp/none.safetensors" "$octet" train gpt --text "$tmp/tiny.txt" \
     --from "$tmp/none.safetensors"
+# octet import (the conversion itself is tested in test_gpt): its usage and file errors
+expect 2 "--heads" "$octet" import "$tmp/g.safetensors" -o "$tmp/imp.safetensors" --text "$tmp/tiny.txt"
+expect 2 "-o" "$octet" import "$tmp/g.safetensors" --heads 2 --text "$tmp/tiny.txt"
+expect 1 "already an octet model" "$octet" import "$tmp/g.safetensors" --heads 2 \
+    --text "$tmp/tiny.txt" -o "$tmp/imp.safetensors"
+expect 1 "$tmp/none.safetensors" "$octet" import "$tmp/none.safetensors" --heads 2 \
+    --text "$tmp/tiny.txt" -o "$tmp/imp.safetensors"
+expect 1 "$tmp/none.txt" "$octet" import "$tmp/g.safetensors" --heads 2 --text "$tmp/none.txt" \
+    -o "$tmp/imp.safetensors"
+[ -e "$tmp/imp.safetensors" ] && { echo "FAIL: a failed import wrote its output"; fails=$((fails + 1)); }
 # --checkpoint, --stop-after and --resume: runs stopped after step 5 (fp32 phase) and after
 # step 9 (QAT, observers frozen), then resumed, save the bytes of the run that never stopped
 # (QAT, dropout and two data-parallel shards); a checkpoint is a model file too

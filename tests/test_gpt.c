@@ -2,8 +2,10 @@
  * forward shapes and parameter names, the loss at init, a finite-difference gradient check of
  * the whole model (tied and untied), overfitting a tiny corpus, the key/value-cache logits
  * against the full forward at every position, generation past the context (sliding window)
- * against a full-forward reference, sampling, a save/load round trip, and clear errors for
- * corrupt or mismatched model files. Files live in a fresh directory under /tmp.
+ * against a full-forward reference, sampling, a save/load round trip, clear errors for
+ * corrupt or mismatched model files, and the import of PyTorch (nanoGPT) state dicts: the same
+ * logits bit for bit, and errors for every way such a file can be wrong. Files live in a fresh
+ * directory under /tmp.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "../trainers/gpt_import.h"
 #include "../trainers/gpt_model.h"
 #include "gradcheck.h"
 #include "octet/io.h"
@@ -373,13 +376,203 @@ static void config_errors(void **state) {
     assert_int_equal(oct_gpt_config_check(&cfg), OCT_OK);
 }
 
+/* ---- import of PyTorch state dicts (trainers/gpt_import.c) ---------------------------------- */
+
+/* Write state dicts in the layout of benchmarks/torch_gpt.py instead of nanoGPT's. */
+static bool torch_gpt_py;
+
+/* nanoGPT's name for an octet parameter, with torch.compile's prefix, or torch_gpt.py's. */
+static void torch_name(const char *name, char *out, size_t n) {
+    static const struct {
+        const char *from, *to, *to_py;
+    } r[] = {{"attn.qkv.", "attn.c_attn.", "attn.c_attn."},
+             {"attn.proj.", "attn.c_proj.", "attn.c_proj."},
+             {"mlp.fc.", "mlp.c_fc.", "c_fc."},
+             {"mlp.proj.", "mlp.c_proj.", "c_proj."}};
+    const char *top = torch_gpt_py ? "" : "_orig_mod.transformer.";
+    int block;
+    if (sscanf(name, "h.%d.", &block) == 1) {
+        const char *rest = strchr(name + 2, '.') + 1;
+        for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+            size_t len = strlen(r[i].from);
+            if (!strncmp(rest, r[i].from, len)) {
+                snprintf(out, n, "%s%s%d.%s%s", top, torch_gpt_py ? "blocks." : "h.", block,
+                         torch_gpt_py ? r[i].to_py : r[i].to, rest + len);
+                return;
+            }
+        }
+        snprintf(out, n, "%s%s%d.%s", top, torch_gpt_py ? "blocks." : "h.", block, rest);
+        return;
+    }
+    snprintf(out, n, "%s%s", !strcmp(name, "lm_head.weight") && !torch_gpt_py ? "_orig_mod." : top,
+             name);
+}
+
+/* What write_torch changes in the state dict. */
+typedef enum { AS_IS, NO_BIASES, DROP_FC1, EXTRA, NAN_WTE, QKV_TRANSPOSED, I8_WPE } torch_edit;
+
+/* Writes m's parameters as a nanoGPT state dict (F32, or BF16 of m's values, which must be
+ * bfloat16 numbers) with its causal-mask buffers, changed as edit says. */
+static void write_torch(const gpt_model *m, const char *path, oct_dtype dt, torch_edit edit) {
+    enum { MAX = 64 };
+    static char names[MAX + 8][128];
+    static uint16_t half[1 << 14];
+    static float mask[64 * 64], bad[1 << 12];
+    static int8_t codes[1 << 12];
+    size_t used = 0;
+    oct_st_writer w;
+    oct_st_writer_init(&w);
+    assert_true(m->params.n <= MAX);
+    for (int i = 0; i < m->params.n; i++) {
+        const oct_tensor *t = m->params.items[i];
+        const char *name = t->name;
+        size_t len = strlen(name);
+        if ((edit == NO_BIASES && !strcmp(name + len - 5, ".bias")) ||
+            (edit == DROP_FC1 && !strcmp(name, "h.1.mlp.fc.weight")))
+            continue;
+        torch_name(name, names[i], sizeof names[i]);
+        const void *data = t->data;
+        oct_dtype tdt = dt;
+        int shape[2] = {t->shape[0], t->ndim > 1 ? t->shape[1] : 0};
+        if (dt == OCT_DT_BF16) {
+            for (int64_t j = 0; j < t->size; j++) {
+                uint32_t bits;
+                memcpy(&bits, &t->data[j], sizeof bits);
+                half[used + (size_t)j] = (uint16_t)(bits >> 16);
+            }
+            data = half + used;
+            used += (size_t)t->size;
+            assert_true(used <= sizeof half / sizeof half[0]);
+        }
+        if ((edit == NAN_WTE && !strcmp(name, "wte.weight")) ||
+            (edit == I8_WPE && !strcmp(name, "wpe.weight"))) {
+            assert_true(dt == OCT_DT_F32 && t->size <= (int64_t)(sizeof bad / sizeof bad[0]));
+            memcpy(bad, t->data, (size_t)t->size * sizeof *bad);
+            bad[3] = NAN;
+            data = edit == NAN_WTE ? (const void *)bad : (const void *)codes;
+            tdt = edit == NAN_WTE ? OCT_DT_F32 : OCT_DT_I8;
+        }
+        if (edit == QKV_TRANSPOSED && !strcmp(name, "h.0.attn.qkv.weight")) {
+            shape[0] = t->shape[1];
+            shape[1] = t->shape[0];
+        }
+        assert_int_equal(oct_st_writer_add(&w, names[i], tdt, t->ndim, shape, data), OCT_OK);
+    }
+    int T = m->gpt.cfg.context, mshape[4] = {1, 1, T, T};
+    assert_true(T <= 64);
+    for (int l = 0; l < m->gpt.cfg.n_layer; l++) { /* nanoGPT's persistent causal mask */
+        snprintf(names[MAX + l], sizeof names[0], "_orig_mod.transformer.h.%d.attn.bias", l);
+        assert_int_equal(oct_st_writer_add(&w, names[MAX + l], OCT_DT_F32, 4, mshape, mask),
+                         OCT_OK);
+    }
+    if (edit == EXTRA) {
+        int one = 1;
+        assert_int_equal(
+            oct_st_writer_add(&w, "transformer.h.0.attn.rotary.freqs", OCT_DT_F32, 1, &one, mask),
+            OCT_OK);
+    }
+    assert_int_equal(oct_st_writer_write(&w, path), OCT_OK);
+    oct_st_writer_free(&w);
+}
+
+/* Bit-identical logits of a and b on a few windows. */
+static void assert_same_logits(gpt_model *a, gpt_model *b) {
+    int32_t ids[16] = {0, 1, 2, 3, 4, 0, 1, 2, 4, 4, 3, 2, 1, 0, 0, 1};
+    oct_graph g;
+    oct_graph_init(&g, 0, 1);
+    g.no_grad = true;
+    oct_tensor *la = oct_gpt_forward(&a->gpt, &g, ids, 2, 8);
+    oct_tensor *lb = oct_gpt_forward(&b->gpt, &g, ids, 2, 8);
+    assert_memory_equal(la->data, lb->data, (size_t)la->size * sizeof(float));
+    oct_graph_free(&g);
+}
+
+static void import_torch_state_dicts(void **state) {
+    char path[128];
+    path_in_dir(path, sizeof path, "torch.safetensors");
+    for (int k = 0; k < 8; k++) { /* untied, tied; F32, BF16, without biases, torch_gpt.py's */
+        bool tied = k & 1, bf16 = (k >> 1) == 1, nobias = (k >> 1) == 2;
+        torch_gpt_py = (k >> 1) == 3;
+        gpt_model a, b;
+        tiny_model(&a, "xyz\n ", 8, 2, tied, 0.4f);
+        int biases = 0;
+        for (int i = 0; i < a.params.n; i++) {
+            oct_tensor *t = a.params.items[i];
+            bool bias = !strcmp(t->name + strlen(t->name) - 5, ".bias");
+            biases += bias;
+            for (int64_t j = 0; j < t->size; j++) {
+                uint32_t bits;
+                memcpy(&bits, &t->data[j], sizeof bits);
+                bits &= bf16 ? 0xffff0000u : 0xffffffffu; /* bfloat16 numbers */
+                memcpy(&t->data[j], &bits, sizeof bits);
+                if (nobias && bias) t->data[j] = 0.0f;
+            }
+        }
+        write_torch(&a, path, bf16 ? OCT_DT_BF16 : OCT_DT_F32, nobias ? NO_BIASES : AS_IS);
+        gpt_import_info info;
+        assert_int_equal(gpt_import(&b, path, &a.vocab, 2, &info), OCT_OK);
+        assert_memory_equal(&a.gpt.cfg, &b.gpt.cfg, sizeof a.gpt.cfg);
+        assert_int_equal(info.buffers, 2);
+        assert_int_equal(info.zero_biases, nobias ? biases : 0);
+        assert_same_logits(&a, &b);
+        gpt_model_free(&a);
+        gpt_model_free(&b);
+    }
+    torch_gpt_py = false;
+}
+
+/* Importing path fails with status and a message containing want and the path. */
+static void expect_import_error(const char *path, const oct_vocab *v, int heads, oct_status status,
+                                const char *want) {
+    gpt_model m;
+    gpt_import_info info;
+    assert_int_equal(gpt_import(&m, path, v, heads, &info), status);
+    if (!strstr(oct_last_error(), want) || !strstr(oct_last_error(), path))
+        fail_msg("error '%s' lacks '%s' or the path", oct_last_error(), want);
+    assert_int_equal(m.params.n, 0);
+}
+
+static void import_errors(void **state) {
+    char path[128], octet_file[128];
+    path_in_dir(path, sizeof path, "torch.safetensors");
+    path_in_dir(octet_file, sizeof octet_file, "model.safetensors");
+    gpt_model a;
+    tiny_model(&a, "xyz\n ", 8, 2, false, 0.4f);
+    write_torch(&a, path, OCT_DT_F32, AS_IS);
+    oct_vocab small;
+    assert_int_equal(oct_vocab_from_bytes(&small, (const uint8_t *)"xyz", 3), OCT_OK);
+    expect_import_error(path, &small, 2, OCT_EINVAL, "5 token embeddings");
+    expect_import_error(path, &a.vocab, 3, OCT_EINVAL, "3 heads do not divide the width 8");
+    write_torch(&a, path, OCT_DT_F32, DROP_FC1);
+    expect_import_error(path, &a.vocab, 2, OCT_EFORMAT,
+                        "no tensor for octet's 'h.1.mlp.fc.weight'");
+    write_torch(&a, path, OCT_DT_F32, EXTRA);
+    expect_import_error(path, &a.vocab, 2, OCT_EFORMAT,
+                        "'transformer.h.0.attn.rotary.freqs' has no place");
+    write_torch(&a, path, OCT_DT_F32, NAN_WTE);
+    expect_import_error(path, &a.vocab, 2, OCT_EFORMAT,
+                        "'_orig_mod.transformer.wte.weight' holds a non-finite");
+    write_torch(&a, path, OCT_DT_F32, QKV_TRANSPOSED);
+    expect_import_error(path, &a.vocab, 2, OCT_ESHAPE, "is (8, 24), expected (24, 8)");
+    write_torch(&a, path, OCT_DT_F32, I8_WPE);
+    expect_import_error(path, &a.vocab, 2, OCT_EUNSUPPORTED, "I8, not a floating-point dtype");
+    assert_int_equal(gpt_model_save(&a, octet_file), OCT_OK);
+    expect_import_error(octet_file, &a.vocab, 2, OCT_EINVAL, "already an octet model");
+    assert_int_equal(truncate(octet_file, 200), 0);
+    expect_import_error(octet_file, &a.vocab, 2, OCT_EFORMAT, "");
+    unlink(octet_file);
+    expect_import_error(octet_file, &a.vocab, 2, OCT_EIO, "");
+    gpt_model_free(&a);
+}
+
 static int make_dir(void **state) {
     snprintf(dir, sizeof dir, "/tmp/octet-test-gpt.XXXXXX");
     return mkdtemp(dir) ? 0 : -1;
 }
 
 static int remove_dir(void **state) {
-    const char *names[] = {"model.safetensors", "good.safetensors", "bad.safetensors"};
+    const char *names[] = {"model.safetensors", "good.safetensors", "bad.safetensors",
+                           "torch.safetensors"};
     char path[128];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         path_in_dir(path, sizeof path, names[i]);
@@ -400,6 +593,8 @@ int main(void) {
         cmocka_unit_test(save_load_round_trip),
         cmocka_unit_test(corrupt_and_mismatched_files),
         cmocka_unit_test(config_errors),
+        cmocka_unit_test(import_torch_state_dicts),
+        cmocka_unit_test(import_errors),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <ftw.h>
+#include <math.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -382,6 +383,41 @@ static void corrupt_headers(void **state) {
     }
 }
 
+/* oct_st_to_f32: every kind of half (normal, subnormal, signed zero, infinities, NaN), bfloat16
+ * and float64 read as float32; an integer tensor is refused. */
+static void float_dtypes_to_f32(void **state) {
+    const uint16_t half[] = {0x3c00, 0xc000, 0x0001, 0x03ff, 0x7bff,
+                             0x8000, 0x7c00, 0xfc00, 0x7e00};
+    const float want[] = {1.0f, -2.0f, 0x1p-24f, 0x3ffp-24f, 65504.0f, -0.0f, INFINITY, -INFINITY};
+    const uint16_t bf16[] = {0x3f80, 0xc0a0, 0x0001};
+    const double f64[] = {0.1, -1e300, 3.0};
+    const int32_t ints[] = {1};
+    int nh = 9, nb = 3, nd = 3, ni = 1;
+    oct_st_writer w;
+    oct_st_writer_init(&w);
+    assert_int_equal(oct_st_writer_add(&w, "h", OCT_DT_F16, 1, &nh, half), OCT_OK);
+    assert_int_equal(oct_st_writer_add(&w, "b", OCT_DT_BF16, 1, &nb, bf16), OCT_OK);
+    assert_int_equal(oct_st_writer_add(&w, "d", OCT_DT_F64, 1, &nd, f64), OCT_OK);
+    assert_int_equal(oct_st_writer_add(&w, "i", OCT_DT_I32, 1, &ni, ints), OCT_OK);
+    const char *path = path_in_dir("dtypes.safetensors");
+    assert_int_equal(oct_st_writer_write(&w, path), OCT_OK);
+    oct_st_writer_free(&w);
+    oct_st_file f;
+    assert_int_equal(oct_st_open(&f, path), OCT_OK);
+    float out[9];
+    assert_int_equal(oct_st_to_f32(&f, oct_st_find(&f, "h"), out), OCT_OK);
+    assert_memory_equal(out, want, sizeof want); /* bit for bit: -0.0 too */
+    assert_true(isnan(out[8]));
+    assert_int_equal(oct_st_to_f32(&f, oct_st_find(&f, "b"), out), OCT_OK);
+    assert_true(out[0] == 1.0f && out[1] == -5.0f && out[2] == 0x1p-133f);
+    assert_int_equal(oct_st_to_f32(&f, oct_st_find(&f, "d"), out), OCT_OK);
+    assert_true(out[0] == 0.1f && out[1] == -INFINITY && out[2] == 3.0f);
+    assert_int_equal(oct_st_to_f32(&f, oct_st_find(&f, "i"), out), OCT_EUNSUPPORTED);
+    assert_non_null(strstr(oct_last_error(), "'i' is I32"));
+    oct_st_close(&f);
+    unlink(path);
+}
+
 static void atomic_writes(void **state) {
     static const char old[] = "previous contents";
     const char *target = path_in_dir("atomic.safetensors");
@@ -453,6 +489,7 @@ int main(void) {
         cmocka_unit_test(truncated_and_extended),
         cmocka_unit_test(corrupt_headers),
         cmocka_unit_test(atomic_writes),
+        cmocka_unit_test(float_dtypes_to_f32),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -135,5 +135,9 @@ oct_status oct_st_get(const oct_st_file *f, const char *name, oct_dtype dt, int 
 oct_status oct_st_read_f32(const oct_st_file *f, oct_tensor *t);
 /* The metadata value for key, or NULL. */
 const char *oct_st_meta(const oct_st_file *f, const char *key);
+/* The values of a floating-point entry (F64, F32, F16, BF16) as float32 into out (e->numel):
+ * F16 and BF16 exactly, F64 rounded to nearest. OCT_EUNSUPPORTED, naming the file and the
+ * tensor, for an integer dtype. */
+oct_status oct_st_to_f32(const oct_st_file *f, const oct_st_entry *e, float *out);
 
 #endif

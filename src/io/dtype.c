@@ -1,5 +1,9 @@
-/* Element types of safetensors entries: names as the format spells them and sizes in bytes. */
+/* Element types of safetensors entries: names as the format spells them, sizes in bytes, and
+ * the conversion of floating-point entries to float32. */
 #include "io_internal.h"
+
+#include <math.h>
+#include <string.h>
 
 static const struct {
     const char *name;
@@ -27,4 +31,43 @@ bool oct__st_nbytes(oct_dtype dt, int ndim, const int *shape, int64_t *numel, si
         if (shape[i] < 0 || __builtin_mul_overflow(n, (int64_t)shape[i], &n)) return false;
     *numel = n;
     return !__builtin_mul_overflow((uint64_t)n, (uint64_t)oct_dtype_size(dt), nbytes);
+}
+
+/* An IEEE half (1 sign, 5 exponent, 10 fraction bits) as float: every half is a float. */
+static float half_to_float(uint16_t h) {
+    float sign = (h & 0x8000u) ? -1.0f : 1.0f;
+    int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    if (e == 0) return sign * ldexpf((float)m, -24); /* zero and subnormals */
+    if (e == 31) return m ? NAN : sign * INFINITY;
+    return sign * ldexpf((float)(m | 0x400), e - 25);
+}
+
+oct_status oct_st_to_f32(const oct_st_file *f, const oct_st_entry *e, float *out) {
+    int64_t n = e->numel;
+    switch (e->dtype) {
+    case OCT_DT_F32:
+        memcpy(out, e->data, (size_t)n * sizeof *out);
+        return OCT_OK;
+    case OCT_DT_F64: {
+        const double *d = e->data;
+        for (int64_t i = 0; i < n; i++) out[i] = (float)d[i];
+        return OCT_OK;
+    }
+    case OCT_DT_F16: {
+        const uint16_t *h = e->data;
+        for (int64_t i = 0; i < n; i++) out[i] = half_to_float(h[i]);
+        return OCT_OK;
+    }
+    case OCT_DT_BF16: { /* the top half of a float */
+        const uint16_t *h = e->data;
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t bits = (uint32_t)h[i] << 16;
+            memcpy(&out[i], &bits, sizeof bits);
+        }
+        return OCT_OK;
+    }
+    default:
+        return oct_fail(OCT_EUNSUPPORTED, "%s: tensor '%s' is %s, not a floating-point dtype",
+                        f->path, e->name, oct_dtype_name(e->dtype));
+    }
 }

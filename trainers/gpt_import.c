@@ -1,0 +1,202 @@
+/* Import of a PyTorch GPT state dict (see gpt_import.h). Every
+ * tensor name is rewritten to octet's (octet/nn.h): wrapper prefixes dropped, "blocks.N." and
+ * "h.N." to "h.N.", and within a block c_attn -> attn.qkv, attn.c_proj -> attn.proj,
+ * c_fc -> mlp.fc, the MLP's c_proj -> mlp.proj. nn.Linear stores weights (out, in) as octet
+ * does, and c_attn's rows are q, k, v with heads contiguous, as octet's qkv. The command is in
+ * import.c. */
+#include "gpt_import.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Prefixes added by torch.compile, DistributedDataParallel and nanoGPT's ModuleDict. */
+static const char *const prefixes[] = {"_orig_mod.", "module.", "transformer."};
+
+/* Within a block: the PyTorch name's start and octet's. */
+static const struct {
+    const char *from, *to;
+} block_names[] = {
+    {"attn.c_attn.", "attn.qkv."}, {"attn.c_proj.", "attn.proj."}, {"mlp.c_fc.", "mlp.fc."},
+    {"mlp.c_proj.", "mlp.proj."},  {"c_fc.", "mlp.fc."},           {"c_proj.", "mlp.proj."},
+};
+
+/* Within a block: buffers that are not parameters (nanoGPT's causal mask, HF's masked_bias). */
+static const char *const block_buffers[] = {"attn.bias", "attn.masked_bias"};
+
+/* octet's name for the tensor called name into out (n bytes); false for a buffer to skip. */
+static bool octet_name(const char *name, char *out, size_t n) {
+    for (bool again = true; again;) { /* prefixes stack: _orig_mod.transformer. */
+        again = false;
+        for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+            size_t len = strlen(prefixes[i]);
+            if (!strncmp(name, prefixes[i], len)) {
+                name += len;
+                again = true;
+            }
+        }
+    }
+    const char *rest = NULL;
+    if (!strncmp(name, "h.", 2))
+        rest = name + 2;
+    else if (!strncmp(name, "blocks.", 7))
+        rest = name + 7;
+    if (!rest || !isdigit((unsigned char)*rest)) {
+        snprintf(out, n, "%s", name);
+        return true;
+    }
+    char *end;
+    long block = strtol(rest, &end, 10);
+    if (*end != '.' || block > 100000) {
+        snprintf(out, n, "%s", name);
+        return true;
+    }
+    rest = end + 1;
+    for (size_t i = 0; i < sizeof block_buffers / sizeof block_buffers[0]; i++)
+        if (!strcmp(rest, block_buffers[i])) return false;
+    for (size_t i = 0; i < sizeof block_names / sizeof block_names[0]; i++) {
+        size_t len = strlen(block_names[i].from);
+        if (!strncmp(rest, block_names[i].from, len)) {
+            snprintf(out, n, "h.%ld.%s%s", block, block_names[i].to, rest + len);
+            return true;
+        }
+    }
+    snprintf(out, n, "h.%ld.%s", block, rest);
+    return true;
+}
+
+/* The file's tensors under octet's names (NULL for a skipped buffer). */
+typedef struct mapped {
+    const oct_st_file *f;
+    char **names; /* (f->count) */
+} mapped;
+
+static const oct_st_entry *lookup(const mapped *mp, const char *name) {
+    for (int i = 0; i < mp->f->count; i++)
+        if (mp->names[i] && !strcmp(mp->names[i], name)) return &mp->f->entries[i];
+    return NULL;
+}
+
+/* The architecture from the tensors' shapes. */
+static oct_status infer_config(const mapped *mp, int n_head, oct_gpt_config *cfg) {
+    const oct_st_file *f = mp->f;
+    static const char *const needed[] = {"wte.weight", "wpe.weight", "h.0.mlp.fc.weight"};
+    const oct_st_entry *e[3];
+    for (int i = 0; i < 3; i++)
+        if (!(e[i] = lookup(mp, needed[i])) || e[i]->ndim != 2)
+            return oct_fail(OCT_EFORMAT,
+                            "%s: no 2-D tensor for '%s': not a GPT state dict in nanoGPT's layout",
+                            f->path, needed[i]);
+    int layers = 0;
+    for (int i = 0; i < f->count; i++) {
+        int b;
+        if (mp->names[i] && sscanf(mp->names[i], "h.%d.", &b) == 1 && b >= layers) layers = b + 1;
+    }
+    *cfg = (oct_gpt_config){.vocab = e[0]->shape[0],
+                            .width = e[0]->shape[1],
+                            .context = e[1]->shape[0],
+                            .mlp = e[2]->shape[0],
+                            .n_layer = layers,
+                            .n_head = n_head,
+                            .tied = lookup(mp, "lm_head.weight") == NULL};
+    if (cfg->width % n_head)
+        return oct_fail(OCT_EINVAL, "%s: %d heads do not divide the width %d", f->path, n_head,
+                        cfg->width);
+    return OCT_OK;
+}
+
+/* "(3, 4)" */
+static void shape_str(int ndim, const int *shape, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "(");
+    for (int d = 0; d < ndim && k < n; d++)
+        k += (size_t)snprintf(buf + k, n - k, d ? ", %d" : "%d", shape[d]);
+    if (k < n) snprintf(buf + k, n - k, ")");
+}
+
+/* Copies the file's tensor for parameter t (shape checked, finite) into t. */
+static oct_status copy_param(const mapped *mp, const oct_st_entry *e, oct_tensor *t) {
+    const char *path = mp->f->path;
+    bool same = e->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = e->shape[d] == t->shape[d];
+    if (!same) {
+        char want[96], got[96];
+        shape_str(t->ndim, t->shape, want, sizeof want);
+        shape_str(e->ndim, e->shape, got, sizeof got);
+        return oct_fail(OCT_ESHAPE, "%s: tensor '%s' is %s, expected %s (as nn.Linear stores it)",
+                        path, e->name, got, want);
+    }
+    oct_status s = oct_st_to_f32(mp->f, e, t->data);
+    for (int64_t j = 0; s == OCT_OK && j < t->size; j++)
+        if (!isfinite(t->data[j]))
+            s = oct_fail(OCT_EFORMAT, "%s: tensor '%s' holds a non-finite value", path, e->name);
+    return s;
+}
+
+/* Fills m's parameters from the file; every tensor but the skipped buffers must be used once. */
+static oct_status fill(gpt_model *m, const mapped *mp, gpt_import_info *info) {
+    const oct_st_file *f = mp->f;
+    bool *used = calloc((size_t)f->count + 1, sizeof *used);
+    if (!used) return oct_fail(OCT_ENOMEM, "%s: out of memory", f->path);
+    oct_status s = OCT_OK;
+    for (int i = 0; i < m->params.n && s == OCT_OK; i++) {
+        oct_tensor *t = m->params.items[i];
+        const oct_st_entry *e = lookup(mp, t->name);
+        if (e) {
+            used[e - f->entries] = true;
+            s = copy_param(mp, e, t);
+        } else if (strlen(t->name) > 5 && !strcmp(t->name + strlen(t->name) - 5, ".bias")) {
+            memset(t->data, 0, (size_t)t->size * sizeof *t->data); /* bias=False */
+            info->zero_biases++;
+        } else {
+            s = oct_fail(OCT_EFORMAT, "%s: no tensor for octet's '%s'", f->path, t->name);
+        }
+    }
+    for (int i = 0; i < f->count && s == OCT_OK; i++)
+        if (mp->names[i] && !used[i])
+            s = oct_fail(OCT_EFORMAT, "%s: tensor '%s' has no place in a GPT of %d layers", f->path,
+                         f->entries[i].name, m->gpt.cfg.n_layer);
+    free(used);
+    return s;
+}
+
+oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, int n_head,
+                      gpt_import_info *info) {
+    memset(m, 0, sizeof *m);
+    *info = (gpt_import_info){0};
+    oct_st_file f;
+    oct_status s = oct_st_open(&f, path);
+    if (s != OCT_OK) return s;
+    if (oct_st_meta(&f, "octet.model")) {
+        oct_st_close(&f);
+        return oct_fail(OCT_EINVAL, "%s: already an octet model file", path);
+    }
+    mapped mp = {&f, calloc((size_t)f.count + 1, sizeof(char *))};
+    if (!mp.names) s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
+    for (int i = 0; i < f.count && s == OCT_OK; i++) {
+        char name[512];
+        if (!octet_name(f.entries[i].name, name, sizeof name)) {
+            info->buffers++;
+            continue;
+        }
+        for (int j = 0; j < i; j++)
+            if (mp.names[j] && !strcmp(mp.names[j], name))
+                s = oct_fail(OCT_EFORMAT, "%s: tensors '%s' and '%s' are both octet's '%s'", path,
+                             f.entries[j].name, f.entries[i].name, name);
+        if (s == OCT_OK && !(mp.names[i] = strdup(name)))
+            s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
+    }
+    oct_gpt_config cfg;
+    if (s == OCT_OK) s = infer_config(&mp, n_head, &cfg);
+    if (s == OCT_OK && cfg.vocab != vocab->size)
+        s = oct_fail(OCT_EINVAL, "%s: %d token embeddings, but the vocabulary has %d characters",
+                     path, cfg.vocab, vocab->size);
+    if (s == OCT_OK && (s = gpt_model_init(m, &cfg, vocab, 0)) == OCT_OK &&
+        (s = fill(m, &mp, info)) != OCT_OK)
+        gpt_model_free(m);
+    for (int i = 0; mp.names && i < f.count; i++) free(mp.names[i]);
+    free(mp.names);
+    oct_st_close(&f);
+    return s;
+}
