@@ -128,6 +128,14 @@ ok "export gpt" "int8 embeddings" "$octet" export "$tmp/gq.safetensors" -o "$tmp
 ok "eval --compare" "bit-identical at 32/32 positions" "$octet" eval --int8 "$tmp/g8.safetensors" \
     --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 --compare "$tmp/gq.safetensors"
 ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -n 20
+# QAT at 4-bit weights and 6-bit activations exports to an engine that matches it bit for bit
+ok "train gpt --qat --weight-bits 4" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat \
+    --weight-bits 4 --act-bits 6 --save "$tmp/g4.safetensors"
+ok "export 4-bit" "int8" "$octet" export "$tmp/g4.safetensors" -o "$tmp/g48.safetensors"
+ok "eval --compare 4-bit" "bit-identical at 32/32 positions" "$octet" eval --int8 \
+    "$tmp/g48.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
+    --compare "$tmp/g4.safetensors"
+expect 2 "--weight-bits needs --qat" "$octet" train gpt "${gpt_flags[@]}" --weight-bits 4
 # --from: fine-tuning starts from the saved weights (a step at lr 1e-9 keeps the saved model's
 # validation loss), and a QAT fine-tune exports to an engine that matches it bit for bit
 ok "eval gpt" "val loss" "$octet" eval "$tmp/g.safetensors" --text "$tmp/tiny.txt" --eval-batches 1
@@ -149,6 +157,38 @@ expect 2 "--layers" "$octet" train gpt --text "$tmp/tiny.txt" --from "$tmp/g.saf
 expect 2 "QAT model" "$octet" train gpt --text "$tmp/tiny.txt" --from "$tmp/gq.safetensors"
 expect 1 "$tmp/none.safetensors" "$octet" train gpt --text "$tmp/tiny.txt" \
     --from "$tmp/none.safetensors"
+# octet calibrate (post-training quantization): a fp32 GPT, calibrated, exports to an engine that
+# matches it bit for bit; its errors leave no output
+ok "calibrate gpt" "simulated int8 val loss" "$octet" calibrate "$tmp/g.safetensors" \
+    --text "$tmp/tiny.txt" --batches 3 --embed-bits 8 -o "$tmp/gc.safetensors"
+# the calibrated ranges fit: the simulated int8 loss is within 0.02 of the fp32 loss
+awk '/simulated/ {d = $(NF - 3) - $NF; exit !(d < 0.02 && d > -0.02)}' "$tmp/out" ||
+    { echo "FAIL: calibrated int8 loss far from fp32: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+ok "export calibrated" "int8 embeddings" "$octet" export "$tmp/gc.safetensors" -o "$tmp/gc8.safetensors"
+ok "eval --compare calibrated" "bit-identical at 32/32 positions" "$octet" eval --int8 \
+    "$tmp/gc8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
+    --compare "$tmp/gc.safetensors"
+expect 1 "already has quantization ranges" "$octet" calibrate "$tmp/gq.safetensors" \
+    --text "$tmp/tiny.txt" -o "$tmp/cal.safetensors"
+expect 2 "--act-quant 'lsq'" "$octet" calibrate "$tmp/g.safetensors" --act-quant lsq \
+    --text "$tmp/tiny.txt" -o "$tmp/cal.safetensors"
+expect 2 "-o" "$octet" calibrate "$tmp/g.safetensors" --text "$tmp/tiny.txt"
+expect 2 "--batches" "$octet" calibrate "$tmp/g.safetensors" --batches 0 -o "$tmp/cal.safetensors"
+expect 1 "'Z'" "$octet" calibrate "$tmp/g.safetensors" --text "$tmp/zebra.txt" \
+    -o "$tmp/cal.safetensors"
+if [ -f "$tmp/tiny.safetensors" ]; then
+    ok "calibrate mlp" "simulated int8 test accuracy" "$octet" calibrate "$tmp/tiny.safetensors" \
+        --data "$tmp/tiny" --batches 2 -o "$tmp/tc.safetensors"
+    ok "export calibrated mlp" "layers" "$octet" export "$tmp/tc.safetensors" -o "$tmp/tc8.safetensors"
+    ok "eval calibrated mlp" "accuracy" "$octet" eval --int8 "$tmp/tc8.safetensors" --data "$tmp/tiny"
+    expect 2 "--embed-bits" "$octet" calibrate "$tmp/tiny.safetensors" --data "$tmp/tiny" \
+        --embed-bits 8 -o "$tmp/cal.safetensors"
+fi
+if [ -f "$tmp/fp32.safetensors" ]; then
+    expect 1 "takes 784 inputs" "$octet" calibrate "$tmp/fp32.safetensors" --data "$tmp/tiny" \
+        -o "$tmp/cal.safetensors"
+fi
+[ -e "$tmp/cal.safetensors" ] && { echo "FAIL: a failed calibrate wrote its output"; fails=$((fails + 1)); }
 # octet import (the conversion itself is tested in test_gpt): its usage and file errors
 expect 2 "--heads" "$octet" import "$tmp/g.safetensors" -o "$tmp/imp.safetensors" --text "$tmp/tiny.txt"
 expect 2 "-o" "$octet" import "$tmp/g.safetensors" --heads 2 --text "$tmp/tiny.txt"

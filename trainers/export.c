@@ -40,7 +40,8 @@ static oct_status check_qat_model(const char *path) {
     else if (!oct_st_meta(&f, "octet.qat"))
         s = oct_fail(OCT_EINVAL,
                      "%s is a fp32 model without quantization ranges: train it with "
-                     "'octet train mlp --qat' to export it as int8",
+                     "'octet train mlp --qat' or calibrate it with 'octet calibrate' to "
+                     "export it as int8",
                      path);
     oct_st_close(&f);
     return s;

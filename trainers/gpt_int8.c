@@ -33,7 +33,8 @@ int gpt_int8_export(const char *path, const char *out) {
         gpt_model_free(&m);
         fprintf(stderr,
                 "octet: %s is a fp32 GPT without quantization ranges: train it with "
-                "'octet train gpt --qat' to export it as int8\n",
+                "'octet train gpt --qat' or calibrate it with 'octet calibrate' to export it as "
+                "int8\n",
                 path);
         return CLI_FAIL;
     }

@@ -16,6 +16,8 @@ static const command commands[] = {
     {"eval", NULL, cmd_eval, "evaluate a saved model on the test set"},
     {"train", "gpt", cmd_train_gpt, "train a character-level GPT on a text file"},
     {"generate", NULL, cmd_generate, "sample text from a saved GPT"},
+    {"calibrate", NULL, cmd_calibrate,
+     "post-training quantization: observe ranges of a fp32 MLP or GPT"},
     {"export", NULL, cmd_export, "export a QAT-trained MLP or GPT as an int8 model"},
     {"predict", NULL, cmd_predict, "classify images with an int8 or fp32 model"},
     {"inspect", NULL, cmd_inspect, "list the metadata, tensors and int8 layers of a file"},

@@ -50,12 +50,13 @@ typedef struct gpt_opts {
     char options[GPT_RUN_OPTIONS]; /* the run's options after defaults, for checkpoints */
     float lr, min_lr, decay, wd, clip, beta2, dropout;
     bool tied, byte_level;
-    bool qat;                 /* --qat: the last qat_steps steps are quantization-aware */
-    int qat_steps;            /* -1: half of --steps */
-    int embed_bits;           /* --qat: 0 (float32 embeddings) or 2..8 */
-    int freeze_after;         /* observers freeze after this many QAT steps; -1: half of them */
-    const char *weight_quant; /* minmax | lsq */
-    const char *act_quant;    /* ema | minmax | lsq */
+    bool qat;                  /* --qat: the last qat_steps steps are quantization-aware */
+    int qat_steps;             /* -1: half of --steps */
+    int embed_bits;            /* --qat: 0 (float32 embeddings) or 2..8 */
+    int weight_bits, act_bits; /* --qat: 2..8 */
+    int freeze_after;          /* observers freeze after this many QAT steps; -1: half of them */
+    const char *weight_quant;  /* minmax | lsq */
+    const char *act_quant;     /* ema | minmax | lsq */
 } gpt_opts;
 
 static int fail_flag(const char *flag) {
@@ -269,14 +270,16 @@ static int enable_qat(gpt_model *m, const gpt_opts *o) {
     oct_qat_config_default(&cfg);
     cfg.freeze_after = o->freeze_after;
     cfg.embed_bits = o->embed_bits;
+    cfg.weight_bits = o->weight_bits;
+    cfg.act_bits = o->act_bits;
     if (oct_qat_wmode_parse(o->weight_quant, &cfg.weight_mode)) return fail_flag("--weight-quant");
     if (oct_qat_amodes_parse(o->act_quant, &cfg)) return fail_flag("--act-quant");
     if (gpt_model_enable_qat(m, &cfg)) return fail_flag("--qat");
     fprintf(stderr,
-            "octet: QAT int8 weights (%s), uint8 activations (%s), %s embeddings for the last %d "
-            "steps, observers freeze after %d of them\n",
-            o->weight_quant, o->act_quant, o->embed_bits ? "int8" : "float32", o->qat_steps,
-            o->freeze_after);
+            "octet: QAT %d-bit weights (%s), %d-bit activations (%s), %s embeddings for the last "
+            "%d steps, observers freeze after %d of them\n",
+            o->weight_bits, o->weight_quant, o->act_bits, o->act_quant,
+            o->embed_bits ? "int8" : "float32", o->qat_steps, o->freeze_after);
     return CLI_OK;
 }
 
@@ -548,6 +551,11 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
         fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o->heads, o->width);
         return CLI_USAGE;
     }
+    if (!o->qat && (o->weight_bits != 8 || o->act_bits != 8)) {
+        fprintf(stderr, "octet train gpt: --%s-bits needs --qat\n",
+                o->weight_bits != 8 ? "weight" : "act");
+        return CLI_USAGE;
+    }
     if (o->embed_bits == 1 || (o->embed_bits && !o->qat)) {
         fprintf(stderr, "octet train gpt: --embed-bits %d: %s\n", o->embed_bits,
                 o->qat ? "expected 0 (float32) or 2..8" : "needs --qat");
@@ -593,6 +601,8 @@ int cmd_train_gpt(int argc, char **argv) {
         .freeze_after = -1,
         .weight_quant = "minmax",
         .act_quant = "ema",
+        .weight_bits = 8,
+        .act_bits = 8,
     };
     gpt_opts o = defaults;
     const cli_flag flags[] = {
@@ -650,6 +660,10 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--weight-quant", CLI_STR, &o.weight_quant, "--qat: weight scales: minmax or lsq", 0, 0},
         {"--act-quant", CLI_STR, &o.act_quant, "--qat: activation quantizers: ema, minmax or lsq",
          0, 0},
+        {"--weight-bits", CLI_INT, &o.weight_bits, "--qat: weight bits (codes stored as int8)", 2,
+         8},
+        {"--act-bits", CLI_INT, &o.act_bits, "--qat: activation bits (codes stored as uint8)", 2,
+         8},
         {"--embed-bits", CLI_INT, &o.embed_bits,
          "--qat: token and position embeddings as N-bit codes per row, exported as int8 "
          "(0: float32; 2..8)",
