@@ -2,7 +2,8 @@
 # README command one, the main job: installs what is missing, builds octet, trains the default
 # 784-256-128-10 MLP on Fashion-MNIST in fp32 and with QAT (fp32 warm-up, then fake-quant),
 # exports the QAT model as true int8, evaluates it with the integer engine, and prints the
-# fp32 / QAT / int8 accuracies and file sizes. Outputs go to runs/ (override with OCTET_RUNS).
+# fp32 / QAT / int8 accuracies and file sizes; for comparison also quantizes the fp32 model
+# after training (octet calibrate) and runs it as int8. Outputs go to runs/ (OCTET_RUNS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source trainers/deps.sh
@@ -28,6 +29,13 @@ echo "== integer engine evaluation"
 $octet eval --int8 "$runs/mlp.int8.safetensors" --threads "$threads" \
     --compare "$runs/mlp.qat.safetensors" | tee "$runs/int8.txt"
 
+echo "== for comparison: post-training quantization of the fp32 model (no training)"
+$octet calibrate "$runs/mlp.fp32.safetensors" --threads "$threads" \
+    -o "$runs/mlp.ptq.safetensors" | tee "$runs/ptq.txt"
+$octet export "$runs/mlp.ptq.safetensors" -o "$runs/mlp.ptq.int8.safetensors" >/dev/null
+$octet eval --int8 "$runs/mlp.ptq.int8.safetensors" --threads "$threads" \
+    --compare "$runs/mlp.ptq.safetensors" | tee "$runs/ptq-int8.txt"
+
 acc() { grep -oE 'test accuracy [0-9.]+%' "$1" | tail -1 | grep -oE '[0-9.]+%'; }
 size() { stat -c %s "$1"; }
 echo
@@ -38,4 +46,5 @@ printf '%-24s %9s %10s %9s\n' model accuracy bytes "of fp32"
 row "fp32" "$(acc "$runs/fp32.txt")" "$fp32_size"
 row "QAT (simulated int8)" "$(acc "$runs/qat.txt")" "$(size "$runs/mlp.qat.safetensors")"
 row "int8 engine" "$(acc "$runs/int8.txt")" "$(size "$runs/mlp.int8.safetensors")"
+row "int8 engine, PTQ" "$(acc "$runs/ptq-int8.txt")" "$(size "$runs/mlp.ptq.int8.safetensors")"
 grep -h 'bit-identical' "$runs/int8.txt"
