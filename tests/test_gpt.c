@@ -308,13 +308,20 @@ static void rewrite(const char *src, const char *dst, const char *key, const cha
     oct_st_close(&f);
 }
 
+/* A call on path returned got: it must be status with a message naming path and containing
+ * want, and leave the model m empty. */
+static void check_failure(oct_status got, oct_status status, const char *path, const char *want,
+                          const gpt_model *m) {
+    assert_int_equal(got, status);
+    if (!strstr(oct_last_error(), want) || !strstr(oct_last_error(), path))
+        fail_msg("error '%s' lacks '%s' or the path", oct_last_error(), want);
+    assert_int_equal(m->params.n, 0);
+}
+
 /* Loading path fails with status and a message containing want. */
 static void expect_load_error(const char *path, oct_status status, const char *want) {
     gpt_model m;
-    assert_int_equal(gpt_model_load(&m, path), status);
-    if (!strstr(oct_last_error(), want) || !strstr(oct_last_error(), path))
-        fail_msg("error '%s' lacks '%s' or the path", oct_last_error(), want);
-    assert_int_equal(m.params.n, 0);
+    check_failure(gpt_model_load(&m, path), status, path, want, &m);
 }
 
 static void corrupt_and_mismatched_files(void **state) {
@@ -526,10 +533,7 @@ static void expect_import_error(const char *path, const oct_vocab *v, int heads,
                                 const char *want) {
     gpt_model m;
     gpt_import_info info;
-    assert_int_equal(gpt_import(&m, path, v, heads, &info), status);
-    if (!strstr(oct_last_error(), want) || !strstr(oct_last_error(), path))
-        fail_msg("error '%s' lacks '%s' or the path", oct_last_error(), want);
-    assert_int_equal(m.params.n, 0);
+    check_failure(gpt_import(&m, path, v, heads, &info), status, path, want, &m);
 }
 
 static void import_errors(void **state) {
