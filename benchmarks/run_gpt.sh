@@ -49,7 +49,7 @@ if [ "$loss" = --loss ]; then
         --save "$out/torch.safetensors" --sample "In the beginning" --sample-n 100 \
         >"$out/torch-loss.json" 2>/dev/null
     # PyTorch's model in octet: import, greedy continuation of the same prompt, validation loss
-    "$octet" import "$out/torch.safetensors" --heads 4 --text "$text" \
+    "$octet" import "$out/torch.safetensors" --heads 4 --gelu tanh --text "$text" \
         -o "$out/imported.safetensors" >/dev/null
     "$octet" generate "$out/imported.safetensors" --prompt "In the beginning" -n 100 \
         --temperature 0 >"$out/imported-sample.txt" 2>/dev/null

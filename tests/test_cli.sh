@@ -135,6 +135,14 @@ ok "export 4-bit" "int8" "$octet" export "$tmp/g4.safetensors" -o "$tmp/g48.safe
 ok "eval --compare 4-bit" "bit-identical at 32/32 positions" "$octet" eval --int8 \
     "$tmp/g48.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
     --compare "$tmp/g4.safetensors"
+# the exact GELU (erf) trains, exports and runs in the engine bit for bit too
+ok "train gpt --gelu erf --qat" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat \
+    --gelu erf --save "$tmp/ge.safetensors"
+ok "export erf" "int8" "$octet" export "$tmp/ge.safetensors" -o "$tmp/ge8.safetensors"
+ok "eval --compare erf" "bit-identical at 32/32 positions" "$octet" eval --int8 \
+    "$tmp/ge8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
+    --compare "$tmp/ge.safetensors"
+expect 2 "--gelu 'exact'" "$octet" train gpt "${gpt_flags[@]}" --gelu exact
 expect 2 "--weight-bits needs --qat" "$octet" train gpt "${gpt_flags[@]}" --weight-bits 4
 # --from: fine-tuning starts from the saved weights (a step at lr 1e-9 keeps the saved model's
 # validation loss), and a QAT fine-tune exports to an engine that matches it bit for bit
@@ -190,6 +198,7 @@ if [ -f "$tmp/fp32.safetensors" ]; then
 fi
 [ -e "$tmp/cal.safetensors" ] && { echo "FAIL: a failed calibrate wrote its output"; fails=$((fails + 1)); }
 # octet import (the conversion itself is tested in test_gpt): its usage and file errors
+expect 2 "--gelu 'fast'" "$octet" import "$tmp/g.safetensors" --heads 2 --gelu fast -o "$tmp/imp.safetensors"
 expect 2 "--heads" "$octet" import "$tmp/g.safetensors" -o "$tmp/imp.safetensors" --text "$tmp/tiny.txt"
 expect 2 "-o" "$octet" import "$tmp/g.safetensors" --heads 2 --text "$tmp/tiny.txt"
 expect 1 "already an octet model" "$octet" import "$tmp/g.safetensors" --heads 2 \

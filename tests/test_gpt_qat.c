@@ -49,16 +49,27 @@ static void batch(oct_rng *r, int32_t *x, int32_t *y, int n, int T) {
     }
 }
 
-static int setup_bits(void **state, int embed_bits) {
+static int setup_bits(void **state, int embed_bits, bool exact_gelu) {
     fixture *f = calloc(1, sizeof *f);
     f->embed_bits = embed_bits;
     oct_arena_init(&f->arena, 0);
     oct_params_init(&f->params);
     oct_rng rng;
     oct_rng_seed(&rng, 3, 0);
-    oct_gpt_config cfg = {
-        .vocab = V, .context = CTX, .n_layer = 2, .n_head = 2, .width = 16, .mlp = 32};
+    oct_gpt_config cfg = {.vocab = V,
+                          .context = CTX,
+                          .n_layer = 2,
+                          .n_head = 2,
+                          .width = 16,
+                          .mlp = 32,
+                          .exact_gelu = exact_gelu};
     assert_int_equal(oct_gpt_init(&f->gpt, &f->arena, &f->params, &cfg, &rng), OCT_OK);
+    /* The exact-GELU fixture widens the matrices tenfold, so that the GELU sees inputs where the
+     * erf and tanh forms differ by more than the quantization step. */
+    for (int i = 0; exact_gelu && i < f->params.n; i++) {
+        oct_tensor *t = f->params.items[i];
+        for (int64_t j = 0; t->ndim == 2 && j < t->size; j++) t->data[j] *= 10.0f;
+    }
     oct_qat_config qc;
     oct_qat_config_default(&qc);
     qc.freeze_after = STEPS / 2;
@@ -92,11 +103,15 @@ static int setup_bits(void **state, int embed_bits) {
 }
 
 static int setup(void **state) {
-    return setup_bits(state, 0);
+    return setup_bits(state, 0, false);
 }
 
 static int setup_i8_embeddings(void **state) {
-    return setup_bits(state, 8);
+    return setup_bits(state, 8, false);
+}
+
+static int setup_exact_gelu(void **state) {
+    return setup_bits(state, 8, true);
 }
 
 static int teardown(void **state) {
@@ -184,6 +199,7 @@ static void export_round_trip(void **state) {
     assert_int_equal(m.n_layer, 2);
     assert_int_equal(m.vocab_bytes[3], 'd');
     assert_int_equal(m.wte_q != NULL, f->embed_bits != 0);
+    assert_int_equal(m.exact_gelu, f->gpt.cfg.exact_gelu);
     engine_logits(&m, f->val, CTX, CTX, 1, 1, got);
     expect_equal(want, got, "reloaded export");
     /* Generation is deterministic and stays in the vocabulary. */
@@ -291,6 +307,48 @@ static void corrupt_exports_rejected(void **state) {
     oct_i8_mlp mlp;
     assert_int_equal(oct_i8_mlp_load(&mlp, f->path), OCT_EFORMAT);
     unlink(bad);
+}
+
+/* The engine's GELU table of block i (mlp.fc output code -> mlp.proj input code) recomputed
+ * with gelu. */
+static void gelu_table(const oct_i8_gpt *m, int i, void (*gelu)(const float *, int64_t, float *),
+                       uint8_t *lut) {
+    const oct_qlinear *fc = &m->lin[OCT_I8_GPT_PER_BLOCK * i + 2];
+    int jp = OCT_I8_GPT_PER_BLOCK * i + 3;
+    float g[256];
+    for (int code = 0; code < 256; code++) g[code] = oct_dequantize(code, fc->y_scale, fc->y_zp);
+    gelu(g, 256, g);
+    oct_quantize_u8(g, 1, 256, &m->lin[jp].a_scale, &m->lin[jp].a_zp, m->in_qmin[jp],
+                    m->in_qmax[jp], lut);
+}
+
+/* A model with the exact GELU computes it (the invariant tests run on this fixture too): the
+ * fp32 forward differs from the tanh form's, and the engine's GELU tables are the erf form's,
+ * which differ from the tanh form's in some entries. */
+static void exact_gelu_is_used(void **state) {
+    fixture *f = *state;
+    assert_true(f->gpt.cfg.exact_gelu && f->i8.exact_gelu);
+    oct_graph g;
+    oct_graph_init(&g, 0, 1);
+    g.no_grad = true;
+    oct_tensor *exact = oct_gpt_forward(&f->gpt, &g, f->val, B, CTX);
+    f->gpt.cfg.exact_gelu = false;
+    oct_tensor *other = oct_gpt_forward(&f->gpt, &g, f->val, B, CTX);
+    f->gpt.cfg.exact_gelu = true;
+    assert_true(memcmp(exact->data, other->data, sizeof(float) * B * CTX * V) != 0);
+    oct_graph_free(&g);
+    oct_i8_gpt_cache c;
+    assert_int_equal(oct_i8_gpt_cache_init(&c, &f->i8, CTX), OCT_OK);
+    int differ = 0;
+    for (int i = 0; i < f->i8.n_layer; i++) {
+        uint8_t erf_lut[256], tanh_lut[256];
+        gelu_table(&f->i8, i, oct_nl_gelu_erf, erf_lut);
+        gelu_table(&f->i8, i, oct_nl_gelu, tanh_lut);
+        assert_memory_equal(c.gelu_lut + 256 * i, erf_lut, 256);
+        differ += memcmp(erf_lut, tanh_lut, 256) != 0;
+    }
+    assert_true(differ > 0);
+    oct_i8_gpt_cache_free(&c);
 }
 
 /* ---- int8 embeddings ------------------------------------------------------------------------- */
@@ -464,9 +522,9 @@ static void shared_kernels_match_ops(void **state) {
     oct_graph_free(&g);
 }
 
-/* GELU and the attention row have an AVX2 clone picked at run time. Whatever clone runs here,
- * whole-array calls equal element-by-element ones, and the attention row equals its documented
- * order of operations computed here with oct_nl_dot (baseline code) and expf. */
+/* GELU (both forms) and the attention row have an AVX2 clone picked at run time. Whatever clone
+ * runs here, whole-array calls equal element-by-element ones, and the attention row equals its
+ * documented order of operations computed here with oct_nl_dot (baseline code) and expf. */
 static void row_kernels_any_vector_width(void **state) {
     (void)state;
     enum { N = 1031, C = 64, H = 2, HS = C / H, U = 37 };
@@ -475,14 +533,20 @@ static void row_kernels_any_vector_width(void **state) {
         x[i] = sinf((float)i * 0.7f) * 6.0f;
         dy[i] = cosf((float)i * 1.3f);
     }
-    oct_nl_gelu(x, N, y);
-    oct_nl_gelu_backward(x, dy, N, dx);
-    for (int i = 0; i < N; i++) {
-        float a, b = 0.0f; /* the backward accumulates */
-        oct_nl_gelu(&x[i], 1, &a);
-        oct_nl_gelu_backward(&x[i], &dy[i], 1, &b);
-        assert_memory_equal(&a, &y[i], sizeof a);
-        assert_memory_equal(&b, &dx[i], sizeof b);
+    void (*fwd[2])(const float *, int64_t, float *) = {oct_nl_gelu, oct_nl_gelu_erf};
+    void (*bwd[2])(const float *, const float *, int64_t, float *) = {oct_nl_gelu_backward,
+                                                                      oct_nl_gelu_erf_backward};
+    for (int f = 0; f < 2; f++) { /* tanh form, erf form */
+        memset(dx, 0, sizeof dx);
+        fwd[f](x, N, y);
+        bwd[f](x, dy, N, dx);
+        for (int i = 0; i < N; i++) {
+            float a, b = 0.0f; /* the backward accumulates */
+            fwd[f](&x[i], 1, &a);
+            bwd[f](&x[i], &dy[i], 1, &b);
+            assert_memory_equal(&a, &y[i], sizeof a);
+            assert_memory_equal(&b, &dx[i], sizeof b);
+        }
     }
     static float q[C], k[U * C], v[U * C], p[H * U], out[C], want[C];
     for (int i = 0; i < C; i++) q[i] = x[i] * 0.3f;
@@ -517,6 +581,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(int8_embeddings, setup_i8_embeddings, teardown),
         cmocka_unit_test_setup_teardown(corrupt_int8_embeddings_rejected, setup_i8_embeddings,
                                         teardown),
+        cmocka_unit_test_setup_teardown(invariant_every_position, setup_exact_gelu, teardown),
+        cmocka_unit_test_setup_teardown(export_round_trip, setup_exact_gelu, teardown),
+        cmocka_unit_test_setup_teardown(exact_gelu_is_used, setup_exact_gelu, teardown),
         cmocka_unit_test(attention_rows_matches_and_is_prefix_stable),
         cmocka_unit_test(grad_attention_rows),
         cmocka_unit_test(ste_output_without_relu),

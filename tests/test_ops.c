@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "gradcheck.h"
+#include "octet/nonlinear.h"
 #include "octet/qat.h"
 #include "ops/ops_internal.h"
 
@@ -140,9 +141,9 @@ static oct_tensor *off_kink(oct_tensor *x) {
 }
 
 static void grad_activations(void **state) {
-    unary_op ops[] = {oct_relu, oct_gelu, oct_tanh, oct_sigmoid, oct_softmax};
-    const char *names[] = {"relu", "gelu", "tanh", "sigmoid", "softmax"};
-    for (int k = 0; k < 5; k++) {
+    unary_op ops[] = {oct_relu, oct_gelu, oct_gelu_erf, oct_tanh, oct_sigmoid, oct_softmax};
+    const char *names[] = {"relu", "gelu", "gelu_erf", "tanh", "sigmoid", "softmax"};
+    for (int k = 0; k < 6; k++) {
         CHECK(names[k], f_unary, &ops[k], off_kink(PARAM(11)));
         CHECK(names[k], f_unary, &ops[k], off_kink(PARAM(3, 7)));
         CHECK(names[k], f_unary, &ops[k], off_kink(PARAM(2, 3, 5)));
@@ -411,6 +412,18 @@ static void value_layernorm_gelu(void **state) {
         double v = x->data[i];
         double ref = 0.5 * v * (1.0 + tanh(sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
         assert_float_equal(h->data[i], ref, 1e-6 * (1.0 + fabs(ref)));
+    }
+    /* the exact form against libm's double erfc, over the inputs and across both tails */
+    oct_tensor *e = oct_gelu_erf(&g, x);
+    for (int64_t i = 0; i < x->size; i++) {
+        double v = x->data[i], ref = 0.5 * v * erfc(-v / sqrt(2.0));
+        assert_float_equal(e->data[i], ref, 1e-6 * (1.0 + fabs(ref)));
+    }
+    float wide[7] = {-30.0f, -9.0f, -3.5f, -1e-3f, 0.0f, 4.0f, 30.0f}, out[7];
+    oct_nl_gelu_erf(wide, 7, out);
+    for (int i = 0; i < 7; i++) {
+        double v = wide[i], ref = 0.5 * v * erfc(-v / sqrt(2.0));
+        assert_float_equal(out[i], ref, 1e-6 * (1.0 + fabs(ref)));
     }
     oct_graph_free(&g);
 }

@@ -162,7 +162,7 @@ static oct_status fill(gpt_model *m, const mapped *mp, gpt_import_info *info) {
 }
 
 oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, int n_head,
-                      gpt_import_info *info) {
+                      bool exact_gelu, gpt_import_info *info) {
     memset(m, 0, sizeof *m);
     *info = (gpt_import_info){0};
     oct_st_file f;
@@ -189,6 +189,7 @@ oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, in
     }
     oct_gpt_config cfg;
     if (s == OCT_OK) s = infer_config(&mp, n_head, &cfg);
+    cfg.exact_gelu = exact_gelu;
     if (s == OCT_OK && cfg.vocab != vocab->size)
         s = oct_fail(OCT_EINVAL, "%s: %d token embeddings, but the vocabulary has %d characters",
                      path, cfg.vocab, vocab->size);

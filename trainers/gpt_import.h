@@ -14,7 +14,8 @@ typedef struct gpt_import_info {
     int buffers;     /* non-parameter tensors skipped (nanoGPT's causal mask "attn.bias") */
 } gpt_import_info;
 
-/* Builds m (fp32, tanh GELU as every octet GPT) from the state dict at path: the architecture
+/* Builds m (fp32; GELU exact with erf, as nanoGPT's nn.GELU(), or with exact_gelu false the tanh
+ * form, as torch_gpt.py's) from the state dict at path: the architecture
  * from the tensors' shapes (vocabulary and width from the token embedding, context from the
  * position embedding, layers from the blocks, MLP width from the first block), n_head heads
  * (a state dict does not record it), the output layer tied to the token embedding when the file
@@ -22,6 +23,6 @@ typedef struct gpt_import_info {
  * rows). Errors name the file and the tensor: missing, unexpected, misshapen, non-finite, or a
  * non-float dtype. On failure m is zeroed. */
 oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, int n_head,
-                      gpt_import_info *info);
+                      bool exact_gelu, gpt_import_info *info);
 
 #endif

@@ -2,7 +2,8 @@
  * under its oct_gpt name ("wte.weight", "h.0.attn.qkv.weight", ...; see octet/nn.h), then a U8
  * tensor "vocab" (V) holding the byte of every token id, and metadata
  *   octet.model = "gpt", octet.vocab, octet.context, octet.layers, octet.heads, octet.width,
- *   octet.mlp = decimal integers, octet.tied = "true" or "false".
+ *   octet.mlp = decimal integers, octet.tied = "true" or "false", octet.gelu = "tanh" (the
+ *   tanh approximation; also when absent) or "erf" (exact).
  * A QAT model adds its quantizer tensors ("h.0.attn.qkv.in.lo", ...; learned ones are
  * parameters) and metadata octet.qat (the oct_qat_config JSON) and octet.qat_steps. */
 #include "gpt_model.h"
@@ -105,6 +106,10 @@ static oct_status read_config(const oct_st_file *f, oct_gpt_config *cfg) {
         return oct_fail(OCT_EFORMAT, "%s: metadata 'octet.tied' must be 'true' or 'false'",
                         f->path);
     cfg->tied = !strcmp(tied, "true");
+    const char *gelu = oct_st_meta(f, "octet.gelu"); /* absent in files before it existed */
+    if (gelu && strcmp(gelu, "tanh") && strcmp(gelu, "erf"))
+        return oct_fail(OCT_EFORMAT, "%s: metadata 'octet.gelu' must be 'tanh' or 'erf'", f->path);
+    cfg->exact_gelu = gelu && !strcmp(gelu, "erf");
     cfg->dropout = 0.0f;
     if (oct_gpt_config_check(cfg) != OCT_OK) return fail_in(OCT_EFORMAT, f->path);
     return OCT_OK;
@@ -193,6 +198,7 @@ oct_status gpt_model_add(const gpt_model *m, oct_st_writer *w, const char *path)
         s = oct_st_writer_meta(w, ints[i].key, buf);
     }
     if (s == OCT_OK) s = oct_st_writer_meta(w, "octet.tied", c->tied ? "true" : "false");
+    if (s == OCT_OK) s = oct_st_writer_meta(w, "octet.gelu", c->exact_gelu ? "erf" : "tanh");
     for (int i = 0; i < m->params.n && s == OCT_OK; i++)
         s = oct_st_writer_add_tensor(w, m->params.items[i]);
     /* Quantizer state before the U8 vocabulary keeps every float tensor aligned. */

@@ -50,6 +50,7 @@ typedef struct gpt_opts {
     char options[GPT_RUN_OPTIONS]; /* the run's options after defaults, for checkpoints */
     float lr, min_lr, decay, wd, clip, beta2, dropout;
     bool tied, byte_level;
+    const char *gelu;          /* "tanh" or "erf" */
     bool qat;                  /* --qat: the last qat_steps steps are quantization-aware */
     int qat_steps;             /* -1: half of --steps */
     int embed_bits;            /* --qat: 0 (float32 embeddings) or 2..8 */
@@ -298,6 +299,7 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
                               .width = o->width,
                               .mlp = o->mlp,
                               .tied = o->tied,
+                              .exact_gelu = !strcmp(o->gelu, "erf"),
                               .dropout = o->dropout};
         if (gpt_model_init(m, &cfg, &text->vocab, (uint64_t)o->seed) == OCT_OK) return CLI_OK;
         oct_text_free(text);
@@ -324,6 +326,7 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
     o->context = c->context;
     o->mlp = c->mlp;
     o->tied = c->tied;
+    o->gelu = c->exact_gelu ? "erf" : "tanh";
     return CLI_OK;
 }
 
@@ -444,10 +447,11 @@ static int run(const gpt_opts *o) {
     else if (o->from)
         snprintf(origin, sizeof origin, "; fine-tuning %s", o->from);
     fprintf(stderr,
-            "octet: GPT %d layers, %d heads, width %d, context %d, MLP %d%s: %lld parameters; "
+            "octet: GPT %d layers, %d heads, width %d, context %d, MLP %d%s%s: %lld parameters; "
             "%s: %lld tokens, vocabulary %d; %s lr %g %s, %d steps of %d tokens%s\n",
             o->layers, o->heads, o->width, o->context, o->mlp, o->tied ? ", tied" : "",
-            (long long)oct_params_count(&m.params), path, (long long)text.n, text.vocab.size,
+            strcmp(o->gelu, "erf") ? "" : ", exact GELU", (long long)oct_params_count(&m.params),
+            path, (long long)text.n, text.vocab.size,
             kind == OCT_OPTIM_MUON ? "Muon+AdamW" : "AdamW", (double)o->lr, o->schedule, o->steps,
             o->batch * o->context, origin);
     cli_log_write(&jl,
@@ -518,7 +522,7 @@ static int strip_run_flags(int argc, char **argv, char **out) {
 static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
     /* --from takes the saved model's architecture: its flags are errors */
     static const char *const arch[] = {"--byte-level", "--layers", "--heads", "--width",
-                                       "--context",    "--mlp",    "--tied"};
+                                       "--context",    "--mlp",    "--tied",  "--gelu"};
     for (size_t i = 0; o->from && i < sizeof arch / sizeof arch[0]; i++) {
         if (!given(cmd, seen, arch[i])) continue;
         fprintf(stderr, "octet train gpt: %s: the architecture comes from --from %s\n", arch[i],
@@ -547,6 +551,10 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
     if (o->qat_steps < 0) o->qat_steps = o->from ? o->steps : o->steps / 2 > 0 ? o->steps / 2 : 1;
     if (o->qat_steps > o->steps) o->qat_steps = o->steps;
     if (o->freeze_after < 0) o->freeze_after = o->qat_steps / 2;
+    if (strcmp(o->gelu, "tanh") && strcmp(o->gelu, "erf")) {
+        fprintf(stderr, "octet train gpt: --gelu '%s': expected tanh or erf\n", o->gelu);
+        return CLI_USAGE;
+    }
     if (o->width % o->heads) {
         fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o->heads, o->width);
         return CLI_USAGE;
@@ -579,6 +587,7 @@ int cmd_train_gpt(int argc, char **argv) {
         .text = OCT_DEFAULT_TEXT,
         .schedule = "linear",
         .optim = "muon",
+        .gelu = "tanh",
         .layers = 4,
         .heads = 4,
         .width = 128,
@@ -618,6 +627,8 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--context", CLI_INT, &o.context, "context length in characters", 1, 8192},
         {"--mlp", CLI_INT, &o.mlp, "hidden width of each block's MLP", 1, 65536},
         {"--tied", CLI_BOOL, &o.tied, "tie the output layer to the token embedding", 0, 0},
+        {"--gelu", CLI_STR, &o.gelu,
+         "tanh (the tanh approximation) or erf (exact, PyTorch's nn.GELU() default)", 0, 0},
         {"--dropout", CLI_FLOAT, &o.dropout, "dropout after embeddings and residual branches", 0,
          0.99},
         {"--batch", CLI_INT, &o.batch, "windows per step", 1, 65536},

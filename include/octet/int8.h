@@ -278,8 +278,9 @@ oct_status oct_i8_mlp_load(oct_i8_mlp *m, const char *path);
 typedef struct oct_i8_gpt {
     int vocab, context, n_layer, n_head, width, mlp; /* V, T_max, L, heads, C, M */
     float ln_eps;                                    /* LayerNorm epsilon */
-    float *wte;                                      /* (V,C) token embedding */
-    float *wpe;                                      /* (T_max,C) position embedding */
+    bool exact_gelu;  /* GELU with erf (oct_nl_gelu_erf), else the tanh form (oct_nl_gelu) */
+    float *wte;       /* (V,C) token embedding */
+    float *wpe;       /* (T_max,C) position embedding */
     float *ln;        /* (L,4,C) per block ln_1 gain, ln_1 bias, ln_2 gain, ln_2 bias */
     float *lnf;       /* (2,C) ln_f gain and bias */
     oct_qlinear *lin; /* (4 L + 1): block i's at 4 i + {0: qkv, 1: proj, 2: fc, 3: mlp.proj},

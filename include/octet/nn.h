@@ -102,14 +102,15 @@ oct_tensor *oct_mlp_forward(const oct_mlp *m, oct_graph *g, oct_tensor *x);
 #define OCT_GPT_LN_EPS 1e-5f
 
 typedef struct oct_gpt_config {
-    int vocab;     /* V, token ids lie in [0, V) */
-    int context;   /* T_max, the longest sequence (rows of wpe) */
-    int n_layer;   /* blocks */
-    int n_head;    /* attention heads; must divide width */
-    int width;     /* C, the residual stream width */
-    int mlp;       /* M, hidden width of each block's MLP (GPT-2 uses 4 C) */
-    bool tied;     /* the LM head reuses wte */
-    float dropout; /* in [0, 1), after the embeddings and each residual branch; 0 = none */
+    int vocab;       /* V, token ids lie in [0, V) */
+    int context;     /* T_max, the longest sequence (rows of wpe) */
+    int n_layer;     /* blocks */
+    int n_head;      /* attention heads; must divide width */
+    int width;       /* C, the residual stream width */
+    int mlp;         /* M, hidden width of each block's MLP (GPT-2 uses 4 C) */
+    bool tied;       /* the LM head reuses wte */
+    bool exact_gelu; /* GELU with erf (PyTorch's nn.GELU() default), not the tanh form */
+    float dropout;   /* in [0, 1), after the embeddings and each residual branch; 0 = none */
 } oct_gpt_config;
 
 typedef struct oct_gpt_block {

@@ -1,6 +1,7 @@
 /* Float32 row kernels of the transformer non-linearities, shared by training (the ops in
  * src/ops and the QAT GPT) and deployment (the integer GPT engine in src/int8): LayerNorm of
- * one row, GELU (tanh form), and causal attention of one query row over its keys.
+ * one row, GELU (tanh form and exact erf form), and causal attention of one query row over its
+ * keys.
  *
  * Each kernel is a pure function of its inputs with a fixed order of operations (no threading
  * and no reassociation inside a row), so the QAT forward pass and the engine, calling the same
@@ -25,6 +26,14 @@ void oct_nl_gelu(const float *x /* (n) */, int64_t n, float *y /* (n) */);
 /* dx += dy * d gelu(x) / dx of the formula above (with the same exp). */
 void oct_nl_gelu_backward(const float *x /* (n) */, const float *dy /* (n) */, int64_t n,
                           float *dx /* (n) */);
+
+/* y = x Phi(x) = 0.5 x erfc(-x / sqrt 2) elementwise: the exact GELU (PyTorch's nn.GELU()
+ * default), with erfc from a rational-exponential fit (relative error ~1.2e-7) and the same exp
+ * as oct_nl_gelu, so it vectorizes and every caller gets the same bits. y may equal x. */
+void oct_nl_gelu_erf(const float *x /* (n) */, int64_t n, float *y /* (n) */);
+/* dx += dy * (Phi(x) + x phi(x)), the derivative of the formula above. */
+void oct_nl_gelu_erf_backward(const float *x /* (n) */, const float *dy /* (n) */, int64_t n,
+                              float *dx /* (n) */);
 
 /* Causal attention of one query row over n keys (n >= 1), all heads: head h owns columns
  * [h hs, (h+1) hs) of q, k and v (hs = C / n_head). Per head: s_u = dot(q_h, k_u,h) * (1 /

@@ -24,6 +24,8 @@ oct_tensor *oct_scale(oct_graph *g, oct_tensor *a, float s);
 oct_tensor *oct_relu(oct_graph *g, oct_tensor *x);
 /* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 oct_tensor *oct_gelu(oct_graph *g, oct_tensor *x);
+/* GELU, exact: x Phi(x) = 0.5 x erfc(-x / sqrt 2) (PyTorch's nn.GELU() default). */
+oct_tensor *oct_gelu_erf(oct_graph *g, oct_tensor *x);
 oct_tensor *oct_tanh(oct_graph *g, oct_tensor *x);
 oct_tensor *oct_sigmoid(oct_graph *g, oct_tensor *x);
 /* Softmax over the last dimension. */

@@ -223,7 +223,7 @@ oct_status oct_i8_gpt_cache_init(oct_i8_gpt_cache *c, const oct_i8_gpt *m, int m
         float g[256];
         for (int code = 0; code < 256; code++)
             g[code] = oct_dequantize(code, fc->y_scale, fc->y_zp);
-        oct_nl_gelu(g, 256, g);
+        (m->exact_gelu ? oct_nl_gelu_erf : oct_nl_gelu)(g, 256, g);
         oct_quantize_u8(g, 1, 256, &pr->a_scale, &pr->a_zp, m->in_qmin[jp], m->in_qmax[jp],
                         c->gelu_lut + (size_t)i * 256);
     }

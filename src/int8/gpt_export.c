@@ -55,10 +55,11 @@ static json_t *graph_json(const oct_i8_gpt *m) {
         json_object_set_new(e, "input_qmax", json_integer(m->in_qmax[j]));
         json_array_append_new(lins, e);
     }
-    return json_pack("{s:{s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:s}, s:o}", "config", "vocab",
+    return json_pack("{s:{s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:s, s:s}, s:o}", "config", "vocab",
                      m->vocab, "context", m->context, "n_layer", m->n_layer, "n_head", m->n_head,
                      "width", m->width, "mlp", m->mlp, "ln_eps", (double)m->ln_eps, "embeddings",
-                     m->wte_q ? "i8" : "f32", "linears", lins);
+                     m->wte_q ? "i8" : "f32", "gelu", m->exact_gelu ? "erf" : "tanh", "linears",
+                     lins);
 }
 
 oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path) {
@@ -136,6 +137,11 @@ static oct_status read_config(const oct__i8_loader *ld, json_t *cfg, oct_i8_gpt 
     bool i8 = emb && !strcmp(emb, "i8");
     if (s == OCT_OK && !i8 && (!emb || strcmp(emb, "f32")))
         s = oct_fail(OCT_EFORMAT, "%s: graph config \"embeddings\" must be \"f32\" or \"i8\"",
+                     ld->path);
+    const char *gelu = json_string_value(json_object_get(cfg, "gelu")); /* absent: tanh */
+    m->exact_gelu = gelu && !strcmp(gelu, "erf");
+    if (s == OCT_OK && gelu && !m->exact_gelu && strcmp(gelu, "tanh"))
+        s = oct_fail(OCT_EFORMAT, "%s: graph config \"gelu\" must be \"tanh\" or \"erf\"",
                      ld->path);
     if (s == OCT_OK && m->width % m->n_head)
         s = oct_fail(OCT_EFORMAT, "%s: graph config width %d is not a multiple of n_head %d",

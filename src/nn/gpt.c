@@ -110,9 +110,13 @@ oct_tensor *oct__gpt_embed(const oct_gpt *m, oct_graph *g, oct_tensor *wte, oct_
     return oct_dropout(g, oct_add(g, tok, oct_embedding(g, wpe, pos, 1, &T)), m->cfg.dropout);
 }
 
+oct_tensor *oct__gpt_gelu(const oct_gpt *m, oct_graph *g, oct_tensor *x) {
+    return m->cfg.exact_gelu ? oct_gelu_erf(g, x) : oct_gelu(g, x);
+}
+
 oct_tensor *oct__gpt_mlp(const oct_gpt *m, oct_graph *g, const oct_gpt_block *b, oct_tensor *x) {
     oct_tensor *h = oct_layernorm(g, x, b->ln2_w, b->ln2_b, OCT_GPT_LN_EPS);
-    h = oct_gelu(g, oct__gpt_linear(m, g, &b->fc, h));
+    h = oct__gpt_gelu(m, g, oct__gpt_linear(m, g, &b->fc, h));
     return oct_dropout(g, oct__gpt_linear(m, g, &b->fc_proj, h), m->cfg.dropout);
 }
 

@@ -14,6 +14,8 @@ oct_tensor *oct__gpt_linear(const oct_gpt *m, oct_graph *g, const oct_linear_lay
  * stand-ins of the same shapes (the QAT GPT's fake-quantized ones). */
 oct_tensor *oct__gpt_embed(const oct_gpt *m, oct_graph *g, oct_tensor *wte, oct_tensor *wpe,
                            const int32_t *ids, int B, int T, int t0);
+/* The GELU of m's configuration: oct_gelu_erf when cfg.exact_gelu, else oct_gelu. */
+oct_tensor *oct__gpt_gelu(const oct_gpt *m, oct_graph *g, oct_tensor *x);
 /* The MLP residual branch of block b: fc_proj(gelu(fc(ln_2(x)))) (then dropout), x (..., C). */
 oct_tensor *oct__gpt_mlp(const oct_gpt *m, oct_graph *g, const oct_gpt_block *b, oct_tensor *x);
 /* logits (..., V) = lm_head(ln_f(x)), x (..., C). */

@@ -117,7 +117,7 @@ oct_tensor *oct_qat_gpt_forward(oct_qat_gpt *q, oct_graph *g, const int32_t *ids
         h = oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_PROJ]);
         x = oct_add(g, x, oct_dropout(g, h, m->cfg.dropout));
         h = oct_layernorm(g, x, b->ln2_w, b->ln2_b, OCT_GPT_LN_EPS);
-        h = oct_gelu(g, oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_FC]));
+        h = oct__gpt_gelu(m, g, oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_FC]));
         h = oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_FC_PROJ]);
         x = oct_add(g, x, oct_dropout(g, h, m->cfg.dropout));
     }
@@ -146,6 +146,7 @@ oct_status oct_qat_gpt_to_int8(const oct_qat_gpt *q, const uint8_t *vocab, oct_i
     out->width = C;
     out->mlp = c->mlp;
     out->ln_eps = OCT_GPT_LN_EPS;
+    out->exact_gelu = c->exact_gelu;
     if (q->cfg.embed_bits) {
         oct_status s =
             oct_i8_gpt_quantize_embeddings(out, m->wte->data, m->wpe->data, q->cfg.embed_bits);

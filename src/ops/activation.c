@@ -48,6 +48,20 @@ void oct__gelu_backward(oct_graph *g, const oct_node *n) {
     oct_nl_gelu_backward(x, dy, n->out->size, dx);
 }
 
+/* ---- gelu (exact, with erf) ----------------------------------------------------------------- */
+
+oct_tensor *oct_gelu_erf(oct_graph *g, oct_tensor *x) {
+    oct_tensor *y = oct__like(g, x);
+    oct_nl_gelu_erf(x->data, x->size, y->data);
+    return pointwise_record(g, OCT_OP_GELU_ERF, x, y);
+}
+
+void oct__gelu_erf_backward(oct_graph *g, const oct_node *n) {
+    const float *x = n->in[0]->data, *dy = n->out->grad; /* (N) */
+    float *dx = oct__grad(g, n->in[0]);                  /* (N) */
+    oct_nl_gelu_erf_backward(x, dy, n->out->size, dx);
+}
+
 /* ---- tanh, sigmoid -------------------------------------------------------------------------- */
 
 oct_tensor *oct_tanh(oct_graph *g, oct_tensor *x) {

@@ -18,6 +18,7 @@
     X(SCALE, scale)                                                                                \
     X(RELU, relu)                                                                                  \
     X(GELU, gelu)                                                                                  \
+    X(GELU_ERF, gelu_erf)                                                                          \
     X(TANH, tanh)                                                                                  \
     X(SIGMOID, sigmoid)                                                                            \
     X(SOFTMAX, softmax)                                                                            \
