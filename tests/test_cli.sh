@@ -165,6 +165,19 @@ expect 2 "--layers" "$octet" train gpt --text "$tmp/tiny.txt" --from "$tmp/g.saf
 expect 2 "QAT model" "$octet" train gpt --text "$tmp/tiny.txt" --from "$tmp/gq.safetensors"
 expect 1 "$tmp/none.safetensors" "$octet" train gpt --text "$tmp/tiny.txt" \
     --from "$tmp/none.safetensors"
+# export --float16: half the file, the same loss to 3 decimals, and every command reads it
+ok "export --float16" "float16 GPT" "$octet" export "$tmp/g.safetensors" --float16 -o "$tmp/g16.safetensors"
+[ "$(stat -c %s "$tmp/g16.safetensors")" -lt "$(( $(stat -c %s "$tmp/g.safetensors") * 6 / 10 ))" ] ||
+    { echo "FAIL: the float16 file is not about half the fp32 file"; fails=$((fails + 1)); }
+ok "eval gpt fp32" "val loss" "$octet" eval "$tmp/g.safetensors" --text "$tmp/tiny.txt" --eval-batches 2
+l32=$(grep -o 'val loss [0-9.]*' "$tmp/out" | cut -c10-14)
+ok "eval float16" "val loss $l32" "$octet" eval "$tmp/g16.safetensors" --text "$tmp/tiny.txt" \
+    --eval-batches 2
+ok "generate float16" "and t" "$octet" generate "$tmp/g16.safetensors" --prompt "and t" -n 10
+expect 1 "a QAT model" "$octet" export "$tmp/gq.safetensors" --float16 -o "$tmp/x16.safetensors"
+expect 1 "not an octet GPT or MLP" "$octet" export "$tmp/g8.safetensors" --float16 \
+    -o "$tmp/x16.safetensors"
+[ -e "$tmp/x16.safetensors" ] && { echo "FAIL: a refused --float16 wrote its output"; fails=$((fails + 1)); }
 # octet calibrate (post-training quantization): a fp32 GPT, calibrated, exports to an engine that
 # matches it bit for bit; its errors leave no output
 ok "calibrate gpt" "simulated int8 val loss" "$octet" calibrate "$tmp/g.safetensors" \
@@ -189,6 +202,9 @@ if [ -f "$tmp/tiny.safetensors" ]; then
         --data "$tmp/tiny" --batches 2 -o "$tmp/tc.safetensors"
     ok "export calibrated mlp" "layers" "$octet" export "$tmp/tc.safetensors" -o "$tmp/tc8.safetensors"
     ok "eval calibrated mlp" "accuracy" "$octet" eval --int8 "$tmp/tc8.safetensors" --data "$tmp/tiny"
+    ok "export mlp --float16" "float16 MLP" "$octet" export "$tmp/tiny.safetensors" --float16 \
+        -o "$tmp/t16.safetensors"
+    ok "eval mlp float16" "test accuracy" "$octet" eval "$tmp/t16.safetensors" --data "$tmp/tiny"
     expect 2 "--embed-bits" "$octet" calibrate "$tmp/tiny.safetensors" --data "$tmp/tiny" \
         --embed-bits 8 -o "$tmp/cal.safetensors"
 fi

@@ -414,7 +414,54 @@ static void float_dtypes_to_f32(void **state) {
     assert_true(out[0] == 0.1f && out[1] == -INFINITY && out[2] == 3.0f);
     assert_int_equal(oct_st_to_f32(&f, oct_st_find(&f, "i"), out), OCT_EUNSUPPORTED);
     assert_non_null(strstr(oct_last_error(), "'i' is I32"));
+    /* oct_st_read_f32 converts too, and refuses an integer tensor */
+    oct_arena a;
+    oct_arena_init(&a, 0);
+    oct_tensor *t = oct_tensor_zeros(&a, 1, &nh);
+    t->name = "h";
+    assert_int_equal(oct_st_read_f32(&f, t), OCT_OK);
+    assert_memory_equal(t->data, want, sizeof want);
+    t->name = "i";
+    t->shape[0] = t->size = 1;
+    assert_int_equal(oct_st_read_f32(&f, t), OCT_EFORMAT);
+    oct_arena_free(&a);
     oct_st_close(&f);
+    unlink(path);
+}
+
+/* oct_f32_to_f16 rounds to nearest, ties to even, through subnormals, overflow and NaN; every
+ * half survives the round trip through float. */
+static void f32_to_f16(void **state) {
+    const float x[] = {1.0f,  -2.0f,    65504.0f, 65519.0f,    65520.0f,        1e-8f,
+                       3e-8f, 0x1p-25f, 0x3p-25f, 0x1p-14f,    1.0f + 0x1p-11f, 1.0f + 0x3p-11f,
+                       -0.0f, INFINITY, -NAN,     0x1.ffcp-15f};
+    const uint16_t want[] = {0x3c00, 0xc000, 0x7bff, 0x7bff, 0x7c00, 0x0000, 0x0001, 0x0000,
+                             0x0002, 0x0400, 0x3c00, 0x3c02, 0x8000, 0x7c00, 0xfe00, 0x0400};
+    uint16_t got[16];
+    oct_f32_to_f16(x, 16, got);
+    for (int i = 0; i < 16; i++)
+        if (got[i] != want[i])
+            fail_msg("x[%d] = %a: 0x%04x, want 0x%04x", i, x[i], got[i], want[i]);
+    static uint16_t all[65536], back[65536];
+    static float f[65536];
+    for (int i = 0; i < 65536; i++) all[i] = (uint16_t)i;
+    int n = 65536;
+    oct_st_writer w;
+    oct_st_writer_init(&w);
+    assert_int_equal(oct_st_writer_add(&w, "h", OCT_DT_F16, 1, &n, all), OCT_OK);
+    const char *path = path_in_dir("halves.safetensors");
+    assert_int_equal(oct_st_writer_write(&w, path), OCT_OK);
+    oct_st_writer_free(&w);
+    oct_st_file file;
+    assert_int_equal(oct_st_open(&file, path), OCT_OK);
+    assert_int_equal(oct_st_to_f32(&file, oct_st_find(&file, "h"), f), OCT_OK);
+    oct_st_close(&file);
+    oct_f32_to_f16(f, n, back);
+    for (int i = 0; i < n; i++) {
+        bool nan = (i & 0x7c00) == 0x7c00 && (i & 0x3ff);
+        if (nan ? (back[i] & 0x7e00) != 0x7e00 : back[i] != i)
+            fail_msg("half 0x%04x -> %a -> 0x%04x", i, f[i], back[i]);
+    }
     unlink(path);
 }
 
@@ -490,6 +537,7 @@ int main(void) {
         cmocka_unit_test(corrupt_headers),
         cmocka_unit_test(atomic_writes),
         cmocka_unit_test(float_dtypes_to_f32),
+        cmocka_unit_test(f32_to_f16),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,6 +3,7 @@
  * a hint to train with --qat: its activations have no quantization ranges. The output is written
  * atomically, so a failed export leaves no partial file. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -52,10 +53,60 @@ static long long file_size(const char *path) {
     return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
+/* The fp32 GPT or MLP model file path rewritten at out with every F32 tensor as F16 (metadata
+ * and other tensors unchanged): half the size, read by every command as the float32 values of
+ * the halves. */
+static int float16_export(const char *path, const char *out) {
+    oct_st_file f;
+    if (oct_st_open(&f, path)) return cli_fail(NULL);
+    const char *kind = oct_st_meta(&f, "octet.model");
+    oct_status s = OCT_OK;
+    if (!kind || (strcmp(kind, "gpt") && strcmp(kind, "mlp")))
+        s = oct_fail(OCT_EFORMAT, "%s: not an octet GPT or MLP model", path);
+    else if (oct_st_meta(&f, "octet.qat"))
+        s = oct_fail(OCT_EINVAL,
+                     "%s: a QAT model (it exports to int8 without --float16); --float16 takes a "
+                     "fp32 model",
+                     path);
+    int64_t total = 0;
+    for (int i = 0; i < f.count; i++)
+        if (f.entries[i].dtype == OCT_DT_F32) total += f.entries[i].numel;
+    uint16_t *half = s == OCT_OK ? malloc((size_t)(total ? total : 1) * sizeof *half) : NULL;
+    if (s == OCT_OK && !half) s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
+    oct_st_writer w;
+    oct_st_writer_init(&w);
+    for (int i = 0; i < f.nmeta && s == OCT_OK; i++)
+        if (strcmp(f.meta[i].key, "octet.crc32"))
+            s = oct_st_writer_meta(&w, f.meta[i].key, f.meta[i].value);
+    int64_t at = 0;
+    for (int i = 0; i < f.count && s == OCT_OK; i++) { /* in file order: floats before U8 */
+        const oct_st_entry *e = &f.entries[i];
+        if (e->dtype != OCT_DT_F32) {
+            s = oct_st_writer_add(&w, e->name, e->dtype, e->ndim, e->shape, e->data);
+            continue;
+        }
+        oct_f32_to_f16(e->data, e->numel, half + at);
+        s = oct_st_writer_add(&w, e->name, OCT_DT_F16, e->ndim, e->shape, half + at);
+        at += e->numel;
+    }
+    if (s == OCT_OK) s = oct_st_writer_write(&w, out);
+    oct_st_writer_free(&w);
+    free(half);
+    bool gpt = s == OCT_OK && !strcmp(kind, "gpt");
+    oct_st_close(&f);
+    if (s != OCT_OK) return cli_fail(NULL);
+    printf("%s: float16 %s, %lld bytes (%s is %lld bytes)\n", out, gpt ? "GPT" : "MLP",
+           file_size(out), path, file_size(path));
+    return CLI_OK;
+}
+
 int cmd_export(int argc, char **argv) {
     const char *out = NULL;
+    bool float16 = false;
     const cli_flag flags[] = {
         {"-o", CLI_STR, &out, "output file (required), e.g. model.int8.safetensors", 0, 0},
+        {"--float16", CLI_BOOL, &float16,
+         "instead: a fp32 model with its weights as float16 (half the file; no QAT needed)", 0, 0},
     };
     cli_cmd cmd = {"export",
                    "MODEL -o OUT.int8.safetensors",
@@ -73,6 +124,7 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "octet export: -o OUT is required (see octet export --help)\n");
         return CLI_USAGE;
     }
+    if (float16) return float16_export(pos[0], out);
     if (gpt_is_model(pos[0])) return gpt_int8_export(pos[0], out);
     if (gpt_int8_is_export(pos[0])) {
         fprintf(stderr, "octet: %s is already an int8 export\n", pos[0]);

@@ -52,6 +52,9 @@ typedef enum {
 /* The safetensors name of a dtype ("F32") and its size in bytes. */
 const char *oct_dtype_name(oct_dtype dt);
 size_t oct_dtype_size(oct_dtype dt);
+/* x as IEEE half-precision bits, rounded to nearest, ties to even: magnitudes from 65520 up
+ * become infinities, below 2^-14 subnormals (or zero), NaN a quiet NaN of the same sign. */
+void oct_f32_to_f16(const float *x /* (n) */, int64_t n, uint16_t *out /* (n) */);
 
 /* ---- writer --------------------------------------------------------------------------------- */
 
@@ -131,7 +134,8 @@ const oct_st_entry *oct_st_find(const oct_st_file *f, const char *name);
  * OCT_ESHAPE (shape) with a message naming the file, the tensor, expected and found. */
 oct_status oct_st_get(const oct_st_file *f, const char *name, oct_dtype dt, int ndim,
                       const int *shape, const void **data);
-/* Copies the float32 tensor called t->name (which must be set) into t->data, shape checked. */
+/* Copies the tensor called t->name (which must be set) into t->data, shape checked: F32 as is,
+ * F16, BF16 and F64 converted (oct_st_to_f32); an integer dtype is OCT_EFORMAT. */
 oct_status oct_st_read_f32(const oct_st_file *f, oct_tensor *t);
 /* The metadata value for key, or NULL. */
 const char *oct_st_meta(const oct_st_file *f, const char *key);

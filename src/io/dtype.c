@@ -33,6 +33,27 @@ bool oct__st_nbytes(oct_dtype dt, int ndim, const int *shape, int64_t *numel, si
     return !__builtin_mul_overflow((uint64_t)n, (uint64_t)oct_dtype_size(dt), nbytes);
 }
 
+static uint16_t float_to_half(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t a = x & 0x7fffffffu;
+    if (a > 0x7f800000u) return sign | 0x7e00u;  /* NaN */
+    if (a >= 0x477ff000u) return sign | 0x7c00u; /* 65520 and up (ties to even) round to inf */
+    if (a < 0x38800000u) {                       /* below 2^-14: multiples of 2^-24 */
+        float v;
+        memcpy(&v, &a, sizeof v);
+        return sign | (uint16_t)lrintf(v * 16777216.0f); /* exact scaling, rint ties to even */
+    }
+    uint32_t h = ((a >> 23) - 112u) << 10 | (a >> 13 & 0x3ffu), rest = a & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h++; /* may carry into the exponent */
+    return sign | (uint16_t)h;
+}
+
+void oct_f32_to_f16(const float *x, int64_t n, uint16_t *out) {
+    for (int64_t i = 0; i < n; i++) out[i] = float_to_half(x[i]);
+}
+
 /* An IEEE half (1 sign, 5 exponent, 10 fraction bits) as float: every half is a float. */
 static float half_to_float(uint16_t h) {
     float sign = (h & 0x8000u) ? -1.0f : 1.0f;

@@ -303,9 +303,13 @@ oct_status oct_st_get(const oct_st_file *f, const char *name, oct_dtype dt, int 
 
 oct_status oct_st_read_f32(const oct_st_file *f, oct_tensor *t) {
     OCT_ASSERT(t->name);
+    const oct_st_entry *e = oct_st_find(f, t->name);
+    bool is_float = e && (e->dtype == OCT_DT_F32 || e->dtype == OCT_DT_F16 ||
+                          e->dtype == OCT_DT_BF16 || e->dtype == OCT_DT_F64);
     const void *data;
-    oct_status s = oct_st_get(f, t->name, OCT_DT_F32, t->ndim, t->shape, &data);
-    if (!s && t->size) memcpy(t->data, data, (size_t)t->size * sizeof(float));
+    oct_status s =
+        oct_st_get(f, t->name, is_float ? e->dtype : OCT_DT_F32, t->ndim, t->shape, &data);
+    if (!s && t->size) s = oct_st_to_f32(f, e, t->data);
     return s;
 }
 
