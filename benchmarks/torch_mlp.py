@@ -26,6 +26,7 @@ from torch_common import (
     load_fashion,
     log,
     parse_threads,
+    save_safetensors,
     set_threads,
     summarize,
     timed,
@@ -74,6 +75,9 @@ def train_for_accuracy(args, data, threads):
         acc = accuracy(model, xte, yte)
         per_epoch.append({"epoch": e + 1, "train_loss": loss, "test_acc": acc, "seconds": dt})
         log(f"epoch {e + 1}: loss {loss:.4f} test acc {acc:.4f} ({dt:.2f} s)")
+    if args.save:
+        save_safetensors(args.save, model)
+        log(f"saved {args.save}")
     return {"schedule": args.schedule, "threads": threads, "epochs": per_epoch}
 
 
@@ -88,6 +92,7 @@ def main():
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", help="after --epochs: the state dict as safetensors (octet import)")
     args = p.parse_args()
     if args.epochs <= 0 and args.time_epochs <= 0:
         p.error("give --epochs N and/or --time-epochs N")

@@ -223,6 +223,13 @@ expect 1 "$tmp/none.safetensors" "$octet" import "$tmp/none.safetensors" --heads
     --text "$tmp/tiny.txt" -o "$tmp/imp.safetensors"
 expect 1 "$tmp/none.txt" "$octet" import "$tmp/g.safetensors" --heads 2 --text "$tmp/none.txt" \
     -o "$tmp/imp.safetensors"
+expect 2 "--activation: an MLP flag" "$octet" import "$tmp/g.safetensors" --heads 2 \
+    --activation relu -o "$tmp/imp.safetensors"
+if [ -f "$tmp/tiny.safetensors" ]; then
+    expect 2 "--heads: a GPT flag" "$octet" import "$tmp/tiny.safetensors" --heads 2 \
+        -o "$tmp/imp.safetensors"
+    expect 1 "already an octet model" "$octet" import "$tmp/tiny.safetensors" -o "$tmp/imp.safetensors"
+fi
 [ -e "$tmp/imp.safetensors" ] && { echo "FAIL: a failed import wrote its output"; fails=$((fails + 1)); }
 # --checkpoint, --stop-after and --resume: runs stopped after step 5 (fp32 phase) and after
 # step 9 (QAT, observers frozen), then resumed, save the bytes of the run that never stopped

@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "../trainers/gpt_import.h"
+#include "../trainers/torch_import.h"
 #include "../trainers/gpt_model.h"
 #include "gradcheck.h"
 #include "octet/io.h"
@@ -518,7 +518,7 @@ static void import_torch_state_dicts(void **state) {
             }
         }
         write_torch(&a, path, bf16 ? OCT_DT_BF16 : OCT_DT_F32, nobias ? NO_BIASES : AS_IS);
-        gpt_import_info info;
+        torch_import_info info;
         assert_int_equal(gpt_import(&b, path, &a.vocab, 2, a.gpt.cfg.exact_gelu, &info), OCT_OK);
         assert_memory_equal(&a.gpt.cfg, &b.gpt.cfg, sizeof a.gpt.cfg);
         assert_int_equal(info.buffers, 2);
@@ -534,7 +534,7 @@ static void import_torch_state_dicts(void **state) {
 static void expect_import_error(const char *path, const oct_vocab *v, int heads, oct_status status,
                                 const char *want) {
     gpt_model m;
-    gpt_import_info info;
+    torch_import_info info;
     check_failure(gpt_import(&m, path, v, heads, true, &info), status, path, want, &m);
 }
 

@@ -1,10 +1,10 @@
-/* Import of a PyTorch GPT state dict (see gpt_import.h). Every
- * tensor name is rewritten to octet's (octet/nn.h): wrapper prefixes dropped, "blocks.N." and
+/* Import of PyTorch state dicts (see torch_import.h). GPT: every tensor name is rewritten to
+ * octet's (octet/nn.h): wrapper prefixes dropped, "blocks.N." and
  * "h.N." to "h.N.", and within a block c_attn -> attn.qkv, attn.c_proj -> attn.proj,
  * c_fc -> mlp.fc, the MLP's c_proj -> mlp.proj. nn.Linear stores weights (out, in) as octet
  * does, and c_attn's rows are q, k, v with heads contiguous, as octet's qkv. The command is in
  * import.c. */
-#include "gpt_import.h"
+#include "torch_import.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -26,9 +26,9 @@ static const struct {
 /* Within a block: buffers that are not parameters (nanoGPT's causal mask, HF's masked_bias). */
 static const char *const block_buffers[] = {"attn.bias", "attn.masked_bias"};
 
-/* octet's name for the tensor called name into out (n bytes); false for a buffer to skip. */
-static bool octet_name(const char *name, char *out, size_t n) {
-    for (bool again = true; again;) { /* prefixes stack: _orig_mod.transformer. */
+/* name without the wrappers' prefixes (they stack: _orig_mod.transformer.). */
+static const char *strip_prefixes(const char *name) {
+    for (bool again = true; again;) {
         again = false;
         for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
             size_t len = strlen(prefixes[i]);
@@ -38,6 +38,12 @@ static bool octet_name(const char *name, char *out, size_t n) {
             }
         }
     }
+    return name;
+}
+
+/* octet's name for the tensor called name into out (n bytes); false for a buffer to skip. */
+static bool octet_name(const char *name, char *out, size_t n) {
+    name = strip_prefixes(name);
     const char *rest = NULL;
     if (!strncmp(name, "h.", 2))
         rest = name + 2;
@@ -115,9 +121,9 @@ static void shape_str(int ndim, const int *shape, char *buf, size_t n) {
     if (k < n) snprintf(buf + k, n - k, ")");
 }
 
-/* Copies the file's tensor for parameter t (shape checked, finite) into t. */
-static oct_status copy_param(const mapped *mp, const oct_st_entry *e, oct_tensor *t) {
-    const char *path = mp->f->path;
+/* Copies the file's tensor e for parameter t (shape checked, finite) into t. */
+static oct_status copy_param(const oct_st_file *f, const oct_st_entry *e, oct_tensor *t) {
+    const char *path = f->path;
     bool same = e->ndim == t->ndim;
     for (int d = 0; same && d < t->ndim; d++) same = e->shape[d] == t->shape[d];
     if (!same) {
@@ -127,7 +133,7 @@ static oct_status copy_param(const mapped *mp, const oct_st_entry *e, oct_tensor
         return oct_fail(OCT_ESHAPE, "%s: tensor '%s' is %s, expected %s (as nn.Linear stores it)",
                         path, e->name, got, want);
     }
-    oct_status s = oct_st_to_f32(mp->f, e, t->data);
+    oct_status s = oct_st_to_f32(f, e, t->data);
     for (int64_t j = 0; s == OCT_OK && j < t->size; j++)
         if (!isfinite(t->data[j]))
             s = oct_fail(OCT_EFORMAT, "%s: tensor '%s' holds a non-finite value", path, e->name);
@@ -135,7 +141,7 @@ static oct_status copy_param(const mapped *mp, const oct_st_entry *e, oct_tensor
 }
 
 /* Fills m's parameters from the file; every tensor but the skipped buffers must be used once. */
-static oct_status fill(gpt_model *m, const mapped *mp, gpt_import_info *info) {
+static oct_status fill(gpt_model *m, const mapped *mp, torch_import_info *info) {
     const oct_st_file *f = mp->f;
     bool *used = calloc((size_t)f->count + 1, sizeof *used);
     if (!used) return oct_fail(OCT_ENOMEM, "%s: out of memory", f->path);
@@ -145,7 +151,7 @@ static oct_status fill(gpt_model *m, const mapped *mp, gpt_import_info *info) {
         const oct_st_entry *e = lookup(mp, t->name);
         if (e) {
             used[e - f->entries] = true;
-            s = copy_param(mp, e, t);
+            s = copy_param(f, e, t);
         } else if (strlen(t->name) > 5 && !strcmp(t->name + strlen(t->name) - 5, ".bias")) {
             memset(t->data, 0, (size_t)t->size * sizeof *t->data); /* bias=False */
             info->zero_biases++;
@@ -162,9 +168,9 @@ static oct_status fill(gpt_model *m, const mapped *mp, gpt_import_info *info) {
 }
 
 oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, int n_head,
-                      bool exact_gelu, gpt_import_info *info) {
+                      bool exact_gelu, torch_import_info *info) {
     memset(m, 0, sizeof *m);
-    *info = (gpt_import_info){0};
+    *info = (torch_import_info){0};
     oct_st_file f;
     oct_status s = oct_st_open(&f, path);
     if (s != OCT_OK) return s;
@@ -198,6 +204,126 @@ oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, in
         gpt_model_free(m);
     for (int i = 0; mp.names && i < f.count; i++) free(mp.names[i]);
     free(mp.names);
+    oct_st_close(&f);
+    return s;
+}
+
+bool torch_import_is_gpt(const oct_st_file *f) {
+    for (int i = 0; i < f->count; i++)
+        if (!strcmp(strip_prefixes(f->entries[i].name), "wte.weight")) return true;
+    return false;
+}
+
+/* ---- MLP ------------------------------------------------------------------------------------ */
+
+/* The most linear layers an imported MLP may have. */
+#define MLP_MAX_LAYERS 64
+
+/* strcmp with runs of digits compared as numbers: "net.2.weight" < "net.10.weight". */
+static int natural_cmp(const char *a, const char *b) {
+    while (*a && *b) {
+        if (isdigit((unsigned char)*a) && isdigit((unsigned char)*b)) {
+            char *ea, *eb;
+            unsigned long long x = strtoull(a, &ea, 10), y = strtoull(b, &eb, 10);
+            if (x != y) return x < y ? -1 : 1;
+            a = ea;
+            b = eb;
+        } else if (*a != *b) {
+            return (unsigned char)*a - (unsigned char)*b;
+        } else {
+            a++, b++;
+        }
+    }
+    return (unsigned char)*a - (unsigned char)*b;
+}
+
+/* Whether name (prefixes stripped) ends with suffix; *stem gets the length before it. */
+static bool ends_with(const char *name, const char *suffix, size_t *stem) {
+    size_t n = strlen(name), k = strlen(suffix);
+    *stem = n - k;
+    return n >= k && !strcmp(name + n - k, suffix);
+}
+
+/* The linear layers of the file in order: its ".weight" tensors sorted by name (digit runs as
+ * numbers) and the ".bias" of the same stem (or NULL). Every tensor must be one of them. */
+static oct_status mlp_layers(const oct_st_file *f, const oct_st_entry **w, const oct_st_entry **b,
+                             int *n_layers) {
+    int n = 0;
+    for (int i = 0; i < f->count; i++) {
+        const oct_st_entry *e = &f->entries[i];
+        size_t stem;
+        const char *name = strip_prefixes(e->name);
+        if (ends_with(name, ".weight", &stem) && e->ndim == 2) {
+            if (n == MLP_MAX_LAYERS)
+                return oct_fail(OCT_EINVAL, "%s: more than %d linear layers", f->path,
+                                MLP_MAX_LAYERS);
+            int j = n++;
+            while (j > 0 && natural_cmp(strip_prefixes(w[j - 1]->name), name) > 0) {
+                w[j] = w[j - 1];
+                j--;
+            }
+            w[j] = e;
+        } else if (!ends_with(name, ".bias", &stem) || e->ndim != 1) {
+            return oct_fail(OCT_EFORMAT,
+                            "%s: tensor '%s' has no place in an MLP (2-D <layer>.weight and 1-D "
+                            "<layer>.bias only)",
+                            f->path, e->name);
+        }
+    }
+    if (n == 0) return oct_fail(OCT_EFORMAT, "%s: no 2-D '.weight' tensor: not an MLP", f->path);
+    int biases = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = strip_prefixes(w[i]->name);
+        size_t stem = strlen(name) - strlen("weight");
+        b[i] = NULL;
+        for (int k = 0; k < f->count && !b[i]; k++) {
+            const char *other = strip_prefixes(f->entries[k].name);
+            if (!strncmp(other, name, stem) && !strcmp(other + stem, "bias")) b[i] = &f->entries[k];
+        }
+        biases += b[i] != NULL;
+        if (i > 0 && w[i]->shape[1] != w[i - 1]->shape[0])
+            return oct_fail(OCT_ESHAPE, "%s: '%s' takes %d inputs, but '%s' gives %d", f->path,
+                            w[i]->name, w[i]->shape[1], w[i - 1]->name, w[i - 1]->shape[0]);
+    }
+    if (biases != f->count - n)
+        return oct_fail(OCT_EFORMAT, "%s: a '.bias' tensor without its '.weight'", f->path);
+    *n_layers = n;
+    return OCT_OK;
+}
+
+oct_status mlp_import(mlp_model *m, const char *path, oct_activation act, float mean, float std,
+                      torch_import_info *info) {
+    memset(m, 0, sizeof *m);
+    *info = (torch_import_info){0};
+    oct_st_file f;
+    oct_status s = oct_st_open(&f, path);
+    if (s != OCT_OK) return s;
+    const oct_st_entry *w[MLP_MAX_LAYERS], *b[MLP_MAX_LAYERS];
+    int n = 0, sizes[MLP_MAX_LAYERS + 1];
+    if (oct_st_meta(&f, "octet.model"))
+        s = oct_fail(OCT_EINVAL, "%s: already an octet model file", path);
+    if (s == OCT_OK) s = mlp_layers(&f, w, b, &n);
+    for (int i = 0; s == OCT_OK && i < n; i++) sizes[i + 1] = w[i]->shape[0];
+    if (s == OCT_OK) {
+        sizes[0] = w[0]->shape[1];
+        s = mlp_model_init(m, sizes, n + 1, act, OCT_INIT_KAIMING_UNIFORM, 0);
+    }
+    for (int i = 0; s == OCT_OK && i < n; i++) {
+        const oct_linear_layer *l = &m->mlp.layers[i];
+        s = copy_param(&f, w[i], l->w);
+        if (s == OCT_OK && b[i])
+            s = copy_param(&f, b[i], l->b);
+        else if (s == OCT_OK) {
+            memset(l->b->data, 0, (size_t)l->b->size * sizeof *l->b->data); /* bias=False */
+            info->zero_biases++;
+        }
+    }
+    if (s == OCT_OK) {
+        m->mean = mean;
+        m->std = std;
+    } else if (m->params.n) {
+        mlp_model_free(m);
+    }
     oct_st_close(&f);
     return s;
 }

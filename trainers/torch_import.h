@@ -1,0 +1,41 @@
+/* Import of models trained in PyTorch: state dicts saved as safetensors (safetensors.torch
+ * save_file or save_model), with the prefixes that torch.compile ("_orig_mod.") and
+ * DistributedDataParallel ("module.") add; F32, F16, BF16 and F64 tensors are read as float32.
+ * A GPT in the layout of nanoGPT (transformer.wte, transformer.h.N.attn.c_attn, ..., lm_head) or
+ * of benchmarks/torch_gpt.py (blocks.N.c_fc, ...); an MLP of nn.Linear layers (benchmarks/
+ * torch_mlp.py's, or any nn.Sequential's "0.weight", "0.bias", "2.weight", ...). */
+#ifndef OCTET_TRAINERS_TORCH_IMPORT_H
+#define OCTET_TRAINERS_TORCH_IMPORT_H
+
+#include "gpt_model.h"
+#include "mlp_model.h"
+
+/* What an import found besides the weights. */
+typedef struct torch_import_info {
+    int zero_biases; /* biases absent from the file (nanoGPT's bias=False), set to 0 */
+    int buffers;     /* non-parameter tensors skipped (nanoGPT's causal mask "attn.bias") */
+} torch_import_info;
+
+/* Builds m (fp32; GELU exact with erf, as nanoGPT's nn.GELU(), or with exact_gelu false the tanh
+ * form, as torch_gpt.py's) from the state dict at path: the architecture
+ * from the tensors' shapes (vocabulary and width from the token embedding, context from the
+ * position embedding, layers from the blocks, MLP width from the first block), n_head heads
+ * (a state dict does not record it), the output layer tied to the token embedding when the file
+ * has no lm_head.weight, vocab as the token ids' bytes (its size must equal the embedding's
+ * rows). Errors name the file and the tensor: missing, unexpected, misshapen, non-finite, or a
+ * non-float dtype. On failure m is zeroed. */
+oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, int n_head,
+                      bool exact_gelu, torch_import_info *info);
+
+/* Whether the open file holds a GPT (a "wte.weight" under some prefix) rather than an MLP. */
+bool torch_import_is_gpt(const oct_st_file *f);
+
+/* Builds m from the state dict at path: its 2-D ".weight" tensors in order of their names (digit
+ * runs compared as numbers: "net.10" after "net.2") are the layers, each with the ".bias" of the
+ * same stem (0 when absent: bias=False), the hidden layers followed by act, inputs normalized as
+ * (pixel / 255 - mean) / std. Errors name the file and the tensor: one with no place in an MLP,
+ * layers that do not chain, non-finite values, a non-float dtype. On failure m is zeroed. */
+oct_status mlp_import(mlp_model *m, const char *path, oct_activation act, float mean, float std,
+                      torch_import_info *info);
+
+#endif
