@@ -143,6 +143,14 @@ ok "eval --compare erf" "bit-identical at 32/32 positions" "$octet" eval --int8 
     "$tmp/ge8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
     --compare "$tmp/ge.safetensors"
 expect 2 "--gelu 'exact'" "$octet" train gpt "${gpt_flags[@]}" --gelu exact
+# power-of-two (logarithmic) 3-bit weights: int8 codes 0, +-1, +-2, +-4, the engine bit for bit
+ok "train gpt --weight-quant pow2" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat \
+    --weight-quant pow2 --weight-bits 3 --save "$tmp/gp.safetensors"
+ok "export pow2" "int8" "$octet" export "$tmp/gp.safetensors" -o "$tmp/gp8.safetensors"
+ok "eval --compare pow2" "bit-identical at 32/32 positions" "$octet" eval --int8 \
+    "$tmp/gp8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
+    --compare "$tmp/gp.safetensors"
+expect 2 "pow2 weights take 2..4 bits" "$octet" train gpt "${gpt_flags[@]}" --qat --weight-quant pow2
 expect 2 "--weight-bits needs --qat" "$octet" train gpt "${gpt_flags[@]}" --weight-bits 4
 # --from: fine-tuning starts from the saved weights (a step at lr 1e-9 keeps the saved model's
 # validation loss), and a QAT fine-tune exports to an engine that matches it bit for bit
@@ -178,6 +186,14 @@ expect 1 "a QAT model" "$octet" export "$tmp/gq.safetensors" --float16 -o "$tmp/
 expect 1 "not an octet GPT or MLP" "$octet" export "$tmp/g8.safetensors" --float16 \
     -o "$tmp/x16.safetensors"
 [ -e "$tmp/x16.safetensors" ] && { echo "FAIL: a refused --float16 wrote its output"; fails=$((fails + 1)); }
+# outputs are written atomically (renamed over the old file): an existing FIFO (or device, such
+# as /dev/null) is refused before any work and stays what it was
+mkfifo "$tmp/fifo"
+expect 1 "exists and is not a regular file" "$octet" calibrate "$tmp/g.safetensors" \
+    --text "$tmp/tiny.txt" -o "$tmp/fifo"
+expect 1 "exists and is not a regular file" "$octet" export "$tmp/gq.safetensors" -o "$tmp/fifo"
+expect 1 "--save $tmp/fifo: exists" "$octet" train gpt "${gpt_flags[@]}" --save "$tmp/fifo"
+[ -p "$tmp/fifo" ] || { echo "FAIL: an output replaced a FIFO"; fails=$((fails + 1)); }
 # octet calibrate (post-training quantization): a fp32 GPT, calibrated, exports to an engine that
 # matches it bit for bit; its errors leave no output
 ok "calibrate gpt" "simulated int8 val loss" "$octet" calibrate "$tmp/g.safetensors" \

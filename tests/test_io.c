@@ -508,6 +508,15 @@ static void atomic_writes(void **state) {
     struct stat st;
     assert_int_equal(stat(path_in_dir("subdir/keep"), &st), 0);
 
+    /* A FIFO (as a device such as /dev/null) is not replaced by a regular file. */
+    const char *fifo = path_in_dir("fifo");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    assert_int_equal(oct_st_writer_write(&w, fifo), OCT_EIO);
+    assert_non_null(strstr(oct_last_error(), "exists and is not a regular file"));
+    assert_int_equal(stat(fifo, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    assert_int_equal(count_temps(), 0);
+
     /* A read-only directory (root ignores permissions). */
     if (geteuid() != 0) {
         assert_int_equal(chmod(path_in_dir("subdir"), 0555), 0);

@@ -235,12 +235,19 @@ static void qlinear_logits_from_qlinear_acc(void **state) {
     oct_graph_free(&g);
 }
 
-static void qlinear_backward_is_ste(void **state) {
+/* The STE backward of a layer with uniform (min-max) or power-of-two (4-bit) weight codes
+ * against a float reference on the codes. */
+static void backward_case(bool pow2) {
     oct_graph g;
     oct_graph_init(&g, 0, 1);
     enum { B = 6, K = 13, N = 5 };
     qlayer q;
     qlayer_init(&q, K, N, true);
+    if (pow2) { /* 4 bits: 0, +-1, ..., +-64 */
+        q.l.wmode = OCT_QAT_W_POW2;
+        q.l.wscheme.qmin = -64;
+        q.l.wscheme.qmax = 64;
+    }
     q.l.owns_in = false; /* x plays a previous layer's dequantized output */
     q.hi[1] = 0.6f;      /* some outputs clamp at the top */
     oct_tensor *x = param(B, K, 1.0f);
@@ -253,8 +260,15 @@ static void qlinear_backward_is_ste(void **state) {
     /* Reference: float linear on dequantized values, masked by ReLU and the output clamp. */
     float ws[N], wq[N * K], sy;
     int32_t zeros[N] = {0}, zy;
+    int8_t codes[N * K];
     oct_qat_linear_weight_scales(&q.l, ws);
-    oct_fake_quant_rows(q.fp.w->data, N, K, ws, zeros, -127, 127, wq);
+    if (pow2)
+        oct_quantize_pow2_s8(q.fp.w->data, N, K, ws, 6, codes);
+    else
+        oct_quantize_s8(q.fp.w->data, N, K, ws, zeros, -127, 127, codes);
+    oct_dequantize_s8(codes, N, K, ws, zeros, wq);
+    for (int i = 0; pow2 && i < N * K; i++) /* powers of two, the largest 64 */
+        assert_true(codes[i] == 0 || (abs(codes[i]) & (abs(codes[i]) - 1)) == 0);
     oct_quant_params(&q.out_q.scheme, q.lo[1], q.hi[1], &sy, &zy);
     double dx[B * K] = {0}, dw[N * K] = {0}, db[N] = {0};
     int masked = 0;
@@ -263,7 +277,7 @@ static void qlinear_backward_is_ste(void **state) {
             int64_t acc = oct_quant_bias(q.fp.b->data[c], sa, ws[c]);
             for (int k = 0; k < K; k++)
                 acc += (int64_t)(oct_quantize(x->data[r * K + k], sa, za, 0, 255) - za) *
-                       oct_quantize(q.fp.w->data[c * K + k], ws[c], 0, -127, 127);
+                       codes[c * K + k];
             float real = oct_acc_to_real((int32_t)acc, sa, ws[c]);
             bool pass = real > 0.0f && ref_passes(real, sy, zy, 0, 255);
             masked += !pass;
@@ -280,6 +294,11 @@ static void qlinear_backward_is_ste(void **state) {
     for (int i = 0; i < N; i++) assert_float_equal(q.fp.b->grad[i], db[i], 1e-4);
     oct_qat_linear_free(&q.l);
     oct_graph_free(&g);
+}
+
+static void qlinear_backward_is_ste(void **state) {
+    backward_case(false);
+    backward_case(true);
 }
 
 static void observers_update_only_when_training(void **state) {
@@ -554,8 +573,8 @@ static void int_forward(const oct_i8_mlp *m, const float *x, int B, int threads,
 }
 
 static void to_int8_is_bit_exact(void **state) {
-    const char *modes[3] = {"ema", "lsq,pact,lsq", "minmax"};
-    for (int cfg_i = 0; cfg_i < 3; cfg_i++) {
+    const char *modes[4] = {"ema", "lsq,pact,lsq", "minmax", "ema"};
+    for (int cfg_i = 0; cfg_i < 4; cfg_i++) { /* the last with power-of-two 3-bit weights */
         oct_arena_reset(&arena);
         oct_params params;
         oct_params_init(&params);
@@ -567,8 +586,10 @@ static void to_int8_is_bit_exact(void **state) {
         oct_qat_config cfg;
         oct_qat_config_default(&cfg);
         assert_int_equal(oct_qat_amodes_parse(modes[cfg_i], &cfg), OCT_OK);
-        cfg.weight_mode = cfg_i == 1 ? OCT_QAT_W_LSQ : OCT_QAT_W_MINMAX;
-        cfg.weight_bits = cfg_i == 2 ? 4 : 8;
+        cfg.weight_mode = cfg_i == 1   ? OCT_QAT_W_LSQ
+                          : cfg_i == 3 ? OCT_QAT_W_POW2
+                                       : OCT_QAT_W_MINMAX;
+        cfg.weight_bits = cfg_i == 2 ? 4 : cfg_i == 3 ? 3 : 8;
         oct_qat_mlp q;
         assert_int_equal(oct_qat_mlp_init(&q, &mlp, &arena, &params, &cfg), OCT_OK);
         oct_graph g;
@@ -584,6 +605,16 @@ static void to_int8_is_bit_exact(void **state) {
         assert_int_equal(oct_qat_mlp_to_int8(&q, 0.5f, 0.25f, &m), OCT_OK);
         assert_int_equal(m.n_layers, 3);
         assert_true(m.in_mean == 0.5f && m.in_std == 0.25f && m.in_qmax == 255);
+        for (int i = 0; cfg_i == 3 && i < m.n_layers; i++) { /* 0, +-1, +-2, +-4, and all used */
+            const oct_qlinear *l = &m.layers[i];
+            bool seen[5] = {false};
+            for (int64_t j = 0; j < (int64_t)l->out * l->in; j++) {
+                int a = abs(l->codes[j]);
+                assert_true(a == 0 || a == 1 || a == 2 || a == 4);
+                seen[a] = true;
+            }
+            assert_true(seen[0] && seen[1] && seen[2] && seen[4]);
+        }
         const int batches[3] = {1, 7, 256};
         const oct_i8_kernel kernels[3] = {OCT_I8_PORTABLE, OCT_I8_AVX2, OCT_I8_AVX512VNNI};
         g.training = false;
@@ -640,6 +671,11 @@ static void config_json_round_trip(void **state) {
     assert_int_equal(oct_qat_amodes_parse("pact", &d), OCT_OK);
     assert_int_equal(oct_qat_config_act_mode(&d, 0), OCT_QAT_A_EMA); /* input: no ReLU */
     assert_int_equal(oct_qat_config_act_mode(&d, 2), OCT_QAT_A_PACT);
+    d.weight_mode = OCT_QAT_W_POW2; /* powers of two up to 2^6 fit int8: 2..4 bits */
+    assert_int_equal(oct_qat_config_check(&d), OCT_EINVAL);
+    assert_non_null(strstr(oct_last_error(), "pow2 weights take 2..4 bits"));
+    d.weight_bits = 4;
+    assert_int_equal(oct_qat_config_check(&d), OCT_OK);
 }
 
 int main(void) {

@@ -580,6 +580,35 @@ static void pass_mask_matches_scalar(void **state) {
     assert_true(inside > N / 16 && inside < N - N / 16);
 }
 
+/* Power-of-two codes: the nearest of 0 and +-2^k, ties (1.5 * 2^k) to the larger, 1/2 to 1,
+ * clamped at 2^max_exp, NaN to 0; the same as a reference loop over many values. */
+static void pow2_codes(void **state) {
+    const float x[] = {0.0f,  0.49f, 0.5f,  0.74f,    1.49f, 1.5f,  2.9f, 3.0f,  5.99f, 6.0f,
+                       47.9f, 48.0f, 100.f, INFINITY, -3.0f, -0.2f, NAN,  -1e9f, 1e-40f};
+    const int8_t want[] = {0, 0, 1, 1, 1, 2, 2, 4, 4, 8, 32, 64, 64, 64, -4, 0, 0, -64, 0};
+    int n = (int)(sizeof x / sizeof x[0]);
+    int8_t got[32];
+    float one = 1.0f;
+    oct_quantize_pow2_s8(x, 1, n, &one, 6, got);
+    for (int i = 0; i < n; i++)
+        if (got[i] != want[i]) fail_msg("x = %g: code %d, want %d", (double)x[i], got[i], want[i]);
+    oct_quantize_pow2_s8(x, 1, n, &one, 0, got); /* ternary */
+    for (int i = 0; i < n; i++) assert_int_equal(got[i], want[i] > 0 ? 1 : want[i] < 0 ? -1 : 0);
+    enum { M = 4001 };
+    static float v[M];
+    static int8_t q[M];
+    float s = 0.37f;
+    for (int i = 0; i < M; i++) v[i] = (float)(i - M / 2) * 0.013f;
+    oct_quantize_pow2_s8(v, 1, M, &s, 4, q);
+    for (int i = 0; i < M; i++) {
+        float a = fabsf(v[i] / s);
+        int code = 0;
+        if (a >= 0.5f)
+            for (code = 1; code < 16 && a >= 1.5f * (float)code;) code *= 2;
+        assert_int_equal(q[i], v[i] < 0 ? -code : code);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pass_mask_matches_scalar),
@@ -594,6 +623,7 @@ int main(void) {
         cmocka_unit_test(requantize_vs_real),
         cmocka_unit_test(observers),
         cmocka_unit_test(lsq_and_pact),
+        cmocka_unit_test(pow2_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -281,8 +282,8 @@ bool cli_file_meta_is(const char *path, const char *key, const char *value) {
     return yes;
 }
 
-int cli_check_output(const char *flag, const char *path) {
-    if (!path) return CLI_OK;
+/* Whether the directory of path takes new files; else prints why. */
+static int check_dir(const char *flag, const char *path) {
     char dir[4096];
     const char *slash = strrchr(path, '/');
     size_t len = slash ? (size_t)(slash - path) : 0;
@@ -297,6 +298,21 @@ int cli_check_output(const char *flag, const char *path) {
         return CLI_FAIL;
     }
     return CLI_OK;
+}
+
+int cli_check_output(const char *flag, const char *path) {
+    if (!path) return CLI_OK;
+    if (check_dir(flag, path) != CLI_OK) return CLI_FAIL;
+    struct stat st; /* a file written atomically replaces the old one: not a device or FIFO */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "octet: %s %s: exists and is not a regular file\n", flag, path);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+int cli_check_log(const char *path) {
+    return path ? check_dir("--log", path) : CLI_OK;
 }
 
 void cli_set_threads(int threads) {

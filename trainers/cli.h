@@ -83,10 +83,14 @@ int cli_log_open(cli_log *l, const char *path, bool append);
 void cli_log_write(cli_log *l, json_t *obj);
 void cli_log_close(cli_log *l);
 
-/* Checks before any long work that the file `path` given with `flag` can be created: its
- * directory exists and is writable. Prints one line and returns CLI_FAIL otherwise. NULL path
+/* Checks before any long work that the file `path` given with `flag` can be written atomically
+ * (a temporary file renamed over it): its directory exists and is writable, and path is not an
+ * existing device, FIFO or directory. Prints one line and returns CLI_FAIL otherwise. NULL path
  * passes. */
 int cli_check_output(const char *flag, const char *path);
+/* The same for a --log file, which is appended to or truncated in place (so /dev/null is fine):
+ * only the directory is checked. */
+int cli_check_log(const char *path);
 
 /* True if the safetensors file at path opens and its metadata key equals value (false for
  * files that cannot be opened: loading them reports why). */

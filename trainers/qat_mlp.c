@@ -17,7 +17,7 @@ void qat_flags(qat_opts *o, cli_flag *rows) {
         {"--from", CLI_STR, &o->from, "--qat: fine-tune this saved model (no fp32 warm-up)", 0, 0},
         {"--weight-bits", CLI_INT, &o->weight_bits, "--qat: weight bits", 2, 8},
         {"--act-bits", CLI_INT, &o->act_bits, "--qat: activation bits", 2, 8},
-        {"--weight-quant", CLI_STR, &o->weight_quant, "--qat: weight scales: minmax or lsq", 0, 0},
+        {"--weight-quant", CLI_STR, &o->weight_quant, "--qat: weight quantizer: minmax, lsq, or pow2 (powers of two, 2..4 bits)", 0, 0},
         {"--act-quant", CLI_STR, &o->act_quant,
          "--qat: ema, minmax, lsq or pact; or one per point (input first): ema,pact,pact", 0, 0},
         {"--obs-momentum", CLI_FLOAT, &o->obs_momentum, "--qat: ema observer momentum", 1e-6, 1},

@@ -389,7 +389,7 @@ static int run(const gpt_opts *o) {
     /* at least one step: 0 would mean "decay over the whole span" to the schedule */
     sched.decay = (int64_t)ceil((double)o->decay * (double)(sched.total - sched.warmup));
     if (oct_schedule_check(&sched)) return fail_flag("--schedule");
-    if (cli_check_output("--save", o->save) || cli_check_output("--log", o->log) ||
+    if (cli_check_output("--save", o->save) || cli_check_log(o->log) ||
         cli_check_output("--checkpoint", o->checkpoint))
         return CLI_FAIL;
 
@@ -668,7 +668,8 @@ int cmd_train_gpt(int argc, char **argv) {
          -1, 1e9},
         {"--freeze-after", CLI_INT, &o.freeze_after,
          "--qat: freeze observers after N QAT steps (-1: half of them, 0: never)", -1, 1e9},
-        {"--weight-quant", CLI_STR, &o.weight_quant, "--qat: weight scales: minmax or lsq", 0, 0},
+        {"--weight-quant", CLI_STR, &o.weight_quant,
+         "--qat: weight quantizer: minmax, lsq, or pow2 (powers of two, 2..4 bits)", 0, 0},
         {"--act-quant", CLI_STR, &o.act_quant, "--qat: activation quantizers: ema, minmax or lsq",
          0, 0},
         {"--weight-bits", CLI_INT, &o.weight_bits, "--qat: weight bits (codes stored as int8)", 2,

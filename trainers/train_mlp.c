@@ -97,7 +97,7 @@ static int run(const mlp_opts *o) {
         return CLI_USAGE;
     }
     if (oct_schedule_kind_parse(o->schedule, &sched.kind)) return fail_flag("--schedule");
-    if (cli_check_output("--save", o->save) || cli_check_output("--log", o->log)) return CLI_FAIL;
+    if (cli_check_output("--save", o->save) || cli_check_log(o->log)) return CLI_FAIL;
 
     oct_image_set train = {0}, test = {0};
     if (oct_image_set_load_dir(&train, o->data, true) ||

@@ -134,6 +134,12 @@ oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w /* 
                              int32_t w_qmin, int32_t w_qmax, float a_scale, int32_t a_zp,
                              bool quant_out, bool relu, float y_scale, int32_t y_zp, int32_t y_qmin,
                              int32_t y_qmax);
+/* oct_qlinear_build with the weight codes given (out,in) instead of computed from float weights
+ * (non-uniform weight quantizers, such as powers of two). */
+oct_status oct_qlinear_build_codes(oct_qlinear *l, int out, int in, const int8_t *codes,
+                                   const float *b /* (out) */, const float *w_scale /* (out) */,
+                                   float a_scale, int32_t a_zp, bool quant_out, bool relu,
+                                   float y_scale, int32_t y_zp, int32_t y_qmin, int32_t y_qmax);
 /* Changes only the output side of a built layer (quant_out, relu, output scale, zero point and
  * code range) and recomputes m0/shift, exactly as oct_qlinear_build with these values would:
  * the QAT forward uses it after an output observer has seen this step's accumulators. */

@@ -53,6 +53,10 @@ oct_tensor *oct_fake_quant_pact(oct_graph *g, oct_tensor *x, oct_tensor *alpha, 
 typedef enum {
     OCT_QAT_W_MINMAX, /* s[c] = max_k |w[c][k]| / qmax, recomputed every forward */
     OCT_QAT_W_LSQ,    /* s[c] learned (initialized by oct_lsq_init_scale of row c) */
+    /* Logarithmic: codes 0 and +-2^k up to 2^e with e = 2^(bits-1) - 2 (bits 2..4: ternary,
+     * {0, +-1, +-2, +-4}, {0, +-1, ..., +-64}), s[c] = max_k |w[c][k]| / 2^e recomputed every
+     * forward (oct_quantize_pow2_s8): int8 codes, so export and engine run them unchanged. */
+    OCT_QAT_W_POW2,
     OCT_QAT_W_COUNT
 } oct_qat_wmode;
 

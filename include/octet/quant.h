@@ -105,6 +105,12 @@ void oct_quantize_u8(const float *x /* (rows, cols) */, int64_t rows, int64_t co
 void oct_quantize_s8(const float *x /* (rows, cols) */, int64_t rows, int64_t cols,
                      const float *s /* (rows) */, const int32_t *z /* (rows) */, int32_t qmin,
                      int32_t qmax, int8_t *q /* (rows, cols) */);
+/* Power-of-two (logarithmic) codes, for weights: v = x / s[r] (true division) to the nearest
+ * of 0, +-1, +-2, +-4, ..., +-2^max_exp (0 <= max_exp <= 6): 0 below 1/2 in magnitude (and for
+ * NaN), between 2^k and 2^(k+1) the nearer one (a tie, 1.5 * 2^k, to the larger), 2^max_exp
+ * beyond it. The codes are int8, so an integer layer runs them like uniform ones. */
+void oct_quantize_pow2_s8(const float *x /* (rows, cols) */, int64_t rows, int64_t cols,
+                          const float *s /* (rows) */, int max_exp, int8_t *q /* (rows, cols) */);
 void oct_dequantize_u8(const uint8_t *q /* (rows, cols) */, int64_t rows, int64_t cols,
                        const float *s /* (rows) */, const int32_t *z /* (rows) */,
                        float *x /* (rows, cols) */);

@@ -51,11 +51,10 @@ void oct_qlinear_free(oct_qlinear *l) {
     memset(l, 0, sizeof *l);
 }
 
-oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w, const float *b,
-                             const float *w_scale, int32_t w_qmin, int32_t w_qmax, float a_scale,
-                             int32_t a_zp, bool quant_out, bool relu, float y_scale, int32_t y_zp,
-                             int32_t y_qmin, int32_t y_qmax) {
-    OCT_ASSERT(out > 0 && in > 0 && w_qmin >= -128 && w_qmax <= 127 && w_qmin < w_qmax);
+/* The checks and buffers every build shares: scales positive, l's buffers sized out x in
+ * (reused from a build of that shape), w_scale and the input quantization set. */
+static oct_status prepare(oct_qlinear *l, int out, int in, const float *w_scale, float a_scale,
+                          int32_t a_zp, bool quant_out, float y_scale) {
     if (!(a_scale > 0) || (quant_out && !(y_scale > 0)))
         return oct_fail(OCT_EINVAL,
                         "qlinear: activation scales must be positive (input %g, "
@@ -79,18 +78,44 @@ oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w, co
     memcpy(l->w_scale, w_scale, (size_t)out * sizeof *w_scale);
     l->a_scale = a_scale;
     l->a_zp = a_zp;
+    return OCT_OK;
+}
 
+/* The rest of a build once l->codes holds the weight codes. */
+static oct_status finish(oct_qlinear *l, const float *b, bool quant_out, bool relu, float y_scale,
+                         int32_t y_zp, int32_t y_qmin, int32_t y_qmax) {
+    oct_status s = oct_i8_repack(&l->w, l->codes, l->out, l->in);
+    if (s != OCT_OK) return s;
+    if (b)
+        oct_quant_bias_rows(b, l->out, l->a_scale, l->w_scale, l->bias_q);
+    else
+        memset(l->bias_q, 0, (size_t)l->out * sizeof *l->bias_q);
+    return oct_qlinear_set_output(l, quant_out, relu, y_scale, y_zp, y_qmin, y_qmax);
+}
+
+oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w, const float *b,
+                             const float *w_scale, int32_t w_qmin, int32_t w_qmax, float a_scale,
+                             int32_t a_zp, bool quant_out, bool relu, float y_scale, int32_t y_zp,
+                             int32_t y_qmin, int32_t y_qmax) {
+    OCT_ASSERT(out > 0 && in > 0 && w_qmin >= -128 && w_qmax <= 127 && w_qmin < w_qmax);
+    oct_status s = prepare(l, out, in, w_scale, a_scale, a_zp, quant_out, y_scale);
+    if (s != OCT_OK) return s;
     int32_t *zeros = calloc((size_t)out, sizeof *zeros);
     OCT_ASSERT(zeros);
     oct_quantize_s8(w, out, in, w_scale, zeros, w_qmin, w_qmax, l->codes);
-    oct_status s = oct_i8_repack(&l->w, l->codes, out, in);
     free(zeros);
+    return finish(l, b, quant_out, relu, y_scale, y_zp, y_qmin, y_qmax);
+}
+
+oct_status oct_qlinear_build_codes(oct_qlinear *l, int out, int in, const int8_t *codes,
+                                   const float *b, const float *w_scale, float a_scale,
+                                   int32_t a_zp, bool quant_out, bool relu, float y_scale,
+                                   int32_t y_zp, int32_t y_qmin, int32_t y_qmax) {
+    OCT_ASSERT(out > 0 && in > 0);
+    oct_status s = prepare(l, out, in, w_scale, a_scale, a_zp, quant_out, y_scale);
     if (s != OCT_OK) return s;
-    if (b)
-        oct_quant_bias_rows(b, out, a_scale, w_scale, l->bias_q);
-    else
-        memset(l->bias_q, 0, (size_t)out * sizeof *l->bias_q);
-    return oct_qlinear_set_output(l, quant_out, relu, y_scale, y_zp, y_qmin, y_qmax);
+    memcpy(l->codes, codes, (size_t)out * (size_t)in);
+    return finish(l, b, quant_out, relu, y_scale, y_zp, y_qmin, y_qmax);
 }
 
 oct_status oct_qlinear_set_output(oct_qlinear *l, bool quant_out, bool relu, float y_scale,

@@ -130,6 +130,9 @@ static bool sync_dir(const char *path) {
 }
 
 oct_status oct_st_writer_write(oct_st_writer *w, const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) /* a device, FIFO, directory: not ours */
+        return oct_fail(OCT_EIO, "%s: exists and is not a regular file", path);
     size_t len;
     char *text = header_text(w, &len);
     size_t plen = strlen(path);

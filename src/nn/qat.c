@@ -60,6 +60,11 @@ void oct__qat_linear_init(oct_qat_linear *l, const oct_linear_layer *fp, oct_act
     l->wmode = cfg->weight_mode;
     oct_status s = oct_qscheme_init(&l->wscheme, cfg->weight_bits, true, true, true, true);
     OCT_ASSERT(s == OCT_OK);
+    if (l->wmode == OCT_QAT_W_POW2) { /* codes up to 2^e, e = 2^(bits-1) - 2: the scale maps the
+                                         largest weight to it */
+        l->wscheme.qmax = 1 << ((1 << (cfg->weight_bits - 1)) - 2);
+        l->wscheme.qmin = -l->wscheme.qmax;
+    }
     l->threads = 1;
     if (l->wmode != OCT_QAT_W_LSQ) return;
     int out = fp->w->shape[0];

@@ -6,6 +6,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <string.h>
 
 /* The rules below rely on IEEE float32 semantics that these modes break. */
 #if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
@@ -101,6 +102,25 @@ void oct_quantize_s8(const float *x, int64_t rows, int64_t cols, const float *s,
         float sr = s[r], lo = (float)(qmin - z[r]), hi = (float)(qmax - z[r]);
         int32_t zr = z[r];
         for (int64_t i = 0; i < cols; i++) qr[i] = (int8_t)(quant_offset(xr[i], sr, lo, hi) + zr);
+    }
+}
+
+void oct_quantize_pow2_s8(const float *x, int64_t rows, int64_t cols, const float *s, int max_exp,
+                          int8_t *q) {
+    OCT_ASSERT(max_exp >= 0 && max_exp <= 6);
+    int top = 1 << max_exp;
+    for (int64_t r = 0; r < rows; r++) {
+        check_params(s[r], 0, -top, top);
+        for (int64_t i = 0; i < cols; i++) {
+            float v = x[r * cols + i] / s[r], a = fabsf(v);
+            uint32_t bits;
+            memcpy(&bits, &a, sizeof bits);
+            /* the exponent, plus one from 1.5 * 2^k up (the mantissa's top bit), clamped */
+            int e = (int)(bits >> 23) - 127 + (int)(bits >> 22 & 1u);
+            e = e < 0 ? 0 : e > max_exp ? max_exp : e;
+            int code = a >= 0.5f ? 1 << e : 0; /* false for NaN */
+            q[r * cols + i] = (int8_t)(v < 0.0f ? -code : code);
+        }
     }
 }
 
