@@ -86,6 +86,8 @@ static int calibrate_gpt(const char *path, const cal_opts *o) {
     m.qat_on = true;
     g.training = true; /* observers watch; no_grad: no backward, no step */
     g.no_grad = true;
+    cli_progress bar;
+    cli_progress_begin(&bar, "calibrate", o->batches, "tok/s");
     for (int i = 0; i < o->batches && rc == CLI_OK; i++) {
         oct_graph_reset(&g);
         if (oct_text_batch(&text, OCT_SPLIT_TRAIN, &rng, B, T, xy, xy + (int64_t)B * T)) {
@@ -93,9 +95,12 @@ static int calibrate_gpt(const char *path, const cal_opts *o) {
             break;
         }
         oct_qat_gpt_needs_whole_batch(m.qat); /* syncs the frozen flags */
-        gpt_model_forward(&m, &g, xy, B, T);
+        oct_tensor *logits = gpt_model_forward(&m, &g, xy, B, T);
         oct_qat_gpt_commit(m.qat);
+        cli_progress_update(&bar, i + 1, oct_gpt_loss(&g, logits, xy + (int64_t)B * T)->data[0],
+                            (double)(i + 1) * B * T);
     }
+    cli_progress_end(&bar);
     g.training = false;
     g.no_grad = false;
     if (rc == CLI_OK &&
@@ -158,6 +163,8 @@ static int calibrate_mlp(const char *path, const cal_opts *o) {
     m.qat_on = true;
     g.training = true; /* observers watch; no_grad: no backward, no step */
     g.no_grad = true;
+    cli_progress bar;
+    cli_progress_begin(&bar, "calibrate", o->batches, "images/s");
     for (int i = 0; i < o->batches && rc == CLI_OK; i++) {
         const int32_t *idx;
         int n;
@@ -167,9 +174,12 @@ static int calibrate_mlp(const char *path, const cal_opts *o) {
         int32_t *y = oct_arena_alloc(&g.arena, (size_t)n * sizeof *y);
         oct_image_set_batch(&train, idx, n, x->data, y);
         oct_qat_mlp_needs_whole_batch(m.qat); /* syncs the frozen flags */
-        mlp_model_forward(&m, &g, x);
+        oct_tensor *logits = mlp_model_forward(&m, &g, x);
         oct_qat_mlp_commit(m.qat);
+        cli_progress_update(&bar, i + 1, oct_cross_entropy(&g, logits, y)->data[0],
+                            (double)(i + 1) * batch);
     }
+    cli_progress_end(&bar);
     g.training = false;
     g.no_grad = false;
     if (rc == CLI_OK) ptq = mlp_model_evaluate(&m, &g, &test);
