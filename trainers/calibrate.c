@@ -78,7 +78,8 @@ static int calibrate_gpt(const char *path, const cal_opts *o) {
     if (rc == CLI_OK) {
         cli_set_threads(o->threads);
         oct_qat_gpt_set_threads(m.qat, o->threads);
-        if (gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, 20, B, T, GPT_EVAL_SEED, &fp32))
+        if (gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, B, T, GPT_EVAL_SEED,
+                               &fp32))
             rc = cli_fail(NULL);
     }
     oct_rng rng;
@@ -103,8 +104,8 @@ static int calibrate_gpt(const char *path, const cal_opts *o) {
     cli_progress_end(&bar);
     g.training = false;
     g.no_grad = false;
-    if (rc == CLI_OK &&
-        gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, 20, B, T, GPT_EVAL_SEED, &ptq))
+    if (rc == CLI_OK && gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, B, T,
+                                           GPT_EVAL_SEED, &ptq))
         rc = cli_fail(NULL);
     if (rc == CLI_OK && gpt_model_save(&m, o->out)) rc = cli_fail(NULL);
     if (rc == CLI_OK)

@@ -14,7 +14,7 @@ int cmd_eval(int argc, char **argv) {
     const char *data = OCT_FASHION_MNIST_DIR;
     int threads = 1, batch = 256;
     const char *int8_path = NULL, *kernel = "auto", *compare = NULL, *text = OCT_DEFAULT_TEXT;
-    int eval_batches = 20, windows = GPT_EVAL_WINDOWS;
+    int eval_batches = GPT_EVAL_BATCHES, windows = GPT_EVAL_WINDOWS;
     const cli_flag flags[] = {
         {"--data", CLI_STR, &data, "directory with the IDX .gz files", 0, 0},
         {"--threads", CLI_INT, &threads, "threads", 1, 256},

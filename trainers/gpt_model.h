@@ -15,6 +15,8 @@
 /* Windows per validation batch, whatever the training batch is, so runs with different --batch
  * report losses on the same text. */
 #define GPT_EVAL_WINDOWS 32
+/* Validation batches unless --eval-batches says otherwise. */
+#define GPT_EVAL_BATCHES 20
 /* Names of a checkpoint's optimizer tensors start with this. */
 #define GPT_OPTIM_PREFIX "optim/"
 

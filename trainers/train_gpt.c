@@ -599,7 +599,7 @@ int cmd_train_gpt(int argc, char **argv) {
         .seed = 1,
         .threads = 1,
         .eval_every = 500,
-        .eval_batches = 20,
+        .eval_batches = GPT_EVAL_BATCHES,
         .lr = 6e-3f,
         .min_lr = 0.0f,
         .decay = 1.0f,
