@@ -151,25 +151,51 @@ int64_t oct_text_split_size(const oct_text *t, oct_split split) {
     return split == OCT_SPLIT_TRAIN ? t->n_train : t->n - t->n_train;
 }
 
+/* Fails unless split holds a window of T + 1 tokens. */
+static oct_status check_window(const oct_text *t, oct_split split, int T) {
+    int64_t len = oct_text_split_size(t, split);
+    if (len >= (int64_t)T + 1) return OCT_OK;
+    return oct_fail(OCT_EINVAL,
+                    "text: the %s split holds %lld tokens, fewer than the window length "
+                    "T + 1 = %lld",
+                    split == OCT_SPLIT_TRAIN ? "training" : "validation", (long long)len,
+                    (long long)T + 1);
+}
+
+/* Row b of x and y: the window of T inputs at w and its targets. */
+static void put_window(const uint8_t *w, int b, int T, int32_t *x, int32_t *y) {
+    for (int i = 0; i < T; i++) {
+        x[(int64_t)b * T + i] = w[i];
+        y[(int64_t)b * T + i] = w[i + 1];
+    }
+}
+
 oct_status oct_text_batch(const oct_text *t, oct_split split, oct_rng *rng, int B, int T,
                           int32_t *x, /* (B,T) */
                           int32_t *y /* (B,T) */) {
     OCT_ASSERT(B >= 1 && T >= 1);
+    oct_status s = check_window(t, split, T);
+    if (s != OCT_OK) return s;
     int64_t len = oct_text_split_size(t, split);
-    if (len < (int64_t)T + 1)
-        return oct_fail(OCT_EINVAL,
-                        "text: the %s split holds %lld tokens, fewer than the window length "
-                        "T + 1 = %lld",
-                        split == OCT_SPLIT_TRAIN ? "training" : "validation", (long long)len,
-                        (long long)T + 1);
     const uint8_t *base = t->tokens + (split == OCT_SPLIT_TRAIN ? 0 : t->n_train);
-    for (int b = 0; b < B; b++) {
-        /* len - T <= 1 GiB fits the uint32 range of oct_rng_below */
-        const uint8_t *w = base + oct_rng_below(rng, (uint32_t)(len - T));
-        for (int i = 0; i < T; i++) {
-            x[(int64_t)b * T + i] = w[i];
-            y[(int64_t)b * T + i] = w[i + 1];
-        }
-    }
+    for (int b = 0; b < B; b++) /* len - T <= 1 GiB fits the uint32 range of oct_rng_below */
+        put_window(base + oct_rng_below(rng, (uint32_t)(len - T)), b, T, x, y);
+    return OCT_OK;
+}
+
+int64_t oct_text_window_count(const oct_text *t, oct_split split, int T) {
+    OCT_ASSERT(T >= 1);
+    return (oct_text_split_size(t, split) - 1) / T;
+}
+
+oct_status oct_text_windows(const oct_text *t, oct_split split, int64_t first, int B, int T,
+                            int32_t *x, int32_t *y, int *n) {
+    OCT_ASSERT(B >= 1 && T >= 1 && first >= 0);
+    oct_status s = check_window(t, split, T);
+    if (s != OCT_OK) return s;
+    const uint8_t *base = t->tokens + (split == OCT_SPLIT_TRAIN ? 0 : t->n_train);
+    int64_t total = oct_text_window_count(t, split, T);
+    *n = 0;
+    for (int64_t k = first; k < total && *n < B; k++) put_window(base + k * T, (*n)++, T, x, y);
     return OCT_OK;
 }

@@ -128,6 +128,10 @@ ok "export gpt" "int8 embeddings" "$octet" export "$tmp/gq.safetensors" -o "$tmp
 ok "eval --compare" "bit-identical at 32/32 positions" "$octet" eval --int8 "$tmp/g8.safetensors" \
     --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 --compare "$tmp/gq.safetensors"
 ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -n 20
+# --full: the whole validation split in consecutive windows (a last batch shorter than 32)
+ok "eval --full" "the whole split" "$octet" eval "$tmp/gq.safetensors" --text "$tmp/tiny.txt" --full
+ok "eval --int8 --full --compare" "bit-identical at 256/256 positions" "$octet" eval --int8 \
+    "$tmp/g8.safetensors" --text "$tmp/tiny.txt" --full --compare "$tmp/gq.safetensors"
 # QAT at 4-bit weights and 6-bit activations exports to an engine that matches it bit for bit
 ok "train gpt --qat --weight-bits 4" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat \
     --weight-bits 4 --act-bits 6 --save "$tmp/g4.safetensors"

@@ -460,6 +460,23 @@ static void text_windows(void **state) {
     assert_int_equal(oct_text_batch(&t, OCT_SPLIT_VAL, &r, 2, 5, x, y), OCT_OK);
     assert_int_equal(oct_text_batch(&t, OCT_SPLIT_VAL, &r, 2, 6, x, y), OCT_EINVAL);
     assert_non_null(strstr(oct_last_error(), "validation"));
+    /* consecutive windows tile the training split: (len - 1) / T of them, window k at k T */
+    int64_t len = oct_text_split_size(&t, OCT_SPLIT_TRAIN), count = (len - 1) / T;
+    assert_int_equal(oct_text_window_count(&t, OCT_SPLIT_TRAIN, T), count);
+    int64_t k = 0;
+    for (int n = B; n == B;) {
+        assert_int_equal(oct_text_windows(&t, OCT_SPLIT_TRAIN, k, B, T, x, y, &n), OCT_OK);
+        for (int b = 0; b < n; b++, k++)
+            for (int i = 0; i < T; i++) {
+                assert_int_equal(x[b * T + i], t.tokens[k * T + i]);
+                assert_int_equal(y[b * T + i], t.tokens[k * T + i + 1]);
+            }
+    }
+    assert_int_equal(k, count);
+    int n;
+    assert_int_equal(oct_text_windows(&t, OCT_SPLIT_TRAIN, count, B, T, x, y, &n), OCT_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(oct_text_windows(&t, OCT_SPLIT_VAL, 0, 2, 6, x, y, &n), OCT_EINVAL);
     oct_text_free(&t);
 }
 

@@ -15,6 +15,7 @@ int cmd_eval(int argc, char **argv) {
     int threads = 1, batch = 256;
     const char *int8_path = NULL, *kernel = "auto", *compare = NULL, *text = OCT_DEFAULT_TEXT;
     int eval_batches = GPT_EVAL_BATCHES, windows = GPT_EVAL_WINDOWS;
+    bool full = false;
     const cli_flag flags[] = {
         {"--data", CLI_STR, &data, "directory with the IDX .gz files", 0, 0},
         {"--threads", CLI_INT, &threads, "threads", 1, 256},
@@ -28,6 +29,10 @@ int cmd_eval(int argc, char **argv) {
         {"--text", CLI_STR, &text, "GPT: text whose last 10% is the validation split", 0, 0},
         {"--eval-batches", CLI_INT, &eval_batches, "GPT: validation batches", 1, 1e6},
         {"--windows", CLI_INT, &windows, "GPT: windows per validation batch", 1, 65536},
+        {"--full", CLI_BOOL, &full,
+         "GPT: the whole validation split in consecutive windows, instead of --eval-batches "
+         "random batches",
+         0, 0},
     };
     cli_cmd cmd = {"eval",
                    "MODEL [flags]  |  octet eval --int8 FILE [flags]",
@@ -46,6 +51,7 @@ int cmd_eval(int argc, char **argv) {
         return CLI_USAGE;
     }
     if ((rc = int8_select_kernel("eval", kernel)) != CLI_OK) return rc;
+    if (full) eval_batches = 0; /* the whole split (gpt_model_evaluate) */
     if (int8_path && gpt_int8_is_export(int8_path))
         return gpt_int8_eval(int8_path, text, eval_batches, windows, threads, compare);
     if (int8_path) return int8_eval(int8_path, data, batch, threads, compare);

@@ -67,6 +67,14 @@ static int export_vocab(const oct_i8_gpt *m, oct_vocab *v) {
     return CLI_OK;
 }
 
+/* "20 x 32 windows of 128", or for a full pass "the whole split, 3361 windows of 128". */
+static void eval_windows_str(int n_batches, int B, int64_t windows, int T, char *buf, size_t n) {
+    if (n_batches)
+        snprintf(buf, n, "%d x %d windows of %d", n_batches, B, T);
+    else
+        snprintf(buf, n, "the whole split, %lld windows of %d", (long long)windows, T);
+}
+
 int gpt_model_eval(const char *path, const char *text_path, int n_batches, int B, int threads) {
     gpt_model m;
     if (gpt_model_load(&m, path)) return cli_fail(NULL);
@@ -77,16 +85,19 @@ int gpt_model_eval(const char *path, const char *text_path, int n_batches, int B
         oct_graph g;
         oct_graph_init(&g, 0, 0);
         double loss, t0 = cli_now();
-        if (gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, n_batches, B, m.gpt.cfg.context,
-                               GPT_EVAL_SEED, &loss)) {
+        int T = m.gpt.cfg.context;
+        if (gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, n_batches, B, T, GPT_EVAL_SEED,
+                               &loss)) {
             rc = cli_fail(NULL);
         } else {
             double sec = cli_now() - t0;
-            printf("%s: %sval loss %.4f nats/char (%.4f bits/char) on %d x %d windows of %d; "
-                   "%.0f tok/s\n",
-                   path, m.qat_on ? "QAT (simulated int8) " : "", loss, loss / 0.69314718055994531,
-                   n_batches, B, m.gpt.cfg.context,
-                   (double)n_batches * B * m.gpt.cfg.context / sec);
+            int64_t windows =
+                n_batches ? (int64_t)n_batches * B : oct_text_window_count(&text, OCT_SPLIT_VAL, T);
+            char where[96];
+            eval_windows_str(n_batches, B, windows, T, where, sizeof where);
+            printf("%s: %sval loss %.4f nats/char (%.4f bits/char) on %s; %.0f tok/s\n", path,
+                   m.qat_on ? "QAT (simulated int8) " : "", loss, loss / 0.69314718055994531, where,
+                   (double)windows * T / sec);
         }
         oct_graph_free(&g);
     }
@@ -134,37 +145,43 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B,
     oct_rng rng;
     oct_rng_seed(&rng, GPT_EVAL_SEED, 3); /* the windows gpt_model_evaluate draws */
     double sum = 0.0, sec = 0.0;
-    int64_t same = 0;
-    for (int i = 0; i < n_batches && rc == CLI_OK; i++) {
+    int64_t same = 0, windows = 0, next = 0;
+    for (int i = 0; rc == CLI_OK && (n_batches == 0 || i < n_batches); i++) {
         oct_graph_reset(&g);
         int32_t *x = oct_arena_alloc(&g.arena, 2 * (size_t)B * T * sizeof *x), *y = x + B * T;
         int32_t *acc = oct_arena_alloc(&g.arena, (size_t)B * T * V * sizeof *acc);
-        oct_tensor *logits = oct_tensor_new2(&g.arena, B * T, V);
-        if (oct_text_batch(&text, OCT_SPLIT_VAL, &rng, B, T, x, y)) {
+        int rows;
+        if (gpt_eval_windows(&text, OCT_SPLIT_VAL, &rng, n_batches == 0, &next, B, T, x, y,
+                             &rows)) {
             rc = cli_fail(NULL);
             break;
         }
+        if (rows == 0) break;
+        oct_tensor *logits = oct_tensor_new2(&g.arena, rows * T, V);
         double t0 = cli_now();
-        for (int b = 0; b < B; b++) {
+        for (int b = 0; b < rows; b++) {
             c.len = 0;
             oct_i8_gpt_run(&c, x + (int64_t)b * T, T, acc + (int64_t)b * T * V,
                            logits->data + (int64_t)b * T * V);
         }
         sec += cli_now() - t0;
-        sum += oct_cross_entropy(&g, logits, y)->data[0];
+        sum += (double)oct_cross_entropy(&g, logits, y)->data[0] * rows;
+        windows += rows;
         if (compare) {
-            const float *want = gpt_model_forward(&ref, &g, x, B, T)->data;
-            for (int64_t r = 0; r < (int64_t)B * T; r++)
+            const float *want = gpt_model_forward(&ref, &g, x, rows, T)->data;
+            for (int64_t r = 0; r < (int64_t)rows * T; r++)
                 same += !memcmp(want + r * V, logits->data + r * V, sizeof(float) * (size_t)V);
         }
     }
-    double loss = sum / n_batches;
-    long long positions = (long long)n_batches * B * T;
+    double loss = windows > 0 ? sum / (double)windows : 0.0;
+    long long positions = (long long)windows * T;
+    char where[96];
+    eval_windows_str(n_batches, B, windows, T, where, sizeof where);
     if (rc == CLI_OK)
-        printf("%s: int8 val loss %.4f nats/char (%.4f bits/char) on %d x %d windows of %d; "
-               "%.0f tok/s (%d thread%s, kernel %s)\n",
-               path, loss, loss / 0.69314718055994531, n_batches, B, T, (double)positions / sec,
-               threads, threads == 1 ? "" : "s", oct_i8_kernel_name());
+        printf("%s: int8 val loss %.4f nats/char (%.4f bits/char) on %s; %.0f tok/s (%d "
+               "thread%s, kernel %s)\n",
+               path, loss, loss / 0.69314718055994531, where, (double)positions / sec, threads,
+               threads == 1 ? "" : "s", oct_i8_kernel_name());
     if (rc == CLI_OK && compare) {
         printf("compared with %s: logits bit-identical at %lld/%lld positions\n", compare,
                (long long)same, positions);

@@ -218,6 +218,17 @@ oct_status gpt_model_add(const gpt_model *m, oct_st_writer *w, const char *path)
     return s;
 }
 
+oct_status gpt_eval_windows(const oct_text *text, oct_split split, oct_rng *rng, bool full,
+                            int64_t *next, int B, int T, int32_t *x, int32_t *y, int *rows) {
+    if (!full) {
+        *rows = B;
+        return oct_text_batch(text, split, rng, B, T, x, y);
+    }
+    oct_status s = oct_text_windows(text, split, *next, B, T, x, y, rows);
+    *next += *rows;
+    return s;
+}
+
 oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, oct_split split,
                               int n_batches, int B, int T, uint64_t seed, double *loss) {
     bool no_grad = g->no_grad, training = g->training;
@@ -226,18 +237,22 @@ oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, 
     oct_rng rng;
     oct_rng_seed(&rng, seed, 3);
     double sum = 0.0;
+    int64_t windows = 0, next = 0;
     oct_status s = OCT_OK;
-    for (int i = 0; i < n_batches && s == OCT_OK; i++) {
+    for (int i = 0; s == OCT_OK && (n_batches == 0 || i < n_batches); i++) {
         oct_graph_reset(g);
         int32_t *x = oct_arena_alloc(&g->arena, 2 * (size_t)B * (size_t)T * sizeof *x);
         int32_t *y = x + (int64_t)B * T;
-        s = oct_text_batch(text, split, &rng, B, T, x, y);
-        if (s == OCT_OK) sum += oct_gpt_loss(g, gpt_model_forward(m, g, x, B, T), y)->data[0];
+        int rows;
+        s = gpt_eval_windows(text, split, &rng, n_batches == 0, &next, B, T, x, y, &rows);
+        if (s != OCT_OK || rows == 0) break;
+        sum += (double)oct_gpt_loss(g, gpt_model_forward(m, g, x, rows, T), y)->data[0] * rows;
+        windows += rows;
     }
     oct_graph_reset(g);
     g->no_grad = no_grad;
     g->training = training;
-    *loss = n_batches > 0 ? sum / n_batches : 0.0;
+    *loss = windows > 0 ? sum / (double)windows : 0.0;
     return s;
 }
 

@@ -50,9 +50,15 @@ oct_status gpt_model_enable_qat(gpt_model *m, const oct_qat_config *cfg);
 /* logits (B,T,V): the QAT GPT when qat_on, else the fp32 one. */
 oct_tensor *gpt_model_forward(gpt_model *m, oct_graph *g, const int32_t *ids, int B, int T);
 
+/* A batch of evaluation windows of T tokens into x and y (B,T): B random ones from rng, or with
+ * full the next consecutive ones tiling split (oct_text_windows) from window *next, which
+ * advances; *rows gets how many (0 once a full pass is done). */
+oct_status gpt_eval_windows(const oct_text *text, oct_split split, oct_rng *rng, bool full,
+                            int64_t *next, int B, int T, int32_t *x, int32_t *y, int *rows);
 /* Mean cross-entropy in nats per token over n_batches batches of B windows of T tokens drawn
  * from split with an rng seeded by seed (the same windows on every call with the same
- * arguments). Runs without gradients or dropout. Fails (OCT_EINVAL) when the split is too
+ * arguments), or with n_batches 0 over the whole split in consecutive windows (the last batch
+ * may be shorter). Runs without gradients or dropout. Fails (OCT_EINVAL) when the split is too
  * short for T + 1 tokens. */
 oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, oct_split split,
                               int n_batches, int B, int T, uint64_t seed, double *loss);
