@@ -213,6 +213,14 @@ expect 1 "already has quantization ranges" "$octet" calibrate "$tmp/gq.safetenso
     --text "$tmp/tiny.txt" -o "$tmp/cal.safetensors"
 expect 2 "--act-quant 'lsq'" "$octet" calibrate "$tmp/g.safetensors" --act-quant lsq \
     --text "$tmp/tiny.txt" -o "$tmp/cal.safetensors"
+ok "calibrate pow2" "4-bit power-of-two weights" "$octet" calibrate "$tmp/g.safetensors" \
+    --text "$tmp/tiny.txt" --batches 2 --weight-quant pow2 --weight-bits 4 -o "$tmp/gcp.safetensors"
+ok "export calibrated pow2" "int8" "$octet" export "$tmp/gcp.safetensors" -o "$tmp/gcp8.safetensors"
+ok "eval --compare calibrated pow2" "bit-identical at 32/32 positions" "$octet" eval --int8 \
+    "$tmp/gcp8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
+    --compare "$tmp/gcp.safetensors"
+expect 2 "--weight-quant 'lsq'" "$octet" calibrate "$tmp/g.safetensors" --weight-quant lsq \
+    --text "$tmp/tiny.txt" -o "$tmp/cal.safetensors"
 expect 2 "-o" "$octet" calibrate "$tmp/g.safetensors" --text "$tmp/tiny.txt"
 expect 2 "--batches" "$octet" calibrate "$tmp/g.safetensors" --batches 0 -o "$tmp/cal.safetensors"
 expect 1 "'Z'" "$octet" calibrate "$tmp/g.safetensors" --text "$tmp/zebra.txt" \

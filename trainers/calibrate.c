@@ -25,7 +25,7 @@
 #define MLP_CAL_BATCH 256
 
 typedef struct cal_opts {
-    const char *out, *text, *data, *act_quant;
+    const char *out, *text, *data, *act_quant, *weight_quant;
     int batches, embed_bits, weight_bits, act_bits, threads;
 } cal_opts;
 
@@ -41,11 +41,22 @@ static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
                 o->act_quant);
         return CLI_USAGE;
     }
-    if (oct_qat_amodes_parse(o->act_quant, cfg) || oct_qat_config_check(cfg)) {
+    if (strcmp(o->weight_quant, "minmax") && strcmp(o->weight_quant, "pow2")) {
+        fprintf(stderr, "octet calibrate: --weight-quant '%s': expected minmax or pow2\n",
+                o->weight_quant);
+        return CLI_USAGE;
+    }
+    if (oct_qat_wmode_parse(o->weight_quant, &cfg->weight_mode) ||
+        oct_qat_amodes_parse(o->act_quant, cfg) || oct_qat_config_check(cfg)) {
         fprintf(stderr, "octet calibrate: %s\n", oct_last_error());
         return CLI_USAGE;
     }
     return CLI_OK;
+}
+
+/* " power-of-two" for pow2 weights, for the summary line. */
+static const char *pow2_word(const cal_opts *o) {
+    return strcmp(o->weight_quant, "pow2") ? "" : " power-of-two";
 }
 
 /* Refuses a model that already has quantizer state. */
@@ -109,10 +120,10 @@ static int calibrate_gpt(const char *path, const cal_opts *o) {
         rc = cli_fail(NULL);
     if (rc == CLI_OK && gpt_model_save(&m, o->out)) rc = cli_fail(NULL);
     if (rc == CLI_OK)
-        printf("%s: calibrated on %d x %d training windows (%s observers; %d-bit weights, "
+        printf("%s: calibrated on %d x %d training windows (%s observers; %d-bit%s weights, "
                "%d-bit activations, %s embeddings): simulated int8 val loss %.4f nats/char, "
                "fp32 %.4f\nsaved %s\n",
-               path, o->batches, B, o->act_quant, o->weight_bits, o->act_bits,
+               path, o->batches, B, o->act_quant, o->weight_bits, pow2_word(o), o->act_bits,
                o->embed_bits ? "int8" : "float32", ptq, fp32, o->out);
     oct_graph_free(&g);
     free(xy);
@@ -186,9 +197,9 @@ static int calibrate_mlp(const char *path, const cal_opts *o) {
     if (rc == CLI_OK) ptq = mlp_model_evaluate(&m, &g, &test);
     if (rc == CLI_OK && mlp_model_save(&m, o->out)) rc = cli_fail(NULL);
     if (rc == CLI_OK)
-        printf("%s: calibrated on %d x %d training images (%s observers; %d-bit weights, %d-bit "
+        printf("%s: calibrated on %d x %d training images (%s observers; %d-bit%s weights, %d-bit "
                "activations): simulated int8 test accuracy %.2f%%, fp32 %.2f%%\nsaved %s\n",
-               path, o->batches, batch, o->act_quant, o->weight_bits, o->act_bits,
+               path, o->batches, batch, o->act_quant, o->weight_bits, pow2_word(o), o->act_bits,
                100 * ptq.accuracy, 100 * fp32.accuracy, o->out);
     oct_batcher_free(&batcher);
     oct_graph_free(&g);
@@ -202,6 +213,7 @@ int cmd_calibrate(int argc, char **argv) {
     cal_opts o = {.text = OCT_DEFAULT_TEXT,
                   .data = OCT_FASHION_MNIST_DIR,
                   .act_quant = CAL_OBSERVERS,
+                  .weight_quant = "minmax",
                   .batches = CAL_BATCHES,
                   .weight_bits = 8,
                   .act_bits = 8,
@@ -214,6 +226,8 @@ int cmd_calibrate(int argc, char **argv) {
          "activation observers: ema (a moving average of the batches' ranges) or minmax (the "
          "range of all batches)",
          0, 0},
+        {"--weight-quant", CLI_STR, &o.weight_quant,
+         "weights: minmax (uniform) or pow2 (powers of two, 2..4 bits)", 0, 0},
         {"--weight-bits", CLI_INT, &o.weight_bits, "weight bits", 2, 8},
         {"--act-bits", CLI_INT, &o.act_bits, "activation bits", 2, 8},
         {"--embed-bits", CLI_INT, &o.embed_bits, "GPT: int8 token and position embeddings (8)", 0,
