@@ -185,6 +185,12 @@ ok "eval gpt fp32" "val loss" "$octet" eval "$tmp/g.safetensors" --text "$tmp/ti
 l32=$(grep -o 'val loss [0-9.]*' "$tmp/out" | cut -c10-14)
 ok "eval float16" "val loss $l32" "$octet" eval "$tmp/g16.safetensors" --text "$tmp/tiny.txt" \
     --eval-batches 2
+ok "checkpoint fp32" "stopped" "$octet" train gpt "${gpt_flags[@]}" --eval-every 2 \
+    --checkpoint "$tmp/cf.safetensors" --stop-after 3
+ok "export checkpoint --float16" "float16 GPT" "$octet" export "$tmp/cf.safetensors" --float16 \
+    -o "$tmp/cf16.safetensors"
+"$octet" inspect "$tmp/cf16.safetensors" | grep -q 'optim/\|octet.train' &&
+    { echo "FAIL: --float16 kept a checkpoint's run state"; fails=$((fails + 1)); }
 ok "generate float16" "and t" "$octet" generate "$tmp/g16.safetensors" --prompt "and t" -n 10
 expect 1 "a QAT model" "$octet" export "$tmp/gq.safetensors" --float16 -o "$tmp/x16.safetensors"
 expect 1 "not an octet GPT or MLP" "$octet" export "$tmp/g8.safetensors" --float16 \

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "gpt_int8.h"
+#include "gpt_model.h"
 #include "mlp_model.h"
 #include "octet/int8.h"
 #include "octet/io.h"
@@ -54,8 +55,8 @@ static long long file_size(const char *path) {
 }
 
 /* The fp32 GPT or MLP model file path rewritten at out with every F32 tensor as F16 (metadata
- * and other tensors unchanged): half the size, read by every command as the float32 values of
- * the halves. */
+ * and other tensors unchanged; a checkpoint's optimizer state and run left out): half the size,
+ * read by every command as the float32 values of the halves. */
 static int float16_export(const char *path, const char *out) {
     oct_st_file f;
     if (oct_st_open(&f, path)) return cli_fail(NULL);
@@ -75,12 +76,13 @@ static int float16_export(const char *path, const char *out) {
     if (s == OCT_OK && !half) s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
     oct_st_writer w;
     oct_st_writer_init(&w);
-    for (int i = 0; i < f.nmeta && s == OCT_OK; i++)
-        if (strcmp(f.meta[i].key, "octet.crc32"))
+    for (int i = 0; i < f.nmeta && s == OCT_OK; i++) /* a checkpoint's run state stays behind */
+        if (strcmp(f.meta[i].key, "octet.crc32") && strncmp(f.meta[i].key, "octet.train.", 12))
             s = oct_st_writer_meta(&w, f.meta[i].key, f.meta[i].value);
     int64_t at = 0;
     for (int i = 0; i < f.count && s == OCT_OK; i++) { /* in file order: floats before U8 */
         const oct_st_entry *e = &f.entries[i];
+        if (!strncmp(e->name, GPT_OPTIM_PREFIX, strlen(GPT_OPTIM_PREFIX))) continue;
         if (e->dtype != OCT_DT_F32) {
             s = oct_st_writer_add(&w, e->name, e->dtype, e->ndim, e->shape, e->data);
             continue;
