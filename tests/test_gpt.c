@@ -417,7 +417,16 @@ static void torch_name(const char *name, char *out, size_t n) {
 }
 
 /* What write_torch changes in the state dict. */
-typedef enum { AS_IS, NO_BIASES, DROP_FC1, EXTRA, NAN_WTE, QKV_TRANSPOSED, I8_WPE } torch_edit;
+typedef enum {
+    AS_IS,
+    NO_BIASES,
+    HEAD_NAME, /* a tied model's shared wte/lm_head tensor under lm_head's name (save_model) */
+    DROP_FC1,
+    EXTRA,
+    NAN_WTE,
+    QKV_TRANSPOSED,
+    I8_WPE
+} torch_edit;
 
 /* Writes m's parameters as a nanoGPT state dict (F32, or BF16 of m's values, which must be
  * bfloat16 numbers) with its causal-mask buffers, changed as edit says. */
@@ -438,7 +447,8 @@ static void write_torch(const gpt_model *m, const char *path, oct_dtype dt, torc
         if ((edit == NO_BIASES && !strcmp(name + len - 5, ".bias")) ||
             (edit == DROP_FC1 && !strcmp(name, "h.1.mlp.fc.weight")))
             continue;
-        torch_name(name, names[i], sizeof names[i]);
+        torch_name(edit == HEAD_NAME && !strcmp(name, "wte.weight") ? "lm_head.weight" : name,
+                   names[i], sizeof names[i]);
         const void *data = t->data;
         oct_dtype tdt = dt;
         int shape[2] = {t->shape[0], t->ndim > 1 ? t->shape[1] : 0};
@@ -498,8 +508,9 @@ static void assert_same_logits(gpt_model *a, gpt_model *b) {
 static void import_torch_state_dicts(void **state) {
     char path[128];
     path_in_dir(path, sizeof path, "torch.safetensors");
-    for (int k = 0; k < 8; k++) { /* untied, tied; F32, BF16, without biases, torch_gpt.py's */
-        bool tied = k & 1, bf16 = (k >> 1) == 1, nobias = (k >> 1) == 2;
+    for (int k = 0; k < 9; k++) { /* untied, tied; F32, BF16, without biases, torch_gpt.py's;
+                                     tied under lm_head's name */
+        bool tied = k == 8 || (k & 1), bf16 = (k >> 1) == 1, nobias = (k >> 1) == 2;
         torch_gpt_py = (k >> 1) == 3;
         gpt_model a, b;
         tiny_model(&a, "xyz\n ", 8, 2, tied, 0.4f);
@@ -517,7 +528,10 @@ static void import_torch_state_dicts(void **state) {
                 if (nobias && bias) t->data[j] = 0.0f;
             }
         }
-        write_torch(&a, path, bf16 ? OCT_DT_BF16 : OCT_DT_F32, nobias ? NO_BIASES : AS_IS);
+        write_torch(&a, path, bf16 ? OCT_DT_BF16 : OCT_DT_F32,
+                    nobias   ? NO_BIASES
+                    : k == 8 ? HEAD_NAME
+                             : AS_IS);
         torch_import_info info;
         assert_int_equal(gpt_import(&b, path, &a.vocab, 2, a.gpt.cfg.exact_gelu, &info), OCT_OK);
         assert_memory_equal(&a.gpt.cfg, &b.gpt.cfg, sizeof a.gpt.cfg);

@@ -193,6 +193,15 @@ oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, in
         if (s == OCT_OK && !(mp.names[i] = strdup(name)))
             s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
     }
+    /* Tied weights saved by safetensors' save_model keep one name, the first in sorted order:
+     * nanoGPT's shared wte/lm_head tensor then appears as lm_head.weight alone. */
+    const oct_st_entry *head = s == OCT_OK ? lookup(&mp, "lm_head.weight") : NULL;
+    if (head && !lookup(&mp, "wte.weight")) {
+        int i = (int)(head - f.entries);
+        free(mp.names[i]);
+        if (!(mp.names[i] = strdup("wte.weight")))
+            s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
+    }
     oct_gpt_config cfg;
     if (s == OCT_OK) s = infer_config(&mp, n_head, &cfg);
     cfg.exact_gelu = exact_gelu;
@@ -209,8 +218,10 @@ oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, in
 }
 
 bool torch_import_is_gpt(const oct_st_file *f) {
-    for (int i = 0; i < f->count; i++)
-        if (!strcmp(strip_prefixes(f->entries[i].name), "wte.weight")) return true;
+    for (int i = 0; i < f->count; i++) {
+        const char *name = strip_prefixes(f->entries[i].name);
+        if (!strcmp(name, "wte.weight") || !strcmp(name, "wpe.weight")) return true;
+    }
     return false;
 }
 

@@ -16,18 +16,19 @@ typedef struct torch_import_info {
     int buffers;     /* non-parameter tensors skipped (nanoGPT's causal mask "attn.bias") */
 } torch_import_info;
 
-/* Builds m (fp32; GELU exact with erf, as nanoGPT's nn.GELU(), or with exact_gelu false the tanh
- * form, as torch_gpt.py's) from the state dict at path: the architecture
- * from the tensors' shapes (vocabulary and width from the token embedding, context from the
- * position embedding, layers from the blocks, MLP width from the first block), n_head heads
- * (a state dict does not record it), the output layer tied to the token embedding when the file
- * has no lm_head.weight, vocab as the token ids' bytes (its size must equal the embedding's
- * rows). Errors name the file and the tensor: missing, unexpected, misshapen, non-finite, or a
- * non-float dtype. On failure m is zeroed. */
+/* Builds m (fp32; GELU exact with erf, as nanoGPT's nn.GELU(), or with exact_gelu false the
+ * tanh form, as torch_gpt.py's) from the state dict at path: the architecture from the tensors'
+ * shapes (vocabulary and width from the token embedding, context from the position embedding,
+ * layers from the blocks, MLP width from the first block), n_head heads (a state dict does not
+ * record it), the output layer tied to the token embedding when the file has no lm_head.weight,
+ * or only it (save_model keeps one name of a shared tensor), vocab as the token ids' bytes (its
+ * size must equal the embedding's rows). Errors name the file and the tensor: missing,
+ * unexpected, misshapen, non-finite, or a non-float dtype. On failure m is zeroed. */
 oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, int n_head,
                       bool exact_gelu, torch_import_info *info);
 
-/* Whether the open file holds a GPT (a "wte.weight" under some prefix) rather than an MLP. */
+/* Whether the open file holds a GPT (a "wte.weight" or "wpe.weight" under some prefix) rather
+ * than an MLP. */
 bool torch_import_is_gpt(const oct_st_file *f);
 
 /* Builds m from the state dict at path: its 2-D ".weight" tensors in order of their names (digit
