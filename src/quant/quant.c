@@ -108,18 +108,27 @@ void oct_quantize_s8(const float *x, int64_t rows, int64_t cols, const float *s,
 void oct_quantize_pow2_s8(const float *x, int64_t rows, int64_t cols, const float *s, int max_exp,
                           int8_t *q) {
     OCT_ASSERT(max_exp >= 0 && max_exp <= 6);
-    int top = 1 << max_exp;
+    float top = (float)(1 << max_exp);
     for (int64_t r = 0; r < rows; r++) {
-        check_params(s[r], 0, -top, top);
-        for (int64_t i = 0; i < cols; i++) {
-            float v = x[r * cols + i] / s[r], a = fabsf(v);
+        check_params(s[r], 0, -(1 << max_exp), 1 << max_exp);
+        const float *xr = x + r * cols, sr = s[r];
+        int8_t *qr = q + r * cols;
+        for (int64_t i = 0; i < cols; i++) { /* selects only, so that gcc vectorizes it */
+            float v = xr[i] / sr;
+            v = v == v ? v : 0.0f;
+            float a = fabsf(v);
+            a = a > top ? top : a;
+            a = a < 0.5f ? 0.0f : a;
+            a = a < 0.75f && a > 0.0f ? 0.75f : a; /* [0.5, 0.75) rounds to 1 too */
             uint32_t bits;
             memcpy(&bits, &a, sizeof bits);
-            /* the exponent, plus one from 1.5 * 2^k up (the mantissa's top bit), clamped */
-            int e = (int)(bits >> 23) - 127 + (int)(bits >> 22 & 1u);
-            e = e < 0 ? 0 : e > max_exp ? max_exp : e;
-            int code = a >= 0.5f ? 1 << e : 0; /* false for NaN */
-            q[r * cols + i] = (int8_t)(v < 0.0f ? -code : code);
+            /* 2^k with k the exponent, plus one from 1.5 * 2^k up (the mantissa's top bit) */
+            uint32_t pow2 = ((bits >> 23) + (bits >> 22 & 1u)) << 23;
+            bits = bits ? pow2 : 0u;
+            float c;
+            memcpy(&c, &bits, sizeof c);
+            c = v < 0.0f ? -c : c;
+            qr[i] = (int8_t)(int32_t)c;
         }
     }
 }
