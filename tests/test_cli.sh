@@ -154,6 +154,17 @@ ok "export pow2" "int8" "$octet" export "$tmp/gp.safetensors" -o "$tmp/gp8.safet
 ok "eval --compare pow2" "bit-identical at 32/32 positions" "$octet" eval --int8 \
     "$tmp/gp8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
     --compare "$tmp/gp.safetensors"
+# a codebook of 2^3 int8 codes (kmeans): the engine bit for bit
+ok "train gpt --weight-quant kmeans" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat \
+    --weight-quant kmeans --weight-bits 3 --save "$tmp/gk.safetensors"
+ok "export kmeans" "int8" "$octet" export "$tmp/gk.safetensors" -o "$tmp/gk8.safetensors"
+ok "eval --compare kmeans" "bit-identical at 32/32 positions" "$octet" eval --int8 \
+    "$tmp/gk8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
+    --compare "$tmp/gk.safetensors"
+ok "calibrate kmeans" "4-bit codebook weights" "$octet" calibrate "$tmp/g.safetensors" \
+    --text "$tmp/tiny.txt" --batches 2 --weight-quant kmeans --weight-bits 4 -o "$tmp/gck.safetensors"
+expect 2 "kmeans codebooks take 2..7 bits" "$octet" train gpt "${gpt_flags[@]}" --qat \
+    --weight-quant kmeans
 expect 2 "pow2 weights take 2..4 bits" "$octet" train gpt "${gpt_flags[@]}" --qat --weight-quant pow2
 expect 2 "--weight-bits needs --qat" "$octet" train gpt "${gpt_flags[@]}" --weight-bits 4
 # --from: fine-tuning starts from the saved weights (a step at lr 1e-9 keeps the saved model's

@@ -573,8 +573,8 @@ static void int_forward(const oct_i8_mlp *m, const float *x, int B, int threads,
 }
 
 static void to_int8_is_bit_exact(void **state) {
-    const char *modes[4] = {"ema", "lsq,pact,lsq", "minmax", "ema"};
-    for (int cfg_i = 0; cfg_i < 4; cfg_i++) { /* the last with power-of-two 3-bit weights */
+    const char *modes[5] = {"ema", "lsq,pact,lsq", "minmax", "ema", "ema"};
+    for (int cfg_i = 0; cfg_i < 5; cfg_i++) { /* then power-of-two, and kmeans 3-bit weights */
         oct_arena_reset(&arena);
         oct_params params;
         oct_params_init(&params);
@@ -588,8 +588,9 @@ static void to_int8_is_bit_exact(void **state) {
         assert_int_equal(oct_qat_amodes_parse(modes[cfg_i], &cfg), OCT_OK);
         cfg.weight_mode = cfg_i == 1   ? OCT_QAT_W_LSQ
                           : cfg_i == 3 ? OCT_QAT_W_POW2
+                          : cfg_i == 4 ? OCT_QAT_W_KMEANS
                                        : OCT_QAT_W_MINMAX;
-        cfg.weight_bits = cfg_i == 2 ? 4 : cfg_i == 3 ? 3 : 8;
+        cfg.weight_bits = cfg_i == 2 ? 4 : cfg_i >= 3 ? 3 : 8;
         oct_qat_mlp q;
         assert_int_equal(oct_qat_mlp_init(&q, &mlp, &arena, &params, &cfg), OCT_OK);
         oct_graph g;
@@ -614,6 +615,16 @@ static void to_int8_is_bit_exact(void **state) {
                 seen[a] = true;
             }
             assert_true(seen[0] && seen[1] && seen[2] && seen[4]);
+        }
+        for (int i = 0; cfg_i == 4 && i < m.n_layers; i++) { /* at most 8 distinct codes */
+            const oct_qlinear *l = &m.layers[i];
+            bool seen[256] = {false};
+            int distinct = 0;
+            for (int64_t j = 0; j < (int64_t)l->out * l->in; j++) {
+                distinct += !seen[l->codes[j] + 128];
+                seen[l->codes[j] + 128] = true;
+            }
+            assert_true(distinct > 3 && distinct <= 8);
         }
         const int batches[3] = {1, 7, 256};
         const oct_i8_kernel kernels[3] = {OCT_I8_PORTABLE, OCT_I8_AVX2, OCT_I8_AVX512VNNI};
@@ -676,6 +687,10 @@ static void config_json_round_trip(void **state) {
     assert_non_null(strstr(oct_last_error(), "pow2 weights take 2..4 bits"));
     d.weight_bits = 4;
     assert_int_equal(oct_qat_config_check(&d), OCT_OK);
+    d.weight_mode = OCT_QAT_W_KMEANS; /* 2..7 bits: 8 would be the uniform grid */
+    d.weight_bits = 8;
+    assert_int_equal(oct_qat_config_check(&d), OCT_EINVAL);
+    assert_non_null(strstr(oct_last_error(), "kmeans codebooks take 2..7 bits"));
 }
 
 int main(void) {

@@ -609,6 +609,53 @@ static void pow2_codes(void **state) {
     }
 }
 
+/* The codebook quantizer: at most `levels` distinct codes, deterministic, all zeros stay zeros,
+ * and on Gaussian weights a lower squared error than the uniform quantizer with about as many
+ * levels (8 against 3-bit uniform's 7). */
+static void codebook_codes(void **state) {
+    enum { R = 16, C = 257 };
+    static float w[R * C], s[R];
+    static int8_t q[R * C], q2[R * C], u[R * C];
+    uint64_t st = 12345;
+    for (int i = 0; i < R * C; i++) { /* Box-Muller from a small LCG */
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        double u1 = ((double)(st >> 11) + 0.5) / 9007199254740992.0;
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        double u2 = (double)(st >> 11) / 9007199254740992.0;
+        w[i] = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    }
+    for (int r = 0; r < R; r++) {
+        float mx = 0.0f;
+        for (int i = 0; i < C; i++) mx = fmaxf(mx, fabsf(w[r * C + i]));
+        s[r] = mx / 127.0f;
+    }
+    oct_quantize_codebook_s8(w, R, C, s, 8, q);
+    oct_quantize_codebook_s8(w, R, C, s, 8, q2);
+    assert_memory_equal(q, q2, sizeof q);
+    bool used[256] = {false};
+    int distinct = 0;
+    for (int i = 0; i < R * C; i++) {
+        distinct += !used[q[i] + 128];
+        used[q[i] + 128] = true;
+    }
+    assert_true(distinct >= 2 && distinct <= 8);
+    float s3[R];
+    int32_t z[R] = {0};
+    for (int r = 0; r < R; r++) s3[r] = s[r] * 127.0f / 3.0f;
+    oct_quantize_s8(w, R, C, s3, z, -3, 3, u);
+    double e_book = 0.0, e_uni = 0.0;
+    for (int i = 0; i < R * C; i++) {
+        double d1 = w[i] - s[i / C] * q[i], d2 = w[i] - s3[i / C] * u[i];
+        e_book += d1 * d1;
+        e_uni += d2 * d2;
+    }
+    assert_true(e_book < e_uni);
+    static float zero[64];
+    float one = 1.0f;
+    oct_quantize_codebook_s8(zero, 1, 64, &one, 4, q);
+    for (int i = 0; i < 64; i++) assert_int_equal(q[i], 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pass_mask_matches_scalar),
@@ -624,6 +671,7 @@ int main(void) {
         cmocka_unit_test(observers),
         cmocka_unit_test(lsq_and_pact),
         cmocka_unit_test(pow2_codes),
+        cmocka_unit_test(codebook_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,8 +41,9 @@ static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
                 o->act_quant);
         return CLI_USAGE;
     }
-    if (strcmp(o->weight_quant, "minmax") && strcmp(o->weight_quant, "pow2")) {
-        fprintf(stderr, "octet calibrate: --weight-quant '%s': expected minmax or pow2\n",
+    if (strcmp(o->weight_quant, "minmax") && strcmp(o->weight_quant, "pow2") &&
+        strcmp(o->weight_quant, "kmeans")) {
+        fprintf(stderr, "octet calibrate: --weight-quant '%s': expected minmax, pow2 or kmeans\n",
                 o->weight_quant);
         return CLI_USAGE;
     }
@@ -54,9 +55,11 @@ static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
     return CLI_OK;
 }
 
-/* " power-of-two" for pow2 weights, for the summary line. */
-static const char *pow2_word(const cal_opts *o) {
-    return strcmp(o->weight_quant, "pow2") ? "" : " power-of-two";
+/* " power-of-two" or " codebook" for non-uniform weights, for the summary line. */
+static const char *weight_word(const cal_opts *o) {
+    return !strcmp(o->weight_quant, "pow2")     ? " power-of-two"
+           : !strcmp(o->weight_quant, "kmeans") ? " codebook"
+                                                : "";
 }
 
 /* Refuses a model that already has quantizer state. */
@@ -123,7 +126,7 @@ static int calibrate_gpt(const char *path, const cal_opts *o) {
         printf("%s: calibrated on %d x %d training windows (%s observers; %d-bit%s weights, "
                "%d-bit activations, %s embeddings): simulated int8 val loss %.4f nats/char, "
                "fp32 %.4f\nsaved %s\n",
-               path, o->batches, B, o->act_quant, o->weight_bits, pow2_word(o), o->act_bits,
+               path, o->batches, B, o->act_quant, o->weight_bits, weight_word(o), o->act_bits,
                o->embed_bits ? "int8" : "float32", ptq, fp32, o->out);
     oct_graph_free(&g);
     free(xy);
@@ -199,7 +202,7 @@ static int calibrate_mlp(const char *path, const cal_opts *o) {
     if (rc == CLI_OK)
         printf("%s: calibrated on %d x %d training images (%s observers; %d-bit%s weights, %d-bit "
                "activations): simulated int8 test accuracy %.2f%%, fp32 %.2f%%\nsaved %s\n",
-               path, o->batches, batch, o->act_quant, o->weight_bits, pow2_word(o), o->act_bits,
+               path, o->batches, batch, o->act_quant, o->weight_bits, weight_word(o), o->act_bits,
                100 * ptq.accuracy, 100 * fp32.accuracy, o->out);
     oct_batcher_free(&batcher);
     oct_graph_free(&g);
@@ -227,7 +230,9 @@ int cmd_calibrate(int argc, char **argv) {
          "range of all batches)",
          0, 0},
         {"--weight-quant", CLI_STR, &o.weight_quant,
-         "weights: minmax (uniform) or pow2 (powers of two, 2..4 bits)", 0, 0},
+         "weights: minmax (uniform), pow2 (powers of two, 2..4 bits) or kmeans (a codebook of "
+         "2^bits int8 codes, 2..7 bits)",
+         0, 0},
         {"--weight-bits", CLI_INT, &o.weight_bits, "weight bits", 2, 8},
         {"--act-bits", CLI_INT, &o.act_bits, "activation bits", 2, 8},
         {"--embed-bits", CLI_INT, &o.embed_bits, "GPT: int8 token and position embeddings (8)", 0,

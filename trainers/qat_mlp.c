@@ -18,7 +18,9 @@ void qat_flags(qat_opts *o, cli_flag *rows) {
         {"--weight-bits", CLI_INT, &o->weight_bits, "--qat: weight bits", 2, 8},
         {"--act-bits", CLI_INT, &o->act_bits, "--qat: activation bits", 2, 8},
         {"--weight-quant", CLI_STR, &o->weight_quant,
-         "--qat: weight quantizer: minmax, lsq, or pow2 (powers of two, 2..4 bits)", 0, 0},
+         "--qat: weight quantizer: minmax, lsq, pow2 (powers of two, 2..4 bits) or kmeans (a "
+         "codebook of 2^bits int8 codes, 2..7 bits)",
+         0, 0},
         {"--act-quant", CLI_STR, &o->act_quant,
          "--qat: ema, minmax, lsq or pact; or one per point (input first): ema,pact,pact", 0, 0},
         {"--obs-momentum", CLI_FLOAT, &o->obs_momentum, "--qat: ema observer momentum", 1e-6, 1},

@@ -669,7 +669,9 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--freeze-after", CLI_INT, &o.freeze_after,
          "--qat: freeze observers after N QAT steps (-1: half of them, 0: never)", -1, 1e9},
         {"--weight-quant", CLI_STR, &o.weight_quant,
-         "--qat: weight quantizer: minmax, lsq, or pow2 (powers of two, 2..4 bits)", 0, 0},
+         "--qat: weight quantizer: minmax, lsq, pow2 (powers of two, 2..4 bits) or kmeans (a "
+         "codebook of 2^bits int8 codes, 2..7 bits)",
+         0, 0},
         {"--act-quant", CLI_STR, &o.act_quant, "--qat: activation quantizers: ema, minmax or lsq",
          0, 0},
         {"--weight-bits", CLI_INT, &o.weight_bits, "--qat: weight bits (codes stored as int8)", 2,

@@ -57,6 +57,10 @@ typedef enum {
      * {0, +-1, +-2, +-4}, {0, +-1, ..., +-64}), s[c] = max_k |w[c][k]| / 2^e recomputed every
      * forward (oct_quantize_pow2_s8): int8 codes, so export and engine run them unchanged. */
     OCT_QAT_W_POW2,
+    /* Non-uniform: a codebook of at most 2^bits int8 codes (bits 2..7) per layer, fitted to the
+     * weights every forward by oct_quantize_codebook_s8, s[c] = max_k |w[c][k]| / 127: int8
+     * codes again, so export and engine run them unchanged. */
+    OCT_QAT_W_KMEANS,
     OCT_QAT_W_COUNT
 } oct_qat_wmode;
 
@@ -102,6 +106,7 @@ typedef struct oct_qat_linear {
     oct_qat_wmode wmode;
     oct_qscheme wscheme; /* signed symmetric narrow, per channel */
     oct_tensor *wscale;  /* LSQ: (out) learned steps "<layer>.wscale", else NULL */
+    int wlevels;         /* kmeans: the codebook's size, 2^weight_bits */
     /* The integer layer, rebuilt every forward (buffers reused), one per data-parallel shard
      * (oct_graph.shard) so that shards never write shared state. */
     oct_qlinear ql[OCT_DP_MAX_SHARDS];

@@ -111,6 +111,16 @@ void oct_quantize_s8(const float *x /* (rows, cols) */, int64_t rows, int64_t co
  * beyond it. The codes are int8, so an integer layer runs them like uniform ones. */
 void oct_quantize_pow2_s8(const float *x /* (rows, cols) */, int64_t rows, int64_t cols,
                           const float *s /* (rows) */, int max_exp, int8_t *q /* (rows, cols) */);
+/* Non-uniform codes, for weights: at most `levels` (2..255) distinct int8 codes for the whole
+ * array. Each x / s[r] is first rounded to the uniform grid [-127, 127] (oct_quantize_s8); the
+ * codebook is then fitted to those codes by Lloyd's algorithm (k-means in one dimension) on
+ * their histogram: levels start at the codes' quantiles, bins go to the nearest level (ties to
+ * the lower), each level moves to its bins' mean real value, rounded, until nothing moves (at
+ * most 32 rounds); finally every code becomes its bin's level. Deterministic, O(n + 255 levels).
+ * The codes are int8, so an integer layer runs them like uniform ones. */
+void oct_quantize_codebook_s8(const float *x /* (rows, cols) */, int64_t rows, int64_t cols,
+                              const float *s /* (rows) */, int levels,
+                              int8_t *q /* (rows, cols) */);
 void oct_dequantize_u8(const uint8_t *q /* (rows, cols) */, int64_t rows, int64_t cols,
                        const float *s /* (rows) */, const int32_t *z /* (rows) */,
                        float *x /* (rows, cols) */);

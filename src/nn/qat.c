@@ -58,8 +58,11 @@ void oct__qat_linear_init(oct_qat_linear *l, const oct_linear_layer *fp, oct_act
     l->out_q = out_q;
     l->relu = relu;
     l->wmode = cfg->weight_mode;
-    oct_status s = oct_qscheme_init(&l->wscheme, cfg->weight_bits, true, true, true, true);
+    bool kmeans = l->wmode == OCT_QAT_W_KMEANS; /* codes anywhere in int8's range */
+    oct_status s =
+        oct_qscheme_init(&l->wscheme, kmeans ? 8 : cfg->weight_bits, true, true, true, true);
     OCT_ASSERT(s == OCT_OK);
+    l->wlevels = kmeans ? 1 << cfg->weight_bits : 0;
     if (l->wmode == OCT_QAT_W_POW2) { /* codes up to 2^e, e = 2^(bits-1) - 2: the scale maps the
                                          largest weight to it */
         l->wscheme.qmax = 1 << ((1 << (cfg->weight_bits - 1)) - 2);

@@ -10,6 +10,7 @@ static const char *const wmode_names[] = {
     [OCT_QAT_W_MINMAX] = "minmax",
     [OCT_QAT_W_LSQ] = "lsq",
     [OCT_QAT_W_POW2] = "pow2",
+    [OCT_QAT_W_KMEANS] = "kmeans",
 };
 _Static_assert(sizeof wmode_names / sizeof wmode_names[0] == OCT_QAT_W_COUNT, "weight modes");
 
@@ -39,6 +40,10 @@ oct_status oct_qat_config_check(const oct_qat_config *c) {
         return oct_fail(OCT_EINVAL, "qat: act_bits %d, expected 2..8", c->act_bits);
     if ((unsigned)c->weight_mode >= OCT_QAT_W_COUNT)
         return oct_fail(OCT_EINVAL, "qat: weight_mode %d out of range", (int)c->weight_mode);
+    if (c->weight_mode == OCT_QAT_W_KMEANS && c->weight_bits > 7)
+        return oct_fail(OCT_EINVAL,
+                        "qat: kmeans codebooks take 2..7 bits (8 bits is the uniform grid), not %d",
+                        c->weight_bits);
     if (c->weight_mode == OCT_QAT_W_POW2 && c->weight_bits > 4)
         return oct_fail(OCT_EINVAL,
                         "qat: pow2 weights take 2..4 bits (codes up to 2^6 = 64 fit int8), not %d",
@@ -83,7 +88,7 @@ oct_status oct_qat_wmode_parse(const char *s, oct_qat_wmode *out) {
             *out = (oct_qat_wmode)i;
             return OCT_OK;
         }
-    return oct_fail(OCT_EINVAL, "weight quantizer '%s': expected minmax, lsq or pow2", s);
+    return oct_fail(OCT_EINVAL, "weight quantizer '%s': expected minmax, lsq, pow2 or kmeans", s);
 }
 
 static oct_status amode_parse(const char *s, size_t len, oct_qat_amode *out) {

@@ -54,9 +54,18 @@ void oct_qat_linear_weight_scales(const oct_qat_linear *l, float *s) {
     }
 }
 
-/* The power-of-two codes of a pow2 layer's weights under scales ws. */
-static void pow2_codes(const oct_qat_linear *l, const float *ws, int8_t *codes) {
+/* Whether the layer's weight codes come from a non-uniform rule (pow2, kmeans). */
+static bool nonuniform(const oct_qat_linear *l) {
+    return l->wmode == OCT_QAT_W_POW2 || l->wmode == OCT_QAT_W_KMEANS;
+}
+
+/* The codes of a pow2 or kmeans layer's weights under scales ws. */
+static void nonuniform_codes(const oct_qat_linear *l, const float *ws, int8_t *codes) {
     const oct_tensor *w = l->fp->w;
+    if (l->wmode == OCT_QAT_W_KMEANS) {
+        oct_quantize_codebook_s8(w->data, w->shape[0], w->shape[1], ws, l->wlevels, codes);
+        return;
+    }
     int max_exp = 0;
     while ((1 << max_exp) < l->wscheme.qmax) max_exp++;
     oct_quantize_pow2_s8(w->data, w->shape[0], w->shape[1], ws, max_exp, codes);
@@ -75,12 +84,12 @@ static oct_status build(const oct_qat_linear *l, oct_qlinear *ql, const float *w
     }
     const float *b = l->fp->b ? l->fp->b->data : NULL;
     int out = w->shape[0], in = w->shape[1];
-    if (l->wmode != OCT_QAT_W_POW2)
-        return oct_qlinear_build(ql, out, in, w->data, b, ws, l->wscheme.qmin, l->wscheme.qmax,
-                                 s_a, z_a, quant_out, l->relu, s_y, z_y, y_lo, y_hi);
+    if (!nonuniform(l))
+        return oct_qlinear_build(ql, out, in, w->data, b, ws, l->wscheme.qmin, l->wscheme.qmax, s_a,
+                                 z_a, quant_out, l->relu, s_y, z_y, y_lo, y_hi);
     int8_t *codes = malloc((size_t)out * (size_t)in);
     if (!codes) return oct_fail(OCT_ENOMEM, "qat: out of memory building a layer");
-    pow2_codes(l, ws, codes);
+    nonuniform_codes(l, ws, codes);
     oct_status s = oct_qlinear_build_codes(ql, out, in, codes, b, ws, s_a, z_a, quant_out, l->relu,
                                            s_y, z_y, y_lo, y_hi);
     free(codes);
@@ -446,9 +455,9 @@ void oct__qlinear_backward(oct_graph *g, const oct_node *n) {
     if (!x->requires_grad && !lsq_in) return;
     float *wq = oct_arena_alloc(&g->arena, (size_t)N * K * sizeof *wq); /* (N,K) */
     int32_t *zeros = oct_arena_calloc(&g->arena, (size_t)N * sizeof *zeros);
-    if (l->wmode == OCT_QAT_W_POW2) { /* the layer's codes times their scales */
+    if (nonuniform(l)) { /* the layer's codes times their scales */
         int8_t *codes = oct_arena_alloc(&g->arena, (size_t)N * K);
-        pow2_codes(l, a->ws, codes);
+        nonuniform_codes(l, a->ws, codes);
         oct_dequantize_s8(codes, N, K, a->ws, zeros, wq);
     } else {
         oct_fake_quant_rows(w->data, N, K, a->ws, zeros, l->wscheme.qmin, l->wscheme.qmax, wq);

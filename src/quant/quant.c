@@ -6,6 +6,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The rules below rely on IEEE float32 semantics that these modes break. */
@@ -131,6 +132,67 @@ void oct_quantize_pow2_s8(const float *x, int64_t rows, int64_t cols, const floa
             qr[i] = (int8_t)(int32_t)c;
         }
     }
+}
+
+/* The bins' nearest levels: lut[b] for code b - 127, levels sorted increasing (ties to the
+ * lower). */
+static void nearest_levels(const int *level, int k, int8_t *lut) {
+    for (int b = 0, j = 0; b < 255; b++) {
+        int code = b - 127;
+        while (j + 1 < k && abs(level[j + 1] - code) < abs(level[j] - code)) j++;
+        lut[b] = (int8_t)level[j];
+    }
+}
+
+void oct_quantize_codebook_s8(const float *x, int64_t rows, int64_t cols, const float *s,
+                              int levels, int8_t *q) {
+    OCT_ASSERT(levels >= 2 && levels <= 255 && rows > 0 && cols > 0);
+    int64_t n = rows * cols, count[255] = {0};
+    double sum[255] = {0}; /* of the real values x / s in each bin */
+    int32_t *zeros = calloc((size_t)rows, sizeof *zeros);
+    OCT_ASSERT(zeros);
+    oct_quantize_s8(x, rows, cols, s, zeros, -127, 127, q);
+    free(zeros);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < cols; i++) {
+            int b = q[r * cols + i] + 127;
+            float v = x[r * cols + i] / s[r];
+            count[b]++;
+            sum[b] += v == v ? v : 0.0f;
+        }
+    int level[255], k = 0;
+    int64_t seen = 0;
+    for (int b = 0, j = 0; b < 255 && j < levels; b++) { /* the (j + 1/2) / levels quantiles */
+        seen += count[b];
+        while (j < levels && (double)seen > ((double)j + 0.5) * (double)n / levels) {
+            if (k == 0 || level[k - 1] != b - 127) level[k++] = b - 127;
+            j++;
+        }
+    }
+    int8_t lut[255];
+    for (int round = 0; round < 32; round++) {
+        nearest_levels(level, k, lut);
+        int64_t cnt[255] = {0};
+        double tot[255] = {0};
+        for (int b = 0, j = 0; b < 255; b++) {
+            while (level[j] != lut[b]) j++;
+            cnt[j] += count[b];
+            tot[j] += sum[b];
+        }
+        bool moved = false;
+        int m = 0;
+        for (int j = 0; j < k; j++) { /* empty levels drop out; moved ones stay sorted */
+            if (!cnt[j]) continue;
+            double c = rint(tot[j] / (double)cnt[j]);
+            int v = c < -127 ? -127 : c > 127 ? 127 : (int)c;
+            moved |= v != level[j] || m != j;
+            if (m == 0 || level[m - 1] != v) level[m++] = v;
+        }
+        k = m;
+        if (!moved) break;
+    }
+    nearest_levels(level, k, lut);
+    for (int64_t i = 0; i < n; i++) q[i] = lut[q[i] + 127];
 }
 
 void oct_dequantize_u8(const uint8_t *q, int64_t rows, int64_t cols, const float *s,
