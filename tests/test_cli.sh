@@ -132,35 +132,23 @@ ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -
 ok "eval --full" "the whole split" "$octet" eval "$tmp/gq.safetensors" --text "$tmp/tiny.txt" --full
 ok "eval --int8 --full --compare" "bit-identical at 256/256 positions" "$octet" eval --int8 \
     "$tmp/g8.safetensors" --text "$tmp/tiny.txt" --full --compare "$tmp/gq.safetensors"
-# QAT at 4-bit weights and 6-bit activations exports to an engine that matches it bit for bit
-ok "train gpt --qat --weight-bits 4" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat \
-    --weight-bits 4 --act-bits 6 --save "$tmp/g4.safetensors"
-ok "export 4-bit" "int8" "$octet" export "$tmp/g4.safetensors" -o "$tmp/g48.safetensors"
-ok "eval --compare 4-bit" "bit-identical at 32/32 positions" "$octet" eval --int8 \
-    "$tmp/g48.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
-    --compare "$tmp/g4.safetensors"
-# the exact GELU (erf) trains, exports and runs in the engine bit for bit too
-ok "train gpt --gelu erf --qat" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat \
-    --gelu erf --save "$tmp/ge.safetensors"
-ok "export erf" "int8" "$octet" export "$tmp/ge.safetensors" -o "$tmp/ge8.safetensors"
-ok "eval --compare erf" "bit-identical at 32/32 positions" "$octet" eval --int8 \
-    "$tmp/ge8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
-    --compare "$tmp/ge.safetensors"
+# round_trip NAME FLAGS...: `train gpt --qat FLAGS` saves a model whose int8 export the engine
+# runs bit for bit (export, then eval --int8 --compare)
+round_trip() {
+    local name=$1
+    shift
+    ok "train gpt --qat $name" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat "$@" \
+        --save "$tmp/rt.safetensors"
+    ok "export $name" "int8" "$octet" export "$tmp/rt.safetensors" -o "$tmp/rt8.safetensors"
+    ok "eval --compare $name" "bit-identical at 32/32 positions" "$octet" eval --int8 \
+        "$tmp/rt8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
+        --compare "$tmp/rt.safetensors"
+}
+round_trip "4-bit weights, 6-bit activations" --weight-bits 4 --act-bits 6
+round_trip "exact GELU" --gelu erf
+round_trip "power-of-two 3-bit weights (codes 0, +-1, +-2, +-4)" --weight-quant pow2 --weight-bits 3
+round_trip "a codebook of 2^3 int8 codes" --weight-quant kmeans --weight-bits 3
 expect 2 "--gelu 'exact'" "$octet" train gpt "${gpt_flags[@]}" --gelu exact
-# power-of-two (logarithmic) 3-bit weights: int8 codes 0, +-1, +-2, +-4, the engine bit for bit
-ok "train gpt --weight-quant pow2" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat \
-    --weight-quant pow2 --weight-bits 3 --save "$tmp/gp.safetensors"
-ok "export pow2" "int8" "$octet" export "$tmp/gp.safetensors" -o "$tmp/gp8.safetensors"
-ok "eval --compare pow2" "bit-identical at 32/32 positions" "$octet" eval --int8 \
-    "$tmp/gp8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
-    --compare "$tmp/gp.safetensors"
-# a codebook of 2^3 int8 codes (kmeans): the engine bit for bit
-ok "train gpt --weight-quant kmeans" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat \
-    --weight-quant kmeans --weight-bits 3 --save "$tmp/gk.safetensors"
-ok "export kmeans" "int8" "$octet" export "$tmp/gk.safetensors" -o "$tmp/gk8.safetensors"
-ok "eval --compare kmeans" "bit-identical at 32/32 positions" "$octet" eval --int8 \
-    "$tmp/gk8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
-    --compare "$tmp/gk.safetensors"
 ok "calibrate kmeans" "4-bit codebook weights" "$octet" calibrate "$tmp/g.safetensors" \
     --text "$tmp/tiny.txt" --batches 2 --weight-quant kmeans --weight-bits 4 -o "$tmp/gck.safetensors"
 expect 2 "kmeans codebooks take 2..7 bits" "$octet" train gpt "${gpt_flags[@]}" --qat \
