@@ -13,16 +13,17 @@ typedef struct command {
 
 static const command commands[] = {
     {"train", "mlp", cmd_train_mlp, "train an MLP on Fashion-MNIST (fp32 or --qat)"},
-    {"eval", NULL, cmd_eval, "evaluate a saved model on the test set"},
+    {"eval", NULL, cmd_eval, "evaluate a saved model (MLP: test set; GPT: validation split)"},
     {"train", "gpt", cmd_train_gpt, "train a character-level GPT on a text file"},
     {"generate", NULL, cmd_generate, "sample text from a saved GPT"},
     {"calibrate", NULL, cmd_calibrate,
      "post-training quantization: observe ranges of a fp32 MLP or GPT"},
-    {"export", NULL, cmd_export, "export a QAT-trained MLP or GPT as an int8 model"},
+    {"export", NULL, cmd_export,
+     "export a QAT-trained MLP or GPT as int8 (or a fp32 one as float16)"},
     {"predict", NULL, cmd_predict, "classify images with an int8 or fp32 model"},
     {"inspect", NULL, cmd_inspect, "list the metadata, tensors and int8 layers of a file"},
     {"import", NULL, cmd_import,
-     "convert a GPT trained in PyTorch (safetensors) to an octet model"},
+     "convert a GPT or MLP trained in PyTorch (safetensors) to an octet model"},
 };
 
 static void usage(FILE *out) {
