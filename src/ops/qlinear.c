@@ -71,8 +71,10 @@ static void nonuniform_codes(const oct_qat_linear *l, const float *ws, int8_t *c
     oct_quantize_pow2_s8(w->data, w->shape[0], w->shape[1], ws, max_exp, codes);
 }
 
-/* The integer layer for weight scales ws and the quantizers' current state. */
-static oct_status build(const oct_qat_linear *l, oct_qlinear *ql, const float *ws, bool quant_out) {
+/* The integer layer for weight scales ws and the quantizers' current state. A non-uniform rule
+ * writes its weight codes into codes (out,in), which the caller provides (NULL otherwise). */
+static oct_status build(const oct_qat_linear *l, oct_qlinear *ql, const float *ws, bool quant_out,
+                        int8_t *codes) {
     const oct_tensor *w = l->fp->w;
     float s_a, s_y = 0.0f;
     int32_t z_a, z_y = 0, y_lo = 0, y_hi = 0;
@@ -87,20 +89,23 @@ static oct_status build(const oct_qat_linear *l, oct_qlinear *ql, const float *w
     if (!nonuniform(l))
         return oct_qlinear_build(ql, out, in, w->data, b, ws, l->wscheme.qmin, l->wscheme.qmax, s_a,
                                  z_a, quant_out, l->relu, s_y, z_y, y_lo, y_hi);
-    int8_t *codes = malloc((size_t)out * (size_t)in);
-    if (!codes) return oct_fail(OCT_ENOMEM, "qat: out of memory building a layer");
     nonuniform_codes(l, ws, codes);
-    oct_status s = oct_qlinear_build_codes(ql, out, in, codes, b, ws, s_a, z_a, quant_out, l->relu,
-                                           s_y, z_y, y_lo, y_hi);
-    free(codes);
-    return s;
+    return oct_qlinear_build_codes(ql, out, in, codes, b, ws, s_a, z_a, quant_out, l->relu, s_y,
+                                   z_y, y_lo, y_hi);
 }
 
 oct_status oct_qat_linear_build(const oct_qat_linear *l, oct_qlinear *out) {
-    float *ws = malloc((size_t)l->fp->w->shape[0] * sizeof *ws);
-    if (!ws) return oct_fail(OCT_ENOMEM, "qat: out of memory building a layer");
-    oct_qat_linear_weight_scales(l, ws);
-    oct_status s = build(l, out, ws, l->out_q != NULL);
+    const oct_tensor *w = l->fp->w;
+    float *ws = malloc((size_t)w->shape[0] * sizeof *ws);
+    int8_t *codes = nonuniform(l) ? malloc((size_t)w->size) : NULL;
+    oct_status s = OCT_OK;
+    if (!ws || (nonuniform(l) && !codes)) {
+        s = oct_fail(OCT_ENOMEM, "qat: out of memory building a layer");
+    } else {
+        oct_qat_linear_weight_scales(l, ws);
+        s = build(l, out, ws, l->out_q != NULL, codes);
+    }
+    free(codes);
     free(ws);
     return s;
 }
@@ -197,6 +202,7 @@ typedef struct ql_aux {
     uint8_t *a;     /* (B,in) input codes */
     int32_t *acc;   /* (B,out) accumulators */
     float *ws;      /* (out) weight scales */
+    int8_t *wcodes; /* (out,in) weight codes of a non-uniform rule, else NULL */
     float s_a, s_y; /* input and output scales (s_y: hidden layers) */
     int32_t z_a, z_y;
     float alpha; /* PACT output level */
@@ -290,7 +296,8 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
     bool observe_out = oq && g->training && oct_act_quant_observing(oq);
     bool collect_out = observe_out && collect;
     observe_out = observe_out && !collect;
-    oct_status st = build(l, ql, a->ws, oq && !observe_out);
+    a->wcodes = nonuniform(l) ? oct_arena_alloc(&g->arena, (size_t)N * K) : NULL;
+    oct_status st = build(l, ql, a->ws, oq && !observe_out, a->wcodes);
     OCT_ASSERT(st == OCT_OK); /* scales are positive by construction */
     if (!oq) {
         oct_qlinear_acc(ql, a->a, B, a->acc, l->threads);
@@ -455,10 +462,8 @@ void oct__qlinear_backward(oct_graph *g, const oct_node *n) {
     if (!x->requires_grad && !lsq_in) return;
     float *wq = oct_arena_alloc(&g->arena, (size_t)N * K * sizeof *wq); /* (N,K) */
     int32_t *zeros = oct_arena_calloc(&g->arena, (size_t)N * sizeof *zeros);
-    if (nonuniform(l)) { /* the layer's codes times their scales */
-        int8_t *codes = oct_arena_alloc(&g->arena, (size_t)N * K);
-        nonuniform_codes(l, a->ws, codes);
-        oct_dequantize_s8(codes, N, K, a->ws, zeros, wq);
+    if (a->wcodes) { /* the forward's codes times their scales */
+        oct_dequantize_s8(a->wcodes, N, K, a->ws, zeros, wq);
     } else {
         oct_fake_quant_rows(w->data, N, K, a->ws, zeros, l->wscheme.qmin, l->wscheme.qmax, wq);
     }
