@@ -54,14 +54,19 @@ static bool flag_value(const cli_flag *f, const char *float_fmt, char *buf, size
     return false;
 }
 
+bool cli_flag_listed(const char *list, const char *name) {
+    char padded[64];
+    snprintf(padded, sizeof padded, " %s ", name);
+    return strstr(list, padded) != NULL;
+}
+
 int cli_values(const cli_cmd *cmd, const char *skip, char *buf, size_t n) {
     size_t len = 0;
     buf[0] = '\0';
     for (int i = 0; i < cmd->n_flags; i++) {
         const cli_flag *f = &cmd->flags[i];
-        char name[64], value[512];
-        snprintf(name, sizeof name, " %s ", f->name);
-        if (strstr(skip, name)) continue;
+        char value[512];
+        if (cli_flag_listed(skip, f->name)) continue;
         if (!flag_value(f, "%.9g", value, sizeof value)) snprintf(value, sizeof value, "-");
         int k = snprintf(buf + len, n - len, "%s%s=%s", len ? " " : "", f->name, value);
         if (k < 0 || (size_t)k >= n - len) return -1;

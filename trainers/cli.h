@@ -47,6 +47,8 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *
 int cli_parse_seen(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *n_pos,
                    bool *seen);
 void cli_print_help(const cli_cmd *cmd, FILE *out);
+/* Whether the flag called name is in list, flag names separated by spaces (" --a --b "). */
+bool cli_flag_listed(const char *list, const char *name);
 /* The current values of cmd's flags, except those named in skip (" --a --b "), as
  * "--name=value" separated by spaces (floats to 9 digits, "-" for an unset string) into buf.
  * Returns the length, or -1 when it does not fit in n bytes. */

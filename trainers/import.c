@@ -18,9 +18,7 @@ static int check_kind_flags(const cli_cmd *cmd, const bool *seen, bool gpt, cons
     static const char *const gpt_only = " --heads --gelu --text ",
                              *mlp_only = " --activation --mean --std ";
     for (int i = 0; i < cmd->n_flags; i++) {
-        char name[64];
-        snprintf(name, sizeof name, " %s ", cmd->flags[i].name);
-        if (!seen[i] || !strstr(gpt ? mlp_only : gpt_only, name)) continue;
+        if (!seen[i] || !cli_flag_listed(gpt ? mlp_only : gpt_only, cmd->flags[i].name)) continue;
         fprintf(stderr, "octet import: %s: %s flag, but %s holds %s\n", cmd->flags[i].name,
                 gpt ? "an MLP" : "a GPT", path, gpt ? "a GPT" : "an MLP");
         return CLI_USAGE;

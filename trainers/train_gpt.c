@@ -494,9 +494,7 @@ static int parse(const cli_cmd *cmd, int argc, char **argv, bool *seen) {
 /* With --resume the run's flags come from the checkpoint: only these may be given. */
 static int check_resume_flags(const cli_cmd *cmd, const bool *seen, const char *resume) {
     for (int i = 0; i < cmd->n_flags; i++) {
-        char name[64];
-        snprintf(name, sizeof name, " %s ", cmd->flags[i].name);
-        if (!seen[i] || strstr(RUN_FLAGS, name)) continue;
+        if (!seen[i] || cli_flag_listed(RUN_FLAGS, cmd->flags[i].name)) continue;
         fprintf(stderr,
                 "octet train gpt: %s: the run's flags come from --resume %s (only --threads, "
                 "--text, --log, --save, --checkpoint, --stop-after and --eval-every may change)\n",
