@@ -2,7 +2,9 @@
  * equals a naive reference (int64 dot products, scalar oct_requantize) for random models at any
  * batch size, kernel and thread count; raw pixels equal normalized floats; save/load round trips
  * exactly; and every kind of corrupt or self-contradicting export is refused with a one-line
- * message naming the file and the tensor. */
+ * message naming the file and the tensor. The same for models with dynamic activations, whose
+ * layers equal a scalar reference of per-row activation quantization. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -313,6 +315,8 @@ typedef struct mutation {
     const char *meta_val;  /* ... by this */
     const char *graph_key; /* in layer 1 of the graph, set this integer field ... */
     int graph_val;         /* ... to this */
+    const char *nan;       /* set element 1 of this F32 tensor to NaN */
+    const char *acts;      /* set the graph's "activations" to this string */
 } mutation;
 
 static void rewrite(const char *src, const char *dst, const mutation *mu) {
@@ -325,10 +329,12 @@ static void rewrite(const char *src, const char *dst, const mutation *mu) {
         const char *k = f.meta[i].key, *v = f.meta[i].value;
         if (!strcmp(k, "octet.crc32")) continue;
         if (mu->meta_key && !strcmp(k, mu->meta_key)) v = mu->meta_val;
-        if (mu->graph_key && !strcmp(k, "octet.graph")) {
+        if ((mu->graph_key || mu->acts) && !strcmp(k, "octet.graph")) {
             json_t *g = json_loads(v, 0, NULL);
-            json_object_set_new(json_array_get(json_object_get(g, "layers"), 1), mu->graph_key,
-                                json_integer(mu->graph_val));
+            if (mu->graph_key)
+                json_object_set_new(json_array_get(json_object_get(g, "layers"), 1), mu->graph_key,
+                                    json_integer(mu->graph_val));
+            if (mu->acts) json_object_set_new(g, "activations", json_string(mu->acts));
             v = graph_text = json_dumps(g, JSON_COMPACT);
             json_decref(g);
         }
@@ -342,10 +348,13 @@ static void rewrite(const char *src, const char *dst, const mutation *mu) {
         int ndim = e->ndim, shape[OCT_ST_MAX_DIMS];
         memcpy(shape, e->shape, sizeof shape);
         if (mu->drop && !strcmp(e->name, mu->drop)) continue;
-        if (mu->poke && !strcmp(e->name, mu->poke)) {
+        bool nan = mu->nan && !strcmp(e->name, mu->nan);
+        if (nan || (mu->poke && !strcmp(e->name, mu->poke))) {
             poked = malloc(e->nbytes);
             memcpy(poked, e->data, e->nbytes);
-            if (dt == OCT_DT_I8)
+            if (nan)
+                ((float *)poked)[1] = NAN;
+            else if (dt == OCT_DT_I8)
                 ((int8_t *)poked)[1] += 1;
             else
                 ((int32_t *)poked)[1] += 1;
@@ -459,11 +468,211 @@ static void save_refuses_bad_model(void **state) {
     model_free(&t);
 }
 
+/* ---- dynamic activations ----------------------------------------------------------------- */
+
+/* The dynamic layer's rule for rows x (M,in) from the float weights, in scalar code: each row's
+ * range gives its u8 scale and zero point, int64 dot products of the codes, then the float
+ * product of the two scales and the accumulator, plus the bias. */
+static void dynamic_reference(const float *w, const float *b, int out, int in, bool relu,
+                              const float *x, int M, float *y) {
+    oct_qscheme wq = oct_qscheme_weights(), aq = oct_qscheme_activations();
+    for (int m = 0; m < M; m++) {
+        const float *xr = x + (size_t)m * in;
+        float lo = xr[0], hi = xr[0], s;
+        int32_t z;
+        for (int k = 1; k < in; k++) {
+            lo = xr[k] < lo ? xr[k] : lo;
+            hi = xr[k] > hi ? xr[k] : hi;
+        }
+        assert_int_equal(oct_quant_params(&aq, lo, hi, &s, &z), OCT_OK);
+        for (int c = 0; c < out; c++) {
+            const float *wr = w + (size_t)c * in;
+            float wlo = wr[0], whi = wr[0], ws;
+            int32_t wz;
+            for (int k = 1; k < in; k++) {
+                wlo = wr[k] < wlo ? wr[k] : wlo;
+                whi = wr[k] > whi ? wr[k] : whi;
+            }
+            assert_int_equal(oct_quant_params(&wq, wlo, whi, &ws, &wz), OCT_OK);
+            int64_t acc = 0;
+            for (int k = 0; k < in; k++)
+                acc += (int64_t)(oct_quantize(xr[k], s, z, 0, 255) - z) *
+                       oct_quantize(wr[k], ws, 0, -127, 127);
+            float v = (float)((double)s * (double)ws * (double)acc) + (b ? b[c] : 0.0f);
+            y[(size_t)m * out + c] = relu && v < 0.0f ? 0.0f : v;
+        }
+    }
+}
+
+/* Rows of every kind: random, all zero, all positive (zero point 0), all negative. */
+static float *dynamic_inputs(int M, int in, uint64_t seed) {
+    float *x = random_inputs(M, in, seed);
+    for (int k = 0; k < in && M >= 4; k++) {
+        x[k] = 0.0f;
+        x[in + k] = fabsf(x[in + k]) + 0.5f;
+        x[2 * in + k] = -fabsf(x[2 * in + k]) * 3.0f;
+    }
+    return x;
+}
+
+static void dynamic_layer_matches_reference(void **state) {
+    (void)state;
+    enum { M = 41, IN = 67, OUT = 35 };
+    test_model t;
+    const int sizes[] = {IN, OUT};
+    model_build(&t, sizes, 2, 5);
+    float *x = dynamic_inputs(M, IN, 9), want[M * OUT], got[M * OUT], s[M];
+    uint8_t a[M * IN];
+    int32_t z[M], acc[M * OUT];
+    for (int relu = 0; relu <= 1; relu++) {
+        oct_qlinear l = {0};
+        assert_int_equal(oct_qlinear_build_dynamic(&l, OUT, IN, t.w[0], relu ? t.b[0] : NULL, relu),
+                         OCT_OK);
+        dynamic_reference(t.w[0], relu ? t.b[0] : NULL, OUT, IN, relu, x, M, want);
+        for (int k = 0; k < N_KERNELS; k++) {
+            if (!oct_i8_kernel_available(all_kernels[k])) continue;
+            assert_int_equal(oct_i8_set_kernel(all_kernels[k]), OCT_OK);
+            for (int threads = 1; threads <= 2; threads++) {
+                memset(got, 0xff, sizeof got);
+                oct_qlinear_dynamic(&l, x, M, a, s, z, acc, got, threads);
+                assert_memory_equal(want, got, sizeof got);
+                assert_int_equal(z[1], 0); /* the all-positive row */
+            }
+        }
+        /* Close to the float product: within a few steps of the activation grid. */
+        for (int m = 3; m < M; m++)
+            for (int c = 0; c < OUT; c++) {
+                double exact = relu ? t.b[0][c] : 0.0;
+                for (int k = 0; k < IN; k++)
+                    exact += (double)x[m * IN + k] * t.w[0][(size_t)c * IN + k];
+                exact = relu && exact < 0 ? 0 : exact;
+                assert_true(fabs(exact - got[m * OUT + c]) < 0.02);
+            }
+        oct_qlinear_free(&l);
+    }
+    assert_int_equal(oct_i8_set_kernel(OCT_I8_AUTO), OCT_OK);
+    free(x);
+    model_free(&t);
+}
+
+/* t's float weights as a dynamic model (relu between the layers). */
+static void dynamic_model(const test_model *t, oct_i8_mlp *m) {
+    memset(m, 0, sizeof *m);
+    m->dynamic = true;
+    m->n_layers = t->n_layers;
+    m->layers = calloc((size_t)t->n_layers, sizeof *m->layers);
+    m->in_mean = t->m.in_mean;
+    m->in_std = t->m.in_std;
+    m->in_qmax = 255;
+    for (int i = 0; i < t->n_layers; i++)
+        assert_int_equal(oct_qlinear_build_dynamic(&m->layers[i], t->sizes[i + 1], t->sizes[i],
+                                                   t->w[i], t->b[i], i < t->n_layers - 1),
+                         OCT_OK);
+}
+
+static void dynamic_mlp(void **state) {
+    (void)state;
+    enum { B = 50, IN = 37, K = 10 };
+    const int sizes[] = {IN, 70, 19, K};
+    test_model t;
+    model_build(&t, sizes, 4, 23);
+    oct_i8_mlp m;
+    dynamic_model(&t, &m);
+    float *x = dynamic_inputs(B, IN, 4), want[B * K], got[B * K], h[2][B * 70];
+    int32_t acc[B * K];
+    /* The chain of reference layers. */
+    dynamic_reference(t.w[0], t.b[0], 70, IN, true, x, B, h[0]);
+    dynamic_reference(t.w[1], t.b[1], 19, 70, true, h[0], B, h[1]);
+    dynamic_reference(t.w[2], t.b[2], K, 19, false, h[1], B, want);
+    const int max_batch[] = {1, 7, 256};
+    for (int i = 0; i < 3; i++) {
+        oct_i8_engine e;
+        assert_int_equal(oct_i8_engine_init(&e, &m, max_batch[i]), OCT_OK);
+        oct_i8_engine_forward(&e, x, B, acc, got, 2);
+        assert_memory_equal(want, got, sizeof got);
+        oct_i8_engine_free(&e);
+    }
+    /* Raw pixels equal their normalized floats. */
+    uint8_t px[B * IN];
+    for (int i = 0; i < B * IN; i++) px[i] = (uint8_t)(i * 37 % 256);
+    for (int i = 0; i < B * IN; i++) x[i] = oct_pixel_normalize(px[i], m.in_mean, m.in_std);
+    float lg2[B * K];
+    assert_int_equal(oct_i8_mlp_forward(&m, x, B, acc, got, 1), OCT_OK);
+    assert_int_equal(oct_i8_mlp_forward_u8(&m, px, B, acc, lg2, 1), OCT_OK);
+    assert_memory_equal(got, lg2, sizeof got);
+    /* Save and load: the same logits, the float biases and no static tensors. */
+    const char *path = tmp_path("dynamic.int8.safetensors");
+    assert_int_equal(oct_i8_mlp_save(&m, path), OCT_OK);
+    oct_i8_mlp m2;
+    if (oct_i8_mlp_load(&m2, path) != OCT_OK) fail_msg("%s", oct_last_error());
+    assert_true(m2.dynamic);
+    assert_int_equal(oct_i8_mlp_forward_u8(&m2, px, B, acc, lg2, 1), OCT_OK);
+    assert_memory_equal(got, lg2, sizeof got);
+    oct_st_file f;
+    assert_int_equal(oct_st_open(&f, path), OCT_OK);
+    assert_int_equal(f.count, 3 * 4);
+    assert_non_null(oct_st_find(&f, "fc1.bias"));
+    assert_null(oct_st_find(&f, "fc1.bias_q"));
+    assert_non_null(strstr(oct_st_meta(&f, "octet.graph"), "\"activations\":\"dynamic\""));
+    oct_st_close(&f);
+    /* A static layer in a dynamic model, and a dynamic one in a static model, are refused. */
+    m2.layers[1].dynamic = false;
+    assert_int_equal(oct_i8_mlp_check(&m2), OCT_EINVAL);
+    assert_non_null(strstr(oct_last_error(), "fc1: a static layer"));
+    assert_int_equal(oct_i8_mlp_check(&t.m), OCT_OK);
+    t.m.layers[2].dynamic = true;
+    assert_int_equal(oct_i8_mlp_check(&t.m), OCT_EINVAL);
+    t.m.layers[2].dynamic = false;
+    m2.layers[1].dynamic = true;
+    oct_i8_mlp_free(&m2);
+    free(x);
+    oct_i8_mlp_free(&m);
+    model_free(&t);
+}
+
+static void corrupt_dynamic_exports_refused(void **state) {
+    (void)state;
+    const int sizes[] = {37, 70, 19, 10};
+    test_model t;
+    model_build(&t, sizes, 4, 29);
+    oct_i8_mlp m;
+    dynamic_model(&t, &m);
+    const char *good = tmp_path("good.dyn.safetensors"), *bad = tmp_path("bad.dyn.safetensors");
+    assert_int_equal(oct_i8_mlp_save(&m, good), OCT_OK);
+    const struct {
+        mutation mu;
+        oct_status code;
+        const char *w1, *w2;
+    } cases[] = {
+        {{.drop = "fc1.bias"}, OCT_ENOTFOUND, "fc1.bias", NULL},
+        {{.extra = "fc0.bias_q"}, OCT_EFORMAT, "fc0.bias_q", "unexpected"},
+        {{.extra = "fc2.m0"}, OCT_EFORMAT, "fc2.m0", "unexpected"},
+        {{.nan = "fc2.bias"}, OCT_EFORMAT, "fc2.bias", "not finite"},
+        {{.poke = "fc1.wsum"}, OCT_EFORMAT, "fc1.wsum", "channel 1"},
+        {{.shorten = "fc0.bias"}, OCT_ESHAPE, "fc0.bias", NULL},
+        {{.acts = "float"}, OCT_EFORMAT, "activations", NULL},
+        {{.acts = "static"}, OCT_EFORMAT, "graph layer fc0", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rewrite(good, bad, &cases[i].mu);
+        expect_refused(bad, cases[i].code, cases[i].w1, cases[i].w2);
+    }
+    mutation none = {0};
+    rewrite(good, bad, &none);
+    oct_i8_mlp m2;
+    assert_int_equal(oct_i8_mlp_load(&m2, bad), OCT_OK);
+    oct_i8_mlp_free(&m2);
+    oct_i8_mlp_free(&m);
+    model_free(&t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(engine_matches_reference), cmocka_unit_test(pixels_equal_floats),
-        cmocka_unit_test(check_rejects_bad_models), cmocka_unit_test(round_trip),
-        cmocka_unit_test(corrupt_exports_refused),  cmocka_unit_test(save_refuses_bad_model),
+        cmocka_unit_test(engine_matches_reference),        cmocka_unit_test(pixels_equal_floats),
+        cmocka_unit_test(check_rejects_bad_models),        cmocka_unit_test(round_trip),
+        cmocka_unit_test(corrupt_exports_refused),         cmocka_unit_test(save_refuses_bad_model),
+        cmocka_unit_test(dynamic_layer_matches_reference), cmocka_unit_test(dynamic_mlp),
+        cmocka_unit_test(corrupt_dynamic_exports_refused),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }

@@ -327,3 +327,11 @@ void cli_set_threads(int threads) {
 const char *cli_blas_core(void) {
     return openblas_get_corename();
 }
+
+int cli_fail_dynamic_compare(const char *path) {
+    fprintf(stderr,
+            "octet: --compare: %s has dynamic activations; --compare checks a static export "
+            "against the QAT model it came from, bit for bit\n",
+            path);
+    return CLI_FAIL;
+}

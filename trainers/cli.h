@@ -90,6 +90,9 @@ void cli_log_close(cli_log *l);
  * existing device, FIFO or directory. Prints one line and returns CLI_FAIL otherwise. NULL path
  * passes. */
 int cli_check_output(const char *flag, const char *path);
+/* Reports that `eval --int8 path --compare` does not apply to an export with dynamic activations
+ * (it has no QAT model to equal); returns CLI_FAIL. */
+int cli_fail_dynamic_compare(const char *path);
 /* The same for a --log file, which is appended to or truncated in place (so /dev/null is fine):
  * only the directory is checked. */
 int cli_check_log(const char *path);

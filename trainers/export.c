@@ -11,9 +11,11 @@
 #include "commands.h"
 #include "gpt_int8.h"
 #include "gpt_model.h"
+#include "int8_model.h"
 #include "mlp_model.h"
 #include "octet/int8.h"
 #include "octet/io.h"
+#include "octet/qat.h"
 
 /* The QAT model in path as a deployed int8 model: load the QAT model (fp32 weights and
  * quantizer state) and convert it with the very builder its forward pass uses. */
@@ -102,13 +104,57 @@ static int float16_export(const char *path, const char *out) {
     return CLI_OK;
 }
 
+/* The GPT or MLP model file path (fp32, or the float weights of a QAT model) as an int8 model
+ * with dynamic activations (post-training dynamic quantization). */
+static int dynamic_export(const char *path, const char *out, int embed_bits) {
+    bool gpt = gpt_is_model(path);
+    if (gpt) {
+        gpt_model m;
+        if (gpt_model_load(&m, path)) return cli_fail(NULL);
+        oct_i8_gpt i8;
+        oct_status s = oct_gpt_to_dynamic_int8(&m.gpt, m.vocab.bytes, embed_bits, &i8);
+        if (s == OCT_OK) s = oct_i8_gpt_save(&i8, out);
+        if (s == OCT_OK)
+            printf("%s: int8 GPT with dynamic activations, %d layer%s, %s embeddings", out,
+                   i8.n_layer, i8.n_layer == 1 ? "" : "s", i8.wte_q ? "int8" : "float32");
+        oct_i8_gpt_free(&i8);
+        gpt_model_free(&m);
+        if (s != OCT_OK) return cli_fail(NULL);
+    } else {
+        if (embed_bits) {
+            fprintf(stderr, "octet export: --embed-bits: %s is an MLP, which has no embeddings\n",
+                    path);
+            return CLI_USAGE;
+        }
+        mlp_model m;
+        if (mlp_model_load(&m, path)) return cli_fail(NULL);
+        oct_i8_mlp i8;
+        oct_status s = oct_mlp_to_dynamic_int8(&m.mlp, m.mean, m.std, &i8);
+        if (s == OCT_OK) s = oct_i8_mlp_save(&i8, out);
+        if (s == OCT_OK)
+            printf("%s: int8 MLP with dynamic activations, %d layers", out, i8.n_layers);
+        oct_i8_mlp_free(&i8);
+        mlp_model_free(&m);
+        if (s != OCT_OK) return cli_fail(NULL);
+    }
+    printf(", %lld bytes (%s is %lld bytes)\n", file_size(out), path, file_size(path));
+    return CLI_OK;
+}
+
 int cmd_export(int argc, char **argv) {
     const char *out = NULL;
-    bool float16 = false;
+    bool float16 = false, dynamic = false;
+    int embed_bits = 0;
     const cli_flag flags[] = {
         {"-o", CLI_STR, &out, "output file (required), e.g. model.int8.safetensors", 0, 0},
         {"--float16", CLI_BOOL, &float16,
          "instead: a fp32 model with its weights as float16 (half the file; no QAT needed)", 0, 0},
+        {"--dynamic", CLI_BOOL, &dynamic,
+         "instead: int8 weights with activations quantized per row at run time (post-training\n"
+         "dynamic quantization of a fp32 or QAT model; no QAT or calibration needed)",
+         0, 0},
+        {"--embed-bits", CLI_INT, &embed_bits,
+         "with --dynamic, GPT: 0 keeps float32 embeddings, 2..8 quantizes them per row", 0, 8},
     };
     cli_cmd cmd = {"export",
                    "MODEL -o OUT.int8.safetensors",
@@ -126,7 +172,28 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "octet export: -o OUT is required (see octet export --help)\n");
         return CLI_USAGE;
     }
+    if (float16 && dynamic) {
+        fprintf(stderr, "octet export: --float16 and --dynamic exclude each other\n");
+        return CLI_USAGE;
+    }
+    if (embed_bits && !dynamic) {
+        fprintf(stderr, "octet export: --embed-bits goes with --dynamic (a QAT model records its "
+                        "own)\n");
+        return CLI_USAGE;
+    }
+    if (embed_bits == 1) {
+        fprintf(stderr, "octet export: --embed-bits: expected 0 or 2..8, got 1\n");
+        return CLI_USAGE;
+    }
+    if (cli_check_output("-o", out)) return CLI_FAIL;
     if (float16) return float16_export(pos[0], out);
+    if (dynamic) {
+        if (gpt_int8_is_export(pos[0]) || int8_is_export(pos[0])) {
+            fprintf(stderr, "octet: %s is already an int8 export\n", pos[0]);
+            return CLI_FAIL;
+        }
+        return dynamic_export(pos[0], out, embed_bits);
+    }
     if (gpt_is_model(pos[0])) return gpt_int8_export(pos[0], out);
     if (gpt_int8_is_export(pos[0])) {
         fprintf(stderr, "octet: %s is already an int8 export\n", pos[0]);

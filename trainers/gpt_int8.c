@@ -127,6 +127,7 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B,
     oct_text text = {0};
     gpt_model ref = {0};
     int rc = export_vocab(&m, &vocab);
+    if (rc == CLI_OK && compare && m.dynamic) rc = cli_fail_dynamic_compare(path);
     if (rc == CLI_OK && compare) rc = load_reference(compare, &m, &vocab, &ref);
     if (rc == CLI_OK) rc = gpt_text_load(&text, text_path, &vocab, path) ? cli_fail(NULL) : CLI_OK;
     int T = m.context, V = m.vocab;
@@ -178,10 +179,10 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B,
     char where[96];
     eval_windows_str(n_batches, B, windows, T, where, sizeof where);
     if (rc == CLI_OK)
-        printf("%s: int8 val loss %.4f nats/char (%.4f bits/char) on %s; %.0f tok/s (%d "
+        printf("%s: %sint8 val loss %.4f nats/char (%.4f bits/char) on %s; %.0f tok/s (%d "
                "thread%s, kernel %s)\n",
-               path, loss, loss / 0.69314718055994531, where, (double)positions / sec, threads,
-               threads == 1 ? "" : "s", oct_i8_kernel_name());
+               path, m.dynamic ? "dynamic " : "", loss, loss / 0.69314718055994531, where,
+               (double)positions / sec, threads, threads == 1 ? "" : "s", oct_i8_kernel_name());
     if (rc == CLI_OK && compare) {
         printf("compared with %s: logits bit-identical at %lld/%lld positions\n", compare,
                (long long)same, positions);
@@ -230,8 +231,8 @@ int gpt_int8_generate(const char *path, const char *prompt, int n, float tempera
             fwrite(prompt, 1, (size_t)len, stdout);
             fwrite(text, 1, (size_t)n, stdout);
             fputc('\n', stdout);
-            fprintf(stderr, "octet: int8 engine: %d tokens in %.3f s, %.0f tok/s\n", n, sec,
-                    n / sec);
+            fprintf(stderr, "octet: int8 engine%s: %d tokens in %.3f s, %.0f tok/s\n",
+                    m.dynamic ? " (dynamic activations)" : "", n, sec, n / sec);
         }
     }
     oct_i8_gpt_cache_free(&c);

@@ -13,8 +13,13 @@
 static int print_layers(const char *path) {
     oct_i8_mlp m;
     if (oct_i8_mlp_load(&m, path)) return cli_fail(NULL);
-    printf("int8 MLP, input: normalization mean %.6g std %.6g, codes [%d, %d]\n", (double)m.in_mean,
-           (double)m.in_std, (int)m.in_qmin, (int)m.in_qmax);
+    if (m.dynamic)
+        printf("int8 MLP with dynamic activations (every layer's input quantized per row at run "
+               "time), input: normalization mean %.6g std %.6g\n",
+               (double)m.in_mean, (double)m.in_std);
+    else
+        printf("int8 MLP, input: normalization mean %.6g std %.6g, codes [%d, %d]\n",
+               (double)m.in_mean, (double)m.in_std, (int)m.in_qmin, (int)m.in_qmax);
     printf("  %-5s %6s %6s %5s %12s %4s %12s %4s %9s  %s\n", "layer", "in", "out", "relu",
            "in scale", "zp", "out scale", "zp", "codes", "weight scales (min..max)");
     for (int i = 0; i < m.n_layers; i++) {
@@ -24,20 +29,23 @@ static int print_layers(const char *path) {
             lo = l->w_scale[c] < lo ? l->w_scale[c] : lo;
             hi = l->w_scale[c] > hi ? l->w_scale[c] : hi;
         }
-        char fc[16], codes[16], yscale[24], yzp[8];
+        char fc[16], codes[16], yscale[24], yzp[8], ascale[24] = "dynamic", azp[8] = "-";
         snprintf(fc, sizeof fc, "fc%d", i);
+        if (!l->dynamic) {
+            snprintf(ascale, sizeof ascale, "%.6g", (double)l->a_scale);
+            snprintf(azp, sizeof azp, "%d", (int)l->a_zp);
+        }
         if (l->quant_out) {
             snprintf(codes, sizeof codes, "[%d,%d]", (int)l->y_qmin, (int)l->y_qmax);
             snprintf(yscale, sizeof yscale, "%.6g", (double)l->y_scale);
             snprintf(yzp, sizeof yzp, "%d", (int)l->y_zp);
         } else {
-            snprintf(codes, sizeof codes, "int32");
+            snprintf(codes, sizeof codes, l->dynamic ? "float" : "int32");
             snprintf(yscale, sizeof yscale, "-");
             snprintf(yzp, sizeof yzp, "-");
         }
-        printf("  %-5s %6d %6d %5s %12.6g %4d %12s %4s %9s  %.4g..%.4g\n", fc, l->in, l->out,
-               l->relu ? "yes" : "no", (double)l->a_scale, (int)l->a_zp, yscale, yzp, codes,
-               (double)lo, (double)hi);
+        printf("  %-5s %6d %6d %5s %12s %4s %12s %4s %9s  %.4g..%.4g\n", fc, l->in, l->out,
+               l->relu ? "yes" : "no", ascale, azp, yscale, yzp, codes, (double)lo, (double)hi);
     }
     oct_i8_mlp_free(&m);
     return CLI_OK;

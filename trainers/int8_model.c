@@ -93,13 +93,14 @@ int int8_eval(const char *path, const char *data_dir, int batch, int threads, co
         return cli_fail(NULL);
     }
     int in = m.layers[0].in, classes = m.layers[m.n_layers - 1].out;
-    int rc = CLI_OK;
+    int rc = compare && m.dynamic ? cli_fail_dynamic_compare(path) : CLI_OK;
     oct_i8_engine e;
     int32_t *acc = malloc(sizeof(int32_t) * (size_t)batch * (size_t)classes);
     /* All logits are kept when comparing with the QAT model, one batch otherwise. */
     int64_t keep = compare ? test.n : batch;
     float *logits = malloc(sizeof(float) * (size_t)keep * (size_t)classes);
-    if (test.rows * test.cols != in || classes < test.n_classes) {
+    if (rc != CLI_OK) {
+    } else if (test.rows * test.cols != in || classes < test.n_classes) {
         fprintf(stderr,
                 "octet: %s expects %d inputs and %d classes, the data in %s has %d and "
                 "%d\n",
@@ -118,10 +119,11 @@ int int8_eval(const char *path, const char *data_dir, int batch, int threads, co
                 correct += argmax(out + (int64_t)i * classes, classes) == test.labels[start + i];
         }
         double sec = cli_now() - t0;
-        printf("%s: int8 test accuracy %.2f%%  (%lld images, %.3f s, %.0f images/s, batch %d, "
+        printf("%s: %sint8 test accuracy %.2f%%  (%lld images, %.3f s, %.0f images/s, batch %d, "
                "%d thread%s, kernel %s)\n",
-               path, 100.0 * (double)correct / (double)test.n, (long long)test.n, sec,
-               (double)test.n / sec, batch, threads, threads == 1 ? "" : "s", oct_i8_kernel_name());
+               path, m.dynamic ? "dynamic " : "", 100.0 * (double)correct / (double)test.n,
+               (long long)test.n, sec, (double)test.n / sec, batch, threads,
+               threads == 1 ? "" : "s", oct_i8_kernel_name());
         oct_i8_engine_free(&e);
         if (compare) rc = compare_with_qat(compare, &test, logits, classes);
     }

@@ -113,6 +113,11 @@ typedef struct oct_qlinear {
     int32_t y_zp, y_qmin, y_qmax;
     int32_t *m0, *shift; /* (out) requantization multipliers, see oct_requant_multiplier */
     int8_t *codes;       /* (out,in) scratch of oct_qlinear_build (NULL in loaded models) */
+    /* Dynamic activations (post-training dynamic quantization, oct_qlinear_dynamic): the input
+     * is quantized row by row at run time, so a_scale and a_zp are 0, bias_q, m0 and shift
+     * hold zeros, there is no output quantization, and the bias stays float32. */
+    bool dynamic;
+    float *bias; /* (out) float bias of a dynamic layer, NULL otherwise */
 } oct_qlinear;
 
 /* acc (M,out) as above, on up to `threads` threads. */
@@ -140,6 +145,21 @@ oct_status oct_qlinear_build_codes(oct_qlinear *l, int out, int in, const int8_t
                                    const float *b /* (out) */, const float *w_scale /* (out) */,
                                    float a_scale, int32_t a_zp, bool quant_out, bool relu,
                                    float y_scale, int32_t y_zp, int32_t y_qmin, int32_t y_qmax);
+/* A dynamic layer (see oct_qlinear) from float weights w and bias b (NULL = none): weights
+ * per output channel under oct_qscheme_weights (min-max scales, codes in [-127, 127]); relu
+ * fuses a ReLU into the float output. Reuses the buffers of a build of the same shape. */
+oct_status oct_qlinear_build_dynamic(oct_qlinear *l, int out, int in, const float *w /* (out,in) */,
+                                     const float *b /* (out) */, bool relu);
+/* The forward pass of a dynamic layer on float rows x: row m is quantized to u8 codes a with
+ * its own range (oct_quant_row_params under oct_qscheme_activations: scale a_scale[m], zero
+ * point a_zp[m]), the int8 GEMM gives acc[m][c] = sum_k (a[m][k] - a_zp[m]) W[c][k] exactly,
+ * and y[m][c] = oct_acc_to_real(acc[m][c], a_scale[m], w_scale[c]) + bias[c], ReLU'd when
+ * l->relu. y may be NULL (accumulators only). Each row depends on that row alone, so results
+ * do not depend on the batch, the kernel or the thread count. */
+void oct_qlinear_dynamic(const oct_qlinear *l, const float *x /* (M,in) */, int M,
+                         uint8_t *a /* (M,in) scratch */, float *a_scale /* (M) */,
+                         int32_t *a_zp /* (M) */, int32_t *acc /* (M,out) */,
+                         float *y /* (M,out) or NULL */, int threads);
 /* Changes only the output side of a built layer (quant_out, relu, output scale, zero point and
  * code range) and recomputes m0/shift, exactly as oct_qlinear_build with these values would:
  * the QAT forward uses it after an output observer has seen this step's accumulators. */
@@ -156,6 +176,8 @@ void oct_qlinear_free(oct_qlinear *l);
  * layers[i].y_scale/y_zp. Between input quantization and the logits everything is integer.
  */
 typedef struct oct_i8_mlp {
+    bool dynamic; /* dynamic activations: every layer dynamic (see oct_qlinear), float between
+                     layers; the input codes and chain of scales below are then unused */
     int n_layers;
     oct_qlinear *layers;      /* (n_layers), malloc'd, owned */
     float in_mean, in_std;    /* pixel normalization: oct_pixel_normalize(p, in_mean, in_std) */
@@ -188,7 +210,11 @@ typedef struct oct_i8_engine {
     int width;               /* widest layer input or output */
     uint8_t *codes[2];       /* (max_batch, width) ping-pong activation codes */
     int32_t *acc;            /* (max_batch, width) hidden accumulators */
-    uint8_t pixel_code[256]; /* raw pixel -> input code */
+    float *f[2];             /* dynamic models: (max_batch, width) ping-pong float activations */
+    float *row_scale;        /* dynamic models: (max_batch) input scales of the current layer */
+    int32_t *row_zp;         /* dynamic models: (max_batch) and zero points */
+    float pixel_value[256];  /* raw pixel -> normalized input */
+    uint8_t pixel_code[256]; /* raw pixel -> input code (static models) */
 } oct_i8_engine;
 
 /* Checks that m is a well-formed chain (oct_i8_mlp_check) and allocates the scratch for
@@ -282,6 +308,8 @@ oct_status oct_i8_mlp_load(oct_i8_mlp *m, const char *path);
 #define OCT_I8_GPT_PER_BLOCK 4
 
 typedef struct oct_i8_gpt {
+    bool dynamic; /* dynamic activations: every linear dynamic (see oct_qlinear), outputs float,
+                     GELU computed in float32; in_qmin/in_qmax are then [0, 255] and unused */
     int vocab, context, n_layer, n_head, width, mlp; /* V, T_max, L, heads, C, M */
     float ln_eps;                                    /* LayerNorm epsilon */
     bool exact_gelu;  /* GELU with erf (oct_nl_gelu_erf), else the tanh form (oct_nl_gelu) */
@@ -328,6 +356,8 @@ typedef struct oct_i8_gpt_cache {
     int32_t *acc;        /* (max_rows, max(3C, M, V)) accumulators */
     uint8_t *gelu_lut;   /* (L, 256): mlp.fc output code -> mlp.proj input code */
     float *deq;          /* (4 L, 256): block linear j's output code -> real value */
+    float *row_scale;    /* (max_rows) dynamic models: input scales of the current linear */
+    int32_t *row_zp;     /* (max_rows) and zero points */
 } oct_i8_gpt_cache;
 
 /* Checks m (oct_i8_gpt_check) and allocates for max_rows >= 1; OCT_EINVAL / OCT_ENOMEM with c

@@ -300,4 +300,21 @@ oct_tensor *oct_qat_gpt_forward(oct_qat_gpt *q, oct_graph *g, const int32_t *ids
 oct_status oct_qat_gpt_to_int8(const oct_qat_gpt *q, const uint8_t *vocab /* (V) */,
                                oct_i8_gpt *out);
 
+/* ---- post-training dynamic quantization (src/nn/qat.c, gpt_qat.c) -------------------------------
+ *
+ * A float model as an int8 model with dynamic activations (see oct_qlinear): the weights of
+ * every linear become per-channel int8 codes (min-max scales), the biases stay float32, and the
+ * engine quantizes each layer's input rows at run time. No training and no calibration data;
+ * everything between the linears (ReLU; LayerNorm, GELU, attention) runs in float32 as in the
+ * float model. */
+
+/* An MLP with ReLU between its layers (OCT_EINVAL otherwise); out is zeroed first and left empty
+ * on failure. */
+oct_status oct_mlp_to_dynamic_int8(const oct_mlp *m, float in_mean, float in_std, oct_i8_mlp *out);
+/* A GPT with the vocabulary bytes (V) of the model; embed_bits 0 keeps float32 embeddings, 2..8
+ * quantizes them per row as oct_i8_gpt_quantize_embeddings. out is zeroed first and left empty
+ * on failure. */
+oct_status oct_gpt_to_dynamic_int8(const oct_gpt *m, const uint8_t *vocab /* (V) */, int embed_bits,
+                                   oct_i8_gpt *out);
+
 #endif

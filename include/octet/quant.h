@@ -143,6 +143,10 @@ oct_status oct_quant_params(const oct_qscheme *q, float lo, float hi, float *sca
  * [min, max] of row r (NaN rows get its fallback). For weights quantized per output channel. */
 void oct_quant_row_scales(const oct_qscheme *q, const float *w /* (rows, cols) */, int64_t rows,
                           int64_t cols, float *s /* (rows) */);
+/* The same with the zero points too (zp may be NULL): for activations quantized per row at run
+ * time (dynamic quantization), with q the u8 asymmetric activation scheme. */
+void oct_quant_row_params(const oct_qscheme *q, const float *w /* (rows, cols) */, int64_t rows,
+                          int64_t cols, float *s /* (rows) */, int32_t *zp /* (rows) or NULL */);
 /* Bias in accumulator units; s_a * s_w > 0. */
 int32_t oct_quant_bias(float b, float s_a, float s_w);
 void oct_quant_bias_rows(const float *b /* (n) */, int n, float s_a, const float *s_w /* (n) */,

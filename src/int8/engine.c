@@ -39,20 +39,35 @@ oct_status oct__i8_check_codes(const char *what, int32_t zp, int32_t qmin, int32
     return OCT_OK;
 }
 
+/* The checks of a dynamic layer after the common ones: float bias finite, no output
+ * quantization (a dynamic layer outputs floats). */
+static oct_status dynamic_check(const oct_qlinear *l, const char *name, bool last) {
+    if (!l->bias) return oct_fail(OCT_EINVAL, "%s: dynamic layer without its float bias", name);
+    for (int c = 0; c < l->out; c++)
+        if (!isfinite(l->bias[c]))
+            return oct_fail(OCT_EINVAL, "%s.bias: channel %d is %g, not finite", name, c,
+                            (double)l->bias[c]);
+    if (l->quant_out || (last && l->relu))
+        return oct_fail(OCT_EINVAL, "%s: a dynamic layer outputs floats (no output quantization%s)",
+                        name, last ? ", no relu on the logits" : "");
+    return OCT_OK;
+}
+
 oct_status oct__qlinear_check(const oct_qlinear *l, const char *name, bool last) {
     char what[80];
     if (l->in < 1 || l->out < 1 || !l->w.data || l->w.N != l->out || l->w.K != l->in ||
         !l->bias_q || !l->w_scale || !l->m0 || !l->shift)
         return oct_fail(OCT_EINVAL, "%s: layer (%d -> %d) is not built", name, l->in, l->out);
-    if (!positive_finite(l->a_scale))
-        return oct_fail(OCT_EINVAL, "%s: input scale %g is not positive and finite", name,
-                        (double)l->a_scale);
     for (int c = 0; c < l->out; c++)
         if (!positive_finite(l->w_scale[c]))
             return oct_fail(OCT_EINVAL,
                             "%s.weight_scale: channel %d is %g, not positive and "
                             "finite",
                             name, c, (double)l->w_scale[c]);
+    if (l->dynamic) return dynamic_check(l, name, last);
+    if (!positive_finite(l->a_scale))
+        return oct_fail(OCT_EINVAL, "%s: input scale %g is not positive and finite", name,
+                        (double)l->a_scale);
     /* |sum_k (a - a_zp) w| <= 255 * 128 * in, and the epilogue adds b_q - a_zp * wsum: both
      * stay inside int32 when |b_q| + 255 * 128 * in does. */
     int64_t bias_max = INT32_MAX - (int64_t)255 * 128 * l->in;
@@ -94,16 +109,23 @@ oct_status oct_i8_mlp_check(const oct_i8_mlp *m) {
                         "positive std",
                         (double)m->in_mean, (double)m->in_std);
     oct_status s = oct__i8_check_codes("input", m->layers[0].a_zp, m->in_qmin, m->in_qmax);
+    if (s == OCT_OK && m->dynamic && (m->in_qmin != 0 || m->in_qmax != 255))
+        s = oct_fail(OCT_EINVAL, "input: a dynamic input's codes are [0, 255], not [%d, %d]",
+                     (int)m->in_qmin, (int)m->in_qmax);
     for (int i = 0; i < m->n_layers && s == OCT_OK; i++) {
         char name[24];
         snprintf(name, sizeof name, "fc%d", i);
-        s = oct__qlinear_check(&m->layers[i], name, i == m->n_layers - 1);
+        if (m->layers[i].dynamic != m->dynamic)
+            s = oct_fail(OCT_EINVAL, "%s: a %s layer in a model with %s activations", name,
+                         m->layers[i].dynamic ? "dynamic" : "static",
+                         m->dynamic ? "dynamic" : "static");
+        if (s == OCT_OK) s = oct__qlinear_check(&m->layers[i], name, i == m->n_layers - 1);
         if (s != OCT_OK || i == 0) continue;
         const oct_qlinear *p = &m->layers[i - 1], *l = &m->layers[i];
         if (l->in != p->out)
             s = oct_fail(OCT_EINVAL, "fc%d: %d inputs, but fc%d has %d outputs", i, l->in, i - 1,
                          p->out);
-        else if (l->a_scale != p->y_scale || l->a_zp != p->y_zp)
+        else if (!m->dynamic && (l->a_scale != p->y_scale || l->a_zp != p->y_zp))
             s = oct_fail(OCT_EINVAL,
                          "fc%d: input scale/zero point %.9g/%d differ from fc%d's "
                          "output %.9g/%d",
@@ -120,6 +142,10 @@ void oct_i8_engine_free(oct_i8_engine *e) {
     free(e->codes[0]);
     free(e->codes[1]);
     free(e->acc);
+    free(e->f[0]);
+    free(e->f[1]);
+    free(e->row_scale);
+    free(e->row_zp);
     memset(e, 0, sizeof *e);
 }
 
@@ -138,16 +164,24 @@ oct_status oct_i8_engine_init(oct_i8_engine *e, const oct_i8_mlp *m, int max_bat
     e->codes[0] = malloc(n);
     e->codes[1] = malloc(n);
     e->acc = malloc(n * sizeof *e->acc);
-    if (!e->codes[0] || !e->codes[1] || !e->acc) {
+    bool ok = e->codes[0] && e->codes[1] && e->acc;
+    if (m->dynamic) {
+        e->f[0] = malloc(n * sizeof(float));
+        e->f[1] = malloc(n * sizeof(float));
+        e->row_scale = malloc((size_t)max_batch * sizeof *e->row_scale);
+        e->row_zp = malloc((size_t)max_batch * sizeof *e->row_zp);
+        ok = ok && e->f[0] && e->f[1] && e->row_scale && e->row_zp;
+    }
+    if (!ok) {
         oct_i8_engine_free(e);
         return oct_fail(OCT_ENOMEM, "int8 engine: out of memory for %d rows of width %d", max_batch,
                         width);
     }
-    float table[256];
-    for (int p = 0; p < 256; p++) table[p] = oct_pixel_normalize((uint8_t)p, m->in_mean, m->in_std);
-    uint8_t *code = e->pixel_code;
-    oct_quantize_u8(table, 1, 256, &m->layers[0].a_scale, &m->layers[0].a_zp, m->in_qmin,
-                    m->in_qmax, code);
+    for (int p = 0; p < 256; p++)
+        e->pixel_value[p] = oct_pixel_normalize((uint8_t)p, m->in_mean, m->in_std);
+    if (!m->dynamic)
+        oct_quantize_u8(e->pixel_value, 1, 256, &m->layers[0].a_scale, &m->layers[0].a_zp,
+                        m->in_qmin, m->in_qmax, e->pixel_code);
     return OCT_OK;
 }
 
@@ -166,6 +200,18 @@ static void run_codes(oct_i8_engine *e, int n, int32_t *logits_acc /* (n,classes
         oct_acc_to_real_rows(logits_acc, n, last->out, last->a_scale, last->w_scale, logits);
 }
 
+/* Runs n <= max_batch rows of normalized inputs in e->f[0] through a dynamic model. */
+static void run_dynamic(oct_i8_engine *e, int n, int32_t *logits_acc, float *logits, int threads) {
+    const oct_i8_mlp *m = e->m;
+    int cur = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        bool last = i == m->n_layers - 1;
+        oct_qlinear_dynamic(&m->layers[i], e->f[cur], n, e->codes[0], e->row_scale, e->row_zp,
+                            last ? logits_acc : e->acc, last ? logits : e->f[1 - cur], threads);
+        cur = 1 - cur;
+    }
+}
+
 /* The loop over chunks shared by both entry points; x is float (normalized) or u8 pixels. */
 static void forward(oct_i8_engine *e, const float *x, const uint8_t *pixels, int B,
                     int32_t *logits_acc, float *logits, int threads) {
@@ -176,15 +222,23 @@ static void forward(oct_i8_engine *e, const float *x, const uint8_t *pixels, int
     for (int r = 0; r < B; r += e->max_batch) {
         int n = B - r < e->max_batch ? B - r : e->max_batch;
         int64_t count = (int64_t)n * in;
-        if (x) {
+        const uint8_t *p = pixels ? pixels + (int64_t)r * in : NULL;
+        int32_t *acc = logits_acc + (int64_t)r * classes;
+        float *out = logits ? logits + (int64_t)r * classes : NULL;
+        if (m->dynamic) {
+            if (x)
+                memcpy(e->f[0], x + (int64_t)r * in, (size_t)count * sizeof(float));
+            else
+                for (int64_t i = 0; i < count; i++) e->f[0][i] = e->pixel_value[p[i]];
+            run_dynamic(e, n, acc, out, threads);
+            continue;
+        }
+        if (x)
             oct_quantize_u8(x + (int64_t)r * in, 1, count, &first->a_scale, &first->a_zp,
                             m->in_qmin, m->in_qmax, e->codes[0]);
-        } else {
-            const uint8_t *p = pixels + (int64_t)r * in;
+        else
             for (int64_t i = 0; i < count; i++) e->codes[0][i] = e->pixel_code[p[i]];
-        }
-        run_codes(e, n, logits_acc + (int64_t)r * classes,
-                  logits ? logits + (int64_t)r * classes : NULL, threads);
+        run_codes(e, n, acc, out, threads);
     }
 }
 

@@ -19,8 +19,22 @@
 #define META_GRAPH OCT__I8_META_GRAPH
 
 /* Per layer tensor suffixes; the last two only for layers with an output. */
-static const char *const suffixes[] = {"weight_scale", "bias_q", "wsum", "m0", "shift", "weight_q"};
-enum { T_WSCALE, T_BIASQ, T_WSUM, T_M0, T_SHIFT, T_WQ, T_COUNT };
+static const char *const suffixes[] = {"weight_scale", "bias_q", "wsum",    "m0",
+                                       "shift",        "bias",   "weight_q"};
+enum { T_WSCALE, T_BIASQ, T_WSUM, T_M0, T_SHIFT, T_BIAS, T_WQ, T_COUNT };
+
+/* Whether a layer like l stores tensor t: a static layer all but the float bias (m0 and shift
+ * only with an output), a dynamic one its codes, scales, row sums and float bias. */
+static bool tensor_used(const oct_qlinear *l, int t) {
+    if (l->dynamic) return t == T_WSCALE || t == T_WSUM || t == T_BIAS || t == T_WQ;
+    return t != T_BIAS && (l->quant_out || (t != T_M0 && t != T_SHIFT));
+}
+
+int oct__i8_linear_tensor_count(const oct_qlinear *l) {
+    int n = 0;
+    for (int t = 0; t < T_COUNT; t++) n += tensor_used(l, t);
+    return n;
+}
 
 /* The row-major codes w (N,K) back from the packed layout of oct_i8_pack (int8.h). */
 static void unpack_weights(const oct_i8_packed *p, int8_t *w /* (N,K) */) {
@@ -39,6 +53,9 @@ static void unpack_weights(const oct_i8_packed *p, int8_t *w /* (N,K) */) {
 /* ---- save ---------------------------------------------------------------------------------- */
 
 json_t *oct__i8_linear_json(const oct_qlinear *l, const char *name) {
+    if (l->dynamic)
+        return json_pack("{s:s, s:i, s:i, s:b}", "name", name, "in", l->in, "out", l->out, "relu",
+                         (int)l->relu);
     json_t *out = l->quant_out
                       ? json_pack("{s:f, s:i, s:i, s:i}", "scale", (double)l->y_scale, "zero_point",
                                   (int)l->y_zp, "qmin", (int)l->y_qmin, "qmax", (int)l->y_qmax)
@@ -55,23 +72,25 @@ static json_t *graph_json(const oct_i8_mlp *m) {
         snprintf(name, sizeof name, "fc%d", i);
         json_array_append_new(layers, oct__i8_linear_json(&m->layers[i], name));
     }
-    return json_pack("{s:{s:f, s:f, s:i, s:i}, s:o}", "input", "mean", (double)m->in_mean, "std",
-                     (double)m->in_std, "qmin", (int)m->in_qmin, "qmax", (int)m->in_qmax, "layers",
-                     layers);
+    json_t *g = json_pack("{s:{s:f, s:f, s:i, s:i}, s:o}", "input", "mean", (double)m->in_mean,
+                          "std", (double)m->in_std, "qmin", (int)m->in_qmin, "qmax",
+                          (int)m->in_qmax, "layers", layers);
+    if (m->dynamic) json_object_set_new(g, "activations", json_string("dynamic"));
+    return g;
 }
 
 /* The dtype and shape of tensor t of a linear. */
 static oct_dtype tensor_dtype(int t) {
-    return t == T_WQ ? OCT_DT_I8 : t == T_WSCALE ? OCT_DT_F32 : OCT_DT_I32;
+    return t == T_WQ ? OCT_DT_I8 : t == T_WSCALE || t == T_BIAS ? OCT_DT_F32 : OCT_DT_I32;
 }
 
 oct_status oct__i8_linear_add(oct_st_writer *w, const char *name, const oct_qlinear *l,
                               bool codes_pass, int8_t **codes) {
     int shape[2] = {l->out, l->in};
-    const void *data[T_COUNT] = {l->w_scale, l->bias_q, l->w.wsum, l->m0, l->shift, NULL};
+    const void *data[T_COUNT] = {l->w_scale, l->bias_q, l->w.wsum, l->m0, l->shift, l->bias, NULL};
     oct_status s = OCT_OK;
     for (int t = 0; t < T_COUNT && s == OCT_OK; t++) {
-        if ((t == T_WQ) != codes_pass || ((t == T_M0 || t == T_SHIFT) && !l->quant_out)) continue;
+        if ((t == T_WQ) != codes_pass || !tensor_used(l, t)) continue;
         if (t == T_WQ) {
             *codes = malloc((size_t)l->out * (size_t)l->in);
             if (!*codes) return oct_fail(OCT_ENOMEM, "%s: out of memory", name);
@@ -155,15 +174,16 @@ oct_status oct__i8_linear_from_json(const loader *ld, json_t *g, const char *nam
     if (!json_is_string(nm) || strcmp(json_string_value(nm), name))
         return oct_fail(OCT_EFORMAT, "%s: %s \"name\" must be \"%s\"", ld->path, where, name);
     if (!json_is_boolean(relu)) return bad(ld, where, "\"relu\" must be true or false");
-    if (!json_is_null(out) && !json_is_object(out))
+    if (!l->dynamic && !json_is_null(out) && !json_is_object(out))
         return bad(ld, where, "\"output\" must be an object or null");
     oct_status s = oct__i8_get_int(ld, where, g, "in", 1, OCT_I8_MAX_K, &in);
     if (s == OCT_OK) s = oct__i8_get_int(ld, where, g, "out", 1, 1 << 24, &n_out);
-    if (s == OCT_OK) s = oct__i8_get_float(ld, where, g, "input_scale", &l->a_scale);
-    if (s == OCT_OK) s = oct__i8_get_int(ld, where, g, "input_zero_point", 0, 255, &l->a_zp);
     l->in = in;
     l->out = n_out;
     l->relu = json_is_true(relu);
+    if (l->dynamic) return s; /* no input or output quantization */
+    if (s == OCT_OK) s = oct__i8_get_float(ld, where, g, "input_scale", &l->a_scale);
+    if (s == OCT_OK) s = oct__i8_get_int(ld, where, g, "input_zero_point", 0, 255, &l->a_zp);
     l->quant_out = json_is_object(out);
     if (s == OCT_OK && l->quant_out) {
         snprintf(where, sizeof where, "graph layer %s output", name);
@@ -176,8 +196,10 @@ oct_status oct__i8_linear_from_json(const loader *ld, json_t *g, const char *nam
 }
 
 /* The scalars of layer i from its graph entry g (the entry "fc<i>"); tensors come later. */
-static oct_status read_layer_graph(const loader *ld, json_t *g, int i, oct_qlinear *l) {
+static oct_status read_layer_graph(const loader *ld, json_t *g, int i, bool dynamic,
+                                   oct_qlinear *l) {
     char name[24];
+    l->dynamic = dynamic;
     snprintf(name, sizeof name, "fc%d", i);
     if (!json_is_object(g)) {
         char where[64];
@@ -200,17 +222,21 @@ oct_status oct__i8_linear_read(const loader *ld, const char *name, oct_qlinear *
     const void *d[T_COUNT] = {NULL};
     oct_status s = OCT_OK;
     for (int t = 0; t < T_COUNT && s == OCT_OK; t++)
-        if (l->quant_out || (t != T_M0 && t != T_SHIFT)) s = get_tensor(ld, name, t, l, &d[t]);
+        if (tensor_used(l, t)) s = get_tensor(ld, name, t, l, &d[t]);
     if (s != OCT_OK) return s;
     size_t n = (size_t)l->out;
-    l->bias_q = malloc(n * sizeof *l->bias_q);
+    l->bias_q = calloc(n, sizeof *l->bias_q);
     l->w_scale = malloc(n * sizeof *l->w_scale);
     l->m0 = calloc(n, sizeof *l->m0);
     l->shift = calloc(n, sizeof *l->shift);
-    if (!l->bias_q || !l->w_scale || !l->m0 || !l->shift)
+    l->bias = l->dynamic ? malloc(n * sizeof *l->bias) : NULL;
+    if (!l->bias_q || !l->w_scale || !l->m0 || !l->shift || (l->dynamic && !l->bias))
         return oct_fail(OCT_ENOMEM, "%s: out of memory", ld->path);
     memcpy(l->w_scale, d[T_WSCALE], n * sizeof *l->w_scale);
-    memcpy(l->bias_q, d[T_BIASQ], n * sizeof *l->bias_q);
+    if (l->dynamic)
+        memcpy(l->bias, d[T_BIAS], n * sizeof *l->bias);
+    else
+        memcpy(l->bias_q, d[T_BIASQ], n * sizeof *l->bias_q);
     if ((s = oct_i8_pack(&l->w, d[T_WQ], l->out, l->in)) != OCT_OK) return s;
     const int32_t *wsum = d[T_WSUM];
     for (int c = 0; c < l->out; c++)
@@ -249,8 +275,7 @@ static oct_status check_no_extra(const loader *ld, const oct_i8_mlp *m) {
         bool known = sscanf(name, "fc%d.%n", &i, &len) == 1 && len > 0 && i >= 0 && i < m->n_layers;
         bool ok = false;
         for (int t = 0; known && t < T_COUNT && !ok; t++)
-            ok = !strcmp(name + len, suffixes[t]) &&
-                 (m->layers[i].quant_out || (t != T_M0 && t != T_SHIFT));
+            ok = !strcmp(name + len, suffixes[t]) && tensor_used(&m->layers[i], t);
         char canon[48];
         snprintf(canon, sizeof canon, "fc%d.%s", i, known ? name + len : "");
         if (!ok || strcmp(canon, name))
@@ -282,6 +307,16 @@ oct_status oct__i8_read_graph(const oct__i8_loader *ld, const char *format, int 
     return OCT_OK;
 }
 
+oct_status oct__i8_read_activations(const loader *ld, json_t *obj, bool *dynamic) {
+    json_t *v = json_object_get(obj, "activations");
+    const char *a = json_string_value(v);
+    *dynamic = a && !strcmp(a, "dynamic");
+    if (v && (!a || (!*dynamic && strcmp(a, "static"))))
+        return oct_fail(OCT_EFORMAT, "%s: graph \"activations\" must be \"static\" or \"dynamic\"",
+                        ld->path);
+    return OCT_OK;
+}
+
 static oct_status read_header(const loader *ld, oct_i8_mlp *m, json_t **graph) {
     oct_status st = oct__i8_read_graph(ld, OCT_I8_FORMAT, OCT_I8_FORMAT_VERSION, "MLP", graph);
     if (st != OCT_OK) return st;
@@ -291,7 +326,8 @@ static oct_status read_header(const loader *ld, oct_i8_mlp *m, json_t **graph) {
         json_array_size(layers) > OCT_I8_MAX_LAYERS)
         return oct_fail(OCT_EFORMAT, "%s: graph \"layers\" must be an array of 1 to %d layers",
                         ld->path, OCT_I8_MAX_LAYERS);
-    oct_status s = oct__i8_get_float(ld, "graph input", input, "mean", &m->in_mean);
+    oct_status s = oct__i8_read_activations(ld, *graph, &m->dynamic);
+    if (s == OCT_OK) s = oct__i8_get_float(ld, "graph input", input, "mean", &m->in_mean);
     if (s == OCT_OK) s = oct__i8_get_float(ld, "graph input", input, "std", &m->in_std);
     if (s == OCT_OK) s = oct__i8_get_int(ld, "graph input", input, "qmin", 0, 255, &m->in_qmin);
     if (s == OCT_OK) s = oct__i8_get_int(ld, "graph input", input, "qmax", 0, 255, &m->in_qmax);
@@ -300,7 +336,7 @@ static oct_status read_header(const loader *ld, oct_i8_mlp *m, json_t **graph) {
     m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
     if (!m->layers) return oct_fail(OCT_ENOMEM, "%s: out of memory", ld->path);
     for (int i = 0; i < m->n_layers && s == OCT_OK; i++)
-        s = read_layer_graph(ld, json_array_get(layers, (size_t)i), i, &m->layers[i]);
+        s = read_layer_graph(ld, json_array_get(layers, (size_t)i), i, m->dynamic, &m->layers[i]);
     return s;
 }
 

@@ -81,10 +81,18 @@ oct_status oct_i8_gpt_check(const oct_i8_gpt *m) {
         if (l->in != in || l->out != out)
             return oct_fail(OCT_EINVAL, "%s: %d -> %d, the config needs %d -> %d", name, l->in,
                             l->out, in, out);
-        oct_status s = oct__qlinear_check(l, name, j == J - 1);
+        oct_status s = OCT_OK;
+        if (l->dynamic != m->dynamic)
+            s = oct_fail(OCT_EINVAL, "%s: a %s linear in a model with %s activations", name,
+                         l->dynamic ? "dynamic" : "static", m->dynamic ? "dynamic" : "static");
+        if (s == OCT_OK) s = oct__qlinear_check(l, name, j == J - 1);
         if (s == OCT_OK && l->relu) s = oct_fail(OCT_EINVAL, "%s: a GPT linear has no relu", name);
         snprintf(what, sizeof what, "%s input", name);
-        if (s == OCT_OK) s = oct__i8_check_codes(what, l->a_zp, m->in_qmin[j], m->in_qmax[j]);
+        if (s == OCT_OK && !m->dynamic)
+            s = oct__i8_check_codes(what, l->a_zp, m->in_qmin[j], m->in_qmax[j]);
+        else if (s == OCT_OK && (m->in_qmin[j] != 0 || m->in_qmax[j] != 255))
+            s = oct_fail(OCT_EINVAL, "%s: a dynamic input's codes are [0, 255], not [%d, %d]", what,
+                         (int)m->in_qmin[j], (int)m->in_qmax[j]);
         if (s != OCT_OK) return s;
     }
     return check_embeddings(m);
@@ -179,6 +187,8 @@ void oct_i8_gpt_cache_free(oct_i8_gpt_cache *c) {
     free(c->acc);
     free(c->gelu_lut);
     free(c->deq);
+    free(c->row_scale);
+    free(c->row_zp);
     memset(c, 0, sizeof *c);
 }
 
@@ -205,11 +215,14 @@ oct_status oct_i8_gpt_cache_init(oct_i8_gpt_cache *c, const oct_i8_gpt *m, int m
     c->gelu_lut = malloc(L * 256);
     int J = OCT_I8_GPT_PER_BLOCK * m->n_layer;
     c->deq = malloc((size_t)J * 256 * sizeof *c->deq);
+    c->row_scale = malloc(R * sizeof *c->row_scale);
+    c->row_zp = malloc(R * sizeof *c->row_zp);
     if (!c->k || !c->v || !c->x || !c->h || !c->f || !c->p || !c->a || !c->y || !c->acc ||
-        !c->gelu_lut || !c->deq) {
+        !c->gelu_lut || !c->deq || !c->row_scale || !c->row_zp) {
         oct_i8_gpt_cache_free(c);
         return oct_fail(OCT_ENOMEM, "int8 gpt: out of memory for the cache");
     }
+    if (m->dynamic) return OCT_OK; /* no output codes, so no tables */
     /* Output code -> real value of each block linear: oct_dequantize, as the QAT op's table. */
     for (int j = 0; j < J; j++)
         for (int code = 0; code < 256; code++)
@@ -230,19 +243,44 @@ oct_status oct_i8_gpt_cache_init(oct_i8_gpt_cache *c, const oct_i8_gpt *m, int m
     return OCT_OK;
 }
 
-/* codes a (n,in) of rows x (n,in) for linear j. */
-static void quantize_in(const oct_i8_gpt *m, int j, const float *x, int n, uint8_t *a) {
+/* y (n,out) = the real output of linear j on float rows x (n,in): a static linear quantizes x
+ * with its input scale and dequantizes its output codes, a dynamic one quantizes x per row and
+ * dequantizes its accumulators. */
+static void linear(oct_i8_gpt_cache *c, int j, const float *x, int n, float *y) {
+    const oct_i8_gpt *m = c->m;
     const oct_qlinear *l = &m->lin[j];
+    if (m->dynamic) {
+        oct_qlinear_dynamic(l, x, n, c->a, c->row_scale, c->row_zp, c->acc, y, c->threads);
+        return;
+    }
     oct_quantize_u8(x, 1, (int64_t)n * l->in, &l->a_scale, &l->a_zp, m->in_qmin[j], m->in_qmax[j],
-                    a);
-}
-
-/* y (n,out) = dequantized output of linear j on codes a (n,in). */
-static void linear(oct_i8_gpt_cache *c, int j, const uint8_t *a, int n, float *y) {
-    const oct_qlinear *l = &c->m->lin[j];
-    oct_qlinear_forward(l, a, n, c->acc, c->y, c->threads);
+                    c->a);
+    oct_qlinear_forward(l, c->a, n, c->acc, c->y, c->threads);
     const float *deq = c->deq + (size_t)j * 256;
     for (int64_t i = 0; i < (int64_t)n * l->out; i++) y[i] = deq[c->y[i]];
+}
+
+/* h (n,C) = mlp.proj(GELU(mlp.fc(h))) of block i, using f (n,M) as scratch. A static model
+ * maps mlp.fc's output codes through the GELU table straight to mlp.proj's input codes; a
+ * dynamic one applies GELU to mlp.fc's float output. */
+static void mlp(oct_i8_gpt_cache *c, int i, float *h, int n, float *f) {
+    const oct_i8_gpt *m = c->m;
+    int j = OCT_I8_GPT_PER_BLOCK * i;
+    if (m->dynamic) {
+        linear(c, j + FC, h, n, f);
+        (m->exact_gelu ? oct_nl_gelu_erf : oct_nl_gelu)(f, (int64_t)n * m->mlp, f);
+        linear(c, j + FC_PROJ, f, n, h);
+        return;
+    }
+    const oct_qlinear *fc = &m->lin[j + FC], *pr = &m->lin[j + FC_PROJ];
+    oct_quantize_u8(h, 1, (int64_t)n * fc->in, &fc->a_scale, &fc->a_zp, m->in_qmin[j + FC],
+                    m->in_qmax[j + FC], c->a);
+    oct_qlinear_forward(fc, c->a, n, c->acc, c->y, c->threads);
+    const uint8_t *lut = c->gelu_lut + (size_t)i * 256;
+    for (int64_t e = 0; e < (int64_t)n * m->mlp; e++) c->a[e] = lut[c->y[e]];
+    oct_qlinear_forward(pr, c->a, n, c->acc, c->y, c->threads);
+    const float *deq = c->deq + (size_t)(j + FC_PROJ) * 256;
+    for (int64_t e = 0; e < (int64_t)n * pr->out; e++) h[e] = deq[c->y[e]];
 }
 
 /* x (n,C) += y (n,C). */
@@ -274,8 +312,7 @@ static void run_chunk(oct_i8_gpt_cache *c, const int32_t *ids, int n, int32_t *l
         const float *ln = m->ln + (int64_t)i * 4 * C;
         float *kl = c->k + (int64_t)i * T * C, *vl = c->v + (int64_t)i * T * C;
         layernorm(m, ln, x, n, h);
-        quantize_in(m, j + QKV, h, n, c->a);
-        linear(c, j + QKV, c->a, n, f); /* (n,3C) */
+        linear(c, j + QKV, h, n, f); /* (n,3C) */
         for (int r = 0; r < n; r++) {
             const float *row = f + (int64_t)r * 3 * C;
             memcpy(kl + (int64_t)(t0 + r) * C, row + C, (size_t)C * sizeof(float));
@@ -284,24 +321,25 @@ static void run_chunk(oct_i8_gpt_cache *c, const int32_t *ids, int n, int32_t *l
         for (int r = 0; r < n; r++)
             oct_nl_attention_row(f + (int64_t)r * 3 * C, kl, vl, C, t0 + r + 1, C, m->n_head, c->p,
                                  T, h + (int64_t)r * C);
-        quantize_in(m, j + PROJ, h, n, c->a);
-        linear(c, j + PROJ, c->a, n, f);
+        linear(c, j + PROJ, h, n, f);
         residual(x, f, (int64_t)n * C);
         layernorm(m, ln + 2 * C, x, n, h);
-        quantize_in(m, j + FC, h, n, c->a);
-        oct_qlinear_forward(&m->lin[j + FC], c->a, n, c->acc, c->y, c->threads);
-        const uint8_t *lut = c->gelu_lut + (size_t)i * 256;
-        for (int64_t e = 0; e < (int64_t)n * m->mlp; e++) c->a[e] = lut[c->y[e]];
-        linear(c, j + FC_PROJ, c->a, n, f);
-        residual(x, f, (int64_t)n * C);
+        mlp(c, i, h, n, f);
+        residual(x, h, (int64_t)n * C);
     }
     int jh = OCT_I8_GPT_PER_BLOCK * m->n_layer;
     const oct_qlinear *head = &m->lin[jh];
     layernorm(m, m->lnf, x, n, h);
-    quantize_in(m, jh, h, n, c->a);
-    oct_qlinear_acc(head, c->a, n, logits_acc, c->threads);
-    if (logits)
-        oct_acc_to_real_rows(logits_acc, n, head->out, head->a_scale, head->w_scale, logits);
+    if (m->dynamic) {
+        oct_qlinear_dynamic(head, h, n, c->a, c->row_scale, c->row_zp, logits_acc, logits,
+                            c->threads);
+    } else {
+        oct_quantize_u8(h, 1, (int64_t)n * head->in, &head->a_scale, &head->a_zp, m->in_qmin[jh],
+                        m->in_qmax[jh], c->a);
+        oct_qlinear_acc(head, c->a, n, logits_acc, c->threads);
+        if (logits)
+            oct_acc_to_real_rows(logits_acc, n, head->out, head->a_scale, head->w_scale, logits);
+    }
     c->len += n;
 }
 

@@ -55,11 +55,13 @@ static json_t *graph_json(const oct_i8_gpt *m) {
         json_object_set_new(e, "input_qmax", json_integer(m->in_qmax[j]));
         json_array_append_new(lins, e);
     }
-    return json_pack("{s:{s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:s, s:s}, s:o}", "config", "vocab",
-                     m->vocab, "context", m->context, "n_layer", m->n_layer, "n_head", m->n_head,
-                     "width", m->width, "mlp", m->mlp, "ln_eps", (double)m->ln_eps, "embeddings",
-                     m->wte_q ? "i8" : "f32", "gelu", m->exact_gelu ? "erf" : "tanh", "linears",
-                     lins);
+    json_t *g =
+        json_pack("{s:{s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:s, s:s}, s:o}", "config", "vocab",
+                  m->vocab, "context", m->context, "n_layer", m->n_layer, "n_head", m->n_head,
+                  "width", m->width, "mlp", m->mlp, "ln_eps", (double)m->ln_eps, "embeddings",
+                  m->wte_q ? "i8" : "f32", "gelu", m->exact_gelu ? "erf" : "tanh", "linears", lins);
+    if (m->dynamic) json_object_set_new(g, "activations", json_string("dynamic"));
+    return g;
 }
 
 oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path) {
@@ -176,11 +178,12 @@ static oct_status read_linear(const oct__i8_loader *ld, json_t *lins, int j, oct
     snprintf(where, sizeof where, "graph layer %s", name);
     json_t *e = json_array_get(lins, (size_t)j);
     oct_qlinear *l = &m->lin[j];
+    l->dynamic = m->dynamic;
     oct_status s = oct__i8_linear_from_json(ld, e, name, l);
     if (s == OCT_OK) s = oct__i8_get_int(ld, where, e, "input_qmin", 0, 255, &m->in_qmin[j]);
     if (s == OCT_OK) s = oct__i8_get_int(ld, where, e, "input_qmax", 0, 255, &m->in_qmax[j]);
     if (s == OCT_OK) s = oct__i8_linear_read(ld, name, l);
-    *count += l->quant_out ? 6 : 4;
+    *count += oct__i8_linear_tensor_count(l);
     return s;
 }
 
@@ -188,7 +191,8 @@ static oct_status read_file(oct__i8_loader *ld, oct_i8_gpt *m, json_t **graph) {
     oct_status s =
         oct__i8_read_graph(ld, OCT_I8_GPT_FORMAT, OCT_I8_GPT_FORMAT_VERSION, "GPT", graph);
     if (s != OCT_OK) return s;
-    s = read_config(ld, json_object_get(*graph, "config"), m);
+    s = oct__i8_read_activations(ld, *graph, &m->dynamic);
+    if (s == OCT_OK) s = read_config(ld, json_object_get(*graph, "config"), m);
     if (s != OCT_OK) return s;
     int J = OCT_I8_GPT_PER_BLOCK * m->n_layer + 1;
     json_t *lins = json_object_get(*graph, "linears");

@@ -30,13 +30,18 @@ void oct__i8_gpt_embeddings(oct_i8_gpt *m, oct__i8_emb t[2]);
 void oct__i8_gpt_dequantize_embeddings(oct_i8_gpt *m);
 
 /* The graph entry of a linear: {"name", "in", "out", "relu", "input_scale",
- * "input_zero_point", "output": {"scale", "zero_point", "qmin", "qmax"} or null}. */
+ * "input_zero_point", "output": {"scale", "zero_point", "qmin", "qmax"} or null}; a dynamic
+ * one: {"name", "in", "out", "relu"}. */
 json_t *oct__i8_linear_json(const oct_qlinear *l, const char *name);
 /* Adds the tensors "<name>.weight_scale", ".bias_q", ".wsum", ".m0", ".shift" (the last two
- * only when quant_out) when !codes_pass, else "<name>.weight_q" from a malloc'd *codes that the
- * caller frees after writing (4-byte tensors of every layer first keeps them aligned). */
+ * only when quant_out; a dynamic layer: ".weight_scale", ".wsum", ".bias") when !codes_pass,
+ * else "<name>.weight_q" from a malloc'd *codes that the caller frees after writing (4-byte
+ * tensors of every layer first keeps them aligned). */
 oct_status oct__i8_linear_add(oct_st_writer *w, const char *name, const oct_qlinear *l,
                               bool codes_pass, int8_t **codes);
+
+/* How many tensors a layer like l stores (its codes included). */
+int oct__i8_linear_tensor_count(const oct_qlinear *l);
 
 /* An export file being read. */
 typedef struct oct__i8_loader {
@@ -60,7 +65,10 @@ oct_status oct__i8_get_int(const oct__i8_loader *ld, const char *where, json_t *
                            const char *key, long long lo, long long hi, int32_t *out);
 oct_status oct__i8_get_float(const oct__i8_loader *ld, const char *where, json_t *obj,
                              const char *key, float *out);
-/* The scalars of linear name from its graph entry g (whose "name" must be name). */
+/* obj["activations"]: absent or "static" (false), "dynamic" (true); OCT_EFORMAT otherwise. */
+oct_status oct__i8_read_activations(const oct__i8_loader *ld, json_t *obj, bool *dynamic);
+/* The scalars of linear name from its graph entry g (whose "name" must be name); l->dynamic set
+ * first says which entry to expect. */
 oct_status oct__i8_linear_from_json(const oct__i8_loader *ld, json_t *g, const char *name,
                                     oct_qlinear *l);
 /* Reads the tensors of linear name (scalars already set) and checks wsum and the multipliers

@@ -40,8 +40,66 @@ void oct_qlinear_forward(const oct_qlinear *l, const uint8_t *a, int M, int32_t 
     oct_i8_gemm_fn(&l->w, a, M, acc, threads, qlinear_epilogue, &ctx);
 }
 
+/* ---- dynamic activations -------------------------------------------------------------------- */
+
+typedef struct dynamic_ctx {
+    const oct_qlinear *l;
+    const float *a_scale;
+    const int32_t *a_zp;
+    float *y; /* (M,out) or NULL */
+} dynamic_ctx;
+
+/* Rows [m0, m1): subtract a_zp[m] * wsum, then y = oct_acc_to_real(acc, a_scale[m], w_scale[c])
+ * + bias[c] (ReLU'd when l->relu). */
+static void dynamic_epilogue(void *arg, int m0, int m1, int32_t *c_rows) {
+    const dynamic_ctx *ctx = arg;
+    const oct_qlinear *l = ctx->l;
+    int N = l->out;
+    const int32_t *wsum = l->w.wsum;
+    for (int m = 0; m < m1 - m0; m++) {
+        int32_t *row = c_rows + (int64_t)m * N, za = ctx->a_zp[m0 + m];
+        for (int c = 0; c < N; c++) row[c] -= za * wsum[c];
+        if (!ctx->y) continue;
+        float *y = ctx->y + (int64_t)(m0 + m) * N;
+        oct_acc_to_real_rows(row, 1, N, ctx->a_scale[m0 + m], l->w_scale, y);
+        for (int c = 0; c < N; c++) y[c] = y[c] + l->bias[c];
+        if (l->relu)
+            for (int c = 0; c < N; c++) y[c] = y[c] > 0.0f ? y[c] : 0.0f;
+    }
+}
+
+void oct_qlinear_dynamic(const oct_qlinear *l, const float *x, int M, uint8_t *a, float *a_scale,
+                         int32_t *a_zp, int32_t *acc, float *y, int threads) {
+    OCT_ASSERT(l->dynamic && M >= 0);
+    oct_qscheme q = oct_qscheme_activations();
+    oct_quant_row_params(&q, x, M, l->in, a_scale, a_zp);
+    oct_quantize_u8(x, M, l->in, a_scale, a_zp, q.qmin, q.qmax, a);
+    dynamic_ctx ctx = {l, a_scale, a_zp, y};
+    oct_i8_gemm_fn(&l->w, a, M, acc, threads, dynamic_epilogue, &ctx);
+}
+
+oct_status oct_qlinear_build_dynamic(oct_qlinear *l, int out, int in, const float *w,
+                                     const float *b, bool relu) {
+    OCT_ASSERT(out > 0 && in > 0);
+    oct_qscheme q = oct_qscheme_weights();
+    float *scale = malloc((size_t)out * sizeof *scale);
+    OCT_ASSERT(scale);
+    oct_quant_row_scales(&q, w, out, in, scale);
+    oct_status s = oct_qlinear_build(l, out, in, w, NULL, scale, q.qmin, q.qmax, 1.0f, 0, false,
+                                     relu, 0.0f, 0, 0, 0);
+    free(scale);
+    if (s != OCT_OK) return s;
+    if (!l->bias) l->bias = malloc((size_t)out * sizeof *l->bias);
+    OCT_ASSERT(l->bias);
+    for (int c = 0; c < out; c++) l->bias[c] = b ? b[c] : 0.0f;
+    l->dynamic = true;
+    l->a_scale = 0.0f;
+    return OCT_OK;
+}
+
 void oct_qlinear_free(oct_qlinear *l) {
     if (!l) return;
+    free(l->bias);
     oct_i8_packed_free(&l->w);
     free(l->bias_q);
     free(l->w_scale);
@@ -78,6 +136,7 @@ static oct_status prepare(oct_qlinear *l, int out, int in, const float *w_scale,
     memcpy(l->w_scale, w_scale, (size_t)out * sizeof *w_scale);
     l->a_scale = a_scale;
     l->a_zp = a_zp;
+    l->dynamic = false;
     return OCT_OK;
 }
 

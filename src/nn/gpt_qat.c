@@ -134,10 +134,12 @@ static float *dup_floats(const float *src, size_t n) {
     return d;
 }
 
-oct_status oct_qat_gpt_to_int8(const oct_qat_gpt *q, const uint8_t *vocab, oct_i8_gpt *out) {
-    const oct_gpt *m = q->gpt;
+/* Everything of an int8 GPT but its linears (m->lin allocated, zeroed): config, embeddings
+ * (int8 when embed_bits), LayerNorms, vocabulary; the input code ranges [0, 255]. */
+static oct_status i8_gpt_frame(const oct_gpt *m, const uint8_t *vocab, int embed_bits,
+                               oct_i8_gpt *out) {
     const oct_gpt_config *c = &m->cfg;
-    int C = c->width, L = c->n_layer, J = q->n_linear;
+    int C = c->width, L = c->n_layer, J = OCT_I8_GPT_PER_BLOCK * L + 1;
     memset(out, 0, sizeof *out);
     out->vocab = c->vocab;
     out->context = c->context;
@@ -147,9 +149,8 @@ oct_status oct_qat_gpt_to_int8(const oct_qat_gpt *q, const uint8_t *vocab, oct_i
     out->mlp = c->mlp;
     out->ln_eps = OCT_GPT_LN_EPS;
     out->exact_gelu = c->exact_gelu;
-    if (q->cfg.embed_bits) {
-        oct_status s =
-            oct_i8_gpt_quantize_embeddings(out, m->wte->data, m->wpe->data, q->cfg.embed_bits);
+    if (embed_bits) {
+        oct_status s = oct_i8_gpt_quantize_embeddings(out, m->wte->data, m->wpe->data, embed_bits);
         if (s != OCT_OK) {
             oct_i8_gpt_free(out);
             return s;
@@ -161,14 +162,15 @@ oct_status oct_qat_gpt_to_int8(const oct_qat_gpt *q, const uint8_t *vocab, oct_i
     out->ln = malloc((size_t)L * 4 * (size_t)C * sizeof *out->ln);
     out->lnf = malloc(2 * (size_t)C * sizeof *out->lnf);
     out->lin = calloc((size_t)J, sizeof *out->lin);
-    out->in_qmin = malloc((size_t)J * sizeof *out->in_qmin);
+    out->in_qmin = calloc((size_t)J, sizeof *out->in_qmin);
     out->in_qmax = malloc((size_t)J * sizeof *out->in_qmax);
     out->vocab_bytes = malloc((size_t)c->vocab);
     if (!out->wte || !out->wpe || !out->ln || !out->lnf || !out->lin || !out->in_qmin ||
         !out->in_qmax || !out->vocab_bytes) {
         oct_i8_gpt_free(out);
-        return oct_fail(OCT_ENOMEM, "qat gpt: out of memory exporting");
+        return oct_fail(OCT_ENOMEM, "gpt: out of memory exporting");
     }
+    for (int j = 0; j < J; j++) out->in_qmax[j] = 255;
     memcpy(out->vocab_bytes, vocab, (size_t)c->vocab);
     for (int i = 0; i < L; i++) {
         const oct_gpt_block *b = &m->h[i];
@@ -178,14 +180,39 @@ oct_status oct_qat_gpt_to_int8(const oct_qat_gpt *q, const uint8_t *vocab, oct_i
     }
     memcpy(out->lnf, m->lnf_w->data, (size_t)C * sizeof(float));
     memcpy(out->lnf + C, m->lnf_b->data, (size_t)C * sizeof(float));
-    for (int j = 0; j < J; j++) {
+    return OCT_OK;
+}
+
+oct_status oct_qat_gpt_to_int8(const oct_qat_gpt *q, const uint8_t *vocab, oct_i8_gpt *out) {
+    oct_status s = i8_gpt_frame(q->gpt, vocab, q->cfg.embed_bits, out);
+    for (int j = 0; j < q->n_linear && s == OCT_OK; j++) {
         out->in_qmin[j] = q->lin[j].in_q->scheme.qmin;
         out->in_qmax[j] = q->lin[j].in_q->scheme.qmax;
-        oct_status s = oct_qat_linear_build(&q->lin[j], &out->lin[j]);
-        if (s != OCT_OK) {
-            oct_i8_gpt_free(out);
-            return s;
-        }
+        s = oct_qat_linear_build(&q->lin[j], &out->lin[j]);
     }
-    return OCT_OK;
+    if (s != OCT_OK) oct_i8_gpt_free(out);
+    return s;
+}
+
+oct_status oct_gpt_to_dynamic_int8(const oct_gpt *m, const uint8_t *vocab, int embed_bits,
+                                   oct_i8_gpt *out) {
+    if (embed_bits && (embed_bits < 2 || embed_bits > 8))
+        return oct_fail(OCT_EINVAL, "gpt: embedding bits %d, expected 0 or 2..8", embed_bits);
+    oct_status s = i8_gpt_frame(m, vocab, embed_bits, out);
+    if (s != OCT_OK) return s;
+    out->dynamic = true;
+    int J = OCT_I8_GPT_PER_BLOCK * m->cfg.n_layer + 1;
+    for (int j = 0; j < J && s == OCT_OK; j++) {
+        const oct_linear_layer *l = j == J - 1 ? &m->lm_head : NULL;
+        if (!l) {
+            const oct_gpt_block *b = &m->h[j / OCT_I8_GPT_PER_BLOCK];
+            const oct_linear_layer *bl[OCT_I8_GPT_PER_BLOCK] = {&b->qkv, &b->proj, &b->fc,
+                                                                &b->fc_proj};
+            l = bl[j % OCT_I8_GPT_PER_BLOCK];
+        }
+        s = oct_qlinear_build_dynamic(&out->lin[j], (int)l->w->shape[0], (int)l->w->shape[1],
+                                      l->w->data, l->b ? l->b->data : NULL, false);
+    }
+    if (s != OCT_OK) oct_i8_gpt_free(out);
+    return s;
 }

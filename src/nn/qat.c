@@ -181,3 +181,25 @@ oct_status oct_qat_mlp_to_int8(const oct_qat_mlp *q, float in_mean, float in_std
     out->in_qmax = q->acts[0].scheme.qmax;
     return OCT_OK;
 }
+
+oct_status oct_mlp_to_dynamic_int8(const oct_mlp *m, float in_mean, float in_std, oct_i8_mlp *out) {
+    int L = m->n_layers;
+    memset(out, 0, sizeof *out);
+    if (L > 1 && m->act != OCT_ACT_RELU)
+        return oct_fail(OCT_EINVAL, "mlp: dynamic int8 needs ReLU between the layers");
+    out->layers = calloc((size_t)L, sizeof *out->layers);
+    if (!out->layers) return oct_fail(OCT_ENOMEM, "mlp: out of memory exporting %d layers", L);
+    out->n_layers = L;
+    out->dynamic = true;
+    out->in_mean = in_mean;
+    out->in_std = in_std;
+    out->in_qmax = 255;
+    oct_status s = OCT_OK;
+    for (int i = 0; i < L && s == OCT_OK; i++) {
+        const oct_linear_layer *l = &m->layers[i];
+        s = oct_qlinear_build_dynamic(&out->layers[i], m->sizes[i + 1], m->sizes[i], l->w->data,
+                                      l->b ? l->b->data : NULL, i < L - 1);
+    }
+    if (s != OCT_OK) oct_i8_mlp_free(out);
+    return s;
+}

@@ -255,8 +255,8 @@ oct_status oct_quant_params(const oct_qscheme *q, float lo, float hi, float *sca
     return st;
 }
 
-void oct_quant_row_scales(const oct_qscheme *q, const float *w, int64_t rows, int64_t cols,
-                          float *s) {
+void oct_quant_row_params(const oct_qscheme *q, const float *w, int64_t rows, int64_t cols,
+                          float *s, int32_t *zp) {
     for (int64_t r = 0; r < rows; r++) {
         const float *row = w + r * cols;
         /* Eight independent lanes so that the min/max reduction vectorizes; the result is the
@@ -281,7 +281,13 @@ void oct_quant_row_scales(const oct_qscheme *q, const float *w, int64_t rows, in
         }
         int32_t z;
         oct_quant_params(q, lo, hi, &s[r], &z); /* NaN: the fallback scale */
+        if (zp) zp[r] = z;
     }
+}
+
+void oct_quant_row_scales(const oct_qscheme *q, const float *w, int64_t rows, int64_t cols,
+                          float *s) {
+    oct_quant_row_params(q, w, rows, cols, s, NULL);
 }
 
 int32_t oct_quant_bias(float b, float s_a, float s_w) {
