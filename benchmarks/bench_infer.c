@@ -1,7 +1,8 @@
-/* Benchmark: the int8 MLP engine against fp32 inference (plain OpenBLAS: sgemm, bias, ReLU) on
- * the 10k Fashion-MNIST test images, for a 784-256-128-10 MLP with random weights (speed does
- * not depend on their values). Both start from the raw uint8 pixels: the engine normalizes and
- * quantizes them through a table, the fp32 path normalizes them to floats.
+/* Benchmark: the int8 MLP engine (static, and with dynamic activations) against fp32 inference
+ * (plain OpenBLAS: sgemm, bias, ReLU) on the 10k Fashion-MNIST test images, for a
+ * 784-256-128-10 MLP with random weights (speed does not depend on their values). Both start from
+ * the raw uint8 pixels: the engine normalizes and quantizes them through a table, the fp32 path
+ * normalizes them to floats.
  *
  * Usage: bench_infer [repeats, default 3]. Prints the best time of each configuration (batch
  * 1 and 256, 1 and 2 threads, each int8 kernel), images/s, and the ratio to fp32. One JSON
@@ -36,8 +37,9 @@ static float frand(unsigned *s) {
     return (float)(*s >> 8) / (float)(1 << 24) * 2 - 1;
 }
 
-/* The same random weights as an fp32 model and as an int8 model. */
-static void build(fp32_mlp *f, oct_i8_mlp *m, int batch) {
+/* The same random weights as an fp32 model, an int8 model and an int8 model with dynamic
+ * activations. */
+static void build(fp32_mlp *f, oct_i8_mlp *m, oct_i8_mlp *d, int batch) {
     unsigned seed = 1;
     m->n_layers = L;
     m->layers = calloc(L, sizeof *m->layers);
@@ -63,6 +65,18 @@ static void build(fp32_mlp *f, oct_i8_mlp *m, int batch) {
         }
         free(ws);
     }
+    *d = (oct_i8_mlp){.dynamic = true,
+                      .n_layers = L,
+                      .layers = calloc(L, sizeof *d->layers),
+                      .in_mean = m->in_mean,
+                      .in_std = m->in_std,
+                      .in_qmax = 255};
+    for (int i = 0; i < L; i++)
+        if (oct_qlinear_build_dynamic(&d->layers[i], sizes[i + 1], sizes[i], f->w[i], f->b[i],
+                                      i < L - 1)) {
+            fprintf(stderr, "%s\n", oct_last_error());
+            exit(1);
+        }
     f->h[0] = malloc(sizeof(float) * (size_t)batch * 256);
     f->h[1] = malloc(sizeof(float) * (size_t)batch * 256);
     f->x = malloc(sizeof(float) * (size_t)batch * 784);
@@ -129,40 +143,47 @@ int main(int argc, char **argv) {
     static const int batches[] = {1, 256};
     static const oct_i8_kernel kernels[] = {OCT_I8_PORTABLE, OCT_I8_AVX2, OCT_I8_AVX512VNNI};
     printf("784-256-128-10 MLP, %lld test images, best of %d passes\n", (long long)test.n, repeats);
-    printf("%-6s %-7s %-15s %9s %12s %8s\n", "batch", "threads", "engine", "seconds", "images/s",
+    printf("%-6s %-7s %-18s %9s %12s %8s\n", "batch", "threads", "engine", "seconds", "images/s",
            "vs fp32");
     for (int bi = 0; bi < 2; bi++) {
         int batch = batches[bi];
         fp32_mlp f;
-        oct_i8_mlp m = {0};
-        build(&f, &m, batch);
-        oct_i8_engine e;
-        if (oct_i8_engine_init(&e, &m, batch)) return 1;
+        oct_i8_mlp m = {0}, d = {0};
+        build(&f, &m, &d, batch);
+        oct_i8_engine engines[2];
+        if (oct_i8_engine_init(&engines[0], &m, batch) ||
+            oct_i8_engine_init(&engines[1], &d, batch))
+            return 1;
         for (int threads = 1; threads <= 2; threads++) {
             openblas_set_num_threads(threads);
             double tf = time_fp32(&f, &test, batch, repeats);
-            printf("%-6d %-7d %-15s %9.4f %12.0f %8s\n", batch, threads, "fp32-openblas", tf,
+            printf("%-6d %-7d %-18s %9.4f %12.0f %8s\n", batch, threads, "fp32-openblas", tf,
                    (double)test.n / tf, "1.00");
             if (json)
                 fprintf(stderr,
                         "{\"batch\": %d, \"threads\": %d, \"engine\": \"fp32\", "
                         "\"seconds\": %.6f}\n",
                         batch, threads, tf);
-            for (int ki = 0; ki < 3; ki++) {
-                if (!oct_i8_kernel_available(kernels[ki])) continue;
-                oct_i8_set_kernel(kernels[ki]);
-                double t = time_int8(&e, &test, batch, threads, repeats);
-                printf("%-6d %-7d int8-%-10s %9.4f %12.0f %8.2f\n", batch, threads,
-                       oct_i8_kernel_name(), t, (double)test.n / t, tf / t);
+            for (int ki = 0; ki < 6; ki++) {
+                if (!oct_i8_kernel_available(kernels[ki % 3])) continue;
+                oct_i8_set_kernel(kernels[ki % 3]);
+                char name[32];
+                snprintf(name, sizeof name, "%s-%s", ki < 3 ? "int8" : "dynamic",
+                         oct_i8_kernel_name());
+                double t = time_int8(&engines[ki / 3], &test, batch, threads, repeats);
+                printf("%-6d %-7d %-18s %9.4f %12.0f %8.2f\n", batch, threads, name, t,
+                       (double)test.n / t, tf / t);
                 if (json)
                     fprintf(stderr,
-                            "{\"batch\": %d, \"threads\": %d, \"engine\": \"int8-%s\", "
+                            "{\"batch\": %d, \"threads\": %d, \"engine\": \"%s\", "
                             "\"seconds\": %.6f}\n",
-                            batch, threads, oct_i8_kernel_name(), t);
+                            batch, threads, name, t);
             }
         }
-        oct_i8_engine_free(&e);
+        oct_i8_engine_free(&engines[0]);
+        oct_i8_engine_free(&engines[1]);
         oct_i8_mlp_free(&m);
+        oct_i8_mlp_free(&d);
         for (int i = 0; i < L; i++) {
             free(f.w[i]);
             free(f.b[i]);

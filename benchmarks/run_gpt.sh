@@ -6,7 +6,8 @@
 # also the validation loss of both after the same 1,200 steps of the same recipe (AdamW lr 1e-3
 # constant, betas 0.9/0.999, weight decay 0.1, no clipping), and PyTorch's model imported into
 # octet (`octet import`): greedy continuations compared, its loss on octet's windows. Also
-# octet's generation speed at batch 1, fp32 model against int8 export. Prints the ratios.
+# octet's generation speed at batch 1, fp32 model against int8 export and dynamic int8 export.
+# Prints the ratios.
 #
 # usage: benchmarks/run_gpt.sh [BUILD_DIR (default build-release)] [--loss]
 set -euo pipefail
@@ -33,10 +34,12 @@ for t in 1 2; do
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 0 --bench-steps 20 \
         --threads "$t" --optim muon >"$out/torch-muon-$t.json" 2>/dev/null
 done
-# Generation at batch 1 (KV cache, 1 thread): the fp32 model and the int8 export, best of 3.
+# Generation at batch 1 (KV cache, 1 thread): the fp32 model, the int8 export and the fp32
+# model's dynamic int8 export, best of 3.
 "$octet" export "$out/qat.safetensors" -o "$out/int8.safetensors" >/dev/null
+"$octet" export "$out/fp32.safetensors" --dynamic -o "$out/dynamic.safetensors" >/dev/null
 for i in 1 2 3; do
-    for m in fp32 int8; do
+    for m in fp32 int8 dynamic; do
         "$octet" generate "$out/$m.safetensors" --prompt "In the beginning" -n 4000 --seed "$i" \
             2>>"$out/gen-$m.txt" >/dev/null
     done
@@ -86,9 +89,10 @@ tf, tq, tm = (max(r[i] for r in rows.values()) for i in (2, 3, 5))
 print(f"best vs best: fp32 {of / tf:.2f}x, QAT {oq / tq:.2f}x, fp32 with Muon {om / tm:.2f}x "
       f"(octet / PyTorch)")
 gen = {m: max(float(l.split()[-2]) for l in open(f"{out}/gen-{m}.txt") if "tok/s" in l)
-       for m in ("fp32", "int8")}
+       for m in ("fp32", "int8", "dynamic")}
 print(f"generation, batch 1: fp32 {gen['fp32']:.0f}, int8 {gen['int8']:.0f} characters/s "
-      f"({gen['int8'] / gen['fp32']:.2f}x)")
+      f"({gen['int8'] / gen['fp32']:.2f}x), dynamic int8 {gen['dynamic']:.0f} "
+      f"({gen['dynamic'] / gen['fp32']:.2f}x)")
 if os.path.exists(f"{out}/octet-loss.jsonl"):
     ol = [json.loads(l) for l in open(f"{out}/octet-loss.jsonl") if '"final"' in l][-1]["val_loss"]
     tl = torch_res(f"{out}/torch-loss.json")["train"]["val_loss"]

@@ -2,7 +2,8 @@
 # Runs bench_infer (octet's int8 engine vs fp32 OpenBLAS on the 10k Fashion-MNIST test images)
 # next to torch_qat_mlp.py's int8 eval timings (PyTorch eager int8 after QAT, same MLP shape,
 # same batches 1 and 256), and prints octet's time and the PyTorch / octet ratio per batch,
-# thread count and PyTorch engine. Needs Debian's python3-torch (/usr/bin/python3).
+# thread count and PyTorch engine; then the same for dynamic quantization (octet's engine with
+# dynamic activations against torch.ao.quantization.quantize_dynamic). Needs Debian's python3-torch (/usr/bin/python3).
 #
 # usage: benchmarks/run_infer.sh [BUILD_DIR, default build] [--quick]
 #   --quick  one QAT epoch and one eval repeat in PyTorch (a smoke test, not a measurement)
@@ -34,5 +35,16 @@ for t in (1, 2):
         for name, e in engines.items():
             theirs = e["int8_eval_seconds"][str(b)]["best"]
             print(f"{b:<5} {t:<7}  {mine:26.4f}   {theirs:10.4f} ({name:10s})   {theirs / mine:8.2f}x")
+# Post-training dynamic quantization: octet's dynamic engine against torch's quantize_dynamic
+# (which uses the quantized engine set last in torch_qat_mlp.py; the best of all is taken).
+print("\nbatch threads  octet dynamic int8 s        torch quantize_dynamic s      torch/octet")
+for t in (1, 2):
+    rec = json.loads(open(f"{out}/torch-{t}.json").read().strip().splitlines()[-1])
+    engines = rec["results"]["engines"]
+    for b in (1, 256):
+        mine = min(r["seconds"] for r in octet if r["batch"] == b and r["threads"] == t
+                   and r["engine"].startswith("dynamic"))
+        theirs = min(e["dynamic_eval_seconds"][str(b)]["best"] for e in engines.values())
+        print(f"{b:<5} {t:<7}  {mine:20.4f}   {theirs:26.4f}   {theirs / mine:14.2f}x")
 PYEOF
 echo "logs: $out" >&2

@@ -85,6 +85,12 @@ def qat_for_engine(engine, fp32_model, args, data):
         "int8_eval_seconds": eval_times(int8, xte, args.eval_repeats),
         "int8_state_dict_bytes": state_dict_bytes(int8),
     }
+    # Post-training dynamic quantization of the fp32 model (int8 weights, activations quantized
+    # at run time), what `octet export --dynamic` does.
+    dyn = tq.quantize_dynamic(copy.deepcopy(fp32_model).eval(), {torch.nn.Linear}, dtype=torch.qint8)
+    res["dynamic_test_acc"] = accuracy(dyn, xte, yte)
+    log(f"[{engine}] dynamic int8 test acc {res['dynamic_test_acc']:.4f}")
+    res["dynamic_eval_seconds"] = eval_times(dyn, xte, args.eval_repeats)
     return res
 
 

@@ -195,6 +195,35 @@ expect 1 "a QAT model" "$octet" export "$tmp/gq.safetensors" --float16 -o "$tmp/
 expect 1 "not an octet GPT or MLP" "$octet" export "$tmp/g8.safetensors" --float16 \
     -o "$tmp/x16.safetensors"
 [ -e "$tmp/x16.safetensors" ] && { echo "FAIL: a refused --float16 wrote its output"; fails=$((fails + 1)); }
+# export --dynamic (post-training dynamic int8): from a fp32 or QAT model, about a quarter of the
+# fp32 file, the loss within 0.02 of fp32's, and eval, generate and inspect read it
+ok "export --dynamic" "dynamic activations" "$octet" export "$tmp/g.safetensors" --dynamic \
+    --embed-bits 8 -o "$tmp/gd.safetensors"
+ok "eval --int8 dynamic" "dynamic int8 val loss" "$octet" eval --int8 "$tmp/gd.safetensors" \
+    --text "$tmp/tiny.txt" --eval-batches 2
+ld=$(grep -o 'val loss [0-9.]*' "$tmp/out" | cut -c10-)
+awk -v a="$ld" -v b="$l32" 'BEGIN {d = a - b; exit !(a != "" && d < 0.02 && d > -0.02)}' ||
+    { echo "FAIL: dynamic int8 loss $ld far from fp32 $l32"; fails=$((fails + 1)); }
+ok "generate dynamic" "and t" "$octet" generate "$tmp/gd.safetensors" --prompt "and t" -n 10
+ok "export --dynamic of a QAT model" "dynamic activations" "$octet" export "$tmp/gq.safetensors" \
+    --dynamic -o "$tmp/gqd.safetensors"
+expect 1 "has dynamic activations" "$octet" eval --int8 "$tmp/gd.safetensors" --text "$tmp/tiny.txt" \
+    --compare "$tmp/g.safetensors"
+expect 2 "exclude each other" "$octet" export "$tmp/g.safetensors" --dynamic --float16 -o "$tmp/xd.safetensors"
+expect 2 "--embed-bits goes with --dynamic" "$octet" export "$tmp/gq.safetensors" --embed-bits 8 \
+    -o "$tmp/xd.safetensors"
+expect 2 "--embed-bits" "$octet" export "$tmp/g.safetensors" --dynamic --embed-bits 1 -o "$tmp/xd.safetensors"
+expect 1 "already an int8 export" "$octet" export "$tmp/gd.safetensors" --dynamic -o "$tmp/xd.safetensors"
+if [ -f "$tmp/tiny.safetensors" ]; then
+    ok "export mlp --dynamic" "int8 MLP with dynamic activations" "$octet" export \
+        "$tmp/tiny.safetensors" --dynamic -o "$tmp/td.safetensors"
+    ok "eval mlp dynamic" "dynamic int8 test accuracy" "$octet" eval --int8 "$tmp/td.safetensors" \
+        --data "$tmp/tiny"
+    ok "inspect mlp dynamic" "dynamic activations" "$octet" inspect "$tmp/td.safetensors"
+    expect 2 "has no embeddings" "$octet" export "$tmp/tiny.safetensors" --dynamic --embed-bits 8 \
+        -o "$tmp/xd.safetensors"
+fi
+[ -e "$tmp/xd.safetensors" ] && { echo "FAIL: a refused --dynamic wrote its output"; fails=$((fails + 1)); }
 # outputs are written atomically (renamed over the old file): an existing FIFO (or device, such
 # as /dev/null) is refused before any work and stays what it was
 mkfifo "$tmp/fifo"

@@ -162,10 +162,10 @@ static void expect_equal(const float *want, const float *got, const char *what) 
                      (double)want[i], (double)got[i]);
 }
 
-static void invariant_every_position(void **state) {
-    fixture *f = *state;
-    static float want[B * CTX * V], got[B * CTX * V];
-    qat_logits(f, want);
+/* m's logits for the validation batch equal want whatever the kernel, the thread count and the
+ * way each sequence is split into calls. */
+static void expect_any_split(fixture *f, const oct_i8_gpt *m, const float *want) {
+    static float got[B * CTX * V];
     const oct_i8_kernel kernels[] = {OCT_I8_PORTABLE, OCT_I8_AVX2, OCT_I8_AVX512VNNI};
     const int splits[][3] = {
         {CTX, CTX, 1}, {1, 1, 1}, {5, 1, 4}, {7, 3, 2}}; /* first, split, rows */
@@ -175,7 +175,7 @@ static void invariant_every_position(void **state) {
         for (int threads = 1; threads <= 2; threads++)
             for (size_t s = 0; s < sizeof splits / sizeof splits[0]; s++) {
                 int rows = splits[s][2] == 1 ? splits[s][0] : splits[s][2];
-                engine_logits(&f->i8, f->val, rows, splits[s][0], splits[s][1], threads, got);
+                engine_logits(m, f->val, rows, splits[s][0], splits[s][1], threads, got);
                 char what[96];
                 snprintf(what, sizeof what, "kernel %s, %d threads, split %d/%d",
                          oct_i8_kernel_name(), threads, splits[s][0], splits[s][1]);
@@ -183,6 +183,13 @@ static void invariant_every_position(void **state) {
             }
     }
     assert_int_equal(oct_i8_set_kernel(OCT_I8_AUTO), OCT_OK);
+}
+
+static void invariant_every_position(void **state) {
+    fixture *f = *state;
+    static float want[B * CTX * V];
+    qat_logits(f, want);
+    expect_any_split(f, &f->i8, want);
 }
 
 static int32_t sample(const float *logits, int n, float temperature, int top_k, void *rng) {
@@ -307,6 +314,55 @@ static void corrupt_exports_rejected(void **state) {
     oct_i8_mlp mlp;
     assert_int_equal(oct_i8_mlp_load(&mlp, f->path), OCT_EFORMAT);
     unlink(bad);
+}
+
+/* Post-training dynamic quantization of the fixture's float weights: the engine gives the same
+ * logits however it is called, close to the float model's, and so does the reloaded file;
+ * damaged files are refused. */
+static void dynamic_export(void **state) {
+    fixture *f = *state;
+    static float want[B * CTX * V], got[B * CTX * V];
+    uint8_t vocab[V];
+    for (int i = 0; i < V; i++) vocab[i] = (uint8_t)('a' + i);
+    oct_i8_gpt d;
+    assert_int_equal(oct_gpt_to_dynamic_int8(&f->gpt, vocab, f->embed_bits, &d), OCT_OK);
+    assert_true(d.dynamic && d.lin[0].dynamic && (d.wte_q != NULL) == (f->embed_bits != 0));
+    engine_logits(&d, f->val, CTX, CTX, 1, 1, want);
+    expect_any_split(f, &d, want);
+    oct_graph g;
+    oct_graph_init(&g, 0, 1);
+    g.no_grad = true;
+    const float *ref = oct_gpt_forward(&f->gpt, &g, f->val, B, CTX)->data;
+    double err = 0, mag = 0;
+    for (int i = 0; i < B * CTX * V; i++) {
+        err = fmax(err, fabs((double)want[i] - ref[i]));
+        mag = fmax(mag, fabs((double)ref[i]));
+    }
+    oct_graph_free(&g);
+    printf("dynamic int8 vs fp32: max |logit difference| %.4f, max |logit| %.3f\n", err, mag);
+    assert_true(err < 0.03 * mag);
+    assert_int_equal(oct_i8_gpt_save(&d, f->path), OCT_OK);
+    oct_i8_gpt m;
+    assert_int_equal(oct_i8_gpt_load(&m, f->path), OCT_OK);
+    assert_true(m.dynamic);
+    engine_logits(&m, f->val, 5, 5, 3, 1, got);
+    expect_equal(want, got, "reloaded dynamic export");
+    oct_i8_gpt_free(&m);
+    char bad[80];
+    snprintf(bad, sizeof bad, "%s.bad", f->path);
+    rewrite(f->path, bad, "h.0.mlp.fc.bias", NULL, NULL, NULL, false);
+    expect_rejected(bad, OCT_ENOTFOUND, "h.0.mlp.fc.bias");
+    float nan = NAN;
+    rewrite_patch(f->path, bad, NULL, "h.1.attn.proj.bias", &nan, sizeof nan, NULL, NULL, false);
+    expect_rejected(bad, OCT_EFORMAT, "h.1.attn.proj.bias: channel 0 is nan, not finite");
+    rewrite(f->path, bad, NULL, NULL, NULL, NULL, true);
+    expect_rejected(bad, OCT_EFORMAT, "tensors in the file");
+    rewrite_graph(f->path, bad, "\"activations\":\"dynamic\"", "\"activations\":\"int4\"");
+    expect_rejected(bad, OCT_EFORMAT, "\"activations\" must be");
+    rewrite_graph(f->path, bad, "\"input_qmax\":255", "\"input_qmax\":254");
+    expect_rejected(bad, OCT_EFORMAT, "dynamic input's codes are [0, 255]");
+    unlink(bad);
+    oct_i8_gpt_free(&d);
 }
 
 /* The engine's GELU table of block i (mlp.fc output code -> mlp.proj input code) recomputed
@@ -584,6 +640,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(invariant_every_position, setup_exact_gelu, teardown),
         cmocka_unit_test_setup_teardown(export_round_trip, setup_exact_gelu, teardown),
         cmocka_unit_test_setup_teardown(exact_gelu_is_used, setup_exact_gelu, teardown),
+        cmocka_unit_test_setup_teardown(dynamic_export, setup, teardown),
+        cmocka_unit_test_setup_teardown(dynamic_export, setup_exact_gelu, teardown),
         cmocka_unit_test(attention_rows_matches_and_is_prefix_stable),
         cmocka_unit_test(grad_attention_rows),
         cmocka_unit_test(ste_output_without_relu),

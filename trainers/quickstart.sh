@@ -3,7 +3,8 @@
 # 784-256-128-10 MLP on Fashion-MNIST in fp32 and with QAT (fp32 warm-up, then fake-quant),
 # exports the QAT model as true int8, evaluates it with the integer engine, and prints the
 # fp32 / QAT / int8 accuracies and file sizes; for comparison also quantizes the fp32 model
-# after training (octet calibrate) and runs it as int8. Outputs go to runs/ (OCTET_RUNS).
+# after training (octet calibrate; and octet export --dynamic) and runs it as int8. Outputs go to
+# runs/ (OCTET_RUNS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source trainers/deps.sh
@@ -35,6 +36,9 @@ $octet calibrate "$runs/mlp.fp32.safetensors" --threads "$threads" \
 $octet export "$runs/mlp.ptq.safetensors" -o "$runs/mlp.ptq.int8.safetensors" >/dev/null
 $octet eval --int8 "$runs/mlp.ptq.int8.safetensors" --threads "$threads" \
     --compare "$runs/mlp.ptq.safetensors" | tee "$runs/ptq-int8.txt"
+echo "== and dynamic quantization of the fp32 model (int8 weights, activations at run time)"
+$octet export "$runs/mlp.fp32.safetensors" --dynamic -o "$runs/mlp.dynamic.safetensors" >/dev/null
+$octet eval --int8 "$runs/mlp.dynamic.safetensors" --threads "$threads" | tee "$runs/dynamic.txt"
 
 acc() { grep -oE 'test accuracy [0-9.]+%' "$1" | tail -1 | grep -oE '[0-9.]+%'; }
 size() { stat -c %s "$1"; }
@@ -47,4 +51,5 @@ row "fp32" "$(acc "$runs/fp32.txt")" "$fp32_size"
 row "QAT (simulated int8)" "$(acc "$runs/qat.txt")" "$(size "$runs/mlp.qat.safetensors")"
 row "int8 engine" "$(acc "$runs/int8.txt")" "$(size "$runs/mlp.int8.safetensors")"
 row "int8 engine, PTQ" "$(acc "$runs/ptq-int8.txt")" "$(size "$runs/mlp.ptq.int8.safetensors")"
+row "int8 engine, dynamic" "$(acc "$runs/dynamic.txt")" "$(size "$runs/mlp.dynamic.safetensors")"
 grep -h 'bit-identical' "$runs/int8.txt"

@@ -2,8 +2,10 @@
  * GEMM, the zero-point and bias correction, and requantization fused as a GEMM epilogue while
  * the output rows are still in cache. */
 #include "octet/int8.h"
+#include "octet/parallel.h"
 #include "octet/quant.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,30 +52,53 @@ typedef struct dynamic_ctx {
 } dynamic_ctx;
 
 /* Rows [m0, m1): subtract a_zp[m] * wsum, then y = oct_acc_to_real(acc, a_scale[m], w_scale[c])
- * + bias[c] (ReLU'd when l->relu). */
+ * + bias[c] (ReLU'd when l->relu). (double)a_scale * (double)w_scale is exact, so one product
+ * per element gives oct_acc_to_real's bits. */
 static void dynamic_epilogue(void *arg, int m0, int m1, int32_t *c_rows) {
     const dynamic_ctx *ctx = arg;
     const oct_qlinear *l = ctx->l;
     int N = l->out;
     const int32_t *wsum = l->w.wsum;
+    const float *ws = l->w_scale, *b = l->bias;
+    float lo = l->relu ? 0.0f : -INFINITY;
     for (int m = 0; m < m1 - m0; m++) {
         int32_t *row = c_rows + (int64_t)m * N, za = ctx->a_zp[m0 + m];
         for (int c = 0; c < N; c++) row[c] -= za * wsum[c];
         if (!ctx->y) continue;
         float *y = ctx->y + (int64_t)(m0 + m) * N;
-        oct_acc_to_real_rows(row, 1, N, ctx->a_scale[m0 + m], l->w_scale, y);
-        for (int c = 0; c < N; c++) y[c] = y[c] + l->bias[c];
-        if (l->relu)
-            for (int c = 0; c < N; c++) y[c] = y[c] > 0.0f ? y[c] : 0.0f;
+        double sa = ctx->a_scale[m0 + m];
+        for (int c = 0; c < N; c++) {
+            float v = (float)(sa * (double)ws[c] * (double)row[c]) + b[c];
+            y[c] = v < lo ? lo : v;
+        }
     }
+}
+
+/* Input rows quantized in tasks of this many, on the GEMM's threads. */
+#define QUANT_ROWS 32
+
+typedef struct quant_ctx {
+    const float *x;
+    int M, in;
+    uint8_t *a;
+    float *s;
+    int32_t *z;
+} quant_ctx;
+
+static void quantize_rows(void *arg, int task) {
+    const quant_ctx *q = arg;
+    int r0 = task * QUANT_ROWS, n = q->M - r0 < QUANT_ROWS ? q->M - r0 : QUANT_ROWS;
+    oct_qscheme aq = oct_qscheme_activations();
+    int64_t off = (int64_t)r0 * q->in;
+    oct_quant_row_params(&aq, q->x + off, n, q->in, q->s + r0, q->z + r0);
+    oct_quantize_u8(q->x + off, n, q->in, q->s + r0, q->z + r0, aq.qmin, aq.qmax, q->a + off);
 }
 
 void oct_qlinear_dynamic(const oct_qlinear *l, const float *x, int M, uint8_t *a, float *a_scale,
                          int32_t *a_zp, int32_t *acc, float *y, int threads) {
     OCT_ASSERT(l->dynamic && M >= 0);
-    oct_qscheme q = oct_qscheme_activations();
-    oct_quant_row_params(&q, x, M, l->in, a_scale, a_zp);
-    oct_quantize_u8(x, M, l->in, a_scale, a_zp, q.qmin, q.qmax, a);
+    quant_ctx q = {x, M, l->in, a, a_scale, a_zp};
+    oct_parallel_for((M + QUANT_ROWS - 1) / QUANT_ROWS, threads, quantize_rows, &q);
     dynamic_ctx ctx = {l, a_scale, a_zp, y};
     oct_i8_gemm_fn(&l->w, a, M, acc, threads, dynamic_epilogue, &ctx);
 }
