@@ -145,6 +145,9 @@ round_trip() {
         --compare "$tmp/rt.safetensors"
 }
 round_trip "4-bit weights, 6-bit activations" --weight-bits 4 --act-bits 6
+# 4-bit codes are stored as 4-bit indices into a codebook, not as int8
+"$octet" inspect "$tmp/rt8.safetensors" | grep -q 'weight_idx .* U8' ||
+    { echo "FAIL: a 4-bit export does not pack its weights"; fails=$((fails + 1)); }
 round_trip "exact GELU" --gelu erf
 round_trip "power-of-two 3-bit weights (codes 0, +-1, +-2, +-4)" --weight-quant pow2 --weight-bits 3
 round_trip "a codebook of 2^3 int8 codes" --weight-quant kmeans --weight-bits 3

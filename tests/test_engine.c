@@ -38,7 +38,9 @@ static float uniform(oct_rng *r, float lo, float hi) {
     return lo + (hi - lo) * oct_rng_uniform(r);
 }
 
-static void model_build(test_model *t, const int *sizes, int n_sizes, uint64_t seed) {
+/* A random model with weight codes in [w_qmin, w_qmax]. */
+static void model_build_codes(test_model *t, const int *sizes, int n_sizes, uint64_t seed,
+                              int32_t w_qmin, int32_t w_qmax) {
     memset(t, 0, sizeof *t);
     oct_rng r;
     oct_rng_seed(&r, seed, 7);
@@ -71,12 +73,16 @@ static void model_build(test_model *t, const int *sizes, int n_sizes, uint64_t s
         float y_scale = uniform(&r, 0.002f, 0.01f);
         int32_t y_zp = (int32_t)(oct_rng_uniform(&r) * 40);
         assert_int_equal(oct_qlinear_build(&t->m.layers[i], out, in, t->w[i], t->b[i], t->ws[i],
-                                           -127, 127, a_scale, a_zp, !last, !last, y_scale, y_zp, 0,
-                                           255),
+                                           w_qmin, w_qmax, a_scale, a_zp, !last, !last, y_scale,
+                                           y_zp, 0, 255),
                          OCT_OK);
         a_scale = y_scale;
         a_zp = y_zp;
     }
+}
+
+static void model_build(test_model *t, const int *sizes, int n_sizes, uint64_t seed) {
+    model_build_codes(t, sizes, n_sizes, seed, -127, 127);
 }
 
 static void model_free(test_model *t) {
@@ -468,6 +474,73 @@ static void save_refuses_bad_model(void **state) {
     model_free(&t);
 }
 
+/* ---- packed weights -------------------------------------------------------------------------- */
+
+/* Codes of at most 16 values are saved as a codebook and 1-, 2- or 4-bit indices, and load back
+ * to the same model; damaged packed tensors are refused. */
+static void packed_weights(void **state) {
+    (void)state;
+    const int sizes[] = {37, 70, 19, 10};
+    const struct {
+        int32_t qmin, qmax;
+        int bits;
+    } cases[] = {{-7, 7, 4}, {-8, 7, 4}, {-1, 1, 2}, {-1, 0, 1}, {-127, 127, 0}};
+    enum { B = 20 };
+    float *x = random_inputs(B, 37, 2);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        test_model t;
+        model_build_codes(&t, sizes, 4, 31, cases[c].qmin, cases[c].qmax);
+        const char *path = tmp_path("packed.int8.safetensors");
+        assert_int_equal(oct_i8_mlp_save(&t.m, path), OCT_OK);
+        oct_st_file f;
+        assert_int_equal(oct_st_open(&f, path), OCT_OK);
+        const oct_st_entry *idx = oct_st_find(&f, "fc0.weight_idx");
+        const oct_st_entry *book = oct_st_find(&f, "fc0.weight_codebook");
+        if (cases[c].bits) {
+            assert_non_null(idx);
+            assert_int_equal(idx->shape[1], (37 * cases[c].bits + 7) / 8);
+            assert_int_equal(book->numel, 1 << cases[c].bits);
+            assert_null(oct_st_find(&f, "fc0.weight_q"));
+        } else {
+            assert_null(idx);
+            assert_non_null(oct_st_find(&f, "fc0.weight_q"));
+        }
+        oct_st_close(&f);
+        oct_i8_mlp m2;
+        if (oct_i8_mlp_load(&m2, path) != OCT_OK) fail_msg("%s", oct_last_error());
+        int32_t acc1[B * 10], acc2[B * 10];
+        for (int i = 0; i < 3; i++)
+            assert_memory_equal(t.m.layers[i].w.data, m2.layers[i].w.data, t.m.layers[i].w.size);
+        assert_int_equal(oct_i8_mlp_forward(&t.m, x, B, acc1, NULL, 1), OCT_OK);
+        assert_int_equal(oct_i8_mlp_forward(&m2, x, B, acc2, NULL, 1), OCT_OK);
+        assert_memory_equal(acc1, acc2, sizeof acc1);
+        oct_i8_mlp_free(&m2);
+        if (cases[c].qmin == -8) { /* 16 codes: every index change changes a code */
+            const char *bad = tmp_path("bad-packed.safetensors");
+            const struct {
+                mutation mu;
+                oct_status code;
+                const char *w1, *w2;
+            } bads[] = {
+                {{.drop = "fc0.weight_codebook"}, OCT_ENOTFOUND, "fc0.weight_codebook", NULL},
+                {{.shorten = "fc1.weight_codebook"},
+                 OCT_ESHAPE,
+                 "fc1.weight_codebook",
+                 "2, 4 or 16"},
+                {{.shorten = "fc2.weight_idx"}, OCT_ESHAPE, "fc2.weight_idx", NULL},
+                {{.poke = "fc1.weight_idx"}, OCT_EFORMAT, "fc1.wsum", "fc1.weight_idx"},
+                {{.extra = "fc0.weight_q"}, OCT_EFORMAT, "fc0.weight_q", "unexpected"},
+            };
+            for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++) {
+                rewrite(path, bad, &bads[i].mu);
+                expect_refused(bad, bads[i].code, bads[i].w1, bads[i].w2);
+            }
+        }
+        model_free(&t);
+    }
+    free(x);
+}
+
 /* ---- dynamic activations ----------------------------------------------------------------- */
 
 /* The dynamic layer's rule for rows x (M,in) from the float weights, in scalar code: each row's
@@ -672,7 +745,7 @@ int main(void) {
         cmocka_unit_test(check_rejects_bad_models),        cmocka_unit_test(round_trip),
         cmocka_unit_test(corrupt_exports_refused),         cmocka_unit_test(save_refuses_bad_model),
         cmocka_unit_test(dynamic_layer_matches_reference), cmocka_unit_test(dynamic_mlp),
-        cmocka_unit_test(corrupt_dynamic_exports_refused),
+        cmocka_unit_test(corrupt_dynamic_exports_refused), cmocka_unit_test(packed_weights),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }

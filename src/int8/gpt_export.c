@@ -182,8 +182,9 @@ static oct_status read_linear(const oct__i8_loader *ld, json_t *lins, int j, oct
     oct_status s = oct__i8_linear_from_json(ld, e, name, l);
     if (s == OCT_OK) s = oct__i8_get_int(ld, where, e, "input_qmin", 0, 255, &m->in_qmin[j]);
     if (s == OCT_OK) s = oct__i8_get_int(ld, where, e, "input_qmax", 0, 255, &m->in_qmax[j]);
-    if (s == OCT_OK) s = oct__i8_linear_read(ld, name, l);
-    *count += oct__i8_linear_tensor_count(l);
+    int n_tensors = 0;
+    if (s == OCT_OK) s = oct__i8_linear_read(ld, name, l, &n_tensors);
+    *count += n_tensors;
     return s;
 }
 

@@ -35,13 +35,11 @@ void oct__i8_gpt_dequantize_embeddings(oct_i8_gpt *m);
 json_t *oct__i8_linear_json(const oct_qlinear *l, const char *name);
 /* Adds the tensors "<name>.weight_scale", ".bias_q", ".wsum", ".m0", ".shift" (the last two
  * only when quant_out; a dynamic layer: ".weight_scale", ".wsum", ".bias") when !codes_pass,
- * else "<name>.weight_q" from a malloc'd *codes that the caller frees after writing (4-byte
- * tensors of every layer first keeps them aligned). */
+ * else the weights: "<name>.weight_q", or "<name>.weight_codebook" and ".weight_idx" when the
+ * codes take at most 16 values, from a malloc'd *codes that the caller frees after writing
+ * (4-byte tensors of every layer first keeps them aligned). */
 oct_status oct__i8_linear_add(oct_st_writer *w, const char *name, const oct_qlinear *l,
                               bool codes_pass, int8_t **codes);
-
-/* How many tensors a layer like l stores (its codes included). */
-int oct__i8_linear_tensor_count(const oct_qlinear *l);
 
 /* An export file being read. */
 typedef struct oct__i8_loader {
@@ -71,8 +69,10 @@ oct_status oct__i8_read_activations(const oct__i8_loader *ld, json_t *obj, bool 
  * first says which entry to expect. */
 oct_status oct__i8_linear_from_json(const oct__i8_loader *ld, json_t *g, const char *name,
                                     oct_qlinear *l);
-/* Reads the tensors of linear name (scalars already set) and checks wsum and the multipliers
- * against the codes and scales. */
-oct_status oct__i8_linear_read(const oct__i8_loader *ld, const char *name, oct_qlinear *l);
+/* Reads the tensors of linear name (scalars already set; weights as weight_q or as a codebook
+ * and packed indices) and checks wsum and the multipliers against the codes and scales; counts
+ * the tensors it read into *n_tensors. */
+oct_status oct__i8_linear_read(const oct__i8_loader *ld, const char *name, oct_qlinear *l,
+                               int *n_tensors);
 
 #endif
