@@ -365,6 +365,33 @@ static void dynamic_export(void **state) {
     oct_i8_gpt_free(&d);
 }
 
+/* 4-bit embeddings are saved as a codebook and 4-bit indices, and load back bit for bit. */
+static void packed_embeddings(void **state) {
+    fixture *f = *state;
+    static float want[B * CTX * V], got[B * CTX * V];
+    assert_int_equal(oct_i8_gpt_quantize_embeddings(&f->i8, f->gpt.wte->data, f->gpt.wpe->data, 4),
+                     OCT_OK);
+    engine_logits(&f->i8, f->val, CTX, CTX, 1, 1, want);
+    assert_int_equal(oct_i8_gpt_save(&f->i8, f->path), OCT_OK);
+    oct_st_file file;
+    assert_int_equal(oct_st_open(&file, f->path), OCT_OK);
+    assert_null(oct_st_find(&file, "wte.weight_q"));
+    assert_int_equal(oct_st_find(&file, "wpe.weight_idx")->shape[1], 16 * 4 / 8);
+    assert_int_equal(oct_st_find(&file, "wte.weight_codebook")->numel, 16);
+    oct_st_close(&file);
+    oct_i8_gpt m;
+    assert_int_equal(oct_i8_gpt_load(&m, f->path), OCT_OK);
+    assert_memory_equal(m.wte_q, f->i8.wte_q, (size_t)V * 16);
+    engine_logits(&m, f->val, CTX, CTX, 1, 1, got);
+    expect_equal(want, got, "reloaded 4-bit embeddings");
+    oct_i8_gpt_free(&m);
+    char bad[80];
+    snprintf(bad, sizeof bad, "%s.bad", f->path);
+    rewrite(f->path, bad, "wte.weight_codebook", NULL, NULL, NULL, false);
+    expect_rejected(bad, OCT_ENOTFOUND, "wte.weight_codebook");
+    unlink(bad);
+}
+
 /* The engine's GELU table of block i (mlp.fc output code -> mlp.proj input code) recomputed
  * with gelu. */
 static void gelu_table(const oct_i8_gpt *m, int i, void (*gelu)(const float *, int64_t, float *),
@@ -641,6 +668,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(export_round_trip, setup_exact_gelu, teardown),
         cmocka_unit_test_setup_teardown(exact_gelu_is_used, setup_exact_gelu, teardown),
         cmocka_unit_test_setup_teardown(dynamic_export, setup, teardown),
+        cmocka_unit_test_setup_teardown(packed_embeddings, setup_i8_embeddings, teardown),
         cmocka_unit_test_setup_teardown(dynamic_export, setup_exact_gelu, teardown),
         cmocka_unit_test(attention_rows_matches_and_is_prefix_stable),
         cmocka_unit_test(grad_attention_rows),

@@ -34,58 +34,6 @@ static bool tensor_used(const oct_qlinear *l, bool packed, int t) {
     return t != T_BIAS && (l->quant_out || (t != T_M0 && t != T_SHIFT));
 }
 
-/* ---- weight codes as a codebook and packed indices -------------------------------------------
- *
- * A layer whose codes take at most 16 distinct values (QAT at 4 bits or fewer, power-of-two and
- * codebook weights) is stored as "<name>.weight_codebook" I8 (2^b codes, ascending, padded
- * with the largest) and "<name>.weight_idx" U8 (out, ceil(in b / 8)): the index of every code
- * in b = 1, 2 or 4 bits, the first in the low bits of a byte, every row starting on a new byte.
- * The loader turns them back into the same codes, so the engine runs them unchanged. */
-
-/* The index width of codes w (n): 1, 2 or 4 when they take at most 16 values, with book
- * filled; 0 otherwise. */
-static int codebook(const int8_t *w, size_t n, int8_t book[16]) {
-    bool seen[256] = {false};
-    for (size_t i = 0; i < n; i++) seen[w[i] + 128] = true;
-    int k = 0;
-    for (int v = 0; v < 256; v++)
-        if (seen[v]) {
-            if (k == 16) return 0;
-            book[k++] = (int8_t)(v - 128);
-        }
-    int bits = k <= 2 ? 1 : k <= 4 ? 2 : 4;
-    for (int i = k; i < 1 << bits; i++) book[i] = book[k - 1];
-    return bits;
-}
-
-static size_t index_row_bytes(int in, int bits) {
-    return ((size_t)in * (size_t)bits + 7) / 8;
-}
-
-static void pack_indices(const int8_t *w, int out, int in, const int8_t *book, int bits,
-                         uint8_t *idx) {
-    uint8_t index[256];
-    for (int i = (1 << bits) - 1; i >= 0; i--) index[book[i] + 128] = (uint8_t)i;
-    size_t rb = index_row_bytes(in, bits);
-    memset(idx, 0, rb * (size_t)out);
-    for (int r = 0; r < out; r++)
-        for (int k = 0; k < in; k++) {
-            size_t bit = (size_t)k * (size_t)bits;
-            idx[r * rb + bit / 8] |= (uint8_t)(index[w[(size_t)r * in + k] + 128] << bit % 8);
-        }
-}
-
-static void unpack_indices(const uint8_t *idx, int out, int in, const int8_t *book, int bits,
-                           int8_t *w) {
-    size_t rb = index_row_bytes(in, bits);
-    int mask = (1 << bits) - 1;
-    for (int r = 0; r < out; r++)
-        for (int k = 0; k < in; k++) {
-            size_t bit = (size_t)k * (size_t)bits;
-            w[(size_t)r * in + k] = book[idx[r * rb + bit / 8] >> bit % 8 & mask];
-        }
-}
-
 /* The row-major codes w (N,K) back from the packed layout of oct_i8_pack (int8.h). */
 static void unpack_weights(const oct_i8_packed *p, int8_t *w /* (N,K) */) {
     int G = p->k_pad / 4, n_blocks = p->n_pad / OCT__I8_BLOCK;
@@ -130,39 +78,27 @@ static json_t *graph_json(const oct_i8_mlp *m) {
 }
 
 /* The dtype and shape of tensor t of a linear. */
+/* The dtype of 4-byte tensor t. */
 static oct_dtype tensor_dtype(int t) {
-    return t == T_WQ || t == T_WBOOK      ? OCT_DT_I8
-           : t == T_WIDX                  ? OCT_DT_U8
-           : t == T_WSCALE || t == T_BIAS ? OCT_DT_F32
-                                          : OCT_DT_I32;
+    return t == T_WSCALE || t == T_BIAS ? OCT_DT_F32 : OCT_DT_I32;
 }
 
 oct_status oct__i8_linear_add(oct_st_writer *w, const char *name, const oct_qlinear *l,
                               bool codes_pass, int8_t **codes) {
-    size_t n = (size_t)l->out * (size_t)l->in;
-    const void *data[T_COUNT] = {l->w_scale, l->bias_q, l->w.wsum, l->m0, l->shift, l->bias};
-    int bits = 0;
-    if (codes_pass) { /* codes (n), then the codebook (16) and the indices */
-        *codes = malloc(n + 16 + index_row_bytes(l->in, 4) * (size_t)l->out);
+    if (codes_pass) { /* the codes, then scratch for their packed form */
+        size_t n = (size_t)l->out * (size_t)l->in;
+        *codes = malloc(n + oct__i8_codes_scratch(l->out, l->in));
         if (!*codes) return oct_fail(OCT_ENOMEM, "%s: out of memory", name);
         unpack_weights(&l->w, *codes);
-        int8_t *book = *codes + n;
-        bits = codebook(*codes, n, book);
-        uint8_t *idx = (uint8_t *)book + 16;
-        if (bits) pack_indices(*codes, l->out, l->in, book, bits, idx);
-        data[T_WQ] = *codes;
-        data[T_WBOOK] = book;
-        data[T_WIDX] = idx;
+        return oct__i8_codes_add(w, name, *codes, l->out, l->in, (uint8_t *)*codes + n);
     }
+    const void *data[T_WQ] = {l->w_scale, l->bias_q, l->w.wsum, l->m0, l->shift, l->bias};
     oct_status s = OCT_OK;
-    for (int t = 0; t < T_COUNT && s == OCT_OK; t++) {
-        if ((t >= T_WQ) != codes_pass || !tensor_used(l, bits != 0, t)) continue;
-        int shape[2] = {l->out, t == T_WIDX ? (int)index_row_bytes(l->in, bits) : l->in};
-        if (t == T_WBOOK) shape[0] = 1 << bits;
+    for (int t = 0; t < T_WQ && s == OCT_OK; t++) {
+        if (!tensor_used(l, false, t)) continue;
         char tname[96];
         snprintf(tname, sizeof tname, "%s.%s", name, suffixes[t]);
-        s = oct_st_writer_add(w, tname, tensor_dtype(t), t == T_WQ || t == T_WIDX ? 2 : 1, shape,
-                              data[t]);
+        s = oct_st_writer_add(w, tname, tensor_dtype(t), 1, &l->out, data[t]);
     }
     return s;
 }
@@ -272,57 +208,29 @@ static oct_status read_layer_graph(const loader *ld, json_t *g, int i, bool dyna
     return oct__i8_linear_from_json(ld, g, name, l);
 }
 
-/* Whether the file stores layer name's weights packed (it has "<name>.weight_idx"). */
-static bool file_packed(const loader *ld, const char *name) {
-    char tname[96];
-    snprintf(tname, sizeof tname, "%s.%s", name, suffixes[T_WIDX]);
-    return oct_st_find(&ld->f, tname) != NULL;
-}
-
-/* Looks up <name>.<suffix> with the expected dtype and shape: (out), (out,in) for weight_q,
- * (out, index bytes) for weight_idx. */
+/* Looks up <name>.<suffix> (a 4-byte tensor of shape (out)) with the expected dtype. */
 static oct_status get_tensor(const loader *ld, const char *name, int t, const oct_qlinear *l,
-                             int bits, const void **data) {
+                             const void **data) {
     char tname[96];
     snprintf(tname, sizeof tname, "%s.%s", name, suffixes[t]);
-    int shape[2] = {t == T_WBOOK ? 1 << bits : l->out,
-                    t == T_WIDX ? (int)index_row_bytes(l->in, bits) : l->in};
-    return oct_st_get(&ld->f, tname, tensor_dtype(t), t == T_WQ || t == T_WIDX ? 2 : 1, shape,
-                      data);
-}
-
-/* The index width of a packed layer from the length of its codebook (2, 4 or 16 codes). */
-static oct_status codebook_bits(const loader *ld, const char *name, int *bits) {
-    char tname[96];
-    snprintf(tname, sizeof tname, "%s.%s", name, suffixes[T_WBOOK]);
-    const oct_st_entry *e = oct_st_find(&ld->f, tname);
-    if (!e) return oct_fail(OCT_ENOTFOUND, "%s: tensor \"%s\" not found", ld->path, tname);
-    *bits = e->ndim != 1 ? 0 : e->numel == 2 ? 1 : e->numel == 4 ? 2 : e->numel == 16 ? 4 : 0;
-    if (!*bits)
-        return oct_fail(OCT_ESHAPE, "%s: %s must hold 2, 4 or 16 codes (1-D), it has %lld values",
-                        ld->path, tname, (long long)e->numel);
-    return OCT_OK;
+    return oct_st_get(&ld->f, tname, tensor_dtype(t), 1, &l->out, data);
 }
 
 oct_status oct__i8_linear_read(const loader *ld, const char *name, oct_qlinear *l, int *n_tensors) {
-    const void *d[T_COUNT] = {NULL};
-    bool packed = file_packed(ld, name);
-    int bits = 0;
-    oct_status s = packed ? codebook_bits(ld, name, &bits) : OCT_OK;
+    const void *d[T_WQ] = {NULL};
+    oct_status s = OCT_OK;
     *n_tensors = 0;
-    for (int t = 0; t < T_COUNT && s == OCT_OK; t++)
-        if (tensor_used(l, packed, t)) {
-            s = get_tensor(ld, name, t, l, bits, &d[t]);
+    for (int t = 0; t < T_WQ && s == OCT_OK; t++)
+        if (tensor_used(l, false, t)) {
+            s = get_tensor(ld, name, t, l, &d[t]);
             ++*n_tensors;
         }
+    int8_t *codes = s == OCT_OK ? malloc((size_t)l->out * (size_t)l->in) : NULL;
+    if (s == OCT_OK && !codes) s = oct_fail(OCT_ENOMEM, "%s: out of memory", ld->path);
+    if (s == OCT_OK) s = oct__i8_codes_read(ld, name, l->out, l->in, codes, n_tensors);
+    if (s == OCT_OK) s = oct_i8_pack(&l->w, codes, l->out, l->in);
+    free(codes);
     if (s != OCT_OK) return s;
-    int8_t *unpacked = NULL;
-    if (packed) {
-        unpacked = malloc((size_t)l->out * (size_t)l->in);
-        if (!unpacked) return oct_fail(OCT_ENOMEM, "%s: out of memory", ld->path);
-        unpack_indices(d[T_WIDX], l->out, l->in, d[T_WBOOK], bits, unpacked);
-        d[T_WQ] = unpacked;
-    }
     size_t n = (size_t)l->out;
     l->bias_q = calloc(n, sizeof *l->bias_q);
     l->w_scale = malloc(n * sizeof *l->w_scale);
@@ -336,9 +244,6 @@ oct_status oct__i8_linear_read(const loader *ld, const char *name, oct_qlinear *
         memcpy(l->bias, d[T_BIAS], n * sizeof *l->bias);
     else
         memcpy(l->bias_q, d[T_BIASQ], n * sizeof *l->bias_q);
-    s = oct_i8_pack(&l->w, d[T_WQ], l->out, l->in);
-    free(unpacked);
-    if (s != OCT_OK) return s;
     const int32_t *wsum = d[T_WSUM];
     for (int c = 0; c < l->out; c++)
         if (wsum[c] != l->w.wsum[c])
@@ -346,7 +251,8 @@ oct_status oct__i8_linear_read(const loader *ld, const char *name, oct_qlinear *
                             "%s: %s.wsum: channel %d is %d, but the row sum of "
                             "%s.%s is %d",
                             ld->path, name, c, (int)wsum[c], name,
-                            packed ? "weight_idx" : "weight_q", (int)l->w.wsum[c]);
+                            oct__i8_codes_packed(ld, name) ? "weight_idx" : "weight_q",
+                            (int)l->w.wsum[c]);
     if (!l->quant_out) return OCT_OK;
     const int32_t *m0 = d[T_M0], *shift = d[T_SHIFT];
     if (oct_requant_check(m0, shift, l->out) != OCT_OK) {
@@ -378,7 +284,7 @@ static oct_status check_no_extra(const loader *ld, const oct_i8_mlp *m) {
         bool ok = false;
         char canon[48];
         snprintf(canon, sizeof canon, "fc%d", i);
-        bool packed = known && file_packed(ld, canon);
+        bool packed = known && oct__i8_codes_packed(ld, canon);
         for (int t = 0; known && t < T_COUNT && !ok; t++)
             ok = !strcmp(name + len, suffixes[t]) && tensor_used(&m->layers[i], packed, t);
         snprintf(canon, sizeof canon, "fc%d.%s", i, known ? name + len : "");

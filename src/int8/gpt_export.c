@@ -38,13 +38,6 @@ static int f32_tensors(const oct_i8_gpt *m, f32_tensor *t) {
     return n;
 }
 
-/* The tensor names of an int8 embedding table: codes (rows,C) "<table>.weight_q", scales (rows)
- * "<table>.scale". */
-static void emb_names(const oct__i8_emb *t, char qname[24], char sname[24]) {
-    snprintf(qname, 24, "%s.weight_q", t->name);
-    snprintf(sname, 24, "%s.scale", t->name);
-}
-
 static json_t *graph_json(const oct_i8_gpt *m) {
     json_t *lins = json_array();
     for (int j = 0; j < OCT_I8_GPT_PER_BLOCK * m->n_layer + 1; j++) {
@@ -68,7 +61,7 @@ oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path) {
     oct_status s = oct_i8_gpt_check(m);
     if (s != OCT_OK) return s;
     int J = OCT_I8_GPT_PER_BLOCK * m->n_layer + 1;
-    int8_t **codes = calloc((size_t)J, sizeof *codes);
+    int8_t **codes = calloc((size_t)J + 2, sizeof *codes); /* linears, then the embeddings' */
     f32_tensor *ft = malloc((size_t)(4 * m->n_layer + 4) * sizeof *ft);
     json_t *graph = graph_json(m);
     char *text = graph ? json_dumps(graph, JSON_COMPACT) : NULL;
@@ -89,22 +82,28 @@ oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path) {
     oct__i8_emb et[2];
     oct__i8_gpt_embeddings((oct_i8_gpt *)m, et); /* read only */
     for (int k = 0; k < 2 && m->wte_q && s == OCT_OK; k++) {
-        int shape[2] = {et[k].rows, m->width};
-        char qname[24], sname[24];
-        emb_names(&et[k], qname, sname);
-        s = oct_st_writer_add(&w, qname, OCT_DT_I8, 2, shape, *et[k].q);
-        if (s == OCT_OK) s = oct_st_writer_add(&w, sname, OCT_DT_F32, 1, shape, *et[k].s);
+        char sname[24];
+        snprintf(sname, sizeof sname, "%s.scale", et[k].name);
+        s = oct_st_writer_add(&w, sname, OCT_DT_F32, 1, &et[k].rows, *et[k].s);
     }
+    /* 4-byte tensors first, the codes last, so all stay aligned. */
     for (int pass = 0; pass < 2; pass++)
         for (int j = 0; j < J && s == OCT_OK; j++) {
             char name[48];
             oct_i8_gpt_linear_name(m, j, name, sizeof name);
             s = oct__i8_linear_add(&w, name, &m->lin[j], pass == 1, &codes[j]);
         }
+    for (int k = 0; k < 2 && m->wte_q && s == OCT_OK; k++) {
+        codes[J + k] = malloc(oct__i8_codes_scratch(et[k].rows, m->width));
+        if (!codes[J + k]) s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
+        if (s == OCT_OK)
+            s = oct__i8_codes_add(&w, et[k].name, *et[k].q, et[k].rows, m->width,
+                                  (uint8_t *)codes[J + k]);
+    }
     if (s == OCT_OK) s = oct_st_writer_add(&w, "vocab", OCT_DT_U8, 1, &m->vocab, m->vocab_bytes);
     if (s == OCT_OK) s = oct_st_writer_write(&w, path);
     oct_st_writer_free(&w);
-    for (int j = 0; codes && j < J; j++) free(codes[j]);
+    for (int j = 0; codes && j < J + 2; j++) free(codes[j]);
     free(codes);
     free(ft);
     free(text);
@@ -214,16 +213,14 @@ static oct_status read_file(oct__i8_loader *ld, oct_i8_gpt *m, json_t **graph) {
     oct__i8_emb et[2];
     oct__i8_gpt_embeddings(m, et);
     for (int k = 0; k < 2 && m->wte_q && s == OCT_OK; k++) {
-        int shape[2] = {et[k].rows, m->width};
-        char qname[24], sname[24];
-        emb_names(&et[k], qname, sname);
+        char sname[24];
+        snprintf(sname, sizeof sname, "%s.scale", et[k].name);
         const void *d;
-        s = oct_st_get(&ld->f, qname, OCT_DT_I8, 2, shape, &d);
-        if (s == OCT_OK) memcpy(*et[k].q, d, (size_t)et[k].rows * m->width);
-        if (s == OCT_OK) s = oct_st_get(&ld->f, sname, OCT_DT_F32, 1, shape, &d);
+        s = oct__i8_codes_read(ld, et[k].name, et[k].rows, m->width, *et[k].q, &count);
+        if (s == OCT_OK) s = oct_st_get(&ld->f, sname, OCT_DT_F32, 1, &et[k].rows, &d);
         if (s == OCT_OK) memcpy(*et[k].s, d, (size_t)et[k].rows * sizeof(float));
+        count++;
     }
-    if (m->wte_q) count += 4;
     if (m->wte_q && s == OCT_OK) oct__i8_gpt_dequantize_embeddings(m);
     const void *vb;
     if (s == OCT_OK) s = oct_st_get(&ld->f, "vocab", OCT_DT_U8, 1, &m->vocab, &vb);

@@ -47,6 +47,23 @@ typedef struct oct__i8_loader {
     oct_st_file f;
 } oct__i8_loader;
 
+/* ---- int8 code tables (codes_io.c) --------------------------------------------------------- */
+
+/* Bytes of scratch oct__i8_codes_add needs for a (rows, cols) table. */
+size_t oct__i8_codes_scratch(int rows, int cols);
+/* Adds codes (rows, cols) as "<prefix>.weight_q" I8, or, when they take at most 16 values, as
+ * "<prefix>.weight_idx" U8 (rows, ceil(cols b / 8)) b-bit indices (b = 1, 2, 4) into
+ * "<prefix>.weight_codebook" I8 (2^b codes); the writer keeps pointers to codes and scratch
+ * (oct__i8_codes_scratch bytes), which must live until it has written. */
+oct_status oct__i8_codes_add(oct_st_writer *w, const char *prefix, const int8_t *codes, int rows,
+                             int cols, uint8_t *scratch);
+/* Whether the file stores table prefix packed (it has "<prefix>.weight_idx"). */
+bool oct__i8_codes_packed(const oct__i8_loader *ld, const char *prefix);
+/* Reads table prefix (rows, cols), stored either way, into out; adds the number of tensors it
+ * read to *n_tensors. Errors name the file and the tensor. */
+oct_status oct__i8_codes_read(const oct__i8_loader *ld, const char *prefix, int rows, int cols,
+                              int8_t *out, int *n_tensors);
+
 /* Metadata keys of every int8 export. */
 #define OCT__I8_META_FORMAT "octet.format"
 #define OCT__I8_META_VERSION "octet.format_version"
