@@ -150,8 +150,8 @@ int cmd_export(int argc, char **argv) {
         {"--float16", CLI_BOOL, &float16,
          "instead: a fp32 model with its weights as float16 (half the file; no QAT needed)", 0, 0},
         {"--dynamic", CLI_BOOL, &dynamic,
-         "instead: int8 weights with activations quantized per row at run time (post-training\n"
-         "dynamic quantization of a fp32 or QAT model; no QAT or calibration needed)",
+         "instead: int8 weights, activations quantized per row at run time (dynamic PTQ of a "
+         "fp32 or QAT model)",
          0, 0},
         {"--embed-bits", CLI_INT, &embed_bits,
          "with --dynamic, GPT: 0 keeps float32 embeddings, 2..8 quantizes them per row", 0, 8},
@@ -159,8 +159,9 @@ int cmd_export(int argc, char **argv) {
     cli_cmd cmd = {"export",
                    "MODEL -o OUT.int8.safetensors",
                    "Exports a QAT-trained MLP or GPT as an int8 model for the integer engine\n"
-                   "(octet eval --int8, octet predict, octet generate). The file is safetensors,\n"
-                   "readable from Python.",
+                   "(octet eval --int8, octet predict, octet generate); weights of 4 bits or\n"
+                   "fewer are stored packed. With --dynamic, any fp32 or QAT model becomes int8\n"
+                   "with dynamic activations. The file is safetensors, readable from Python.",
                    flags,
                    (int)(sizeof flags / sizeof flags[0]),
                    1,

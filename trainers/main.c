@@ -19,7 +19,7 @@ static const command commands[] = {
     {"calibrate", NULL, cmd_calibrate,
      "post-training quantization: observe ranges of a fp32 MLP or GPT"},
     {"export", NULL, cmd_export,
-     "export a QAT-trained MLP or GPT as int8 (or a fp32 one as float16)"},
+     "export a QAT-trained MLP or GPT as int8 (any model: --dynamic int8, --float16)"},
     {"predict", NULL, cmd_predict, "classify images with an int8 or fp32 model"},
     {"inspect", NULL, cmd_inspect, "list the metadata, tensors and int8 layers of a file"},
     {"import", NULL, cmd_import,
