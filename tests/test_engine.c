@@ -668,6 +668,8 @@ static void dynamic_mlp(void **state) {
     /* Raw pixels equal their normalized floats. */
     uint8_t px[B * IN];
     for (int i = 0; i < B * IN; i++) px[i] = (uint8_t)(i * 37 % 256);
+    memset(px, 73, IN);         /* a constant row */
+    memset(px + IN, 0, IN / 2); /* a row starting dark */
     for (int i = 0; i < B * IN; i++) x[i] = oct_pixel_normalize(px[i], m.in_mean, m.in_std);
     float lg2[B * K];
     assert_int_equal(oct_i8_mlp_forward(&m, x, B, acc, got, 1), OCT_OK);

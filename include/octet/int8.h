@@ -160,6 +160,12 @@ void oct_qlinear_dynamic(const oct_qlinear *l, const float *x /* (M,in) */, int 
                          uint8_t *a /* (M,in) scratch */, float *a_scale /* (M) */,
                          int32_t *a_zp /* (M) */, int32_t *acc /* (M,out) */,
                          float *y /* (M,out) or NULL */, int threads);
+/* The same from input codes a already quantized row by row with a_scale/a_zp (the rule
+ * above), e.g. through a table when the inputs take few values. */
+void oct_qlinear_dynamic_codes(const oct_qlinear *l, const uint8_t *a /* (M,in) */, int M,
+                               const float *a_scale /* (M) */, const int32_t *a_zp /* (M) */,
+                               int32_t *acc /* (M,out) */, float *y /* (M,out) or NULL */,
+                               int threads);
 /* Changes only the output side of a built layer (quant_out, relu, output scale, zero point and
  * code range) and recomputes m0/shift, exactly as oct_qlinear_build with these values would:
  * the QAT forward uses it after an output observer has seen this step's accumulators. */

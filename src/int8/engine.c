@@ -200,14 +200,45 @@ static void run_codes(oct_i8_engine *e, int n, int32_t *logits_acc /* (n,classes
         oct_acc_to_real_rows(logits_acc, n, last->out, last->a_scale, last->w_scale, logits);
 }
 
-/* Runs n <= max_batch rows of normalized inputs in e->f[0] through a dynamic model. */
-static void run_dynamic(oct_i8_engine *e, int n, int32_t *logits_acc, float *logits, int threads) {
+/* The first dynamic layer's input codes of n rows of raw pixels, as oct_qlinear_dynamic would
+ * quantize their normalized values: normalization is non-decreasing in the pixel, so a row's
+ * range is the values of its darkest and brightest pixels, and its codes come from a table of
+ * the 256 values quantized with the row's scale. */
+static void pixel_codes(oct_i8_engine *e, const uint8_t *pixels, int n, int in) {
+    oct_qscheme aq = oct_qscheme_activations();
+    for (int r = 0; r < n; r++) {
+        const uint8_t *p = pixels + (int64_t)r * in;
+        uint8_t lo = p[0], hi = p[0], table[256];
+        for (int k = 1; k < in; k++) {
+            lo = p[k] < lo ? p[k] : lo;
+            hi = p[k] > hi ? p[k] : hi;
+        }
+        oct_quant_params(&aq, e->pixel_value[lo], e->pixel_value[hi], &e->row_scale[r],
+                         &e->row_zp[r]);
+        oct_quantize_u8(e->pixel_value + lo, 1, hi - lo + 1, &e->row_scale[r], &e->row_zp[r],
+                        aq.qmin, aq.qmax, table + lo);
+        uint8_t *a = e->codes[0] + (int64_t)r * in;
+        for (int k = 0; k < in; k++) a[k] = table[p[k]];
+    }
+}
+
+/* Runs n <= max_batch rows through a dynamic model: raw pixels, or normalized inputs x. */
+static void run_dynamic(oct_i8_engine *e, const float *x, const uint8_t *pixels, int n,
+                        int32_t *logits_acc, float *logits, int threads) {
     const oct_i8_mlp *m = e->m;
-    int cur = 0;
+    int cur = 1;
     for (int i = 0; i < m->n_layers; i++) {
+        const oct_qlinear *l = &m->layers[i];
         bool last = i == m->n_layers - 1;
-        oct_qlinear_dynamic(&m->layers[i], e->f[cur], n, e->codes[0], e->row_scale, e->row_zp,
-                            last ? logits_acc : e->acc, last ? logits : e->f[1 - cur], threads);
+        int32_t *acc = last ? logits_acc : e->acc;
+        float *y = last ? logits : e->f[1 - cur];
+        if (i == 0 && pixels) {
+            pixel_codes(e, pixels, n, l->in);
+            oct_qlinear_dynamic_codes(l, e->codes[0], n, e->row_scale, e->row_zp, acc, y, threads);
+        } else {
+            oct_qlinear_dynamic(l, i == 0 ? x : e->f[cur], n, e->codes[0], e->row_scale, e->row_zp,
+                                acc, y, threads);
+        }
         cur = 1 - cur;
     }
 }
@@ -226,11 +257,7 @@ static void forward(oct_i8_engine *e, const float *x, const uint8_t *pixels, int
         int32_t *acc = logits_acc + (int64_t)r * classes;
         float *out = logits ? logits + (int64_t)r * classes : NULL;
         if (m->dynamic) {
-            if (x)
-                memcpy(e->f[0], x + (int64_t)r * in, (size_t)count * sizeof(float));
-            else
-                for (int64_t i = 0; i < count; i++) e->f[0][i] = e->pixel_value[p[i]];
-            run_dynamic(e, n, acc, out, threads);
+            run_dynamic(e, x ? x + (int64_t)r * in : NULL, p, n, acc, out, threads);
             continue;
         }
         if (x)

@@ -99,6 +99,12 @@ void oct_qlinear_dynamic(const oct_qlinear *l, const float *x, int M, uint8_t *a
     OCT_ASSERT(l->dynamic && M >= 0);
     quant_ctx q = {x, M, l->in, a, a_scale, a_zp};
     oct_parallel_for((M + QUANT_ROWS - 1) / QUANT_ROWS, threads, quantize_rows, &q);
+    oct_qlinear_dynamic_codes(l, a, M, a_scale, a_zp, acc, y, threads);
+}
+
+void oct_qlinear_dynamic_codes(const oct_qlinear *l, const uint8_t *a, int M, const float *a_scale,
+                               const int32_t *a_zp, int32_t *acc, float *y, int threads) {
+    OCT_ASSERT(l->dynamic && M >= 0);
     dynamic_ctx ctx = {l, a_scale, a_zp, y};
     oct_i8_gemm_fn(&l->w, a, M, acc, threads, dynamic_epilogue, &ctx);
 }
