@@ -335,3 +335,10 @@ int cli_fail_dynamic_compare(const char *path) {
             path);
     return CLI_FAIL;
 }
+
+int cli_gelu(const char *cmd, const char *value, bool *exact) {
+    *exact = !strcmp(value, "erf");
+    if (*exact || !strcmp(value, "tanh")) return CLI_OK;
+    fprintf(stderr, "octet %s: --gelu '%s': expected tanh or erf\n", cmd, value);
+    return CLI_USAGE;
+}

@@ -93,6 +93,9 @@ int cli_check_output(const char *flag, const char *path);
 /* Reports that `eval --int8 path --compare` does not apply to an export with dynamic activations
  * (it has no QAT model to equal); returns CLI_FAIL. */
 int cli_fail_dynamic_compare(const char *path);
+/* The --gelu flag's value: "erf" (exact; *exact true) or "tanh"; anything else is a usage error
+ * printed as "octet CMD: --gelu ..." (returns CLI_USAGE). */
+int cli_gelu(const char *cmd, const char *value, bool *exact);
 /* The same for a --log file, which is appended to or truncated in place (so /dev/null is fine):
  * only the directory is checked. */
 int cli_check_log(const char *path);

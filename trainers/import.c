@@ -32,18 +32,15 @@ static int import_gpt(const char *path, const import_opts *o) {
                         "record the heads)\n");
         return CLI_USAGE;
     }
-    if (strcmp(o->gelu, "erf") && strcmp(o->gelu, "tanh")) {
-        fprintf(stderr, "octet import: --gelu '%s': expected erf or tanh\n", o->gelu);
-        return CLI_USAGE;
-    }
+    bool exact;
+    if (cli_gelu("import", o->gelu, &exact)) return CLI_USAGE;
     oct_text t;
     if (oct_text_load(&t, o->text, false)) return cli_fail(NULL);
     oct_vocab vocab = t.vocab;
     oct_text_free(&t);
     gpt_model m;
     torch_import_info info;
-    if (gpt_import(&m, path, &vocab, o->heads, !strcmp(o->gelu, "erf"), &info))
-        return cli_fail(NULL);
+    if (gpt_import(&m, path, &vocab, o->heads, exact, &info)) return cli_fail(NULL);
     const oct_gpt_config *c = &m.gpt.cfg;
     printf("%s: GPT %d layers, %d heads, width %d, context %d, MLP %d, %s output layer, %s "
            "GELU, vocabulary %d: %lld parameters",

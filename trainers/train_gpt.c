@@ -549,10 +549,8 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
     if (o->qat_steps < 0) o->qat_steps = o->from ? o->steps : o->steps / 2 > 0 ? o->steps / 2 : 1;
     if (o->qat_steps > o->steps) o->qat_steps = o->steps;
     if (o->freeze_after < 0) o->freeze_after = o->qat_steps / 2;
-    if (strcmp(o->gelu, "tanh") && strcmp(o->gelu, "erf")) {
-        fprintf(stderr, "octet train gpt: --gelu '%s': expected tanh or erf\n", o->gelu);
-        return CLI_USAGE;
-    }
+    bool exact_gelu;
+    if (cli_gelu("train gpt", o->gelu, &exact_gelu)) return CLI_USAGE;
     if (o->width % o->heads) {
         fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o->heads, o->width);
         return CLI_USAGE;
