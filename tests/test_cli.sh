@@ -225,6 +225,10 @@ if [ -f "$tmp/tiny.safetensors" ]; then
     ok "inspect mlp dynamic" "dynamic activations" "$octet" inspect "$tmp/td.safetensors"
     expect 2 "has no embeddings" "$octet" export "$tmp/tiny.safetensors" --dynamic --embed-bits 8 \
         -o "$tmp/xd.safetensors"
+    "$octet" train mlp --data "$tmp/tiny" --epochs 1 --batch 2 --hidden 8 --activation gelu \
+        --save "$tmp/tgelu.safetensors" >/dev/null 2>&1
+    expect 1 "$tmp/tgelu.safetensors: mlp: dynamic int8 needs ReLU" "$octet" export \
+        "$tmp/tgelu.safetensors" --dynamic -o "$tmp/xd.safetensors"
 fi
 [ -e "$tmp/xd.safetensors" ] && { echo "FAIL: a refused --dynamic wrote its output"; fails=$((fails + 1)); }
 # outputs are written atomically (renamed over the old file): an existing FIFO (or device, such

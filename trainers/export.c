@@ -130,6 +130,11 @@ static int dynamic_export(const char *path, const char *out, int embed_bits) {
         if (mlp_model_load(&m, path)) return cli_fail(NULL);
         oct_i8_mlp i8;
         oct_status s = oct_mlp_to_dynamic_int8(&m.mlp, m.mean, m.std, &i8);
+        if (s != OCT_OK) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", oct_last_error());
+            oct_fail(s, "%s: %s", path, msg);
+        }
         if (s == OCT_OK) s = oct_i8_mlp_save(&i8, out);
         if (s == OCT_OK)
             printf("%s: int8 MLP with dynamic activations, %d layers", out, i8.n_layers);
