@@ -128,6 +128,9 @@ ok "export gpt" "int8 embeddings" "$octet" export "$tmp/gq.safetensors" -o "$tmp
 ok "eval --compare" "bit-identical at 32/32 positions" "$octet" eval --int8 "$tmp/g8.safetensors" \
     --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 --compare "$tmp/gq.safetensors"
 ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -n 20
+ok "inspect gpt" "h.0.mlp.fc" "$octet" inspect "$tmp/g8.safetensors"
+head -c 3000 "$tmp/g8.safetensors" >"$tmp/g8-cut.safetensors"
+expect 1 "$tmp/g8-cut.safetensors" "$octet" inspect "$tmp/g8-cut.safetensors"
 # --full: the whole validation split in consecutive windows (a last batch shorter than 32)
 ok "eval --full" "the whole split" "$octet" eval "$tmp/gq.safetensors" --text "$tmp/tiny.txt" --full
 ok "eval --int8 --full --compare" "bit-identical at 256/256 positions" "$octet" eval --int8 \

@@ -1,53 +1,80 @@
 /* `octet inspect FILE`: what a safetensors file holds: its metadata, every tensor (name, dtype,
- * shape, bytes), and for an int8 export the layer table (after full validation by the loader),
- * so a model can be checked without Python. */
+ * shape, bytes), and for an int8 MLP or GPT export the layer table (after full validation by the
+ * loader), so a model can be checked without Python. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "commands.h"
+#include "gpt_int8.h"
 #include "int8_model.h"
 #include "octet/io.h"
 
-/* Prints the layer table of a validated int8 export. */
-static int print_layers(const char *path) {
+/* The header of the layer table. */
+static void print_header(void) {
+    printf("  %-16s %6s %6s %5s %12s %4s %12s %4s %9s  %s\n", "layer", "in", "out", "relu",
+           "in scale", "zp", "out scale", "zp", "codes", "weight scales (min..max)");
+}
+
+/* One row of the layer table: linear l called name. */
+static void print_linear(const char *name, const oct_qlinear *l) {
+    float lo = l->w_scale[0], hi = l->w_scale[0];
+    for (int c = 1; c < l->out; c++) {
+        lo = l->w_scale[c] < lo ? l->w_scale[c] : lo;
+        hi = l->w_scale[c] > hi ? l->w_scale[c] : hi;
+    }
+    char codes[16] = "int32", yscale[24] = "-", yzp[8] = "-", ascale[24] = "dynamic", azp[8] = "-";
+    if (!l->dynamic) {
+        snprintf(ascale, sizeof ascale, "%.6g", (double)l->a_scale);
+        snprintf(azp, sizeof azp, "%d", (int)l->a_zp);
+    } else {
+        snprintf(codes, sizeof codes, "float");
+    }
+    if (l->quant_out) {
+        snprintf(codes, sizeof codes, "[%d,%d]", (int)l->y_qmin, (int)l->y_qmax);
+        snprintf(yscale, sizeof yscale, "%.6g", (double)l->y_scale);
+        snprintf(yzp, sizeof yzp, "%d", (int)l->y_zp);
+    }
+    printf("  %-16s %6d %6d %5s %12s %4s %12s %4s %9s  %.4g..%.4g\n", name, l->in, l->out,
+           l->relu ? "yes" : "no", ascale, azp, yscale, yzp, codes, (double)lo, (double)hi);
+}
+
+static const char *const dynamic_note =
+    " with dynamic activations (every layer's input quantized per row at run time)";
+
+/* Prints the layer table of a validated int8 MLP export. */
+static int print_mlp(const char *path) {
     oct_i8_mlp m;
     if (oct_i8_mlp_load(&m, path)) return cli_fail(NULL);
-    if (m.dynamic)
-        printf("int8 MLP with dynamic activations (every layer's input quantized per row at run "
-               "time), input: normalization mean %.6g std %.6g\n",
-               (double)m.in_mean, (double)m.in_std);
-    else
-        printf("int8 MLP, input: normalization mean %.6g std %.6g, codes [%d, %d]\n",
-               (double)m.in_mean, (double)m.in_std, (int)m.in_qmin, (int)m.in_qmax);
-    printf("  %-5s %6s %6s %5s %12s %4s %12s %4s %9s  %s\n", "layer", "in", "out", "relu",
-           "in scale", "zp", "out scale", "zp", "codes", "weight scales (min..max)");
+    printf("int8 MLP%s, input: normalization mean %.6g std %.6g", m.dynamic ? dynamic_note : "",
+           (double)m.in_mean, (double)m.in_std);
+    if (!m.dynamic) printf(", codes [%d, %d]", (int)m.in_qmin, (int)m.in_qmax);
+    printf("\n");
+    print_header();
     for (int i = 0; i < m.n_layers; i++) {
-        const oct_qlinear *l = &m.layers[i];
-        float lo = l->w_scale[0], hi = l->w_scale[0];
-        for (int c = 1; c < l->out; c++) {
-            lo = l->w_scale[c] < lo ? l->w_scale[c] : lo;
-            hi = l->w_scale[c] > hi ? l->w_scale[c] : hi;
-        }
-        char fc[16], codes[16], yscale[24], yzp[8], ascale[24] = "dynamic", azp[8] = "-";
-        snprintf(fc, sizeof fc, "fc%d", i);
-        if (!l->dynamic) {
-            snprintf(ascale, sizeof ascale, "%.6g", (double)l->a_scale);
-            snprintf(azp, sizeof azp, "%d", (int)l->a_zp);
-        }
-        if (l->quant_out) {
-            snprintf(codes, sizeof codes, "[%d,%d]", (int)l->y_qmin, (int)l->y_qmax);
-            snprintf(yscale, sizeof yscale, "%.6g", (double)l->y_scale);
-            snprintf(yzp, sizeof yzp, "%d", (int)l->y_zp);
-        } else {
-            snprintf(codes, sizeof codes, l->dynamic ? "float" : "int32");
-            snprintf(yscale, sizeof yscale, "-");
-            snprintf(yzp, sizeof yzp, "-");
-        }
-        printf("  %-5s %6d %6d %5s %12s %4s %12s %4s %9s  %.4g..%.4g\n", fc, l->in, l->out,
-               l->relu ? "yes" : "no", ascale, azp, yscale, yzp, codes, (double)lo, (double)hi);
+        char name[16];
+        snprintf(name, sizeof name, "fc%d", i);
+        print_linear(name, &m.layers[i]);
     }
     oct_i8_mlp_free(&m);
+    return CLI_OK;
+}
+
+/* Prints the config and linear table of a validated int8 GPT export. */
+static int print_gpt(const char *path) {
+    oct_i8_gpt m;
+    if (oct_i8_gpt_load(&m, path)) return cli_fail(NULL);
+    printf("int8 GPT%s: vocabulary %d, context %d, %d layers, %d heads, width %d, MLP %d, %s "
+           "GELU, %s embeddings\n",
+           m.dynamic ? dynamic_note : "", m.vocab, m.context, m.n_layer, m.n_head, m.width, m.mlp,
+           m.exact_gelu ? "exact (erf)" : "tanh", m.wte_q ? "int8" : "float32");
+    print_header();
+    for (int j = 0; j < OCT_I8_GPT_PER_BLOCK * m.n_layer + 1; j++) {
+        char name[48];
+        oct_i8_gpt_linear_name(&m, j, name, sizeof name);
+        print_linear(name, &m.lin[j]);
+    }
+    oct_i8_gpt_free(&m);
     return CLI_OK;
 }
 
@@ -83,5 +110,7 @@ int cmd_inspect(int argc, char **argv) {
     }
     printf("  total: %lld values, %zu bytes of data\n", (long long)numel, f.data_size);
     oct_st_close(&f);
-    return int8_is_export(pos[0]) ? print_layers(pos[0]) : CLI_OK;
+    if (int8_is_export(pos[0])) return print_mlp(pos[0]);
+    if (gpt_int8_is_export(pos[0])) return print_gpt(pos[0]);
+    return CLI_OK;
 }
