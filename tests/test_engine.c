@@ -301,7 +301,7 @@ static void round_trip(void **state) {
     oct_st_file f;
     assert_int_equal(oct_st_open(&f, path), OCT_OK);
     assert_string_equal(oct_st_meta(&f, "octet.format"), "octet-int8-mlp");
-    assert_string_equal(oct_st_meta(&f, "octet.format_version"), "1");
+    assert_string_equal(oct_st_meta(&f, "octet.format_version"), "2");
     assert_int_equal(f.count, 3 * 4 + 2 * 2);
     oct_st_close(&f);
     free(x);
@@ -421,10 +421,14 @@ static void corrupt_exports_refused(void **state) {
         {{.shorten = "fc2.weight_scale"}, OCT_ESHAPE, "fc2.weight_scale", NULL},
         {{.extra = "fc2.m0"}, OCT_EFORMAT, "fc2.m0", "unexpected"},
         {{.extra = "fc7.wsum"}, OCT_EFORMAT, "fc7.wsum", "unexpected"},
-        {{.meta_key = "octet.format_version", .meta_val = "2"},
+        {{.meta_key = "octet.format_version", .meta_val = "3"},
          OCT_EFORMAT,
          "octet.format_version",
-         "\"2\""},
+         "\"3\""},
+        {{.meta_key = "octet.format_version", .meta_val = "02"},
+         OCT_EFORMAT,
+         "versions 1 to 2",
+         NULL},
         {{.meta_key = "octet.format", .meta_val = NULL}, OCT_EFORMAT, "octet.format", "missing"},
         {{.meta_key = "octet.graph", .meta_val = "{\"layers\": 3"},
          OCT_EFORMAT,
@@ -438,10 +442,14 @@ static void corrupt_exports_refused(void **state) {
         rewrite(good, bad, &cases[i].mu);
         expect_refused(bad, cases[i].code, cases[i].w1, cases[i].w2);
     }
-    /* The unmodified copy loads: the mutations above are what break the file. */
-    mutation none = {0};
-    rewrite(good, bad, &none);
+    /* The unmodified copy loads: the mutations above are what break the file. So does a
+     * version 1 file (the same as version 2 without dynamic activations and packed codes). */
+    mutation none = {0}, v1 = {.meta_key = "octet.format_version", .meta_val = "1"};
     oct_i8_mlp m;
+    rewrite(good, bad, &none);
+    assert_int_equal(oct_i8_mlp_load(&m, bad), OCT_OK);
+    oct_i8_mlp_free(&m);
+    rewrite(good, bad, &v1);
     assert_int_equal(oct_i8_mlp_load(&m, bad), OCT_OK);
     oct_i8_mlp_free(&m);
 

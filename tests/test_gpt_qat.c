@@ -303,7 +303,7 @@ static void corrupt_exports_rejected(void **state) {
     expect_rejected(bad, OCT_EFORMAT, "tensors in the file");
     rewrite(f->path, bad, NULL, NULL, "octet.format", "octet-int8-mlp", false);
     expect_rejected(bad, OCT_EFORMAT, "not an int8 GPT export");
-    rewrite(f->path, bad, NULL, NULL, "octet.format_version", "2", false);
+    rewrite(f->path, bad, NULL, NULL, "octet.format_version", "3", false);
     expect_rejected(bad, OCT_EFORMAT, "version");
     /* A config that disagrees with the tensors. */
     rewrite_graph(f->path, bad, "\"mlp\":32", "\"mlp\":33");

@@ -251,10 +251,11 @@ oct_status oct_i8_mlp_forward_u8(const oct_i8_mlp *m, const uint8_t *pixels /* (
 
 /* ---- the export file (src/int8/export.c) -----------------------------------------------------
  *
- * An int8 MLP is one safetensors file (see include/octet/io.h), format version 1:
+ * An int8 MLP is one safetensors file (see include/octet/io.h), format version 2 (version 1
+ * is the same without dynamic activations and packed codes, and loads unchanged):
  *
  *   metadata  "octet.format"         = "octet-int8-mlp"
- *             "octet.format_version" = "1"
+ *             "octet.format_version" = "2"
  *             "octet.graph"          = JSON text:
  *      {"input": {"mean": 0.286, "std": 0.353, "qmin": 0, "qmax": 255},
  *       "layers": [{"name": "fc0", "in": 784, "out": 256, "relu": true,
@@ -272,6 +273,12 @@ oct_status oct_i8_mlp_forward_u8(const oct_i8_mlp *m, const uint8_t *pixels /* (
  *             "fc<i>.wsum"         I32 (out)     row sums of weight_q
  *             "fc<i>.m0"           I32 (out)     requantization multipliers and shifts
  *             "fc<i>.shift"        I32 (out)     (only layers with an output)
+ *             Codes taking at most 16 values are stored packed instead of weight_q:
+ *             "fc<i>.weight_codebook" I8 (2^b) and "fc<i>.weight_idx" U8 (out, ceil(in b / 8)),
+ *             b-bit indices (b = 1, 2, 4; src/int8/codes_io.c). A model with dynamic
+ *             activations has "activations": "dynamic" in its graph, layers {"name", "in",
+ *             "out", "relu"} only, and per layer weight_q (or packed), weight_scale, wsum and
+ *             "fc<i>.bias" F32 (out), the float bias.
  *
  * The arithmetic is the one of oct_qlinear (NUMERICS.md). The loader accepts only a file that
  * is consistent with itself: the format and version above; every tensor present with its dtype
@@ -280,7 +287,7 @@ oct_status oct_i8_mlp_forward_u8(const oct_i8_mlp *m, const uint8_t *pixels /* (
  * scales. */
 
 #define OCT_I8_FORMAT "octet-int8-mlp"
-#define OCT_I8_FORMAT_VERSION 1
+#define OCT_I8_FORMAT_VERSION 2
 
 /* OCT_EINVAL (message naming the layer) unless m is a chain the engine can run: 1 <= n_layers
  * <= OCT_I8_MAX_LAYERS; in_std > 0 and in_mean finite; every scale positive and finite;
@@ -388,8 +395,9 @@ oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n
 
 /* ---- the GPT export file (src/int8/gpt_export.c) ------------------------------------------------
  *
- * One safetensors file, format version 1:
- *   metadata  "octet.format" = "octet-int8-gpt", "octet.format_version" = "1",
+ * One safetensors file, format version 2 (version 1, without dynamic activations and packed
+ * codes, loads unchanged):
+ *   metadata  "octet.format" = "octet-int8-gpt", "octet.format_version" = "2",
  *             "octet.graph" = JSON: {"config": {"vocab", "context", "n_layer", "n_head",
  *             "width", "mlp", "ln_eps", "embeddings": "f32" or "i8"}, "linears": [{"name":
  *             "h.0.attn.qkv", "in", "out", "relu": false, "input_scale", "input_zero_point",
@@ -401,12 +409,14 @@ oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n
  *             "h.<i>.ln_2.weight"/".bias", "ln_f.weight"/".bias" (C);
  *             per linear "<name>.weight_scale" F32, "<name>.bias_q", "<name>.wsum",
  *             "<name>.m0", "<name>.shift" I32 (out), "<name>.weight_q" I8 (out,in), exactly
- *             as in the MLP export; U8 "vocab" (V).
+ *             as in the MLP export; U8 "vocab" (V). Code tables of at most 16 values (linears,
+ *             int8 embeddings) are packed as in the MLP export; "activations": "dynamic" as
+ *             there too (per linear a float "<name>.bias", input code range [0, 255]).
  * The loader accepts only a self-consistent file: format and version, every tensor with its
  * dtype and shape and no other, oct_i8_gpt_check, wsum and multipliers matching the codes and
  * scales. */
 #define OCT_I8_GPT_FORMAT "octet-int8-gpt"
-#define OCT_I8_GPT_FORMAT_VERSION 1
+#define OCT_I8_GPT_FORMAT_VERSION 2
 
 /* Writes m (checked first, OCT_EINVAL) atomically; OCT_EIO on failure. */
 oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path);

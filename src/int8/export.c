@@ -299,17 +299,18 @@ oct_status oct__i8_read_graph(const oct__i8_loader *ld, const char *format, int 
                               const char *what, json_t **graph) {
     const char *fmt = oct_st_meta(&ld->f, META_FORMAT), *ver = oct_st_meta(&ld->f, META_VERSION);
     const char *text = oct_st_meta(&ld->f, META_GRAPH);
-    char want[16];
-    snprintf(want, sizeof want, "%d", version);
+    char got[16] = "";
+    int v = 0;
+    if (ver && sscanf(ver, "%d", &v) == 1) snprintf(got, sizeof got, "%d", v);
     if (!fmt || strcmp(fmt, format))
         return oct_fail(OCT_EFORMAT,
                         "%s: not an int8 %s export (metadata %s is %s%s%s, expected "
                         "\"%s\"; export a QAT model with 'octet export')",
                         ld->path, what, META_FORMAT, fmt ? "\"" : "", fmt ? fmt : "missing",
                         fmt ? "\"" : "", format);
-    if (!ver || strcmp(ver, want))
-        return oct_fail(OCT_EFORMAT, "%s: metadata %s is \"%s\", this build reads version %s",
-                        ld->path, META_VERSION, ver ? ver : "", want);
+    if (!ver || strcmp(ver, got) || v < 1 || v > version)
+        return oct_fail(OCT_EFORMAT, "%s: metadata %s is \"%s\", this build reads versions 1 to %d",
+                        ld->path, META_VERSION, ver ? ver : "", version);
     json_error_t err;
     if (!text || !(*graph = json_loads(text, 0, &err)))
         return oct_fail(OCT_EFORMAT, "%s: metadata %s is missing or not JSON", ld->path,

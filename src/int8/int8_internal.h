@@ -69,9 +69,9 @@ oct_status oct__i8_codes_read(const oct__i8_loader *ld, const char *prefix, int 
 #define OCT__I8_META_VERSION "octet.format_version"
 #define OCT__I8_META_GRAPH "octet.graph"
 
-/* Checks that the file's format and version metadata are `format` / `version` (what names the
- * model kind in messages, "MLP" or "GPT") and parses its graph JSON into *graph (the caller
- * frees it with json_decref). */
+/* Checks that the file's format metadata is `format` and its version 1 to `version` (what
+ * names the model kind in messages, "MLP" or "GPT") and parses its graph JSON into *graph (the
+ * caller frees it with json_decref). */
 oct_status oct__i8_read_graph(const oct__i8_loader *ld, const char *format, int version,
                               const char *what, json_t **graph);
 
