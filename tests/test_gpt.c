@@ -21,6 +21,7 @@
 #include "../trainers/torch_import.h"
 #include "../trainers/gpt_model.h"
 #include "gradcheck.h"
+#include "bf16.h"
 #include "octet/io.h"
 #include "octet/nn.h"
 #include "octet/optim.h"
@@ -453,11 +454,7 @@ static void write_torch(const gpt_model *m, const char *path, oct_dtype dt, torc
         oct_dtype tdt = dt;
         int shape[2] = {t->shape[0], t->ndim > 1 ? t->shape[1] : 0};
         if (dt == OCT_DT_BF16) {
-            for (int64_t j = 0; j < t->size; j++) {
-                uint32_t bits;
-                memcpy(&bits, &t->data[j], sizeof bits);
-                half[used + (size_t)j] = (uint16_t)(bits >> 16);
-            }
+            to_bf16(t->data, t->size, half + used);
             data = half + used;
             used += (size_t)t->size;
             assert_true(used <= sizeof half / sizeof half[0]);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "../trainers/torch_import.h"
+#include "bf16.h"
 #include "octet/io.h"
 
 static char dir[64], path[128];
@@ -63,11 +64,7 @@ static void write_torch(const mlp_model *m, torch_edit edit, oct_dtype dt) {
             if (edit == TRANSPOSED && i == 1 && !k) shape[0] = t->shape[1], shape[1] = t->shape[0];
             const void *data = t->data;
             if (dt == OCT_DT_BF16) {
-                for (int64_t j = 0; j < t->size; j++) {
-                    uint32_t bits;
-                    memcpy(&bits, &t->data[j], sizeof bits);
-                    half[used + (size_t)j] = (uint16_t)(bits >> 16);
-                }
+                to_bf16(t->data, t->size, half + used);
                 data = half + used;
                 used += (size_t)t->size;
             }

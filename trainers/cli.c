@@ -342,3 +342,15 @@ int cli_gelu(const char *cmd, const char *value, bool *exact) {
     fprintf(stderr, "octet %s: --gelu '%s': expected tanh or erf\n", cmd, value);
     return CLI_USAGE;
 }
+
+long long cli_file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+void cli_shape_str(int ndim, const int *shape, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "(");
+    for (int d = 0; d < ndim && k < n; d++)
+        k += (size_t)snprintf(buf + k, n - k, d ? ", %d" : "%d", shape[d]);
+    if (k < n) snprintf(buf + k, n - k, ")");
+}

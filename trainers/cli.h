@@ -96,6 +96,10 @@ int cli_fail_dynamic_compare(const char *path);
 /* The --gelu flag's value: "erf" (exact; *exact true) or "tanh"; anything else is a usage error
  * printed as "octet CMD: --gelu ..." (returns CLI_USAGE). */
 int cli_gelu(const char *cmd, const char *value, bool *exact);
+/* The size of the file at path in bytes, -1 if it cannot be read (for summary lines). */
+long long cli_file_size(const char *path);
+/* A tensor shape as text, "(3, 4)" ("()" for a scalar), into buf (n bytes). */
+void cli_shape_str(int ndim, const int *shape, char *buf, size_t n);
 /* The same for a --log file, which is appended to or truncated in place (so /dev/null is fine):
  * only the directory is checked. */
 int cli_check_log(const char *path);

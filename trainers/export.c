@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -49,11 +48,6 @@ static oct_status check_qat_model(const char *path) {
                      path);
     oct_st_close(&f);
     return s;
-}
-
-static long long file_size(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
 /* The fp32 GPT or MLP model file path rewritten at out with every F32 tensor as F16 (metadata
@@ -100,7 +94,7 @@ static int float16_export(const char *path, const char *out) {
     oct_st_close(&f);
     if (s != OCT_OK) return cli_fail(NULL);
     printf("%s: float16 %s, %lld bytes (%s is %lld bytes)\n", out, gpt ? "GPT" : "MLP",
-           file_size(out), path, file_size(path));
+           cli_file_size(out), path, cli_file_size(path));
     return CLI_OK;
 }
 
@@ -142,7 +136,7 @@ static int dynamic_export(const char *path, const char *out, int embed_bits) {
         mlp_model_free(&m);
         if (s != OCT_OK) return cli_fail(NULL);
     }
-    printf(", %lld bytes (%s is %lld bytes)\n", file_size(out), path, file_size(path));
+    printf(", %lld bytes (%s is %lld bytes)\n", cli_file_size(out), path, cli_file_size(path));
     return CLI_OK;
 }
 
@@ -193,18 +187,12 @@ int cmd_export(int argc, char **argv) {
     }
     if (cli_check_output("-o", out)) return CLI_FAIL;
     if (float16) return float16_export(pos[0], out);
-    if (dynamic) {
-        if (gpt_int8_is_export(pos[0]) || int8_is_export(pos[0])) {
-            fprintf(stderr, "octet: %s is already an int8 export\n", pos[0]);
-            return CLI_FAIL;
-        }
-        return dynamic_export(pos[0], out, embed_bits);
-    }
-    if (gpt_is_model(pos[0])) return gpt_int8_export(pos[0], out);
-    if (gpt_int8_is_export(pos[0])) {
+    if (gpt_int8_is_export(pos[0]) || int8_is_export(pos[0])) {
         fprintf(stderr, "octet: %s is already an int8 export\n", pos[0]);
         return CLI_FAIL;
     }
+    if (dynamic) return dynamic_export(pos[0], out, embed_bits);
+    if (gpt_is_model(pos[0])) return gpt_int8_export(pos[0], out);
     oct_i8_mlp m = {0};
     if (check_qat_model(pos[0]) || qat_model_to_int8(pos[0], &m) || oct_i8_mlp_save(&m, out)) {
         rc = cli_fail(NULL);
@@ -213,9 +201,9 @@ int cmd_export(int argc, char **argv) {
     }
     long long fp32 = 0;
     for (int i = 0; i < m.n_layers; i++) fp32 += 4LL * m.layers[i].out * (m.layers[i].in + 1);
-    long long size = file_size(out);
+    long long size = cli_file_size(out);
     printf("%s: %d layers, %lld bytes (%.2fx the %lld bytes of fp32 weights; %s is %lld bytes)\n",
-           out, m.n_layers, size, (double)size / (double)fp32, fp32, pos[0], file_size(pos[0]));
+           out, m.n_layers, size, (double)size / (double)fp32, fp32, pos[0], cli_file_size(pos[0]));
     oct_i8_mlp_free(&m);
     return CLI_OK;
 }

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "gpt_model.h"
@@ -19,11 +18,6 @@ bool gpt_int8_is_export(const char *path) {
 
 bool gpt_is_model(const char *path) {
     return cli_file_meta_is(path, "octet.model", "gpt");
-}
-
-static long long file_size(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
 int gpt_int8_export(const char *path, const char *out) {
@@ -54,7 +48,7 @@ int gpt_int8_export(const char *path, const char *out) {
         printf("%s: int8 GPT, %d layer%s, %d linears, %s embeddings, %lld bytes (%s is %lld "
                "bytes)\n",
                out, i8.n_layer, i8.n_layer == 1 ? "" : "s", OCT_I8_GPT_PER_BLOCK * i8.n_layer + 1,
-               i8.wte_q ? "int8" : "float32", file_size(out), path, file_size(path));
+               i8.wte_q ? "int8" : "float32", cli_file_size(out), path, cli_file_size(path));
     }
     oct_i8_gpt_free(&i8);
     gpt_model_free(&m);

@@ -98,12 +98,8 @@ int cmd_inspect(int argc, char **argv) {
     int64_t numel = 0;
     for (int i = 0; i < f.count; i++) {
         const oct_st_entry *e = &f.entries[i];
-        char shape[96] = "(";
-        for (int d = 0; d < e->ndim; d++) {
-            size_t len = strlen(shape);
-            snprintf(shape + len, sizeof shape - len, d ? ", %d" : "%d", e->shape[d]);
-        }
-        strncat(shape, ")", sizeof shape - strlen(shape) - 1);
+        char shape[96];
+        cli_shape_str(e->ndim, e->shape, shape, sizeof shape);
         printf("  %-28s %-4s %-16s %10zu bytes\n", e->name, oct_dtype_name(e->dtype), shape,
                e->nbytes);
         numel += e->numel;

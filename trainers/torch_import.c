@@ -6,6 +6,8 @@
  * import.c. */
 #include "torch_import.h"
 
+#include "cli.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -113,14 +115,6 @@ static oct_status infer_config(const mapped *mp, int n_head, oct_gpt_config *cfg
     return OCT_OK;
 }
 
-/* "(3, 4)" */
-static void shape_str(int ndim, const int *shape, char *buf, size_t n) {
-    size_t k = (size_t)snprintf(buf, n, "(");
-    for (int d = 0; d < ndim && k < n; d++)
-        k += (size_t)snprintf(buf + k, n - k, d ? ", %d" : "%d", shape[d]);
-    if (k < n) snprintf(buf + k, n - k, ")");
-}
-
 /* Copies the file's tensor e for parameter t (shape checked, finite) into t. */
 static oct_status copy_param(const oct_st_file *f, const oct_st_entry *e, oct_tensor *t) {
     const char *path = f->path;
@@ -128,8 +122,8 @@ static oct_status copy_param(const oct_st_file *f, const oct_st_entry *e, oct_te
     for (int d = 0; same && d < t->ndim; d++) same = e->shape[d] == t->shape[d];
     if (!same) {
         char want[96], got[96];
-        shape_str(t->ndim, t->shape, want, sizeof want);
-        shape_str(e->ndim, e->shape, got, sizeof got);
+        cli_shape_str(t->ndim, t->shape, want, sizeof want);
+        cli_shape_str(e->ndim, e->shape, got, sizeof got);
         return oct_fail(OCT_ESHAPE, "%s: tensor '%s' is %s, expected %s (as nn.Linear stores it)",
                         path, e->name, got, want);
     }

@@ -243,21 +243,33 @@ oct_status oct_i8_gpt_cache_init(oct_i8_gpt_cache *c, const oct_i8_gpt *m, int m
     return OCT_OK;
 }
 
+/* Codes c->a (n,in) of float rows x (n,in) for static linear j. */
+static void quantize_in(oct_i8_gpt_cache *c, int j, const float *x, int n) {
+    const oct_i8_gpt *m = c->m;
+    const oct_qlinear *l = &m->lin[j];
+    oct_quantize_u8(x, 1, (int64_t)n * l->in, &l->a_scale, &l->a_zp, m->in_qmin[j], m->in_qmax[j],
+                    c->a);
+}
+
+/* y (n,out) = dequantized output codes of static linear j on the codes in c->a. */
+static void linear_codes(oct_i8_gpt_cache *c, int j, int n, float *y) {
+    const oct_qlinear *l = &c->m->lin[j];
+    oct_qlinear_forward(l, c->a, n, c->acc, c->y, c->threads);
+    const float *deq = c->deq + (size_t)j * 256;
+    for (int64_t i = 0; i < (int64_t)n * l->out; i++) y[i] = deq[c->y[i]];
+}
+
 /* y (n,out) = the real output of linear j on float rows x (n,in): a static linear quantizes x
  * with its input scale and dequantizes its output codes, a dynamic one quantizes x per row and
  * dequantizes its accumulators. */
 static void linear(oct_i8_gpt_cache *c, int j, const float *x, int n, float *y) {
-    const oct_i8_gpt *m = c->m;
-    const oct_qlinear *l = &m->lin[j];
-    if (m->dynamic) {
-        oct_qlinear_dynamic(l, x, n, c->a, c->row_scale, c->row_zp, c->acc, y, c->threads);
+    if (c->m->dynamic) {
+        oct_qlinear_dynamic(&c->m->lin[j], x, n, c->a, c->row_scale, c->row_zp, c->acc, y,
+                            c->threads);
         return;
     }
-    oct_quantize_u8(x, 1, (int64_t)n * l->in, &l->a_scale, &l->a_zp, m->in_qmin[j], m->in_qmax[j],
-                    c->a);
-    oct_qlinear_forward(l, c->a, n, c->acc, c->y, c->threads);
-    const float *deq = c->deq + (size_t)j * 256;
-    for (int64_t i = 0; i < (int64_t)n * l->out; i++) y[i] = deq[c->y[i]];
+    quantize_in(c, j, x, n);
+    linear_codes(c, j, n, y);
 }
 
 /* h (n,C) = mlp.proj(GELU(mlp.fc(h))) of block i, using f (n,M) as scratch. A static model
@@ -272,15 +284,11 @@ static void mlp(oct_i8_gpt_cache *c, int i, float *h, int n, float *f) {
         linear(c, j + FC_PROJ, f, n, h);
         return;
     }
-    const oct_qlinear *fc = &m->lin[j + FC], *pr = &m->lin[j + FC_PROJ];
-    oct_quantize_u8(h, 1, (int64_t)n * fc->in, &fc->a_scale, &fc->a_zp, m->in_qmin[j + FC],
-                    m->in_qmax[j + FC], c->a);
-    oct_qlinear_forward(fc, c->a, n, c->acc, c->y, c->threads);
+    quantize_in(c, j + FC, h, n);
+    oct_qlinear_forward(&m->lin[j + FC], c->a, n, c->acc, c->y, c->threads);
     const uint8_t *lut = c->gelu_lut + (size_t)i * 256;
     for (int64_t e = 0; e < (int64_t)n * m->mlp; e++) c->a[e] = lut[c->y[e]];
-    oct_qlinear_forward(pr, c->a, n, c->acc, c->y, c->threads);
-    const float *deq = c->deq + (size_t)(j + FC_PROJ) * 256;
-    for (int64_t e = 0; e < (int64_t)n * pr->out; e++) h[e] = deq[c->y[e]];
+    linear_codes(c, j + FC_PROJ, n, h);
 }
 
 /* x (n,C) += y (n,C). */
@@ -334,8 +342,7 @@ static void run_chunk(oct_i8_gpt_cache *c, const int32_t *ids, int n, int32_t *l
         oct_qlinear_dynamic(head, h, n, c->a, c->row_scale, c->row_zp, logits_acc, logits,
                             c->threads);
     } else {
-        oct_quantize_u8(h, 1, (int64_t)n * head->in, &head->a_scale, &head->a_zp, m->in_qmin[jh],
-                        m->in_qmax[jh], c->a);
+        quantize_in(c, jh, h, n);
         oct_qlinear_acc(head, c->a, n, logits_acc, c->threads);
         if (logits)
             oct_acc_to_real_rows(logits_acc, n, head->out, head->a_scale, head->w_scale, logits);

@@ -203,13 +203,7 @@ oct_status oct_gpt_to_dynamic_int8(const oct_gpt *m, const uint8_t *vocab, int e
     out->dynamic = true;
     int J = OCT_I8_GPT_PER_BLOCK * m->cfg.n_layer + 1;
     for (int j = 0; j < J && s == OCT_OK; j++) {
-        const oct_linear_layer *l = j == J - 1 ? &m->lm_head : NULL;
-        if (!l) {
-            const oct_gpt_block *b = &m->h[j / OCT_I8_GPT_PER_BLOCK];
-            const oct_linear_layer *bl[OCT_I8_GPT_PER_BLOCK] = {&b->qkv, &b->proj, &b->fc,
-                                                                &b->fc_proj};
-            l = bl[j % OCT_I8_GPT_PER_BLOCK];
-        }
+        const oct_linear_layer *l = fp_layer(m, j);
         s = oct_qlinear_build_dynamic(&out->lin[j], (int)l->w->shape[0], (int)l->w->shape[1],
                                       l->w->data, l->b ? l->b->data : NULL, false);
     }
