@@ -102,6 +102,7 @@ fi
 expect 1 "$tmp/no/such/dir" "$octet" train mlp --data "$tmp/tiny" --epochs 1 --batch 2 \
     --hidden 4 --save "$tmp/no/such/dir/m.safetensors"
 [ -e "$tmp/no" ] && { echo "FAIL: a failed --save created $tmp/no"; fails=$((fails + 1)); }
+expect 2 "--layer-bits needs --qat" "$octet" train mlp --data "$tmp/tiny" --epochs 1 --layer-bits fc0=8
 # a truncated model file
 if [ -f "$tmp/tiny.safetensors" ]; then
     head -c 100 "$tmp/tiny.safetensors" >"$tmp/tiny-cut.safetensors"
@@ -152,11 +153,23 @@ round_trip "4-bit weights, 6-bit activations" --weight-bits 4 --act-bits 6
 "$octet" inspect "$tmp/rt8.safetensors" | grep -q 'weight_idx .* U8' ||
     { echo "FAIL: a 4-bit export does not pack its weights"; fails=$((fails + 1)); }
 round_trip "exact GELU" --gelu erf
+# mixed precision: 2-bit weights but for the 8-bit LM head; the head alone is stored as int8
+round_trip "2-bit weights, an 8-bit head" --weight-bits 2 --layer-bits 'lm_head=8'
+"$octet" inspect "$tmp/rt8.safetensors" >"$tmp/out"
+{ grep -q 'lm_head.weight_q .* I8' "$tmp/out" && grep -q 'h.0.mlp.fc.weight_idx .* U8' "$tmp/out"; } ||
+    { echo "FAIL: --layer-bits lm_head=8 did not keep the head at int8"; fails=$((fails + 1)); }
+expect 2 "--layer-bits lm_head: qat: layer bits 'lm_head': expected PATTERN=BITS" "$octet" train gpt \
+    "${gpt_flags[@]}" --qat --layer-bits lm_head
+expect 2 "layer bits pattern 'h.1.*' matches no layer (h.0.attn.qkv ... lm_head)" "$octet" train \
+    gpt "${gpt_flags[@]}" --qat --layer-bits 'h.1.*=4'
+expect 2 "--layer-bits needs --qat" "$octet" train gpt "${gpt_flags[@]}" --layer-bits lm_head=8
 round_trip "power-of-two 3-bit weights (codes 0, +-1, +-2, +-4)" --weight-quant pow2 --weight-bits 3
 round_trip "a codebook of 2^3 int8 codes" --weight-quant kmeans --weight-bits 3
 expect 2 "--gelu 'exact'" "$octet" train gpt "${gpt_flags[@]}" --gelu exact
 ok "calibrate kmeans" "4-bit codebook weights" "$octet" calibrate "$tmp/g.safetensors" \
     --text "$tmp/tiny.txt" --batches 2 --weight-quant kmeans --weight-bits 4 -o "$tmp/gck.safetensors"
+ok "calibrate --layer-bits" "4-bit (lm_head=8) weights" "$octet" calibrate "$tmp/g.safetensors" \
+    --text "$tmp/tiny.txt" --batches 2 --weight-bits 4 --layer-bits lm_head=8 -o "$tmp/gcl.safetensors"
 expect 2 "kmeans codebooks take 2..7 bits" "$octet" train gpt "${gpt_flags[@]}" --qat \
     --weight-quant kmeans
 expect 2 "pow2 weights take 2..4 bits" "$octet" train gpt "${gpt_flags[@]}" --qat --weight-quant pow2

@@ -25,7 +25,7 @@
 #define MLP_CAL_BATCH 256
 
 typedef struct cal_opts {
-    const char *out, *text, *data, *act_quant, *weight_quant;
+    const char *out, *text, *data, *act_quant, *weight_quant, *layer_bits;
     int batches, embed_bits, weight_bits, act_bits, threads;
 } cal_opts;
 
@@ -52,14 +52,18 @@ static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
         fprintf(stderr, "octet calibrate: %s\n", oct_last_error());
         return CLI_USAGE;
     }
-    return CLI_OK;
+    return cli_layer_bits("calibrate", o->layer_bits, cfg);
 }
 
-/* " power-of-two" or " codebook" for non-uniform weights, for the summary line. */
-static const char *weight_word(const cal_opts *o) {
-    return !strcmp(o->weight_quant, "pow2")     ? " power-of-two"
-           : !strcmp(o->weight_quant, "kmeans") ? " codebook"
-                                                : "";
+/* The weights for the summary line: "4-bit", "3-bit power-of-two" or "4-bit codebook", then
+ * " (lm_head=8)" with --layer-bits. */
+static const char *weight_desc(const cal_opts *o, char *buf, size_t n) {
+    const char *word = !strcmp(o->weight_quant, "pow2")     ? " power-of-two"
+                       : !strcmp(o->weight_quant, "kmeans") ? " codebook"
+                                                            : "";
+    snprintf(buf, n, "%d-bit%s%s%s%s", o->weight_bits, word, o->layer_bits ? " (" : "",
+             o->layer_bits ? o->layer_bits : "", o->layer_bits ? ")" : "");
+    return buf;
 }
 
 /* Refuses a model that already has quantizer state. */
@@ -122,11 +126,12 @@ static int calibrate_gpt(const char *path, const cal_opts *o) {
                                            GPT_EVAL_SEED, &ptq))
         rc = cli_fail(NULL);
     if (rc == CLI_OK && gpt_model_save(&m, o->out)) rc = cli_fail(NULL);
+    char wd[OCT_QAT_LAYER_BITS_LEN + 32];
     if (rc == CLI_OK)
-        printf("%s: calibrated on %d x %d training windows (%s observers; %d-bit%s weights, "
+        printf("%s: calibrated on %d x %d training windows (%s observers; %s weights, "
                "%d-bit activations, %s embeddings): simulated int8 val loss %.4f nats/char, "
                "fp32 %.4f\nsaved %s\n",
-               path, o->batches, B, o->act_quant, o->weight_bits, weight_word(o), o->act_bits,
+               path, o->batches, B, o->act_quant, weight_desc(o, wd, sizeof wd), o->act_bits,
                o->embed_bits ? "int8" : "float32", ptq, fp32, o->out);
     oct_graph_free(&g);
     free(xy);
@@ -199,10 +204,11 @@ static int calibrate_mlp(const char *path, const cal_opts *o) {
     g.no_grad = false;
     if (rc == CLI_OK) ptq = mlp_model_evaluate(&m, &g, &test);
     if (rc == CLI_OK && mlp_model_save(&m, o->out)) rc = cli_fail(NULL);
+    char wd[OCT_QAT_LAYER_BITS_LEN + 32];
     if (rc == CLI_OK)
-        printf("%s: calibrated on %d x %d training images (%s observers; %d-bit%s weights, %d-bit "
+        printf("%s: calibrated on %d x %d training images (%s observers; %s weights, %d-bit "
                "activations): simulated int8 test accuracy %.2f%%, fp32 %.2f%%\nsaved %s\n",
-               path, o->batches, batch, o->act_quant, o->weight_bits, weight_word(o), o->act_bits,
+               path, o->batches, batch, o->act_quant, weight_desc(o, wd, sizeof wd), o->act_bits,
                100 * ptq.accuracy, 100 * fp32.accuracy, o->out);
     oct_batcher_free(&batcher);
     oct_graph_free(&g);
@@ -235,6 +241,10 @@ int cmd_calibrate(int argc, char **argv) {
          0, 0},
         {"--weight-bits", CLI_INT, &o.weight_bits, "weight bits", 2, 8},
         {"--act-bits", CLI_INT, &o.act_bits, "activation bits", 2, 8},
+        {"--layer-bits", CLI_STR, &o.layer_bits,
+         "mixed precision, weight bits per layer overriding --weight-bits: lm_head=8 or fc0=8 "
+         "(* wildcards; the last match wins)",
+         0, 0},
         {"--embed-bits", CLI_INT, &o.embed_bits, "GPT: int8 token and position embeddings (8)", 0,
          8},
         {"--text", CLI_STR, &o.text, "GPT: text whose first 90% is the training split", 0, 0},

@@ -12,6 +12,7 @@
 #include <cblas.h>
 
 #include "octet/io.h"
+#include "octet/qat.h"
 #include "octet/status.h"
 
 double cli_now(void) {
@@ -340,6 +341,19 @@ int cli_gelu(const char *cmd, const char *value, bool *exact) {
     *exact = !strcmp(value, "erf");
     if (*exact || !strcmp(value, "tanh")) return CLI_OK;
     fprintf(stderr, "octet %s: --gelu '%s': expected tanh or erf\n", cmd, value);
+    return CLI_USAGE;
+}
+
+int cli_layer_bits(const char *cmd, const char *value, oct_qat_config *cfg) {
+    if (!value) return CLI_OK;
+    if (strlen(value) >= sizeof cfg->layer_bits) {
+        fprintf(stderr, "octet %s: --layer-bits: longer than %zu characters\n", cmd,
+                sizeof cfg->layer_bits - 1);
+        return CLI_USAGE;
+    }
+    strcpy(cfg->layer_bits, value);
+    if (oct_qat_config_check(cfg) == OCT_OK) return CLI_OK;
+    fprintf(stderr, "octet %s: --layer-bits %s: %s\n", cmd, value, oct_last_error());
     return CLI_USAGE;
 }
 

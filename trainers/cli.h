@@ -96,6 +96,10 @@ int cli_fail_dynamic_compare(const char *path);
 /* The --gelu flag's value: "erf" (exact; *exact true) or "tanh"; anything else is a usage error
  * printed as "octet CMD: --gelu ..." (returns CLI_USAGE). */
 int cli_gelu(const char *cmd, const char *value, bool *exact);
+/* --layer-bits: copies value (NULL: none) into cfg->layer_bits and checks cfg; a value too long
+ * or malformed is a usage error printed as "octet CMD: --layer-bits VALUE: reason". */
+struct oct_qat_config;
+int cli_layer_bits(const char *cmd, const char *value, struct oct_qat_config *cfg);
 /* The size of the file at path in bytes, -1 if it cannot be read (for summary lines). */
 long long cli_file_size(const char *path);
 /* A tensor shape as text, "(3, 4)" ("()" for a scalar), into buf (n bytes). */

@@ -17,6 +17,10 @@ void qat_flags(qat_opts *o, cli_flag *rows) {
         {"--from", CLI_STR, &o->from, "--qat: fine-tune this saved model (no fp32 warm-up)", 0, 0},
         {"--weight-bits", CLI_INT, &o->weight_bits, "--qat: weight bits", 2, 8},
         {"--act-bits", CLI_INT, &o->act_bits, "--qat: activation bits", 2, 8},
+        {"--layer-bits", CLI_STR, &o->layer_bits,
+         "--qat: mixed precision, weight bits per layer overriding --weight-bits: fc0=8,fc2=8 "
+         "(layers fc0, fc1, ...; * wildcards; the last match wins)",
+         0, 0},
         {"--weight-quant", CLI_STR, &o->weight_quant,
          "--qat: weight quantizer: minmax, lsq, pow2 (powers of two, 2..4 bits) or kmeans (a "
          "codebook of 2^bits int8 codes, 2..7 bits)",
@@ -37,8 +41,9 @@ int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, in
               int *qat_start) {
     *qat_start = epochs;
     if (!o->on) {
-        if (o->from) fprintf(stderr, "octet train mlp: --from needs --qat\n");
-        return o->from ? CLI_USAGE : CLI_OK;
+        const char *flag = o->from ? "--from" : o->layer_bits ? "--layer-bits" : NULL;
+        if (flag) fprintf(stderr, "octet train mlp: %s needs --qat\n", flag);
+        return flag ? CLI_USAGE : CLI_OK;
     }
     oct_qat_config cfg;
     oct_qat_config_default(&cfg);
@@ -49,6 +54,7 @@ int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, in
     if (oct_qat_wmode_parse(o->weight_quant, &cfg.weight_mode)) return usage("--weight-quant");
     if (oct_qat_amodes_parse(o->act_quant, &cfg)) return usage("--act-quant");
     if (oct_qat_config_check(&cfg)) return usage("--qat");
+    if (cli_layer_bits("train mlp", o->layer_bits, &cfg)) return CLI_USAGE;
     int warmup = o->from ? 0 : o->fp32_epochs < 0 ? epochs / 2 : o->fp32_epochs;
     if (warmup >= epochs) {
         fprintf(stderr, "octet train mlp: --fp32-epochs %d leaves no QAT epoch of %d\n", warmup,
@@ -75,9 +81,10 @@ int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, in
     oct_qat_mlp_set_threads(m->qat, threads);
     *qat_start = warmup;
     fprintf(stderr,
-            "octet: QAT int%d weights (%s), uint%d activations (%s), %d fp32 warm-up "
+            "octet: QAT int%d weights (%s%s%s), uint%d activations (%s), %d fp32 warm-up "
             "epochs, observers freeze after %lld steps\n",
-            cfg.weight_bits, o->weight_quant, cfg.act_bits, o->act_quant, warmup,
+            cfg.weight_bits, o->weight_quant, o->layer_bits ? ", " : "",
+            o->layer_bits ? o->layer_bits : "", cfg.act_bits, o->act_quant, warmup,
             (long long)cfg.freeze_after);
     return CLI_OK;
 }

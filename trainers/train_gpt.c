@@ -55,6 +55,7 @@ typedef struct gpt_opts {
     int qat_steps;             /* -1: half of --steps */
     int embed_bits;            /* --qat: 0 (float32 embeddings) or 2..8 */
     int weight_bits, act_bits; /* --qat: 2..8 */
+    const char *layer_bits;    /* --qat: per-layer weight bits, "lm_head=8"; NULL: none */
     int freeze_after;          /* observers freeze after this many QAT steps; -1: half of them */
     const char *weight_quant;  /* minmax | lsq */
     const char *act_quant;     /* ema | minmax | lsq */
@@ -275,11 +276,13 @@ static int enable_qat(gpt_model *m, const gpt_opts *o) {
     cfg.act_bits = o->act_bits;
     if (oct_qat_wmode_parse(o->weight_quant, &cfg.weight_mode)) return fail_flag("--weight-quant");
     if (oct_qat_amodes_parse(o->act_quant, &cfg)) return fail_flag("--act-quant");
+    if (cli_layer_bits("train gpt", o->layer_bits, &cfg)) return CLI_USAGE;
     if (gpt_model_enable_qat(m, &cfg)) return fail_flag("--qat");
     fprintf(stderr,
-            "octet: QAT %d-bit weights (%s), %d-bit activations (%s), %s embeddings for the last "
-            "%d steps, observers freeze after %d of them\n",
-            o->weight_bits, o->weight_quant, o->act_bits, o->act_quant,
+            "octet: QAT %d-bit weights (%s%s%s), %d-bit activations (%s), %s embeddings for the "
+            "last %d steps, observers freeze after %d of them\n",
+            o->weight_bits, o->weight_quant, o->layer_bits ? ", " : "",
+            o->layer_bits ? o->layer_bits : "", o->act_bits, o->act_quant,
             o->embed_bits ? "int8" : "float32", o->qat_steps, o->freeze_after);
     return CLI_OK;
 }
@@ -330,13 +333,29 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
     return CLI_OK;
 }
 
-/* The first space-separated item where options a and b differ, as "x (this octet: y)". */
-static void first_difference(const char *a, const char *b, char *buf, size_t n) {
-    size_t i = 0;
-    while (a[i] && a[i] == b[i]) i++;
-    while (i > 0 && a[i - 1] != ' ') i--;
-    int la = (int)strcspn(a + i, " "), lb = (int)strcspn(b + i, " ");
-    snprintf(buf, n, "%.*s (this octet: %.*s)", la, a + i, lb, b + i);
+/* True when the recorded options rec equal this octet's, now, except for "--name=-" items of now
+ * (an unset string flag) whose name rec does not have: a flag added since, left unset, changes
+ * nothing. Otherwise the first item that differs goes into diff as "x (this octet: y)". */
+static bool same_options(const char *rec, const char *now, char *diff, size_t n) {
+    const char *a = rec, *b = now;
+    for (;;) {
+        size_t la = strcspn(a, " "), lb = strcspn(b, " ");
+        if (!la && !lb) return true;
+        if (la == lb && !strncmp(a, b, la)) {
+            a += la + (a[la] == ' ');
+            b += lb + (b[lb] == ' ');
+            continue;
+        }
+        char name[128];
+        snprintf(name, sizeof name, " %.*s", (int)(lb > 1 ? lb - 1 : 0), b); /* " --x=" */
+        if (lb > 2 && !strncmp(b + lb - 2, "=-", 2) && strncmp(rec, name + 1, strlen(name + 1)) &&
+            !strstr(rec, name)) {
+            b += lb + (b[lb] == ' ');
+            continue;
+        }
+        snprintf(diff, n, "%.*s (this octet: %.*s)", (int)la, a, (int)lb, b);
+        return false;
+    }
 }
 
 /* After --resume: the text must be the run's, its options as this octet resolves them the
@@ -346,9 +365,9 @@ static int check_resume(gpt_run *run, const oct_text *text, const gpt_opts *o) {
     if (!o->resume && !o->checkpoint) return CLI_OK; /* no checkpoint reads or writes the text */
     gpt_run now = *run;
     gpt_run_text(&now, text);
-    if (o->resume && run->options[0] && strcmp(run->options, o->options)) {
-        char diff[512];
-        first_difference(run->options, o->options, diff, sizeof diff);
+    char diff[512];
+    if (o->resume && run->options[0] &&
+        !same_options(run->options, o->options, diff, sizeof diff)) {
         fprintf(stderr,
                 "octet: --resume %s: the run was written by an octet with other defaults: %s; "
                 "resume it with that octet\n",
@@ -555,9 +574,11 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
         fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o->heads, o->width);
         return CLI_USAGE;
     }
-    if (!o->qat && (o->weight_bits != 8 || o->act_bits != 8)) {
+    if (!o->qat && (o->weight_bits != 8 || o->act_bits != 8 || o->layer_bits)) {
         fprintf(stderr, "octet train gpt: --%s-bits needs --qat\n",
-                o->weight_bits != 8 ? "weight" : "act");
+                o->weight_bits != 8 ? "weight"
+                : o->act_bits != 8  ? "act"
+                                    : "layer");
         return CLI_USAGE;
     }
     if (o->embed_bits == 1 || (o->embed_bits && !o->qat)) {
@@ -674,6 +695,11 @@ int cmd_train_gpt(int argc, char **argv) {
          "--qat: weight bits (up to 4 exported as packed indices)", 2, 8},
         {"--act-bits", CLI_INT, &o.act_bits, "--qat: activation bits (codes stored as uint8)", 2,
          8},
+        {"--layer-bits", CLI_STR, &o.layer_bits,
+         "--qat: mixed precision, weight bits per layer overriding --weight-bits: lm_head=8 "
+         "(layers h.0.attn.qkv, h.0.attn.proj, h.0.mlp.fc, h.0.mlp.proj, ..., lm_head; * "
+         "wildcards; the last match wins)",
+         0, 0},
         {"--embed-bits", CLI_INT, &o.embed_bits,
          "--qat: token and position embeddings as N-bit codes per row, exported as int8 "
          "(0: float32; 2..8)",

@@ -162,6 +162,7 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
 /* ---- configuration ------------------------------------------------------------------------- */
 
 #define OCT_QAT_MAX_POINTS 16
+#define OCT_QAT_LAYER_BITS_LEN 256
 
 typedef struct oct_qat_config {
     int weight_bits;           /* 2..8, default 8: codes [-(2^(b-1) - 1), 2^(b-1) - 1] */
@@ -177,12 +178,24 @@ typedef struct oct_qat_config {
      * embeddings per row (symmetric, narrow, min-max scales like the weights) to embed_bits-bit
      * codes, exported as int8. */
     int embed_bits;
+    /* Mixed precision: per-layer weight bits overriding weight_bits, "PATTERN=BITS[,...]" (empty:
+     * none). A pattern is matched against layer names with shell wildcards (fnmatch: an MLP's
+     * "fc0", "fc1", ...; a GPT's "h.0.attn.qkv", "h.0.attn.proj", "h.0.mlp.fc", "h.0.mlp.proj",
+     * ..., "lm_head"), and the last pattern that matches a layer gives its bits. */
+    char layer_bits[OCT_QAT_LAYER_BITS_LEN];
 } oct_qat_config;
 
 void oct_qat_config_default(oct_qat_config *c);
-/* OCT_EINVAL naming the field unless bits are in 2..8 (embed_bits: 0 or 2..8), modes in range,
+/* OCT_EINVAL naming the field unless bits are in 2..8 (embed_bits: 0 or 2..8; pow2 weights
+ * 2..4, kmeans 2..7, layer_bits' too), layer_bits is a list of PATTERN=BITS, modes are in range,
  * momentum in (0, 1], freeze_after >= 0 and 1 <= n_act_modes <= OCT_QAT_MAX_POINTS. */
 oct_status oct_qat_config_check(const oct_qat_config *c);
+/* The weight bits of the layer named layer: the last layer_bits pattern matching it, else
+ * weight_bits. c must pass oct_qat_config_check. */
+int oct_qat_config_weight_bits(const oct_qat_config *c, const char *layer);
+/* OCT_EINVAL naming the pattern when a layer_bits pattern matches none of the n layer names
+ * (a typo would otherwise leave every layer at weight_bits). */
+oct_status oct_qat_config_check_layers(const oct_qat_config *c, const char *const *names, int n);
 /* The mode of quantization point i (see n_act_modes). */
 oct_qat_amode oct_qat_config_act_mode(const oct_qat_config *c, int point);
 /* Names for flags and metadata: "minmax", "lsq"; "ema", "minmax", "lsq", "pact". */
@@ -192,8 +205,8 @@ oct_status oct_qat_wmode_parse(const char *s, oct_qat_wmode *out);
 /* "ema" (every point) or "ema,pact,pact" (one per point) into c->act_mode / n_act_modes. */
 oct_status oct_qat_amodes_parse(const char *s, oct_qat_config *c);
 /* A compact JSON object (malloc'd, free() it): {"weight_bits":8,"act_bits":8,"weight_mode":
- * "minmax","act_modes":["ema"],"momentum":0.01,"freeze_after":469,"embed_bits":0}. NULL when out
- * of memory. */
+ * "minmax","act_modes":["ema"],"momentum":0.01,"freeze_after":469,"embed_bits":0}, with
+ * "layer_bits":"lm_head=8" at the end when set. NULL when out of memory. */
 char *oct_qat_config_to_json(const oct_qat_config *c);
 /* Parses that JSON (missing keys keep their defaults); OCT_EFORMAT naming the key otherwise. */
 oct_status oct_qat_config_from_json(oct_qat_config *c, const char *json);

@@ -42,15 +42,19 @@ oct_status oct_qat_gpt_init(oct_qat_gpt *q, oct_gpt *gpt, oct_arena *arena, oct_
         st = oct_qscheme_init(&q->escheme, cfg->embed_bits, true, true, true, true);
         if (st != OCT_OK) return st;
     }
+    int n_linear = 4 * c->n_layer + 1;
+    const char **names = oct_arena_alloc(arena, (size_t)n_linear * sizeof *names);
+    for (int j = 0; j < n_linear; j++) names[j] = linear_name(arena, gpt, j);
+    if ((st = oct_qat_config_check_layers(cfg, names, n_linear)) != OCT_OK) return st;
     q->gpt = gpt;
     q->cfg = *cfg;
-    q->n_linear = 4 * c->n_layer + 1;
+    q->n_linear = n_linear;
     int n_acts = 2 * q->n_linear - 1;
     q->lin = oct_arena_alloc(arena, (size_t)q->n_linear * sizeof *q->lin);
     q->acts = oct_arena_alloc(arena, (size_t)n_acts * sizeof *q->acts);
     oct__qat_state state = {&q->state, &q->n_state};
     for (int j = 0; j < q->n_linear; j++) {
-        const char *name = linear_name(arena, gpt, j);
+        const char *name = names[j];
         bool head = j == q->n_linear - 1;
         oct__qat_act_init(&q->acts[2 * j], oct_arena_printf(arena, "%s.in", name), cfg->act_mode[0],
                           cfg, arena, params, state);

@@ -59,13 +59,13 @@ void oct__qat_linear_init(oct_qat_linear *l, const oct_linear_layer *fp, oct_act
     l->relu = relu;
     l->wmode = cfg->weight_mode;
     bool kmeans = l->wmode == OCT_QAT_W_KMEANS; /* codes anywhere in int8's range */
-    oct_status s =
-        oct_qscheme_init(&l->wscheme, kmeans ? 8 : cfg->weight_bits, true, true, true, true);
+    int bits = oct_qat_config_weight_bits(cfg, name);
+    oct_status s = oct_qscheme_init(&l->wscheme, kmeans ? 8 : bits, true, true, true, true);
     OCT_ASSERT(s == OCT_OK);
-    l->wlevels = kmeans ? 1 << cfg->weight_bits : 0;
+    l->wlevels = kmeans ? 1 << bits : 0;
     if (l->wmode == OCT_QAT_W_POW2) { /* codes up to 2^e, e = 2^(bits-1) - 2: the scale maps the
                                          largest weight to it */
-        l->wscheme.qmax = 1 << ((1 << (cfg->weight_bits - 1)) - 2);
+        l->wscheme.qmax = 1 << ((1 << (bits - 1)) - 2);
         l->wscheme.qmin = -l->wscheme.qmax;
     }
     l->threads = 1;
@@ -110,6 +110,9 @@ oct_status oct_qat_mlp_init(oct_qat_mlp *q, oct_mlp *mlp, oct_arena *arena, oct_
         if (mlp->sizes[i] > OCT_I8_MAX_K)
             return oct_fail(OCT_EINVAL, "qat: layer %d has %d inputs, at most %d", i, mlp->sizes[i],
                             OCT_I8_MAX_K);
+    const char **names = oct_arena_alloc(arena, (size_t)L * sizeof *names);
+    for (int i = 0; i < L; i++) names[i] = oct_arena_printf(arena, "fc%d", i);
+    if ((st = oct_qat_config_check_layers(cfg, names, L)) != OCT_OK) return st;
     q->mlp = mlp;
     q->cfg = *cfg;
     q->acts = oct_arena_alloc(arena, (size_t)L * sizeof *q->acts);
@@ -120,8 +123,8 @@ oct_status oct_qat_mlp_init(oct_qat_mlp *q, oct_mlp *mlp, oct_arena *arena, oct_
                           oct_qat_config_act_mode(cfg, i), cfg, arena, params, state);
     for (int i = 0; i < L; i++)
         oct__qat_linear_init(&q->layers[i], &mlp->layers[i], &q->acts[i], i == 0,
-                             i + 1 < L ? &q->acts[i + 1] : NULL, i + 1 < L,
-                             oct_arena_printf(arena, "fc%d", i), cfg, arena, params, state);
+                             i + 1 < L ? &q->acts[i + 1] : NULL, i + 1 < L, names[i], cfg, arena,
+                             params, state);
     return OCT_OK;
 }
 

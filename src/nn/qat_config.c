@@ -2,6 +2,7 @@
  * command-line strings, and the JSON form saved as a model's "octet.qat" metadata. */
 #include "octet/qat.h"
 
+#include <fnmatch.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,21 +34,67 @@ void oct_qat_config_default(oct_qat_config *c) {
     c->freeze_after = 0;
 }
 
+/* Weight bits of the mode m: 2..8, kmeans 2..7, pow2 2..4; what names the setting ("weight_bits "
+ * or "layer bits fc0="). */
+static oct_status weight_bits_check(oct_qat_wmode m, int bits, const char *what) {
+    if (bits < 2 || bits > 8) return oct_fail(OCT_EINVAL, "qat: %s%d, expected 2..8", what, bits);
+    if (m == OCT_QAT_W_KMEANS && bits > 7)
+        return oct_fail(OCT_EINVAL,
+                        "qat: %s%d: kmeans codebooks take 2..7 bits (8 bits is the uniform grid)",
+                        what, bits);
+    if (m == OCT_QAT_W_POW2 && bits > 4)
+        return oct_fail(OCT_EINVAL,
+                        "qat: %s%d: pow2 weights take 2..4 bits (codes up to 2^6 = 64 fit int8)",
+                        what, bits);
+    return OCT_OK;
+}
+
+/* One "PATTERN=BITS" item of layer_bits starting at *p: the pattern (NUL-terminated) into pat,
+ * the bits into *bits; *p moves past the item and its comma. 1 for an item, 0 at the end,
+ * -1 (with the error set) for a malformed one. */
+static int layer_bits_next(const char **p, char *pat, size_t n, int *bits) {
+    if (!**p) return 0;
+    const char *end = strchr(*p, ','), *eq = strchr(*p, '=');
+    size_t len = end ? (size_t)(end - *p) : strlen(*p);
+    if (!eq || eq >= *p + len || eq == *p || (size_t)(eq - *p) >= n) {
+        oct_fail(OCT_EINVAL, "qat: layer bits '%.*s': expected PATTERN=BITS (e.g. lm_head=8)",
+                 (int)len, *p);
+        return -1;
+    }
+    memcpy(pat, *p, (size_t)(eq - *p));
+    pat[eq - *p] = '\0';
+    char *num_end;
+    long b = strtol(eq + 1, &num_end, 10);
+    if (num_end == eq + 1 || num_end != *p + len || b < 0 || b > 99) {
+        oct_fail(OCT_EINVAL, "qat: layer bits '%.*s': BITS is not a number of bits", (int)len, *p);
+        return -1;
+    }
+    *bits = (int)b;
+    *p += len + (end ? 1 : 0);
+    if (end && !**p) {
+        oct_fail(OCT_EINVAL, "qat: layer bits end with a comma");
+        return -1;
+    }
+    return 1;
+}
+
 oct_status oct_qat_config_check(const oct_qat_config *c) {
-    if (c->weight_bits < 2 || c->weight_bits > 8)
-        return oct_fail(OCT_EINVAL, "qat: weight_bits %d, expected 2..8", c->weight_bits);
-    if (c->act_bits < 2 || c->act_bits > 8)
-        return oct_fail(OCT_EINVAL, "qat: act_bits %d, expected 2..8", c->act_bits);
     if ((unsigned)c->weight_mode >= OCT_QAT_W_COUNT)
         return oct_fail(OCT_EINVAL, "qat: weight_mode %d out of range", (int)c->weight_mode);
-    if (c->weight_mode == OCT_QAT_W_KMEANS && c->weight_bits > 7)
-        return oct_fail(OCT_EINVAL,
-                        "qat: kmeans codebooks take 2..7 bits (8 bits is the uniform grid), not %d",
-                        c->weight_bits);
-    if (c->weight_mode == OCT_QAT_W_POW2 && c->weight_bits > 4)
-        return oct_fail(OCT_EINVAL,
-                        "qat: pow2 weights take 2..4 bits (codes up to 2^6 = 64 fit int8), not %d",
-                        c->weight_bits);
+    oct_status st = weight_bits_check(c->weight_mode, c->weight_bits, "weight_bits ");
+    if (st != OCT_OK) return st;
+    if (c->act_bits < 2 || c->act_bits > 8)
+        return oct_fail(OCT_EINVAL, "qat: act_bits %d, expected 2..8", c->act_bits);
+    if (!memchr(c->layer_bits, '\0', sizeof c->layer_bits))
+        return oct_fail(OCT_EINVAL, "qat: layer bits longer than %d characters",
+                        OCT_QAT_LAYER_BITS_LEN - 1);
+    char pat[OCT_QAT_LAYER_BITS_LEN], what[OCT_QAT_LAYER_BITS_LEN + 16];
+    int bits, r;
+    for (const char *p = c->layer_bits; (r = layer_bits_next(&p, pat, sizeof pat, &bits));) {
+        if (r < 0) return OCT_EINVAL;
+        snprintf(what, sizeof what, "layer bits %s=", pat);
+        if ((st = weight_bits_check(c->weight_mode, bits, what)) != OCT_OK) return st;
+    }
     if (c->n_act_modes < 1 || c->n_act_modes > OCT_QAT_MAX_POINTS)
         return oct_fail(OCT_EINVAL, "qat: %d activation modes, expected 1..%d", c->n_act_modes,
                         OCT_QAT_MAX_POINTS);
@@ -63,6 +110,27 @@ oct_status oct_qat_config_check(const oct_qat_config *c) {
     if (c->embed_bits != 0 && (c->embed_bits < 2 || c->embed_bits > 8))
         return oct_fail(OCT_EINVAL, "qat: embed_bits %d, expected 0 (float32) or 2..8",
                         c->embed_bits);
+    return OCT_OK;
+}
+
+int oct_qat_config_weight_bits(const oct_qat_config *c, const char *layer) {
+    char pat[OCT_QAT_LAYER_BITS_LEN];
+    int bits, b = c->weight_bits;
+    for (const char *p = c->layer_bits; layer_bits_next(&p, pat, sizeof pat, &bits) > 0;)
+        if (!fnmatch(pat, layer, 0)) b = bits;
+    return b;
+}
+
+oct_status oct_qat_config_check_layers(const oct_qat_config *c, const char *const *names, int n) {
+    char pat[OCT_QAT_LAYER_BITS_LEN];
+    int bits;
+    for (const char *p = c->layer_bits; layer_bits_next(&p, pat, sizeof pat, &bits) > 0;) {
+        int i = 0;
+        while (i < n && fnmatch(pat, names[i], 0)) i++;
+        if (i == n)
+            return oct_fail(OCT_EINVAL, "qat: layer bits pattern '%s' matches no layer (%s ... %s)",
+                            pat, n ? names[0] : "", n ? names[n - 1] : "");
+    }
     return OCT_OK;
 }
 
@@ -129,6 +197,11 @@ char *oct_qat_config_to_json(const oct_qat_config *c) {
                   c->act_bits, "weight_mode", oct_qat_wmode_name(c->weight_mode), "act_modes",
                   modes, "momentum", (double)c->momentum, "freeze_after",
                   (json_int_t)c->freeze_after, "embed_bits", c->embed_bits);
+    if (o && c->layer_bits[0] &&
+        json_object_set_new(o, "layer_bits", json_string(c->layer_bits)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
     if (!o) return NULL;
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(o);
@@ -178,6 +251,11 @@ oct_status oct_qat_config_from_json(oct_qat_config *c, const char *json) {
     if (st == OCT_OK && (v = json_object_get(o, "embed_bits")))
         st = json_is_integer(v) ? (r.embed_bits = (int)json_integer_value(v), OCT_OK)
                                 : bad_key("embed_bits");
+    if (st == OCT_OK && (v = json_object_get(o, "layer_bits"))) {
+        const char *lb = json_string_value(v);
+        st = lb && strlen(lb) < sizeof r.layer_bits ? (strcpy(r.layer_bits, lb), OCT_OK)
+                                                    : bad_key("layer_bits");
+    }
     json_decref(o);
     if (st == OCT_OK && oct_qat_config_check(&r) != OCT_OK)
         st = oct_fail(OCT_EFORMAT, "%s", oct_last_error());
