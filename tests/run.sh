@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # README command two: installs what is missing, builds with -Werror, runs the whole test
-# suite, then runs the unit and CLI tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# suite, then runs the unit and CLI tests again under AddressSanitizer + UndefinedBehaviorSanitizer
+# in a portable build (-Dclones=false: no AVX2/AVX-512 clones of the C loops), and checks that
+# the two builds train, export and infer the same bits (tests/same_bits.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source trainers/deps.sh
@@ -21,14 +23,19 @@ meson test -C build-test --print-errorlogs --num-processes "$jobs" | tee build-t
 count_results build-test/summary.txt
 
 meson setup build-asan --buildtype=debugoptimized -Dwerror=true -Dtests=enabled \
-    -Db_sanitize=address,undefined -Db_lundef=false --reconfigure >/dev/null 2>&1 ||
+    -Db_sanitize=address,undefined -Db_lundef=false -Dclones=false --reconfigure >/dev/null 2>&1 ||
     meson setup build-asan --buildtype=debugoptimized -Dwerror=true -Dtests=enabled \
-        -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+        -Db_sanitize=address,undefined -Db_lundef=false -Dclones=false >/dev/null
 ninja -C build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-asan --suite unit --suite cli --print-errorlogs --num-processes "$jobs" |
     tee build-asan/summary.txt
 count_results build-asan/summary.txt
-echo "octet: release -Werror build and ASan+UBSan build"
+if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 bash tests/same_bits.sh build-test/octet build-asan/octet; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
+echo "octet: release -Werror build, and portable ASan+UBSan build with the same bits"
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -256,6 +256,39 @@ static void params_from_ranges(void **state) {
     }
 }
 
+/* oct_quant_row_params (a vectorized min/max scan, cloned for wider CPUs) against a sequential
+ * scan and oct_quant_params, for rows of every length from 1 to 70 with infinities, NaN (also
+ * first) and negative zero mixed in. */
+static void row_params_match_scan(void **state) {
+    enum { MAXC = 70 };
+    oct_qscheme u8 = oct_qscheme_activations();
+    oct_rng r;
+    oct_rng_seed(&r, 11, 2);
+    float row[MAXC];
+    for (int cols = 1; cols <= MAXC; cols++)
+        for (int trial = 0; trial < 20; trial++) {
+            for (int i = 0; i < cols; i++) {
+                uint32_t k = oct_rng_below(&r, 40);
+                row[i] = k == 0   ? INFINITY
+                         : k == 1 ? -INFINITY
+                         : k == 2 ? NAN
+                         : k == 3 ? -0.0f
+                                  : (oct_rng_uniform(&r) - 0.5f) * (float)(1 + trial);
+            }
+            float lo = row[0], hi = row[0];
+            for (int i = 1; i < cols; i++) {
+                lo = row[i] < lo ? row[i] : lo;
+                hi = row[i] > hi ? row[i] : hi;
+            }
+            float s_ref, s;
+            int32_t z_ref, z;
+            oct_quant_params(&u8, lo, hi, &s_ref, &z_ref);
+            oct_quant_row_params(&u8, row, 1, cols, &s, &z);
+            assert_memory_equal(&s, &s_ref, sizeof s);
+            assert_int_equal(z, z_ref);
+        }
+}
+
 static void bias(void **state) {
     assert_int_equal(oct_quant_bias(1.0f, 0.5f, 0.25f), 8);
     assert_int_equal(oct_quant_bias(2.5f * 0.125f, 0.5f, 0.25f), 2); /* tie, half to even */
@@ -664,6 +697,7 @@ int main(void) {
         cmocka_unit_test(quantize_special_values),
         cmocka_unit_test(arrays_match_scalar),
         cmocka_unit_test(params_from_ranges),
+        cmocka_unit_test(row_params_match_scan),
         cmocka_unit_test(bias),
         cmocka_unit_test(multiplier),
         cmocka_unit_test(requantize_exact),

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/clones.h"
+
 typedef struct qlinear_ctx {
     const oct_qlinear *l;
     uint8_t *y; /* (M,out) or NULL */
@@ -51,27 +53,29 @@ typedef struct dynamic_ctx {
     float *y; /* (M,out) or NULL */
 } dynamic_ctx;
 
-/* Rows [m0, m1): subtract a_zp[m] * wsum, then y = oct_acc_to_real(acc, a_scale[m], w_scale[c])
- * + bias[c] (ReLU'd when l->relu). (double)a_scale * (double)w_scale is exact, so one product
- * per element gives oct_acc_to_real's bits. */
+/* One output row: acc -= za * wsum, then y = oct_acc_to_real(acc, sa, ws[c]) + b[c], at least lo.
+ * (double)sa * (double)ws is exact, so one product per element gives oct_acc_to_real's bits. */
+OCT_CLONES static void dynamic_row(int32_t *restrict acc, int N, int32_t za,
+                                   const int32_t *restrict wsum, double sa,
+                                   const float *restrict ws, const float *restrict b, float lo,
+                                   float *restrict y) {
+    for (int c = 0; c < N; c++) acc[c] -= za * wsum[c];
+    if (!y) return;
+    for (int c = 0; c < N; c++) {
+        float v = (float)(sa * (double)ws[c] * (double)acc[c]) + b[c];
+        y[c] = v < lo ? lo : v;
+    }
+}
+
+/* Rows [m0, m1): dynamic_row with the row's scale and zero point (ReLU'd when l->relu). */
 static void dynamic_epilogue(void *arg, int m0, int m1, int32_t *c_rows) {
     const dynamic_ctx *ctx = arg;
     const oct_qlinear *l = ctx->l;
     int N = l->out;
-    const int32_t *wsum = l->w.wsum;
-    const float *ws = l->w_scale, *b = l->bias;
     float lo = l->relu ? 0.0f : -INFINITY;
-    for (int m = 0; m < m1 - m0; m++) {
-        int32_t *row = c_rows + (int64_t)m * N, za = ctx->a_zp[m0 + m];
-        for (int c = 0; c < N; c++) row[c] -= za * wsum[c];
-        if (!ctx->y) continue;
-        float *y = ctx->y + (int64_t)(m0 + m) * N;
-        double sa = ctx->a_scale[m0 + m];
-        for (int c = 0; c < N; c++) {
-            float v = (float)(sa * (double)ws[c] * (double)row[c]) + b[c];
-            y[c] = v < lo ? lo : v;
-        }
-    }
+    for (int m = m0; m < m1; m++)
+        dynamic_row(c_rows + (int64_t)(m - m0) * N, N, ctx->a_zp[m], l->w.wsum, ctx->a_scale[m],
+                    l->w_scale, l->bias, lo, ctx->y ? ctx->y + (int64_t)m * N : NULL);
 }
 
 /* Input rows quantized in tasks of this many, on the GEMM's threads. */

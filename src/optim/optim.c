@@ -8,6 +8,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "../core/clones.h"
+
 static const char *const kind_names[] = {
     [OCT_OPTIM_SGD] = "sgd",
     [OCT_OPTIM_ADAMW] = "adamw",
@@ -156,13 +158,8 @@ typedef struct adamw_scalars {
 } adamw_scalars;
 
 /* Vectorizes only when sqrtf need not set errno: build with -fno-math-errno (v >= 0 here).
- * An AVX2 clone is picked at run time (cpuid) where the CPU has it: the same IEEE operations on
- * wider vectors (no FMA contraction), so the results are identical to the baseline build. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-static void
-adamw_update(float *restrict p,       /* (n) */
+ * Wider clones are picked at run time (core/clones.h), with the baseline's results. */
+OCT_CLONES static void adamw_update(float *restrict p,       /* (n) */
              const float *restrict g, /* (n) */
              float *restrict m,       /* (n) */
              float *restrict v,       /* (n) */

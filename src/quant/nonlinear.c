@@ -8,14 +8,9 @@
 
 #include "octet/status.h"
 
-/* The hot kernels also get an AVX2 clone, picked at run time from cpuid. ISO C mode keeps
- * floating-point contraction off, and the code fixes every operation's order (explicit lanes
- * for the sums), so the wider vectors compute the baseline's bits. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define WIDE_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define WIDE_CLONES
-#endif
+#include "../core/clones.h"
+
+/* The hot kernels get wider clones picked at run time (core/clones.h), with the baseline's bits. */
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2 / pi) */
 #define GELU_CUBE 0.044715f
@@ -70,11 +65,11 @@ static inline float half_one_plus_tanh(float v) {
     return (u >= 0.0f ? 1.0f : e) / (1.0f + e);
 }
 
-WIDE_CLONES void oct_nl_gelu(const float *x, int64_t n, float *y) {
+OCT_CLONES void oct_nl_gelu(const float *x, int64_t n, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * half_one_plus_tanh(x[i]);
 }
 
-WIDE_CLONES void oct_nl_gelu_backward(const float *x, const float *dy, int64_t n, float *dx) {
+OCT_CLONES void oct_nl_gelu_backward(const float *x, const float *dy, int64_t n, float *dx) {
     for (int64_t i = 0; i < n; i++) {
         float v = x[i], sg = half_one_plus_tanh(v); /* sech^2(u) = 4 sg (1 - sg) */
         float local =
@@ -121,11 +116,11 @@ static inline float normal_cdf(float v) {
     return (v >= 0.0f ? 1.0f : 0.0f) + (v >= 0.0f ? -1.0f : 1.0f) * e;
 }
 
-WIDE_CLONES void oct_nl_gelu_erf(const float *x, int64_t n, float *y) {
+OCT_CLONES void oct_nl_gelu_erf(const float *x, int64_t n, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * normal_cdf(x[i]);
 }
 
-WIDE_CLONES void oct_nl_gelu_erf_backward(const float *x, const float *dy, int64_t n, float *dx) {
+OCT_CLONES void oct_nl_gelu_erf_backward(const float *x, const float *dy, int64_t n, float *dx) {
     for (int64_t i = 0; i < n; i++) {
         /* phi(v) = e^(-v^2 / 2) / sqrt(2 pi), |v| clamped to 13 (phi(13) = 1e-37) */
         float v = x[i], a = min_nonneg(fabsf(v), 13.0f);
@@ -149,7 +144,7 @@ float oct_nl_dot(const float *a, const float *b, int n) {
     return dot8(a, b, n);
 }
 
-WIDE_CLONES void oct_nl_attention_row(const float *q, const float *k, const float *v,
+OCT_CLONES void oct_nl_attention_row(const float *q, const float *k, const float *v,
                                       int64_t kv_stride, int n, int C, int n_head, float *p,
                                       int64_t p_stride, float *out) {
     OCT_ASSERT(n >= 1 && n_head > 0 && C % n_head == 0);

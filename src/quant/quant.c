@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/clones.h"
+
 /* The rules below rely on IEEE float32 semantics that these modes break. */
 #if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
 #error "src/quant must not be compiled with -ffast-math or -ffinite-math-only"
@@ -80,16 +82,19 @@ float oct_fake_quant(float x, float s, int32_t z, int32_t qmin, int32_t qmax) {
     return oct_dequantize(oct_quantize(x, s, z, qmin, qmax), s, z);
 }
 
+/* One row of oct_quantize_u8 (the run-time quantization of dynamic activations is hot). */
+OCT_CLONES static void quantize_row_u8(const float *restrict x, int64_t n, float s, float lo,
+                                       float hi, int32_t z, uint8_t *restrict q) {
+    for (int64_t i = 0; i < n; i++) q[i] = (uint8_t)(quant_offset(x[i], s, lo, hi) + z);
+}
+
 void oct_quantize_u8(const float *x, int64_t rows, int64_t cols, const float *s, const int32_t *z,
                      int32_t qmin, int32_t qmax, uint8_t *q) {
     OCT_ASSERT(0 <= qmin && qmax <= UINT8_MAX);
     for (int64_t r = 0; r < rows; r++) {
         check_params(s[r], z[r], qmin, qmax);
-        const float *xr = x + r * cols;
-        uint8_t *qr = q + r * cols;
-        float sr = s[r], lo = (float)(qmin - z[r]), hi = (float)(qmax - z[r]);
-        int32_t zr = z[r];
-        for (int64_t i = 0; i < cols; i++) qr[i] = (uint8_t)(quant_offset(xr[i], sr, lo, hi) + zr);
+        quantize_row_u8(x + r * cols, cols, s[r], (float)(qmin - z[r]), (float)(qmax - z[r]), z[r],
+                        q + r * cols);
     }
 }
 
@@ -255,30 +260,37 @@ oct_status oct_quant_params(const oct_qscheme *q, float lo, float hi, float *sca
     return st;
 }
 
+/* The smallest and largest of row (cols >= 1) in 16 independent lanes, so that the reduction
+ * vectorizes; the result is a sequential scan's (min and max are exact). */
+OCT_CLONES static void row_range(const float *restrict row, int64_t cols, float *lo_out,
+                                 float *hi_out) {
+    float lo16[16], hi16[16];
+    for (int j = 0; j < 16; j++) lo16[j] = hi16[j] = row[0];
+    int64_t k = 0;
+    for (; k + 16 <= cols; k += 16)
+        for (int j = 0; j < 16; j++) {
+            float v = row[k + j];
+            lo16[j] = v < lo16[j] ? v : lo16[j];
+            hi16[j] = v > hi16[j] ? v : hi16[j];
+        }
+    for (; k < cols; k++) {
+        lo16[0] = row[k] < lo16[0] ? row[k] : lo16[0];
+        hi16[0] = row[k] > hi16[0] ? row[k] : hi16[0];
+    }
+    float lo = lo16[0], hi = hi16[0];
+    for (int j = 1; j < 16; j++) {
+        lo = lo16[j] < lo ? lo16[j] : lo;
+        hi = hi16[j] > hi ? hi16[j] : hi;
+    }
+    *lo_out = lo;
+    *hi_out = hi;
+}
+
 void oct_quant_row_params(const oct_qscheme *q, const float *w, int64_t rows, int64_t cols,
                           float *s, int32_t *zp) {
     for (int64_t r = 0; r < rows; r++) {
-        const float *row = w + r * cols;
-        /* Eight independent lanes so that the min/max reduction vectorizes; the result is the
-         * same as a sequential scan (min and max are exact). */
-        float lo8[8], hi8[8];
-        for (int j = 0; j < 8; j++) lo8[j] = hi8[j] = row[0];
-        int64_t k = 0;
-        for (; k + 8 <= cols; k += 8)
-            for (int j = 0; j < 8; j++) {
-                float v = row[k + j];
-                lo8[j] = v < lo8[j] ? v : lo8[j];
-                hi8[j] = v > hi8[j] ? v : hi8[j];
-            }
-        for (; k < cols; k++) {
-            lo8[0] = row[k] < lo8[0] ? row[k] : lo8[0];
-            hi8[0] = row[k] > hi8[0] ? row[k] : hi8[0];
-        }
-        float lo = lo8[0], hi = hi8[0];
-        for (int j = 1; j < 8; j++) {
-            lo = lo8[j] < lo ? lo8[j] : lo;
-            hi = hi8[j] > hi ? hi8[j] : hi;
-        }
+        float lo, hi;
+        row_range(w + r * cols, cols, &lo, &hi);
         int32_t z;
         oct_quant_params(q, lo, hi, &s[r], &z); /* NaN: the fallback scale */
         if (zp) zp[r] = z;

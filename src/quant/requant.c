@@ -6,6 +6,8 @@
 
 #include <math.h>
 
+#include "../core/clones.h"
+
 /* Requantization needs >> on a negative int64 to be an arithmetic (flooring) shift. C leaves
  * it implementation-defined; gcc and clang document arithmetic shifts. */
 _Static_assert((-1LL >> 1) == -1LL && (-5LL >> 1) == -3LL, "need arithmetic right shift");
@@ -93,11 +95,7 @@ int32_t oct_requantize(int32_t acc, int32_t m0, int32_t shift, int32_t zy, int32
 
 /* Integer arithmetic only, so the AVX-512 clone (chosen at run time from cpuid; it has the 64-bit
  * variable arithmetic shift the loop needs to vectorize) gives the baseline's results exactly. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx512f", "default")))
-#endif
-static void
-requant_rows_u8(const int32_t *restrict acc, int64_t rows, int n, const int32_t *restrict m0,
+OCT_CLONES static void requant_rows_u8(const int32_t *restrict acc, int64_t rows, int n, const int32_t *restrict m0,
                 const int32_t *restrict shift, int32_t zy, int32_t lo, int32_t hi,
                 uint8_t *restrict y) {
     for (int64_t r = 0; r < rows; r++)
