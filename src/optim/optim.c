@@ -160,10 +160,10 @@ typedef struct adamw_scalars {
 /* Vectorizes only when sqrtf need not set errno: build with -fno-math-errno (v >= 0 here).
  * Wider clones are picked at run time (core/clones.h), with the baseline's results. */
 OCT_CLONES static void adamw_update(float *restrict p,       /* (n) */
-             const float *restrict g, /* (n) */
-             float *restrict m,       /* (n) */
-             float *restrict v,       /* (n) */
-             int64_t n, adamw_scalars s) {
+                                    const float *restrict g, /* (n) */
+                                    float *restrict m,       /* (n) */
+                                    float *restrict v,       /* (n) */
+                                    int64_t n, adamw_scalars s) {
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i];
         m[i] += s.c1 * (gi - m[i]);

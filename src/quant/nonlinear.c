@@ -145,8 +145,8 @@ float oct_nl_dot(const float *a, const float *b, int n) {
 }
 
 OCT_CLONES void oct_nl_attention_row(const float *q, const float *k, const float *v,
-                                      int64_t kv_stride, int n, int C, int n_head, float *p,
-                                      int64_t p_stride, float *out) {
+                                     int64_t kv_stride, int n, int C, int n_head, float *p,
+                                     int64_t p_stride, float *out) {
     OCT_ASSERT(n >= 1 && n_head > 0 && C % n_head == 0);
     int hs = C / n_head;
     float scale = 1.0f / sqrtf((float)hs);

@@ -95,9 +95,9 @@ int32_t oct_requantize(int32_t acc, int32_t m0, int32_t shift, int32_t zy, int32
 
 /* Integer arithmetic only, so the AVX-512 clone (chosen at run time from cpuid; it has the 64-bit
  * variable arithmetic shift the loop needs to vectorize) gives the baseline's results exactly. */
-OCT_CLONES static void requant_rows_u8(const int32_t *restrict acc, int64_t rows, int n, const int32_t *restrict m0,
-                const int32_t *restrict shift, int32_t zy, int32_t lo, int32_t hi,
-                uint8_t *restrict y) {
+OCT_CLONES static void requant_rows_u8(const int32_t *restrict acc, int64_t rows, int n,
+                                       const int32_t *restrict m0, const int32_t *restrict shift,
+                                       int32_t zy, int32_t lo, int32_t hi, uint8_t *restrict y) {
     for (int64_t r = 0; r < rows; r++)
         for (int c = 0; c < n; c++)
             y[r * n + c] = (uint8_t)requant_one(acc[r * n + c], m0[c], shift[c], zy, lo, hi);
