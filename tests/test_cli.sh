@@ -170,6 +170,12 @@ ok "calibrate kmeans" "4-bit codebook weights" "$octet" calibrate "$tmp/g.safete
     --text "$tmp/tiny.txt" --batches 2 --weight-quant kmeans --weight-bits 4 -o "$tmp/gck.safetensors"
 ok "calibrate --layer-bits" "4-bit (lm_head=8) weights" "$octet" calibrate "$tmp/g.safetensors" \
     --text "$tmp/tiny.txt" --batches 2 --weight-bits 4 --layer-bits lm_head=8 -o "$tmp/gcl.safetensors"
+ok "calibrate --sensitivity" "h.0.mlp.proj" "$octet" calibrate "$tmp/g.safetensors" \
+    --text "$tmp/tiny.txt" --batches 2 --sensitivity 2
+grep -q "lm_head" "$tmp/out" && [ "$(grep -c '^  h\.0\.\|^  lm_head' "$tmp/out")" = 5 ] ||
+    { echo "FAIL: calibrate --sensitivity does not list the 5 linears"; fails=$((fails + 1)); }
+expect 2 "-o and --sensitivity exclude each other" "$octet" calibrate "$tmp/g.safetensors" \
+    --sensitivity 4 -o "$tmp/x.safetensors"
 expect 2 "kmeans codebooks take 2..7 bits" "$octet" train gpt "${gpt_flags[@]}" --qat \
     --weight-quant kmeans
 expect 2 "pow2 weights take 2..4 bits" "$octet" train gpt "${gpt_flags[@]}" --qat --weight-quant pow2

@@ -27,7 +27,15 @@
 typedef struct cal_opts {
     const char *out, *text, *data, *act_quant, *weight_quant, *layer_bits;
     int batches, embed_bits, weight_bits, act_bits, threads;
+    int sensitivity; /* --sensitivity BITS (0: off) */
+    bool no_fp32;    /* skip the fp32 evaluation (sensitivity runs after the first) */
 } cal_opts;
+
+/* What a calibration measured: GPT validation loss (nats/char) or MLP test accuracy (0..1),
+ * simulated int8 and fp32 (when evaluated). */
+typedef struct cal_result {
+    double quant, fp32;
+} cal_result;
 
 /* The quantizer configuration: QAT's defaults, observers frozen after the calibration. */
 static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
@@ -75,7 +83,8 @@ static int refuse_qat(const char *path) {
     return CLI_FAIL;
 }
 
-static int calibrate_gpt(const char *path, const cal_opts *o) {
+/* Calibrates the GPT at path; saves it to o->out and prints a summary unless o->out is NULL. */
+static int calibrate_gpt(const char *path, const cal_opts *o, cal_result *r) {
     gpt_model m;
     if (gpt_model_load(&m, path)) return cli_fail(NULL);
     if (m.qat) {
@@ -96,8 +105,8 @@ static int calibrate_gpt(const char *path, const cal_opts *o) {
     if (rc == CLI_OK) {
         cli_set_threads(o->threads);
         oct_qat_gpt_set_threads(m.qat, o->threads);
-        if (gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, B, T, GPT_EVAL_SEED,
-                               &fp32))
+        if (!o->no_fp32 && gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, B, T,
+                                              GPT_EVAL_SEED, &fp32))
             rc = cli_fail(NULL);
     }
     oct_rng rng;
@@ -125,9 +134,10 @@ static int calibrate_gpt(const char *path, const cal_opts *o) {
     if (rc == CLI_OK && gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, B, T,
                                            GPT_EVAL_SEED, &ptq))
         rc = cli_fail(NULL);
-    if (rc == CLI_OK && gpt_model_save(&m, o->out)) rc = cli_fail(NULL);
+    if (rc == CLI_OK && o->out && gpt_model_save(&m, o->out)) rc = cli_fail(NULL);
+    *r = (cal_result){ptq, fp32};
     char wd[OCT_QAT_LAYER_BITS_LEN + 32];
-    if (rc == CLI_OK)
+    if (rc == CLI_OK && o->out)
         printf("%s: calibrated on %d x %d training windows (%s observers; %s weights, "
                "%d-bit activations, %s embeddings): simulated int8 val loss %.4f nats/char, "
                "fp32 %.4f\nsaved %s\n",
@@ -140,7 +150,8 @@ static int calibrate_gpt(const char *path, const cal_opts *o) {
     return rc;
 }
 
-static int calibrate_mlp(const char *path, const cal_opts *o) {
+/* Calibrates the MLP at path; saves it to o->out and prints a summary unless o->out is NULL. */
+static int calibrate_mlp(const char *path, const cal_opts *o, cal_result *r) {
     if (o->embed_bits) {
         fprintf(stderr, "octet calibrate: --embed-bits: a GPT flag (%s is not a GPT)\n", path);
         return CLI_USAGE;
@@ -176,7 +187,7 @@ static int calibrate_mlp(const char *path, const cal_opts *o) {
     if (rc == CLI_OK) {
         cli_set_threads(o->threads);
         oct_qat_mlp_set_threads(m.qat, o->threads);
-        fp32 = mlp_model_evaluate(&m, &g, &test);
+        if (!o->no_fp32) fp32 = mlp_model_evaluate(&m, &g, &test);
     }
     train.mean = m.mean;
     train.std = m.std;
@@ -203,9 +214,10 @@ static int calibrate_mlp(const char *path, const cal_opts *o) {
     g.training = false;
     g.no_grad = false;
     if (rc == CLI_OK) ptq = mlp_model_evaluate(&m, &g, &test);
-    if (rc == CLI_OK && mlp_model_save(&m, o->out)) rc = cli_fail(NULL);
+    if (rc == CLI_OK && o->out && mlp_model_save(&m, o->out)) rc = cli_fail(NULL);
+    *r = (cal_result){ptq.accuracy, fp32.accuracy};
     char wd[OCT_QAT_LAYER_BITS_LEN + 32];
-    if (rc == CLI_OK)
+    if (rc == CLI_OK && o->out)
         printf("%s: calibrated on %d x %d training images (%s observers; %s weights, %d-bit "
                "activations): simulated int8 test accuracy %.2f%%, fp32 %.2f%%\nsaved %s\n",
                path, o->batches, batch, o->act_quant, weight_desc(o, wd, sizeof wd), o->act_bits,
@@ -218,6 +230,75 @@ static int calibrate_mlp(const char *path, const cal_opts *o) {
     return rc;
 }
 
+/* --sensitivity BITS: calibrates once as the flags say, then once per linear layer with that
+ * layer alone at BITS-bit weights, and prints the layers by the damage they take, the worst
+ * first: which layers a mixed-precision model (--layer-bits) should keep wide. */
+static int sensitivity(const char *path, cal_opts o, bool gpt) {
+    enum { MAX_LAYERS = 4 * 64 + 1 };
+    char names[MAX_LAYERS][32];
+    int n = 0;
+    if (gpt) {
+        gpt_model m;
+        if (gpt_model_load(&m, path)) return cli_fail(NULL);
+        n = 4 * m.gpt.cfg.n_layer + 1;
+        for (int j = 0; j < n && j < MAX_LAYERS; j++)
+            oct_gpt_linear_name(m.gpt.cfg.n_layer, j, names[j], sizeof names[j]);
+        gpt_model_free(&m);
+    } else {
+        mlp_model m;
+        if (mlp_model_load(&m, path)) return cli_fail(NULL);
+        n = m.mlp.n_layers;
+        for (int j = 0; j < n && j < MAX_LAYERS; j++)
+            snprintf(names[j], sizeof names[j], "fc%d", j);
+        mlp_model_free(&m);
+    }
+    if (n > MAX_LAYERS) return cli_fail("--sensitivity: more linear layers than it handles");
+    const char *user = o.layer_bits;
+    cal_result base, r[MAX_LAYERS];
+    int (*run)(const char *, const cal_opts *, cal_result *) = gpt ? calibrate_gpt : calibrate_mlp;
+    int rc = run(path, &o, &base);
+    char spec[OCT_QAT_LAYER_BITS_LEN + 64];
+    o.no_fp32 = true;
+    o.layer_bits = spec;
+    for (int j = 0; j < n && rc == CLI_OK; j++) {
+        snprintf(spec, sizeof spec, "%s%s%s=%d", user ? user : "", user ? "," : "", names[j],
+                 o.sensitivity);
+        fprintf(stderr, "octet: sensitivity %d/%d: %s at %d bits\n", j + 1, n, names[j],
+                o.sensitivity);
+        rc = run(path, &o, &r[j]);
+    }
+    if (rc != CLI_OK) return rc;
+    int order[MAX_LAYERS];
+    for (int j = 0; j < n; j++) order[j] = j;
+    for (int a = 1; a < n; a++) /* by damage: GPT loss up, MLP accuracy down */
+        for (int b = a; b > 0; b--) {
+            double x = r[order[b]].quant, y = r[order[b - 1]].quant;
+            if (gpt ? x <= y : x >= y) break;
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    printf("%s: %s with one layer at a time at %d-bit weights (the others at %d bits%s%s), "
+           "calibrated on %d batches; the most sensitive first:\n",
+           path, gpt ? "validation loss (nats/char)" : "test accuracy", o.sensitivity,
+           o.weight_bits, user ? ", " : "", user ? user : "", o.batches);
+    printf("  %-16s %12s %10s\n", "layer", gpt ? "loss" : "accuracy", "change");
+    for (int k = 0; k < n; k++) {
+        const cal_result *x = &r[order[k]];
+        if (gpt)
+            printf("  %-16s %12.4f %+10.4f\n", names[order[k]], x->quant, x->quant - base.quant);
+        else
+            printf("  %-16s %11.2f%% %+10.2f\n", names[order[k]], 100 * x->quant,
+                   100 * (x->quant - base.quant));
+    }
+    if (gpt)
+        printf("  %-16s %12.4f\n  %-16s %12.4f\n", "(none)", base.quant, "fp32", base.fp32);
+    else
+        printf("  %-16s %11.2f%%\n  %-16s %11.2f%%\n", "(none)", 100 * base.quant, "fp32",
+               100 * base.fp32);
+    return CLI_OK;
+}
+
 int cmd_calibrate(int argc, char **argv) {
     cal_opts o = {.text = OCT_DEFAULT_TEXT,
                   .data = OCT_FASHION_MNIST_DIR,
@@ -228,7 +309,13 @@ int cmd_calibrate(int argc, char **argv) {
                   .act_bits = 8,
                   .threads = 1};
     const cli_flag flags[] = {
-        {"-o", CLI_STR, &o.out, "output file (required): the calibrated QAT model", 0, 0},
+        {"-o", CLI_STR, &o.out,
+         "output file (required unless --sensitivity): the calibrated QAT model", 0, 0},
+        {"--sensitivity", CLI_INT, &o.sensitivity,
+         "instead of saving, calibrate once per linear layer with that layer alone at N-bit "
+         "weights and list the layers by the damage (the choice for --layer-bits; one "
+         "calibration per layer, --batches 20 is quicker)",
+         0, 8},
         {"--batches", CLI_INT, &o.batches,
          "calibration batches (GPT: 32 training windows each; MLP: 256 training images)", 1, 1e6},
         {"--act-quant", CLI_STR, &o.act_quant,
@@ -264,14 +351,20 @@ int cmd_calibrate(int argc, char **argv) {
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
-    if (!o.out) {
-        fprintf(stderr, "octet calibrate: -o OUT is required (see octet calibrate --help)\n");
+    if (!o.out == !o.sensitivity || o.sensitivity == 1) {
+        fprintf(stderr, "octet calibrate: %s (see octet calibrate --help)\n",
+                o.sensitivity == 1 ? "--sensitivity 1: expected 2..8 bits"
+                : o.out            ? "-o and --sensitivity exclude each other"
+                                   : "-o OUT is required");
         return CLI_USAGE;
     }
     if (o.embed_bits == 1) {
         fprintf(stderr, "octet calibrate: --embed-bits 1: expected 0 (float32) or 2..8\n");
         return CLI_USAGE;
     }
-    if (cli_check_output("-o", o.out)) return CLI_FAIL;
-    return gpt_is_model(pos[0]) ? calibrate_gpt(pos[0], &o) : calibrate_mlp(pos[0], &o);
+    if (o.out && cli_check_output("-o", o.out)) return CLI_FAIL;
+    bool gpt = gpt_is_model(pos[0]);
+    cal_result r;
+    if (o.sensitivity) return sensitivity(pos[0], o, gpt);
+    return gpt ? calibrate_gpt(pos[0], &o, &r) : calibrate_mlp(pos[0], &o, &r);
 }

@@ -342,8 +342,11 @@ typedef struct oct_i8_gpt {
 
 /* Frees every buffer and zeroes m. oct_i8_gpt_free(NULL) is a no-op. */
 void oct_i8_gpt_free(oct_i8_gpt *m);
-/* The name of linear j: "h.<i>.attn.qkv", "h.<i>.attn.proj", "h.<i>.mlp.fc", "h.<i>.mlp.proj"
- * or "lm_head", into buf (n bytes). */
+/* The name of linear j of a GPT with n_layer blocks, 0 <= j <= 4 n_layer: "h.<i>.attn.qkv",
+ * "h.<i>.attn.proj", "h.<i>.mlp.fc", "h.<i>.mlp.proj" or "lm_head", into buf (n bytes). The QAT
+ * GPT's quantizer tensors and the export's tensors are named after it. */
+void oct_gpt_linear_name(int n_layer, int j, char *buf, size_t n);
+/* oct_gpt_linear_name for m's blocks. */
 void oct_i8_gpt_linear_name(const oct_i8_gpt *m, int j, char *buf, size_t n);
 /* OCT_EINVAL (message naming the layer) unless m can run: positive sizes, n_head divides width,
  * context and vocab limits, finite eps > 0, every linear built with the right shape and checked

@@ -33,13 +33,17 @@ void oct_i8_gpt_free(oct_i8_gpt *m) {
     memset(m, 0, sizeof *m);
 }
 
-void oct_i8_gpt_linear_name(const oct_i8_gpt *m, int j, char *buf, size_t n) {
+void oct_gpt_linear_name(int n_layer, int j, char *buf, size_t n) {
     static const char *const suffix[OCT_I8_GPT_PER_BLOCK] = {"attn.qkv", "attn.proj", "mlp.fc",
                                                              "mlp.proj"};
-    if (j == OCT_I8_GPT_PER_BLOCK * m->n_layer)
+    if (j == OCT_I8_GPT_PER_BLOCK * n_layer)
         snprintf(buf, n, "lm_head");
     else
         snprintf(buf, n, "h.%d.%s", j / OCT_I8_GPT_PER_BLOCK, suffix[j % OCT_I8_GPT_PER_BLOCK]);
+}
+
+void oct_i8_gpt_linear_name(const oct_i8_gpt *m, int j, char *buf, size_t n) {
+    oct_gpt_linear_name(m->n_layer, j, buf, n);
 }
 
 /* in -> out of linear j. */

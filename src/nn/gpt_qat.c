@@ -17,13 +17,6 @@ static const oct_linear_layer *fp_layer(const oct_gpt *m, int j) {
     return ls[j % 4];
 }
 
-static const char *linear_name(oct_arena *arena, const oct_gpt *m, int j) {
-    static const char *const suffix[OCT_QAT_GPT_PER_BLOCK] = {"attn.qkv", "attn.proj", "mlp.fc",
-                                                              "mlp.proj"};
-    if (j == 4 * m->cfg.n_layer) return "lm_head";
-    return oct_arena_printf(arena, "h.%d.%s", j / 4, suffix[j % 4]);
-}
-
 oct_status oct_qat_gpt_init(oct_qat_gpt *q, oct_gpt *gpt, oct_arena *arena, oct_params *params,
                             const oct_qat_config *cfg) {
     memset(q, 0, sizeof *q);
@@ -44,7 +37,11 @@ oct_status oct_qat_gpt_init(oct_qat_gpt *q, oct_gpt *gpt, oct_arena *arena, oct_
     }
     int n_linear = 4 * c->n_layer + 1;
     const char **names = oct_arena_alloc(arena, (size_t)n_linear * sizeof *names);
-    for (int j = 0; j < n_linear; j++) names[j] = linear_name(arena, gpt, j);
+    for (int j = 0; j < n_linear; j++) {
+        char name[64];
+        oct_gpt_linear_name(c->n_layer, j, name, sizeof name);
+        names[j] = oct_arena_printf(arena, "%s", name);
+    }
     if ((st = oct_qat_config_check_layers(cfg, names, n_linear)) != OCT_OK) return st;
     q->gpt = gpt;
     q->cfg = *cfg;
