@@ -163,6 +163,11 @@ expect 2 "--layer-bits lm_head: qat: layer bits 'lm_head': expected PATTERN=BITS
 expect 2 "layer bits pattern 'h.1.*' matches no layer (h.0.attn.qkv ... lm_head)" "$octet" train \
     gpt "${gpt_flags[@]}" --qat --layer-bits 'h.1.*=4'
 expect 2 "--layer-bits needs --qat" "$octet" train gpt "${gpt_flags[@]}" --layer-bits lm_head=8
+# per-tensor weights: one scale per layer, the same in every channel of the export
+round_trip "per-tensor 4-bit weights" --weight-bits 4 --per-tensor-weights
+"$octet" inspect "$tmp/rt8.safetensors" | grep -E '^  h\.0\.mlp\.fc ' | grep -qE ' ([0-9.e-]+)\.\.\1$' ||
+    { echo "FAIL: --per-tensor-weights exported different channel scales"; fails=$((fails + 1)); }
+expect 2 "--per-tensor-weights needs --qat" "$octet" train gpt "${gpt_flags[@]}" --per-tensor-weights
 round_trip "power-of-two 3-bit weights (codes 0, +-1, +-2, +-4)" --weight-quant pow2 --weight-bits 3
 round_trip "a codebook of 2^3 int8 codes" --weight-quant kmeans --weight-bits 3
 expect 2 "--gelu 'exact'" "$octet" train gpt "${gpt_flags[@]}" --gelu exact

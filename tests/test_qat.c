@@ -575,7 +575,7 @@ static void int_forward(const oct_i8_mlp *m, const float *x, int B, int threads,
 static void to_int8_is_bit_exact(void **state) {
     const char *modes[6] = {"ema", "lsq,pact,lsq", "minmax", "ema", "ema", "ema"};
     for (int cfg_i = 0; cfg_i < 6; cfg_i++) { /* then power-of-two and kmeans 3-bit weights, and
-                                                 mixed precision (2, 5 and 8 bits) */
+                                                 mixed precision (2, 5 and 8 bits) per tensor */
         oct_arena_reset(&arena);
         oct_params params;
         oct_params_init(&params);
@@ -593,6 +593,7 @@ static void to_int8_is_bit_exact(void **state) {
                                        : OCT_QAT_W_MINMAX;
         cfg.weight_bits = cfg_i == 2 ? 4 : cfg_i == 5 ? 2 : cfg_i >= 3 ? 3 : 8;
         if (cfg_i == 5) strcpy(cfg.layer_bits, "fc1=8,fc?=5,fc0=2,fc2=8"); /* last match wins */
+        cfg.per_tensor_weights = cfg_i == 5;
         oct_qat_mlp q;
         assert_int_equal(oct_qat_mlp_init(&q, &mlp, &arena, &params, &cfg), OCT_OK);
         oct_graph g;
@@ -635,6 +636,8 @@ static void to_int8_is_bit_exact(void **state) {
             for (int64_t j = 0; j < (int64_t)l->out * l->in; j++)
                 top = abs(l->codes[j]) > top ? abs(l->codes[j]) : top;
             assert_int_equal(top, want[i]);
+            for (int c = 1; c < l->out; c++) /* one scale per layer */
+                assert_memory_equal(&l->w_scale[c], &l->w_scale[0], sizeof(float));
         }
         const int batches[3] = {1, 7, 256};
         const oct_i8_kernel kernels[3] = {OCT_I8_PORTABLE, OCT_I8_AVX2, OCT_I8_AVX512VNNI};

@@ -18,13 +18,14 @@ static void config_json_round_trip(void **state) {
     oct_qat_config_default(&c);
     c.weight_bits = 4;
     c.act_bits = 6;
-    c.weight_mode = OCT_QAT_W_LSQ;
+    c.weight_mode = OCT_QAT_W_KMEANS;
     assert_int_equal(oct_qat_amodes_parse("ema,pact,lsq", &c), OCT_OK);
     assert_int_equal(c.n_act_modes, 3);
     c.momentum = 0.05f;
     c.freeze_after = 1234;
     c.embed_bits = 6;
-    strcpy(c.layer_bits, "lm_head=8,h.*.mlp.fc=3");
+    strcpy(c.layer_bits, "lm_head=7,h.*.mlp.fc=3");
+    c.per_tensor_weights = true;
     char *s = oct_qat_config_to_json(&c);
     assert_non_null(s);
     oct_qat_config_default(&d);
@@ -35,9 +36,14 @@ static void config_json_round_trip(void **state) {
     oct_qat_config_default(&e);
     s = oct_qat_config_to_json(&e);
     assert_null(strstr(s, "layer_bits"));
+    assert_null(strstr(s, "per_tensor"));
     free(s);
     assert_int_equal(oct_qat_config_from_json(&d, "{\"layer_bits\": \"fc0=9\"}"), OCT_EFORMAT);
     assert_int_equal(oct_qat_config_from_json(&d, "{\"layer_bits\": 8}"), OCT_EFORMAT);
+    assert_int_equal(oct_qat_config_from_json(&d, "{\"per_tensor_weights\": 1}"), OCT_EFORMAT);
+    assert_int_equal(oct_qat_config_from_json(&d, "{\"per_tensor_weights\": true, "
+                                                  "\"weight_mode\": \"lsq\"}"),
+                     OCT_EFORMAT); /* learned steps are per channel */
     assert_int_equal(oct_qat_config_from_json(&d, "{\"weight_bits\": 9}"), OCT_EFORMAT);
     assert_int_equal(oct_qat_config_from_json(&d, "{\"embed_bits\": 1}"), OCT_EFORMAT);
     assert_int_equal(oct_qat_config_from_json(&d, "{\"embed_bits\": \"8\"}"), OCT_EFORMAT);

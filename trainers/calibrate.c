@@ -27,8 +27,9 @@
 typedef struct cal_opts {
     const char *out, *text, *data, *act_quant, *weight_quant, *layer_bits;
     int batches, embed_bits, weight_bits, act_bits, threads;
-    int sensitivity; /* --sensitivity BITS (0: off) */
-    bool no_fp32;    /* skip the fp32 evaluation (sensitivity runs after the first) */
+    int sensitivity;         /* --sensitivity BITS (0: off) */
+    bool per_tensor_weights; /* one weight scale per layer */
+    bool no_fp32;            /* skip the fp32 evaluation (sensitivity runs after the first) */
 } cal_opts;
 
 /* What a calibration measured: GPT validation loss (nats/char) or MLP test accuracy (0..1),
@@ -44,6 +45,7 @@ static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
     cfg->embed_bits = o->embed_bits;
     cfg->weight_bits = o->weight_bits;
     cfg->act_bits = o->act_bits;
+    cfg->per_tensor_weights = o->per_tensor_weights;
     if (strcmp(o->act_quant, "minmax") && strcmp(o->act_quant, "ema")) {
         fprintf(stderr, "octet calibrate: --act-quant '%s': expected minmax or ema\n",
                 o->act_quant);
@@ -69,8 +71,9 @@ static const char *weight_desc(const cal_opts *o, char *buf, size_t n) {
     const char *word = !strcmp(o->weight_quant, "pow2")     ? " power-of-two"
                        : !strcmp(o->weight_quant, "kmeans") ? " codebook"
                                                             : "";
-    snprintf(buf, n, "%d-bit%s%s%s%s", o->weight_bits, word, o->layer_bits ? " (" : "",
-             o->layer_bits ? o->layer_bits : "", o->layer_bits ? ")" : "");
+    snprintf(buf, n, "%d-bit%s%s%s%s%s", o->weight_bits, o->per_tensor_weights ? " per-tensor" : "",
+             word, o->layer_bits ? " (" : "", o->layer_bits ? o->layer_bits : "",
+             o->layer_bits ? ")" : "");
     return buf;
 }
 
@@ -332,6 +335,8 @@ int cmd_calibrate(int argc, char **argv) {
          "mixed precision, weight bits per layer overriding --weight-bits: lm_head=8 or fc0=8 "
          "(* wildcards; the last match wins)",
          0, 0},
+        {"--per-tensor-weights", CLI_BOOL, &o.per_tensor_weights,
+         "one weight scale per layer instead of one per output channel", 0, 0},
         {"--embed-bits", CLI_INT, &o.embed_bits, "GPT: int8 token and position embeddings (8)", 0,
          8},
         {"--text", CLI_STR, &o.text, "GPT: text whose first 90% is the training split", 0, 0},

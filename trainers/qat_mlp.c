@@ -21,6 +21,8 @@ void qat_flags(qat_opts *o, cli_flag *rows) {
          "--qat: mixed precision, weight bits per layer overriding --weight-bits: fc0=8,fc2=8 "
          "(layers fc0, fc1, ...; * wildcards; the last match wins)",
          0, 0},
+        {"--per-tensor-weights", CLI_BOOL, &o->per_tensor_weights,
+         "--qat: one weight scale per layer instead of one per output channel", 0, 0},
         {"--weight-quant", CLI_STR, &o->weight_quant,
          "--qat: weight quantizer: minmax, lsq, pow2 (powers of two, 2..4 bits) or kmeans (a "
          "codebook of 2^bits int8 codes, 2..7 bits)",
@@ -41,7 +43,10 @@ int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, in
               int *qat_start) {
     *qat_start = epochs;
     if (!o->on) {
-        const char *flag = o->from ? "--from" : o->layer_bits ? "--layer-bits" : NULL;
+        const char *flag = o->from                 ? "--from"
+                           : o->layer_bits         ? "--layer-bits"
+                           : o->per_tensor_weights ? "--per-tensor-weights"
+                                                   : NULL;
         if (flag) fprintf(stderr, "octet train mlp: %s needs --qat\n", flag);
         return flag ? CLI_USAGE : CLI_OK;
     }
@@ -51,6 +56,7 @@ int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, in
     cfg.act_bits = o->act_bits;
     cfg.momentum = o->obs_momentum;
     cfg.freeze_after = o->freeze_after < 0 ? per_epoch : o->freeze_after;
+    cfg.per_tensor_weights = o->per_tensor_weights;
     if (oct_qat_wmode_parse(o->weight_quant, &cfg.weight_mode)) return usage("--weight-quant");
     if (oct_qat_amodes_parse(o->act_quant, &cfg)) return usage("--act-quant");
     if (oct_qat_config_check(&cfg)) return usage("--qat");
@@ -81,11 +87,11 @@ int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, in
     oct_qat_mlp_set_threads(m->qat, threads);
     *qat_start = warmup;
     fprintf(stderr,
-            "octet: QAT int%d weights (%s%s%s), uint%d activations (%s), %d fp32 warm-up "
+            "octet: QAT int%d%s weights (%s%s%s), uint%d activations (%s), %d fp32 warm-up "
             "epochs, observers freeze after %lld steps\n",
-            cfg.weight_bits, o->weight_quant, o->layer_bits ? ", " : "",
-            o->layer_bits ? o->layer_bits : "", cfg.act_bits, o->act_quant, warmup,
-            (long long)cfg.freeze_after);
+            cfg.weight_bits, o->per_tensor_weights ? " per-tensor" : "", o->weight_quant,
+            o->layer_bits ? ", " : "", o->layer_bits ? o->layer_bits : "", cfg.act_bits,
+            o->act_quant, warmup, (long long)cfg.freeze_after);
     return CLI_OK;
 }
 

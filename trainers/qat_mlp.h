@@ -13,6 +13,7 @@ typedef struct qat_opts {
     int freeze_after; /* --freeze-after steps; -1: one epoch of QAT steps; 0: never */
     int weight_bits, act_bits;
     const char *layer_bits;   /* per-layer weight bits, "fc0=8,fc2=8"; NULL: none */
+    bool per_tensor_weights;  /* one weight scale per layer */
     const char *weight_quant; /* minmax | lsq */
     const char *act_quant;    /* ema | minmax | lsq | pact, or one per quantization point */
     float obs_momentum;
@@ -20,8 +21,8 @@ typedef struct qat_opts {
 
 /* The defaults and the flag table rows (QAT_N_FLAGS of them) for o. */
 #define QAT_OPTS_DEFAULT                                                                           \
-    { false, NULL, -1, -1, 8, 8, NULL, "minmax", "ema", OCT_OBSERVER_MOMENTUM }
-#define QAT_N_FLAGS 10
+    { false, NULL, -1, -1, 8, 8, NULL, false, "minmax", "ema", OCT_OBSERVER_MOMENTUM }
+#define QAT_N_FLAGS 11
 void qat_flags(qat_opts *o, cli_flag *rows /* (QAT_N_FLAGS) */);
 
 /* Checks the flags, loads --from when given (else m is left alone), and adds the quantizer state

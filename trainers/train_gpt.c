@@ -56,6 +56,7 @@ typedef struct gpt_opts {
     int embed_bits;            /* --qat: 0 (float32 embeddings) or 2..8 */
     int weight_bits, act_bits; /* --qat: 2..8 */
     const char *layer_bits;    /* --qat: per-layer weight bits, "lm_head=8"; NULL: none */
+    bool per_tensor_weights;   /* --qat: one weight scale per layer */
     int freeze_after;          /* observers freeze after this many QAT steps; -1: half of them */
     const char *weight_quant;  /* minmax | lsq */
     const char *act_quant;     /* ema | minmax | lsq */
@@ -274,16 +275,17 @@ static int enable_qat(gpt_model *m, const gpt_opts *o) {
     cfg.embed_bits = o->embed_bits;
     cfg.weight_bits = o->weight_bits;
     cfg.act_bits = o->act_bits;
+    cfg.per_tensor_weights = o->per_tensor_weights;
     if (oct_qat_wmode_parse(o->weight_quant, &cfg.weight_mode)) return fail_flag("--weight-quant");
     if (oct_qat_amodes_parse(o->act_quant, &cfg)) return fail_flag("--act-quant");
     if (cli_layer_bits("train gpt", o->layer_bits, &cfg)) return CLI_USAGE;
     if (gpt_model_enable_qat(m, &cfg)) return fail_flag("--qat");
     fprintf(stderr,
-            "octet: QAT %d-bit weights (%s%s%s), %d-bit activations (%s), %s embeddings for the "
+            "octet: QAT %d-bit%s weights (%s%s%s), %d-bit activations (%s), %s embeddings for the "
             "last %d steps, observers freeze after %d of them\n",
-            o->weight_bits, o->weight_quant, o->layer_bits ? ", " : "",
-            o->layer_bits ? o->layer_bits : "", o->act_bits, o->act_quant,
-            o->embed_bits ? "int8" : "float32", o->qat_steps, o->freeze_after);
+            o->weight_bits, o->per_tensor_weights ? " per-tensor" : "", o->weight_quant,
+            o->layer_bits ? ", " : "", o->layer_bits ? o->layer_bits : "", o->act_bits,
+            o->act_quant, o->embed_bits ? "int8" : "float32", o->qat_steps, o->freeze_after);
     return CLI_OK;
 }
 
@@ -574,11 +576,13 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
         fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o->heads, o->width);
         return CLI_USAGE;
     }
-    if (!o->qat && (o->weight_bits != 8 || o->act_bits != 8 || o->layer_bits)) {
-        fprintf(stderr, "octet train gpt: --%s-bits needs --qat\n",
-                o->weight_bits != 8 ? "weight"
-                : o->act_bits != 8  ? "act"
-                                    : "layer");
+    if (!o->qat &&
+        (o->weight_bits != 8 || o->act_bits != 8 || o->layer_bits || o->per_tensor_weights)) {
+        fprintf(stderr, "octet train gpt: %s needs --qat\n",
+                o->weight_bits != 8 ? "--weight-bits"
+                : o->act_bits != 8  ? "--act-bits"
+                : o->layer_bits     ? "--layer-bits"
+                                    : "--per-tensor-weights");
         return CLI_USAGE;
     }
     if (o->embed_bits == 1 || (o->embed_bits && !o->qat)) {
@@ -700,6 +704,8 @@ int cmd_train_gpt(int argc, char **argv) {
          "(layers h.0.attn.qkv, h.0.attn.proj, h.0.mlp.fc, h.0.mlp.proj, ..., lm_head; * "
          "wildcards; the last match wins)",
          0, 0},
+        {"--per-tensor-weights", CLI_BOOL, &o.per_tensor_weights,
+         "--qat: one weight scale per layer instead of one per output channel", 0, 0},
         {"--embed-bits", CLI_INT, &o.embed_bits,
          "--qat: token and position embeddings as N-bit codes per row, exported as int8 "
          "(0: float32; 2..8)",

@@ -105,6 +105,7 @@ typedef struct oct_qat_linear {
     bool relu;                  /* fused ReLU (needs out_q) */
     oct_qat_wmode wmode;
     oct_qscheme wscheme; /* signed symmetric narrow, per channel */
+    bool per_tensor;     /* one weight scale for every channel (oct_qat_config) */
     oct_tensor *wscale;  /* LSQ: (out) learned steps "<layer>.wscale", else NULL */
     int wlevels;         /* kmeans: the codebook's size, 2^weight_bits */
     /* The integer layer, rebuilt every forward (buffers reused), one per data-parallel shard
@@ -114,7 +115,7 @@ typedef struct oct_qat_linear {
 } oct_qat_linear;
 
 /* The per-channel weight scales the layer uses now into s (out): min-max from the weights,
- * or max(wscale, OCT_QUANT_MIN_SCALE) for LSQ. */
+ * or max(wscale, OCT_QUANT_MIN_SCALE) for LSQ; with per_tensor, the largest of them in all. */
 void oct_qat_linear_weight_scales(const oct_qat_linear *l, float *s /* (out) */);
 /* Frees the integer layers of every shard (the tensors live in arenas). NULL is a no-op. */
 void oct_qat_linear_free(oct_qat_linear *l);
@@ -183,12 +184,17 @@ typedef struct oct_qat_config {
      * "fc0", "fc1", ...; a GPT's "h.0.attn.qkv", "h.0.attn.proj", "h.0.mlp.fc", "h.0.mlp.proj",
      * ..., "lm_head"), and the last pattern that matches a layer gives its bits. */
     char layer_bits[OCT_QAT_LAYER_BITS_LEN];
+    /* One weight scale per layer instead of one per output channel, for targets without
+     * per-channel scales: the largest of the layer's channel scales (min-max, pow2, kmeans; not
+     * LSQ). The export still stores one scale per channel, all equal. Default false. */
+    bool per_tensor_weights;
 } oct_qat_config;
 
 void oct_qat_config_default(oct_qat_config *c);
 /* OCT_EINVAL naming the field unless bits are in 2..8 (embed_bits: 0 or 2..8; pow2 weights
- * 2..4, kmeans 2..7, layer_bits' too), layer_bits is a list of PATTERN=BITS, modes are in range,
- * momentum in (0, 1], freeze_after >= 0 and 1 <= n_act_modes <= OCT_QAT_MAX_POINTS. */
+ * 2..4, kmeans 2..7, layer_bits' too), layer_bits is a list of PATTERN=BITS, modes are in range
+ * (per_tensor_weights not with LSQ weights), momentum in (0, 1], freeze_after >= 0 and
+ * 1 <= n_act_modes <= OCT_QAT_MAX_POINTS. */
 oct_status oct_qat_config_check(const oct_qat_config *c);
 /* The weight bits of the layer named layer: the last layer_bits pattern matching it, else
  * weight_bits. c must pass oct_qat_config_check. */
@@ -206,7 +212,8 @@ oct_status oct_qat_wmode_parse(const char *s, oct_qat_wmode *out);
 oct_status oct_qat_amodes_parse(const char *s, oct_qat_config *c);
 /* A compact JSON object (malloc'd, free() it): {"weight_bits":8,"act_bits":8,"weight_mode":
  * "minmax","act_modes":["ema"],"momentum":0.01,"freeze_after":469,"embed_bits":0}, with
- * "layer_bits":"lm_head=8" at the end when set. NULL when out of memory. */
+ * "layer_bits":"lm_head=8" and "per_tensor_weights":true at the end when set. NULL when out of
+ * memory. */
 char *oct_qat_config_to_json(const oct_qat_config *c);
 /* Parses that JSON (missing keys keep their defaults); OCT_EFORMAT naming the key otherwise. */
 oct_status oct_qat_config_from_json(oct_qat_config *c, const char *json);

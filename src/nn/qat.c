@@ -63,6 +63,7 @@ void oct__qat_linear_init(oct_qat_linear *l, const oct_linear_layer *fp, oct_act
     oct_status s = oct_qscheme_init(&l->wscheme, kmeans ? 8 : bits, true, true, true, true);
     OCT_ASSERT(s == OCT_OK);
     l->wlevels = kmeans ? 1 << bits : 0;
+    l->per_tensor = cfg->per_tensor_weights;
     if (l->wmode == OCT_QAT_W_POW2) { /* codes up to 2^e, e = 2^(bits-1) - 2: the scale maps the
                                          largest weight to it */
         l->wscheme.qmax = 1 << ((1 << (bits - 1)) - 2);

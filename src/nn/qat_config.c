@@ -85,6 +85,9 @@ oct_status oct_qat_config_check(const oct_qat_config *c) {
     if (st != OCT_OK) return st;
     if (c->act_bits < 2 || c->act_bits > 8)
         return oct_fail(OCT_EINVAL, "qat: act_bits %d, expected 2..8", c->act_bits);
+    if (c->per_tensor_weights && c->weight_mode == OCT_QAT_W_LSQ)
+        return oct_fail(OCT_EINVAL, "qat: per-tensor weights take min-max, pow2 or kmeans scales, "
+                                    "not learned (lsq) per-channel steps");
     if (!memchr(c->layer_bits, '\0', sizeof c->layer_bits))
         return oct_fail(OCT_EINVAL, "qat: layer bits longer than %d characters",
                         OCT_QAT_LAYER_BITS_LEN - 1);
@@ -197,8 +200,10 @@ char *oct_qat_config_to_json(const oct_qat_config *c) {
                   c->act_bits, "weight_mode", oct_qat_wmode_name(c->weight_mode), "act_modes",
                   modes, "momentum", (double)c->momentum, "freeze_after",
                   (json_int_t)c->freeze_after, "embed_bits", c->embed_bits);
-    if (o && c->layer_bits[0] &&
-        json_object_set_new(o, "layer_bits", json_string(c->layer_bits)) != 0) {
+    if (o && ((c->layer_bits[0] &&
+               json_object_set_new(o, "layer_bits", json_string(c->layer_bits)) != 0) ||
+              (c->per_tensor_weights &&
+               json_object_set_new(o, "per_tensor_weights", json_true()) != 0))) {
         json_decref(o);
         return NULL;
     }
@@ -256,6 +261,9 @@ oct_status oct_qat_config_from_json(oct_qat_config *c, const char *json) {
         st = lb && strlen(lb) < sizeof r.layer_bits ? (strcpy(r.layer_bits, lb), OCT_OK)
                                                     : bad_key("layer_bits");
     }
+    if (st == OCT_OK && (v = json_object_get(o, "per_tensor_weights")))
+        st = json_is_boolean(v) ? (r.per_tensor_weights = json_is_true(v), OCT_OK)
+                                : bad_key("per_tensor_weights");
     json_decref(o);
     if (st == OCT_OK && oct_qat_config_check(&r) != OCT_OK)
         st = oct_fail(OCT_EFORMAT, "%s", oct_last_error());
