@@ -11,6 +11,7 @@
 
 #include "octet/data.h"
 #include "int8_internal.h"
+#include "octet/parallel.h"
 #include "octet/quant.h"
 
 /* Rows per chunk of the one-shot forward functions. */
@@ -200,14 +201,31 @@ static void run_codes(oct_i8_engine *e, int n, int32_t *logits_acc /* (n,classes
         oct_acc_to_real_rows(logits_acc, n, last->out, last->a_scale, last->w_scale, logits);
 }
 
-/* The first dynamic layer's input codes of n rows of raw pixels, as oct_qlinear_dynamic would
- * quantize their normalized values: normalization is non-decreasing in the pixel, so a row's
- * range is the values of its darkest and brightest pixels, and its codes come from a table of
- * the 256 values quantized with the row's scale. */
-static void pixel_codes(oct_i8_engine *e, const uint8_t *pixels, int n, int in) {
+/* Raw pixels to the first layer's input codes, in tasks of PIXEL_ROWS rows on the GEMM's
+ * threads. A static model maps every pixel through e->pixel_code. A dynamic one quantizes each
+ * row as oct_qlinear_dynamic would quantize its normalized values: normalization is
+ * non-decreasing in the pixel, so a row's range is the values of its darkest and brightest
+ * pixels, and its codes come from a table of the 256 values quantized with the row's scale. */
+#define PIXEL_ROWS 16
+
+typedef struct pixel_job {
+    oct_i8_engine *e;
+    const uint8_t *pixels; /* (n,in) */
+    int n, in;
+} pixel_job;
+
+static void pixel_task(void *arg, int task) {
+    const pixel_job *j = arg;
+    oct_i8_engine *e = j->e;
+    int r0 = task * PIXEL_ROWS, r1 = r0 + PIXEL_ROWS < j->n ? r0 + PIXEL_ROWS : j->n, in = j->in;
     oct_qscheme aq = oct_qscheme_activations();
-    for (int r = 0; r < n; r++) {
-        const uint8_t *p = pixels + (int64_t)r * in;
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *p = j->pixels + (int64_t)r * in;
+        uint8_t *a = e->codes[0] + (int64_t)r * in;
+        if (!e->m->dynamic) {
+            for (int k = 0; k < in; k++) a[k] = e->pixel_code[p[k]];
+            continue;
+        }
         uint8_t lo = p[0], hi = p[0], table[256];
         for (int k = 1; k < in; k++) {
             lo = p[k] < lo ? p[k] : lo;
@@ -217,9 +235,13 @@ static void pixel_codes(oct_i8_engine *e, const uint8_t *pixels, int n, int in) 
                          &e->row_zp[r]);
         oct_quantize_u8(e->pixel_value + lo, 1, hi - lo + 1, &e->row_scale[r], &e->row_zp[r],
                         aq.qmin, aq.qmax, table + lo);
-        uint8_t *a = e->codes[0] + (int64_t)r * in;
         for (int k = 0; k < in; k++) a[k] = table[p[k]];
     }
+}
+
+static void pixel_codes(oct_i8_engine *e, const uint8_t *pixels, int n, int in, int threads) {
+    pixel_job j = {e, pixels, n, in};
+    oct_parallel_for((n + PIXEL_ROWS - 1) / PIXEL_ROWS, threads, pixel_task, &j);
 }
 
 /* Runs n <= max_batch rows through a dynamic model: raw pixels, or normalized inputs x. */
@@ -233,7 +255,7 @@ static void run_dynamic(oct_i8_engine *e, const float *x, const uint8_t *pixels,
         int32_t *acc = last ? logits_acc : e->acc;
         float *y = last ? logits : e->f[1 - cur];
         if (i == 0 && pixels) {
-            pixel_codes(e, pixels, n, l->in);
+            pixel_codes(e, pixels, n, l->in, threads);
             oct_qlinear_dynamic_codes(l, e->codes[0], n, e->row_scale, e->row_zp, acc, y, threads);
         } else {
             oct_qlinear_dynamic(l, i == 0 ? x : e->f[cur], n, e->codes[0], e->row_scale, e->row_zp,
@@ -264,7 +286,7 @@ static void forward(oct_i8_engine *e, const float *x, const uint8_t *pixels, int
             oct_quantize_u8(x + (int64_t)r * in, 1, count, &first->a_scale, &first->a_zp,
                             m->in_qmin, m->in_qmax, e->codes[0]);
         else
-            for (int64_t i = 0; i < count; i++) e->codes[0][i] = e->pixel_code[p[i]];
+            pixel_codes(e, p, n, in, threads);
         run_codes(e, n, acc, out, threads);
     }
 }
