@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "../trainers/torch_import.h"
+#include "../trainers/gpt_checkpoint.h"
 #include "../trainers/gpt_model.h"
 #include "gradcheck.h"
 #include "bf16.h"
@@ -598,6 +599,23 @@ static int remove_dir(void **state) {
     return rmdir(dir);
 }
 
+/* A checkpoint's recorded options against this octet's: flags added since (absent from the
+ * record) pass when off ("-" or false), and any other difference is named. */
+static void resume_options(void **state) {
+    char diff[128];
+    const char *rec = "--a=1 --b=x --c=false";
+    assert_true(gpt_run_options_match(rec, "--a=1 --b=x --c=false", diff, sizeof diff));
+    assert_true(
+        gpt_run_options_match(rec, "--a=1 --n=- --b=x --c=false --m=false", diff, sizeof diff));
+    assert_false(gpt_run_options_match(rec, "--a=1 --n=4 --b=x --c=false", diff, sizeof diff));
+    assert_string_equal(diff, "--b=x (this octet: --n=4)");
+    assert_false(gpt_run_options_match(rec, "--a=2 --b=x --c=false", diff, sizeof diff));
+    assert_string_equal(diff, "--a=1 (this octet: --a=2)");
+    assert_false(gpt_run_options_match(rec, "--a=1 --b=- --c=false", diff, sizeof diff));
+    assert_false(gpt_run_options_match(rec, "--a=1 --b=x", diff, sizeof diff)); /* --c gone */
+    assert_false(gpt_run_options_match(rec, "--a=1 --b=x --c=false --d=-x", diff, sizeof diff));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(forward_shapes_and_names),
@@ -612,6 +630,7 @@ int main(void) {
         cmocka_unit_test(config_errors),
         cmocka_unit_test(import_torch_state_dicts),
         cmocka_unit_test(import_errors),
+        cmocka_unit_test(resume_options),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

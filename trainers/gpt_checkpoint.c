@@ -182,3 +182,24 @@ oct_status gpt_checkpoint_restore(const char *path, oct_optim *opt, gpt_run *run
     oct_st_close(&f);
     return s;
 }
+
+bool gpt_run_options_match(const char *rec, const char *now, char *diff, size_t n) {
+    const char *a = rec, *b = now;
+    for (;;) {
+        size_t la = strcspn(a, " "), lb = strcspn(b, " ");
+        if (!la && !lb) return true;
+        const char *eq = memchr(b, '=', lb);
+        char name[128]; /* " --x=" */
+        snprintf(name, sizeof name, " %.*s", eq ? (int)(eq - b + 1) : 0, b);
+        size_t vlen = eq ? lb - (size_t)(eq - b) : 0;
+        bool off = (vlen == 2 && !strncmp(eq, "=-", 2)) || (vlen == 6 && !strncmp(eq, "=false", 6));
+        bool same = la == lb && !strncmp(a, b, la);
+        bool added = !same && off && strncmp(rec, name + 1, strlen(name + 1)) && !strstr(rec, name);
+        if (!same && !added) {
+            snprintf(diff, n, "%.*s (this octet: %.*s)", (int)la, a, (int)lb, b);
+            return false;
+        }
+        if (same) a += la + (a[la] == ' ');
+        b += lb + (b[lb] == ' ');
+    }
+}

@@ -29,6 +29,13 @@ typedef struct gpt_run {
 /* The size and crc32 of text into run. */
 void gpt_run_text(gpt_run *run, const oct_text *text);
 
+/* True when the options rec recorded in a checkpoint equal this octet's, now (both "--x=v"
+ * items separated by spaces, in flag-table order), except for items of now that rec does not
+ * name and that are off ("--x=-", an unset string flag, or "--x=false"): a flag added since,
+ * left off, changes nothing. Otherwise the first item that differs goes into diff (n bytes) as
+ * "x (this octet: y)". */
+bool gpt_run_options_match(const char *rec, const char *now, char *diff, size_t n);
+
 /* Writes the checkpoint atomically: m, opt's state, run and the command line (argc strings). */
 oct_status gpt_checkpoint_save(const char *path, const gpt_model *m, const oct_optim *opt,
                                const gpt_run *run, int argc, char *const *argv);

@@ -335,31 +335,6 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
     return CLI_OK;
 }
 
-/* True when the recorded options rec equal this octet's, now, except for "--name=-" items of now
- * (an unset string flag) whose name rec does not have: a flag added since, left unset, changes
- * nothing. Otherwise the first item that differs goes into diff as "x (this octet: y)". */
-static bool same_options(const char *rec, const char *now, char *diff, size_t n) {
-    const char *a = rec, *b = now;
-    for (;;) {
-        size_t la = strcspn(a, " "), lb = strcspn(b, " ");
-        if (!la && !lb) return true;
-        if (la == lb && !strncmp(a, b, la)) {
-            a += la + (a[la] == ' ');
-            b += lb + (b[lb] == ' ');
-            continue;
-        }
-        char name[128];
-        snprintf(name, sizeof name, " %.*s", (int)(lb > 1 ? lb - 1 : 0), b); /* " --x=" */
-        if (lb > 2 && !strncmp(b + lb - 2, "=-", 2) && strncmp(rec, name + 1, strlen(name + 1)) &&
-            !strstr(rec, name)) {
-            b += lb + (b[lb] == ' ');
-            continue;
-        }
-        snprintf(diff, n, "%.*s (this octet: %.*s)", (int)la, a, (int)lb, b);
-        return false;
-    }
-}
-
 /* After --resume: the text must be the run's, its options as this octet resolves them the
  * ones recorded, and steps must remain. Records the text and options in run for the
  * checkpoints to come. */
@@ -369,7 +344,7 @@ static int check_resume(gpt_run *run, const oct_text *text, const gpt_opts *o) {
     gpt_run_text(&now, text);
     char diff[512];
     if (o->resume && run->options[0] &&
-        !same_options(run->options, o->options, diff, sizeof diff)) {
+        !gpt_run_options_match(run->options, o->options, diff, sizeof diff)) {
         fprintf(stderr,
                 "octet: --resume %s: the run was written by an octet with other defaults: %s; "
                 "resume it with that octet\n",

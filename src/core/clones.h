@@ -4,9 +4,9 @@
  * mode (-std=c11) keeps floating-point contraction (FMA) off, the code fixes the order of every
  * operation (explicit lanes for sums), and IEEE operations give the same results at any vector
  * width. OCT_CLONES_AVX2 stops at AVX2, for loops over short rows that the 512-bit clone slows
-down (measured: the attention row, whose heads are 32 wide in the default GPT). Other
-compilers, and `meson setup -Dclones=false` (OCT_NO_CLONES), get the portable build
- * only; tests/same_bits.sh checks that both builds write the same bytes. */
+ * down (measured: the attention row, whose heads are 32 wide in the default GPT). Other
+ * compilers, and `meson setup -Dclones=false` (OCT_NO_CLONES), get the portable build only;
+ * tests/same_bits.sh checks that both builds write the same bytes. */
 #ifndef OCTET_CORE_CLONES_H
 #define OCTET_CORE_CLONES_H
 
