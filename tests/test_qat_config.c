@@ -41,6 +41,9 @@ static void config_json_round_trip(void **state) {
     assert_int_equal(oct_qat_config_from_json(&d, "{\"layer_bits\": \"fc0=9\"}"), OCT_EFORMAT);
     assert_int_equal(oct_qat_config_from_json(&d, "{\"layer_bits\": 8}"), OCT_EFORMAT);
     assert_int_equal(oct_qat_config_from_json(&d, "{\"per_tensor_weights\": 1}"), OCT_EFORMAT);
+    assert_int_equal(oct_qat_config_from_json(&d, "{\"weight_bits\": 4, \"act_scheme\": 1}"),
+                     OCT_EFORMAT);
+    assert_non_null(strstr(oct_last_error(), "unknown setting 'act_scheme'"));
     assert_int_equal(oct_qat_config_from_json(&d, "{\"per_tensor_weights\": true, "
                                                   "\"weight_mode\": \"lsq\"}"),
                      OCT_EFORMAT); /* learned steps are per channel */

@@ -215,7 +215,8 @@ oct_status oct_qat_amodes_parse(const char *s, oct_qat_config *c);
  * "layer_bits":"lm_head=8" and "per_tensor_weights":true at the end when set. NULL when out of
  * memory. */
 char *oct_qat_config_to_json(const oct_qat_config *c);
-/* Parses that JSON (missing keys keep their defaults); OCT_EFORMAT naming the key otherwise. */
+/* Parses that JSON (missing keys keep their defaults); OCT_EFORMAT naming the key otherwise, and
+ * for a key this build does not know (a newer octet's setting it would silently ignore). */
 oct_status oct_qat_config_from_json(oct_qat_config *c, const char *json);
 
 /* ---- the QAT MLP (src/nn/qat.c) ------------------------------------------------------------ */

@@ -227,8 +227,19 @@ oct_status oct_qat_config_from_json(oct_qat_config *c, const char *json) {
     oct_qat_config r;
     oct_qat_config_default(&r);
     oct_status st = OCT_OK;
+    static const char *const known[] = {"weight_bits", "act_bits",   "weight_mode",
+                                        "act_modes",   "momentum",   "freeze_after",
+                                        "embed_bits",  "layer_bits", "per_tensor_weights"};
+    const char *key;
     json_t *v;
-    if ((v = json_object_get(o, "weight_bits")))
+    json_object_foreach(o, key, v) { /* a setting this build does not know would be ignored */
+        size_t k = 0;
+        while (k < sizeof known / sizeof *known && strcmp(key, known[k])) k++;
+        if (k == sizeof known / sizeof *known && st == OCT_OK)
+            st = oct_fail(OCT_EFORMAT, "qat config: unknown setting '%s' (a newer octet's file?)",
+                          key);
+    }
+    if (st == OCT_OK && (v = json_object_get(o, "weight_bits")))
         st = json_is_integer(v) ? (r.weight_bits = (int)json_integer_value(v), OCT_OK)
                                 : bad_key("weight_bits");
     if (st == OCT_OK && (v = json_object_get(o, "act_bits")))
