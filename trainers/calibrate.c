@@ -344,11 +344,12 @@ int cmd_calibrate(int argc, char **argv) {
         {"--threads", CLI_INT, &o.threads, "threads", 1, 256},
     };
     cli_cmd cmd = {"calibrate",
-                   "MODEL -o OUT.safetensors [flags]",
+                   "MODEL (-o OUT.safetensors | --sensitivity BITS) [flags]",
                    "Post-training static quantization of a saved fp32 GPT or MLP: int8 weights,\n"
                    "uint8 activations whose ranges are observed on training data, no training.\n"
                    "Prints the simulated int8 and fp32 validation loss (GPT) or test accuracy\n"
-                   "(MLP) and saves a QAT model for `octet export`.",
+                   "(MLP) and saves a QAT model for `octet export`. With --sensitivity, ranks\n"
+                   "the linear layers by how much BITS-bit weights in that layer alone cost.",
                    flags,
                    (int)(sizeof flags / sizeof flags[0]),
                    1,
