@@ -191,6 +191,12 @@ ok "eval gpt" "val loss" "$octet" eval "$tmp/g.safetensors" --text "$tmp/tiny.tx
 saved=$(grep -o 'val loss [0-9.]*' "$tmp/out")
 ok "train gpt --from" "final $saved" "$octet" train gpt --text "$tmp/tiny.txt" --steps 1 \
     --eval-batches 1 --batch 2 --lr 1e-9 --from "$tmp/g.safetensors"
+# a QAT fine-tune's default lr follows its narrowest weights: 1e-4, 1e-3 at 3 bits, 3e-3 at 2
+for bits in "--weight-bits 4:lr 0.0001" "--layer-bits lm_head=3:lr 0.001" "--weight-bits 2:lr 0.003"; do
+    "$octet" train gpt --text "$tmp/tiny.txt" --steps 1 --eval-batches 1 --batch 2 \
+        --from "$tmp/g.safetensors" --qat ${bits%%:*} 2>&1 | grep -qF "${bits#*:} " ||
+        { echo "FAIL: train gpt --from --qat ${bits%%:*} does not train at ${bits#*:}"; fails=$((fails + 1)); }
+done
 ok "train gpt --from --qat" "final val loss" "$octet" train gpt --text "$tmp/tiny.txt" --steps 4 \
     --eval-every 0 --eval-batches 1 --batch 2 --from "$tmp/g.safetensors" --qat \
     --save "$tmp/gf.safetensors"

@@ -29,10 +29,16 @@
 /* Muon's momentum rises from 0.85 to 0.95 over this many steps (as in Keller Jordan's
  * modded-nanogpt). */
 #define MUON_MOMENTUM_WARMUP 300
-/* The peak lr of a fine-tune (--from) unless --lr is given. 600 QAT steps from the default fp32
- * model (1.1710 nats/char) reach 1.1670 at 1e-4, 1.1686 at 3e-5, 1.1694 at 3e-4, 1.1746 at 1e-3
- * and 1.2097 at 6e-3 (the training default, which undoes much of a converged model). */
+/* The peak lr of a fine-tune (--from) unless --lr is given, by the narrowest weight bits of a
+ * --qat run. 600 QAT steps from the default fp32 model (1.1710 nats/char) with int8 embeddings
+ * reach, at 8 bits, 1.1670 at 1e-4, 1.1686 at 3e-5, 1.1694 at 3e-4, 1.1746 at 1e-3 and 1.2097
+ * at 6e-3 (the training default, which undoes much of a converged model); at 4 bits 1.1779 at
+ * 1e-4, 1.1790 at 3e-4, 1.1818 at 1e-3; at 3 bits 1.2333 at 1e-4, 1.2204 at 1e-3, 1.2390 at
+ * 3e-3; at 2 bits 2.2279 at 1e-4, 1.6864 at 1e-3, 1.6189 at 3e-3, 1.6697 at 1e-2 (narrow codes
+ * need larger steps to move the weights across their wide bins). */
 #define FROM_LR 1e-4f
+#define FROM_LR_3BIT 1e-3f
+#define FROM_LR_2BIT 3e-3f
 /* The flags a --resume may give again; they are not part of a run's recorded options. */
 #define RUN_FLAGS " --resume --threads --text --log --save --checkpoint --stop-after --eval-every "
 /* Nats per bit. */
@@ -512,6 +518,17 @@ static int strip_run_flags(int argc, char **argv, char **out) {
     return n;
 }
 
+/* The narrowest weight bits of the --qat flags (--weight-bits, --layer-bits); --weight-bits when
+ * --layer-bits is malformed (enable_qat reports it). */
+static int narrowest_bits(const gpt_opts *o) {
+    oct_qat_config c;
+    oct_qat_config_default(&c);
+    c.weight_bits = o->weight_bits;
+    if (o->layer_bits && strlen(o->layer_bits) < sizeof c.layer_bits)
+        strcpy(c.layer_bits, o->layer_bits);
+    return oct_qat_config_check(&c) == OCT_OK ? oct_qat_config_min_weight_bits(&c) : o->weight_bits;
+}
+
 /* The checks and derived defaults after parsing. */
 static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
     /* --from takes the saved model's architecture: its flags are errors */
@@ -535,7 +552,10 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
         fprintf(stderr, "octet train gpt: --stop-after needs --checkpoint FILE\n");
         return CLI_USAGE;
     }
-    if (o->from && !given(cmd, seen, "--lr")) o->lr = FROM_LR;
+    if (o->from && !given(cmd, seen, "--lr")) {
+        int bits = o->qat ? narrowest_bits(o) : 8;
+        o->lr = bits <= 2 ? FROM_LR_2BIT : bits == 3 ? FROM_LR_3BIT : FROM_LR;
+    }
     if (!given(cmd, seen, "--warmup") && o->warmup > o->steps / 10) o->warmup = o->steps / 10;
     if (o->warmup >= o->steps) {
         fprintf(stderr, "octet train gpt: --warmup %d: expected fewer than --steps %d\n", o->warmup,
@@ -631,7 +651,10 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--steps", CLI_INT, &o.steps, "training steps", 1, 1e9},
         {"--optim", CLI_STR, &o.optim,
          "adamw, or muon (Muon for the blocks' matrices, AdamW for the rest, one --lr)", 0, 0},
-        {"--lr", CLI_FLOAT, &o.lr, "peak learning rate (--from: 1e-4 unless given)", 1e-9, 10},
+        {"--lr", CLI_FLOAT, &o.lr,
+         "peak learning rate (--from: 1e-4 unless given; with --qat 1e-3 when a layer has 3-bit "
+         "weights, 3e-3 with 2-bit)",
+         1e-9, 10},
         {"--schedule", CLI_STR, &o.schedule,
          "constant, step (halve every 1000), cosine, or linear (constant, then a linear decay)", 0,
          0},

@@ -199,6 +199,9 @@ oct_status oct_qat_config_check(const oct_qat_config *c);
 /* The weight bits of the layer named layer: the last layer_bits pattern matching it, else
  * weight_bits. c must pass oct_qat_config_check. */
 int oct_qat_config_weight_bits(const oct_qat_config *c, const char *layer);
+/* The narrowest weight bits any layer can get: the least of weight_bits and the layer_bits
+ * entries. c must pass oct_qat_config_check. */
+int oct_qat_config_min_weight_bits(const oct_qat_config *c);
 /* OCT_EINVAL naming the pattern when a layer_bits pattern matches none of the n layer names
  * (a typo would otherwise leave every layer at weight_bits). */
 oct_status oct_qat_config_check_layers(const oct_qat_config *c, const char *const *names, int n);

@@ -124,6 +124,14 @@ int oct_qat_config_weight_bits(const oct_qat_config *c, const char *layer) {
     return b;
 }
 
+int oct_qat_config_min_weight_bits(const oct_qat_config *c) {
+    char pat[OCT_QAT_LAYER_BITS_LEN];
+    int bits, b = c->weight_bits;
+    for (const char *p = c->layer_bits; layer_bits_next(&p, pat, sizeof pat, &bits) > 0;)
+        b = bits < b ? bits : b;
+    return b;
+}
+
 oct_status oct_qat_config_check_layers(const oct_qat_config *c, const char *const *names, int n) {
     char pat[OCT_QAT_LAYER_BITS_LEN];
     int bits;
