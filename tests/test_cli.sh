@@ -169,6 +169,9 @@ round_trip "per-tensor 4-bit weights" --weight-bits 4 --per-tensor-weights
     { echo "FAIL: --per-tensor-weights exported different channel scales"; fails=$((fails + 1)); }
 expect 2 "--per-tensor-weights needs --qat" "$octet" train gpt "${gpt_flags[@]}" --per-tensor-weights
 round_trip "power-of-two 3-bit weights (codes 0, +-1, +-2, +-4)" --weight-quant pow2 --weight-bits 3
+# their 7 codes are stored as 3-bit indices into a codebook of 8
+"$octet" inspect "$tmp/rt8.safetensors" | grep -qE 'h\.0\.mlp\.fc\.weight_codebook +I8 +\(8\)' ||
+    { echo "FAIL: a 3-bit export does not pack 3-bit indices"; fails=$((fails + 1)); }
 round_trip "a codebook of 2^3 int8 codes" --weight-quant kmeans --weight-bits 3
 expect 2 "--gelu 'exact'" "$octet" train gpt "${gpt_flags[@]}" --gelu exact
 ok "calibrate kmeans" "4-bit codebook weights" "$octet" calibrate "$tmp/g.safetensors" \

@@ -484,15 +484,17 @@ static void save_refuses_bad_model(void **state) {
 
 /* ---- packed weights -------------------------------------------------------------------------- */
 
-/* Codes of at most 16 values are saved as a codebook and 1-, 2- or 4-bit indices, and load back
- * to the same model; damaged packed tensors are refused. */
+/* Codes of at most 16 values are saved as a codebook and 1-, 2-, 3- or 4-bit indices (3-bit ones
+ * straddle bytes: rows of 37, 70 and 19), and load back to the same model; damaged packed
+ * tensors are refused. */
 static void packed_weights(void **state) {
     (void)state;
     const int sizes[] = {37, 70, 19, 10};
     const struct {
         int32_t qmin, qmax;
         int bits;
-    } cases[] = {{-7, 7, 4}, {-8, 7, 4}, {-1, 1, 2}, {-1, 0, 1}, {-127, 127, 0}};
+    } cases[] = {{-7, 7, 4}, {-8, 7, 4}, {-3, 3, 3},    {-4, 3, 3},
+                 {-1, 1, 2}, {-1, 0, 1}, {-127, 127, 0}};
     enum { B = 20 };
     float *x = random_inputs(B, 37, 2);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -534,7 +536,7 @@ static void packed_weights(void **state) {
                 {{.shorten = "fc1.weight_codebook"},
                  OCT_ESHAPE,
                  "fc1.weight_codebook",
-                 "2, 4 or 16"},
+                 "2, 4, 8 or 16"},
                 {{.shorten = "fc2.weight_idx"}, OCT_ESHAPE, "fc2.weight_idx", NULL},
                 {{.poke = "fc1.weight_idx"}, OCT_EFORMAT, "fc1.wsum", "fc1.weight_idx"},
                 {{.extra = "fc0.weight_q"}, OCT_EFORMAT, "fc0.weight_q", "unexpected"},

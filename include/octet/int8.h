@@ -275,7 +275,7 @@ oct_status oct_i8_mlp_forward_u8(const oct_i8_mlp *m, const uint8_t *pixels /* (
  *             "fc<i>.shift"        I32 (out)     (only layers with an output)
  *             Codes taking at most 16 values are stored packed instead of weight_q:
  *             "fc<i>.weight_codebook" I8 (2^b) and "fc<i>.weight_idx" U8 (out, ceil(in b / 8)),
- *             b-bit indices (b = 1, 2, 4; src/int8/codes_io.c). A model with dynamic
+ *             b-bit indices (b = 1, 2, 3, 4; src/int8/codes_io.c). A model with dynamic
  *             activations has "activations": "dynamic" in its graph, layers {"name", "in",
  *             "out", "relu"} only, and per layer weight_q (or packed), weight_scale, wsum and
  *             "fc<i>.bias" F32 (out), the float bias.

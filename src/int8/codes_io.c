@@ -2,15 +2,16 @@
  * "<prefix>.weight_q" I8, or, when the codes take at most 16 distinct values (weights at 4 bits
  * or fewer, power-of-two and codebook rules), "<prefix>.weight_codebook" I8 (2^b codes,
  * ascending, padded with the largest) and "<prefix>.weight_idx" U8 (rows, ceil(cols b / 8)): the
- * index of every code in b = 1, 2 or 4 bits, the first in the low bits of a byte, every row
- * starting on a new byte. Reading gives back the same codes either way. Used for the linears of
- * both exports and for the GPT's int8 embeddings. */
+ * index of every code in b = 1, 2, 3 or 4 bits, a little-endian bit stream (index k of a row at
+ * bits [k b, k b + b), the first in the low bits of a byte; a 3-bit index may straddle two
+ * bytes), every row starting on a new byte. Reading gives back the same codes either way. Used for
+ * the linears of both exports and for the GPT's int8 embeddings. */
 #include <stdio.h>
 #include <string.h>
 
 #include "int8_internal.h"
 
-/* The index width of codes w (n): 1, 2 or 4 when they take at most 16 values, with book
+/* The index width of codes w (n): 1, 2, 3 or 4 when they take at most 16 values, with book
  * filled; 0 otherwise. */
 static int codebook(const int8_t *w, size_t n, int8_t book[16]) {
     bool seen[256] = {false};
@@ -21,7 +22,7 @@ static int codebook(const int8_t *w, size_t n, int8_t book[16]) {
             if (k == 16) return 0;
             book[k++] = (int8_t)(v - 128);
         }
-    int bits = k <= 2 ? 1 : k <= 4 ? 2 : 4;
+    int bits = k <= 2 ? 1 : k <= 4 ? 2 : k <= 8 ? 3 : 4;
     for (int i = k; i < 1 << bits; i++) book[i] = book[k - 1];
     return bits;
 }
@@ -39,7 +40,10 @@ static void pack_indices(const int8_t *w, int rows, int cols, const int8_t *book
     for (int r = 0; r < rows; r++)
         for (int k = 0; k < cols; k++) {
             size_t bit = (size_t)k * (size_t)bits;
-            idx[r * rb + bit / 8] |= (uint8_t)(index[w[(size_t)r * cols + k] + 128] << bit % 8);
+            unsigned v = (unsigned)index[w[(size_t)r * cols + k] + 128] << bit % 8;
+            uint8_t *p = idx + (size_t)r * rb + bit / 8;
+            p[0] |= (uint8_t)v;
+            if (v >> 8) p[1] |= (uint8_t)(v >> 8); /* a 3-bit index across two bytes */
         }
 }
 
@@ -47,11 +51,14 @@ static void unpack_indices(const uint8_t *idx, int rows, int cols, const int8_t 
                            int8_t *w) {
     size_t rb = index_row_bytes(cols, bits);
     int mask = (1 << bits) - 1;
-    for (int r = 0; r < rows; r++)
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *row = idx + (size_t)r * rb;
         for (int k = 0; k < cols; k++) {
-            size_t bit = (size_t)k * (size_t)bits;
-            w[(size_t)r * cols + k] = book[idx[r * rb + bit / 8] >> bit % 8 & mask];
+            size_t bit = (size_t)k * (size_t)bits, byte = bit / 8;
+            unsigned v = row[byte] | (byte + 1 < rb ? (unsigned)row[byte + 1] << 8 : 0u);
+            w[(size_t)r * cols + k] = book[v >> bit % 8 & (unsigned)mask];
         }
+    }
 }
 
 size_t oct__i8_codes_scratch(int rows, int cols) {
@@ -99,10 +106,16 @@ oct_status oct__i8_codes_read(const oct__i8_loader *ld, const char *prefix, int 
     snprintf(name, sizeof name, "%s.weight_codebook", prefix);
     const oct_st_entry *e = oct_st_find(&ld->f, name);
     if (!e) return oct_fail(OCT_ENOTFOUND, "%s: tensor \"%s\" not found", ld->path, name);
-    int bits = e->ndim != 1 ? 0 : e->numel == 2 ? 1 : e->numel == 4 ? 2 : e->numel == 16 ? 4 : 0;
+    int bits = e->ndim != 1     ? 0
+               : e->numel == 2  ? 1
+               : e->numel == 4  ? 2
+               : e->numel == 8  ? 3
+               : e->numel == 16 ? 4
+                                : 0;
     if (!bits)
-        return oct_fail(OCT_ESHAPE, "%s: %s must hold 2, 4 or 16 codes (1-D), it has %lld values",
-                        ld->path, name, (long long)e->numel);
+        return oct_fail(OCT_ESHAPE,
+                        "%s: %s must hold 2, 4, 8 or 16 codes (1-D), it has %lld values", ld->path,
+                        name, (long long)e->numel);
     if (e->dtype != OCT_DT_I8)
         return oct_fail(OCT_EFORMAT, "%s: %s must be I8, found %s", ld->path, name,
                         oct_dtype_name(e->dtype));
