@@ -156,7 +156,8 @@ round_trip "exact GELU" --gelu erf
 # mixed precision: 2-bit weights but for the 8-bit LM head; the head alone is stored as int8
 round_trip "2-bit weights, an 8-bit head" --weight-bits 2 --layer-bits 'lm_head=8'
 "$octet" inspect "$tmp/rt8.safetensors" >"$tmp/out"
-{ grep -q 'lm_head.weight_q .* I8' "$tmp/out" && grep -q 'h.0.mlp.fc.weight_idx .* U8' "$tmp/out"; } ||
+{ grep -q 'lm_head.weight_q .* I8' "$tmp/out" && grep -q 'h.0.mlp.fc.weight_idx .* U8' "$tmp/out" &&
+    grep -qE '^  lm_head .* int8 ' "$tmp/out" && grep -qE '^  h\.0\.mlp\.fc .* 2-bit idx ' "$tmp/out"; } ||
     { echo "FAIL: --layer-bits lm_head=8 did not keep the head at int8"; fails=$((fails + 1)); }
 expect 2 "--layer-bits lm_head: qat: layer bits 'lm_head': expected PATTERN=BITS" "$octet" train gpt \
     "${gpt_flags[@]}" --qat --layer-bits lm_head

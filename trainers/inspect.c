@@ -12,12 +12,18 @@
 
 /* The header of the layer table. */
 static void print_header(void) {
-    printf("  %-16s %6s %6s %5s %12s %4s %12s %4s %9s  %s\n", "layer", "in", "out", "relu",
-           "in scale", "zp", "out scale", "zp", "codes", "weight scales (min..max)");
+    printf("  %-16s %6s %6s %5s %12s %4s %12s %4s %9s %9s  %s\n", "layer", "in", "out", "relu",
+           "in scale", "zp", "out scale", "zp", "codes", "weights", "weight scales (min..max)");
 }
 
-/* One row of the layer table: linear l called name. */
-static void print_linear(const char *name, const oct_qlinear *l) {
+/* One row of the layer table: linear l called name, stored in f (its weights "int8", or packed
+ * "b-bit idx" into a codebook of 2^b codes). */
+static void print_linear(const char *name, const oct_qlinear *l, const oct_st_file *f) {
+    char book_name[96], weights[16] = "int8";
+    snprintf(book_name, sizeof book_name, "%s.weight_codebook", name);
+    const oct_st_entry *book = oct_st_find(f, book_name);
+    for (int b = 1; book && b <= 4; b++)
+        if (book->numel == 1 << b) snprintf(weights, sizeof weights, "%d-bit idx", b);
     float lo = l->w_scale[0], hi = l->w_scale[0];
     for (int c = 1; c < l->out; c++) {
         lo = l->w_scale[c] < lo ? l->w_scale[c] : lo;
@@ -35,15 +41,16 @@ static void print_linear(const char *name, const oct_qlinear *l) {
         snprintf(yscale, sizeof yscale, "%.6g", (double)l->y_scale);
         snprintf(yzp, sizeof yzp, "%d", (int)l->y_zp);
     }
-    printf("  %-16s %6d %6d %5s %12s %4s %12s %4s %9s  %.4g..%.4g\n", name, l->in, l->out,
-           l->relu ? "yes" : "no", ascale, azp, yscale, yzp, codes, (double)lo, (double)hi);
+    printf("  %-16s %6d %6d %5s %12s %4s %12s %4s %9s %9s  %.4g..%.4g\n", name, l->in, l->out,
+           l->relu ? "yes" : "no", ascale, azp, yscale, yzp, codes, weights, (double)lo,
+           (double)hi);
 }
 
 static const char *const dynamic_note =
     " with dynamic activations (every layer's input quantized per row at run time)";
 
 /* Prints the layer table of a validated int8 MLP export. */
-static int print_mlp(const char *path) {
+static int print_mlp(const char *path, const oct_st_file *f) {
     oct_i8_mlp m;
     if (oct_i8_mlp_load(&m, path)) return cli_fail(NULL);
     printf("int8 MLP%s, input: normalization mean %.6g std %.6g", m.dynamic ? dynamic_note : "",
@@ -54,14 +61,14 @@ static int print_mlp(const char *path) {
     for (int i = 0; i < m.n_layers; i++) {
         char name[16];
         snprintf(name, sizeof name, "fc%d", i);
-        print_linear(name, &m.layers[i]);
+        print_linear(name, &m.layers[i], f);
     }
     oct_i8_mlp_free(&m);
     return CLI_OK;
 }
 
 /* Prints the config and linear table of a validated int8 GPT export. */
-static int print_gpt(const char *path) {
+static int print_gpt(const char *path, const oct_st_file *f) {
     oct_i8_gpt m;
     if (oct_i8_gpt_load(&m, path)) return cli_fail(NULL);
     printf("int8 GPT%s: vocabulary %d, context %d, %d layers, %d heads, width %d, MLP %d, %s "
@@ -72,7 +79,7 @@ static int print_gpt(const char *path) {
     for (int j = 0; j < OCT_I8_GPT_PER_BLOCK * m.n_layer + 1; j++) {
         char name[48];
         oct_i8_gpt_linear_name(&m, j, name, sizeof name);
-        print_linear(name, &m.lin[j]);
+        print_linear(name, &m.lin[j], f);
     }
     oct_i8_gpt_free(&m);
     return CLI_OK;
@@ -105,8 +112,9 @@ int cmd_inspect(int argc, char **argv) {
         numel += e->numel;
     }
     printf("  total: %lld values, %zu bytes of data\n", (long long)numel, f.data_size);
+    rc = int8_is_export(pos[0])       ? print_mlp(pos[0], &f)
+         : gpt_int8_is_export(pos[0]) ? print_gpt(pos[0], &f)
+                                      : CLI_OK;
     oct_st_close(&f);
-    if (int8_is_export(pos[0])) return print_mlp(pos[0]);
-    if (gpt_int8_is_export(pos[0])) return print_gpt(pos[0]);
-    return CLI_OK;
+    return rc;
 }
