@@ -132,6 +132,22 @@ ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -
 ok "inspect gpt" "h.0.mlp.fc" "$octet" inspect "$tmp/g8.safetensors"
 head -c 3000 "$tmp/g8.safetensors" >"$tmp/g8-cut.safetensors"
 expect 1 "$tmp/g8-cut.safetensors" "$octet" inspect "$tmp/g8-cut.safetensors"
+# export --torch: the float weights as a PyTorch state dict (nanoGPT's names), which imports back
+# to the same model (the same validation loss), for a fp32 GPT, a QAT GPT and an MLP
+ok "export --torch gpt" "PyTorch state dict" "$octet" export "$tmp/gq.safetensors" --torch \
+    -o "$tmp/gq.pt.safetensors"
+"$octet" inspect "$tmp/gq.pt.safetensors" | grep -q 'transformer.h.0.attn.c_attn.weight' ||
+    { echo "FAIL: export --torch does not use nanoGPT's names"; fails=$((fails + 1)); }
+ok "import of export --torch" "saved" "$octet" import "$tmp/gq.pt.safetensors" --heads 2 \
+    --gelu tanh --text "$tmp/tiny.txt" -o "$tmp/gq.back.safetensors"
+"$octet" eval "$tmp/g.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 >"$tmp/a.txt"
+"$octet" export "$tmp/g.safetensors" --torch -o "$tmp/g.pt.safetensors" >/dev/null
+"$octet" import "$tmp/g.pt.safetensors" --heads 2 --gelu tanh --text "$tmp/tiny.txt" \
+    -o "$tmp/g.back.safetensors" >/dev/null
+"$octet" eval "$tmp/g.back.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 >"$tmp/b.txt"
+[ "$(grep -o 'val loss [0-9.]*' "$tmp/a.txt")" = "$(grep -o 'val loss [0-9.]*' "$tmp/b.txt")" ] ||
+    { echo "FAIL: export --torch then import changes the GPT's loss"; fails=$((fails + 1)); }
+expect 2 "exclude each other" "$octet" export "$tmp/g.safetensors" --torch --dynamic -o "$tmp/x"
 # --full: the whole validation split in consecutive windows (a last batch shorter than 32)
 ok "eval --full" "the whole split" "$octet" eval "$tmp/gq.safetensors" --text "$tmp/tiny.txt" --full
 ok "eval --int8 --full --compare" "bit-identical at 256/256 positions" "$octet" eval --int8 \
@@ -260,6 +276,18 @@ if [ -f "$tmp/tiny.safetensors" ]; then
     ok "eval mlp dynamic" "dynamic int8 test accuracy" "$octet" eval --int8 "$tmp/td.safetensors" \
         --data "$tmp/tiny"
     ok "inspect mlp dynamic" "dynamic activations" "$octet" inspect "$tmp/td.safetensors"
+    # export --torch of the MLP (fc1, fc2, ...; its normalization in the metadata) imports back
+    ok "export --torch mlp" "MLP's float weights" "$octet" export "$tmp/tiny.safetensors" --torch \
+        -o "$tmp/tiny.pt.safetensors"
+    "$octet" inspect "$tmp/tiny.pt.safetensors" >"$tmp/out"
+    mean=$(awk '$2 == "mean" {print $4}' "$tmp/out") std=$(awk '$2 == "std" {print $4}' "$tmp/out")
+    ok "import of export --torch mlp" "saved" "$octet" import "$tmp/tiny.pt.safetensors" \
+        --mean "$mean" --std "$std" -o "$tmp/tiny.back.safetensors"
+    for m in tiny tiny.back; do
+        "$octet" eval "$tmp/$m.safetensors" --data "$tmp/tiny" | grep -o 'accuracy.*loss [0-9.]*'
+    done >"$tmp/out"
+    [ "$(sort -u "$tmp/out" | wc -l)" = 1 ] && grep -q fc1.weight <("$octet" inspect "$tmp/tiny.pt.safetensors") ||
+        { echo "FAIL: export --torch then import changes the MLP"; fails=$((fails + 1)); }
     expect 2 "has no embeddings" "$octet" export "$tmp/tiny.safetensors" --dynamic --embed-bits 8 \
         -o "$tmp/xd.safetensors"
     "$octet" train mlp --data "$tmp/tiny" --epochs 1 --batch 2 --hidden 8 --activation gelu \

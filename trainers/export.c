@@ -15,6 +15,7 @@
 #include "octet/int8.h"
 #include "octet/io.h"
 #include "octet/qat.h"
+#include "torch_import.h"
 
 /* The QAT model in path as a deployed int8 model: load the QAT model (fp32 weights and
  * quantizer state) and convert it with the very builder its forward pass uses. */
@@ -142,7 +143,7 @@ static int dynamic_export(const char *path, const char *out, int embed_bits) {
 
 int cmd_export(int argc, char **argv) {
     const char *out = NULL;
-    bool float16 = false, dynamic = false;
+    bool float16 = false, dynamic = false, torch = false;
     int embed_bits = 0;
     const cli_flag flags[] = {
         {"-o", CLI_STR, &out, "output file (required), e.g. model.int8.safetensors", 0, 0},
@@ -151,6 +152,10 @@ int cmd_export(int argc, char **argv) {
         {"--dynamic", CLI_BOOL, &dynamic,
          "instead: int8 weights, activations quantized per row at run time (dynamic PTQ of a "
          "fp32 or QAT model)",
+         0, 0},
+        {"--torch", CLI_BOOL, &torch,
+         "instead: the float weights of a fp32 or QAT model as a PyTorch state dict (nanoGPT's "
+         "names for a GPT, fc1, fc2, ... for an MLP; safetensors.torch.load_file reads it)",
          0, 0},
         {"--embed-bits", CLI_INT, &embed_bits,
          "with --dynamic, GPT: 0 keeps float32 embeddings, 2..8 quantizes them per row", 0, 8},
@@ -172,8 +177,8 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "octet export: -o OUT is required (see octet export --help)\n");
         return CLI_USAGE;
     }
-    if (float16 && dynamic) {
-        fprintf(stderr, "octet export: --float16 and --dynamic exclude each other\n");
+    if (float16 + dynamic + torch > 1) {
+        fprintf(stderr, "octet export: --float16, --dynamic and --torch exclude each other\n");
         return CLI_USAGE;
     }
     if (embed_bits && !dynamic) {
@@ -192,6 +197,13 @@ int cmd_export(int argc, char **argv) {
         return CLI_FAIL;
     }
     if (dynamic) return dynamic_export(pos[0], out, embed_bits);
+    if (torch) {
+        const char *kind;
+        if (torch_export(pos[0], out, &kind)) return cli_fail(NULL);
+        printf("%s: PyTorch state dict of the %s's float weights, %lld bytes\n", out, kind,
+               cli_file_size(out));
+        return CLI_OK;
+    }
     if (gpt_is_model(pos[0])) return gpt_int8_export(pos[0], out);
     oct_i8_mlp m = {0};
     if (check_qat_model(pos[0]) || qat_model_to_int8(pos[0], &m) || oct_i8_mlp_save(&m, out)) {

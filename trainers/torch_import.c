@@ -7,6 +7,7 @@
 #include "torch_import.h"
 
 #include "cli.h"
+#include "gpt_int8.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -330,5 +331,105 @@ oct_status mlp_import(mlp_model *m, const char *path, oct_activation act, float 
         mlp_model_free(m);
     }
     oct_st_close(&f);
+    return s;
+}
+
+/* ---- export ------------------------------------------------------------------------------- */
+
+/* The state dict name of octet's GPT parameter name into out (n bytes); false for a tensor that
+ * is not a weight or bias (quantizer scales). */
+static bool torch_gpt_name(const char *name, char *out, size_t n) {
+    size_t len = strlen(name);
+    bool weight = len > 7 && !strcmp(name + len - 7, ".weight");
+    if (!weight && !(len > 5 && !strcmp(name + len - 5, ".bias"))) return false;
+    if (!strncmp(name, "lm_head.", 8)) {
+        snprintf(out, n, "%s", name);
+        return true;
+    }
+    int block, at = 0;
+    if (sscanf(name, "h.%d.%n", &block, &at) == 1 && at > 0)
+        for (size_t i = 0; i < 4; i++) { /* the first four are nanoGPT's own names */
+            size_t to = strlen(block_names[i].to);
+            if (!strncmp(name + at, block_names[i].to, to)) {
+                snprintf(out, n, "transformer.h.%d.%s%s", block, block_names[i].from,
+                         name + at + to);
+                return true;
+            }
+        }
+    snprintf(out, n, "transformer.%s", name);
+    return true;
+}
+
+/* Adds metadata key = the decimal value v. */
+static oct_status meta_int(oct_st_writer *w, const char *key, long long v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", v);
+    return oct_st_writer_meta(w, key, buf);
+}
+
+static oct_status gpt_export(const gpt_model *m, oct_st_writer *w) {
+    const oct_gpt_config *c = &m->gpt.cfg;
+    oct_status s = oct_st_writer_meta(w, "format", "pt");
+    if (s == OCT_OK) s = meta_int(w, "n_layer", c->n_layer);
+    if (s == OCT_OK) s = meta_int(w, "n_head", c->n_head);
+    if (s == OCT_OK) s = meta_int(w, "n_embd", c->width);
+    if (s == OCT_OK) s = meta_int(w, "block_size", c->context);
+    if (s == OCT_OK) s = meta_int(w, "vocab_size", c->vocab);
+    if (s == OCT_OK) s = oct_st_writer_meta(w, "gelu", c->exact_gelu ? "erf" : "tanh");
+    char *bytes = malloc((size_t)c->vocab * 4 + 3);
+    if (!bytes) return oct_fail(OCT_ENOMEM, "out of memory");
+    size_t k = (size_t)sprintf(bytes, "[");
+    for (int i = 0; i < c->vocab; i++)
+        k += (size_t)sprintf(bytes + k, i ? ",%d" : "%d", m->vocab.bytes[i]);
+    sprintf(bytes + k, "]");
+    if (s == OCT_OK) s = oct_st_writer_meta(w, "vocab_bytes", bytes);
+    free(bytes);
+    for (int i = 0; i < m->params.n && s == OCT_OK; i++) {
+        const oct_tensor *t = m->params.items[i];
+        char name[128];
+        if (torch_gpt_name(t->name, name, sizeof name))
+            s = oct_st_writer_add(w, name, OCT_DT_F32, t->ndim, t->shape, t->data);
+    }
+    return s;
+}
+
+static oct_status mlp_export(const mlp_model *m, oct_st_writer *w) {
+    char buf[32];
+    oct_status s = oct_st_writer_meta(w, "format", "pt");
+    if (s == OCT_OK) s = oct_st_writer_meta(w, "activation", oct_activation_name(m->mlp.act));
+    snprintf(buf, sizeof buf, "%.9g", (double)m->mean);
+    if (s == OCT_OK) s = oct_st_writer_meta(w, "mean", buf);
+    snprintf(buf, sizeof buf, "%.9g", (double)m->std);
+    if (s == OCT_OK) s = oct_st_writer_meta(w, "std", buf);
+    for (int i = 0; i < m->mlp.n_layers && s == OCT_OK; i++) {
+        const oct_linear_layer *l = &m->mlp.layers[i];
+        char name[32];
+        snprintf(name, sizeof name, "fc%d.weight", i + 1);
+        s = oct_st_writer_add(w, name, OCT_DT_F32, 2, l->w->shape, l->w->data);
+        snprintf(name, sizeof name, "fc%d.bias", i + 1);
+        if (s == OCT_OK && l->b)
+            s = oct_st_writer_add(w, name, OCT_DT_F32, 1, l->b->shape, l->b->data);
+    }
+    return s;
+}
+
+oct_status torch_export(const char *path, const char *out, const char **kind) {
+    oct_st_writer w;
+    oct_st_writer_init(&w);
+    oct_status s;
+    bool gpt = gpt_is_model(path);
+    *kind = gpt ? "GPT" : "MLP";
+    gpt_model g;
+    mlp_model m;
+    if (gpt && (s = gpt_model_load(&g, path)) == OCT_OK) {
+        s = gpt_export(&g, &w);
+        if (s == OCT_OK) s = oct_st_writer_write(&w, out);
+        gpt_model_free(&g);
+    } else if (!gpt && (s = mlp_model_load(&m, path)) == OCT_OK) {
+        s = mlp_export(&m, &w);
+        if (s == OCT_OK) s = oct_st_writer_write(&w, out);
+        mlp_model_free(&m);
+    }
+    oct_st_writer_free(&w);
     return s;
 }

@@ -1,4 +1,5 @@
-/* Import of models trained in PyTorch: state dicts saved as safetensors (safetensors.torch
+/* PyTorch state dicts, both ways. Import of models trained in PyTorch: state dicts saved as
+ * safetensors (safetensors.torch
  * save_file or save_model), with the prefixes that torch.compile ("_orig_mod.") and
  * DistributedDataParallel ("module.") add; F32, F16, BF16 and F64 tensors are read as float32.
  * A GPT in the layout of nanoGPT (transformer.wte, transformer.h.N.attn.c_attn, ..., lm_head) or
@@ -38,5 +39,16 @@ bool torch_import_is_gpt(const oct_st_file *f);
  * layers that do not chain, non-finite values, a non-float dtype. On failure m is zeroed. */
 oct_status mlp_import(mlp_model *m, const char *path, oct_activation act, float mean, float std,
                       torch_import_info *info);
+
+/* Export back: the float weights of the GPT or MLP model file at path (fp32, or a QAT model's
+ * weights, which are float32 too) written atomically at out as an F32 state dict that
+ * safetensors.torch.load_file reads. A GPT in nanoGPT's layout ("transformer.wte.weight",
+ * "transformer.h.N.attn.c_attn.weight", ..., "lm_head.weight", absent when tied), with its
+ * config in the metadata (n_layer, n_head, n_embd, block_size, vocab_size, gelu "tanh" or
+ * "erf", vocab_bytes: the JSON array of the token ids' bytes); an MLP as benchmarks/
+ * torch_mlp.py's nn.Linear layers "fc1", "fc2", ... (metadata: activation, mean, std).
+ * gpt_import and mlp_import read the file back to the same weights. Quantizer state (ranges,
+ * learned scales) is left out. *kind is set to "GPT" or "MLP". */
+oct_status torch_export(const char *path, const char *out, const char **kind);
 
 #endif
