@@ -1,7 +1,10 @@
 /* `octet import`: a GPT or an MLP trained in PyTorch (torch_import.h) into an octet model file,
  * which every other command reads. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -11,7 +14,66 @@ typedef struct import_opts {
     const char *out, *text, *gelu, *activation;
     int heads;
     float mean, std;
+    bool meta_vocab; /* vocab comes from the file's metadata, not from --text */
+    oct_vocab vocab;
+    char gelu_buf[8], activation_buf[16];
 } import_opts;
+
+/* The vocabulary in metadata "vocab_bytes" (a JSON array of increasing byte values, as
+ * `export --torch` writes it) into v. */
+static oct_status meta_vocab(const char *path, const char *json, oct_vocab *v) {
+    json_t *a = json_loads(json, 0, NULL);
+    uint8_t bytes[256];
+    size_t n = json_array_size(a);
+    bool ok = json_is_array(a) && n >= 1 && n <= 256;
+    for (size_t i = 0; ok && i < n; i++) {
+        json_t *b = json_array_get(a, i);
+        ok = json_is_integer(b) && json_integer_value(b) >= 0 && json_integer_value(b) <= 255;
+        if (ok) bytes[i] = (uint8_t)json_integer_value(b);
+    }
+    json_decref(a);
+    if (ok && oct_vocab_from_bytes(v, bytes, (int)n) == OCT_OK) return OCT_OK;
+    return oct_fail(OCT_EFORMAT,
+                    "%s: metadata 'vocab_bytes' must be a JSON array of increasing byte values",
+                    path);
+}
+
+/* Settings the file's metadata records (written by `export --torch`), for the flags not given:
+ * a GPT's n_head, gelu and vocab_bytes; an MLP's activation, mean and std. */
+static oct_status from_metadata(const oct_st_file *f, const cli_cmd *cmd, const bool *seen,
+                                import_opts *o) {
+    static const char *const keys[] = {"--heads", "n_head",      "--gelu",       "gelu",
+                                       "--text",  "vocab_bytes", "--activation", "activation",
+                                       "--mean",  "mean",        "--std",        "std"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k += 2) {
+        const char *v = oct_st_meta(f, keys[k + 1]);
+        int i = 0;
+        while (strcmp(cmd->flags[i].name, keys[k])) i++;
+        if (!v || seen[i]) continue;
+        char *end;
+        double x = strtod(v, &end);
+        bool number = *v && !*end;
+        if (!strcmp(keys[k], "--text")) {
+            oct_status s = meta_vocab(f->path, v, &o->vocab);
+            if (s != OCT_OK) return s;
+            o->meta_vocab = true;
+        } else if (!strcmp(keys[k], "--heads") && number && x >= 1 && x <= 4096 && x == (int)x) {
+            o->heads = (int)x;
+        } else if (!strcmp(keys[k], "--gelu") && strlen(v) < sizeof o->gelu_buf) {
+            o->gelu = strcpy(o->gelu_buf, v);
+        } else if (!strcmp(keys[k], "--activation") && strlen(v) < sizeof o->activation_buf) {
+            o->activation = strcpy(o->activation_buf, v);
+        } else if (!strcmp(keys[k], "--mean") && number) {
+            o->mean = (float)x;
+        } else if (!strcmp(keys[k], "--std") && number && x > 0) {
+            o->std = (float)x;
+        } else {
+            return oct_fail(OCT_EFORMAT, "%s: metadata '%s' = '%s' is not a valid %s", f->path,
+                            keys[k + 1], v, keys[k]);
+        }
+    }
+    return OCT_OK;
+}
 
 /* The flags of one model kind may not be given for the other. */
 static int check_kind_flags(const cli_cmd *cmd, const bool *seen, bool gpt, const char *path) {
@@ -29,15 +91,18 @@ static int check_kind_flags(const cli_cmd *cmd, const bool *seen, bool gpt, cons
 static int import_gpt(const char *path, const import_opts *o) {
     if (o->heads < 1) {
         fprintf(stderr, "octet import: --heads N is required for a GPT (a state dict does not "
-                        "record the heads)\n");
+                        "record the heads, unless in metadata n_head)\n");
         return CLI_USAGE;
     }
     bool exact;
     if (cli_gelu("import", o->gelu, &exact)) return CLI_USAGE;
-    oct_text t;
-    if (oct_text_load(&t, o->text, false)) return cli_fail(NULL);
-    oct_vocab vocab = t.vocab;
-    oct_text_free(&t);
+    oct_vocab vocab = o->vocab;
+    if (!o->meta_vocab) {
+        oct_text t;
+        if (oct_text_load(&t, o->text, false)) return cli_fail(NULL);
+        vocab = t.vocab;
+        oct_text_free(&t);
+    }
     gpt_model m;
     torch_import_info info;
     if (gpt_import(&m, path, &vocab, o->heads, exact, &info)) return cli_fail(NULL);
@@ -86,7 +151,9 @@ int cmd_import(int argc, char **argv) {
     const cli_flag flags[] = {
         {"-o", CLI_STR, &o.out, "output file (required): an octet model", 0, 0},
         {"--heads", CLI_INT, &o.heads,
-         "GPT: attention heads (required: a state dict does not record it)", 0, 4096},
+         "GPT: attention heads (required unless the file's metadata has n_head, as export --torch "
+         "writes: a state dict does not record it)",
+         0, 4096},
         {"--gelu", CLI_STR, &o.gelu,
          "GPT: erf (nn.GELU(), nanoGPT's) or tanh (nn.GELU(approximate=\"tanh\"))", 0, 0},
         {"--text", CLI_STR, &o.text,
@@ -123,7 +190,9 @@ int cmd_import(int argc, char **argv) {
     oct_st_file f;
     if (oct_st_open(&f, pos[0])) return cli_fail(NULL);
     bool gpt = torch_import_is_gpt(&f);
+    oct_status s = from_metadata(&f, &cmd, seen, &o);
     oct_st_close(&f);
+    if (s != OCT_OK) return cli_fail(NULL);
     if ((rc = check_kind_flags(&cmd, seen, gpt, pos[0])) != CLI_OK) return rc;
     if (cli_check_output("-o", o.out)) return CLI_FAIL;
     return gpt ? import_gpt(pos[0], &o) : import_mlp(pos[0], &o);
