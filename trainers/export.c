@@ -165,7 +165,8 @@ int cmd_export(int argc, char **argv) {
                    "Exports a QAT-trained MLP or GPT as an int8 model for the integer engine\n"
                    "(octet eval --int8, octet predict, octet generate); weights of 4 bits or\n"
                    "fewer are stored packed. With --dynamic, any fp32 or QAT model becomes int8\n"
-                   "with dynamic activations. The file is safetensors, readable from Python.",
+                   "with dynamic activations; with --float16, a half-size fp32 model; with\n"
+                   "--torch, a PyTorch state dict. The file is safetensors, readable from Python.",
                    flags,
                    (int)(sizeof flags / sizeof flags[0]),
                    1,

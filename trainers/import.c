@@ -171,7 +171,8 @@ int cmd_import(int argc, char **argv) {
         "Converts a model trained in PyTorch (a state dict saved as safetensors) into\n"
         "an octet fp32 model that eval, generate, predict, calibrate, export and\n"
         "`train --from` read: a GPT in nanoGPT's layout (or benchmarks/torch_gpt.py's),\n"
-        "whose vocabulary comes from --text, or an MLP of nn.Linear layers.",
+        "whose vocabulary comes from --text, or an MLP of nn.Linear layers. Settings the\n"
+        "file's metadata records (export --torch writes them) fill the flags not given.",
         flags,
         (int)(sizeof flags / sizeof flags[0]),
         1,
