@@ -32,6 +32,20 @@ typedef struct cal_opts {
     bool no_fp32;            /* skip the fp32 evaluation (sensitivity runs after the first) */
 } cal_opts;
 
+/* Linear layers a --sensitivity run handles (a GPT of up to 64 blocks). */
+#define CAL_MAX_LINEARS (4 * 64 + 1)
+
+/* What calibrations of the model read, loaded once (a --sensitivity run calibrates once per
+ * layer): the GPT's text in the model's vocabulary, or the MLP's training and test images; and
+ * the names of the model's linear layers. */
+typedef struct cal_data {
+    bool gpt;
+    oct_text text;
+    oct_image_set train, test;
+    int n_linear;
+    char names[CAL_MAX_LINEARS][32];
+} cal_data;
+
 /* What a calibration measured: GPT validation loss (nats/char) or MLP test accuracy (0..1),
  * simulated int8 and fp32 (when evaluated). */
 typedef struct cal_result {
@@ -86,18 +100,63 @@ static int refuse_qat(const char *path) {
     return CLI_FAIL;
 }
 
-/* Calibrates the GPT at path; saves it to o->out and prints a summary unless o->out is NULL. */
-static int calibrate_gpt(const char *path, const cal_opts *o, cal_result *r) {
+static void cal_data_free(cal_data *d) {
+    oct_text_free(&d->text);
+    oct_image_set_free(&d->train);
+    oct_image_set_free(&d->test);
+}
+
+/* Checks the fp32 model at path and loads what its calibrations read into d (zeroed first). */
+static int cal_data_load(const char *path, const cal_opts *o, cal_data *d) {
+    memset(d, 0, sizeof *d);
+    d->gpt = gpt_is_model(path);
+    int rc = CLI_OK;
+    if (d->gpt) {
+        gpt_model m;
+        if (gpt_model_load(&m, path)) return cli_fail(NULL);
+        d->n_linear = 4 * m.gpt.cfg.n_layer + 1;
+        for (int j = 0; j < d->n_linear && j < CAL_MAX_LINEARS; j++)
+            oct_gpt_linear_name(m.gpt.cfg.n_layer, j, d->names[j], sizeof d->names[j]);
+        rc = m.qat                                              ? refuse_qat(path)
+             : gpt_text_load(&d->text, o->text, &m.vocab, path) ? cli_fail(NULL)
+                                                                : CLI_OK;
+        gpt_model_free(&m);
+    } else {
+        if (o->embed_bits) {
+            fprintf(stderr, "octet calibrate: --embed-bits: a GPT flag (%s is not a GPT)\n", path);
+            return CLI_USAGE;
+        }
+        mlp_model m;
+        if (mlp_model_load(&m, path)) return cli_fail(NULL);
+        d->n_linear = m.mlp.n_layers;
+        for (int j = 0; j < d->n_linear && j < CAL_MAX_LINEARS; j++)
+            snprintf(d->names[j], sizeof d->names[j], "fc%d", j);
+        if (m.qat)
+            rc = refuse_qat(path);
+        else if (oct_image_set_load_dir(&d->train, o->data, true) ||
+                 oct_image_set_load_dir(&d->test, o->data, false))
+            rc = cli_fail(NULL);
+        else if (d->train.rows * d->train.cols != m.mlp.sizes[0]) {
+            fprintf(stderr, "octet: %s: %dx%d images, but the model %s takes %d inputs\n", o->data,
+                    d->train.rows, d->train.cols, path, m.mlp.sizes[0]);
+            rc = CLI_FAIL;
+        }
+        mlp_model_free(&m);
+    }
+    if (rc == CLI_OK && d->n_linear > CAL_MAX_LINEARS)
+        rc = cli_fail("calibrate: more linear layers than it handles");
+    if (rc != CLI_OK) cal_data_free(d);
+    return rc;
+}
+
+/* Calibrates the GPT at path on d's text; saves it to o->out and prints a summary unless o->out
+ * is NULL. */
+static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d, cal_result *r) {
     gpt_model m;
     if (gpt_model_load(&m, path)) return cli_fail(NULL);
-    if (m.qat) {
-        gpt_model_free(&m);
-        return refuse_qat(path);
-    }
-    oct_text text = {0};
+    const oct_text *text = &d->text;
     oct_qat_config cfg;
     int rc = quant_config(o, &cfg);
-    if (rc == CLI_OK && gpt_text_load(&text, o->text, &m.vocab, path)) rc = cli_fail(NULL);
     if (rc == CLI_OK && gpt_model_enable_qat(&m, &cfg)) rc = cli_fail(NULL);
     int B = GPT_EVAL_WINDOWS, T = m.gpt.cfg.context;
     int32_t *xy = rc == CLI_OK ? malloc(2 * (size_t)B * (size_t)T * sizeof *xy) : NULL;
@@ -108,7 +167,7 @@ static int calibrate_gpt(const char *path, const cal_opts *o, cal_result *r) {
     if (rc == CLI_OK) {
         cli_set_threads(o->threads);
         oct_qat_gpt_set_threads(m.qat, o->threads);
-        if (!o->no_fp32 && gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, B, T,
+        if (!o->no_fp32 && gpt_model_evaluate(&m, &g, text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, B, T,
                                               GPT_EVAL_SEED, &fp32))
             rc = cli_fail(NULL);
     }
@@ -121,7 +180,7 @@ static int calibrate_gpt(const char *path, const cal_opts *o, cal_result *r) {
     cli_progress_begin(&bar, "calibrate", o->batches, "tok/s");
     for (int i = 0; i < o->batches && rc == CLI_OK; i++) {
         oct_graph_reset(&g);
-        if (oct_text_batch(&text, OCT_SPLIT_TRAIN, &rng, B, T, xy, xy + (int64_t)B * T)) {
+        if (oct_text_batch(text, OCT_SPLIT_TRAIN, &rng, B, T, xy, xy + (int64_t)B * T)) {
             rc = cli_fail(NULL);
             break;
         }
@@ -134,7 +193,7 @@ static int calibrate_gpt(const char *path, const cal_opts *o, cal_result *r) {
     cli_progress_end(&bar);
     g.training = false;
     g.no_grad = false;
-    if (rc == CLI_OK && gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, B, T,
+    if (rc == CLI_OK && gpt_model_evaluate(&m, &g, text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, B, T,
                                            GPT_EVAL_SEED, &ptq))
         rc = cli_fail(NULL);
     if (rc == CLI_OK && o->out && gpt_model_save(&m, o->out)) rc = cli_fail(NULL);
@@ -148,36 +207,21 @@ static int calibrate_gpt(const char *path, const cal_opts *o, cal_result *r) {
                o->embed_bits ? "int8" : "float32", ptq, fp32, o->out);
     oct_graph_free(&g);
     free(xy);
-    oct_text_free(&text);
     gpt_model_free(&m);
     return rc;
 }
 
-/* Calibrates the MLP at path; saves it to o->out and prints a summary unless o->out is NULL. */
-static int calibrate_mlp(const char *path, const cal_opts *o, cal_result *r) {
-    if (o->embed_bits) {
-        fprintf(stderr, "octet calibrate: --embed-bits: a GPT flag (%s is not a GPT)\n", path);
-        return CLI_USAGE;
-    }
+/* Calibrates the MLP at path on d's images; saves it to o->out and prints a summary unless
+ * o->out is NULL. */
+static int calibrate_mlp(const char *path, const cal_opts *o, const cal_data *d, cal_result *r) {
     mlp_model m;
     if (mlp_model_load(&m, path)) return cli_fail(NULL);
-    if (m.qat) {
-        mlp_model_free(&m);
-        return refuse_qat(path);
-    }
-    oct_image_set train = {0}, test = {0};
+    oct_image_set train = d->train; /* a view with the model's normalization */
+    const oct_image_set *test = &d->test;
     oct_qat_config cfg;
     int rc = quant_config(o, &cfg);
-    if (rc == CLI_OK &&
-        (oct_image_set_load_dir(&train, o->data, true) ||
-         oct_image_set_load_dir(&test, o->data, false) || mlp_model_enable_qat(&m, &cfg)))
-        rc = cli_fail(NULL);
+    if (rc == CLI_OK && mlp_model_enable_qat(&m, &cfg)) rc = cli_fail(NULL);
     int in = m.mlp.sizes[0];
-    if (rc == CLI_OK && train.rows * train.cols != in) {
-        fprintf(stderr, "octet: %s: %dx%d images, but the model %s takes %d inputs\n", o->data,
-                train.rows, train.cols, path, in);
-        rc = CLI_FAIL;
-    }
     oct_graph g;
     oct_graph_init(&g, 0, 0);
     oct_rng rng;
@@ -190,7 +234,7 @@ static int calibrate_mlp(const char *path, const cal_opts *o, cal_result *r) {
     if (rc == CLI_OK) {
         cli_set_threads(o->threads);
         oct_qat_mlp_set_threads(m.qat, o->threads);
-        if (!o->no_fp32) fp32 = mlp_model_evaluate(&m, &g, &test);
+        if (!o->no_fp32) fp32 = mlp_model_evaluate(&m, &g, test);
     }
     train.mean = m.mean;
     train.std = m.std;
@@ -216,7 +260,7 @@ static int calibrate_mlp(const char *path, const cal_opts *o, cal_result *r) {
     cli_progress_end(&bar);
     g.training = false;
     g.no_grad = false;
-    if (rc == CLI_OK) ptq = mlp_model_evaluate(&m, &g, &test);
+    if (rc == CLI_OK) ptq = mlp_model_evaluate(&m, &g, test);
     if (rc == CLI_OK && o->out && mlp_model_save(&m, o->out)) rc = cli_fail(NULL);
     *r = (cal_result){ptq.accuracy, fp32.accuracy};
     char wd[OCT_QAT_LAYER_BITS_LEN + 32];
@@ -227,8 +271,6 @@ static int calibrate_mlp(const char *path, const cal_opts *o, cal_result *r) {
                100 * ptq.accuracy, 100 * fp32.accuracy, o->out);
     oct_batcher_free(&batcher);
     oct_graph_free(&g);
-    oct_image_set_free(&train);
-    oct_image_set_free(&test);
     mlp_model_free(&m);
     return rc;
 }
@@ -236,42 +278,26 @@ static int calibrate_mlp(const char *path, const cal_opts *o, cal_result *r) {
 /* --sensitivity BITS: calibrates once as the flags say, then once per linear layer with that
  * layer alone at BITS-bit weights, and prints the layers by the damage they take, the worst
  * first: which layers a mixed-precision model (--layer-bits) should keep wide. */
-static int sensitivity(const char *path, cal_opts o, bool gpt) {
-    enum { MAX_LAYERS = 4 * 64 + 1 };
-    char names[MAX_LAYERS][32];
-    int n = 0;
-    if (gpt) {
-        gpt_model m;
-        if (gpt_model_load(&m, path)) return cli_fail(NULL);
-        n = 4 * m.gpt.cfg.n_layer + 1;
-        for (int j = 0; j < n && j < MAX_LAYERS; j++)
-            oct_gpt_linear_name(m.gpt.cfg.n_layer, j, names[j], sizeof names[j]);
-        gpt_model_free(&m);
-    } else {
-        mlp_model m;
-        if (mlp_model_load(&m, path)) return cli_fail(NULL);
-        n = m.mlp.n_layers;
-        for (int j = 0; j < n && j < MAX_LAYERS; j++)
-            snprintf(names[j], sizeof names[j], "fc%d", j);
-        mlp_model_free(&m);
-    }
-    if (n > MAX_LAYERS) return cli_fail("--sensitivity: more linear layers than it handles");
+static int sensitivity(const char *path, cal_opts o, const cal_data *d) {
+    bool gpt = d->gpt;
+    int n = d->n_linear;
     const char *user = o.layer_bits;
-    cal_result base, r[MAX_LAYERS];
-    int (*run)(const char *, const cal_opts *, cal_result *) = gpt ? calibrate_gpt : calibrate_mlp;
-    int rc = run(path, &o, &base);
+    cal_result base, r[CAL_MAX_LINEARS];
+    int (*run)(const char *, const cal_opts *, const cal_data *, cal_result *) =
+        gpt ? calibrate_gpt : calibrate_mlp;
+    int rc = run(path, &o, d, &base);
     char spec[OCT_QAT_LAYER_BITS_LEN + 64];
     o.no_fp32 = true;
     o.layer_bits = spec;
     for (int j = 0; j < n && rc == CLI_OK; j++) {
-        snprintf(spec, sizeof spec, "%s%s%s=%d", user ? user : "", user ? "," : "", names[j],
+        snprintf(spec, sizeof spec, "%s%s%s=%d", user ? user : "", user ? "," : "", d->names[j],
                  o.sensitivity);
-        fprintf(stderr, "octet: sensitivity %d/%d: %s at %d bits\n", j + 1, n, names[j],
+        fprintf(stderr, "octet: sensitivity %d/%d: %s at %d bits\n", j + 1, n, d->names[j],
                 o.sensitivity);
-        rc = run(path, &o, &r[j]);
+        rc = run(path, &o, d, &r[j]);
     }
     if (rc != CLI_OK) return rc;
-    int order[MAX_LAYERS];
+    int order[CAL_MAX_LINEARS];
     for (int j = 0; j < n; j++) order[j] = j;
     for (int a = 1; a < n; a++) /* by damage: GPT loss up, MLP accuracy down */
         for (int b = a; b > 0; b--) {
@@ -289,9 +315,9 @@ static int sensitivity(const char *path, cal_opts o, bool gpt) {
     for (int k = 0; k < n; k++) {
         const cal_result *x = &r[order[k]];
         if (gpt)
-            printf("  %-16s %12.4f %+10.4f\n", names[order[k]], x->quant, x->quant - base.quant);
+            printf("  %-16s %12.4f %+10.4f\n", d->names[order[k]], x->quant, x->quant - base.quant);
         else
-            printf("  %-16s %11.2f%% %+10.2f\n", names[order[k]], 100 * x->quant,
+            printf("  %-16s %11.2f%% %+10.2f\n", d->names[order[k]], 100 * x->quant,
                    100 * (x->quant - base.quant));
     }
     if (gpt)
@@ -369,8 +395,15 @@ int cmd_calibrate(int argc, char **argv) {
         return CLI_USAGE;
     }
     if (o.out && cli_check_output("-o", o.out)) return CLI_FAIL;
-    bool gpt = gpt_is_model(pos[0]);
-    cal_result r;
-    if (o.sensitivity) return sensitivity(pos[0], o, gpt);
-    return gpt ? calibrate_gpt(pos[0], &o, &r) : calibrate_mlp(pos[0], &o, &r);
+    cal_data *d = malloc(sizeof *d);
+    if (!d) return cli_fail("out of memory");
+    if ((rc = cal_data_load(pos[0], &o, d)) == CLI_OK) {
+        cal_result r;
+        rc = o.sensitivity ? sensitivity(pos[0], o, d)
+             : d->gpt      ? calibrate_gpt(pos[0], &o, d, &r)
+                           : calibrate_mlp(pos[0], &o, d, &r);
+        cal_data_free(d);
+    }
+    free(d);
+    return rc;
 }

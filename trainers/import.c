@@ -16,7 +16,6 @@ typedef struct import_opts {
     float mean, std;
     bool meta_vocab; /* vocab comes from the file's metadata, not from --text */
     oct_vocab vocab;
-    char gelu_buf[8], activation_buf[16];
 } import_opts;
 
 /* The vocabulary in metadata "vocab_bytes" (a JSON array of increasing byte values, as
@@ -38,39 +37,42 @@ static oct_status meta_vocab(const char *path, const char *json, oct_vocab *v) {
                     path);
 }
 
+/* The value of metadata key when flag was not given on the command line, else NULL. */
+static const char *unset_meta(const oct_st_file *f, const cli_cmd *cmd, const bool *seen,
+                              const char *flag, const char *key) {
+    for (int i = 0; i < cmd->n_flags; i++)
+        if (!strcmp(cmd->flags[i].name, flag)) return seen[i] ? NULL : oct_st_meta(f, key);
+    return NULL;
+}
+
 /* Settings the file's metadata records (written by `export --torch`), for the flags not given:
- * a GPT's n_head, gelu and vocab_bytes; an MLP's activation, mean and std. */
+ * a GPT's n_head, gelu and vocab_bytes; an MLP's activation, mean and std. Strings point into
+ * f, which must stay open while o is used. */
 static oct_status from_metadata(const oct_st_file *f, const cli_cmd *cmd, const bool *seen,
                                 import_opts *o) {
-    static const char *const keys[] = {"--heads", "n_head",      "--gelu",       "gelu",
-                                       "--text",  "vocab_bytes", "--activation", "activation",
-                                       "--mean",  "mean",        "--std",        "std"};
-    for (size_t k = 0; k < sizeof keys / sizeof *keys; k += 2) {
-        const char *v = oct_st_meta(f, keys[k + 1]);
-        int i = 0;
-        while (strcmp(cmd->flags[i].name, keys[k])) i++;
-        if (!v || seen[i]) continue;
-        char *end;
-        double x = strtod(v, &end);
-        bool number = *v && !*end;
-        if (!strcmp(keys[k], "--text")) {
-            oct_status s = meta_vocab(f->path, v, &o->vocab);
-            if (s != OCT_OK) return s;
-            o->meta_vocab = true;
-        } else if (!strcmp(keys[k], "--heads") && number && x >= 1 && x <= 4096 && x == (int)x) {
-            o->heads = (int)x;
-        } else if (!strcmp(keys[k], "--gelu") && strlen(v) < sizeof o->gelu_buf) {
-            o->gelu = strcpy(o->gelu_buf, v);
-        } else if (!strcmp(keys[k], "--activation") && strlen(v) < sizeof o->activation_buf) {
-            o->activation = strcpy(o->activation_buf, v);
-        } else if (!strcmp(keys[k], "--mean") && number) {
-            o->mean = (float)x;
-        } else if (!strcmp(keys[k], "--std") && number && x > 0) {
-            o->std = (float)x;
-        } else {
-            return oct_fail(OCT_EFORMAT, "%s: metadata '%s' = '%s' is not a valid %s", f->path,
-                            keys[k + 1], v, keys[k]);
-        }
+    const char *v, *bad = NULL;
+    char *end;
+    if ((v = unset_meta(f, cmd, seen, "--heads", "n_head"))) {
+        long h = strtol(v, &end, 10);
+        if (*end || h < 1 || h > 4096) bad = "n_head";
+        o->heads = (int)h;
+    }
+    if ((v = unset_meta(f, cmd, seen, "--mean", "mean"))) {
+        o->mean = strtof(v, &end);
+        if (*end || !*v) bad = "mean";
+    }
+    if ((v = unset_meta(f, cmd, seen, "--std", "std"))) {
+        o->std = strtof(v, &end);
+        if (*end || !(o->std > 0.0f)) bad = "std";
+    }
+    if ((v = unset_meta(f, cmd, seen, "--gelu", "gelu"))) o->gelu = v; /* checked by cli_gelu */
+    if ((v = unset_meta(f, cmd, seen, "--activation", "activation"))) o->activation = v;
+    if (bad)
+        return oct_fail(OCT_EFORMAT, "%s: metadata '%s' = '%s' is not valid", f->path, bad,
+                        oct_st_meta(f, bad));
+    if ((v = unset_meta(f, cmd, seen, "--text", "vocab_bytes"))) {
+        o->meta_vocab = true;
+        return meta_vocab(f->path, v, &o->vocab);
     }
     return OCT_OK;
 }
@@ -191,10 +193,12 @@ int cmd_import(int argc, char **argv) {
     oct_st_file f;
     if (oct_st_open(&f, pos[0])) return cli_fail(NULL);
     bool gpt = torch_import_is_gpt(&f);
-    oct_status s = from_metadata(&f, &cmd, seen, &o);
-    oct_st_close(&f);
-    if (s != OCT_OK) return cli_fail(NULL);
-    if ((rc = check_kind_flags(&cmd, seen, gpt, pos[0])) != CLI_OK) return rc;
-    if (cli_check_output("-o", o.out)) return CLI_FAIL;
-    return gpt ? import_gpt(pos[0], &o) : import_mlp(pos[0], &o);
+    if (from_metadata(&f, &cmd, seen, &o))
+        rc = cli_fail(NULL);
+    else if ((rc = check_kind_flags(&cmd, seen, gpt, pos[0])) == CLI_OK)
+        rc = cli_check_output("-o", o.out) ? CLI_FAIL
+             : gpt                         ? import_gpt(pos[0], &o)
+                                           : import_mlp(pos[0], &o);
+    oct_st_close(&f); /* after the import: o's strings may point into its metadata */
+    return rc;
 }

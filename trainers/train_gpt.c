@@ -66,6 +66,7 @@ typedef struct gpt_opts {
     int freeze_after;          /* observers freeze after this many QAT steps; -1: half of them */
     const char *weight_quant;  /* minmax | lsq */
     const char *act_quant;     /* ema | minmax | lsq */
+    oct_qat_config qat_cfg;    /* --qat: the configuration of the flags above (check_opts) */
 } gpt_opts;
 
 static int fail_flag(const char *flag) {
@@ -275,17 +276,7 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
 
 /* Adds the quantizer state (before the optimizer) from the --qat flags. */
 static int enable_qat(gpt_model *m, const gpt_opts *o) {
-    oct_qat_config cfg;
-    oct_qat_config_default(&cfg);
-    cfg.freeze_after = o->freeze_after;
-    cfg.embed_bits = o->embed_bits;
-    cfg.weight_bits = o->weight_bits;
-    cfg.act_bits = o->act_bits;
-    cfg.per_tensor_weights = o->per_tensor_weights;
-    if (oct_qat_wmode_parse(o->weight_quant, &cfg.weight_mode)) return fail_flag("--weight-quant");
-    if (oct_qat_amodes_parse(o->act_quant, &cfg)) return fail_flag("--act-quant");
-    if (cli_layer_bits("train gpt", o->layer_bits, &cfg)) return CLI_USAGE;
-    if (gpt_model_enable_qat(m, &cfg)) return fail_flag("--qat");
+    if (gpt_model_enable_qat(m, &o->qat_cfg)) return fail_flag("--qat");
     fprintf(stderr,
             "octet: QAT %d-bit%s weights (%s%s%s), %d-bit activations (%s), %s embeddings for the "
             "last %d steps, observers freeze after %d of them\n",
@@ -518,15 +509,20 @@ static int strip_run_flags(int argc, char **argv, char **out) {
     return n;
 }
 
-/* The narrowest weight bits of the --qat flags (--weight-bits, --layer-bits); --weight-bits when
- * --layer-bits is malformed (enable_qat reports it). */
-static int narrowest_bits(const gpt_opts *o) {
-    oct_qat_config c;
-    oct_qat_config_default(&c);
-    c.weight_bits = o->weight_bits;
-    if (o->layer_bits && strlen(o->layer_bits) < sizeof c.layer_bits)
-        strcpy(c.layer_bits, o->layer_bits);
-    return oct_qat_config_check(&c) == OCT_OK ? oct_qat_config_min_weight_bits(&c) : o->weight_bits;
+/* o->qat_cfg from the --qat flags (freeze_after resolved); a bad value is a usage error naming
+ * the flag, reported before any work. */
+static int qat_config(gpt_opts *o) {
+    oct_qat_config *cfg = &o->qat_cfg;
+    oct_qat_config_default(cfg);
+    cfg->freeze_after = o->freeze_after;
+    cfg->embed_bits = o->embed_bits;
+    cfg->weight_bits = o->weight_bits;
+    cfg->act_bits = o->act_bits;
+    cfg->per_tensor_weights = o->per_tensor_weights;
+    if (oct_qat_wmode_parse(o->weight_quant, &cfg->weight_mode)) return fail_flag("--weight-quant");
+    if (oct_qat_amodes_parse(o->act_quant, cfg)) return fail_flag("--act-quant");
+    if (cli_layer_bits("train gpt", o->layer_bits, cfg)) return CLI_USAGE;
+    return oct_qat_config_check(cfg) ? fail_flag("--qat") : CLI_OK;
 }
 
 /* The checks and derived defaults after parsing. */
@@ -551,10 +547,6 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
     if (o->stop_after && !o->checkpoint) {
         fprintf(stderr, "octet train gpt: --stop-after needs --checkpoint FILE\n");
         return CLI_USAGE;
-    }
-    if (o->from && !given(cmd, seen, "--lr")) {
-        int bits = o->qat ? narrowest_bits(o) : 8;
-        o->lr = bits <= 2 ? FROM_LR_2BIT : bits == 3 ? FROM_LR_3BIT : FROM_LR;
     }
     if (!given(cmd, seen, "--warmup") && o->warmup > o->steps / 10) o->warmup = o->steps / 10;
     if (o->warmup >= o->steps) {
@@ -585,7 +577,12 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
                 o->qat ? "expected 0 (float32) or 2..8" : "needs --qat");
         return CLI_USAGE;
     }
-    return CLI_OK;
+    int rc = o->qat ? qat_config(o) : CLI_OK;
+    if (rc == CLI_OK && o->from && !given(cmd, seen, "--lr")) {
+        int bits = o->qat ? oct_qat_config_min_weight_bits(&o->qat_cfg) : 8;
+        o->lr = bits <= 2 ? FROM_LR_2BIT : bits == 3 ? FROM_LR_3BIT : FROM_LR;
+    }
+    return rc;
 }
 
 /* o->options: the flags that define the run, after defaults, and the recipe's constants. */
