@@ -174,11 +174,9 @@ oct_status oct_image_set_load(oct_image_set *s, const char *images_path, const c
     if (st == OCT_OK && ldims[0] != idims[0])
         st = oct_fail(OCT_EFORMAT, "%s: %u labels, but %s holds %u images", labels_path, ldims[0],
                       images_path, idims[0]);
-    for (uint32_t i = 0; st == OCT_OK && i < ldims[0]; i++) {
-        if (labels[i] >= OCT_IMAGE_CLASSES)
-            st = oct_fail(OCT_EFORMAT, "%s: label %d of item %u is not in [0, %d)", labels_path,
-                          labels[i], i, OCT_IMAGE_CLASSES);
-    }
+    int max_label = 0;
+    for (uint32_t i = 0; st == OCT_OK && i < ldims[0]; i++)
+        max_label = labels[i] > max_label ? labels[i] : max_label;
     if (st != OCT_OK) {
         free(images);
         free(labels);
@@ -189,7 +187,7 @@ oct_status oct_image_set_load(oct_image_set *s, const char *images_path, const c
     s->n = idims[0];
     s->rows = (int)idims[1];
     s->cols = (int)idims[2];
-    s->n_classes = OCT_IMAGE_CLASSES;
+    s->n_classes = max_label + 1;
     s->mean = OCT_FASHION_MNIST_MEAN;
     s->std = OCT_FASHION_MNIST_STD;
     return OCT_OK;

@@ -122,6 +122,26 @@ ok() {
         echo "FAIL: $name: $*"; cat "$tmp/err"; fails=$((fails + 1))
     fi
 }
+# the classes come from the labels (here 0..25), the normalization from the training pixels
+mkdir -p "$tmp/tiny26" "$tmp/tinybig"
+cp "$tmp/tiny/"*images* "$tmp/tiny26/"
+printf '\x00\x00\x08\x01\x00\x00\x00\x04\x00\x19\x02\x03' >"$tmp/tiny26/train-labels-idx1-ubyte"
+cp "$tmp/tiny26/train-labels-idx1-ubyte" "$tmp/tiny26/t10k-labels-idx1-ubyte"
+ok "train mlp on 26 classes" "test accuracy" "$octet" train mlp --data "$tmp/tiny26" --epochs 1 \
+    --batch 2 --hidden 8 --save "$tmp/tiny26.safetensors"
+ok "26 classes, tiny pixels' statistics" "sizes = 4,8,26" "$octet" inspect "$tmp/tiny26.safetensors"
+ok "tiny pixels' mean 0.4706" "input_mean = 0.470600009" "$octet" inspect "$tmp/tiny26.safetensors"
+ok "tiny pixels' std 0.2892" "input_std = 0.289200008" "$octet" inspect "$tmp/tiny26.safetensors"
+expect 1 "classes" "$octet" eval "$tmp/tiny.safetensors" --data "$tmp/tiny26"
+cp "$tmp/tiny/"*images* "$tmp/tiny/train-labels-idx1-ubyte" "$tmp/tinybig/"
+cp "$tmp/tiny26/t10k-labels-idx1-ubyte" "$tmp/tinybig/"
+expect 1 "the test labels go up to 25, the training labels to 3" "$octet" train mlp \
+    --data "$tmp/tinybig" --epochs 1 --batch 2
+printf '\x00\x00\x08\x03\x00\x00\x00\x04\x00\x00\x00\x01\x00\x00\x00\x02\x01\x02\x03\x04\x05\x06\x07\x08' \
+    >"$tmp/tinybig/t10k-images-idx3-ubyte"
+cp "$tmp/tiny/t10k-labels-idx1-ubyte" "$tmp/tinybig/"
+expect 1 "the test images are 1x2, the training images 2x2" "$octet" train mlp \
+    --data "$tmp/tinybig" --epochs 1 --batch 2
 ok "train gpt" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --optim adamw --save "$tmp/g.safetensors"
 ok "train gpt --qat" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat --embed-bits 8 --threads 2 \
     --save "$tmp/gq.safetensors"

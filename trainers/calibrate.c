@@ -140,6 +140,10 @@ static int cal_data_load(const char *path, const cal_opts *o, cal_data *d) {
             fprintf(stderr, "octet: %s: %dx%d images, but the model %s takes %d inputs\n", o->data,
                     d->train.rows, d->train.cols, path, m.mlp.sizes[0]);
             rc = CLI_FAIL;
+        } else if (d->test.n_classes > m.mlp.sizes[m.mlp.n_layers]) {
+            fprintf(stderr, "octet: %s: test labels up to %d, but the model %s has %d classes\n",
+                    o->data, d->test.n_classes - 1, path, m.mlp.sizes[m.mlp.n_layers]);
+            rc = CLI_FAIL;
         }
         mlp_model_free(&m);
     }

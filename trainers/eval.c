@@ -64,9 +64,10 @@ int cmd_eval(int argc, char **argv) {
         mlp_model_free(&m);
         return cli_fail(NULL);
     }
-    if (test.rows * test.cols != m.mlp.sizes[0] || test.n_classes < m.mlp.sizes[m.mlp.n_layers]) {
-        fprintf(stderr, "octet: %s expects %d inputs, the data in %s has %d\n", pos[0],
-                m.mlp.sizes[0], data, test.rows * test.cols);
+    int classes = m.mlp.sizes[m.mlp.n_layers];
+    if (test.rows * test.cols != m.mlp.sizes[0] || test.n_classes > classes) {
+        fprintf(stderr, "octet: %s expects %d inputs and %d classes, the data in %s has %d and %d\n",
+                pos[0], m.mlp.sizes[0], classes, data, test.rows * test.cols, test.n_classes);
         rc = CLI_FAIL;
     } else {
         oct_graph g;
