@@ -605,12 +605,55 @@ static void shared_kernels_match_ops(void **state) {
     oct_graph_free(&g);
 }
 
-/* GELU (both forms) and the attention row have an AVX2 clone picked at run time. Whatever clone
- * runs here, whole-array calls equal element-by-element ones, and the attention row equals its
- * documented order of operations computed here with oct_nl_dot (baseline code) and expf. */
+/* The attention row of head size hs (n_head heads) over n keys stored transposed with stride
+ * kt_stride equals its documented order of operations, computed here with oct_nl_dot (baseline
+ * code) and expf from keys stored row by row. */
+static void attention_row_case(const float *x, const float *dy, int N, int hs, int n_head, int n,
+                               int kt_stride) {
+    int C = hs * n_head;
+    float *q = malloc(sizeof(float) * (size_t)C), *k = malloc(sizeof(float) * (size_t)n * C);
+    float *kt = malloc(sizeof(float) * (size_t)C * kt_stride);
+    float *v = malloc(sizeof(float) * (size_t)n * C), *p = malloc(sizeof(float) * n_head * n);
+    float *out = malloc(sizeof(float) * C), *want = calloc((size_t)C, sizeof(float));
+    float *s = malloc(sizeof(float) * n);
+    for (int i = 0; i < C; i++) q[i] = x[i % N] * 0.3f;
+    for (int i = 0; i < n * C; i++) k[i] = x[(i * 7) % N] * 0.2f, v[i] = dy[(i * 3) % N];
+    for (int i = 0; i < C * kt_stride; i++) kt[i] = NAN; /* columns past n: read, never used */
+    for (int u = 0; u < n; u++)
+        for (int d = 0; d < C; d++) kt[d * kt_stride + u] = k[u * C + d];
+    oct_nl_attention_row(q, kt, kt_stride, v, C, n, C, n_head, p, n, out);
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int h = 0; h < n_head; h++) {
+        float mx = -INFINITY, sum = 0.0f;
+        for (int u = 0; u < n; u++) {
+            s[u] = oct_nl_dot(q + h * hs, k + u * C + h * hs, hs) * scale;
+            mx = s[u] > mx ? s[u] : mx;
+        }
+        for (int u = 0; u < n; u++) {
+            s[u] = expf(s[u] - mx);
+            sum += s[u];
+        }
+        float inv = 1.0f / sum;
+        for (int u = 0; u < n; u++) {
+            float pu = s[u] * inv;
+            assert_memory_equal(&p[h * n + u], &pu, sizeof pu);
+            for (int i = 0; i < hs; i++) want[h * hs + i] += pu * v[u * C + h * hs + i];
+        }
+    }
+    if (memcmp(out, want, sizeof(float) * C))
+        print_error("attention row: hs %d, %d heads, %d keys, stride %d\n", hs, n_head, n,
+                    kt_stride);
+    assert_memory_equal(out, want, sizeof(float) * C);
+    free(q), free(k), free(kt), free(v), free(p), free(out), free(want), free(s);
+}
+
+/* GELU (both forms) and the attention row have clones picked at run time. Whatever clone runs
+ * here, whole-array calls equal element-by-element ones, and the attention row equals its
+ * documented order of operations, for head sizes with and without a tail past the vector
+ * blocks (16, 30, 32, 40, 64, 3), keys in full blocks of 16, past them and reading past n. */
 static void row_kernels_any_vector_width(void **state) {
     (void)state;
-    enum { N = 1031, C = 64, H = 2, HS = C / H, U = 37 };
+    enum { N = 1031 };
     static float x[N], dy[N], y[N], dx[N];
     for (int i = 0; i < N; i++) {
         x[i] = sinf((float)i * 0.7f) * 6.0f;
@@ -631,27 +674,12 @@ static void row_kernels_any_vector_width(void **state) {
             assert_memory_equal(&b, &dx[i], sizeof b);
         }
     }
-    static float q[C], k[U * C], v[U * C], p[H * U], out[C], want[C];
-    for (int i = 0; i < C; i++) q[i] = x[i] * 0.3f;
-    for (int i = 0; i < U * C; i++) k[i] = x[(i * 7) % N] * 0.2f, v[i] = dy[(i * 3) % N];
-    oct_nl_attention_row(q, k, v, C, U, C, H, p, U, out);
-    float scale = 1.0f / sqrtf((float)HS);
-    for (int h = 0; h < H; h++) {
-        float s[U], mx = -INFINITY, sum = 0.0f;
-        for (int u = 0; u < U; u++) {
-            s[u] = oct_nl_dot(q + h * HS, k + u * C + h * HS, HS) * scale;
-            mx = s[u] > mx ? s[u] : mx;
-        }
-        for (int u = 0; u < U; u++) {
-            s[u] = expf(s[u] - mx);
-            sum += s[u];
-        }
-        float inv = 1.0f / sum;
-        for (int i = 0; i < HS; i++) want[h * HS + i] = 0.0f;
-        for (int u = 0; u < U; u++)
-            for (int i = 0; i < HS; i++) want[h * HS + i] += s[u] * inv * v[u * C + h * HS + i];
-    }
-    assert_memory_equal(out, want, sizeof out);
+    static const int cases[][4] = {/* hs, heads, keys, kt_stride */
+                                   {32, 2, 37, 37}, {32, 4, 37, 48}, {16, 1, 1, 1},
+                                   {30, 3, 16, 16}, {40, 2, 50, 64}, {64, 1, 33, 40},
+                                   {3, 2, 20, 128}, {32, 4, 128, 128}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        attention_row_case(x, dy, N, cases[c][0], cases[c][1], cases[c][2], cases[c][3]);
 }
 
 int main(void) {

@@ -365,7 +365,7 @@ typedef struct oct_i8_gpt_cache {
     const oct_i8_gpt *m; /* borrowed */
     int max_rows, len;   /* positions [0, len) are cached */
     int threads;         /* int8 GEMM threads (0 = all CPUs), default 1 */
-    float *k, *v;        /* (L, T_max, C) dequantized keys and values */
+    float *k, *v;        /* dequantized keys (L, C, T_max: transposed) and values (L, T_max, C) */
     float *x, *h, *f;    /* (max_rows, C) residual, (max_rows, max(3C, M)) x2 scratch */
     float *p;            /* (n_head, T_max) attention probabilities */
     uint8_t *a, *y;      /* (max_rows, max(3C, M, C)) codes */

@@ -37,14 +37,17 @@ void oct_nl_gelu_erf_backward(const float *x /* (n) */, const float *dy /* (n) *
 
 /* Causal attention of one query row over n keys (n >= 1), all heads: head h owns columns
  * [h hs, (h+1) hs) of q, k and v (hs = C / n_head). Per head: s_u = dot(q_h, k_u,h) * (1 /
- * sqrtf(hs)) for u = 0..n-1 (each dot product summed by oct_nl_dot), p = softmax(s) (maximum
- * subtracted, expf, sum from u = 0 up, multiplied by the reciprocal of the sum), out_h =
- * sum_u p_u v_u,h (from u = 0 up). Row u of k and v starts at k + u * kv_stride. p receives the
- * probabilities: p + h * p_stride holds head h's n values. */
-void oct_nl_attention_row(const float *q /* (C) */, const float *k /* (n, kv_stride) */,
-                          const float *v /* (n, kv_stride) */, int64_t kv_stride, int n, int C,
-                          int n_head, float *p /* (n_head, p_stride) */, int64_t p_stride,
-                          float *out /* (C) */);
+ * sqrtf(hs)) for u = 0..n-1 (each dot product summed in oct_nl_dot's order), p = softmax(s)
+ * (maximum subtracted, expf, sum from u = 0 up, each multiplied by the reciprocal of the sum),
+ * out_h = sum_u p_u v_u,h (from u = 0 up). The keys are stored transposed: key u's component d
+ * is kt[d * kt_stride + u], n <= kt_stride, and all kt_stride columns of kt's rows are readable
+ * (a block of keys may read columns past n, and ignores them). The dot products then run over
+ * 16 keys at a time in full vector lanes, without a horizontal sum per key. Row u of v starts
+ * at v + u * v_stride. p receives the probabilities: p + h * p_stride holds head h's n values. */
+void oct_nl_attention_row(const float *q /* (C) */, const float *kt /* (C, kt_stride) */,
+                          int64_t kt_stride, const float *v /* (n, v_stride) */, int64_t v_stride,
+                          int n, int C, int n_head, float *p /* (n_head, p_stride) */,
+                          int64_t p_stride, float *out /* (C) */);
 
 /* Dot product of a and b (n) in a fixed order: eight running sums over i = j mod 8, added in a
  * fixed tree, then the tail. */

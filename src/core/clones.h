@@ -3,8 +3,7 @@
  * CPU has (cpuid) when the program loads. The clones compute the baseline's bits exactly: ISO C
  * mode (-std=c11) keeps floating-point contraction (FMA) off, the code fixes the order of every
  * operation (explicit lanes for sums), and IEEE operations give the same results at any vector
- * width. OCT_CLONES_AVX2 stops at AVX2, for loops over short rows that the 512-bit clone slows
- * down (measured: the attention row, whose heads are 32 wide in the default GPT). Other
+ * width. Other
  * compilers, and `meson setup -Dclones=false` (OCT_NO_CLONES), get the portable build only;
  * tests/same_bits.sh checks that both builds write the same bytes. */
 #ifndef OCTET_CORE_CLONES_H
@@ -12,10 +11,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(OCT_NO_CLONES)
 #define OCT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#define OCT_CLONES_AVX2 __attribute__((target_clones("avx2", "default")))
 #else
 #define OCT_CLONES
-#define OCT_CLONES_AVX2
 #endif
 
 #endif

@@ -207,7 +207,7 @@ oct_status oct_i8_gpt_cache_init(oct_i8_gpt_cache *c, const oct_i8_gpt *m, int m
     c->m = m;
     c->max_rows = max_rows;
     c->threads = 1;
-    c->k = malloc(L * T * C * sizeof *c->k);
+    c->k = calloc(L * T * C, sizeof *c->k); /* blocks of keys read past the last one */
     c->v = malloc(L * T * C * sizeof *c->v);
     c->x = malloc(R * C * sizeof *c->x);
     c->h = malloc(R * wide * sizeof *c->h);
@@ -322,17 +322,17 @@ static void run_chunk(oct_i8_gpt_cache *c, const int32_t *ids, int n, int32_t *l
     for (int i = 0; i < m->n_layer; i++) {
         int j = OCT_I8_GPT_PER_BLOCK * i;
         const float *ln = m->ln + (int64_t)i * 4 * C;
-        float *kl = c->k + (int64_t)i * T * C, *vl = c->v + (int64_t)i * T * C;
+        float *kl = c->k + (int64_t)i * C * T, *vl = c->v + (int64_t)i * T * C;
         layernorm(m, ln, x, n, h);
         linear(c, j + QKV, h, n, f); /* (n,3C) */
         for (int r = 0; r < n; r++) {
             const float *row = f + (int64_t)r * 3 * C;
-            memcpy(kl + (int64_t)(t0 + r) * C, row + C, (size_t)C * sizeof(float));
+            for (int d = 0; d < C; d++) kl[(int64_t)d * T + t0 + r] = row[C + d];
             memcpy(vl + (int64_t)(t0 + r) * C, row + 2 * C, (size_t)C * sizeof(float));
         }
         for (int r = 0; r < n; r++)
-            oct_nl_attention_row(f + (int64_t)r * 3 * C, kl, vl, C, t0 + r + 1, C, m->n_head, c->p,
-                                 T, h + (int64_t)r * C);
+            oct_nl_attention_row(f + (int64_t)r * 3 * C, kl, T, vl, C, t0 + r + 1, C, m->n_head,
+                                 c->p, T, h + (int64_t)r * C);
         linear(c, j + PROJ, h, n, f);
         residual(x, f, (int64_t)n * C);
         layernorm(m, ln + 2 * C, x, n, h);

@@ -123,12 +123,15 @@ oct_tensor *oct_attention_rows(oct_graph *g, oct_tensor *qkv, int n_head) {
     int64_t natt = save ? (int64_t)B * n_head * T * T : (int64_t)n_head * T;
     float *att = save ? oct_arena_calloc(&g->arena, (size_t)natt * sizeof(float))
                       : oct_arena_alloc(&g->arena, (size_t)natt * sizeof(float));
+    float *kt = oct_arena_alloc(&g->arena, (size_t)C * T * sizeof(float)); /* (C,T) */
     for (int b = 0; b < B; b++) {
         const float *base = qkv->data + (int64_t)b * T * C3; /* (T,3C) */
+        for (int t = 0; t < T; t++)
+            for (int d = 0; d < C; d++) kt[(int64_t)d * T + t] = base[(int64_t)t * C3 + C + d];
         for (int t = 0; t < T; t++) {
             float *p = save ? att + ((int64_t)b * n_head * T + t) * T : att;
-            oct_nl_attention_row(base + (int64_t)t * C3, base + C, base + 2 * C, C3, t + 1, C,
-                                 n_head, p, save ? (int64_t)T * T : T,
+            oct_nl_attention_row(base + (int64_t)t * C3, kt, T, base + 2 * C, C3, t + 1, C, n_head,
+                                 p, save ? (int64_t)T * T : T,
                                  out->data + ((int64_t)b * T + t) * C);
         }
     }

@@ -144,33 +144,86 @@ float oct_nl_dot(const float *a, const float *b, int n) {
     return dot8(a, b, n);
 }
 
-/* AVX2 at most: the AVX-512 clone made int8 generation about 10% slower (heads of 32). */
-OCT_CLONES_AVX2 void oct_nl_attention_row(const float *q, const float *k, const float *v,
-                                          int64_t kv_stride, int n, int C, int n_head, float *p,
-                                          int64_t p_stride, float *out) {
-    OCT_ASSERT(n >= 1 && n_head > 0 && C % n_head == 0);
-    int hs = C / n_head;
+/* 16 floats as one GCC/Clang generic vector: elementwise IEEE operations, so the same bits as
+ * the scalar code at any width (one AVX-512 register, two AVX2 ones, four SSE ones, or scalars
+ * on other machines). */
+typedef float v16f __attribute__((vector_size(64)));
+/* The same, read from any float address. */
+typedef float v16f_u __attribute__((vector_size(64), aligned(4), may_alias));
+#define LOAD16(x) (*(const v16f_u *)(x))
+
+/* oh[0, 16 nv) = sum_u p_u v_u from u = 0 up, in nv (1, 2 or 4: a constant once inlined)
+ * independent vector accumulators. */
+static inline __attribute__((always_inline)) void weighted_sum(const float *p, int n,
+                                                               const float *v, int64_t v_stride,
+                                                               int nv, float *oh) {
+    v16f acc[4] = {{0}, {0}, {0}, {0}};
+    for (int u = 0; u < n; u++)
+        for (int k = 0; k < nv; k++) acc[k] += p[u] * LOAD16(v + u * v_stride + 16 * k);
+    memcpy(oh, acc, (size_t)nv * sizeof acc[0]);
+}
+
+/* Softmax of head h's n scores in ph (maximum mx already found), then out_h = sum_u p_u v_u,
+ * each output summed from u = 0 up, 16 outputs at a time in one vector accumulator. */
+static inline __attribute__((always_inline)) void softmax_values(float *ph, int n, float mx, const float *v, int64_t v_stride,
+                                  int hs, float *oh) {
+    float sum = 0.0f;
+    for (int u = 0; u < n; u++) {
+        ph[u] = expf(ph[u] - mx);
+        sum += ph[u];
+    }
+    float inv = 1.0f / sum;
+    for (int u = 0; u < n; u++) ph[u] = ph[u] * inv;
+    int i0 = 0;
+    for (; i0 + 64 <= hs; i0 += 64) weighted_sum(ph, n, v + i0, v_stride, 4, oh + i0);
+    if (hs - i0 >= 32) {
+        weighted_sum(ph, n, v + i0, v_stride, 2, oh + i0);
+        i0 += 32;
+    }
+    if (hs - i0 >= 16) {
+        weighted_sum(ph, n, v + i0, v_stride, 1, oh + i0);
+        i0 += 16;
+    }
+    for (; i0 < hs; i0++) {
+        float acc = 0.0f;
+        for (int u = 0; u < n; u++) acc += ph[u] * v[u * v_stride + i0];
+        oh[i0] = acc;
+    }
+}
+
+/* Keys in blocks of 16, one vector lane each: dot8's eight lane sums are eight vectors, added in
+ * dot8's tree without a horizontal sum per key. */
+OCT_CLONES void oct_nl_attention_row(const float *q, const float *kt, int64_t kt_stride,
+                                        const float *v, int64_t v_stride, int n, int C,
+                                        int n_head, float *p, int64_t p_stride, float *out) {
+    OCT_ASSERT(n >= 1 && n <= kt_stride && n_head > 0 && C % n_head == 0);
+    int hs = C / n_head, full = hs / 8 * 8;
     float scale = 1.0f / sqrtf((float)hs);
     for (int h = 0; h < n_head; h++) {
-        const float *qh = q + h * hs;
-        float *ph = p + h * p_stride, *oh = out + h * hs;
-        float mx = -INFINITY;
-        for (int u = 0; u < n; u++) {
-            ph[u] = dot8(qh, k + u * kv_stride + h * hs, hs) * scale;
-            mx = ph[u] > mx ? ph[u] : mx;
+        const float *qh = q + h * hs, *kh = kt + h * hs * kt_stride;
+        float *ph = p + h * p_stride, mx = -INFINITY;
+        /* Blocks of 16 keys while they fit in a row of kt (a last block past n reads columns
+         * of kt it then ignores), one key at a time after that. */
+        int u0 = 0;
+        for (; u0 < n && u0 + 16 <= kt_stride; u0 += 16) {
+            v16f s[8] = {{0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}};
+            for (int i = 0; i < full; i += 8)
+                for (int j = 0; j < 8; j++)
+                    s[j] += qh[i + j] * LOAD16(kh + (i + j) * kt_stride + u0);
+            v16f r = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+            for (int i = full; i < hs; i++) r += qh[i] * LOAD16(kh + i * kt_stride + u0);
+            r *= scale;
+            memcpy(ph + u0, &r, (size_t)(n - u0 < 16 ? n - u0 : 16) * sizeof(float));
         }
-        float sum = 0.0f;
-        for (int u = 0; u < n; u++) {
-            ph[u] = expf(ph[u] - mx);
-            sum += ph[u];
+        for (; u0 < n; u0++) {
+            float s[8] = {0};
+            for (int j = 0; j < 8; j++)
+                for (int i = j; i < full; i += 8) s[j] += qh[i] * kh[i * kt_stride + u0];
+            float r = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+            for (int i = full; i < hs; i++) r += qh[i] * kh[i * kt_stride + u0];
+            ph[u0] = r * scale;
         }
-        float inv = 1.0f / sum;
-        for (int i = 0; i < hs; i++) oh[i] = 0.0f;
-        for (int u = 0; u < n; u++) {
-            const float *vu = v + u * kv_stride + h * hs;
-            float pu = ph[u] * inv;
-            ph[u] = pu;
-            for (int i = 0; i < hs; i++) oh[i] += pu * vu[i];
-        }
+        for (int u = 0; u < n; u++) mx = ph[u] > mx ? ph[u] : mx;
+        softmax_values(ph, n, mx, v + h * hs, v_stride, hs, out + h * hs);
     }
 }
