@@ -346,6 +346,22 @@ ok "export calibrated pow2" "int8" "$octet" export "$tmp/gcp.safetensors" -o "$t
 ok "eval --compare calibrated pow2" "bit-identical at 32/32 positions" "$octet" eval --int8 \
     "$tmp/gcp8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
     --compare "$tmp/gcp.safetensors"
+# histogram calibration: ranges of least squared error (not min-max's), an export that matches
+# bit for bit; QAT refuses it
+for a in minmax hist; do
+    ok "calibrate --act-quant $a" "($a observers" "$octet" calibrate "$tmp/g.safetensors" \
+        --text "$tmp/tiny.txt" --batches 2 --act-quant $a --act-bits 4 -o "$tmp/gh-$a.safetensors"
+    "$octet" export "$tmp/gh-$a.safetensors" -o "$tmp/gh8-$a.safetensors" >/dev/null
+    "$octet" inspect "$tmp/gh8-$a.safetensors" | grep -v "safetensors" >"$tmp/gh-$a.txt"
+done
+cmp -s "$tmp/gh-minmax.txt" "$tmp/gh-hist.txt" &&
+    { echo "FAIL: calibrate --act-quant hist gives min-max's ranges"; fails=$((fails + 1)); }
+ok "eval --compare calibrated hist" "bit-identical at 32/32 positions" "$octet" eval --int8 \
+    "$tmp/gh8-hist.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
+    --compare "$tmp/gh-hist.safetensors"
+expect 2 "--act-quant hist: only for \`octet calibrate\`" "$octet" train gpt "${gpt_flags[@]}" \
+    --qat --act-quant hist
+expect 2 "--act-quant hist: only for" "$octet" train mlp --qat --act-quant ema,hist,ema
 expect 2 "--weight-quant 'lsq'" "$octet" calibrate "$tmp/g.safetensors" --weight-quant lsq \
     --text "$tmp/tiny.txt" -o "$tmp/cal.safetensors"
 expect 2 "-o" "$octet" calibrate "$tmp/g.safetensors" --text "$tmp/tiny.txt"

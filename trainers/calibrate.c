@@ -60,8 +60,9 @@ static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
     cfg->weight_bits = o->weight_bits;
     cfg->act_bits = o->act_bits;
     cfg->per_tensor_weights = o->per_tensor_weights;
-    if (strcmp(o->act_quant, "minmax") && strcmp(o->act_quant, "ema")) {
-        fprintf(stderr, "octet calibrate: --act-quant '%s': expected minmax or ema\n",
+    if (strcmp(o->act_quant, "minmax") && strcmp(o->act_quant, "ema") &&
+        strcmp(o->act_quant, "hist")) {
+        fprintf(stderr, "octet calibrate: --act-quant '%s': expected minmax, ema or hist\n",
                 o->act_quant);
         return CLI_USAGE;
     }
@@ -352,8 +353,9 @@ int cmd_calibrate(int argc, char **argv) {
         {"--batches", CLI_INT, &o.batches,
          "calibration batches (GPT: 32 training windows each; MLP: 256 training images)", 1, 1e6},
         {"--act-quant", CLI_STR, &o.act_quant,
-         "activation observers: ema (a moving average of the batches' ranges) or minmax (the "
-         "range of all batches)",
+         "activation observers: ema (a moving average of the batches' ranges), minmax (the "
+         "range of all batches) or hist (the range of least squared error over a histogram of "
+         "all values)",
          0, 0},
         {"--weight-quant", CLI_STR, &o.weight_quant,
          "weights: minmax (uniform), pow2 (powers of two, 2..4 bits) or kmeans (a codebook of "

@@ -357,6 +357,22 @@ int cli_layer_bits(const char *cmd, const char *value, oct_qat_config *cfg) {
     return CLI_USAGE;
 }
 
+int cli_train_act_quant(const char *cmd, const char *value, oct_qat_config *cfg) {
+    if (oct_qat_amodes_parse(value, cfg)) {
+        fprintf(stderr, "octet %s: --act-quant: %s\n", cmd, oct_last_error());
+        return CLI_USAGE;
+    }
+    for (int i = 0; i < cfg->n_act_modes; i++)
+        if (cfg->act_mode[i] == OCT_QAT_A_HIST) {
+            fprintf(stderr,
+                    "octet %s: --act-quant hist: only for `octet calibrate` (post-training); "
+                    "QAT observes with ema, minmax, lsq or pact\n",
+                    cmd);
+            return CLI_USAGE;
+        }
+    return CLI_OK;
+}
+
 long long cli_file_size(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 ? (long long)st.st_size : -1;

@@ -70,6 +70,10 @@ typedef enum {
     OCT_QAT_A_MINMAX, /* running min-max observer (asymmetric) */
     OCT_QAT_A_LSQ,    /* learned step s; z from the range of the first batch (0 after ReLU) */
     OCT_QAT_A_PACT,   /* learned clipping level alpha, s = alpha / qmax, z = 0 (ReLU outputs) */
+    /* Post-training calibration only (octet calibrate): a running min-max range while observing,
+     * and a histogram of the values (oct_histogram); when the observers freeze, the range
+     * becomes the histogram's least-squared-error one (oct_histogram_range). */
+    OCT_QAT_A_HIST,
     OCT_QAT_A_COUNT
 } oct_qat_amode;
 
@@ -84,6 +88,7 @@ typedef struct oct_act_quant {
     oct_tensor *lo, *hi; /* (1) observed range */
     oct_tensor *scale;   /* (1) LSQ step, else NULL */
     oct_tensor *alpha;   /* (1) PACT clipping level, else NULL */
+    oct_histogram hist;  /* HIST: the values seen while observing (not saved), else empty */
     /* The ranges data-parallel shards saw this step, pending oct_act_quant_commit (empty:
      * +Inf, -Inf). */
     float shard_lo[OCT_DP_MAX_SHARDS], shard_hi[OCT_DP_MAX_SHARDS];
@@ -124,7 +129,8 @@ void oct_qat_linear_free(oct_qat_linear *l);
  * or an LSQ step / PACT level that is not initialized yet. */
 bool oct_act_quant_observing(const oct_act_quant *q);
 /* True when q has no parameters yet: an observer that has seen no data, an LSQ step or PACT
- * level not initialized. The first batch sets them, on one graph. */
+ * level not initialized. The first batch sets them, on one graph. Also true while a histogram
+ * (HIST) observes: it counts every value, on one graph. */
 bool oct_act_quant_needs_init(const oct_act_quant *q);
 /* True when a training forward pass of l must see the whole batch on one graph: a quantizer it
  * updates needs initialization (oct_act_quant_needs_init), or its LSQ weight steps do. */

@@ -216,6 +216,31 @@ void oct_finite_range(const float *x /* (n) */, int64_t n, float *lo, float *hi)
 oct_status oct_observer_qparams(const oct_observer *o, const oct_qscheme *q,
                                 float *scale /* (nch) */, int32_t *zero_point /* (nch) */);
 
+/* Histogram calibration (post-training quantization): a histogram of the finite values seen,
+ * OCT_HIST_BINS bins of equal width over a range that grows to fit the data (doubling its
+ * width, downwards or upwards, which merges pairs of bins exactly), and the range [lo, hi] whose
+ * quantization minimizes the expected squared error over that histogram: each bin's values,
+ * spread evenly over the bin, go to the code that rounding or clipping to oct_quant_params(lo,
+ * hi) gives their bin's centre. The search tries every pair of bin edges 64 bins apart, then
+ * pairs 8 and 1 bins apart around the best: the range PyTorch's HistogramObserver looks for,
+ * found by a grid search instead of greedily. */
+#define OCT_HIST_BINS 2048
+
+typedef struct oct_histogram {
+    double *count; /* (OCT_HIST_BINS), caller-owned */
+    double lo;     /* bin k holds [lo + k width, lo + (k + 1) width) */
+    double width;
+    double total; /* values counted; 0: empty (lo and width unset) */
+} oct_histogram;
+
+/* Points h at count (OCT_HIST_BINS doubles) and empties it. */
+void oct_histogram_init(oct_histogram *h, double *count);
+/* Counts the finite values of x (n). */
+void oct_histogram_add(oct_histogram *h, const float *x /* (n) */, int64_t n);
+/* The range [*lo, *hi] of least expected squared error under q (above). Leaves them unchanged
+ * when h is empty. */
+void oct_histogram_range(const oct_histogram *h, const oct_qscheme *q, float *lo, float *hi);
+
 /* ---- training helpers: STE, LSQ, PACT ------------------------------------------------------- */
 
 /* Straight-through estimator mask for d fake_quant(x) / dx: true when rint(x / s) + z lies in

@@ -41,6 +41,8 @@ void oct__qat_act_init(oct_act_quant *a, const char *prefix, oct_qat_amode mode,
                       mode == OCT_QAT_A_EMA ? cfg->momentum : 0.0f);
     if (mode == OCT_QAT_A_LSQ) a->scale = scalar(arena, params, true, prefix, "scale", st);
     if (mode == OCT_QAT_A_PACT) a->alpha = scalar(arena, params, true, prefix, "alpha", st);
+    if (mode == OCT_QAT_A_HIST)
+        oct_histogram_init(&a->hist, oct_arena_alloc(arena, OCT_HIST_BINS * sizeof(double)));
     for (int k = 0; k < OCT_DP_MAX_SHARDS; k++) {
         a->shard_lo[k] = INFINITY;
         a->shard_hi[k] = -INFINITY;
@@ -81,7 +83,10 @@ void oct__qat_acts_sync_frozen(oct_act_quant *acts, int n, bool freeze) {
     for (int i = 0; i < n; i++) {
         oct_act_quant *a = &acts[i];
         bool frozen = a->mode == OCT_QAT_A_LSQ ? a->scale->data[0] != 0.0f : freeze;
-        if (a->obs.frozen != frozen) a->obs.frozen = frozen; /* no write in steady state */
+        if (a->obs.frozen == frozen) continue; /* no write in steady state */
+        if (frozen && a->mode == OCT_QAT_A_HIST) /* calibration ends: the histogram's range */
+            oct_histogram_range(&a->hist, &a->scheme, a->lo->data, a->hi->data);
+        a->obs.frozen = frozen;
     }
 }
 

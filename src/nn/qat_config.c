@@ -20,6 +20,7 @@ static const char *const amode_names[] = {
     [OCT_QAT_A_MINMAX] = "minmax",
     [OCT_QAT_A_LSQ] = "lsq",
     [OCT_QAT_A_PACT] = "pact",
+    [OCT_QAT_A_HIST] = "hist",
 };
 _Static_assert(sizeof amode_names / sizeof amode_names[0] == OCT_QAT_A_COUNT, "act modes");
 

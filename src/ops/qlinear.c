@@ -18,6 +18,7 @@ void oct_act_quant_params(const oct_act_quant *q, float *s, int32_t *z) {
     switch (q->mode) {
     case OCT_QAT_A_EMA:
     case OCT_QAT_A_MINMAX:
+    case OCT_QAT_A_HIST:
         oct_observer_qparams(&q->obs, &q->scheme, s, z);
         return;
     case OCT_QAT_A_LSQ: {
@@ -122,9 +123,11 @@ void oct_qat_linear_free(oct_qat_linear *l) {
 }
 
 bool oct_act_quant_needs_init(const oct_act_quant *q) {
-    /* LSQ and PACT observe only until initialized; an observer needs init until its first data. */
+    /* LSQ and PACT observe only until initialized; an observer needs init until its first data;
+     * a histogram needs every value, which data-parallel shards do not share. */
     return oct_act_quant_observing(q) &&
-           (q->mode == OCT_QAT_A_LSQ || q->mode == OCT_QAT_A_PACT || q->obs.lo[0] > q->obs.hi[0]);
+           (q->mode == OCT_QAT_A_LSQ || q->mode == OCT_QAT_A_PACT ||
+            q->mode == OCT_QAT_A_HIST || q->obs.lo[0] > q->obs.hi[0]);
 }
 
 bool oct_qat_linear_needs_whole_batch(const oct_qat_linear *l) {
@@ -157,6 +160,7 @@ static void act_observe(oct_act_quant *q, const float *x /* (n) */, int64_t n) {
         return;
     }
     oct_observer_update(&q->obs, x, n);
+    if (q->mode == OCT_QAT_A_HIST) oct_histogram_add(&q->hist, x, n);
     if (q->mode != OCT_QAT_A_LSQ) return;
     q->obs.frozen = true; /* LSQ: the first batch's range fixes z */
     float unused;

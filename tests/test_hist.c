@@ -1,0 +1,120 @@
+/* Tests for the histogram calibration of include/octet/quant.h: the histogram keeps every
+ * finite value in a bin that covers it while its range grows, and the least-squared-error range
+ * beats min-max (clipping the tails at few bits) and keeps a uniform distribution whole. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "octet/quant.h"
+#include "octet/tensor.h"
+
+static double counts[OCT_HIST_BINS];
+
+/* The mean squared error of quantizing x (n) with the range [lo, hi] under q. */
+static double quant_mse(const float *x, int n, const oct_qscheme *q, float lo, float hi) {
+    float s;
+    int32_t z;
+    assert_int_equal(oct_quant_params(q, lo, hi, &s, &z), OCT_OK);
+    double e = 0;
+    for (int i = 0; i < n; i++) {
+        double d = x[i] - oct_fake_quant(x[i], s, z, q->qmin, q->qmax);
+        e += d * d;
+    }
+    return e / n;
+}
+
+/* Batches that widen the range downwards and upwards: every value stays in a counted bin inside
+ * the range, nothing is lost, non-finite values are skipped. */
+static void growth_keeps_every_value(void **state) {
+    (void)state;
+    enum { N = 3000 };
+    static float x[N];
+    oct_rng r;
+    oct_rng_seed(&r, 7, 0);
+    oct_histogram h;
+    oct_histogram_init(&h, counts);
+    const float scale[3] = {1.0f, 40.0f, 3000.0f}, shift[3] = {0.5f, -30.0f, 900.0f};
+    for (int b = 0; b < 3; b++) {
+        for (int i = 0; i < N / 3; i++)
+            x[b * N / 3 + i] = shift[b] + scale[b] * (oct_rng_uniform(&r) - 0.5f);
+        oct_histogram_add(&h, x + b * N / 3, N / 3);
+    }
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    oct_histogram_add(&h, bad, 3);
+    assert_true(h.total == N);
+    double sum = 0;
+    for (int k = 0; k < OCT_HIST_BINS; k++) sum += counts[k];
+    assert_true(sum == N);
+    for (int i = 0; i < N; i++) {
+        double k = floor((x[i] - h.lo) / h.width);
+        assert_true(k >= 0 && k <= OCT_HIST_BINS);
+        assert_true(counts[k < OCT_HIST_BINS ? (int)k : OCT_HIST_BINS - 1] > 0);
+    }
+}
+
+/* Gaussian values: at every width from 2 to 8 bits the histogram's range quantizes them with
+ * no larger an error than their min-max range, and at 2 to 4 bits it clips the tails, with a
+ * clearly smaller error. */
+static void range_beats_minmax(void **state) {
+    (void)state;
+    enum { N = 100000 };
+    static float x[N];
+    oct_rng r;
+    oct_rng_seed(&r, 3, 0);
+    for (int i = 0; i < N; i++) x[i] = oct_rng_normal(&r);
+    oct_histogram h;
+    oct_histogram_init(&h, counts);
+    oct_histogram_add(&h, x, N);
+    float mn, mx;
+    oct_finite_range(x, N, &mn, &mx);
+    for (int bits = 2; bits <= 8; bits++) {
+        oct_qscheme q;
+        assert_int_equal(oct_qscheme_init(&q, bits, false, false, false, false), OCT_OK);
+        float lo = 0, hi = 0;
+        oct_histogram_range(&h, &q, &lo, &hi);
+        double e = quant_mse(x, N, &q, lo, hi), e_minmax = quant_mse(x, N, &q, mn, mx);
+        assert_true(e <= e_minmax * 1.001);
+        if (bits <= 4) {
+            assert_true(hi - lo < 0.75f * (mx - mn));
+            assert_true(e < 0.8 * e_minmax);
+        }
+    }
+}
+
+/* Uniform values on [0, 1] at 8 bits: clipping gains nothing, the range stays whole. An empty
+ * histogram leaves the range alone; a constant keeps its value inside. */
+static void range_keeps_uniform_and_edge_cases(void **state) {
+    (void)state;
+    enum { N = 50000 };
+    static float x[N];
+    oct_rng r;
+    oct_rng_seed(&r, 5, 0);
+    for (int i = 0; i < N; i++) x[i] = oct_rng_uniform(&r);
+    oct_histogram h;
+    oct_histogram_init(&h, counts);
+    oct_qscheme u8 = oct_qscheme_activations();
+    float lo = -7.0f, hi = 7.0f;
+    oct_histogram_range(&h, &u8, &lo, &hi);
+    assert_true(lo == -7.0f && hi == 7.0f);
+    oct_histogram_add(&h, x, N);
+    oct_histogram_range(&h, &u8, &lo, &hi);
+    assert_true(lo >= 0.0f && lo < 0.01f && hi > 0.98f && hi <= 1.0f);
+    const float c[4] = {3.0f, 3.0f, 3.0f, 3.0f};
+    oct_histogram_init(&h, counts);
+    oct_histogram_add(&h, c, 4);
+    oct_histogram_range(&h, &u8, &lo, &hi);
+    assert_true(quant_mse(c, 4, &u8, lo, hi) < 1e-4);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(growth_keeps_every_value),
+        cmocka_unit_test(range_beats_minmax),
+        cmocka_unit_test(range_keeps_uniform_and_edge_cases),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
