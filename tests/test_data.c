@@ -542,12 +542,11 @@ static void fashion_mnist_real(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(idx_valid_gz_and_raw), cmocka_unit_test(idx_label_classes),
-        cmocka_unit_test(idx_load_dir),
-        cmocka_unit_test(idx_broken_files),     cmocka_unit_test(idx_corrupt_gzip),
-        cmocka_unit_test(image_batches),        cmocka_unit_test(batcher_epochs),
-        cmocka_unit_test(text_vocab_and_codes), cmocka_unit_test(text_windows),
-        cmocka_unit_test(text_recode),          cmocka_unit_test(text_errors),
-        cmocka_unit_test(fashion_mnist_real),
+        cmocka_unit_test(idx_load_dir),         cmocka_unit_test(idx_broken_files),
+        cmocka_unit_test(idx_corrupt_gzip),     cmocka_unit_test(image_batches),
+        cmocka_unit_test(batcher_epochs),       cmocka_unit_test(text_vocab_and_codes),
+        cmocka_unit_test(text_windows),         cmocka_unit_test(text_recode),
+        cmocka_unit_test(text_errors),          cmocka_unit_test(fashion_mnist_real),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -675,8 +675,8 @@ static void row_kernels_any_vector_width(void **state) {
         }
     }
     static const int cases[][4] = {/* hs, heads, keys, kt_stride */
-                                   {32, 2, 37, 37}, {32, 4, 37, 48}, {16, 1, 1, 1},
-                                   {30, 3, 16, 16}, {40, 2, 50, 64}, {64, 1, 33, 40},
+                                   {32, 2, 37, 37}, {32, 4, 37, 48},  {16, 1, 1, 1},
+                                   {30, 3, 16, 16}, {40, 2, 50, 64},  {64, 1, 33, 40},
                                    {3, 2, 20, 128}, {32, 4, 128, 128}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         attention_row_case(x, dy, N, cases[c][0], cases[c][1], cases[c][2], cases[c][3]);

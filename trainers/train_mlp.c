@@ -26,8 +26,9 @@ typedef struct mlp_opts {
  * decimals (Fashion-MNIST's 0.2860/0.3530, MNIST's 0.1307/0.3081). */
 static int check_data(oct_image_set *train, oct_image_set *test, const char *dir) {
     if (test->rows != train->rows || test->cols != train->cols) {
-        fprintf(stderr, "octet train mlp: %s: the test images are %dx%d, the training images %dx%d\n",
-                dir, test->rows, test->cols, train->rows, train->cols);
+        fprintf(stderr,
+                "octet train mlp: %s: the test images are %dx%d, the training images %dx%d\n", dir,
+                test->rows, test->cols, train->rows, train->cols);
         return CLI_FAIL;
     }
     if (test->n_classes > train->n_classes) {

@@ -83,7 +83,7 @@ void oct__qat_acts_sync_frozen(oct_act_quant *acts, int n, bool freeze) {
     for (int i = 0; i < n; i++) {
         oct_act_quant *a = &acts[i];
         bool frozen = a->mode == OCT_QAT_A_LSQ ? a->scale->data[0] != 0.0f : freeze;
-        if (a->obs.frozen == frozen) continue; /* no write in steady state */
+        if (a->obs.frozen == frozen) continue;   /* no write in steady state */
         if (frozen && a->mode == OCT_QAT_A_HIST) /* calibration ends: the histogram's range */
             oct_histogram_range(&a->hist, &a->scheme, a->lo->data, a->hi->data);
         a->obs.frozen = frozen;

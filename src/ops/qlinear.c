@@ -125,9 +125,8 @@ void oct_qat_linear_free(oct_qat_linear *l) {
 bool oct_act_quant_needs_init(const oct_act_quant *q) {
     /* LSQ and PACT observe only until initialized; an observer needs init until its first data;
      * a histogram needs every value, which data-parallel shards do not share. */
-    return oct_act_quant_observing(q) &&
-           (q->mode == OCT_QAT_A_LSQ || q->mode == OCT_QAT_A_PACT ||
-            q->mode == OCT_QAT_A_HIST || q->obs.lo[0] > q->obs.hi[0]);
+    return oct_act_quant_observing(q) && (q->mode == OCT_QAT_A_LSQ || q->mode == OCT_QAT_A_PACT ||
+                                          q->mode == OCT_QAT_A_HIST || q->obs.lo[0] > q->obs.hi[0]);
 }
 
 bool oct_qat_linear_needs_whole_batch(const oct_qat_linear *l) {

@@ -129,8 +129,8 @@ OCT_CLONES void oct_nl_gelu_erf_backward(const float *x, const float *dy, int64_
     }
 }
 
-/* The fixed-order dot product of oct_nl_dot, inlined into the attention row. */
-static inline float dot8(const float *a, const float *b, int n) {
+/* The order the attention row's dot products follow (there over 16 keys at a time). */
+float oct_nl_dot(const float *a, const float *b, int n) {
     float s[8] = {0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -138,10 +138,6 @@ static inline float dot8(const float *a, const float *b, int n) {
     float r = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
     for (; i < n; i++) r += a[i] * b[i];
     return r;
-}
-
-float oct_nl_dot(const float *a, const float *b, int n) {
-    return dot8(a, b, n);
 }
 
 /* 16 floats as one GCC/Clang generic vector: elementwise IEEE operations, so the same bits as
@@ -154,9 +150,8 @@ typedef float v16f_u __attribute__((vector_size(64), aligned(4), may_alias));
 
 /* oh[0, 16 nv) = sum_u p_u v_u from u = 0 up, in nv (1, 2 or 4: a constant once inlined)
  * independent vector accumulators. */
-static inline __attribute__((always_inline)) void weighted_sum(const float *p, int n,
-                                                               const float *v, int64_t v_stride,
-                                                               int nv, float *oh) {
+static inline __attribute__((always_inline)) void
+weighted_sum(const float *p, int n, const float *v, int64_t v_stride, int nv, float *oh) {
     v16f acc[4] = {{0}, {0}, {0}, {0}};
     for (int u = 0; u < n; u++)
         for (int k = 0; k < nv; k++) acc[k] += p[u] * LOAD16(v + u * v_stride + 16 * k);
@@ -164,9 +159,9 @@ static inline __attribute__((always_inline)) void weighted_sum(const float *p, i
 }
 
 /* Softmax of head h's n scores in ph (maximum mx already found), then out_h = sum_u p_u v_u,
- * each output summed from u = 0 up, 16 outputs at a time in one vector accumulator. */
-static inline __attribute__((always_inline)) void softmax_values(float *ph, int n, float mx, const float *v, int64_t v_stride,
-                                  int hs, float *oh) {
+ * each output summed from u = 0 up, 16, 32 or 64 outputs at a time (weighted_sum). */
+static inline __attribute__((always_inline)) void
+softmax_values(float *ph, int n, float mx, const float *v, int64_t v_stride, int hs, float *oh) {
     float sum = 0.0f;
     for (int u = 0; u < n; u++) {
         ph[u] = expf(ph[u] - mx);
@@ -191,11 +186,11 @@ static inline __attribute__((always_inline)) void softmax_values(float *ph, int 
     }
 }
 
-/* Keys in blocks of 16, one vector lane each: dot8's eight lane sums are eight vectors, added in
- * dot8's tree without a horizontal sum per key. */
+/* Keys in blocks of 16, one vector lane each: oct_nl_dot's eight lane sums are eight vectors,
+ * added in its tree without a horizontal sum per key. */
 OCT_CLONES void oct_nl_attention_row(const float *q, const float *kt, int64_t kt_stride,
-                                        const float *v, int64_t v_stride, int n, int C,
-                                        int n_head, float *p, int64_t p_stride, float *out) {
+                                     const float *v, int64_t v_stride, int n, int C, int n_head,
+                                     float *p, int64_t p_stride, float *out) {
     OCT_ASSERT(n >= 1 && n <= kt_stride && n_head > 0 && C % n_head == 0);
     int hs = C / n_head, full = hs / 8 * 8;
     float scale = 1.0f / sqrtf((float)hs);

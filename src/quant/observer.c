@@ -104,7 +104,8 @@ void oct_histogram_init(oct_histogram *h, double *count) {
 
 /* Doubles the bin width. Downwards the range becomes [lo - HB width, lo + HB width): old bins k
  * and k + 1 (k even) merge into bin HB / 2 + k / 2, filled from the top so that no source is
- * overwritten before it is read. Upwards it becomes [lo, lo + 2 HB width): they merge into k / 2. */
+ * overwritten before it is read. Upwards it becomes [lo, lo + 2 HB width): they merge into k / 2.
+ */
 static void hist_double(oct_histogram *h, bool down) {
     double *c = h->count;
     if (down) {
