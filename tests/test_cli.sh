@@ -362,6 +362,15 @@ ok "eval --compare calibrated hist" "bit-identical at 32/32 positions" "$octet" 
 expect 2 "--act-quant hist: only for \`octet calibrate\`" "$octet" train gpt "${gpt_flags[@]}" \
     --qat --act-quant hist
 expect 2 "--act-quant hist: only for" "$octet" train mlp --qat --act-quant ema,hist,ema
+# least-squared-error weight scales: an export that matches bit for bit; QAT refuses them
+ok "calibrate --weight-quant mse" "4-bit clipped weights" "$octet" calibrate "$tmp/g.safetensors" \
+    --text "$tmp/tiny.txt" --batches 2 --weight-quant mse --weight-bits 4 -o "$tmp/gm.safetensors"
+ok "export calibrated mse" "int8" "$octet" export "$tmp/gm.safetensors" -o "$tmp/gm8.safetensors"
+ok "eval --compare calibrated mse" "bit-identical at 32/32 positions" "$octet" eval --int8 \
+    "$tmp/gm8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
+    --compare "$tmp/gm.safetensors"
+expect 2 "--weight-quant mse: only for" "$octet" train mlp --qat --weight-quant mse
+expect 2 "--weight-quant mse: only for" "$octet" train gpt "${gpt_flags[@]}" --qat --weight-quant mse
 expect 2 "--weight-quant 'lsq'" "$octet" calibrate "$tmp/g.safetensors" --weight-quant lsq \
     --text "$tmp/tiny.txt" -o "$tmp/cal.safetensors"
 expect 2 "-o" "$octet" calibrate "$tmp/g.safetensors" --text "$tmp/tiny.txt"

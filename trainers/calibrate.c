@@ -66,9 +66,10 @@ static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
                 o->act_quant);
         return CLI_USAGE;
     }
-    if (strcmp(o->weight_quant, "minmax") && strcmp(o->weight_quant, "pow2") &&
-        strcmp(o->weight_quant, "kmeans")) {
-        fprintf(stderr, "octet calibrate: --weight-quant '%s': expected minmax, pow2 or kmeans\n",
+    if (strcmp(o->weight_quant, "minmax") && strcmp(o->weight_quant, "mse") &&
+        strcmp(o->weight_quant, "pow2") && strcmp(o->weight_quant, "kmeans")) {
+        fprintf(stderr,
+                "octet calibrate: --weight-quant '%s': expected minmax, mse, pow2 or kmeans\n",
                 o->weight_quant);
         return CLI_USAGE;
     }
@@ -80,11 +81,12 @@ static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
     return cli_layer_bits("calibrate", o->layer_bits, cfg);
 }
 
-/* The weights for the summary line: "4-bit", "3-bit power-of-two" or "4-bit codebook", then
- * " (lm_head=8)" with --layer-bits. */
+/* The weights for the summary line: "4-bit", "4-bit clipped", "3-bit power-of-two" or "4-bit
+ * codebook", then " (lm_head=8)" with --layer-bits. */
 static const char *weight_desc(const cal_opts *o, char *buf, size_t n) {
     const char *word = !strcmp(o->weight_quant, "pow2")     ? " power-of-two"
                        : !strcmp(o->weight_quant, "kmeans") ? " codebook"
+                       : !strcmp(o->weight_quant, "mse")    ? " clipped"
                                                             : "";
     snprintf(buf, n, "%d-bit%s%s%s%s%s", o->weight_bits, o->per_tensor_weights ? " per-tensor" : "",
              word, o->layer_bits ? " (" : "", o->layer_bits ? o->layer_bits : "",
@@ -358,8 +360,8 @@ int cmd_calibrate(int argc, char **argv) {
          "all values)",
          0, 0},
         {"--weight-quant", CLI_STR, &o.weight_quant,
-         "weights: minmax (uniform), pow2 (powers of two, 2..4 bits) or kmeans (a codebook of "
-         "2^bits int8 codes, 2..7 bits)",
+         "weights: minmax (uniform), mse (uniform, scales clipped for the least squared error), "
+         "pow2 (powers of two, 2..4 bits) or kmeans (a codebook of 2^bits int8 codes, 2..7 bits)",
          0, 0},
         {"--weight-bits", CLI_INT, &o.weight_bits, "weight bits", 2, 8},
         {"--act-bits", CLI_INT, &o.act_bits, "activation bits", 2, 8},

@@ -357,20 +357,17 @@ int cli_layer_bits(const char *cmd, const char *value, oct_qat_config *cfg) {
     return CLI_USAGE;
 }
 
-int cli_train_act_quant(const char *cmd, const char *value, oct_qat_config *cfg) {
-    if (oct_qat_amodes_parse(value, cfg)) {
-        fprintf(stderr, "octet %s: --act-quant: %s\n", cmd, oct_last_error());
-        return CLI_USAGE;
-    }
+int cli_train_quant(const char *cmd, const oct_qat_config *cfg) {
+    const char *calib = NULL;
+    if (cfg->weight_mode == OCT_QAT_W_MSE) calib = "--weight-quant mse";
     for (int i = 0; i < cfg->n_act_modes; i++)
-        if (cfg->act_mode[i] == OCT_QAT_A_HIST) {
-            fprintf(stderr,
-                    "octet %s: --act-quant hist: only for `octet calibrate` (post-training); "
-                    "QAT observes with ema, minmax, lsq or pact\n",
-                    cmd);
-            return CLI_USAGE;
-        }
-    return CLI_OK;
+        if (cfg->act_mode[i] == OCT_QAT_A_HIST) calib = "--act-quant hist";
+    if (!calib) return CLI_OK;
+    fprintf(stderr,
+            "octet %s: %s: only for `octet calibrate` (post-training); QAT learns its clipping "
+            "with lsq (or pact)\n",
+            cmd, calib);
+    return CLI_USAGE;
 }
 
 long long cli_file_size(const char *path) {

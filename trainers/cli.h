@@ -100,9 +100,13 @@ int cli_gelu(const char *cmd, const char *value, bool *exact);
  * or malformed is a usage error printed as "octet CMD: --layer-bits VALUE: reason". */
 struct oct_qat_config;
 int cli_layer_bits(const char *cmd, const char *value, struct oct_qat_config *cfg);
-/* --act-quant of a training command: parses value into cfg and refuses hist (calibration
- * only); errors are usage errors printed as "octet CMD: --act-quant ...". */
-int cli_train_act_quant(const char *cmd, const char *value, struct oct_qat_config *cfg);
+/* The help of the training commands' --weight-quant flag. */
+#define CLI_WEIGHT_QUANT_HELP                                                                      \
+    "--qat: weight quantizer: minmax, lsq, pow2 (powers of two, 2..4 bits) or kmeans (a codebook " \
+    "of 2^bits int8 codes, 2..7 bits)"
+/* The quantizers of a training command's cfg: refuses the calibration-only ones (weights mse,
+ * activations hist) with a usage error printed as "octet CMD: --weight-quant mse: ...". */
+int cli_train_quant(const char *cmd, const struct oct_qat_config *cfg);
 /* The size of the file at path in bytes, -1 if it cannot be read (for summary lines). */
 long long cli_file_size(const char *path);
 /* A tensor shape as text, "(3, 4)" ("()" for a scalar), into buf (n bytes). */

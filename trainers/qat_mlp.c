@@ -23,10 +23,7 @@ void qat_flags(qat_opts *o, cli_flag *rows) {
          0, 0},
         {"--per-tensor-weights", CLI_BOOL, &o->per_tensor_weights,
          "--qat: one weight scale per layer instead of one per output channel", 0, 0},
-        {"--weight-quant", CLI_STR, &o->weight_quant,
-         "--qat: weight quantizer: minmax, lsq, pow2 (powers of two, 2..4 bits) or kmeans (a "
-         "codebook of 2^bits int8 codes, 2..7 bits)",
-         0, 0},
+        {"--weight-quant", CLI_STR, &o->weight_quant, CLI_WEIGHT_QUANT_HELP, 0, 0},
         {"--act-quant", CLI_STR, &o->act_quant,
          "--qat: ema, minmax, lsq or pact; or one per point (input first): ema,pact,pact", 0, 0},
         {"--obs-momentum", CLI_FLOAT, &o->obs_momentum, "--qat: ema observer momentum", 1e-6, 1},
@@ -58,7 +55,8 @@ int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, in
     cfg.freeze_after = o->freeze_after < 0 ? per_epoch : o->freeze_after;
     cfg.per_tensor_weights = o->per_tensor_weights;
     if (oct_qat_wmode_parse(o->weight_quant, &cfg.weight_mode)) return usage("--weight-quant");
-    if (cli_train_act_quant("train mlp", o->act_quant, &cfg)) return CLI_USAGE;
+    if (oct_qat_amodes_parse(o->act_quant, &cfg)) return usage("--act-quant");
+    if (cli_train_quant("train mlp", &cfg)) return CLI_USAGE;
     if (oct_qat_config_check(&cfg)) return usage("--qat");
     if (cli_layer_bits("train mlp", o->layer_bits, &cfg)) return CLI_USAGE;
     int warmup = o->from ? 0 : o->fp32_epochs < 0 ? epochs / 2 : o->fp32_epochs;

@@ -520,7 +520,8 @@ static int qat_config(gpt_opts *o) {
     cfg->act_bits = o->act_bits;
     cfg->per_tensor_weights = o->per_tensor_weights;
     if (oct_qat_wmode_parse(o->weight_quant, &cfg->weight_mode)) return fail_flag("--weight-quant");
-    if (cli_train_act_quant("train gpt", o->act_quant, cfg)) return CLI_USAGE;
+    if (oct_qat_amodes_parse(o->act_quant, cfg)) return fail_flag("--act-quant");
+    if (cli_train_quant("train gpt", cfg)) return CLI_USAGE;
     if (cli_layer_bits("train gpt", o->layer_bits, cfg)) return CLI_USAGE;
     return oct_qat_config_check(cfg) ? fail_flag("--qat") : CLI_OK;
 }
@@ -684,10 +685,7 @@ int cmd_train_gpt(int argc, char **argv) {
          -1, 1e9},
         {"--freeze-after", CLI_INT, &o.freeze_after,
          "--qat: freeze observers after N QAT steps (-1: half of them, 0: never)", -1, 1e9},
-        {"--weight-quant", CLI_STR, &o.weight_quant,
-         "--qat: weight quantizer: minmax, lsq, pow2 (powers of two, 2..4 bits) or kmeans (a "
-         "codebook of 2^bits int8 codes, 2..7 bits)",
-         0, 0},
+        {"--weight-quant", CLI_STR, &o.weight_quant, CLI_WEIGHT_QUANT_HELP, 0, 0},
         {"--act-quant", CLI_STR, &o.act_quant, "--qat: activation quantizers: ema, minmax or lsq",
          0, 0},
         {"--weight-bits", CLI_INT, &o.weight_bits,

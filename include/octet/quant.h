@@ -143,6 +143,13 @@ oct_status oct_quant_params(const oct_qscheme *q, float lo, float hi, float *sca
  * [min, max] of row r (NaN rows get its fallback). For weights quantized per output channel. */
 void oct_quant_row_scales(const oct_qscheme *q, const float *w /* (rows, cols) */, int64_t rows,
                           int64_t cols, float *s /* (rows) */);
+/* Per-row scales of least squared error for symmetric weights: per row, s = s_mm * a with s_mm
+ * the min-max scale above and a the clipping factor in {1, 0.95, ..., 0.5}, then the best a
+ * +-0.04 in steps of 0.01 around the coarse best, that minimizes sum_k (w_k - s q_k)^2 with
+ * q_k = clamp(rint(w_k / s), qmin, qmax) (the ties of the smaller a lose). Rows without finite
+ * weights keep s_mm. Sequential sums in double, so every build picks the same scales. */
+void oct_quant_row_scales_mse(const oct_qscheme *q, const float *w /* (rows, cols) */, int64_t rows,
+                              int64_t cols, float *s /* (rows) */);
 /* The same with the zero points too (zp may be NULL): for activations quantized per row at run
  * time (dynamic quantization), with q the u8 asymmetric activation scheme. */
 void oct_quant_row_params(const oct_qscheme *q, const float *w /* (rows, cols) */, int64_t rows,

@@ -12,6 +12,7 @@ static const char *const wmode_names[] = {
     [OCT_QAT_W_LSQ] = "lsq",
     [OCT_QAT_W_POW2] = "pow2",
     [OCT_QAT_W_KMEANS] = "kmeans",
+    [OCT_QAT_W_MSE] = "mse",
 };
 _Static_assert(sizeof wmode_names / sizeof wmode_names[0] == OCT_QAT_W_COUNT, "weight modes");
 

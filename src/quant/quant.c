@@ -302,6 +302,49 @@ void oct_quant_row_scales(const oct_qscheme *q, const float *w, int64_t rows, in
     oct_quant_row_params(q, w, rows, cols, s, NULL);
 }
 
+/* sum_k (w_k - s q_k)^2 over the finite weights of row (n) for the scale s (symmetric, codes
+ * [qmin, qmax]), with q_k from w_k times 1 / s (a search objective: the codes themselves come
+ * from oct_quantize's division later). Four running sums in a fixed order, the same in every
+ * build. */
+static double row_sq_error(const float *row, int64_t n, float s, int32_t qmin, int32_t qmax) {
+    float inv = 1.0f / s, lo = (float)qmin, hi = (float)qmax;
+    double e[4] = {0.0, 0.0, 0.0, 0.0};
+    for (int64_t k = 0; k < n; k++) {
+        float x = isfinite(row[k]) ? row[k] : 0.0f;
+        float v = rintf(x * inv);
+        v = v < lo ? lo : v > hi ? hi : v;
+        float d = x - s * v;
+        e[k & 3] += (double)(d * d);
+    }
+    return (e[0] + e[2]) + (e[1] + e[3]);
+}
+
+void oct_quant_row_scales_mse(const oct_qscheme *q, const float *w, int64_t rows, int64_t cols,
+                              float *s) {
+    OCT_ASSERT(q->symmetric);
+    oct_quant_row_scales(q, w, rows, cols, s);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = w + r * cols;
+        float s_mm = s[r];
+        double best = row_sq_error(row, cols, s_mm, q->qmin, q->qmax);
+        int best_pc = 100; /* the clipping factor in percent */
+        for (int pass = 0; pass < 2; pass++) {
+            int from = pass ? best_pc + 4 : 95, step = pass ? 1 : 5;
+            int to = pass && best_pc - 4 > 50 ? best_pc - 4 : 50;
+            for (int pc = from; pc >= to; pc -= step) {
+                if (pc >= 100 || pc == best_pc) continue;
+                float c = clamp_scale((double)s_mm * pc / 100.0);
+                double e = row_sq_error(row, cols, c, q->qmin, q->qmax);
+                if (e < best) {
+                    best = e;
+                    best_pc = pc;
+                }
+            }
+        }
+        s[r] = best_pc == 100 ? s_mm : clamp_scale((double)s_mm * best_pc / 100.0);
+    }
+}
+
 int32_t oct_quant_bias(float b, float s_a, float s_w) {
     double sab = (double)s_a * (double)s_w;
     OCT_ASSERT(sab > 0.0);

@@ -1,6 +1,8 @@
-/* Tests for the histogram calibration of include/octet/quant.h: the histogram keeps every
- * finite value in a bin that covers it while its range grows, and the least-squared-error range
- * beats min-max (clipping the tails at few bits) and keeps a uniform distribution whole. */
+/* Tests for the post-training calibration rules of include/octet/quant.h. The histogram keeps
+ * every finite value in a bin that covers it while its range grows, and its least-squared-error
+ * range beats min-max (clipping the tails at few bits) and keeps a uniform distribution whole.
+ * The least-squared-error weight scales beat min-max's on heavy-tailed rows and keep them on
+ * rows where clipping cannot help. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -110,11 +112,53 @@ static void range_keeps_uniform_and_edge_cases(void **state) {
     assert_true(quant_mse(c, 4, &u8, lo, hi) < 1e-4);
 }
 
+/* The squared error of row (n) quantized with the symmetric scale s under q. */
+static double row_error(const float *row, int n, const oct_qscheme *q, float s) {
+    double e = 0;
+    for (int i = 0; i < n; i++) {
+        double d = row[i] - oct_fake_quant(row[i], s, 0, q->qmin, q->qmax);
+        e += d * d;
+    }
+    return e;
+}
+
+/* Rows of Laplace-like weights (heavy tails): at 4 and 3 bits the chosen scales clip, down to no
+ * less than half the min-max scale, and quantize each row with a smaller error than min-max; a
+ * row of two values (+-1) keeps its min-max scale, an all-zero row and a NaN row their
+ * fallbacks. */
+static void mse_weight_scales(void **state) {
+    (void)state;
+    enum { R = 4, K = 512 };
+    static float w[R * K];
+    oct_rng r;
+    oct_rng_seed(&r, 11, 0);
+    for (int i = 0; i < 2 * K; i++) {
+        float u = oct_rng_uniform(&r) * 0.999f + 0.0005f;
+        w[i] = (i % 2 ? 1.0f : -1.0f) * -logf(u) * 0.02f;
+    }
+    for (int i = 0; i < K; i++) w[2 * K + i] = i % 2 ? 1.0f : -1.0f, w[3 * K + i] = 0.0f;
+    w[3 * K + 5] = NAN;
+    for (int bits = 3; bits <= 4; bits++) {
+        oct_qscheme q;
+        assert_int_equal(oct_qscheme_init(&q, bits, true, true, true, true), OCT_OK);
+        float s_mm[R], s[R];
+        oct_quant_row_scales(&q, w, R, K, s_mm);
+        oct_quant_row_scales_mse(&q, w, R, K, s);
+        for (int row = 0; row < 2; row++) {
+            assert_true(s[row] < s_mm[row] && s[row] >= 0.5f * s_mm[row]);
+            assert_true(row_error(w + row * K, K, &q, s[row]) <
+                        0.95 * row_error(w + row * K, K, &q, s_mm[row]));
+        }
+        assert_true(s[2] == s_mm[2] && s[3] == s_mm[3]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(growth_keeps_every_value),
         cmocka_unit_test(range_beats_minmax),
         cmocka_unit_test(range_keeps_uniform_and_edge_cases),
+        cmocka_unit_test(mse_weight_scales),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
