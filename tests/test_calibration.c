@@ -153,12 +153,64 @@ static void mse_weight_scales(void **state) {
     }
 }
 
+/* GPTQ on a layer whose inputs are correlated: its outputs on those inputs stay closer to the
+ * float layer's than with plain rounding under the same scales; the weights it leaves are s q
+ * with codes in range; an input never seen gets zero weights; no inputs at all is an error. */
+static void gptq_beats_rounding(void **state) {
+    (void)state;
+    enum { N = 400, K = 24, R = 6 };
+    static float x[N * K], w[R * K], wq[R * K], xtx[K * K];
+    oct_rng r;
+    oct_rng_seed(&r, 13, 0);
+    for (int i = 0; i < N; i++) {
+        float common = oct_rng_normal(&r);
+        for (int k = 0; k < K; k++)
+            x[i * K + k] = k == 5 ? 0.0f : 0.8f * common + 0.6f * oct_rng_normal(&r);
+    }
+    for (int i = 0; i < R * K; i++) w[i] = wq[i] = 0.1f * oct_rng_normal(&r);
+    for (int a = 0; a < K; a++)
+        for (int b = 0; b < K; b++) {
+            double v = 0;
+            for (int i = 0; i < N; i++) v += (double)x[i * K + a] * x[i * K + b];
+            xtx[a * K + b] = (float)v;
+        }
+    oct_qscheme q;
+    assert_int_equal(oct_qscheme_init(&q, 3, true, true, true, true), OCT_OK);
+    float s[R];
+    oct_quant_row_scales(&q, w, R, K, s);
+    assert_int_equal(oct_gptq(wq, R, K, xtx, s, q.qmin, q.qmax, 0.01), OCT_OK);
+    double e_gptq = 0, e_rtn = 0;
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < R; c++) {
+            double y = 0, yg = 0, yr = 0;
+            for (int k = 0; k < K; k++) {
+                float xk = x[i * K + k], wk = w[c * K + k];
+                y += xk * wk;
+                yg += xk * wq[c * K + k];
+                yr += xk * oct_fake_quant(wk, s[c], 0, q.qmin, q.qmax);
+            }
+            e_gptq += (y - yg) * (y - yg);
+            e_rtn += (y - yr) * (y - yr);
+        }
+    assert_true(e_gptq < 0.7 * e_rtn);
+    for (int c = 0; c < R; c++) {
+        assert_true(wq[c * K + 5] == 0.0f);
+        for (int k = 0; k < K; k++) {
+            int32_t code = oct_quantize(wq[c * K + k], s[c], 0, q.qmin, q.qmax);
+            assert_true(wq[c * K + k] == s[c] * (float)code);
+        }
+    }
+    static float none[K * K];
+    assert_int_equal(oct_gptq(wq, R, K, none, s, q.qmin, q.qmax, 0.01), OCT_EINVAL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(growth_keeps_every_value),
         cmocka_unit_test(range_beats_minmax),
         cmocka_unit_test(range_keeps_uniform_and_edge_cases),
         cmocka_unit_test(mse_weight_scales),
+        cmocka_unit_test(gptq_beats_rounding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -369,6 +369,22 @@ ok "export calibrated mse" "int8" "$octet" export "$tmp/gm.safetensors" -o "$tmp
 ok "eval --compare calibrated mse" "bit-identical at 32/32 positions" "$octet" eval --int8 \
     "$tmp/gm8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
     --compare "$tmp/gm.safetensors"
+# GPTQ: the codes it chose are the export's, bit for bit, for a GPT and an MLP
+ok "calibrate --weight-quant gptq" "3-bit GPTQ weights" "$octet" calibrate "$tmp/g.safetensors" \
+    --text "$tmp/tiny.txt" --batches 2 --weight-quant gptq --weight-bits 3 -o "$tmp/gg.safetensors"
+ok "export calibrated gptq" "int8" "$octet" export "$tmp/gg.safetensors" -o "$tmp/gg8.safetensors"
+ok "eval --compare calibrated gptq" "bit-identical at 32/32 positions" "$octet" eval --int8 \
+    "$tmp/gg8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
+    --compare "$tmp/gg.safetensors"
+if [ -f "$tmp/tiny.safetensors" ]; then
+    ok "calibrate mlp gptq" "2-bit GPTQ weights" "$octet" calibrate "$tmp/tiny.safetensors" \
+        --data "$tmp/tiny" --batches 2 --weight-quant gptq --weight-bits 2 -o "$tmp/tg.safetensors"
+    "$octet" export "$tmp/tg.safetensors" -o "$tmp/tg8.safetensors" >/dev/null
+    ok "eval --compare mlp gptq" "logits bit-identical on 4/4" "$octet" eval --int8 \
+        "$tmp/tg8.safetensors" --data "$tmp/tiny" --compare "$tmp/tg.safetensors"
+fi
+expect 2 "per channel only" "$octet" calibrate "$tmp/g.safetensors" --text "$tmp/tiny.txt" \
+    --weight-quant gptq --per-tensor-weights -o "$tmp/cal.safetensors"
 expect 2 "--weight-quant mse: only for" "$octet" train mlp --qat --weight-quant mse
 expect 2 "--weight-quant mse: only for" "$octet" train gpt "${gpt_flags[@]}" --qat --weight-quant mse
 expect 2 "--weight-quant 'lsq'" "$octet" calibrate "$tmp/g.safetensors" --weight-quant lsq \

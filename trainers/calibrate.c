@@ -23,6 +23,9 @@
 #define CAL_OBSERVERS "ema"
 /* Images per MLP calibration batch. */
 #define MLP_CAL_BATCH 256
+/* GPTQ's dampening: this fraction of the mean diagonal of the inputs' x^T x is added to it (the
+ * paper's 0.01). */
+#define GPTQ_DAMP 0.01
 
 typedef struct cal_opts {
     const char *out, *text, *data, *act_quant, *weight_quant, *layer_bits;
@@ -67,18 +70,54 @@ static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
         return CLI_USAGE;
     }
     if (strcmp(o->weight_quant, "minmax") && strcmp(o->weight_quant, "mse") &&
-        strcmp(o->weight_quant, "pow2") && strcmp(o->weight_quant, "kmeans")) {
+        strcmp(o->weight_quant, "gptq") && strcmp(o->weight_quant, "pow2") &&
+        strcmp(o->weight_quant, "kmeans")) {
         fprintf(stderr,
-                "octet calibrate: --weight-quant '%s': expected minmax, mse, pow2 or kmeans\n",
+                "octet calibrate: --weight-quant '%s': expected minmax, mse, gptq, pow2 or "
+                "kmeans\n",
                 o->weight_quant);
         return CLI_USAGE;
     }
-    if (oct_qat_wmode_parse(o->weight_quant, &cfg->weight_mode) ||
+    bool gptq = !strcmp(o->weight_quant, "gptq");
+    if (gptq && o->per_tensor_weights) {
+        fprintf(stderr, "octet calibrate: --weight-quant gptq: per channel only, not with "
+                        "--per-tensor-weights\n");
+        return CLI_USAGE;
+    }
+    /* GPTQ's model keeps its steps as LSQ steps (gptq_begin) */
+    if (oct_qat_wmode_parse(gptq ? "lsq" : o->weight_quant, &cfg->weight_mode) ||
         oct_qat_amodes_parse(o->act_quant, cfg) || oct_qat_config_check(cfg)) {
         fprintf(stderr, "octet calibrate: %s\n", oct_last_error());
         return CLI_USAGE;
     }
     return cli_layer_bits("calibrate", o->layer_bits, cfg);
+}
+
+/* --weight-quant gptq, before calibration: every linear layer's steps start at its clipped
+ * scales of least squared error (oct_quant_row_scales_mse), and it gathers its inputs' x^T x.
+ * A head tied to the token embeddings keeps its weights (GPTQ would change the embeddings). */
+static int gptq_begin(oct_qat_linear *lin, int n, bool tied_head) {
+    for (int j = 0; j < n; j++) {
+        oct_qat_linear *l = &lin[j];
+        const oct_tensor *w = l->fp->w;
+        oct_quant_row_scales_mse(&l->wscheme, w->data, w->shape[0], w->shape[1], l->wscale->data);
+        if (tied_head && j == n - 1) continue;
+        l->xtx = calloc((size_t)w->shape[1] * (size_t)w->shape[1], sizeof *l->xtx);
+        if (!l->xtx) return cli_fail("calibrate: out of memory for GPTQ");
+    }
+    return CLI_OK;
+}
+
+/* After calibration: GPTQ on every layer that gathered its inputs (when rc is CLI_OK), then
+ * frees what gptq_begin took. */
+static int gptq_end(oct_qat_linear *lin, int n, int rc) {
+    for (int j = 0; j < n; j++) {
+        if (rc == CLI_OK && lin[j].xtx && oct_qat_linear_gptq(&lin[j], GPTQ_DAMP))
+            rc = cli_fail(NULL);
+        free(lin[j].xtx);
+        lin[j].xtx = NULL;
+    }
+    return rc;
 }
 
 /* The weights for the summary line: "4-bit", "4-bit clipped", "3-bit power-of-two" or "4-bit
@@ -87,6 +126,7 @@ static const char *weight_desc(const cal_opts *o, char *buf, size_t n) {
     const char *word = !strcmp(o->weight_quant, "pow2")     ? " power-of-two"
                        : !strcmp(o->weight_quant, "kmeans") ? " codebook"
                        : !strcmp(o->weight_quant, "mse")    ? " clipped"
+                       : !strcmp(o->weight_quant, "gptq")   ? " GPTQ"
                                                             : "";
     snprintf(buf, n, "%d-bit%s%s%s%s%s", o->weight_bits, o->per_tensor_weights ? " per-tensor" : "",
              word, o->layer_bits ? " (" : "", o->layer_bits ? o->layer_bits : "",
@@ -178,6 +218,8 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
                                               GPT_EVAL_SEED, &fp32))
             rc = cli_fail(NULL);
     }
+    bool gptq = !strcmp(o->weight_quant, "gptq");
+    if (rc == CLI_OK && gptq) rc = gptq_begin(m.qat->lin, m.qat->n_linear, m.gpt.cfg.tied);
     oct_rng rng;
     oct_rng_seed(&rng, CAL_SEED, 4);
     m.qat_on = true;
@@ -198,6 +240,7 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
                             (double)(i + 1) * B * T);
     }
     cli_progress_end(&bar);
+    if (gptq && m.qat) rc = gptq_end(m.qat->lin, m.qat->n_linear, rc);
     g.training = false;
     g.no_grad = false;
     if (rc == CLI_OK && gpt_model_evaluate(&m, &g, text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, B, T,
@@ -243,6 +286,8 @@ static int calibrate_mlp(const char *path, const cal_opts *o, const cal_data *d,
         oct_qat_mlp_set_threads(m.qat, o->threads);
         if (!o->no_fp32) fp32 = mlp_model_evaluate(&m, &g, test);
     }
+    bool gptq = !strcmp(o->weight_quant, "gptq");
+    if (rc == CLI_OK && gptq) rc = gptq_begin(m.qat->layers, m.mlp.n_layers, false);
     train.mean = m.mean;
     train.std = m.std;
     m.qat_on = true;
@@ -265,6 +310,7 @@ static int calibrate_mlp(const char *path, const cal_opts *o, const cal_data *d,
                             (double)(i + 1) * batch);
     }
     cli_progress_end(&bar);
+    if (gptq && m.qat) rc = gptq_end(m.qat->layers, m.mlp.n_layers, rc);
     g.training = false;
     g.no_grad = false;
     if (rc == CLI_OK) ptq = mlp_model_evaluate(&m, &g, test);
@@ -361,7 +407,8 @@ int cmd_calibrate(int argc, char **argv) {
          0, 0},
         {"--weight-quant", CLI_STR, &o.weight_quant,
          "weights: minmax (uniform), mse (uniform, scales clipped for the least squared error), "
-         "pow2 (powers of two, 2..4 bits) or kmeans (a codebook of 2^bits int8 codes, 2..7 bits)",
+         "gptq (mse's scales, codes chosen by GPTQ on the calibration inputs), pow2 (powers of "
+         "two, 2..4 bits) or kmeans (a codebook of 2^bits int8 codes, 2..7 bits)",
          0, 0},
         {"--weight-bits", CLI_INT, &o.weight_bits, "weight bits", 2, 8},
         {"--act-bits", CLI_INT, &o.act_bits, "activation bits", 2, 8},

@@ -117,6 +117,9 @@ typedef struct oct_qat_linear {
     bool per_tensor;     /* one weight scale for every channel (oct_qat_config) */
     oct_tensor *wscale;  /* LSQ: (out) learned steps "<layer>.wscale", else NULL */
     int wlevels;         /* kmeans: the codebook's size, 2^weight_bits */
+    /* GPTQ calibration (oct_qat_linear_gptq): when not NULL, every training forward pass adds
+     * x^T x of its input rows to this (in, in) upper triangle (caller-owned, zeroed). */
+    float *xtx;
     /* The integer layer, rebuilt every forward (buffers reused), one per data-parallel shard
      * (oct_graph.shard) so that shards never write shared state. */
     oct_qlinear ql[OCT_DP_MAX_SHARDS];
@@ -139,6 +142,11 @@ bool oct_act_quant_needs_init(const oct_act_quant *q);
 /* True when a training forward pass of l must see the whole batch on one graph: a quantizer it
  * updates needs initialization (oct_act_quant_needs_init), or its LSQ weight steps do. */
 bool oct_qat_linear_needs_whole_batch(const oct_qat_linear *l);
+/* GPTQ (oct_gptq) on l's weights with its learned steps (LSQ weights; per-channel steps set by
+ * the caller, e.g. to min-max or oct_quant_row_scales_mse scales) and the inputs gathered in
+ * l->xtx: afterwards the weights are the steps times the codes GPTQ chose, so the layer, its
+ * export and the engine use those codes. */
+oct_status oct_qat_linear_gptq(oct_qat_linear *l, double damp);
 /* After a data-parallel training step: applies the range the shards saw (the min of their
  * minima, the max of their maxima: the whole batch's range) to q's observer as one update, and
  * empties the shard ranges. A no-op when no shard observed anything. */

@@ -150,6 +150,16 @@ void oct_quant_row_scales(const oct_qscheme *q, const float *w /* (rows, cols) *
  * weights keep s_mm. Sequential sums in double, so every build picks the same scales. */
 void oct_quant_row_scales_mse(const oct_qscheme *q, const float *w /* (rows, cols) */, int64_t rows,
                               int64_t cols, float *s /* (rows) */);
+/* GPTQ (arXiv:2210.17323) on the weights w (rows, cols) of a linear layer whose inputs x gave
+ * xtx = sum x^T x (cols, cols; the upper triangle is read): with the symmetric per-row scales s
+ * and codes [qmin, qmax], rounds the input columns in order, each column's error spread over the
+ * later columns through the upper Cholesky factor of the inverse of H = xtx + damp mean(diag)
+ * I. Columns of inputs never seen (zero diagonal) get zero weights. Leaves w = s q, whose
+ * oct_quantize under s gives back the codes q. Errors: OCT_ENOMEM, OCT_EINVAL (H not positive
+ * definite: raise damp). Deterministic, double precision. */
+oct_status oct_gptq(float *w /* (rows, cols) */, int rows, int cols,
+                    const float *xtx /* (cols, cols) */, const float *s /* (rows) */, int32_t qmin,
+                    int32_t qmax, double damp);
 /* The same with the zero points too (zp may be NULL): for activations quantized per row at run
  * time (dynamic quantization), with q the u8 asymmetric activation scheme. */
 void oct_quant_row_params(const oct_qscheme *q, const float *w /* (rows, cols) */, int64_t rows,

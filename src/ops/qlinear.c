@@ -194,6 +194,13 @@ void oct_act_quant_commit(oct_act_quant *q) {
         oct_observer_update_range(&q->obs, 0, mn, mx); /* no-op when empty or frozen */
 }
 
+oct_status oct_qat_linear_gptq(oct_qat_linear *l, double damp) {
+    OCT_ASSERT(l->wmode == OCT_QAT_W_LSQ && l->xtx);
+    oct_tensor *w = l->fp->w;
+    return oct_gptq(w->data, w->shape[0], w->shape[1], l->xtx, l->wscale->data, l->wscheme.qmin,
+                    l->wscheme.qmax, damp);
+}
+
 /* ---- the op --------------------------------------------------------------------------------- */
 
 /* x (n) = dequantize(q, s, z) through a 256-entry table of oct_dequantize values (the same
@@ -274,6 +281,10 @@ oct_tensor *oct_qat_linear_forward(oct_graph *g, oct_tensor *x, oct_qat_linear *
     bool collect = g->training && g->shards > 1;
     OCT_ASSERT(!collect || !oct_qat_linear_needs_whole_batch(l));
     oct_qlinear *ql = &l->ql[g->shard];
+    if (g->training && l->xtx) { /* GPTQ's Hessian: one graph sees the whole batch */
+        OCT_ASSERT(!collect);
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, K, B, 1.0f, x->data, K, 1.0f, l->xtx, K);
+    }
     if (g->training && l->owns_in && oct_act_quant_observing(l->in_q)) {
         if (collect)
             act_collect(l->in_q, g->shard, x->data, x->size);
