@@ -252,7 +252,10 @@ expect 1 "'Z'" "$octet" train gpt --text "$tmp/zebra.txt" --from "$tmp/g.safeten
     --save "$tmp/gz.safetensors"
 [ -e "$tmp/gz.safetensors" ] && { echo "FAIL: a failed --from left its --save"; fails=$((fails + 1)); }
 expect 2 "--layers" "$octet" train gpt --text "$tmp/tiny.txt" --from "$tmp/g.safetensors" --layers 2
-expect 2 "QAT model" "$octet" train gpt --text "$tmp/tiny.txt" --from "$tmp/gq.safetensors"
+expect 2 "QAT model, fine-tuned under QAT only: add --qat" "$octet" train gpt \
+    --text "$tmp/tiny.txt" --from "$tmp/gq.safetensors"
+expect 2 "drop --weight-bits" "$octet" train gpt --text "$tmp/tiny.txt" \
+    --from "$tmp/gq.safetensors" --qat --weight-bits 4
 expect 1 "$tmp/none.safetensors" "$octet" train gpt --text "$tmp/tiny.txt" \
     --from "$tmp/none.safetensors"
 # export --float16: half the file, the same loss to 3 decimals, and every command reads it
@@ -383,6 +386,16 @@ if [ -f "$tmp/tiny.safetensors" ]; then
     ok "eval --compare mlp gptq" "logits bit-identical on 4/4" "$octet" eval --int8 \
         "$tmp/tg8.safetensors" --data "$tmp/tiny" --compare "$tmp/tg.safetensors"
 fi
+# QAT from a calibrated (GPTQ) model keeps its quantizers, and its export matches bit for bit
+ok "train gpt --from calibrated --qat" "final val loss" "$octet" train gpt --text "$tmp/tiny.txt" \
+    --from "$tmp/gg.safetensors" --qat --steps 3 --batch 2 --eval-batches 1 \
+    --save "$tmp/ggf.safetensors"
+ok "export gptq fine-tune" "int8" "$octet" export "$tmp/ggf.safetensors" -o "$tmp/ggf8.safetensors"
+ok "eval --compare gptq fine-tune" "bit-identical at 32/32 positions" "$octet" eval --int8 \
+    "$tmp/ggf8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
+    --compare "$tmp/ggf.safetensors"
+"$octet" inspect "$tmp/ggf.safetensors" | grep -q '"weight_mode":"lsq"' ||
+    { echo "FAIL: the fine-tune of a GPTQ model lost its quantizers"; fails=$((fails + 1)); }
 expect 2 "per channel only" "$octet" calibrate "$tmp/g.safetensors" --text "$tmp/tiny.txt" \
     --weight-quant gptq --per-tensor-weights -o "$tmp/cal.safetensors"
 expect 2 "--weight-quant mse: only for" "$octet" train mlp --qat --weight-quant mse

@@ -39,6 +39,10 @@
 #define FROM_LR 1e-4f
 #define FROM_LR_3BIT 1e-3f
 #define FROM_LR_2BIT 3e-3f
+/* The same from a QAT or calibrated model, whose quantizers it keeps. From GPTQ's 3-bit codes
+ * (1.2374), 600 QAT steps reach 1.2021 at 3e-4 and 1.2223 at 1e-3; its 2-bit ones diverge at
+ * 3e-3 (learned steps: LSQ), reach 1.7732 at 3e-4. */
+#define FROM_QAT_LR 3e-4f
 /* The flags a --resume may give again; they are not part of a run's recorded options. */
 #define RUN_FLAGS " --resume --threads --text --log --save --checkpoint --stop-after --eval-every "
 /* Nats per bit. */
@@ -46,7 +50,7 @@
 
 typedef struct gpt_opts {
     const char *text, *schedule, *log, *save, *optim;
-    const char *from; /* fine-tune this saved fp32 model; its architecture replaces the flags' */
+    const char *from; /* fine-tune this saved model; its architecture replaces the flags' */
     const char *checkpoint, *resume;
     int stop_after; /* 0: run to --steps */
     int argc;       /* the command line, stored in checkpoints (without --resume, --stop-after) */
@@ -67,7 +71,14 @@ typedef struct gpt_opts {
     const char *weight_quant;  /* minmax | lsq */
     const char *act_quant;     /* ema | minmax | lsq */
     oct_qat_config qat_cfg;    /* --qat: the configuration of the flags above (check_opts) */
+    const char *quant_flag;    /* the first quantizer flag given (NULL: none) */
+    bool lr_given;
 } gpt_opts;
+
+/* The peak lr of a fine-tune (--from) for the narrowest weight bits. */
+static float from_lr(int bits) {
+    return bits <= 2 ? FROM_LR_2BIT : bits == 3 ? FROM_LR_3BIT : FROM_LR;
+}
 
 static int fail_flag(const char *flag) {
     fprintf(stderr, "octet train gpt: %s: %s\n", flag, oct_last_error());
@@ -308,13 +319,18 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
         return fail_flag("model");
     }
     if (gpt_model_load(m, saved)) return cli_fail(NULL);
-    if (m->qat && !o->resume) {
-        fprintf(stderr,
-                "octet train gpt: --from %s: a QAT model; --from takes an fp32 GPT (add --qat "
-                "to fine-tune it under QAT)\n",
+    if (m->qat && !o->resume) { /* a QAT or calibrated model: more QAT with its quantizers */
+        if (!o->qat || o->quant_flag) {
+            fprintf(stderr, "octet train gpt: --from %s: a QAT model, %s%s\n", o->from,
+                    !o->qat ? "fine-tuned under QAT only: add --qat"
+                            : "whose quantizers come with it: drop ",
+                    o->qat ? o->quant_flag : "");
+            gpt_model_free(m);
+            return CLI_USAGE;
+        }
+        if (!o->lr_given) o->lr = FROM_QAT_LR;
+        fprintf(stderr, "octet: --from %s: a QAT model; every step is QAT with its quantizers\n",
                 o->from);
-        gpt_model_free(m);
-        return CLI_USAGE;
     }
     if (gpt_text_load(text, path, &m->vocab, saved)) {
         gpt_model_free(m);
@@ -579,10 +595,14 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
         return CLI_USAGE;
     }
     int rc = o->qat ? qat_config(o) : CLI_OK;
-    if (rc == CLI_OK && o->from && !given(cmd, seen, "--lr")) {
-        int bits = o->qat ? oct_qat_config_min_weight_bits(&o->qat_cfg) : 8;
-        o->lr = bits <= 2 ? FROM_LR_2BIT : bits == 3 ? FROM_LR_3BIT : FROM_LR;
-    }
+    o->lr_given = given(cmd, seen, "--lr");
+    if (rc == CLI_OK && o->from && !o->lr_given)
+        o->lr = from_lr(o->qat ? oct_qat_config_min_weight_bits(&o->qat_cfg) : 8);
+    static const char *const quant[] = {"--qat-steps",  "--freeze-after",       "--weight-quant",
+                                        "--act-quant",  "--weight-bits",        "--act-bits",
+                                        "--layer-bits", "--per-tensor-weights", "--embed-bits"};
+    for (size_t i = 0; i < sizeof quant / sizeof quant[0] && !o->quant_flag; i++)
+        if (given(cmd, seen, quant[i])) o->quant_flag = quant[i];
     return rc;
 }
 
@@ -632,7 +652,7 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--text", CLI_STR, &o.text, "training text (90% train, last 10% validation)", 0, 0},
         {"--from", CLI_STR, &o.from,
          "fine-tune this saved fp32 GPT (its architecture and vocabulary; with --qat, all steps "
-         "QAT unless --qat-steps)",
+         "QAT unless --qat-steps), or with --qat a QAT or calibrated one (its quantizers too)",
          0, 0},
         {"--byte-level", CLI_BOOL, &o.byte_level, "all 256 bytes as the vocabulary", 0, 0},
         {"--layers", CLI_INT, &o.layers, "transformer blocks", 1, 64},
@@ -651,7 +671,7 @@ int cmd_train_gpt(int argc, char **argv) {
          "adamw, or muon (Muon for the blocks' matrices, AdamW for the rest, one --lr)", 0, 0},
         {"--lr", CLI_FLOAT, &o.lr,
          "peak learning rate (--from: 1e-4 unless given; with --qat 1e-3 when a layer has 3-bit "
-         "weights, 3e-3 with 2-bit)",
+         "weights, 3e-3 with 2-bit; 3e-4 from a QAT or calibrated model)",
          1e-9, 10},
         {"--schedule", CLI_STR, &o.schedule,
          "constant, step (halve every 1000), cosine, or linear (constant, then a linear decay)", 0,
