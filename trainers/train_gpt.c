@@ -417,6 +417,7 @@ static int run(const gpt_opts *o) {
     int rc = make_model(&m, &text, path, &a);
     if (rc != CLI_OK) return rc;
     o = &a;
+    sched.lr = o->lr; /* a QAT model's default */
     if (oct_text_split_size(&text, OCT_SPLIT_VAL) <= o->context) {
         fprintf(stderr,
                 "octet: %s: the validation split (last 10%%, %lld tokens) is shorter "
