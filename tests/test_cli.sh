@@ -390,8 +390,8 @@ fi
 ok "train gpt --from calibrated --qat" "final val loss" "$octet" train gpt --text "$tmp/tiny.txt" \
     --from "$tmp/gg.safetensors" --qat --steps 10 --batch 2 --eval-batches 1 --warmup 0 \
     --schedule constant --log "$tmp/ggf.jsonl" --save "$tmp/ggf.safetensors"
-grep '"step":10,' "$tmp/ggf.jsonl" | grep -q '"lr":0.0003000' ||
-    { echo "FAIL: a QAT model's fine-tune does not train at its default lr 3e-4"; fails=$((fails + 1)); }
+grep '"step":10,' "$tmp/ggf.jsonl" | grep -q '"lr":0.001,' ||
+    { echo "FAIL: a 3-bit QAT model's fine-tune does not train at its default lr 1e-3"; fails=$((fails + 1)); }
 ok "export gptq fine-tune" "int8" "$octet" export "$tmp/ggf.safetensors" -o "$tmp/ggf8.safetensors"
 ok "eval --compare gptq fine-tune" "bit-identical at 32/32 positions" "$octet" eval --int8 \
     "$tmp/ggf8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \

@@ -39,10 +39,10 @@
 #define FROM_LR 1e-4f
 #define FROM_LR_3BIT 1e-3f
 #define FROM_LR_2BIT 3e-3f
-/* The same from a QAT or calibrated model, whose quantizers it keeps. From GPTQ's 3-bit codes
- * (1.2374), 600 QAT steps reach 1.2021 at 3e-4 and 1.2223 at 1e-3; its 2-bit ones diverge at
- * 3e-3 (learned steps: LSQ), reach 1.7732 at 3e-4. */
-#define FROM_QAT_LR 3e-4f
+/* The same from a QAT or calibrated model, by its own narrowest bits. From GPTQ's codes
+ * (calibrate --weight-quant gptq --embed-bits 8), 600 QAT steps reach at 4 bits (1.1847) 1.1805
+ * at 1e-4 and 1.1789 at 3e-4; at 3 bits (1.2374) 1.2223 at 1e-4, 1.2021 at 3e-4, 1.1985 at 1e-3;
+ * at 2 bits (2.1951) 1.7732 at 3e-4, 1.3527 at 1e-3, 1.2927 at 3e-3. */
 /* The flags a --resume may give again; they are not part of a run's recorded options. */
 #define RUN_FLAGS " --resume --threads --text --log --save --checkpoint --stop-after --eval-every "
 /* Nats per bit. */
@@ -328,7 +328,7 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
             gpt_model_free(m);
             return CLI_USAGE;
         }
-        if (!o->lr_given) o->lr = FROM_QAT_LR;
+        if (!o->lr_given) o->lr = from_lr(oct_qat_config_min_weight_bits(&m->qat->cfg));
         fprintf(stderr, "octet: --from %s: a QAT model; every step is QAT with its quantizers\n",
                 o->from);
     }
@@ -672,7 +672,7 @@ int cmd_train_gpt(int argc, char **argv) {
          "adamw, or muon (Muon for the blocks' matrices, AdamW for the rest, one --lr)", 0, 0},
         {"--lr", CLI_FLOAT, &o.lr,
          "peak learning rate (--from: 1e-4 unless given; with --qat 1e-3 when a layer has 3-bit "
-         "weights, 3e-3 with 2-bit; 3e-4 from a QAT or calibrated model)",
+         "weights, 3e-3 with 2-bit: the --qat flags' bits, or a QAT model's own)",
          1e-9, 10},
         {"--schedule", CLI_STR, &o.schedule,
          "constant, step (halve every 1000), cosine, or linear (constant, then a linear decay)", 0,
