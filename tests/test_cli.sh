@@ -343,12 +343,16 @@ expect 1 "already has quantization ranges" "$octet" calibrate "$tmp/gq.safetenso
     --text "$tmp/tiny.txt" -o "$tmp/cal.safetensors"
 expect 2 "--act-quant 'lsq'" "$octet" calibrate "$tmp/g.safetensors" --act-quant lsq \
     --text "$tmp/tiny.txt" -o "$tmp/cal.safetensors"
+# export_matches NAME MODEL: MODEL's int8 export runs bit for bit as MODEL on the tiny text
+export_matches() {
+    ok "export $1" "int8" "$octet" export "$tmp/$2.safetensors" -o "$tmp/$2.i8.safetensors"
+    ok "eval --compare $1" "bit-identical at 32/32 positions" "$octet" eval --int8 \
+        "$tmp/$2.i8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
+        --compare "$tmp/$2.safetensors"
+}
 ok "calibrate pow2" "4-bit power-of-two weights" "$octet" calibrate "$tmp/g.safetensors" \
     --text "$tmp/tiny.txt" --batches 2 --weight-quant pow2 --weight-bits 4 -o "$tmp/gcp.safetensors"
-ok "export calibrated pow2" "int8" "$octet" export "$tmp/gcp.safetensors" -o "$tmp/gcp8.safetensors"
-ok "eval --compare calibrated pow2" "bit-identical at 32/32 positions" "$octet" eval --int8 \
-    "$tmp/gcp8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
-    --compare "$tmp/gcp.safetensors"
+export_matches "calibrated pow2" gcp
 # histogram calibration: ranges of least squared error (not min-max's), an export that matches
 # bit for bit; QAT refuses it
 for a in minmax hist; do
@@ -359,26 +363,18 @@ for a in minmax hist; do
 done
 cmp -s "$tmp/gh-minmax.txt" "$tmp/gh-hist.txt" &&
     { echo "FAIL: calibrate --act-quant hist gives min-max's ranges"; fails=$((fails + 1)); }
-ok "eval --compare calibrated hist" "bit-identical at 32/32 positions" "$octet" eval --int8 \
-    "$tmp/gh8-hist.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
-    --compare "$tmp/gh-hist.safetensors"
+export_matches "calibrated hist" gh-hist
 expect 2 "--act-quant hist: only for \`octet calibrate\`" "$octet" train gpt "${gpt_flags[@]}" \
     --qat --act-quant hist
 expect 2 "--act-quant hist: only for" "$octet" train mlp --qat --act-quant ema,hist,ema
 # least-squared-error weight scales: an export that matches bit for bit; QAT refuses them
 ok "calibrate --weight-quant mse" "4-bit clipped weights" "$octet" calibrate "$tmp/g.safetensors" \
     --text "$tmp/tiny.txt" --batches 2 --weight-quant mse --weight-bits 4 -o "$tmp/gm.safetensors"
-ok "export calibrated mse" "int8" "$octet" export "$tmp/gm.safetensors" -o "$tmp/gm8.safetensors"
-ok "eval --compare calibrated mse" "bit-identical at 32/32 positions" "$octet" eval --int8 \
-    "$tmp/gm8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
-    --compare "$tmp/gm.safetensors"
+export_matches "calibrated mse" gm
 # GPTQ: the codes it chose are the export's, bit for bit, for a GPT and an MLP
 ok "calibrate --weight-quant gptq" "3-bit GPTQ weights" "$octet" calibrate "$tmp/g.safetensors" \
     --text "$tmp/tiny.txt" --batches 2 --weight-quant gptq --weight-bits 3 -o "$tmp/gg.safetensors"
-ok "export calibrated gptq" "int8" "$octet" export "$tmp/gg.safetensors" -o "$tmp/gg8.safetensors"
-ok "eval --compare calibrated gptq" "bit-identical at 32/32 positions" "$octet" eval --int8 \
-    "$tmp/gg8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
-    --compare "$tmp/gg.safetensors"
+export_matches "calibrated gptq" gg
 if [ -f "$tmp/tiny.safetensors" ]; then
     ok "calibrate mlp gptq" "2-bit GPTQ weights" "$octet" calibrate "$tmp/tiny.safetensors" \
         --data "$tmp/tiny" --batches 2 --weight-quant gptq --weight-bits 2 -o "$tmp/tg.safetensors"
@@ -392,10 +388,7 @@ ok "train gpt --from calibrated --qat" "final val loss" "$octet" train gpt --tex
     --schedule constant --log "$tmp/ggf.jsonl" --save "$tmp/ggf.safetensors"
 grep '"step":10,' "$tmp/ggf.jsonl" | grep -q '"lr":0.001,' ||
     { echo "FAIL: a 3-bit QAT model's fine-tune does not train at its default lr 1e-3"; fails=$((fails + 1)); }
-ok "export gptq fine-tune" "int8" "$octet" export "$tmp/ggf.safetensors" -o "$tmp/ggf8.safetensors"
-ok "eval --compare gptq fine-tune" "bit-identical at 32/32 positions" "$octet" eval --int8 \
-    "$tmp/ggf8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
-    --compare "$tmp/ggf.safetensors"
+export_matches "gptq fine-tune" ggf
 "$octet" inspect "$tmp/ggf.safetensors" | grep -q '"weight_mode":"lsq"' ||
     { echo "FAIL: the fine-tune of a GPTQ model lost its quantizers"; fails=$((fails + 1)); }
 expect 2 "per channel only" "$octet" calibrate "$tmp/g.safetensors" --text "$tmp/tiny.txt" \
