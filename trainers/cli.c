@@ -357,6 +357,18 @@ int cli_layer_bits(const char *cmd, const char *value, oct_qat_config *cfg) {
     return CLI_USAGE;
 }
 
+bool cli_given(const cli_cmd *cmd, const bool *seen, const char *name) {
+    for (int i = 0; i < cmd->n_flags; i++)
+        if (!strcmp(cmd->flags[i].name, name)) return seen[i];
+    return false;
+}
+
+const char *cli_first_given(const cli_cmd *cmd, const bool *seen, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (cli_given(cmd, seen, names[i])) return names[i];
+    return NULL;
+}
+
 int cli_train_quant(const char *cmd, const oct_qat_config *cfg) {
     const char *calib = NULL;
     if (cfg->weight_mode == OCT_QAT_W_MSE) calib = "--weight-quant mse";

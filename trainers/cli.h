@@ -46,6 +46,10 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *
 /* cli_parse that also sets seen[i] (n_flags entries) when cmd->flags[i] was given. */
 int cli_parse_seen(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *n_pos,
                    bool *seen);
+/* Whether the flag called name was on the command line (seen from cli_parse_seen). */
+bool cli_given(const cli_cmd *cmd, const bool *seen, const char *name);
+/* The first of names (n) that was on the command line, or NULL. */
+const char *cli_first_given(const cli_cmd *cmd, const bool *seen, const char *const *names, int n);
 void cli_print_help(const cli_cmd *cmd, FILE *out);
 /* Whether the flag called name is in list, flag names separated by spaces (" --a --b "). */
 bool cli_flag_listed(const char *list, const char *name);

@@ -487,13 +487,6 @@ out:
     return rc;
 }
 
-/* Whether the flag called name was on the command line. */
-static bool given(const cli_cmd *cmd, const bool *seen, const char *name) {
-    for (int i = 0; i < cmd->n_flags; i++)
-        if (!strcmp(cmd->flags[i].name, name)) return seen[i];
-    return false;
-}
-
 /* cli_parse_seen without positional arguments. */
 static int parse(const cli_cmd *cmd, int argc, char **argv, bool *seen) {
     const char *pos[1];
@@ -548,10 +541,10 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
     /* --from takes the saved model's architecture: its flags are errors */
     static const char *const arch[] = {"--byte-level", "--layers", "--heads", "--width",
                                        "--context",    "--mlp",    "--tied",  "--gelu"};
-    for (size_t i = 0; o->from && i < sizeof arch / sizeof arch[0]; i++) {
-        if (!given(cmd, seen, arch[i])) continue;
-        fprintf(stderr, "octet train gpt: %s: the architecture comes from --from %s\n", arch[i],
-                o->from);
+    const char *a =
+        o->from ? cli_first_given(cmd, seen, arch, (int)(sizeof arch / sizeof arch[0])) : NULL;
+    if (a) {
+        fprintf(stderr, "octet train gpt: %s: the architecture comes from --from %s\n", a, o->from);
         return CLI_USAGE;
     }
     if (o->qat && o->qat_steps == 0) {
@@ -566,7 +559,7 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
         fprintf(stderr, "octet train gpt: --stop-after needs --checkpoint FILE\n");
         return CLI_USAGE;
     }
-    if (!given(cmd, seen, "--warmup") && o->warmup > o->steps / 10) o->warmup = o->steps / 10;
+    if (!cli_given(cmd, seen, "--warmup") && o->warmup > o->steps / 10) o->warmup = o->steps / 10;
     if (o->warmup >= o->steps) {
         fprintf(stderr, "octet train gpt: --warmup %d: expected fewer than --steps %d\n", o->warmup,
                 o->steps);
@@ -596,14 +589,13 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
         return CLI_USAGE;
     }
     int rc = o->qat ? qat_config(o) : CLI_OK;
-    o->lr_given = given(cmd, seen, "--lr");
+    o->lr_given = cli_given(cmd, seen, "--lr");
     if (rc == CLI_OK && o->from && !o->lr_given)
         o->lr = from_lr(o->qat ? oct_qat_config_min_weight_bits(&o->qat_cfg) : 8);
     static const char *const quant[] = {"--qat-steps",  "--freeze-after",       "--weight-quant",
                                         "--act-quant",  "--weight-bits",        "--act-bits",
                                         "--layer-bits", "--per-tensor-weights", "--embed-bits"};
-    for (size_t i = 0; i < sizeof quant / sizeof quant[0] && !o->quant_flag; i++)
-        if (given(cmd, seen, quant[i])) o->quant_flag = quant[i];
+    o->quant_flag = cli_first_given(cmd, seen, quant, (int)(sizeof quant / sizeof quant[0]));
     return rc;
 }
 
