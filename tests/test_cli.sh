@@ -381,6 +381,15 @@ if [ -f "$tmp/tiny.safetensors" ]; then
     "$octet" export "$tmp/tg.safetensors" -o "$tmp/tg8.safetensors" >/dev/null
     ok "eval --compare mlp gptq" "logits bit-identical on 4/4" "$octet" eval --int8 \
         "$tmp/tg8.safetensors" --data "$tmp/tiny" --compare "$tmp/tg.safetensors"
+    # QAT from it keeps its quantizers (QAT from the first epoch) and exports bit for bit
+    ok "train mlp --from calibrated --qat" "qat   train loss" "$octet" train mlp --qat \
+        --from "$tmp/tg.safetensors" --data "$tmp/tiny" --epochs 1 --batch 2 --hidden 8 \
+        --save "$tmp/tgf.safetensors"
+    "$octet" export "$tmp/tgf.safetensors" -o "$tmp/tgf8.safetensors" >/dev/null
+    ok "eval --compare mlp gptq fine-tune" "logits bit-identical on 4/4" "$octet" eval --int8 \
+        "$tmp/tgf8.safetensors" --data "$tmp/tiny" --compare "$tmp/tgf.safetensors"
+    expect 2 "drop --act-bits" "$octet" train mlp --qat --from "$tmp/tg.safetensors" \
+        --data "$tmp/tiny" --epochs 1 --batch 2 --hidden 8 --act-bits 4
 fi
 # QAT from a calibrated (GPTQ) model keeps its quantizers, and its export matches bit for bit
 ok "train gpt --from calibrated --qat" "final val loss" "$octet" train gpt --text "$tmp/tiny.txt" \

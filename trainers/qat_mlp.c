@@ -31,6 +31,13 @@ void qat_flags(qat_opts *o, cli_flag *rows) {
     for (int i = 0; i < QAT_N_FLAGS; i++) rows[i] = f[i];
 }
 
+void qat_flags_given(qat_opts *o, const cli_cmd *cmd, const bool *seen) {
+    static const char *const quant[] = {"--fp32-epochs",  "--freeze-after", "--weight-bits",
+                                        "--act-bits",     "--layer-bits",   "--per-tensor-weights",
+                                        "--weight-quant", "--act-quant",    "--obs-momentum"};
+    o->quant_flag = cli_first_given(cmd, seen, quant, (int)(sizeof quant / sizeof quant[0]));
+}
+
 static int usage(const char *flag) {
     fprintf(stderr, "octet train mlp: %s: %s\n", flag, oct_last_error());
     return CLI_USAGE;
@@ -71,15 +78,25 @@ int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, in
         bool same = loaded.mlp.n_layers == m->mlp.n_layers;
         for (int i = 0; same && i <= m->mlp.n_layers; i++)
             same = loaded.mlp.sizes[i] == m->mlp.sizes[i];
-        if (loaded.qat || !same) {
-            fprintf(stderr, "octet train mlp: --from %s: %s\n", o->from,
-                    loaded.qat ? "already a QAT model"
-                               : "its layer sizes differ from --hidden and the data");
+        if ((loaded.qat && o->quant_flag) || !same) {
+            fprintf(stderr, "octet train mlp: --from %s: %s%s\n", o->from,
+                    !same ? "its layer sizes differ from --hidden and the data"
+                          : "a QAT model, whose quantizers come with it: drop ",
+                    same ? o->quant_flag : "");
             mlp_model_free(&loaded);
             return CLI_USAGE;
         }
         mlp_model_free(m);
         *m = loaded;
+        if (m->qat) {
+            m->qat->mlp = &m->mlp; /* it pointed into `loaded` */
+            oct_qat_mlp_set_threads(m->qat, threads);
+            *qat_start = 0;
+            fprintf(stderr,
+                    "octet: --from %s: a QAT model; every epoch is QAT with its quantizers\n",
+                    o->from);
+            return CLI_OK;
+        }
     }
     if (mlp_model_enable_qat(m, &cfg)) return usage("--qat");
     oct_qat_mlp_set_threads(m->qat, threads);

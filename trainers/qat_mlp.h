@@ -17,17 +17,22 @@ typedef struct qat_opts {
     const char *weight_quant; /* minmax | lsq */
     const char *act_quant;    /* ema | minmax | lsq | pact, or one per quantization point */
     float obs_momentum;
+    const char *quant_flag; /* the first quantizer flag given (not --qat, --from), or NULL */
 } qat_opts;
 
 /* The defaults and the flag table rows (QAT_N_FLAGS of them) for o. */
 #define QAT_OPTS_DEFAULT                                                                           \
-    { false, NULL, -1, -1, 8, 8, NULL, false, "minmax", "ema", OCT_OBSERVER_MOMENTUM }
+    { false, NULL, -1, -1, 8, 8, NULL, false, "minmax", "ema", OCT_OBSERVER_MOMENTUM, NULL }
 #define QAT_N_FLAGS 11
 void qat_flags(qat_opts *o, cli_flag *rows /* (QAT_N_FLAGS) */);
+/* After parsing: records in o which quantizer flag was given (seen from cli_parse_seen). */
+void qat_flags_given(qat_opts *o, const cli_cmd *cmd, const bool *seen);
 
 /* Checks the flags, loads --from when given (else m is left alone), and adds the quantizer state
- * to m (before the optimizer is created). per_epoch = training steps per epoch. Sets *qat_start
- * to the first QAT epoch. Returns CLI_OK, or prints one line and returns CLI_USAGE/CLI_FAIL. */
+ * to m (before the optimizer is created); a QAT or calibrated --from model keeps its own (its
+ * quantizer flags are refused) and trains under QAT from the first epoch. per_epoch = training
+ * steps per epoch. Sets *qat_start to the first QAT epoch. Returns CLI_OK, or prints one line and
+ * returns CLI_USAGE/CLI_FAIL. */
 int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, int threads,
               int *qat_start);
 

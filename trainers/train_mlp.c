@@ -319,8 +319,10 @@ int cmd_train_mlp(int argc, char **argv) {
                    0,
                    0};
     const char *pos[1];
-    int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
+    bool seen[sizeof flags / sizeof flags[0]] = {false};
+    int n_pos, rc = cli_parse_seen(&cmd, argc, argv, pos, &n_pos, seen);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
+    qat_flags_given(&o.qat, &cmd, seen);
     if (o.wd < 0) o.wd = strcmp(o.optim, "adamw") ? 0.0f : 0.01f;
     return run(&o);
 }
