@@ -1,6 +1,7 @@
 /* `octet train mlp --qat`: fp32 warm-up epochs, then quantization-aware epochs in which every
  * linear layer runs the shared integer layer (oct_qat_linear_forward) and observers freeze after
- * --freeze-after steps; or, with --from, QAT fine-tuning of a saved fp32 model. The trained
+ * --freeze-after steps; or, with --from, QAT fine-tuning of a saved fp32 model (or of a QAT or
+ * calibrated one, with its own quantizers). The trained
  * model saves with its quantizer state and config (see mlp_model.c) for `octet export`. */
 #include "qat_mlp.h"
 
