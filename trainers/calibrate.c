@@ -55,6 +55,11 @@ typedef struct cal_result {
     double quant, fp32;
 } cal_result;
 
+/* Whether the weights keep clipped scales as LSQ steps: --weight-quant mse or gptq. */
+static bool clipped_steps(const cal_opts *o) {
+    return !strcmp(o->weight_quant, "mse") || !strcmp(o->weight_quant, "gptq");
+}
+
 /* The quantizer configuration: QAT's defaults, observers frozen after the calibration. */
 static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
     oct_qat_config_default(cfg);
@@ -62,7 +67,6 @@ static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
     cfg->embed_bits = o->embed_bits;
     cfg->weight_bits = o->weight_bits;
     cfg->act_bits = o->act_bits;
-    cfg->per_tensor_weights = o->per_tensor_weights;
     if (strcmp(o->act_quant, "minmax") && strcmp(o->act_quant, "ema") &&
         strcmp(o->act_quant, "hist")) {
         fprintf(stderr, "octet calibrate: --act-quant '%s': expected minmax, ema or hist\n",
@@ -78,14 +82,16 @@ static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
                 o->weight_quant);
         return CLI_USAGE;
     }
-    bool gptq = !strcmp(o->weight_quant, "gptq");
-    if (gptq && o->per_tensor_weights) {
+    if (!strcmp(o->weight_quant, "gptq") && o->per_tensor_weights) {
         fprintf(stderr, "octet calibrate: --weight-quant gptq: per channel only, not with "
                         "--per-tensor-weights\n");
         return CLI_USAGE;
     }
-    /* GPTQ's model keeps its steps as LSQ steps (gptq_begin) */
-    if (oct_qat_wmode_parse(gptq ? "lsq" : o->weight_quant, &cfg->weight_mode) ||
+    /* mse and gptq keep their scales as LSQ steps, set once (steps_begin): one per channel, a
+     * per-tensor scale being written into every channel */
+    bool steps = clipped_steps(o);
+    cfg->per_tensor_weights = o->per_tensor_weights && !steps;
+    if (oct_qat_wmode_parse(steps ? "lsq" : o->weight_quant, &cfg->weight_mode) ||
         oct_qat_amodes_parse(o->act_quant, cfg) || oct_qat_config_check(cfg)) {
         fprintf(stderr, "octet calibrate: %s\n", oct_last_error());
         return CLI_USAGE;
@@ -93,15 +99,25 @@ static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
     return cli_layer_bits("calibrate", o->layer_bits, cfg);
 }
 
-/* --weight-quant gptq, before calibration: every linear layer's steps start at its clipped
- * scales of least squared error (oct_quant_row_scales_mse), and it gathers its inputs' x^T x.
- * A head tied to the token embeddings keeps its weights (GPTQ would change the embeddings). */
-static int gptq_begin(oct_qat_linear *lin, int n, bool tied_head) {
+/* Before calibration, with clipped_steps: every linear layer's steps are its clipped scales of
+ * least squared error (oct_quant_row_scales_mse; with --per-tensor-weights their largest in
+ * every channel), computed once. With gptq every layer also gathers its inputs' x^T x, but for
+ * a head tied to the token embeddings, which keeps its weights (GPTQ would change the
+ * embeddings). */
+static int steps_begin(const cal_opts *o, oct_qat_linear *lin, int n, bool tied_head) {
+    bool gptq = !strcmp(o->weight_quant, "gptq");
     for (int j = 0; j < n; j++) {
         oct_qat_linear *l = &lin[j];
         const oct_tensor *w = l->fp->w;
-        oct_quant_row_scales_mse(&l->wscheme, w->data, w->shape[0], w->shape[1], l->wscale->data);
-        if (tied_head && j == n - 1) continue;
+        int out = w->shape[0];
+        float *s = l->wscale->data;
+        oct_quant_row_scales_mse(&l->wscheme, w->data, out, w->shape[1], s);
+        if (o->per_tensor_weights) {
+            float top = s[0];
+            for (int c = 1; c < out; c++) top = s[c] > top ? s[c] : top;
+            for (int c = 0; c < out; c++) s[c] = top;
+        }
+        if (!gptq || (tied_head && j == n - 1)) continue;
         l->xtx = calloc((size_t)w->shape[1] * (size_t)w->shape[1], sizeof *l->xtx);
         if (!l->xtx) return cli_fail("calibrate: out of memory for GPTQ");
     }
@@ -109,7 +125,7 @@ static int gptq_begin(oct_qat_linear *lin, int n, bool tied_head) {
 }
 
 /* After calibration: GPTQ on every layer that gathered its inputs (when rc is CLI_OK), then
- * frees what gptq_begin took. */
+ * frees what steps_begin took. */
 static int gptq_end(oct_qat_linear *lin, int n, int rc) {
     for (int j = 0; j < n; j++) {
         if (rc == CLI_OK && lin[j].xtx && oct_qat_linear_gptq(&lin[j], GPTQ_DAMP))
@@ -218,8 +234,8 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
                                               GPT_EVAL_SEED, &fp32))
             rc = cli_fail(NULL);
     }
-    bool gptq = !strcmp(o->weight_quant, "gptq");
-    if (rc == CLI_OK && gptq) rc = gptq_begin(m.qat->lin, m.qat->n_linear, m.gpt.cfg.tied);
+    if (rc == CLI_OK && clipped_steps(o))
+        rc = steps_begin(o, m.qat->lin, m.qat->n_linear, m.gpt.cfg.tied);
     oct_rng rng;
     oct_rng_seed(&rng, CAL_SEED, 4);
     m.qat_on = true;
@@ -240,7 +256,7 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
                             (double)(i + 1) * B * T);
     }
     cli_progress_end(&bar);
-    if (gptq && m.qat) rc = gptq_end(m.qat->lin, m.qat->n_linear, rc);
+    if (m.qat) rc = gptq_end(m.qat->lin, m.qat->n_linear, rc);
     g.training = false;
     g.no_grad = false;
     if (rc == CLI_OK && gpt_model_evaluate(&m, &g, text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, B, T,
@@ -286,8 +302,7 @@ static int calibrate_mlp(const char *path, const cal_opts *o, const cal_data *d,
         oct_qat_mlp_set_threads(m.qat, o->threads);
         if (!o->no_fp32) fp32 = mlp_model_evaluate(&m, &g, test);
     }
-    bool gptq = !strcmp(o->weight_quant, "gptq");
-    if (rc == CLI_OK && gptq) rc = gptq_begin(m.qat->layers, m.mlp.n_layers, false);
+    if (rc == CLI_OK && clipped_steps(o)) rc = steps_begin(o, m.qat->layers, m.mlp.n_layers, false);
     train.mean = m.mean;
     train.std = m.std;
     m.qat_on = true;
@@ -310,7 +325,7 @@ static int calibrate_mlp(const char *path, const cal_opts *o, const cal_data *d,
                             (double)(i + 1) * batch);
     }
     cli_progress_end(&bar);
-    if (gptq && m.qat) rc = gptq_end(m.qat->layers, m.mlp.n_layers, rc);
+    if (m.qat) rc = gptq_end(m.qat->layers, m.mlp.n_layers, rc);
     g.training = false;
     g.no_grad = false;
     if (rc == CLI_OK) ptq = mlp_model_evaluate(&m, &g, test);

@@ -369,9 +369,9 @@ const char *cli_first_given(const cli_cmd *cmd, const bool *seen, const char *co
     return NULL;
 }
 
-int cli_train_quant(const char *cmd, const oct_qat_config *cfg) {
+int cli_train_quant(const char *cmd, const char *weight_quant, const oct_qat_config *cfg) {
     const char *calib = NULL;
-    if (cfg->weight_mode == OCT_QAT_W_MSE) calib = "--weight-quant mse";
+    if (!strcmp(weight_quant, "mse")) calib = "--weight-quant mse";
     for (int i = 0; i < cfg->n_act_modes; i++)
         if (cfg->act_mode[i] == OCT_QAT_A_HIST) calib = "--act-quant hist";
     if (!calib) return CLI_OK;

@@ -108,9 +108,10 @@ int cli_layer_bits(const char *cmd, const char *value, struct oct_qat_config *cf
 #define CLI_WEIGHT_QUANT_HELP                                                                      \
     "--qat: weight quantizer: minmax, lsq, pow2 (powers of two, 2..4 bits) or kmeans (a codebook " \
     "of 2^bits int8 codes, 2..7 bits)"
-/* The quantizers of a training command's cfg: refuses the calibration-only ones (weights mse,
- * activations hist) with a usage error printed as "octet CMD: --weight-quant mse: ...". */
-int cli_train_quant(const char *cmd, const struct oct_qat_config *cfg);
+/* A training command's quantizers (--weight-quant, and cfg with its activation modes parsed):
+ * refuses the calibration-only ones (weights mse, activations hist) with a usage error printed
+ * as "octet CMD: --weight-quant mse: ...". Call it before parsing weight_quant. */
+int cli_train_quant(const char *cmd, const char *weight_quant, const struct oct_qat_config *cfg);
 /* The size of the file at path in bytes, -1 if it cannot be read (for summary lines). */
 long long cli_file_size(const char *path);
 /* A tensor shape as text, "(3, 4)" ("()" for a scalar), into buf (n bytes). */

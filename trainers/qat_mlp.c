@@ -62,9 +62,9 @@ int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, in
     cfg.momentum = o->obs_momentum;
     cfg.freeze_after = o->freeze_after < 0 ? per_epoch : o->freeze_after;
     cfg.per_tensor_weights = o->per_tensor_weights;
-    if (oct_qat_wmode_parse(o->weight_quant, &cfg.weight_mode)) return usage("--weight-quant");
     if (oct_qat_amodes_parse(o->act_quant, &cfg)) return usage("--act-quant");
-    if (cli_train_quant("train mlp", &cfg)) return CLI_USAGE;
+    if (cli_train_quant("train mlp", o->weight_quant, &cfg)) return CLI_USAGE;
+    if (oct_qat_wmode_parse(o->weight_quant, &cfg.weight_mode)) return usage("--weight-quant");
     if (oct_qat_config_check(&cfg)) return usage("--qat");
     if (cli_layer_bits("train mlp", o->layer_bits, &cfg)) return CLI_USAGE;
     int warmup = o->from ? 0 : o->fp32_epochs < 0 ? epochs / 2 : o->fp32_epochs;

@@ -61,10 +61,6 @@ typedef enum {
      * weights every forward by oct_quantize_codebook_s8, s[c] = max_k |w[c][k]| / 127: int8
      * codes again, so export and engine run them unchanged. */
     OCT_QAT_W_KMEANS,
-    /* Post-training calibration only (octet calibrate; QAT learns clipping with LSQ): uniform
-     * codes with clipped scales, s[c] = oct_quant_row_scales_mse (the clipping of least squared
-     * error, down to half the min-max scale), recomputed every forward. */
-    OCT_QAT_W_MSE,
     OCT_QAT_W_COUNT
 } oct_qat_wmode;
 

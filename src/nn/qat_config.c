@@ -12,16 +12,12 @@ static const char *const wmode_names[] = {
     [OCT_QAT_W_LSQ] = "lsq",
     [OCT_QAT_W_POW2] = "pow2",
     [OCT_QAT_W_KMEANS] = "kmeans",
-    [OCT_QAT_W_MSE] = "mse",
 };
 _Static_assert(sizeof wmode_names / sizeof wmode_names[0] == OCT_QAT_W_COUNT, "weight modes");
 
 static const char *const amode_names[] = {
-    [OCT_QAT_A_EMA] = "ema",
-    [OCT_QAT_A_MINMAX] = "minmax",
-    [OCT_QAT_A_LSQ] = "lsq",
-    [OCT_QAT_A_PACT] = "pact",
-    [OCT_QAT_A_HIST] = "hist",
+    [OCT_QAT_A_EMA] = "ema",   [OCT_QAT_A_MINMAX] = "minmax", [OCT_QAT_A_LSQ] = "lsq",
+    [OCT_QAT_A_PACT] = "pact", [OCT_QAT_A_HIST] = "hist",
 };
 _Static_assert(sizeof amode_names / sizeof amode_names[0] == OCT_QAT_A_COUNT, "act modes");
 

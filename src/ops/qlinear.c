@@ -44,8 +44,7 @@ void oct_qat_linear_weight_scales(const oct_qat_linear *l, float *s) {
     const oct_tensor *w = l->fp->w;
     int out = w->shape[0], in = w->shape[1];
     if (l->wmode != OCT_QAT_W_LSQ) {
-        (l->wmode == OCT_QAT_W_MSE ? oct_quant_row_scales_mse
-                                   : oct_quant_row_scales)(&l->wscheme, w->data, out, in, s);
+        oct_quant_row_scales(&l->wscheme, w->data, out, in, s);
         if (!l->per_tensor) return;
         float top = s[0];
         for (int c = 1; c < out; c++) top = s[c] > top ? s[c] : top;
