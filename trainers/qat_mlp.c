@@ -6,6 +6,7 @@
 #include "qat_mlp.h"
 
 #include <stdio.h>
+#include <string.h>
 
 void qat_flags(qat_opts *o, cli_flag *rows) {
     const cli_flag f[QAT_N_FLAGS] = {
@@ -73,24 +74,21 @@ int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, in
                 epochs);
         return CLI_USAGE;
     }
-    if (o->from) {
-        mlp_model loaded;
-        if (mlp_model_load(&loaded, o->from)) return cli_fail(NULL);
-        bool same = loaded.mlp.n_layers == m->mlp.n_layers;
-        for (int i = 0; same && i <= m->mlp.n_layers; i++)
-            same = loaded.mlp.sizes[i] == m->mlp.sizes[i];
-        if ((loaded.qat && o->quant_flag) || !same) {
+    if (o->from) { /* the saved model replaces m; its sizes must be the flags' */
+        int n = m->mlp.n_layers, sizes[CLI_MAX_INTS + 2];
+        memcpy(sizes, m->mlp.sizes, (size_t)(n + 1) * sizeof *sizes);
+        mlp_model_free(m);
+        if (mlp_model_load(m, o->from)) return cli_fail(NULL); /* m is left empty */
+        bool same = m->mlp.n_layers == n;
+        for (int i = 0; same && i <= n; i++) same = m->mlp.sizes[i] == sizes[i];
+        if ((m->qat && o->quant_flag) || !same) {
             fprintf(stderr, "octet train mlp: --from %s: %s%s\n", o->from,
                     !same ? "its layer sizes differ from --hidden and the data"
                           : "a QAT model, whose quantizers come with it: drop ",
                     same ? o->quant_flag : "");
-            mlp_model_free(&loaded);
             return CLI_USAGE;
         }
-        mlp_model_free(m);
-        *m = loaded;
         if (m->qat) {
-            m->qat->mlp = &m->mlp; /* it pointed into `loaded` */
             oct_qat_mlp_set_threads(m->qat, threads);
             *qat_start = 0;
             fprintf(stderr,
