@@ -76,6 +76,12 @@ typedef struct oct_optim {
      * gradient and zeroes it, slice by slice, in the same pass as the update. */
     float *const *const *extra;
     int n_extra;
+    /* Muon's matrices (parameter indices, n_muon of them) and each one's Newton-Schulz
+     * workspace at muon_work + muon_off[k], allocated once by oct_optim_init (malloc'd). */
+    int *muon_which;
+    int64_t *muon_off;
+    float *muon_work;
+    int n_muon;
 } oct_optim;
 
 /* PyTorch's defaults: SGD momentum 0, wd 0; AdamW betas (0.9, 0.999), eps 1e-8, wd 0.01;
@@ -97,7 +103,7 @@ oct_status oct_optim_kind_parse(const char *name, oct_optim_kind *out);
  * same singular vectors (singular values pushed into about [0.7, 1.2]): x /= max(||x||_F, 1e-7),
  * then five quintic Newton-Schulz iterations x = a x + (b A + c A^2) x with A = x x^T (x^T x
  * on the right when rows > cols), (a, b, c) = (3.4445, -4.7750, 2.0315), in float32 with
- * OpenBLAS sgemm. work holds 2 * rows * cols + 2 * min(rows, cols)^2 floats. */
+ * OpenBLAS sgemm. work holds rows * cols + 2 * min(rows, cols)^2 floats. */
 void oct_muon_orthogonalize(float *x, int rows, int cols, float *work);
 
 /* ---- learning-rate schedules ---------------------------------------------------------------- */

@@ -66,23 +66,44 @@ void oct__muon_momentum(float *restrict buf,     /* (n) */
     for (int64_t i = 0; i < n; i++) buf[i] += c * (g[i] - buf[i]);
 }
 
+/* Floats of the workspace for matrix p (split into row blocks of r rows): the update (n) and
+ * oct_muon_orthogonalize's scratch for one block (r c + 2 m^2). */
+static int64_t muon_work_size(const oct_optim_hyper *h, const oct_tensor *p) {
+    int blocks = oct__muon_blocks(h, p), r = p->shape[0] / blocks, c = p->shape[1];
+    int64_t m = r <= c ? r : c;
+    return p->size + (int64_t)r * c + 2 * m * m;
+}
+
+oct_status oct__muon_alloc(oct_optim *o) {
+    const oct_params *ps = o->params;
+    o->muon_which = malloc((size_t)ps->n * sizeof *o->muon_which);
+    o->muon_off = malloc((size_t)ps->n * sizeof *o->muon_off);
+    if (!o->muon_which || !o->muon_off) return OCT_ENOMEM;
+    int64_t total = 0;
+    for (int i = 0; i < ps->n; i++)
+        if (o->state[2 * i + 1] == NULL) {
+            o->muon_which[o->n_muon] = i;
+            o->muon_off[o->n_muon++] = total;
+            total += muon_work_size(&o->h, ps->items[i]);
+        }
+    o->muon_work = malloc((size_t)(total > 0 ? total : 1) * sizeof *o->muon_work);
+    return o->muon_work ? OCT_OK : OCT_ENOMEM;
+}
+
 typedef struct muon_job {
     const oct_optim *o;
-    const int *which; /* parameter indices of the picked matrices */
     float lr, mu;
 } muon_job;
 
 static void muon_matrix(void *arg, int task) {
     const muon_job *j = arg;
     const oct_optim_hyper *h = &j->o->h;
-    int i = j->which[task];
+    int i = j->o->muon_which[task];
     oct_tensor *p = j->o->params->items[i];
     const float *g = p->grad, *buf = j->o->state[2 * i]->data;
     int blocks = oct__muon_blocks(h, p), r = p->shape[0] / blocks, c = p->shape[1];
-    int m = r <= c ? r : c;
     int64_t n = p->size, nb = (int64_t)r * c;
-    float *x = malloc(((size_t)n + 2 * (size_t)nb + 2 * (size_t)m * (size_t)m) * sizeof *x);
-    OCT_ASSERT(x != NULL);
+    float *x = j->o->muon_work + j->o->muon_off[task];
     float mu = j->mu;
     if (h->nesterov)
         for (int64_t k = 0; k < n; k++) x[k] = g[k] + mu * (buf[k] - g[k]);
@@ -92,16 +113,9 @@ static void muon_matrix(void *arg, int task) {
     float decay = (float)(1.0 - (double)j->lr * h->weight_decay);
     float step = (float)((double)j->lr * 0.2 * sqrt((double)(r > c ? r : c)));
     for (int64_t k = 0; k < n; k++) p->data[k] = p->data[k] * decay - step * x[k];
-    free(x);
 }
 
 void oct__muon_step(const oct_optim *o, float lr, float mu) {
-    const oct_params *ps = o->params;
-    int *which = malloc((size_t)ps->n * sizeof *which), n = 0;
-    OCT_ASSERT(which != NULL);
-    for (int i = 0; i < ps->n; i++)
-        if (o->state[2 * i + 1] == NULL) which[n++] = i;
-    muon_job j = {.o = o, .which = which, .lr = lr, .mu = mu};
-    oct_parallel_for(n, o->threads > 1 ? o->threads : 1, muon_matrix, &j);
-    free(which);
+    muon_job j = {.o = o, .lr = lr, .mu = mu};
+    oct_parallel_for(o->n_muon, o->threads > 1 ? o->threads : 1, muon_matrix, &j);
 }

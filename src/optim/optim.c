@@ -112,12 +112,19 @@ oct_status oct_optim_init(oct_optim *o, oct_optim_kind kind, const oct_params *p
             o->state[i] = state_like(arena, p, "momentum");
         }
     }
+    if (kind == OCT_OPTIM_MUON && oct__muon_alloc(o) != OCT_OK) {
+        oct_optim_free(o);
+        return oct_fail(OCT_ENOMEM, "muon: out of memory for the orthogonalization workspace");
+    }
     return OCT_OK;
 }
 
 void oct_optim_free(oct_optim *o) {
     if (!o) return;
     free(o->state);
+    free(o->muon_which);
+    free(o->muon_off);
+    free(o->muon_work);
     memset(o, 0, sizeof *o);
 }
 
