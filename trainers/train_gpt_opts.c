@@ -1,0 +1,310 @@
+/* `octet train gpt`'s command line: the flags and their defaults, the checks and derived
+ * defaults after parsing, and --resume's merging of the checkpoint's flags with the new ones.
+ * The run itself is in train_gpt.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "train_gpt.h"
+
+/* The peak lr of a fine-tune (--from) unless --lr is given, by the narrowest weight bits of a
+ * --qat run. 600 QAT steps from the default fp32 model (1.1710 nats/char) with int8 embeddings
+ * reach, at 8 bits, 1.1670 at 1e-4, 1.1686 at 3e-5, 1.1694 at 3e-4, 1.1746 at 1e-3 and 1.2097
+ * at 6e-3 (the training default, which undoes much of a converged model); at 4 bits 1.1779 at
+ * 1e-4, 1.1790 at 3e-4, 1.1818 at 1e-3; at 3 bits 1.2333 at 1e-4, 1.2204 at 1e-3, 1.2390 at
+ * 3e-3; at 2 bits 2.2279 at 1e-4, 1.6864 at 1e-3, 1.6189 at 3e-3, 1.6697 at 1e-2 (narrow codes
+ * need larger steps to move the weights across their wide bins). */
+#define FROM_LR 1e-4f
+#define FROM_LR_3BIT 1e-3f
+#define FROM_LR_2BIT 3e-3f
+/* The same from a QAT or calibrated model, by its own narrowest bits. From GPTQ's codes
+ * (calibrate --weight-quant gptq --embed-bits 8), 600 QAT steps reach at 4 bits (1.1847) 1.1805
+ * at 1e-4 and 1.1789 at 3e-4; at 3 bits (1.2374) 1.2223 at 1e-4, 1.2021 at 3e-4, 1.1985 at 1e-3;
+ * at 2 bits (2.1951) 1.7732 at 3e-4, 1.3527 at 1e-3, 1.2927 at 3e-3. */
+/* The flags a --resume may give again; they are not part of a run's recorded options. */
+#define RUN_FLAGS " --resume --threads --text --log --save --checkpoint --stop-after --eval-every "
+
+float train_gpt_from_lr(int bits) {
+    return bits <= 2 ? FROM_LR_2BIT : bits == 3 ? FROM_LR_3BIT : FROM_LR;
+}
+
+int train_gpt_fail_flag(const char *flag) {
+    fprintf(stderr, "octet train gpt: %s: %s\n", flag, oct_last_error());
+    return CLI_USAGE;
+}
+
+/* cli_parse_seen without positional arguments. */
+static int parse(const cli_cmd *cmd, int argc, char **argv, bool *seen) {
+    const char *pos[1];
+    int n_pos;
+    return cli_parse_seen(cmd, argc, argv, pos, &n_pos, seen);
+}
+
+/* With --resume the run's flags come from the checkpoint: only these may be given. */
+static int check_resume_flags(const cli_cmd *cmd, const bool *seen, const char *resume) {
+    for (int i = 0; i < cmd->n_flags; i++) {
+        if (!seen[i] || cli_flag_listed(RUN_FLAGS, cmd->flags[i].name)) continue;
+        fprintf(stderr,
+                "octet train gpt: %s: the run's flags come from --resume %s (only --threads, "
+                "--text, --log, --save, --checkpoint, --stop-after and --eval-every may change)\n",
+                cmd->flags[i].name, resume);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+/* argv without --resume and --stop-after and their values (what a checkpoint stores). */
+static int strip_run_flags(int argc, char **argv, char **out) {
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--resume") || !strcmp(argv[i], "--stop-after"))
+            i++;
+        else if (strncmp(argv[i], "--resume=", 9) && strncmp(argv[i], "--stop-after=", 13))
+            out[n++] = argv[i];
+    }
+    return n;
+}
+
+/* o->qat_cfg from the --qat flags (freeze_after resolved); a bad value is a usage error naming
+ * the flag, reported before any work. */
+static int qat_config(gpt_opts *o) {
+    oct_qat_config *cfg = &o->qat_cfg;
+    oct_qat_config_default(cfg);
+    cfg->freeze_after = o->freeze_after;
+    cfg->embed_bits = o->embed_bits;
+    cfg->weight_bits = o->weight_bits;
+    cfg->act_bits = o->act_bits;
+    cfg->per_tensor_weights = o->per_tensor_weights;
+    if (oct_qat_amodes_parse(o->act_quant, cfg)) return train_gpt_fail_flag("--act-quant");
+    if (cli_train_quant("train gpt", o->weight_quant, cfg)) return CLI_USAGE;
+    if (oct_qat_wmode_parse(o->weight_quant, &cfg->weight_mode))
+        return train_gpt_fail_flag("--weight-quant");
+    if (cli_layer_bits("train gpt", o->layer_bits, cfg)) return CLI_USAGE;
+    return oct_qat_config_check(cfg) ? train_gpt_fail_flag("--qat") : CLI_OK;
+}
+
+/* The checks and derived defaults after parsing. */
+static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
+    /* --from takes the saved model's architecture: its flags are errors */
+    static const char *const arch[] = {"--byte-level", "--layers", "--heads", "--width",
+                                       "--context",    "--mlp",    "--tied",  "--gelu"};
+    const char *a =
+        o->from ? cli_first_given(cmd, seen, arch, (int)(sizeof arch / sizeof arch[0])) : NULL;
+    if (a) {
+        fprintf(stderr, "octet train gpt: %s: the architecture comes from --from %s\n", a, o->from);
+        return CLI_USAGE;
+    }
+    if (o->qat && o->qat_steps == 0) {
+        fprintf(stderr, "octet train gpt: --qat-steps 0: expected at least 1 with --qat\n");
+        return CLI_USAGE;
+    }
+    if (o->checkpoint && o->save && !strcmp(o->checkpoint, o->save)) {
+        fprintf(stderr, "octet train gpt: --checkpoint %s: the same file as --save\n", o->save);
+        return CLI_USAGE;
+    }
+    if (o->stop_after && !o->checkpoint) {
+        fprintf(stderr, "octet train gpt: --stop-after needs --checkpoint FILE\n");
+        return CLI_USAGE;
+    }
+    if (!cli_given(cmd, seen, "--warmup") && o->warmup > o->steps / 10) o->warmup = o->steps / 10;
+    if (o->warmup >= o->steps) {
+        fprintf(stderr, "octet train gpt: --warmup %d: expected fewer than --steps %d\n", o->warmup,
+                o->steps);
+        return CLI_USAGE;
+    }
+    if (o->qat_steps < 0) o->qat_steps = o->from ? o->steps : o->steps / 2 > 0 ? o->steps / 2 : 1;
+    if (o->qat_steps > o->steps) o->qat_steps = o->steps;
+    if (o->freeze_after < 0) o->freeze_after = o->qat_steps / 2;
+    bool exact_gelu;
+    if (cli_gelu("train gpt", o->gelu, &exact_gelu)) return CLI_USAGE;
+    if (o->width % o->heads) {
+        fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o->heads, o->width);
+        return CLI_USAGE;
+    }
+    if (!o->qat &&
+        (o->weight_bits != 8 || o->act_bits != 8 || o->layer_bits || o->per_tensor_weights)) {
+        fprintf(stderr, "octet train gpt: %s needs --qat\n",
+                o->weight_bits != 8 ? "--weight-bits"
+                : o->act_bits != 8  ? "--act-bits"
+                : o->layer_bits     ? "--layer-bits"
+                                    : "--per-tensor-weights");
+        return CLI_USAGE;
+    }
+    if (o->embed_bits == 1 || (o->embed_bits && !o->qat)) {
+        fprintf(stderr, "octet train gpt: --embed-bits %d: %s\n", o->embed_bits,
+                o->qat ? "expected 0 (float32) or 2..8" : "needs --qat");
+        return CLI_USAGE;
+    }
+    int rc = o->qat ? qat_config(o) : CLI_OK;
+    o->lr_given = cli_given(cmd, seen, "--lr");
+    if (rc == CLI_OK && o->from && !o->lr_given)
+        o->lr = train_gpt_from_lr(o->qat ? oct_qat_config_min_weight_bits(&o->qat_cfg) : 8);
+    static const char *const quant[] = {"--qat-steps",  "--freeze-after",       "--weight-quant",
+                                        "--act-quant",  "--weight-bits",        "--act-bits",
+                                        "--layer-bits", "--per-tensor-weights", "--embed-bits"};
+    o->quant_flag = cli_first_given(cmd, seen, quant, (int)(sizeof quant / sizeof quant[0]));
+    return rc;
+}
+
+/* o->options: the flags that define the run, after defaults, and the recipe's constants. */
+static int record_options(gpt_opts *o, const cli_cmd *cmd) {
+    int n = cli_values(cmd, RUN_FLAGS "--from ", o->options, sizeof o->options);
+    if (n >= 0 &&
+        snprintf(o->options + n, sizeof o->options - (size_t)n, " muon-momentum-warmup=%d",
+                 MUON_MOMENTUM_WARMUP) < (int)sizeof o->options - n)
+        return CLI_OK;
+    return cli_fail("the run's options are too long to record");
+}
+
+int cmd_train_gpt(int argc, char **argv) {
+    const gpt_opts defaults = {
+        .text = OCT_DEFAULT_TEXT,
+        .schedule = "linear",
+        .optim = "muon",
+        .gelu = "tanh",
+        .layers = 4,
+        .heads = 4,
+        .width = 128,
+        .context = 128,
+        .mlp = 512,
+        .batch = 32,
+        .steps = 3660,
+        .warmup = 200,
+        .seed = 1,
+        .threads = 1,
+        .eval_every = 500,
+        .eval_batches = GPT_EVAL_BATCHES,
+        .lr = 6e-3f,
+        .min_lr = 0.0f,
+        .decay = 1.0f,
+        .wd = 0.2f,
+        .clip = 1.0f,
+        .beta2 = 0.99f,
+        .qat_steps = -1,
+        .freeze_after = -1,
+        .weight_quant = "minmax",
+        .act_quant = "ema",
+        .weight_bits = 8,
+        .act_bits = 8,
+    };
+    gpt_opts o = defaults;
+    const cli_flag flags[] = {
+        {"--text", CLI_STR, &o.text, "training text (90% train, last 10% validation)", 0, 0},
+        {"--from", CLI_STR, &o.from,
+         "fine-tune this saved fp32 GPT (its architecture and vocabulary; with --qat, all steps "
+         "QAT unless --qat-steps), or with --qat a QAT or calibrated one (its quantizers too)",
+         0, 0},
+        {"--byte-level", CLI_BOOL, &o.byte_level, "all 256 bytes as the vocabulary", 0, 0},
+        {"--layers", CLI_INT, &o.layers, "transformer blocks", 1, 64},
+        {"--heads", CLI_INT, &o.heads, "attention heads (must divide --width)", 1, 64},
+        {"--width", CLI_INT, &o.width, "residual stream width", 1, 8192},
+        {"--context", CLI_INT, &o.context, "context length in characters", 1, 8192},
+        {"--mlp", CLI_INT, &o.mlp, "hidden width of each block's MLP", 1, 65536},
+        {"--tied", CLI_BOOL, &o.tied, "tie the output layer to the token embedding", 0, 0},
+        {"--gelu", CLI_STR, &o.gelu,
+         "tanh (the tanh approximation) or erf (exact, PyTorch's nn.GELU() default)", 0, 0},
+        {"--dropout", CLI_FLOAT, &o.dropout, "dropout after embeddings and residual branches", 0,
+         0.99},
+        {"--batch", CLI_INT, &o.batch, "windows per step", 1, 65536},
+        {"--steps", CLI_INT, &o.steps, "training steps", 1, 1e9},
+        {"--optim", CLI_STR, &o.optim,
+         "adamw, or muon (Muon for the blocks' matrices, AdamW for the rest, one --lr)", 0, 0},
+        {"--lr", CLI_FLOAT, &o.lr,
+         "peak learning rate (--from: 1e-4 unless given; with --qat 1e-3 when a layer has 3-bit "
+         "weights, 3e-3 with 2-bit: the --qat flags' bits, or a QAT model's own)",
+         1e-9, 10},
+        {"--schedule", CLI_STR, &o.schedule,
+         "constant, step (halve every 1000), cosine, or linear (constant, then a linear decay)", 0,
+         0},
+        {"--warmup", CLI_INT, &o.warmup, "linear warmup steps (unless given, at most --steps / 10)",
+         0, 1e9},
+        {"--min-lr", CLI_FLOAT, &o.min_lr, "cosine, linear: final lr as a fraction of --lr", 0, 1},
+        {"--decay", CLI_FLOAT, &o.decay,
+         "linear: fraction of the steps after warmup spent decaying", 0.001, 1},
+        {"--wd", CLI_FLOAT, &o.wd, "weight decay (not on biases and LayerNorms)", 0, 10},
+        {"--beta2", CLI_FLOAT, &o.beta2, "AdamW beta2", 0, 0.99999},
+        {"--clip", CLI_FLOAT, &o.clip, "clip the global gradient norm (0: off)", 0, 1e9},
+        {"--seed", CLI_INT, &o.seed, "random seed (init, batches, dropout)", 0, 2147483647},
+        {"--threads", CLI_INT, &o.threads, "threads", 1, 256},
+        {"--eval-every", CLI_INT, &o.eval_every, "validation every N steps (0: only at the end)", 0,
+         1e9},
+        {"--eval-batches", CLI_INT, &o.eval_batches, "validation batches (32 fixed windows each)",
+         1, 1e6},
+        {"--log", CLI_STR, &o.log, "write metrics as JSON Lines to FILE", 0, 0},
+        {"--save", CLI_STR, &o.save, "save the trained model (safetensors) to FILE", 0, 0},
+        {"--checkpoint", CLI_STR, &o.checkpoint,
+         "write the model, optimizer state and run to FILE at every validation (for --resume)", 0,
+         0},
+        {"--resume", CLI_STR, &o.resume,
+         "continue the run that wrote the checkpoint FILE, with its flags, bit for bit", 0, 0},
+        {"--stop-after", CLI_INT, &o.stop_after,
+         "stop after step N and write the checkpoint (0: run to --steps)", 0, 1e9},
+        {"--qat", CLI_BOOL, &o.qat, "quantization-aware training (fp32 steps, then int8 QAT)", 0,
+         0},
+        {"--qat-steps", CLI_INT, &o.qat_steps, "--qat: QAT steps at the end (-1: half of --steps)",
+         -1, 1e9},
+        {"--freeze-after", CLI_INT, &o.freeze_after,
+         "--qat: freeze observers after N QAT steps (-1: half of them, 0: never)", -1, 1e9},
+        {"--weight-quant", CLI_STR, &o.weight_quant, CLI_WEIGHT_QUANT_HELP, 0, 0},
+        {"--act-quant", CLI_STR, &o.act_quant, "--qat: activation quantizers: ema, minmax or lsq",
+         0, 0},
+        {"--weight-bits", CLI_INT, &o.weight_bits,
+         "--qat: weight bits (up to 4 exported as packed indices)", 2, 8},
+        {"--act-bits", CLI_INT, &o.act_bits, "--qat: activation bits (codes stored as uint8)", 2,
+         8},
+        {"--layer-bits", CLI_STR, &o.layer_bits,
+         "--qat: mixed precision, weight bits per layer overriding --weight-bits: lm_head=8 "
+         "(layers h.0.attn.qkv, h.0.attn.proj, h.0.mlp.fc, h.0.mlp.proj, ..., lm_head; * "
+         "wildcards; the last match wins)",
+         0, 0},
+        {"--per-tensor-weights", CLI_BOOL, &o.per_tensor_weights,
+         "--qat: one weight scale per layer instead of one per output channel", 0, 0},
+        {"--embed-bits", CLI_INT, &o.embed_bits,
+         "--qat: token and position embeddings as N-bit codes per row, exported as int8 "
+         "(0: float32; 2..8)",
+         0, 8},
+    };
+    cli_cmd cmd = {"train gpt",
+                   "[flags]",
+                   "Trains a character-level GPT on a text file and prints the validation loss\n"
+                   "in nats and bits per character. The default corpus is written by\n"
+                   "`bash datasets/prepare_text.sh`.",
+                   flags,
+                   (int)(sizeof flags / sizeof flags[0]),
+                   0,
+                   0};
+    bool seen[sizeof flags / sizeof flags[0]];
+    int rc = parse(&cmd, argc, argv, seen);
+    if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
+    char **saved = NULL, **all = NULL;
+    int n_saved = 0;
+    if (o.resume) { /* the checkpoint's command line, then this one's */
+        if ((rc = check_resume_flags(&cmd, seen, o.resume)) != CLI_OK) return rc;
+        if (gpt_checkpoint_args(o.resume, &n_saved, &saved)) return cli_fail(NULL);
+        all = malloc((size_t)(n_saved + argc) * sizeof *all);
+        if (!all) rc = cli_fail("out of memory");
+        if (rc == CLI_OK) {
+            memcpy(all, saved, (size_t)n_saved * sizeof *all);
+            memcpy(all + n_saved, argv, (size_t)argc * sizeof *all);
+            o = defaults;
+            argc += n_saved;
+            argv = all;
+            rc = parse(&cmd, argc, argv, seen);
+        }
+    }
+    char **kept = rc == CLI_OK ? malloc((size_t)(argc + 1) * sizeof *kept) : NULL;
+    if (rc == CLI_OK && !kept) rc = cli_fail("out of memory");
+    if (rc == CLI_OK) {
+        o.argc = strip_run_flags(argc, argv, kept);
+        o.argv = kept;
+        rc = check_opts(&o, &cmd, seen);
+    }
+    if (rc == CLI_OK) rc = record_options(&o, &cmd);
+    if (rc == CLI_OK) rc = train_gpt_run(&o);
+    free(kept);
+    free(all);
+    gpt_checkpoint_free_args(n_saved, saved);
+    return rc;
+}
