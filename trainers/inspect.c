@@ -22,8 +22,8 @@ static void print_linear(const char *name, const oct_qlinear *l, const oct_st_fi
     char book_name[96], weights[16] = "int8";
     snprintf(book_name, sizeof book_name, "%s.weight_codebook", name);
     const oct_st_entry *book = oct_st_find(f, book_name);
-    for (int b = 1; book && b <= 4; b++)
-        if (book->numel == 1 << b) snprintf(weights, sizeof weights, "%d-bit idx", b);
+    if (book && oct_i8_index_bits(book->numel))
+        snprintf(weights, sizeof weights, "%d-bit idx", oct_i8_index_bits(book->numel));
     float lo = l->w_scale[0], hi = l->w_scale[0];
     for (int c = 1; c < l->out; c++) {
         lo = l->w_scale[c] < lo ? l->w_scale[c] : lo;

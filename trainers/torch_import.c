@@ -10,6 +10,7 @@
 #include "gpt_int8.h"
 
 #include <ctype.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,12 +377,12 @@ static oct_status gpt_export(const gpt_model *m, oct_st_writer *w) {
     if (s == OCT_OK) s = meta_int(w, "block_size", c->context);
     if (s == OCT_OK) s = meta_int(w, "vocab_size", c->vocab);
     if (s == OCT_OK) s = oct_st_writer_meta(w, "gelu", c->exact_gelu ? "erf" : "tanh");
-    char *bytes = malloc((size_t)c->vocab * 4 + 3);
-    if (!bytes) return oct_fail(OCT_ENOMEM, "out of memory");
-    size_t k = (size_t)sprintf(bytes, "[");
-    for (int i = 0; i < c->vocab; i++)
-        k += (size_t)sprintf(bytes + k, i ? ",%d" : "%d", m->vocab.bytes[i]);
-    sprintf(bytes + k, "]");
+    json_t *a = json_array(); /* "[10,32,...]", as import reads it */
+    for (int i = 0; a && i < c->vocab; i++)
+        json_array_append_new(a, json_integer(m->vocab.bytes[i]));
+    char *bytes = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    if (!bytes && s == OCT_OK) s = oct_fail(OCT_ENOMEM, "out of memory");
     if (s == OCT_OK) s = oct_st_writer_meta(w, "vocab_bytes", bytes);
     free(bytes);
     for (int i = 0; i < m->params.n && s == OCT_OK; i++) {

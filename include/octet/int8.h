@@ -307,6 +307,9 @@ oct_status oct_i8_mlp_save(const oct_i8_mlp *m, const char *path);
  * file and the tensor or graph field: OCT_EIO, OCT_EFORMAT (wrong format or version, wrong
  * dtype, inconsistent values), OCT_ENOTFOUND (missing tensor), OCT_ESHAPE, OCT_ENOMEM. */
 oct_status oct_i8_mlp_load(oct_i8_mlp *m, const char *path);
+/* The index width b of packed codes whose "weight_codebook" holds n codes: 1, 2, 3 or 4 for
+ * n = 2, 4, 8, 16; 0 for any other n. */
+int oct_i8_index_bits(int64_t n);
 
 /* ==== the integer GPT (src/int8/gpt_engine.c, gpt_export.c) ===================================
  *

@@ -27,6 +27,10 @@ static int codebook(const int8_t *w, size_t n, int8_t book[16]) {
     return bits;
 }
 
+int oct_i8_index_bits(int64_t n) {
+    return n == 2 ? 1 : n == 4 ? 2 : n == 8 ? 3 : n == 16 ? 4 : 0;
+}
+
 static size_t index_row_bytes(int cols, int bits) {
     return ((size_t)cols * (size_t)bits + 7) / 8;
 }
@@ -106,12 +110,7 @@ oct_status oct__i8_codes_read(const oct__i8_loader *ld, const char *prefix, int 
     snprintf(name, sizeof name, "%s.weight_codebook", prefix);
     const oct_st_entry *e = oct_st_find(&ld->f, name);
     if (!e) return oct_fail(OCT_ENOTFOUND, "%s: tensor \"%s\" not found", ld->path, name);
-    int bits = e->ndim != 1     ? 0
-               : e->numel == 2  ? 1
-               : e->numel == 4  ? 2
-               : e->numel == 8  ? 3
-               : e->numel == 16 ? 4
-                                : 0;
+    int bits = e->ndim == 1 ? oct_i8_index_bits(e->numel) : 0;
     if (!bits)
         return oct_fail(OCT_ESHAPE,
                         "%s: %s must hold 2, 4, 8 or 16 codes (1-D), it has %lld values", ld->path,
