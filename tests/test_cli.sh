@@ -234,12 +234,18 @@ ok "eval gpt" "val loss" "$octet" eval "$tmp/g.safetensors" --text "$tmp/tiny.tx
 saved=$(grep -o 'val loss [0-9.]*' "$tmp/out")
 ok "train gpt --from" "final $saved" "$octet" train gpt --text "$tmp/tiny.txt" --steps 1 \
     --eval-batches 1 --batch 2 --lr 1e-9 --from "$tmp/g.safetensors"
-# a QAT fine-tune's default lr follows its narrowest weights: 1e-4, 1e-3 at 3 bits, 3e-3 at 2
-for bits in "--weight-bits 4:lr 0.0001" "--layer-bits lm_head=3:lr 0.001" "--weight-bits 2:lr 0.003"; do
+# a QAT fine-tune's default lr follows its narrowest weights: 1e-4, 1e-3 at 3 bits, 3e-3 at 2;
+# so does the default weight quantizer: lsq at 3 bits or fewer, per channel, else min-max
+for case in "--weight-bits 4:lr 0.0001:(minmax" "--layer-bits lm_head=3:lr 0.001:(lsq" \
+    "--weight-bits 2:lr 0.003:(lsq" "--weight-bits 2 --per-tensor-weights:lr 0.003:(minmax"; do
+    flags=${case%%:*} want=${case#*:}
     "$octet" train gpt --text "$tmp/tiny.txt" --steps 1 --eval-batches 1 --batch 2 \
-        --from "$tmp/g.safetensors" --qat ${bits%%:*} 2>&1 | grep -qF "${bits#*:} " ||
-        { echo "FAIL: train gpt --from --qat ${bits%%:*} does not train at ${bits#*:}"; fails=$((fails + 1)); }
+        --from "$tmp/g.safetensors" --qat $flags >"$tmp/out" 2>&1
+    grep -qF "${want%%:*} " "$tmp/out" && grep -qF "weights ${want#*:}" "$tmp/out" ||
+        { echo "FAIL: train gpt --from --qat $flags does not train at ${want%%:*} with ${want#*:}"; fails=$((fails + 1)); }
 done
+"$octet" train mlp --data "$tmp/tiny" --epochs 2 --batch 2 --hidden 8 --qat --weight-bits 3 2>&1 | grep -qF "weights (lsq)" ||
+    { echo "FAIL: train mlp --qat --weight-bits 3 does not default to lsq"; fails=$((fails + 1)); }
 ok "train gpt --from --qat" "final val loss" "$octet" train gpt --text "$tmp/tiny.txt" --steps 4 \
     --eval-every 0 --eval-batches 1 --batch 2 --from "$tmp/g.safetensors" --qat \
     --save "$tmp/gf.safetensors"

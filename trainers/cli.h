@@ -107,7 +107,13 @@ int cli_layer_bits(const char *cmd, const char *value, struct oct_qat_config *cf
 /* The help of the training commands' --weight-quant flag. */
 #define CLI_WEIGHT_QUANT_HELP                                                                      \
     "--qat: weight quantizer: minmax, lsq, pow2 (powers of two, 2..4 bits) or kmeans (a codebook " \
-    "of 2^bits int8 codes, 2..7 bits)"
+    "of 2^bits int8 codes, 2..7 bits) (default: lsq when a layer has weights of 3 bits or fewer, " \
+    "per channel; else minmax)"
+/* The training commands' weight quantizer when --weight-quant is not given: "lsq" when a layer
+ * has weights of 3 bits or fewer (--weight-bits weight_bits, --layer-bits layer_bits, NULL: none)
+ * with one scale per channel (LSQ learns a step per channel; per_tensor: --per-tensor-weights);
+ * else "minmax". */
+const char *cli_default_weight_quant(int weight_bits, const char *layer_bits, bool per_tensor);
 /* A training command's quantizers (--weight-quant, and cfg with its activation modes parsed):
  * refuses the calibration-only ones (weights mse, activations hist) with a usage error printed
  * as "octet CMD: --weight-quant mse: ...". Call it before parsing weight_quant. */

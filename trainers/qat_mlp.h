@@ -14,7 +14,7 @@ typedef struct qat_opts {
     int weight_bits, act_bits;
     const char *layer_bits;   /* per-layer weight bits, "fc0=8,fc2=8"; NULL: none */
     bool per_tensor_weights;  /* one weight scale per layer */
-    const char *weight_quant; /* minmax | lsq */
+    const char *weight_quant; /* minmax | lsq | pow2 | kmeans; NULL: cli_default_weight_quant */
     const char *act_quant;    /* ema | minmax | lsq | pact, or one per quantization point */
     float obs_momentum;
     const char *quant_flag; /* the first quantizer flag given (not --qat, --from), or NULL */
@@ -22,7 +22,7 @@ typedef struct qat_opts {
 
 /* The defaults and the flag table rows (QAT_N_FLAGS of them) for o. */
 #define QAT_OPTS_DEFAULT                                                                           \
-    { false, NULL, -1, -1, 8, 8, NULL, false, "minmax", "ema", OCT_OBSERVER_MOMENTUM, NULL }
+    { false, NULL, -1, -1, 8, 8, NULL, false, NULL, "ema", OCT_OBSERVER_MOMENTUM, NULL }
 #define QAT_N_FLAGS 11
 void qat_flags(qat_opts *o, cli_flag *rows /* (QAT_N_FLAGS) */);
 /* After parsing: records in o which quantizer flag was given (seen from cli_parse_seen). */

@@ -32,7 +32,7 @@ typedef struct gpt_opts {
     const char *layer_bits;    /* --qat: per-layer weight bits, "lm_head=8"; NULL: none */
     bool per_tensor_weights;   /* --qat: one weight scale per layer */
     int freeze_after;          /* observers freeze after this many QAT steps; -1: half of them */
-    const char *weight_quant;  /* minmax | lsq */
+    const char *weight_quant;  /* minmax | lsq | pow2 | kmeans (check_opts resolves NULL) */
     const char *act_quant;     /* ema | minmax | lsq */
     oct_qat_config qat_cfg;    /* --qat: the configuration of the flags above (check_opts) */
     const char *quant_flag;    /* the first quantizer flag given (NULL: none) */

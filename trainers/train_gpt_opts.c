@@ -137,6 +137,9 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
                 o->qat ? "expected 0 (float32) or 2..8" : "needs --qat");
         return CLI_USAGE;
     }
+    if (!o->weight_quant) /* resolved for every run, so a checkpoint records it */
+        o->weight_quant =
+            cli_default_weight_quant(o->weight_bits, o->layer_bits, o->per_tensor_weights);
     int rc = o->qat ? qat_config(o) : CLI_OK;
     o->lr_given = cli_given(cmd, seen, "--lr");
     if (rc == CLI_OK && o->from && !o->lr_given)
@@ -184,7 +187,6 @@ int cmd_train_gpt(int argc, char **argv) {
         .beta2 = 0.99f,
         .qat_steps = -1,
         .freeze_after = -1,
-        .weight_quant = "minmax",
         .act_quant = "ema",
         .weight_bits = 8,
         .act_bits = 8,
