@@ -61,6 +61,9 @@ static void status_messages(void **state) {
     oct_fail(OCT_EIO, "%s", "inner problem");
     oct_fail(OCT_EIO, "outer.bin: %s", oct_last_error());
     assert_string_equal(oct_last_error(), "outer.bin: inner problem");
+    /* One line whatever the arguments hold (a tensor name read from a file). */
+    oct_fail(OCT_EFORMAT, "f.st: tensor \"%s\": bad dtype", "evil\nname\r\t\x7f");
+    assert_string_equal(oct_last_error(), "f.st: tensor \"evil?name???\": bad dtype");
     oct_clear_error();
     assert_string_equal(oct_last_error(), "");
 }

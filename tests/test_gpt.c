@@ -332,6 +332,13 @@ static void corrupt_and_mismatched_files(void **state) {
     path_in_dir(good, sizeof good, "good.safetensors");
     path_in_dir(bad, sizeof bad, "bad.safetensors");
     gpt_model m;
+    for (int tied = 1; tied >= 0; tied--) { /* the parameter count the loaders check */
+        tiny_model(&m, "abc", 4, 2, tied, 0);
+        int64_t total = 0;
+        for (int i = 0; i < m.params.n; i++) total += m.params.items[i]->size;
+        assert_int_equal(total, oct_gpt_param_count(&m.gpt.cfg));
+        gpt_model_free(&m);
+    }
     tiny_model(&m, "abc", 4, 1, false, 0);
     assert_int_equal(gpt_model_save(&m, good), OCT_OK);
     gpt_model_free(&m);
@@ -339,9 +346,13 @@ static void corrupt_and_mismatched_files(void **state) {
     rewrite(good, bad, "octet.model", "mlp", NULL);
     expect_load_error(bad, OCT_EFORMAT, "not an octet GPT model");
     rewrite(good, bad, "octet.layers", "2", NULL);
-    expect_load_error(bad, OCT_EFORMAT, "'h.1.ln_1.weight' is missing");
-    rewrite(good, bad, "octet.width", "16", NULL);
-    expect_load_error(bad, OCT_ESHAPE, "wte.weight");
+    expect_load_error(bad, OCT_EFORMAT, "has 1160 parameters, but the file holds 631 values");
+    rewrite(good, bad, "octet.mlp", "6", NULL);
+    expect_load_error(bad, OCT_ESHAPE, "h.0.mlp.fc.weight");
+    /* metadata asking for more values than the file holds (50 GB) are refused before anything is
+     * allocated */
+    rewrite(good, bad, "octet.width", "65536", NULL);
+    expect_load_error(bad, OCT_EFORMAT, "parameters, but the file holds");
     rewrite(good, bad, "octet.heads", "3", NULL);
     expect_load_error(bad, OCT_EFORMAT, "not a multiple of n_head");
     rewrite(good, bad, "octet.mlp", "many", NULL);
@@ -427,7 +438,9 @@ typedef enum {
     EXTRA,
     NAN_WTE,
     QKV_TRANSPOSED,
-    I8_WPE
+    I8_WPE,
+    EMPTY_WPE, /* wpe (2^31 - 1, 0): no data, but a context that would need 8 GB */
+    FAR_BLOCK  /* an empty tensor of block 2^31 - 2 */
 } torch_edit;
 
 /* Writes m's parameters as a nanoGPT state dict (F32, or BF16 of m's values, which must be
@@ -472,6 +485,10 @@ static void write_torch(const gpt_model *m, const char *path, oct_dtype dt, torc
             shape[0] = t->shape[1];
             shape[1] = t->shape[0];
         }
+        if (edit == EMPTY_WPE && !strcmp(name, "wpe.weight")) {
+            shape[0] = 2147483647;
+            shape[1] = 0;
+        }
         assert_int_equal(oct_st_writer_add(&w, names[i], tdt, t->ndim, shape, data), OCT_OK);
     }
     int T = m->gpt.cfg.context, mshape[4] = {1, 1, T, T};
@@ -479,6 +496,12 @@ static void write_torch(const gpt_model *m, const char *path, oct_dtype dt, torc
     for (int l = 0; l < m->gpt.cfg.n_layer; l++) { /* nanoGPT's persistent causal mask */
         snprintf(names[MAX + l], sizeof names[0], "_orig_mod.transformer.h.%d.attn.bias", l);
         assert_int_equal(oct_st_writer_add(&w, names[MAX + l], OCT_DT_F32, 4, mshape, mask),
+                         OCT_OK);
+    }
+    if (edit == FAR_BLOCK) {
+        int zero = 0;
+        assert_int_equal(oct_st_writer_add(&w, "transformer.h.2147483646.ln_1.weight", OCT_DT_F32,
+                                           1, &zero, mask),
                          OCT_OK);
     }
     if (edit == EXTRA) {
@@ -572,6 +595,14 @@ static void import_errors(void **state) {
                         "'_orig_mod.transformer.wte.weight' holds a non-finite");
     write_torch(&a, path, OCT_DT_F32, QKV_TRANSPOSED);
     expect_import_error(path, &a.vocab, 2, OCT_ESHAPE, "is (8, 24), expected (24, 8)");
+    write_torch(&a, path, OCT_DT_F32, EMPTY_WPE);
+    expect_import_error(path, &a.vocab, 2, OCT_ESHAPE,
+                        "'_orig_mod.transformer.wpe.weight' has 0 columns, but the embeddings' "
+                        "width is 8");
+    write_torch(&a, path, OCT_DT_F32, FAR_BLOCK);
+    expect_import_error(path, &a.vocab, 2, OCT_EFORMAT,
+                        "'transformer.h.2147483646.ln_1.weight': block 2147483646, expected "
+                        "0..1023");
     write_torch(&a, path, OCT_DT_F32, I8_WPE);
     expect_import_error(path, &a.vocab, 2, OCT_EUNSUPPORTED, "I8, not a floating-point dtype");
     assert_int_equal(gpt_model_save(&a, octet_file), OCT_OK);

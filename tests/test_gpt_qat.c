@@ -310,6 +310,9 @@ static void corrupt_exports_rejected(void **state) {
     expect_rejected(bad, OCT_EFORMAT, "h.0.mlp.fc: 16 -> 32, the config needs 16 -> 33");
     rewrite_graph(f->path, bad, "\"embeddings\":\"f32\"", "\"embeddings\":\"i8\"");
     expect_rejected(bad, OCT_ENOTFOUND, "wte.weight_q");
+    /* sizes asking for gigabytes of tables are refused before anything is allocated */
+    rewrite_graph(f->path, bad, "\"width\":16", "\"width\":65536");
+    expect_rejected(bad, OCT_EFORMAT, "more values than the file holds");
     /* An MLP loader refuses the GPT file too. */
     oct_i8_mlp mlp;
     assert_int_equal(oct_i8_mlp_load(&mlp, f->path), OCT_EFORMAT);

@@ -149,6 +149,40 @@ static void import_errors(void **state) {
     mlp_model_free(&a);
 }
 
+/* An octet MLP file whose metadata ask for 4 TB of layers is refused before anything is
+ * allocated (mlp_model_load). */
+static void model_sizes_checked(void **state) {
+    mlp_model a;
+    small_mlp(&a, false);
+    assert_int_equal(mlp_model_save(&a, path), OCT_OK);
+    mlp_model_free(&a);
+    oct_st_file f;
+    assert_int_equal(oct_st_open(&f, path), OCT_OK);
+    oct_st_writer w;
+    oct_st_writer_init(&w);
+    for (int i = 0; i < f.nmeta; i++)
+        if (strcmp(f.meta[i].key, "octet.crc32") && strcmp(f.meta[i].key, "octet.sizes"))
+            assert_int_equal(oct_st_writer_meta(&w, f.meta[i].key, f.meta[i].value), OCT_OK);
+    assert_int_equal(oct_st_writer_meta(&w, "octet.sizes", "1048576,1048576,1048576"), OCT_OK);
+    for (int i = 0; i < f.count; i++) {
+        const oct_st_entry *e = &f.entries[i];
+        assert_int_equal(oct_st_writer_add(&w, e->name, e->dtype, e->ndim, e->shape, e->data),
+                         OCT_OK);
+    }
+    char big[160];
+    snprintf(big, sizeof big, "%s.big", path);
+    assert_int_equal(oct_st_writer_write(&w, big), OCT_OK);
+    oct_st_writer_free(&w);
+    oct_st_close(&f);
+    mlp_model m;
+    assert_int_equal(mlp_model_load(&m, big), OCT_EFORMAT);
+    if (!strstr(oct_last_error(), "make 2199025352704 parameters, but the file holds"))
+        fail_msg("error '%s'", oct_last_error());
+    assert_int_equal(m.params.n, 0);
+    unlink(big);
+    unlink(path);
+}
+
 static int make_dir(void **state) {
     snprintf(dir, sizeof dir, "/tmp/octet-test-import.XXXXXX");
     if (!mkdtemp(dir)) return -1;
@@ -165,6 +199,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(import_matches),
         cmocka_unit_test(import_errors),
+        cmocka_unit_test(model_sizes_checked),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

@@ -48,6 +48,12 @@ static void config_json_round_trip(void **state) {
                                                   "\"weight_mode\": \"lsq\"}"),
                      OCT_EFORMAT); /* learned steps are per channel */
     assert_int_equal(oct_qat_config_from_json(&d, "{\"weight_bits\": 9}"), OCT_EFORMAT);
+    /* 2^32 + 8 would wrap to 8 as an int */
+    assert_int_equal(oct_qat_config_from_json(&d, "{\"weight_bits\": 4294967304}"), OCT_EFORMAT);
+    assert_int_equal(oct_qat_config_from_json(&d, "{\"act_bits\": -4294967288}"), OCT_EFORMAT);
+    /* jansson's message about the broken text stays on one line */
+    assert_int_equal(oct_qat_config_from_json(&d, "\"\\\n"), OCT_EFORMAT);
+    assert_null(strchr(oct_last_error(), '\n'));
     assert_int_equal(oct_qat_config_from_json(&d, "{\"embed_bits\": 1}"), OCT_EFORMAT);
     assert_int_equal(oct_qat_config_from_json(&d, "{\"embed_bits\": \"8\"}"), OCT_EFORMAT);
     assert_int_equal(oct_qat_config_from_json(&d, "{\"act_modes\": [\"relu\"]}"), OCT_EFORMAT);

@@ -105,7 +105,7 @@ oct_status gpt_checkpoint_args(const char *path, int *argc, char ***argv) {
     if (s != OCT_OK) return s;
     json_t *a = meta_json(&f, ARGS_KEY);
     size_t n = json_is_array(a) ? json_array_size(a) : 0;
-    char **v = a ? calloc(n + 1, sizeof *v) : NULL;
+    char **v = json_is_array(a) ? calloc(n + 1, sizeof *v) : NULL;
     for (size_t i = 0; v && i < n; i++) {
         const char *arg = json_string_value(json_array_get(a, i));
         if (!arg || !(v[i] = strdup(arg))) {

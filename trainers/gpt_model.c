@@ -30,6 +30,18 @@ oct_status gpt_model_init(gpt_model *m, const oct_gpt_config *cfg, const oct_voc
     return s;
 }
 
+oct_status gpt_model_check_size(const oct_st_file *f, const oct_gpt_config *cfg, bool no_biases) {
+    int64_t C = cfg->width, biases = cfg->n_layer * (3 * C + C + 2 * C + cfg->mlp + C) + C;
+    int64_t need = oct_gpt_param_count(cfg) - (no_biases ? biases : 0);
+    int64_t have = oct_st_total_numel(f);
+    if (need <= have) return OCT_OK;
+    return oct_fail(OCT_EFORMAT,
+                    "%s: a GPT of %d layers, width %d, context %d has %lld parameters, "
+                    "but the file holds %lld values",
+                    f->path, cfg->n_layer, cfg->width, cfg->context, (long long)need,
+                    (long long)have);
+}
+
 void gpt_model_free(gpt_model *m) {
     if (!m) return;
     oct_qat_gpt_free(m->qat);
@@ -93,9 +105,12 @@ static oct_status read_config(const oct_st_file *f, oct_gpt_config *cfg) {
         int max;
         int *dst;
     } ints[] = {
-        {"octet.vocab", 65536, &cfg->vocab},   {"octet.context", 1 << 20, &cfg->context},
-        {"octet.layers", 1024, &cfg->n_layer}, {"octet.heads", 1024, &cfg->n_head},
-        {"octet.width", 1 << 16, &cfg->width}, {"octet.mlp", 1 << 18, &cfg->mlp},
+        {"octet.vocab", 65536, &cfg->vocab},
+        {"octet.context", 1 << 20, &cfg->context},
+        {"octet.layers", GPT_MAX_LAYERS, &cfg->n_layer},
+        {"octet.heads", 1024, &cfg->n_head},
+        {"octet.width", 1 << 16, &cfg->width},
+        {"octet.mlp", 1 << 18, &cfg->mlp},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         oct_status s = meta_int(f, ints[i].key, ints[i].max, ints[i].dst);
@@ -127,6 +142,7 @@ oct_status gpt_model_load(gpt_model *m, const char *path) {
     if (s == OCT_ENOTFOUND) s = oct_fail(OCT_EFORMAT, "%s: tensor 'vocab' is missing", path);
     if (s == OCT_OK && oct_vocab_from_bytes(&vocab, bytes, cfg.vocab) != OCT_OK)
         s = fail_in(OCT_EFORMAT, path);
+    if (s == OCT_OK) s = gpt_model_check_size(&f, &cfg, false);
     if (s == OCT_OK) s = gpt_model_init(m, &cfg, &vocab, 0);
     const char *qat = s == OCT_OK ? oct_st_meta(&f, "octet.qat") : NULL;
     int n_state = 0;

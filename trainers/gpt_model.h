@@ -29,9 +29,18 @@ typedef struct gpt_model {
     bool qat_on;      /* forward passes run the QAT GPT (else fp32) */
 } gpt_model;
 
+/* The most blocks a GPT file (octet's or an imported state dict) may have. */
+#define GPT_MAX_LAYERS 1024
+
 /* A freshly initialized model (GPT-2 init from seed). cfg->vocab must equal vocab->size. */
 oct_status gpt_model_init(gpt_model *m, const oct_gpt_config *cfg, const oct_vocab *vocab,
                           uint64_t seed);
+/* OCT_EFORMAT naming f's file unless f's tensors hold at least the parameters of cfg (but for
+ * the biases, which a PyTorch state dict may leave out, when no_biases), checked before a model
+ * described by a file's metadata or shapes is allocated. */
+struct oct_st_file;
+oct_status gpt_model_check_size(const struct oct_st_file *f, const oct_gpt_config *cfg,
+                                bool no_biases);
 /* Loads a model written by gpt_model_save. Errors (OCT_EFORMAT and the reader's) name the file
  * and the metadata key or tensor at fault; on failure m is zeroed. */
 oct_status gpt_model_load(gpt_model *m, const char *path);

@@ -126,6 +126,14 @@ oct_status mlp_model_load(mlp_model *m, const char *path) {
         s = oct_fail(OCT_EFORMAT, "%s: octet.input_std must be positive", path);
         goto out;
     }
+    if (oct_mlp_param_count(sizes, n) > oct_st_total_numel(&f)) {
+        s = oct_fail(OCT_EFORMAT,
+                     "%s: layer sizes '%s' make %lld parameters, but the file holds "
+                     "%lld values",
+                     path, sizes_s, (long long)oct_mlp_param_count(sizes, n),
+                     (long long)oct_st_total_numel(&f));
+        goto out;
+    }
     if ((s = mlp_model_init(m, sizes, n, act, OCT_INIT_KAIMING_UNIFORM, 0)) != OCT_OK) {
         s = oct_fail(OCT_EFORMAT, "%s: %s", path, oct_last_error());
         goto out;

@@ -102,8 +102,16 @@ static oct_status infer_config(const mapped *mp, int n_head, oct_gpt_config *cfg
     int layers = 0;
     for (int i = 0; i < f->count; i++) {
         int b;
-        if (mp->names[i] && sscanf(mp->names[i], "h.%d.", &b) == 1 && b >= layers) layers = b + 1;
+        if (!mp->names[i] || sscanf(mp->names[i], "h.%d.", &b) != 1) continue;
+        if (b < 0 || b >= GPT_MAX_LAYERS)
+            return oct_fail(OCT_EFORMAT, "%s: tensor '%s': block %d, expected 0..%d", f->path,
+                            mp->f->entries[i].name, b, GPT_MAX_LAYERS - 1);
+        if (b >= layers) layers = b + 1;
     }
+    for (int i = 1; i < 3; i++) /* wpe and fc read the residual width */
+        if (e[i]->shape[1] != e[0]->shape[1])
+            return oct_fail(OCT_ESHAPE, "%s: '%s' has %d columns, but the embeddings' width is %d",
+                            f->path, e[i]->name, e[i]->shape[1], e[0]->shape[1]);
     *cfg = (oct_gpt_config){.vocab = e[0]->shape[0],
                             .width = e[0]->shape[1],
                             .context = e[1]->shape[0],
@@ -204,6 +212,7 @@ oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, in
     if (s == OCT_OK && cfg.vocab != vocab->size)
         s = oct_fail(OCT_EINVAL, "%s: %d token embeddings, but the vocabulary has %d characters",
                      path, cfg.vocab, vocab->size);
+    if (s == OCT_OK) s = gpt_model_check_size(&f, &cfg, true);
     if (s == OCT_OK && (s = gpt_model_init(m, &cfg, vocab, 0)) == OCT_OK &&
         (s = fill(m, &mp, info)) != OCT_OK)
         gpt_model_free(m);

@@ -130,6 +130,9 @@ void oct_st_close(oct_st_file *f);
 
 /* The entry called name, or NULL. */
 const oct_st_entry *oct_st_find(const oct_st_file *f, const char *name);
+/* The number of values in all of f's tensors: what a model described by f's metadata can hold
+ * at most, checked before allocating it (a few bytes of metadata must not ask for gigabytes). */
+int64_t oct_st_total_numel(const oct_st_file *f);
 /* Looks up name and checks its dtype and shape: OCT_ENOTFOUND, or OCT_EFORMAT (dtype) or
  * OCT_ESHAPE (shape) with a message naming the file, the tensor, expected and found. */
 oct_status oct_st_get(const oct_st_file *f, const char *name, oct_dtype dt, int ndim,

@@ -76,6 +76,8 @@ typedef struct oct_mlp {
     oct_linear_layer *layers; /* n_layers, in the model arena */
 } oct_mlp;
 
+/* The number of parameters (weights and biases) of an MLP of sizes (n_sizes of them). */
+int64_t oct_mlp_param_count(const int *sizes, int n_sizes);
 /* Builds the layers (all with bias) in arena and appends their tensors to params. Fails with
  * OCT_EINVAL when n_sizes < 2, a size is not positive, or act/init is out of range. */
 oct_status oct_mlp_init(oct_mlp *m, oct_arena *arena, oct_params *params, const int *sizes,
@@ -134,6 +136,8 @@ typedef struct oct_gpt {
 /* OCT_EINVAL with a message naming the field unless every size is positive, n_head divides
  * width, vocab <= 65536 and dropout lies in [0, 1). */
 oct_status oct_gpt_config_check(const oct_gpt_config *cfg);
+/* The number of parameters oct_gpt_init creates for cfg (sizes as checked above). */
+int64_t oct_gpt_param_count(const oct_gpt_config *cfg);
 /* Checks cfg, then creates the parameters in arena (GPT-2 init drawing from rng) and appends
  * them to params in the order listed above. */
 oct_status oct_gpt_init(oct_gpt *m, oct_arena *arena, oct_params *params, const oct_gpt_config *cfg,

@@ -30,7 +30,8 @@ typedef enum {
 /* A short description of a status code ("malformed file"). Never NULL. */
 const char *oct_strerror(oct_status status);
 
-/* The message left by the last failing call on this thread ("" if none). */
+/* The message left by the last failing call on this thread ("" if none): one line, control
+ * characters (say, a newline in a tensor name read from a file) shown as '?'. */
 const char *oct_last_error(void);
 
 /* Records a printf-style message as the last error and returns status, so that failing code

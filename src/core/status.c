@@ -29,6 +29,8 @@ oct_status oct_fail(oct_status status, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    for (char *c = buf; *c; c++) /* one line, whatever a file's names or a library's text hold */
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     memcpy(last_error, buf, sizeof buf);
     return status;
 }

@@ -148,6 +148,13 @@ static oct_status read_config(const oct__i8_loader *ld, json_t *cfg, oct_i8_gpt 
         s = oct_fail(OCT_EFORMAT, "%s: graph config width %d is not a multiple of n_head %d",
                      ld->path, m->width, m->n_head);
     if (s != OCT_OK) return s;
+    /* the tables below are stored values: a few bytes of graph must not ask for gigabytes */
+    int64_t tables = ((int64_t)m->vocab + m->context + 4 * (int64_t)m->n_layer + 2) * m->width;
+    if (tables > oct_st_total_numel(&ld->f))
+        return oct_fail(OCT_EFORMAT,
+                        "%s: graph config vocab %d, context %d, width %d, %d layers: more values "
+                        "than the file holds",
+                        ld->path, m->vocab, m->context, m->width, m->n_layer);
     size_t C = (size_t)m->width, J = (size_t)OCT_I8_GPT_PER_BLOCK * m->n_layer + 1;
     m->wte = malloc((size_t)m->vocab * C * sizeof(float));
     m->wpe = malloc((size_t)m->context * C * sizeof(float));

@@ -278,6 +278,12 @@ void oct_st_close(oct_st_file *f) {
     *f = (oct_st_file){0};
 }
 
+int64_t oct_st_total_numel(const oct_st_file *f) {
+    int64_t n = 0;
+    for (int i = 0; i < f->count; i++) n += f->entries[i].numel;
+    return n;
+}
+
 const oct_st_entry *oct_st_find(const oct_st_file *f, const char *name) {
     for (int i = 0; i < f->count; i++)
         if (!strcmp(f->entries[i].name, name)) return &f->entries[i];

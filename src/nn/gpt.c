@@ -31,6 +31,12 @@ oct_status oct_gpt_config_check(const oct_gpt_config *cfg) {
     return OCT_OK;
 }
 
+int64_t oct_gpt_param_count(const oct_gpt_config *cfg) {
+    int64_t V = cfg->vocab, C = cfg->width, M = cfg->mlp, T = cfg->context;
+    int64_t block = 2 * C + (3 * C * C + 3 * C) + (C * C + C) + 2 * C + (M * C + M) + (C * M + C);
+    return V * C + T * C + cfg->n_layer * block + 2 * C + (cfg->tied ? 0 : V * C);
+}
+
 /* A parameter "<prefix>.<suffix>" of the given shape, appended to params. */
 static oct_tensor *gpt_param(oct_arena *arena, oct_params *params, const char *prefix,
                              const char *suffix, int ndim, const int *shape) {

@@ -3,6 +3,12 @@
  * forward variants can reuse the same parameters. */
 #include "octet/nn.h"
 
+int64_t oct_mlp_param_count(const int *sizes, int n_sizes) {
+    int64_t n = 0;
+    for (int i = 0; i + 1 < n_sizes; i++) n += ((int64_t)sizes[i] + 1) * sizes[i + 1];
+    return n;
+}
+
 oct_status oct_mlp_init(oct_mlp *m, oct_arena *arena, oct_params *params, const int *sizes,
                         int n_sizes, oct_activation act, oct_init init, oct_rng *rng) {
     if (n_sizes < 2)

@@ -4,6 +4,7 @@
 
 #include <fnmatch.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -223,6 +224,14 @@ static oct_status bad_key(const char *key) {
     return oct_fail(OCT_EFORMAT, "qat config: '%s' has the wrong type or value", key);
 }
 
+/* *out = v when v is a JSON integer in int's range (a wider one would wrap into range). */
+static oct_status json_int(const json_t *v, const char *key, int *out) {
+    if (!json_is_integer(v) || json_integer_value(v) < INT_MIN || json_integer_value(v) > INT_MAX)
+        return bad_key(key);
+    *out = (int)json_integer_value(v);
+    return OCT_OK;
+}
+
 oct_status oct_qat_config_from_json(oct_qat_config *c, const char *json) {
     json_error_t err;
     json_t *o = json_loads(json, 0, &err);
@@ -246,11 +255,9 @@ oct_status oct_qat_config_from_json(oct_qat_config *c, const char *json) {
                           key);
     }
     if (st == OCT_OK && (v = json_object_get(o, "weight_bits")))
-        st = json_is_integer(v) ? (r.weight_bits = (int)json_integer_value(v), OCT_OK)
-                                : bad_key("weight_bits");
+        st = json_int(v, "weight_bits", &r.weight_bits);
     if (st == OCT_OK && (v = json_object_get(o, "act_bits")))
-        st = json_is_integer(v) ? (r.act_bits = (int)json_integer_value(v), OCT_OK)
-                                : bad_key("act_bits");
+        st = json_int(v, "act_bits", &r.act_bits);
     if (st == OCT_OK && (v = json_object_get(o, "weight_mode")))
         st = json_is_string(v) && !oct_qat_wmode_parse(json_string_value(v), &r.weight_mode)
                  ? OCT_OK
@@ -271,8 +278,7 @@ oct_status oct_qat_config_from_json(oct_qat_config *c, const char *json) {
         st = json_is_integer(v) ? (r.freeze_after = json_integer_value(v), OCT_OK)
                                 : bad_key("freeze_after");
     if (st == OCT_OK && (v = json_object_get(o, "embed_bits")))
-        st = json_is_integer(v) ? (r.embed_bits = (int)json_integer_value(v), OCT_OK)
-                                : bad_key("embed_bits");
+        st = json_int(v, "embed_bits", &r.embed_bits);
     if (st == OCT_OK && (v = json_object_get(o, "layer_bits"))) {
         const char *lb = json_string_value(v);
         st = lb && strlen(lb) < sizeof r.layer_bits ? (strcpy(r.layer_bits, lb), OCT_OK)
