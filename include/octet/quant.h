@@ -281,6 +281,12 @@ float oct_lsq_grad_factor(int64_t n, int32_t qp);
  * (including -Inf); qmax - z when clamped above (including +Inf); 0 for NaN x (the output is
  * the constant 0). Sum dL/dy * this over the elements sharing s. */
 float oct_lsq_grad_scale(float x, float s, int32_t z, int32_t qmin, int32_t qmax, float g);
+/* The backward pass of n elements x sharing (s, z) with upstream gradients d: dx[i] += d[i]
+ * where oct_quant_passes (dx may be NULL), and returns the sum over i, in index order in double,
+ * of d[i] * oct_lsq_grad_scale(x[i], ...): the same values as those per-element calls, with
+ * one division per element. */
+double oct_lsq_backward(const float *x /* (n) */, const float *d /* (n) */, int64_t n, float s,
+                        int32_t z, int32_t qmin, int32_t qmax, float g, float *dx /* (n) */);
 
 /* PACT (Choi et al. 2018, "PACT: Parameterized Clipping Activation", arXiv:1805.06085):
  * y = clamp(x, 0, alpha), alpha > 0; NaN -> 0. dy/dalpha = 1 where x >= alpha, else 0;

@@ -88,11 +88,9 @@ void oct__fake_quant_backward(oct_graph *g, const oct_node *n) {
         float s = a->s[c];
         int32_t z = a->z[c];
         float gf = a->mode == FQ_LSQ ? oct_lsq_grad_factor(cols, a->qmax - z) : 0.0f;
-        double ds = 0.0;
-        for (int64_t i = c * cols; i < (c + 1) * cols; i++) {
-            if (dx && oct_quant_passes(xs[i], s, z, a->qmin, a->qmax)) dx[i] += dy[i];
-            if (dp) ds += (double)dy[i] * oct_lsq_grad_scale(xs[i], s, z, a->qmin, a->qmax, gf);
-        }
+        int64_t o = c * cols;
+        double ds =
+            oct_lsq_backward(xs + o, dy + o, cols, s, z, a->qmin, a->qmax, gf, dx ? dx + o : NULL);
         if (dp) dp[c] += (float)ds;
     }
 }

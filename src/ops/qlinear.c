@@ -419,13 +419,8 @@ static void input_grad(oct_graph *g, const ql_aux *a, oct_tensor *x, const float
         return;
     }
     float gf = oct_lsq_grad_factor(oct_tensor_cols(x), qmax - a->z_a);
-    double ds = 0.0;
-    for (int64_t i = 0; i < x->size; i++) {
-        float v = x->data[i];
-        if (dx && oct_quant_passes(v, a->s_a, a->z_a, qmin, qmax)) dx[i] += dxq[i];
-        if (lsq) ds += (double)dxq[i] * oct_lsq_grad_scale(v, a->s_a, a->z_a, qmin, qmax, gf);
-    }
-    if (lsq) oct__grad(g, iq->scale)[0] += (float)ds;
+    double ds = oct_lsq_backward(x->data, dxq, x->size, a->s_a, a->z_a, qmin, qmax, gf, dx);
+    oct__grad(g, iq->scale)[0] += (float)ds;
 }
 
 /* dL/dw from dL/dw_dq (N,K) through the weight STE; LSQ steps get their gradient. */
@@ -437,12 +432,9 @@ static void weight_grad(oct_graph *g, const ql_aux *a, oct_tensor *w, const floa
     float *ds = l->wscale->requires_grad ? oct__grad(g, l->wscale) : NULL;
     float gf = oct_lsq_grad_factor(K, qmax);
     for (int c = 0; c < N; c++) {
-        double acc = 0.0;
-        for (int64_t i = (int64_t)c * K; i < (int64_t)(c + 1) * K; i++) {
-            float v = w->data[i];
-            if (dw && oct_quant_passes(v, a->ws[c], 0, qmin, qmax)) dw[i] += dwq[i];
-            acc += (double)dwq[i] * oct_lsq_grad_scale(v, a->ws[c], 0, qmin, qmax, gf);
-        }
+        int64_t o = (int64_t)c * K;
+        double acc = oct_lsq_backward(w->data + o, dwq + o, K, a->ws[c], 0, qmin, qmax, gf,
+                                      dw ? dw + o : NULL);
         if (ds) ds[c] += (float)acc;
     }
 }

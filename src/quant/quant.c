@@ -424,6 +424,28 @@ float oct_lsq_grad_scale(float x, float s, int32_t z, int32_t qmin, int32_t qmax
     }
 }
 
+double oct_lsq_backward(const float *x, const float *d, int64_t n, float s, int32_t z, int32_t qmin,
+                        int32_t qmax, float g, float *dx) {
+    check_params(s, z, qmin, qmax);
+    const float lo = (float)(qmin - z), hi = (float)(qmax - z);
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; i++) { /* quant_side and oct_lsq_grad_scale, inline */
+        float v = x[i] / s, r = rintf(v), gs = 0.0f;
+        if (v != v)
+            gs = 0.0f;
+        else if (r < lo)
+            gs = g * lo;
+        else if (r > hi)
+            gs = g * hi;
+        else {
+            gs = g * (r - v);
+            if (dx) dx[i] += d[i];
+        }
+        acc += (double)d[i] * gs;
+    }
+    return acc;
+}
+
 float oct_pact(float x, float alpha) {
     OCT_ASSERT(alpha > 0.0f);
     if (!(x > 0.0f)) return 0.0f; /* also NaN */
