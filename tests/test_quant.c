@@ -545,6 +545,19 @@ static void lsq_and_pact(void **state) {
     assert_false(oct_quant_passes(NAN, 1.0f, 3, 0, 15));
     assert_true(oct_quant_passes(12.5f, 1.0f, 3, 0, 15)); /* rint(12.5) + 3 = 15: inside */
     assert_false(oct_quant_passes(12.6f, 1.0f, 3, 0, 15));
+    { /* the batched backward: the per-element functions' values, summed in order in double */
+        const float xs[8] = {-3.25f, -3.75f, NAN, 12.5f, 12.6f, INFINITY, 0.3f, -INFINITY};
+        const float d[8] = {0.5f, -1.0f, 2.0f, 0.25f, 3.0f, -0.125f, 1e-3f, 7.0f};
+        float dx[8] = {0}, want_dx[8] = {0};
+        double want = 0.0;
+        for (int i = 0; i < 8; i++) {
+            if (oct_quant_passes(xs[i], 0.5f, 3, 0, 15)) want_dx[i] += d[i];
+            want += (double)d[i] * oct_lsq_grad_scale(xs[i], 0.5f, 3, 0, 15, 0.3f);
+        }
+        assert_true(oct_lsq_backward(xs, d, 8, 0.5f, 3, 0, 15, 0.3f, dx) == want);
+        assert_memory_equal(dx, want_dx, sizeof dx);
+        assert_true(oct_lsq_backward(xs, d, 8, 0.5f, 3, 0, 15, 0.3f, NULL) == want);
+    }
     /* Against a central finite difference of the fake-quant function in s: with dyadic s and h
      * the products are exact, so the difference quotient is exactly the true derivative, which
      * is rint(x/s) inside (LSQ adds -x/s from the STE) and qmin - z / qmax - z when clamped. */
