@@ -370,8 +370,9 @@ const char *cli_first_given(const cli_cmd *cmd, const bool *seen, const char *co
 }
 
 /* The widest weights for which LSQ is the default. Measured, 600 QAT steps from the default fp32
- * GPT (1.1710 nats/char; int8 embeddings, the default lr for the bits): lsq 1.2731 at 2 bits and
- * 1.1934 at 3 against min-max's 1.6189 and 1.2204, but 1.1874 at 4 against 1.1779. The default
+ * GPT (1.1710 nats/char; int8 embeddings, each at its best lr of 3e-4, 1e-3, 3e-3 at 2 and 3
+ * bits, 1e-4 at 4): lsq 1.2616 at 2 bits and 1.1934 at 3 against min-max's 1.6189 and 1.2204, but
+ * 1.1874 at 4 against 1.1779. The default
  * MLP recipe, mean of seeds 1-3: lsq 89.24% at 2 bits against 88.49%, a tie at 3 and 4 bits
  * (89.43% and 89.55% against 89.40% and 89.50%), and 89.26% at 8 bits against 89.45%. */
 #define CLI_LSQ_BITS 3

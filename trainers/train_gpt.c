@@ -270,7 +270,8 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
             gpt_model_free(m);
             return CLI_USAGE;
         }
-        if (!o->lr_given) o->lr = train_gpt_from_lr(oct_qat_config_min_weight_bits(&m->qat->cfg));
+        if (!o->lr_given)
+            o->lr = train_gpt_from_lr(oct_qat_config_min_weight_bits(&m->qat->cfg), false);
         fprintf(stderr, "octet: --from %s: a QAT model; every step is QAT with its quantizers\n",
                 o->from);
     }

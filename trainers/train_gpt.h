@@ -39,8 +39,9 @@ typedef struct gpt_opts {
     bool lr_given;
 } gpt_opts;
 
-/* The peak lr of a fine-tune (--from) for the narrowest weight bits. */
-float train_gpt_from_lr(int bits);
+/* The peak lr of a fine-tune (--from) for the narrowest weight bits; lsq_from_fp32: LSQ weights
+ * started from an fp32 model (not a QAT or calibrated model's steps). */
+float train_gpt_from_lr(int bits, bool lsq_from_fp32);
 /* Prints "octet train gpt: FLAG: <last error>" and returns CLI_USAGE. */
 int train_gpt_fail_flag(const char *flag);
 /* Trains, validates, logs and saves as o says (o checked by the command line). */

@@ -15,10 +15,13 @@
  * at 6e-3 (the training default, which undoes much of a converged model); at 4 bits 1.1779 at
  * 1e-4, 1.1790 at 3e-4, 1.1818 at 1e-3; at 3 bits 1.2333 at 1e-4, 1.2204 at 1e-3, 1.2390 at
  * 3e-3; at 2 bits 2.2279 at 1e-4, 1.6864 at 1e-3, 1.6189 at 3e-3, 1.6697 at 1e-2 (narrow codes
- * need larger steps to move the weights across their wide bins). */
+ * need larger steps to move the weights across their wide bins). Those are min-max weights; with
+ * LSQ's learned steps (the default at 3 bits or fewer) 1e-3 is best at 2 bits too: 1.3063 at
+ * 3e-4, 1.2616 at 1e-3, 1.2731 at 3e-3 (3 bits: 1.1954, 1.1934, 1.2155). */
 #define FROM_LR 1e-4f
 #define FROM_LR_3BIT 1e-3f
 #define FROM_LR_2BIT 3e-3f
+#define FROM_LR_LSQ_2BIT 1e-3f
 /* The same from a QAT or calibrated model, by its own narrowest bits. From GPTQ's codes
  * (calibrate --weight-quant gptq --embed-bits 8), 600 QAT steps reach at 4 bits (1.1847) 1.1805
  * at 1e-4 and 1.1789 at 3e-4; at 3 bits (1.2374) 1.2223 at 1e-4, 1.2021 at 3e-4, 1.1985 at 1e-3;
@@ -26,8 +29,10 @@
 /* The flags a --resume may give again; they are not part of a run's recorded options. */
 #define RUN_FLAGS " --resume --threads --text --log --save --checkpoint --stop-after --eval-every "
 
-float train_gpt_from_lr(int bits) {
-    return bits <= 2 ? FROM_LR_2BIT : bits == 3 ? FROM_LR_3BIT : FROM_LR;
+float train_gpt_from_lr(int bits, bool lsq_from_fp32) {
+    return bits <= 2   ? (lsq_from_fp32 ? FROM_LR_LSQ_2BIT : FROM_LR_2BIT)
+           : bits == 3 ? FROM_LR_3BIT
+                       : FROM_LR;
 }
 
 int train_gpt_fail_flag(const char *flag) {
@@ -143,7 +148,8 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
     int rc = o->qat ? qat_config(o) : CLI_OK;
     o->lr_given = cli_given(cmd, seen, "--lr");
     if (rc == CLI_OK && o->from && !o->lr_given)
-        o->lr = train_gpt_from_lr(o->qat ? oct_qat_config_min_weight_bits(&o->qat_cfg) : 8);
+        o->lr = train_gpt_from_lr(o->qat ? oct_qat_config_min_weight_bits(&o->qat_cfg) : 8,
+                                  o->qat && o->qat_cfg.weight_mode == OCT_QAT_W_LSQ);
     static const char *const quant[] = {"--qat-steps",  "--freeze-after",       "--weight-quant",
                                         "--act-quant",  "--weight-bits",        "--act-bits",
                                         "--layer-bits", "--per-tensor-weights", "--embed-bits"};
