@@ -429,15 +429,13 @@ double oct_lsq_backward(const float *x, const float *d, int64_t n, float s, int3
     check_params(s, z, qmin, qmax);
     const float lo = (float)(qmin - z), hi = (float)(qmax - z);
     double acc = 0.0;
-    for (int64_t i = 0; i < n; i++) { /* quant_side and oct_lsq_grad_scale, inline */
-        float v = x[i] / s, r = rintf(v), gs = 0.0f;
-        if (v != v)
-            gs = 0.0f;
-        else if (r < lo)
+    for (int64_t i = 0; i < n; i++) {                /* quant_side and oct_lsq_grad_scale, inline */
+        float v = x[i] / s, r = rintf(v), gs = 0.0f; /* NaN: neither passes nor moves s */
+        if (r < lo) {
             gs = g * lo;
-        else if (r > hi)
+        } else if (r > hi) {
             gs = g * hi;
-        else {
+        } else if (v == v) {
             gs = g * (r - v);
             if (dx) dx[i] += d[i];
         }
