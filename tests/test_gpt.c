@@ -614,6 +614,27 @@ static void import_errors(void **state) {
     gpt_model_free(&a);
 }
 
+/* A checkpoint's command line must be a JSON list of strings; anything else is refused (and
+ * leaves nothing allocated: the ASan build checks for leaks). */
+static void checkpoint_args_errors(void **state) {
+    char path[128];
+    path_in_dir(path, sizeof path, "bad.safetensors");
+    const char *bad[] = {"{}", "[\"--steps\", 3]", "not json"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        oct_st_writer w;
+        oct_st_writer_init(&w);
+        assert_int_equal(oct_st_writer_meta(&w, "octet.train.args", bad[i]), OCT_OK);
+        assert_int_equal(oct_st_writer_write(&w, path), OCT_OK);
+        oct_st_writer_free(&w);
+        int argc = -1;
+        char **argv = (char **)path;
+        assert_int_equal(gpt_checkpoint_args(path, &argc, &argv), OCT_EFORMAT);
+        assert_int_equal(argc, 0);
+        assert_null(argv);
+        assert_non_null(strstr(oct_last_error(), "octet.train.args"));
+    }
+}
+
 static int make_dir(void **state) {
     snprintf(dir, sizeof dir, "/tmp/octet-test-gpt.XXXXXX");
     return mkdtemp(dir) ? 0 : -1;
@@ -662,6 +683,7 @@ int main(void) {
         cmocka_unit_test(import_torch_state_dicts),
         cmocka_unit_test(import_errors),
         cmocka_unit_test(resume_options),
+        cmocka_unit_test(checkpoint_args_errors),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }
