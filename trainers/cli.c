@@ -370,11 +370,11 @@ const char *cli_first_given(const cli_cmd *cmd, const bool *seen, const char *co
 }
 
 /* The widest weights for which LSQ is the default. Measured, 600 QAT steps from the default fp32
- * GPT (1.1710 nats/char; int8 embeddings, each at its best lr of 3e-4, 1e-3, 3e-3 at 2 and 3
- * bits, 1e-4 at 4): lsq 1.2616 at 2 bits and 1.1934 at 3 against min-max's 1.6189 and 1.2204, but
- * 1.1874 at 4 against 1.1779. The default
- * MLP recipe, mean of seeds 1-3: lsq 89.24% at 2 bits against 88.49%, a tie at 3 and 4 bits
- * (89.43% and 89.55% against 89.40% and 89.50%), and 89.26% at 8 bits against 89.45%. */
+ * GPT (1.1710 nats/char; int8 embeddings, each at its best lr: min-max 3e-3 at 2 bits and 1e-3 at
+ * 3, lsq 1e-3 at both, 1e-4 at 4): lsq 1.2616 at 2 bits and 1.1934 at 3 against min-max's 1.6189
+ * and 1.2204, but 1.1874 at 4 against 1.1779. The default MLP recipe, mean of seeds 1-3: lsq
+ * 89.24% at 2 bits against 88.49%, a tie at 3 and 4 bits (89.43% and 89.55% against 89.40% and
+ * 89.50%), and 89.26% at 8 bits against 89.45%. */
 #define CLI_LSQ_BITS 3
 
 const char *cli_default_weight_quant(int weight_bits, const char *layer_bits, bool per_tensor) {
@@ -386,16 +386,20 @@ const char *cli_default_weight_quant(int weight_bits, const char *layer_bits, bo
     return !per_tensor && oct_qat_config_min_weight_bits(&cfg) <= CLI_LSQ_BITS ? "lsq" : "minmax";
 }
 
-int cli_train_quant(const char *cmd, const char *weight_quant, const oct_qat_config *cfg) {
+int cli_train_quant(const char *cmd, const char *weight_quant, oct_qat_config *cfg) {
     const char *calib = NULL;
     if (!strcmp(weight_quant, "mse")) calib = "--weight-quant mse";
     for (int i = 0; i < cfg->n_act_modes; i++)
         if (cfg->act_mode[i] == OCT_QAT_A_HIST) calib = "--act-quant hist";
-    if (!calib) return CLI_OK;
-    fprintf(stderr,
-            "octet %s: %s: only for `octet calibrate` (post-training); QAT learns its clipping "
-            "with lsq (or pact)\n",
-            cmd, calib);
+    if (calib) {
+        fprintf(stderr,
+                "octet %s: %s: only for `octet calibrate` (post-training); QAT learns its "
+                "clipping with lsq (or pact)\n",
+                cmd, calib);
+        return CLI_USAGE;
+    }
+    if (oct_qat_wmode_parse(weight_quant, &cfg->weight_mode) == OCT_OK) return CLI_OK;
+    fprintf(stderr, "octet %s: --weight-quant: %s\n", cmd, oct_last_error());
     return CLI_USAGE;
 }
 

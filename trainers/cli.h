@@ -116,8 +116,9 @@ int cli_layer_bits(const char *cmd, const char *value, struct oct_qat_config *cf
 const char *cli_default_weight_quant(int weight_bits, const char *layer_bits, bool per_tensor);
 /* A training command's quantizers (--weight-quant, and cfg with its activation modes parsed):
  * refuses the calibration-only ones (weights mse, activations hist) with a usage error printed
- * as "octet CMD: --weight-quant mse: ...". Call it before parsing weight_quant. */
-int cli_train_quant(const char *cmd, const char *weight_quant, const struct oct_qat_config *cfg);
+ * as "octet CMD: --weight-quant mse: ...", else parses weight_quant into cfg->weight_mode (a
+ * usage error "octet CMD: --weight-quant: reason"). */
+int cli_train_quant(const char *cmd, const char *weight_quant, struct oct_qat_config *cfg);
 /* The size of the file at path in bytes, -1 if it cannot be read (for summary lines). */
 long long cli_file_size(const char *path);
 /* A tensor shape as text, "(3, 4)" ("()" for a scalar), into buf (n bytes). */

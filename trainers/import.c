@@ -40,9 +40,7 @@ static oct_status meta_vocab(const char *path, const char *json, oct_vocab *v) {
 /* The value of metadata key when flag was not given on the command line, else NULL. */
 static const char *unset_meta(const oct_st_file *f, const cli_cmd *cmd, const bool *seen,
                               const char *flag, const char *key) {
-    for (int i = 0; i < cmd->n_flags; i++)
-        if (!strcmp(cmd->flags[i].name, flag)) return seen[i] ? NULL : oct_st_meta(f, key);
-    return NULL;
+    return cli_given(cmd, seen, flag) ? NULL : oct_st_meta(f, key);
 }
 
 /* Settings the file's metadata records (written by `export --torch`), for the flags not given:

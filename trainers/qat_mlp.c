@@ -68,7 +68,6 @@ int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, in
                                      : cli_default_weight_quant(o->weight_bits, o->layer_bits,
                                                                 o->per_tensor_weights);
     if (cli_train_quant("train mlp", wq, &cfg)) return CLI_USAGE;
-    if (oct_qat_wmode_parse(wq, &cfg.weight_mode)) return usage("--weight-quant");
     if (oct_qat_config_check(&cfg)) return usage("--qat");
     if (cli_layer_bits("train mlp", o->layer_bits, &cfg)) return CLI_USAGE;
     int warmup = o->from ? 0 : o->fp32_epochs < 0 ? epochs / 2 : o->fp32_epochs;

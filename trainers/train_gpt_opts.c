@@ -84,8 +84,6 @@ static int qat_config(gpt_opts *o) {
     cfg->per_tensor_weights = o->per_tensor_weights;
     if (oct_qat_amodes_parse(o->act_quant, cfg)) return train_gpt_fail_flag("--act-quant");
     if (cli_train_quant("train gpt", o->weight_quant, cfg)) return CLI_USAGE;
-    if (oct_qat_wmode_parse(o->weight_quant, &cfg->weight_mode))
-        return train_gpt_fail_flag("--weight-quant");
     if (cli_layer_bits("train gpt", o->layer_bits, cfg)) return CLI_USAGE;
     return oct_qat_config_check(cfg) ? train_gpt_fail_flag("--qat") : CLI_OK;
 }

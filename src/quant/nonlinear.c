@@ -158,11 +158,12 @@ weighted_sum(const float *p, int n, const float *v, int64_t v_stride, int nv, fl
     memcpy(oh, acc, (size_t)nv * sizeof acc[0]);
 }
 
-/* Softmax of head h's n scores in ph (maximum mx already found), then out_h = sum_u p_u v_u,
- * each output summed from u = 0 up, 16, 32 or 64 outputs at a time (weighted_sum). */
+/* Softmax of head h's n scores in ph, then out_h = sum_u p_u v_u, each output summed from u = 0
+ * up, 16, 32 or 64 outputs at a time (weighted_sum). */
 static inline __attribute__((always_inline)) void
-softmax_values(float *ph, int n, float mx, const float *v, int64_t v_stride, int hs, float *oh) {
-    float sum = 0.0f;
+softmax_values(float *ph, int n, const float *v, int64_t v_stride, int hs, float *oh) {
+    float mx = -INFINITY, sum = 0.0f;
+    for (int u = 0; u < n; u++) mx = ph[u] > mx ? ph[u] : mx;
     for (int u = 0; u < n; u++) {
         ph[u] = expf(ph[u] - mx);
         sum += ph[u];
@@ -196,7 +197,7 @@ OCT_CLONES void oct_nl_attention_row(const float *q, const float *kt, int64_t kt
     float scale = 1.0f / sqrtf((float)hs);
     for (int h = 0; h < n_head; h++) {
         const float *qh = q + h * hs, *kh = kt + h * hs * kt_stride;
-        float *ph = p + h * p_stride, mx = -INFINITY;
+        float *ph = p + h * p_stride;
         /* Blocks of 16 keys while they fit in a row of kt (a last block past n reads columns
          * of kt it then ignores), one key at a time after that. */
         int u0 = 0;
@@ -218,7 +219,6 @@ OCT_CLONES void oct_nl_attention_row(const float *q, const float *kt, int64_t kt
             for (int i = full; i < hs; i++) r += qh[i] * kh[i * kt_stride + u0];
             ph[u0] = r * scale;
         }
-        for (int u = 0; u < n; u++) mx = ph[u] > mx ? ph[u] : mx;
-        softmax_values(ph, n, mx, v + h * hs, v_stride, hs, out + h * hs);
+        softmax_values(ph, n, v + h * hs, v_stride, hs, out + h * hs);
     }
 }
