@@ -64,9 +64,6 @@ static bool clipped_steps(const cal_opts *o) {
 static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
     oct_qat_config_default(cfg);
     cfg->freeze_after = o->batches;
-    cfg->embed_bits = o->embed_bits;
-    cfg->weight_bits = o->weight_bits;
-    cfg->act_bits = o->act_bits;
     if (strcmp(o->act_quant, "minmax") && strcmp(o->act_quant, "ema") &&
         strcmp(o->act_quant, "hist")) {
         fprintf(stderr, "octet calibrate: --act-quant '%s': expected minmax, ema or hist\n",
@@ -90,13 +87,14 @@ static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
     /* mse and gptq keep their scales as LSQ steps, set once (steps_begin): one per channel, a
      * per-tensor scale being written into every channel */
     bool steps = clipped_steps(o);
-    cfg->per_tensor_weights = o->per_tensor_weights && !steps;
-    if (oct_qat_wmode_parse(steps ? "lsq" : o->weight_quant, &cfg->weight_mode) ||
-        oct_qat_amodes_parse(o->act_quant, cfg) || oct_qat_config_check(cfg)) {
-        fprintf(stderr, "octet calibrate: %s\n", oct_last_error());
-        return CLI_USAGE;
-    }
-    return cli_layer_bits("calibrate", o->layer_bits, cfg);
+    const cli_quant q = {o->weight_bits,
+                         o->act_bits,
+                         o->embed_bits,
+                         o->per_tensor_weights && !steps,
+                         steps ? "lsq" : o->weight_quant,
+                         o->act_quant,
+                         o->layer_bits};
+    return cli_qat_config("calibrate", &q, cfg);
 }
 
 /* Before calibration, with clipped_steps: every linear layer's steps are its clipped scales of

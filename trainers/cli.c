@@ -386,20 +386,33 @@ const char *cli_default_weight_quant(int weight_bits, const char *layer_bits, bo
     return !per_tensor && oct_qat_config_min_weight_bits(&cfg) <= CLI_LSQ_BITS ? "lsq" : "minmax";
 }
 
-int cli_train_quant(const char *cmd, const char *weight_quant, oct_qat_config *cfg) {
-    const char *calib = NULL;
-    if (!strcmp(weight_quant, "mse")) calib = "--weight-quant mse";
-    for (int i = 0; i < cfg->n_act_modes; i++)
+int cli_qat_config(const char *cmd, const cli_quant *q, oct_qat_config *cfg) {
+    cfg->weight_bits = q->weight_bits;
+    cfg->act_bits = q->act_bits;
+    cfg->embed_bits = q->embed_bits;
+    cfg->per_tensor_weights = q->per_tensor_weights;
+    const char *flag = "";
+    if (oct_qat_amodes_parse(q->act_quant, cfg))
+        flag = "--act-quant: ";
+    else if (oct_qat_wmode_parse(q->weight_quant, &cfg->weight_mode))
+        flag = "--weight-quant: ";
+    else if (oct_qat_config_check(cfg) == OCT_OK)
+        return cli_layer_bits(cmd, q->layer_bits, cfg);
+    fprintf(stderr, "octet %s: %s%s\n", cmd, flag, oct_last_error());
+    return CLI_USAGE;
+}
+
+int cli_train_quant(const char *cmd, const cli_quant *q, oct_qat_config *cfg) {
+    bool mse = !strcmp(q->weight_quant, "mse");
+    int rc = mse ? CLI_USAGE : cli_qat_config(cmd, q, cfg);
+    const char *calib = mse ? "--weight-quant mse" : NULL;
+    for (int i = 0; !rc && i < cfg->n_act_modes; i++)
         if (cfg->act_mode[i] == OCT_QAT_A_HIST) calib = "--act-quant hist";
-    if (calib) {
-        fprintf(stderr,
-                "octet %s: %s: only for `octet calibrate` (post-training); QAT learns its "
-                "clipping with lsq (or pact)\n",
-                cmd, calib);
-        return CLI_USAGE;
-    }
-    if (oct_qat_wmode_parse(weight_quant, &cfg->weight_mode) == OCT_OK) return CLI_OK;
-    fprintf(stderr, "octet %s: --weight-quant: %s\n", cmd, oct_last_error());
+    if (!calib) return rc;
+    fprintf(stderr,
+            "octet %s: %s: only for `octet calibrate` (post-training); QAT learns its "
+            "clipping with lsq (or pact)\n",
+            cmd, calib);
     return CLI_USAGE;
 }
 

@@ -114,11 +114,22 @@ int cli_layer_bits(const char *cmd, const char *value, struct oct_qat_config *cf
  * with one scale per channel (LSQ learns a step per channel; per_tensor: --per-tensor-weights);
  * else "minmax". */
 const char *cli_default_weight_quant(int weight_bits, const char *layer_bits, bool per_tensor);
-/* A training command's quantizers (--weight-quant, and cfg with its activation modes parsed):
- * refuses the calibration-only ones (weights mse, activations hist) with a usage error printed
- * as "octet CMD: --weight-quant mse: ...", else parses weight_quant into cfg->weight_mode (a
- * usage error "octet CMD: --weight-quant: reason"). */
-int cli_train_quant(const char *cmd, const char *weight_quant, struct oct_qat_config *cfg);
+/* The quantization flags that `train gpt`, `train mlp` and `calibrate` share. */
+typedef struct cli_quant {
+    int weight_bits, act_bits, embed_bits; /* --weight-bits, --act-bits, --embed-bits (0: none) */
+    bool per_tensor_weights;               /* --per-tensor-weights */
+    const char *weight_quant;              /* a name oct_qat_wmode_parse takes */
+    const char *act_quant;                 /* --act-quant: one mode, or one per point */
+    const char *layer_bits;                /* --layer-bits, NULL: none */
+} cli_quant;
+/* Writes q into cfg (its other fields as the caller set them, from oct_qat_config_default on)
+ * and checks the whole: a bad value is a usage error printed as "octet CMD: --FLAG: reason"
+ * (--act-quant, --weight-quant, --layer-bits VALUE; the configuration's own message for a bad
+ * combination), returning CLI_USAGE. */
+int cli_qat_config(const char *cmd, const cli_quant *q, struct oct_qat_config *cfg);
+/* cli_qat_config for a training command, which refuses the calibration-only quantizers (weights
+ * mse, activations hist) with a usage error printed as "octet CMD: --weight-quant mse: ...". */
+int cli_train_quant(const char *cmd, const cli_quant *q, struct oct_qat_config *cfg);
 /* The size of the file at path in bytes, -1 if it cannot be read (for summary lines). */
 long long cli_file_size(const char *path);
 /* A tensor shape as text, "(3, 4)" ("()" for a scalar), into buf (n bytes). */

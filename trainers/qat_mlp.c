@@ -58,18 +58,20 @@ int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, in
     }
     oct_qat_config cfg;
     oct_qat_config_default(&cfg);
-    cfg.weight_bits = o->weight_bits;
-    cfg.act_bits = o->act_bits;
     cfg.momentum = o->obs_momentum;
     cfg.freeze_after = o->freeze_after < 0 ? per_epoch : o->freeze_after;
-    cfg.per_tensor_weights = o->per_tensor_weights;
-    if (oct_qat_amodes_parse(o->act_quant, &cfg)) return usage("--act-quant");
-    const char *wq = o->weight_quant ? o->weight_quant
-                                     : cli_default_weight_quant(o->weight_bits, o->layer_bits,
-                                                                o->per_tensor_weights);
-    if (cli_train_quant("train mlp", wq, &cfg)) return CLI_USAGE;
-    if (oct_qat_config_check(&cfg)) return usage("--qat");
-    if (cli_layer_bits("train mlp", o->layer_bits, &cfg)) return CLI_USAGE;
+    const cli_quant q = {
+        o->weight_bits,
+        o->act_bits,
+        0,
+        o->per_tensor_weights,
+        o->weight_quant
+            ? o->weight_quant
+            : cli_default_weight_quant(o->weight_bits, o->layer_bits, o->per_tensor_weights),
+        o->act_quant,
+        o->layer_bits,
+    };
+    if (cli_train_quant("train mlp", &q, &cfg)) return CLI_USAGE;
     int warmup = o->from ? 0 : o->fp32_epochs < 0 ? epochs / 2 : o->fp32_epochs;
     if (warmup >= epochs) {
         fprintf(stderr, "octet train mlp: --fp32-epochs %d leaves no QAT epoch of %d\n", warmup,
@@ -105,7 +107,7 @@ int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, in
     fprintf(stderr,
             "octet: QAT int%d%s weights (%s%s%s), uint%d activations (%s), %d fp32 warm-up "
             "epochs, observers freeze after %lld steps\n",
-            cfg.weight_bits, o->per_tensor_weights ? " per-tensor" : "", wq,
+            cfg.weight_bits, o->per_tensor_weights ? " per-tensor" : "", q.weight_quant,
             o->layer_bits ? ", " : "", o->layer_bits ? o->layer_bits : "", cfg.act_bits,
             o->act_quant, warmup, (long long)cfg.freeze_after);
     return CLI_OK;

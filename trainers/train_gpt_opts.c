@@ -78,14 +78,10 @@ static int qat_config(gpt_opts *o) {
     oct_qat_config *cfg = &o->qat_cfg;
     oct_qat_config_default(cfg);
     cfg->freeze_after = o->freeze_after;
-    cfg->embed_bits = o->embed_bits;
-    cfg->weight_bits = o->weight_bits;
-    cfg->act_bits = o->act_bits;
-    cfg->per_tensor_weights = o->per_tensor_weights;
-    if (oct_qat_amodes_parse(o->act_quant, cfg)) return train_gpt_fail_flag("--act-quant");
-    if (cli_train_quant("train gpt", o->weight_quant, cfg)) return CLI_USAGE;
-    if (cli_layer_bits("train gpt", o->layer_bits, cfg)) return CLI_USAGE;
-    return oct_qat_config_check(cfg) ? train_gpt_fail_flag("--qat") : CLI_OK;
+    const cli_quant q = {o->weight_bits,        o->act_bits,     o->embed_bits,
+                         o->per_tensor_weights, o->weight_quant, o->act_quant,
+                         o->layer_bits};
+    return cli_train_quant("train gpt", &q, cfg);
 }
 
 /* The checks and derived defaults after parsing. */
