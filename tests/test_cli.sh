@@ -380,6 +380,11 @@ export_matches "calibrated mse" gm
 # GPTQ: the codes it chose are the export's, bit for bit, for a GPT and an MLP
 ok "calibrate --weight-quant gptq" "3-bit GPTQ weights" "$octet" calibrate "$tmp/g.safetensors" \
     --text "$tmp/tiny.txt" --batches 2 --weight-quant gptq --weight-bits 3 -o "$tmp/gg.safetensors"
+# one GPTQ pass per layer in the order of the forward pass, each seeing the codes chosen before it
+passes=$(grep -o 'GPTQ [0-9]*/[0-9]* [^ ]*' "$tmp/err" | uniq | tr '\n' ' ')
+want="GPTQ 1/5 h.0.attn.qkv GPTQ 2/5 h.0.attn.proj GPTQ 3/5 h.0.mlp.fc GPTQ 4/5 h.0.mlp.proj "
+[ "$passes" = "${want}GPTQ 5/5 lm_head " ] ||
+    { echo "FAIL: calibrate --weight-quant gptq passes: '$passes'"; fails=$((fails + 1)); }
 export_matches "calibrated gptq" gg
 if [ -f "$tmp/tiny.safetensors" ]; then
     ok "calibrate mlp gptq" "2-bit GPTQ weights" "$octet" calibrate "$tmp/tiny.safetensors" \

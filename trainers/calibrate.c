@@ -1,9 +1,10 @@
 /* `octet calibrate MODEL -o OUT`: post-training static quantization. A saved fp32 GPT or MLP
  * gets the quantizer state of QAT (int8 per-channel min-max weights, uint8 activations; int8
  * embeddings with --embed-bits 8) and its activation observers watch --batches forward passes
- * over training data, without a gradient step; then they freeze. The result is a QAT model
- * file: `octet export` turns it into the int8 model, which the integer engine runs bit for bit
- * as the calibrated model's simulated forward (`eval --int8 --compare`). */
+ * over training data, without a gradient step; then they freeze (with GPTQ weights, one more
+ * pass per linear layer follows: calibrate_passes). The result is a QAT model file: `octet
+ * export` turns it into the int8 model, which the integer engine runs bit for bit as the
+ * calibrated model's simulated forward (`eval --int8 --compare`). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,37 +100,46 @@ static int quant_config(const cal_opts *o, oct_qat_config *cfg) {
 
 /* Before calibration, with clipped_steps: every linear layer's steps are its clipped scales of
  * least squared error (oct_quant_row_scales_mse; with --per-tensor-weights their largest in
- * every channel), computed once. With gptq every layer also gathers its inputs' x^T x, but for
- * a head tied to the token embeddings, which keeps its weights (GPTQ would change the
- * embeddings). */
-static int steps_begin(const cal_opts *o, oct_qat_linear *lin, int n, bool tied_head) {
-    bool gptq = !strcmp(o->weight_quant, "gptq");
+ * every channel), computed once. */
+static void steps_begin(const cal_opts *o, oct_qat_linear *lin, int n) {
     for (int j = 0; j < n; j++) {
-        oct_qat_linear *l = &lin[j];
-        const oct_tensor *w = l->fp->w;
+        const oct_tensor *w = lin[j].fp->w;
         int out = w->shape[0];
-        float *s = l->wscale->data;
-        oct_quant_row_scales_mse(&l->wscheme, w->data, out, w->shape[1], s);
+        float *s = lin[j].wscale->data;
+        oct_quant_row_scales_mse(&lin[j].wscheme, w->data, out, w->shape[1], s);
         if (o->per_tensor_weights) {
             float top = s[0];
             for (int c = 1; c < out; c++) top = s[c] > top ? s[c] : top;
             for (int c = 0; c < out; c++) s[c] = top;
         }
-        if (!gptq || (tied_head && j == n - 1)) continue;
-        l->xtx = calloc((size_t)w->shape[1] * (size_t)w->shape[1], sizeof *l->xtx);
-        if (!l->xtx) return cli_fail("calibrate: out of memory for GPTQ");
     }
-    return CLI_OK;
 }
 
-/* After calibration: GPTQ on every layer that gathered its inputs (when rc is CLI_OK), then
- * frees what steps_begin took. */
-static int gptq_end(oct_qat_linear *lin, int n, int rc) {
-    for (int j = 0; j < n; j++) {
-        if (rc == CLI_OK && lin[j].xtx && oct_qat_linear_gptq(&lin[j], GPTQ_DAMP))
-            rc = cli_fail(NULL);
-        free(lin[j].xtx);
-        lin[j].xtx = NULL;
+/* One calibration pass: --batches forward passes over the same training batches every time
+ * (drawn from CAL_SEED), observers watching until they freeze; label names it on the progress
+ * bar. */
+typedef int (*cal_pass)(void *ctx, const char *label);
+
+/* The observers' pass, then with gptq, layer by layer in the order of the forward pass, a pass
+ * that gathers the layer's inputs' x^T x (its Hessian), the inputs coming through the layers
+ * before it with the codes GPTQ chose for them, and GPTQ on the layer (as in the paper: each
+ * layer's rounding errors are seen by the layers after it). A head tied to the token embeddings
+ * keeps its weights (GPTQ would change the embeddings). */
+static int calibrate_passes(const cal_opts *o, const cal_data *d, oct_qat_linear *lin, int n,
+                            bool tied_head, cal_pass pass, void *ctx) {
+    int rc = pass(ctx, "calibrate");
+    if (strcmp(o->weight_quant, "gptq")) return rc;
+    for (int j = 0; j < n - tied_head && rc == CLI_OK; j++) {
+        oct_qat_linear *l = &lin[j];
+        int in = l->fp->w->shape[1];
+        l->xtx = calloc((size_t)in * (size_t)in, sizeof *l->xtx);
+        if (!l->xtx) return cli_fail("calibrate: out of memory for GPTQ");
+        char label[64];
+        snprintf(label, sizeof label, "GPTQ %d/%d %s", j + 1, n - tied_head, d->names[j]);
+        rc = pass(ctx, label);
+        if (rc == CLI_OK && oct_qat_linear_gptq(l, GPTQ_DAMP)) rc = cli_fail(NULL);
+        free(l->xtx);
+        l->xtx = NULL;
     }
     return rc;
 }
@@ -210,6 +220,41 @@ static int cal_data_load(const char *path, const cal_opts *o, cal_data *d) {
     return rc;
 }
 
+/* A GPT's calibration pass (cal_pass) over ctx, a gpt_pass. */
+typedef struct gpt_pass {
+    const cal_opts *o;
+    gpt_model *m;
+    oct_graph *g;
+    const oct_text *text;
+    int32_t *xy; /* (2, B, T) */
+    int B, T;
+} gpt_pass;
+
+static int gpt_calibration_pass(void *ctx, const char *label) {
+    gpt_pass *c = ctx;
+    int B = c->B, T = c->T;
+    oct_rng rng;
+    oct_rng_seed(&rng, CAL_SEED, 4);
+    cli_progress bar;
+    cli_progress_begin(&bar, label, c->o->batches, "tok/s");
+    int rc = CLI_OK;
+    for (int i = 0; i < c->o->batches && rc == CLI_OK; i++) {
+        oct_graph_reset(c->g);
+        if (oct_text_batch(c->text, OCT_SPLIT_TRAIN, &rng, B, T, c->xy, c->xy + (int64_t)B * T)) {
+            rc = cli_fail(NULL);
+            break;
+        }
+        oct_qat_gpt_needs_whole_batch(c->m->qat); /* syncs the frozen flags */
+        oct_tensor *logits = gpt_model_forward(c->m, c->g, c->xy, B, T);
+        oct_qat_gpt_commit(c->m->qat);
+        cli_progress_update(&bar, i + 1,
+                            oct_gpt_loss(c->g, logits, c->xy + (int64_t)B * T)->data[0],
+                            (double)(i + 1) * B * T);
+    }
+    cli_progress_end(&bar);
+    return rc;
+}
+
 /* Calibrates the GPT at path on d's text; saves it to o->out and prints a summary unless o->out
  * is NULL. */
 static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d, cal_result *r) {
@@ -232,29 +277,14 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
                                               GPT_EVAL_SEED, &fp32))
             rc = cli_fail(NULL);
     }
-    if (rc == CLI_OK && clipped_steps(o))
-        rc = steps_begin(o, m.qat->lin, m.qat->n_linear, m.gpt.cfg.tied);
-    oct_rng rng;
-    oct_rng_seed(&rng, CAL_SEED, 4);
+    if (rc == CLI_OK && clipped_steps(o)) steps_begin(o, m.qat->lin, m.qat->n_linear);
     m.qat_on = true;
     g.training = true; /* observers watch; no_grad: no backward, no step */
     g.no_grad = true;
-    cli_progress bar;
-    cli_progress_begin(&bar, "calibrate", o->batches, "tok/s");
-    for (int i = 0; i < o->batches && rc == CLI_OK; i++) {
-        oct_graph_reset(&g);
-        if (oct_text_batch(text, OCT_SPLIT_TRAIN, &rng, B, T, xy, xy + (int64_t)B * T)) {
-            rc = cli_fail(NULL);
-            break;
-        }
-        oct_qat_gpt_needs_whole_batch(m.qat); /* syncs the frozen flags */
-        oct_tensor *logits = gpt_model_forward(&m, &g, xy, B, T);
-        oct_qat_gpt_commit(m.qat);
-        cli_progress_update(&bar, i + 1, oct_gpt_loss(&g, logits, xy + (int64_t)B * T)->data[0],
-                            (double)(i + 1) * B * T);
-    }
-    cli_progress_end(&bar);
-    if (m.qat) rc = gptq_end(m.qat->lin, m.qat->n_linear, rc);
+    gpt_pass pass = {o, &m, &g, &d->text, xy, B, T};
+    if (rc == CLI_OK)
+        rc = calibrate_passes(o, d, m.qat->lin, m.qat->n_linear, m.gpt.cfg.tied,
+                              gpt_calibration_pass, &pass);
     g.training = false;
     g.no_grad = false;
     if (rc == CLI_OK && gpt_model_evaluate(&m, &g, text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, B, T,
@@ -275,6 +305,43 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
     return rc;
 }
 
+/* An MLP's calibration pass (cal_pass) over ctx, an mlp_pass. */
+typedef struct mlp_pass {
+    const cal_opts *o;
+    mlp_model *m;
+    oct_graph *g;
+    const oct_image_set *train; /* with the model's normalization */
+    int batch;
+} mlp_pass;
+
+static int mlp_calibration_pass(void *ctx, const char *label) {
+    mlp_pass *c = ctx;
+    oct_rng rng;
+    oct_rng_seed(&rng, CAL_SEED, 4);
+    oct_batcher batcher = {0};
+    if (oct_batcher_init(&batcher, c->train->n, c->batch, false, &rng)) return cli_fail(NULL);
+    int in = c->m->mlp.sizes[0];
+    cli_progress bar;
+    cli_progress_begin(&bar, label, c->o->batches, "images/s");
+    for (int i = 0; i < c->o->batches; i++) {
+        const int32_t *idx;
+        int n;
+        oct_batcher_next(&batcher, &idx, &n);
+        oct_graph_reset(c->g);
+        oct_tensor *x = oct_tensor_new2(&c->g->arena, n, in);
+        int32_t *y = oct_arena_alloc(&c->g->arena, (size_t)n * sizeof *y);
+        oct_image_set_batch(c->train, idx, n, x->data, y);
+        oct_qat_mlp_needs_whole_batch(c->m->qat); /* syncs the frozen flags */
+        oct_tensor *logits = mlp_model_forward(c->m, c->g, x);
+        oct_qat_mlp_commit(c->m->qat);
+        cli_progress_update(&bar, i + 1, oct_cross_entropy(c->g, logits, y)->data[0],
+                            (double)(i + 1) * c->batch);
+    }
+    cli_progress_end(&bar);
+    oct_batcher_free(&batcher);
+    return CLI_OK;
+}
+
 /* Calibrates the MLP at path on d's images; saves it to o->out and prints a summary unless
  * o->out is NULL. */
 static int calibrate_mlp(const char *path, const cal_opts *o, const cal_data *d, cal_result *r) {
@@ -285,45 +352,25 @@ static int calibrate_mlp(const char *path, const cal_opts *o, const cal_data *d,
     oct_qat_config cfg;
     int rc = quant_config(o, &cfg);
     if (rc == CLI_OK && mlp_model_enable_qat(&m, &cfg)) rc = cli_fail(NULL);
-    int in = m.mlp.sizes[0];
     oct_graph g;
     oct_graph_init(&g, 0, 0);
-    oct_rng rng;
-    oct_rng_seed(&rng, CAL_SEED, 4);
-    oct_batcher batcher = {0};
     int batch = train.n < MLP_CAL_BATCH ? (int)train.n : MLP_CAL_BATCH;
-    if (rc == CLI_OK && oct_batcher_init(&batcher, train.n, batch, false, &rng))
-        rc = cli_fail(NULL);
     mlp_eval fp32 = {0}, ptq = {0};
     if (rc == CLI_OK) {
         cli_set_threads(o->threads);
         oct_qat_mlp_set_threads(m.qat, o->threads);
         if (!o->no_fp32) fp32 = mlp_model_evaluate(&m, &g, test);
     }
-    if (rc == CLI_OK && clipped_steps(o)) rc = steps_begin(o, m.qat->layers, m.mlp.n_layers, false);
+    if (rc == CLI_OK && clipped_steps(o)) steps_begin(o, m.qat->layers, m.mlp.n_layers);
     train.mean = m.mean;
     train.std = m.std;
     m.qat_on = true;
     g.training = true; /* observers watch; no_grad: no backward, no step */
     g.no_grad = true;
-    cli_progress bar;
-    cli_progress_begin(&bar, "calibrate", o->batches, "images/s");
-    for (int i = 0; i < o->batches && rc == CLI_OK; i++) {
-        const int32_t *idx;
-        int n;
-        oct_batcher_next(&batcher, &idx, &n);
-        oct_graph_reset(&g);
-        oct_tensor *x = oct_tensor_new2(&g.arena, n, in);
-        int32_t *y = oct_arena_alloc(&g.arena, (size_t)n * sizeof *y);
-        oct_image_set_batch(&train, idx, n, x->data, y);
-        oct_qat_mlp_needs_whole_batch(m.qat); /* syncs the frozen flags */
-        oct_tensor *logits = mlp_model_forward(&m, &g, x);
-        oct_qat_mlp_commit(m.qat);
-        cli_progress_update(&bar, i + 1, oct_cross_entropy(&g, logits, y)->data[0],
-                            (double)(i + 1) * batch);
-    }
-    cli_progress_end(&bar);
-    if (m.qat) rc = gptq_end(m.qat->layers, m.mlp.n_layers, rc);
+    mlp_pass pass = {o, &m, &g, &train, batch};
+    if (rc == CLI_OK)
+        rc = calibrate_passes(o, d, m.qat->layers, m.mlp.n_layers, false, mlp_calibration_pass,
+                              &pass);
     g.training = false;
     g.no_grad = false;
     if (rc == CLI_OK) ptq = mlp_model_evaluate(&m, &g, test);
@@ -335,7 +382,6 @@ static int calibrate_mlp(const char *path, const cal_opts *o, const cal_data *d,
                "activations): simulated int8 test accuracy %.2f%%, fp32 %.2f%%\nsaved %s\n",
                path, o->batches, batch, o->act_quant, weight_desc(o, wd, sizeof wd), o->act_bits,
                100 * ptq.accuracy, 100 * fp32.accuracy, o->out);
-    oct_batcher_free(&batcher);
     oct_graph_free(&g);
     mlp_model_free(&m);
     return rc;
@@ -412,7 +458,9 @@ int cmd_calibrate(int argc, char **argv) {
          "calibration per layer, --batches 20 is quicker)",
          0, 8},
         {"--batches", CLI_INT, &o.batches,
-         "calibration batches (GPT: 32 training windows each; MLP: 256 training images)", 1, 1e6},
+         "calibration batches (GPT: 32 training windows each; MLP: 256 training images); gptq "
+         "makes one more pass over them per linear layer",
+         1, 1e6},
         {"--act-quant", CLI_STR, &o.act_quant,
          "activation observers: ema (a moving average of the batches' ranges), minmax (the "
          "range of all batches) or hist (the range of least squared error over a histogram of "
@@ -420,7 +468,8 @@ int cmd_calibrate(int argc, char **argv) {
          0, 0},
         {"--weight-quant", CLI_STR, &o.weight_quant,
          "weights: minmax (uniform), mse (uniform, scales clipped for the least squared error), "
-         "gptq (mse's scales, codes chosen by GPTQ on the calibration inputs), pow2 (powers of "
+         "gptq (mse's scales, codes chosen by GPTQ layer by layer on the calibration inputs), "
+         "pow2 (powers of "
          "two, 2..4 bits) or kmeans (a codebook of 2^bits int8 codes, 2..7 bits)",
          0, 0},
         {"--weight-bits", CLI_INT, &o.weight_bits, "weight bits", 2, 8},
