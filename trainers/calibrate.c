@@ -222,7 +222,7 @@ static int cal_data_load(const char *path, const cal_opts *o, cal_data *d) {
 
 /* A GPT's calibration pass (cal_pass) over ctx, a gpt_pass. */
 typedef struct gpt_pass {
-    const cal_opts *o;
+    int batches;
     gpt_model *m;
     oct_graph *g;
     const oct_text *text;
@@ -236,9 +236,9 @@ static int gpt_calibration_pass(void *ctx, const char *label) {
     oct_rng rng;
     oct_rng_seed(&rng, CAL_SEED, 4);
     cli_progress bar;
-    cli_progress_begin(&bar, label, c->o->batches, "tok/s");
+    cli_progress_begin(&bar, label, c->batches, "tok/s");
     int rc = CLI_OK;
-    for (int i = 0; i < c->o->batches && rc == CLI_OK; i++) {
+    for (int i = 0; i < c->batches && rc == CLI_OK; i++) {
         oct_graph_reset(c->g);
         if (oct_text_batch(c->text, OCT_SPLIT_TRAIN, &rng, B, T, c->xy, c->xy + (int64_t)B * T)) {
             rc = cli_fail(NULL);
@@ -281,7 +281,7 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
     m.qat_on = true;
     g.training = true; /* observers watch; no_grad: no backward, no step */
     g.no_grad = true;
-    gpt_pass pass = {o, &m, &g, &d->text, xy, B, T};
+    gpt_pass pass = {o->batches, &m, &g, &d->text, xy, B, T};
     if (rc == CLI_OK)
         rc = calibrate_passes(o, d, m.qat->lin, m.qat->n_linear, m.gpt.cfg.tied,
                               gpt_calibration_pass, &pass);
@@ -307,7 +307,7 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
 
 /* An MLP's calibration pass (cal_pass) over ctx, an mlp_pass. */
 typedef struct mlp_pass {
-    const cal_opts *o;
+    int batches;
     mlp_model *m;
     oct_graph *g;
     const oct_image_set *train; /* with the model's normalization */
@@ -322,8 +322,8 @@ static int mlp_calibration_pass(void *ctx, const char *label) {
     if (oct_batcher_init(&batcher, c->train->n, c->batch, false, &rng)) return cli_fail(NULL);
     int in = c->m->mlp.sizes[0];
     cli_progress bar;
-    cli_progress_begin(&bar, label, c->o->batches, "images/s");
-    for (int i = 0; i < c->o->batches; i++) {
+    cli_progress_begin(&bar, label, c->batches, "images/s");
+    for (int i = 0; i < c->batches; i++) {
         const int32_t *idx;
         int n;
         oct_batcher_next(&batcher, &idx, &n);
@@ -367,7 +367,7 @@ static int calibrate_mlp(const char *path, const cal_opts *o, const cal_data *d,
     m.qat_on = true;
     g.training = true; /* observers watch; no_grad: no backward, no step */
     g.no_grad = true;
-    mlp_pass pass = {o, &m, &g, &train, batch};
+    mlp_pass pass = {o->batches, &m, &g, &train, batch};
     if (rc == CLI_OK)
         rc = calibrate_passes(o, d, m.qat->layers, m.mlp.n_layers, false, mlp_calibration_pass,
                               &pass);

@@ -22,10 +22,12 @@
 #define FROM_LR_3BIT 1e-3f
 #define FROM_LR_2BIT 3e-3f
 #define FROM_LR_LSQ_2BIT 1e-3f
-/* The same from a QAT or calibrated model, by its own narrowest bits. From GPTQ's codes
- * (calibrate --weight-quant gptq --embed-bits 8), 600 QAT steps reach at 4 bits (1.1847) 1.1805
- * at 1e-4 and 1.1789 at 3e-4; at 3 bits (1.2374) 1.2223 at 1e-4, 1.2021 at 3e-4, 1.1985 at 1e-3;
- * at 2 bits (2.1951) 1.7732 at 3e-4, 1.3527 at 1e-3, 1.2927 at 3e-3. */
+/* The same from a QAT or calibrated model, by its own narrowest bits. From the codes of the
+ * earlier one-pass GPTQ (calibrate --weight-quant gptq --embed-bits 8), 600 QAT steps reach at
+ * 4 bits (1.1847) 1.1805 at 1e-4 and 1.1789 at 3e-4; at 3 bits (1.2374) 1.2223 at 1e-4, 1.2021
+ * at 3e-4, 1.1985 at 1e-3; at 2 bits (2.1951) 1.7732 at 3e-4, 1.3527 at 1e-3, 1.2927 at 3e-3.
+ * From the layer-by-layer GPTQ's (1.1837, 1.2324, 1.8428): 1.1768 at 3e-4, 1.1958 at 1e-3,
+ * 1.2925 at 3e-3. */
 /* The flags a --resume may give again; they are not part of a run's recorded options. */
 #define RUN_FLAGS " --resume --threads --text --log --save --checkpoint --stop-after --eval-every "
 
@@ -78,9 +80,8 @@ static int qat_config(gpt_opts *o) {
     oct_qat_config *cfg = &o->qat_cfg;
     oct_qat_config_default(cfg);
     cfg->freeze_after = o->freeze_after;
-    const cli_quant q = {o->weight_bits,        o->act_bits,     o->embed_bits,
-                         o->per_tensor_weights, o->weight_quant, o->act_quant,
-                         o->layer_bits};
+    const cli_quant q = {o->weight_bits,  o->act_bits,  o->embed_bits, o->per_tensor_weights,
+                         o->weight_quant, o->act_quant, o->layer_bits};
     return cli_train_quant("train gpt", &q, cfg);
 }
 
