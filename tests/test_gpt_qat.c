@@ -192,6 +192,44 @@ static void invariant_every_position(void **state) {
     expect_any_split(f, &f->i8, want);
 }
 
+/* The forward pass in pieces, as calibrate's GPTQ runs it (the residual stream copied out
+ * between blocks, a block run only as far as the layer in question), gathers the same x^T x at
+ * every linear as the whole forward pass, and a piece returns that linear's output. */
+static void pieces_gather_the_same_hessians(void **state) {
+    fixture *f = *state;
+    int L = f->gpt.cfg.n_layer;
+    oct_graph g;
+    oct_graph_init(&g, 0, 1);
+    g.training = true; /* the Hessians are gathered in training mode, without gradients */
+    g.no_grad = true;
+    for (int j = 0; j < f->q.n_linear; j++) {
+        oct_qat_linear *l = &f->q.lin[j];
+        int K = l->fp->w->shape[1], blk = j / OCT_QAT_GPT_PER_BLOCK;
+        float *whole = calloc((size_t)K * K, sizeof *whole);
+        float *pieces = calloc((size_t)K * K, sizeof *pieces);
+        l->xtx = whole;
+        oct_graph_reset(&g);
+        oct_qat_gpt_forward(&f->q, &g, f->val, B, CTX);
+        l->xtx = pieces;
+        oct_graph_reset(&g);
+        oct_tensor *x = oct_qat_gpt_embed(&f->q, &g, f->val, B, CTX);
+        for (int i = 0; i < blk; i++) {
+            oct_tensor *y = oct_qat_gpt_block(&f->q, &g, x, i, OCT_QAT_GPT_FC_PROJ);
+            x = oct_tensor_new(&g.arena, y->ndim, y->shape);
+            memcpy(x->data, y->data, (size_t)y->size * sizeof *y->data);
+        }
+        oct_tensor *out = blk < L ? oct_qat_gpt_block(&f->q, &g, x, blk, j % OCT_QAT_GPT_PER_BLOCK)
+                                  : oct_qat_gpt_head(&f->q, &g, x);
+        assert_int_equal(out->shape[2], l->fp->w->shape[0]);
+        assert_true(whole[0] > 0.0f);
+        assert_memory_equal(whole, pieces, (size_t)K * K * sizeof *whole);
+        l->xtx = NULL;
+        free(whole);
+        free(pieces);
+    }
+    oct_graph_free(&g);
+}
+
 static int32_t sample(const float *logits, int n, float temperature, int top_k, void *rng) {
     return oct_gpt_sample(logits, n, temperature, top_k, rng);
 }
@@ -689,6 +727,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(invariant_every_position, setup, teardown),
         cmocka_unit_test_setup_teardown(export_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(pieces_gather_the_same_hessians, setup_i8_embeddings,
+                                        teardown),
         cmocka_unit_test_setup_teardown(corrupt_exports_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(invariant_every_position, setup_i8_embeddings, teardown),
         cmocka_unit_test_setup_teardown(export_round_trip, setup_i8_embeddings, teardown),

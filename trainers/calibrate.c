@@ -5,6 +5,7 @@
  * pass per linear layer follows: calibrate_passes). The result is a QAT model file: `octet
  * export` turns it into the int8 model, which the integer engine runs bit for bit as the
  * calibrated model's simulated forward (`eval --int8 --compare`). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,8 +118,9 @@ static void steps_begin(const cal_opts *o, oct_qat_linear *lin, int n) {
 
 /* One calibration pass: --batches forward passes over the same training batches every time
  * (drawn from CAL_SEED), observers watching until they freeze; label names it on the progress
- * bar. */
-typedef int (*cal_pass)(void *ctx, const char *label);
+ * bar. layer is -1 for the observers' pass; GPTQ's pass for linear layer j (the layers before it
+ * done) gives j, and needs to run the model only as far as that layer. */
+typedef int (*cal_pass)(void *ctx, const char *label, int layer);
 
 /* The observers' pass, then with gptq, layer by layer in the order of the forward pass, a pass
  * that gathers the layer's inputs' x^T x (its Hessian), the inputs coming through the layers
@@ -127,7 +129,7 @@ typedef int (*cal_pass)(void *ctx, const char *label);
  * keeps its weights (GPTQ would change the embeddings). */
 static int calibrate_passes(const cal_opts *o, const cal_data *d, oct_qat_linear *lin, int n,
                             bool tied_head, cal_pass pass, void *ctx) {
-    int rc = pass(ctx, "calibrate");
+    int rc = pass(ctx, "calibrate", -1);
     if (strcmp(o->weight_quant, "gptq")) return rc;
     for (int j = 0; j < n - tied_head && rc == CLI_OK; j++) {
         oct_qat_linear *l = &lin[j];
@@ -136,7 +138,7 @@ static int calibrate_passes(const cal_opts *o, const cal_data *d, oct_qat_linear
         if (!l->xtx) return cli_fail("calibrate: out of memory for GPTQ");
         char label[64];
         snprintf(label, sizeof label, "GPTQ %d/%d %s", j + 1, n - tied_head, d->names[j]);
-        rc = pass(ctx, label);
+        rc = pass(ctx, label, j);
         if (rc == CLI_OK && oct_qat_linear_gptq(l, GPTQ_DAMP)) rc = cli_fail(NULL);
         free(l->xtx);
         l->xtx = NULL;
@@ -228,10 +230,62 @@ typedef struct gpt_pass {
     const oct_text *text;
     int32_t *xy; /* (2, B, T) */
     int B, T;
+    float *cache; /* GPTQ: (batches, B, T, C), the residual stream at block `cached`'s input */
+    int cached;
 } gpt_pass;
 
-static int gpt_calibration_pass(void *ctx, const char *label) {
+/* GPTQ's pass for linear layer j of the GPT: every batch's residual stream comes from the cache
+ * (the embeddings at the first pass), goes through the blocks between the cached one and j's,
+ * whose layers have GPTQ's codes by now (and is cached again there), then through j's block as
+ * far as j, or the head. Each block runs about three times in all, where whole forward passes
+ * would run every block once per later layer; same arithmetic, same Hessians. */
+static int gpt_gptq_pass(gpt_pass *c, const char *label, int j) {
+    oct_qat_gpt *q = c->m->qat;
+    int B = c->B, T = c->T, C = c->m->gpt.cfg.width, blk = j / OCT_QAT_GPT_PER_BLOCK;
+    size_t n = (size_t)B * (size_t)T * (size_t)C;
+    bool embed = !c->cache;
+    if (embed && !(c->cache = malloc((size_t)c->batches * n * sizeof *c->cache))) {
+        fprintf(stderr,
+                "octet calibrate: out of memory for GPTQ's activations (%.0f MB; fewer --batches "
+                "take less)\n",
+                (double)c->batches * (double)n * sizeof *c->cache / 1e6);
+        return CLI_FAIL;
+    }
+    oct_qat_gpt_sync_frozen(q); /* the observers' pass ended at their freeze */
+    oct_rng rng;
+    oct_rng_seed(&rng, CAL_SEED, 4);
+    int shape[3] = {B, T, C};
+    cli_progress bar;
+    cli_progress_begin(&bar, label, c->batches, "tok/s");
+    for (int i = 0; i < c->batches; i++) {
+        oct_graph_reset(c->g);
+        float *cached = c->cache + (size_t)i * n;
+        oct_tensor *x;
+        if (embed) {
+            if (oct_text_batch(c->text, OCT_SPLIT_TRAIN, &rng, B, T, c->xy, c->xy + n / C))
+                return cli_fail(NULL);
+            x = oct_qat_gpt_embed(q, c->g, c->xy, B, T);
+        } else {
+            x = oct_tensor_new(&c->g->arena, 3, shape);
+            memcpy(x->data, cached, n * sizeof *cached);
+        }
+        for (int k = c->cached; k < blk; k++)
+            x = oct_qat_gpt_block(q, c->g, x, k, OCT_QAT_GPT_FC_PROJ);
+        if (embed || blk > c->cached) memcpy(cached, x->data, n * sizeof *cached);
+        if (blk < c->m->gpt.cfg.n_layer)
+            oct_qat_gpt_block(q, c->g, x, blk, j % OCT_QAT_GPT_PER_BLOCK);
+        else
+            oct_qat_gpt_head(q, c->g, x);
+        cli_progress_update(&bar, i + 1, NAN, (double)(i + 1) * B * T);
+    }
+    cli_progress_end(&bar);
+    c->cached = blk;
+    return CLI_OK;
+}
+
+static int gpt_calibration_pass(void *ctx, const char *label, int layer) {
     gpt_pass *c = ctx;
+    if (layer >= 0) return gpt_gptq_pass(c, label, layer);
     int B = c->B, T = c->T;
     oct_rng rng;
     oct_rng_seed(&rng, CAL_SEED, 4);
@@ -281,7 +335,7 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
     m.qat_on = true;
     g.training = true; /* observers watch; no_grad: no backward, no step */
     g.no_grad = true;
-    gpt_pass pass = {o->batches, &m, &g, &d->text, xy, B, T};
+    gpt_pass pass = {o->batches, &m, &g, &d->text, xy, B, T, NULL, 0};
     if (rc == CLI_OK)
         rc = calibrate_passes(o, d, m.qat->lin, m.qat->n_linear, m.gpt.cfg.tied,
                               gpt_calibration_pass, &pass);
@@ -300,6 +354,7 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
                path, o->batches, B, o->act_quant, weight_desc(o, wd, sizeof wd), o->act_bits,
                o->embed_bits ? "int8" : "float32", ptq, fp32, o->out);
     oct_graph_free(&g);
+    free(pass.cache);
     free(xy);
     gpt_model_free(&m);
     return rc;
@@ -314,7 +369,8 @@ typedef struct mlp_pass {
     int batch;
 } mlp_pass;
 
-static int mlp_calibration_pass(void *ctx, const char *label) {
+static int mlp_calibration_pass(void *ctx, const char *label, int layer) {
+    (void)layer; /* an MLP's passes are short: each runs the whole model */
     mlp_pass *c = ctx;
     oct_rng rng;
     oct_rng_seed(&rng, CAL_SEED, 4);

@@ -236,16 +236,18 @@ void cli_progress_update(cli_progress *p, int64_t step, float loss, double items
     char eta_s[16], el_s[16];
     fmt_time(eta, eta_s, sizeof eta_s);
     fmt_time(el, el_s, sizeof el_s);
+    char loss_s[32] = "";
+    if (!isnan(loss)) snprintf(loss_s, sizeof loss_s, " loss %.4f", (double)loss);
     if (p->tty) {
         int width = 24, fill = (int)(width * step / (p->total ? p->total : 1));
         char bar[32];
         for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
         bar[width] = '\0';
-        fprintf(stderr, "\r%s [%s] %lld/%lld loss %.4f %.0f %s %s ETA %s\033[K", p->label, bar,
-                (long long)step, (long long)p->total, (double)loss, rate, p->unit, el_s, eta_s);
+        fprintf(stderr, "\r%s [%s] %lld/%lld%s %.0f %s %s ETA %s\033[K", p->label, bar,
+                (long long)step, (long long)p->total, loss_s, rate, p->unit, el_s, eta_s);
     } else {
-        fprintf(stderr, "%s %lld/%lld loss %.4f %.0f %s elapsed %s ETA %s\n", p->label,
-                (long long)step, (long long)p->total, (double)loss, rate, p->unit, el_s, eta_s);
+        fprintf(stderr, "%s %lld/%lld%s %.0f %s elapsed %s ETA %s\n", p->label, (long long)step,
+                (long long)p->total, loss_s, rate, p->unit, el_s, eta_s);
     }
 }
 

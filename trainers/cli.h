@@ -70,7 +70,7 @@ typedef struct cli_progress {
 } cli_progress;
 
 void cli_progress_begin(cli_progress *p, const char *label, int64_t total, const char *unit);
-/* step in [1,total]; items = samples or tokens processed since begin. */
+/* step in [1,total]; items = samples or tokens processed since begin; a NAN loss is not shown. */
 void cli_progress_update(cli_progress *p, int64_t step, float loss, double items);
 void cli_progress_end(cli_progress *p);
 

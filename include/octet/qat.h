@@ -333,6 +333,16 @@ void oct_qat_gpt_commit(oct_qat_gpt *q);
 /* logits (B,T,V) for ids (B,T) as oct_gpt_forward, quantized. In training it counts a step and
  * freezes the observers once steps reaches cfg.freeze_after. */
 oct_tensor *oct_qat_gpt_forward(oct_qat_gpt *q, oct_graph *g, const int32_t *ids, int B, int T);
+/* The same forward pass in pieces, for callers that keep the residual stream between blocks
+ * (calibrate's GPTQ, which works block by block): oct_qat_gpt_forward is embed, every block in
+ * order, then head, without the step count. oct_qat_gpt_embed: the residual stream (B,T,C)
+ * after the embeddings of ids (B,T). oct_qat_gpt_block: block i on x (B,T,C), run through its
+ * linear `last` (OCT_QAT_GPT_QKV..OCT_QAT_GPT_FC_PROJ): the block's output for
+ * OCT_QAT_GPT_FC_PROJ, else that linear's output (the rest of the block does not run).
+ * oct_qat_gpt_head: the logits (B,T,V) of the residual stream x. */
+oct_tensor *oct_qat_gpt_embed(oct_qat_gpt *q, oct_graph *g, const int32_t *ids, int B, int T);
+oct_tensor *oct_qat_gpt_block(oct_qat_gpt *q, oct_graph *g, oct_tensor *x, int i, int last);
+oct_tensor *oct_qat_gpt_head(oct_qat_gpt *q, oct_graph *g, oct_tensor *x);
 /* The deployed integer GPT (include/octet/int8.h) from the eval-mode state, with the vocabulary
  * bytes (V) of the model; out is zeroed first and left empty on failure. */
 oct_status oct_qat_gpt_to_int8(const oct_qat_gpt *q, const uint8_t *vocab /* (V) */,

@@ -104,26 +104,43 @@ static oct_tensor *embedding_table(const oct_qat_gpt *q, oct_graph *g, oct_tenso
 }
 
 /* The order of operations here is the integer engine's (src/int8/gpt_engine.c). */
-oct_tensor *oct_qat_gpt_forward(oct_qat_gpt *q, oct_graph *g, const int32_t *ids, int B, int T) {
+oct_tensor *oct_qat_gpt_embed(oct_qat_gpt *q, oct_graph *g, const int32_t *ids, int B, int T) {
     const oct_gpt *m = q->gpt;
-    if (g->shard == 0) oct_qat_gpt_sync_frozen(q);
-    oct_tensor *x = oct__gpt_embed(m, g, embedding_table(q, g, m->wte),
-                                   embedding_table(q, g, m->wpe), ids, B, T, 0); /* (B,T,C) */
-    for (int i = 0; i < m->cfg.n_layer; i++) {
-        const oct_gpt_block *b = &m->h[i];
-        oct_qat_linear *l = &q->lin[4 * i];
-        oct_tensor *h = oct_layernorm(g, x, b->ln1_w, b->ln1_b, OCT_GPT_LN_EPS);
-        h = oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_QKV]); /* (B,T,3C) */
-        h = oct_attention_rows(g, h, m->cfg.n_head);
-        h = oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_PROJ]);
-        x = oct_add(g, x, oct_dropout(g, h, m->cfg.dropout));
-        h = oct_layernorm(g, x, b->ln2_w, b->ln2_b, OCT_GPT_LN_EPS);
-        h = oct__gpt_gelu(m, g, oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_FC]));
-        h = oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_FC_PROJ]);
-        x = oct_add(g, x, oct_dropout(g, h, m->cfg.dropout));
-    }
+    return oct__gpt_embed(m, g, embedding_table(q, g, m->wte), embedding_table(q, g, m->wpe), ids,
+                          B, T, 0); /* (B,T,C) */
+}
+
+oct_tensor *oct_qat_gpt_block(oct_qat_gpt *q, oct_graph *g, oct_tensor *x, int i, int last) {
+    const oct_gpt *m = q->gpt;
+    OCT_ASSERT(i >= 0 && i < m->cfg.n_layer && last >= 0 && last < OCT_QAT_GPT_PER_BLOCK);
+    const oct_gpt_block *b = &m->h[i];
+    oct_qat_linear *l = &q->lin[4 * i];
+    oct_tensor *h = oct_layernorm(g, x, b->ln1_w, b->ln1_b, OCT_GPT_LN_EPS);
+    h = oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_QKV]); /* (B,T,3C) */
+    if (last == OCT_QAT_GPT_QKV) return h;
+    h = oct_attention_rows(g, h, m->cfg.n_head);
+    h = oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_PROJ]);
+    if (last == OCT_QAT_GPT_PROJ) return h;
+    x = oct_add(g, x, oct_dropout(g, h, m->cfg.dropout));
+    h = oct_layernorm(g, x, b->ln2_w, b->ln2_b, OCT_GPT_LN_EPS);
+    h = oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_FC]);
+    if (last == OCT_QAT_GPT_FC) return h;
+    h = oct_qat_linear_forward(g, oct__gpt_gelu(m, g, h), &l[OCT_QAT_GPT_FC_PROJ]);
+    return oct_add(g, x, oct_dropout(g, h, m->cfg.dropout));
+}
+
+oct_tensor *oct_qat_gpt_head(oct_qat_gpt *q, oct_graph *g, oct_tensor *x) {
+    const oct_gpt *m = q->gpt;
     oct_tensor *h = oct_layernorm(g, x, m->lnf_w, m->lnf_b, OCT_GPT_LN_EPS);
-    h = oct_qat_linear_forward(g, h, &q->lin[q->n_linear - 1]); /* (B,T,V) */
+    return oct_qat_linear_forward(g, h, &q->lin[q->n_linear - 1]); /* (B,T,V) */
+}
+
+oct_tensor *oct_qat_gpt_forward(oct_qat_gpt *q, oct_graph *g, const int32_t *ids, int B, int T) {
+    if (g->shard == 0) oct_qat_gpt_sync_frozen(q);
+    oct_tensor *x = oct_qat_gpt_embed(q, g, ids, B, T);
+    for (int i = 0; i < q->gpt->cfg.n_layer; i++)
+        x = oct_qat_gpt_block(q, g, x, i, OCT_QAT_GPT_FC_PROJ);
+    oct_tensor *h = oct_qat_gpt_head(q, g, x);
     if (g->training && g->shard == 0) q->steps++;
     return h;
 }
