@@ -183,19 +183,21 @@ oct_status oct_text_batch(const oct_text *t, oct_split split, oct_rng *rng, int 
     return OCT_OK;
 }
 
-int64_t oct_text_window_count(const oct_text *t, oct_split split, int T) {
-    OCT_ASSERT(T >= 1);
-    return (oct_text_split_size(t, split) - 1) / T;
+int64_t oct_text_window_count(const oct_text *t, oct_split split, int T, int stride) {
+    OCT_ASSERT(T >= 1 && stride >= 1);
+    int64_t room = oct_text_split_size(t, split) - 1 - T; /* start of the last window that fits */
+    return room < 0 ? 0 : room / stride + 1;
 }
 
-oct_status oct_text_windows(const oct_text *t, oct_split split, int64_t first, int B, int T,
-                            int32_t *x, int32_t *y, int *n) {
+oct_status oct_text_windows(const oct_text *t, oct_split split, int64_t first, int stride, int B,
+                            int T, int32_t *x, int32_t *y, int *n) {
     OCT_ASSERT(B >= 1 && T >= 1 && first >= 0);
     oct_status s = check_window(t, split, T);
     if (s != OCT_OK) return s;
     const uint8_t *base = t->tokens + (split == OCT_SPLIT_TRAIN ? 0 : t->n_train);
-    int64_t total = oct_text_window_count(t, split, T);
+    int64_t total = oct_text_window_count(t, split, T, stride);
     *n = 0;
-    for (int64_t k = first; k < total && *n < B; k++) put_window(base + k * T, (*n)++, T, x, y);
+    for (int64_t k = first; k < total && *n < B; k++)
+        put_window(base + k * stride, (*n)++, T, x, y);
     return OCT_OK;
 }

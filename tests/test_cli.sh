@@ -175,6 +175,25 @@ expect 1 "metadata 'vocab_bytes' must be a JSON array" "$octet" import "$tmp/bad
 ok "eval --full" "the whole split" "$octet" eval "$tmp/gq.safetensors" --text "$tmp/tiny.txt" --full
 ok "eval --int8 --full --compare" "bit-identical at 256/256 positions" "$octet" eval --int8 \
     "$tmp/g8.safetensors" --text "$tmp/tiny.txt" --full --compare "$tmp/gq.safetensors"
+# --stride S: windows every S characters, each scoring the characters the one before did not
+# reach; S = the context scores what --full scores (the same loss); with S = 4 the validation
+# split (264 characters) holds (264 - 1 - 16) / 4 + 1 = 62 windows, and the engine's loss equals
+# its QAT model's; S above the context is a usage error
+"$octet" eval "$tmp/gq.safetensors" --text "$tmp/tiny.txt" --full >"$tmp/a.txt"
+"$octet" eval "$tmp/gq.safetensors" --text "$tmp/tiny.txt" --stride 16 >"$tmp/b.txt"
+"$octet" eval "$tmp/gq.safetensors" --text "$tmp/tiny.txt" --stride 4 >"$tmp/c.txt"
+"$octet" eval --int8 "$tmp/g8.safetensors" --text "$tmp/tiny.txt" --stride 4 \
+    --compare "$tmp/gq.safetensors" >"$tmp/d.txt"
+loss_of() { grep -o 'val loss [0-9.]*' "$1" | grep -o '[0-9.]*$'; }
+[ "$(loss_of "$tmp/a.txt")" = "$(loss_of "$tmp/b.txt")" ] ||
+    { echo "FAIL: eval --stride 16 (the context) differs from --full"; fails=$((fails + 1)); }
+grep -q "62 windows of 16 every 4 characters" "$tmp/c.txt" ||
+    { echo "FAIL: eval --stride 4 does not take 62 windows"; fails=$((fails + 1)); }
+[ "$(loss_of "$tmp/c.txt")" = "$(loss_of "$tmp/d.txt")" ] &&
+    grep -q "bit-identical at 992/992 positions" "$tmp/d.txt" ||
+    { echo "FAIL: eval --int8 --stride 4 differs from its QAT model"; fails=$((fails + 1)); }
+expect 2 "--stride 17: above the model's context 16" "$octet" eval "$tmp/gq.safetensors" \
+    --text "$tmp/tiny.txt" --stride 17
 # round_trip NAME FLAGS...: `train gpt --qat FLAGS` saves a model whose int8 export the engine
 # runs bit for bit (export, then eval --int8 --compare)
 round_trip() {

@@ -473,23 +473,33 @@ static void text_windows(void **state) {
     assert_int_equal(oct_text_batch(&t, OCT_SPLIT_VAL, &r, 2, 5, x, y), OCT_OK);
     assert_int_equal(oct_text_batch(&t, OCT_SPLIT_VAL, &r, 2, 6, x, y), OCT_EINVAL);
     assert_non_null(strstr(oct_last_error(), "validation"));
-    /* consecutive windows tile the training split: (len - 1) / T of them, window k at k T */
-    int64_t len = oct_text_split_size(&t, OCT_SPLIT_TRAIN), count = (len - 1) / T;
-    assert_int_equal(oct_text_window_count(&t, OCT_SPLIT_TRAIN, T), count);
-    int64_t k = 0;
-    for (int n = B; n == B;) {
-        assert_int_equal(oct_text_windows(&t, OCT_SPLIT_TRAIN, k, B, T, x, y, &n), OCT_OK);
-        for (int b = 0; b < n; b++, k++)
-            for (int i = 0; i < T; i++) {
-                assert_int_equal(x[b * T + i], t.tokens[k * T + i]);
-                assert_int_equal(y[b * T + i], t.tokens[k * T + i + 1]);
-            }
+    /* windows every stride tokens: stride T tiles the training split, (len - 1) / T of them;
+     * a smaller stride overlaps them, (len - 1 - T) / stride + 1; window k starts at k stride */
+    int64_t len = oct_text_split_size(&t, OCT_SPLIT_TRAIN);
+    const int strides[2] = {T, 2};
+    for (int si = 0; si < 2; si++) {
+        int stride = strides[si];
+        int64_t count = stride == T ? (len - 1) / T : (len - 1 - T) / stride + 1;
+        assert_int_equal(oct_text_window_count(&t, OCT_SPLIT_TRAIN, T, stride), count);
+        int64_t k = 0;
+        for (int n = B; n == B;) {
+            assert_int_equal(oct_text_windows(&t, OCT_SPLIT_TRAIN, k, stride, B, T, x, y, &n),
+                             OCT_OK);
+            for (int b = 0; b < n; b++, k++)
+                for (int i = 0; i < T; i++) {
+                    assert_int_equal(x[b * T + i], t.tokens[k * stride + i]);
+                    assert_int_equal(y[b * T + i], t.tokens[k * stride + i + 1]);
+                }
+        }
+        assert_int_equal(k, count);
+        int n;
+        assert_int_equal(oct_text_windows(&t, OCT_SPLIT_TRAIN, count, stride, B, T, x, y, &n),
+                         OCT_OK);
+        assert_int_equal(n, 0);
     }
-    assert_int_equal(k, count);
     int n;
-    assert_int_equal(oct_text_windows(&t, OCT_SPLIT_TRAIN, count, B, T, x, y, &n), OCT_OK);
-    assert_int_equal(n, 0);
-    assert_int_equal(oct_text_windows(&t, OCT_SPLIT_VAL, 0, 2, 6, x, y, &n), OCT_EINVAL);
+    assert_int_equal(oct_text_window_count(&t, OCT_SPLIT_VAL, 6, 1), 0);
+    assert_int_equal(oct_text_windows(&t, OCT_SPLIT_VAL, 0, 6, 2, 6, x, y, &n), OCT_EINVAL);
     oct_text_free(&t);
 }
 

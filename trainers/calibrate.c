@@ -327,8 +327,8 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
     if (rc == CLI_OK) {
         cli_set_threads(o->threads);
         oct_qat_gpt_set_threads(m.qat, o->threads);
-        if (!o->no_fp32 && gpt_model_evaluate(&m, &g, text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, B, T,
-                                              GPT_EVAL_SEED, &fp32))
+        if (!o->no_fp32 && gpt_model_evaluate(&m, &g, text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, 0, B,
+                                              T, GPT_EVAL_SEED, &fp32))
             rc = cli_fail(NULL);
     }
     if (rc == CLI_OK && clipped_steps(o)) steps_begin(o, m.qat->lin, m.qat->n_linear);
@@ -341,7 +341,7 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
                               gpt_calibration_pass, &pass);
     g.training = false;
     g.no_grad = false;
-    if (rc == CLI_OK && gpt_model_evaluate(&m, &g, text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, B, T,
+    if (rc == CLI_OK && gpt_model_evaluate(&m, &g, text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, 0, B, T,
                                            GPT_EVAL_SEED, &ptq))
         rc = cli_fail(NULL);
     if (rc == CLI_OK && o->out && gpt_model_save(&m, o->out)) rc = cli_fail(NULL);

@@ -15,6 +15,7 @@ int cmd_eval(int argc, char **argv) {
     int threads = 1, batch = 256;
     const char *int8_path = NULL, *kernel = "auto", *compare = NULL, *text = OCT_DEFAULT_TEXT;
     int eval_batches = GPT_EVAL_BATCHES, windows = GPT_EVAL_WINDOWS;
+    int stride = 0;
     bool full = false;
     const cli_flag flags[] = {
         {"--data", CLI_STR, &data, "directory with the IDX .gz files", 0, 0},
@@ -33,6 +34,10 @@ int cmd_eval(int argc, char **argv) {
          "GPT: the whole validation split in consecutive windows, instead of --eval-batches "
          "random batches",
          0, 0},
+        {"--stride", CLI_INT, &stride,
+         "GPT, implies --full: windows every N characters, each scoring the characters the one "
+         "before did not reach (default: the context, consecutive windows)",
+         1, 65536},
     };
     cli_cmd cmd = {"eval",
                    "MODEL [flags]  |  octet eval --int8 FILE [flags]",
@@ -51,11 +56,12 @@ int cmd_eval(int argc, char **argv) {
         return CLI_USAGE;
     }
     if ((rc = int8_select_kernel("eval", kernel)) != CLI_OK) return rc;
-    if (full) eval_batches = 0; /* the whole split (gpt_model_evaluate) */
+    if (full || stride) eval_batches = 0; /* the whole split (gpt_model_evaluate) */
     if (int8_path && gpt_int8_is_export(int8_path))
-        return gpt_int8_eval(int8_path, text, eval_batches, windows, threads, compare);
+        return gpt_int8_eval(int8_path, text, eval_batches, stride, windows, threads, compare);
     if (int8_path) return int8_eval(int8_path, data, batch, threads, compare);
-    if (gpt_is_model(pos[0])) return gpt_model_eval(pos[0], text, eval_batches, windows, threads);
+    if (gpt_is_model(pos[0]))
+        return gpt_model_eval(pos[0], text, eval_batches, stride, windows, threads);
     cli_set_threads(threads);
     mlp_model m;
     if (mlp_model_load(&m, pos[0])) return cli_fail(NULL);

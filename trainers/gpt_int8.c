@@ -61,34 +61,51 @@ static int export_vocab(const oct_i8_gpt *m, oct_vocab *v) {
     return CLI_OK;
 }
 
-/* "20 x 32 windows of 128", or for a full pass "the whole split, 3361 windows of 128". */
-static void eval_windows_str(int n_batches, int B, int64_t windows, int T, char *buf, size_t n) {
+/* "20 x 32 windows of 128", or for a full pass "the whole split, 3357 windows of 128" (with a
+ * stride below T: "..., 6713 windows of 128 every 64 characters"). */
+static void eval_windows_str(int n_batches, int B, int64_t windows, int T, int stride, char *buf,
+                             size_t n) {
     if (n_batches)
         snprintf(buf, n, "%d x %d windows of %d", n_batches, B, T);
-    else
+    else if (stride == T)
         snprintf(buf, n, "the whole split, %lld windows of %d", (long long)windows, T);
+    else
+        snprintf(buf, n, "the whole split, %lld windows of %d every %d characters",
+                 (long long)windows, T, stride);
 }
 
-int gpt_model_eval(const char *path, const char *text_path, int n_batches, int B, int threads) {
+/* --stride (0: the context T) checked against T and resolved into *stride. */
+static int resolve_stride(int *stride, int T) {
+    if (*stride > T) {
+        fprintf(stderr, "octet eval: --stride %d: above the model's context %d\n", *stride, T);
+        return CLI_USAGE;
+    }
+    if (!*stride) *stride = T;
+    return CLI_OK;
+}
+
+int gpt_model_eval(const char *path, const char *text_path, int n_batches, int stride, int B,
+                   int threads) {
     gpt_model m;
     if (gpt_model_load(&m, path)) return cli_fail(NULL);
     oct_text text = {0};
-    int rc = gpt_text_load(&text, text_path, &m.vocab, path) ? cli_fail(NULL) : CLI_OK;
+    int T = m.gpt.cfg.context;
+    int rc = resolve_stride(&stride, T);
+    if (rc == CLI_OK && gpt_text_load(&text, text_path, &m.vocab, path)) rc = cli_fail(NULL);
     if (rc == CLI_OK) {
         cli_set_threads(threads);
         oct_graph g;
         oct_graph_init(&g, 0, 0);
         double loss, t0 = cli_now();
-        int T = m.gpt.cfg.context;
-        if (gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, n_batches, B, T, GPT_EVAL_SEED,
-                               &loss)) {
+        if (gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, n_batches, stride, B, T,
+                               GPT_EVAL_SEED, &loss)) {
             rc = cli_fail(NULL);
         } else {
             double sec = cli_now() - t0;
-            int64_t windows =
-                n_batches ? (int64_t)n_batches * B : oct_text_window_count(&text, OCT_SPLIT_VAL, T);
-            char where[96];
-            eval_windows_str(n_batches, B, windows, T, where, sizeof where);
+            int64_t windows = n_batches ? (int64_t)n_batches * B
+                                        : oct_text_window_count(&text, OCT_SPLIT_VAL, T, stride);
+            char where[128];
+            eval_windows_str(n_batches, B, windows, T, stride, where, sizeof where);
             printf("%s: %sval loss %.4f nats/char (%.4f bits/char) on %s; %.0f tok/s\n", path,
                    m.qat_on ? "QAT (simulated int8) " : "", loss, loss / 0.69314718055994531, where,
                    (double)windows * T / sec);
@@ -113,18 +130,20 @@ static int load_reference(const char *path, const oct_i8_gpt *m, const oct_vocab
     return CLI_FAIL;
 }
 
-int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B, int threads,
-                  const char *compare) {
+int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int stride, int B,
+                  int threads, const char *compare) {
     oct_i8_gpt m;
     if (oct_i8_gpt_load(&m, path)) return cli_fail(NULL);
     oct_vocab vocab;
     oct_text text = {0};
     gpt_model ref = {0};
+    int T = m.context, V = m.vocab;
     int rc = export_vocab(&m, &vocab);
+    if (rc == CLI_OK) rc = resolve_stride(&stride, T);
+    if (n_batches) stride = 0; /* random windows */
     if (rc == CLI_OK && compare && m.dynamic) rc = cli_fail_dynamic_compare(path);
     if (rc == CLI_OK && compare) rc = load_reference(compare, &m, &vocab, &ref);
     if (rc == CLI_OK) rc = gpt_text_load(&text, text_path, &vocab, path) ? cli_fail(NULL) : CLI_OK;
-    int T = m.context, V = m.vocab;
     oct_i8_gpt_cache c;
     if (rc == CLI_OK && oct_i8_gpt_cache_init(&c, &m, T)) rc = cli_fail(NULL);
     if (rc != CLI_OK) {
@@ -140,14 +159,14 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B,
     oct_rng rng;
     oct_rng_seed(&rng, GPT_EVAL_SEED, 3); /* the windows gpt_model_evaluate draws */
     double sum = 0.0, sec = 0.0;
-    int64_t same = 0, windows = 0, next = 0;
+    int64_t same = 0, windows = 0, next = 0, scored = 0; /* scored: a full pass's positions */
     for (int i = 0; rc == CLI_OK && (n_batches == 0 || i < n_batches); i++) {
         oct_graph_reset(&g);
         int32_t *x = oct_arena_alloc(&g.arena, 2 * (size_t)B * T * sizeof *x), *y = x + B * T;
         int32_t *acc = oct_arena_alloc(&g.arena, (size_t)B * T * V * sizeof *acc);
         int rows;
-        if (gpt_eval_windows(&text, OCT_SPLIT_VAL, &rng, n_batches == 0, &next, B, T, x, y,
-                             &rows)) {
+        int64_t first = next;
+        if (gpt_eval_windows(&text, OCT_SPLIT_VAL, &rng, stride, &next, B, T, x, y, &rows)) {
             rc = cli_fail(NULL);
             break;
         }
@@ -160,7 +179,10 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B,
                            logits->data + (int64_t)b * T * V);
         }
         sec += cli_now() - t0;
-        sum += (double)oct_cross_entropy(&g, logits, y)->data[0] * rows;
+        if (stride)
+            sum += gpt_scored_loss(logits->data, y, rows, T, V, first, stride, &scored);
+        else
+            sum += (double)oct_cross_entropy(&g, logits, y)->data[0] * rows;
         windows += rows;
         if (compare) {
             const float *want = gpt_model_forward(&ref, &g, x, rows, T)->data;
@@ -168,10 +190,11 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int B,
                 same += !memcmp(want + r * V, logits->data + r * V, sizeof(float) * (size_t)V);
         }
     }
-    double loss = windows > 0 ? sum / (double)windows : 0.0;
+    double loss = stride ? (scored ? sum / (double)scored : 0.0)
+                         : (windows ? sum / (double)windows : 0.0);
     long long positions = (long long)windows * T;
-    char where[96];
-    eval_windows_str(n_batches, B, windows, T, where, sizeof where);
+    char where[128];
+    eval_windows_str(n_batches, B, windows, T, stride, where, sizeof where);
     if (rc == CLI_OK)
         printf("%s: %sint8 val loss %.4f nats/char (%.4f bits/char) on %s; %.0f tok/s (%d "
                "thread%s, kernel %s)\n",

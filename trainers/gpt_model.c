@@ -8,6 +8,7 @@
  * parameters) and metadata octet.qat (the oct_qat_config JSON) and octet.qat_steps. */
 #include "gpt_model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,41 +235,71 @@ oct_status gpt_model_add(const gpt_model *m, oct_st_writer *w, const char *path)
     return s;
 }
 
-oct_status gpt_eval_windows(const oct_text *text, oct_split split, oct_rng *rng, bool full,
+oct_status gpt_eval_windows(const oct_text *text, oct_split split, oct_rng *rng, int stride,
                             int64_t *next, int B, int T, int32_t *x, int32_t *y, int *rows) {
-    if (!full) {
+    if (!stride) {
         *rows = B;
         return oct_text_batch(text, split, rng, B, T, x, y);
     }
-    oct_status s = oct_text_windows(text, split, *next, B, T, x, y, rows);
+    oct_status s = oct_text_windows(text, split, *next, stride, B, T, x, y, rows);
     *next += *rows;
     return s;
 }
 
+double gpt_scored_loss(const float *logits, const int32_t *y, int rows, int T, int V,
+                       int64_t first, int stride, int64_t *count) {
+    double sum = 0.0;
+    for (int r = 0; r < rows; r++) {
+        int t0 = first + r == 0 ? 0 : T - stride;
+        for (int t = t0; t < T; t++) {
+            const float *z = logits + ((int64_t)r * T + t) * V;
+            float top = z[0];
+            for (int v = 1; v < V; v++) top = z[v] > top ? z[v] : top;
+            double e = 0.0;
+            for (int v = 0; v < V; v++) e += exp((double)z[v] - top);
+            sum += (double)top + log(e) - z[y[(int64_t)r * T + t]];
+        }
+        *count += T - t0;
+    }
+    return sum;
+}
+
 oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, oct_split split,
-                              int n_batches, int B, int T, uint64_t seed, double *loss) {
+                              int n_batches, int stride, int B, int T, uint64_t seed,
+                              double *loss) {
     bool no_grad = g->no_grad, training = g->training;
     g->no_grad = true;
     g->training = false;
     oct_rng rng;
     oct_rng_seed(&rng, seed, 3);
     double sum = 0.0;
-    int64_t windows = 0, next = 0;
+    int64_t count = 0, next = 0; /* batches' windows, or a full pass's positions */
+    if (n_batches)
+        stride = 0;
+    else if (stride <= 0)
+        stride = T;
     oct_status s = OCT_OK;
     for (int i = 0; s == OCT_OK && (n_batches == 0 || i < n_batches); i++) {
         oct_graph_reset(g);
         int32_t *x = oct_arena_alloc(&g->arena, 2 * (size_t)B * (size_t)T * sizeof *x);
         int32_t *y = x + (int64_t)B * T;
         int rows;
-        s = gpt_eval_windows(text, split, &rng, n_batches == 0, &next, B, T, x, y, &rows);
+        int64_t first = next;
+        s = gpt_eval_windows(text, split, &rng, stride, &next, B, T, x, y, &rows);
         if (s != OCT_OK || rows == 0) break;
-        sum += (double)oct_gpt_loss(g, gpt_model_forward(m, g, x, rows, T), y)->data[0] * rows;
-        windows += rows;
+        oct_tensor *logits = gpt_model_forward(m, g, x, rows, T);
+        if (stride) {
+            sum += gpt_scored_loss(logits->data, y, rows, T, logits->shape[2], first, stride,
+                                   &count);
+        } else {
+            sum += (double)oct_gpt_loss(g, logits, y)->data[0] * rows;
+            count += rows;
+        }
     }
     oct_graph_reset(g);
     g->no_grad = no_grad;
     g->training = training;
-    *loss = windows > 0 ? sum / (double)windows : 0.0;
+    *loss = count > 0 ? sum / (double)count : 0.0;
     return s;
 }
 

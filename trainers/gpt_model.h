@@ -59,18 +59,27 @@ oct_status gpt_model_enable_qat(gpt_model *m, const oct_qat_config *cfg);
 /* logits (B,T,V): the QAT GPT when qat_on, else the fp32 one. */
 oct_tensor *gpt_model_forward(gpt_model *m, oct_graph *g, const int32_t *ids, int B, int T);
 
-/* A batch of evaluation windows of T tokens into x and y (B,T): B random ones from rng, or with
- * full the next consecutive ones tiling split (oct_text_windows) from window *next, which
- * advances; *rows gets how many (0 once a full pass is done). */
-oct_status gpt_eval_windows(const oct_text *text, oct_split split, oct_rng *rng, bool full,
+/* A batch of evaluation windows of T tokens into x and y (B,T): with stride 0, B random ones
+ * from rng; else a full pass's next ones, starting every stride tokens of split
+ * (oct_text_windows), from window *next, which advances; *rows gets how many (0 once a full pass
+ * is done). */
+oct_status gpt_eval_windows(const oct_text *text, oct_split split, oct_rng *rng, int stride,
                             int64_t *next, int B, int T, int32_t *x, int32_t *y, int *rows);
+/* The summed cross-entropy (nats) of the positions a full pass with windows every stride tokens
+ * scores, in rows windows (first, first + 1, ...; logits (rows, T, V), targets y (rows, T)):
+ * all T positions of window 0, the last stride of every later one (those the window before did
+ * not reach), so that every character is scored once, after at least T - stride others but at
+ * the start of the split. *count grows by the number of positions. */
+double gpt_scored_loss(const float *logits, const int32_t *y, int rows, int T, int V,
+                       int64_t first, int stride, int64_t *count);
 /* Mean cross-entropy in nats per token over n_batches batches of B windows of T tokens drawn
  * from split with an rng seeded by seed (the same windows on every call with the same
- * arguments), or with n_batches 0 over the whole split in consecutive windows (the last batch
- * may be shorter). Runs without gradients or dropout. Fails (OCT_EINVAL) when the split is too
- * short for T + 1 tokens. */
+ * arguments), or with n_batches 0 over the whole split in windows every stride tokens (in [1,
+ * T]; T or 0: consecutive; the last batch may be shorter), scored per gpt_scored_loss. Runs without
+ * gradients or dropout. Fails (OCT_EINVAL) when the split is too short for T + 1 tokens. */
 oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, oct_split split,
-                              int n_batches, int B, int T, uint64_t seed, double *loss);
+                              int n_batches, int stride, int B, int T, uint64_t seed,
+                              double *loss);
 
 /* Reads the text file at text_path encoded with v, the vocabulary of the model at model_path
  * (which must hold every character of the text). Errors name the text, the first character

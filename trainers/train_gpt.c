@@ -48,8 +48,8 @@ static const char *resolve_text(const char *path, char *buf, size_t n) {
 /* Validation loss on the fixed windows; prints and logs it. */
 static int report_val(gpt_model *m, oct_graph *g, const oct_text *text, const gpt_opts *o, int step,
                       double train_loss, double *val, cli_log *jl) {
-    if (gpt_model_evaluate(m, g, text, OCT_SPLIT_VAL, o->eval_batches, GPT_EVAL_WINDOWS, o->context,
-                           EVAL_SEED, val))
+    if (gpt_model_evaluate(m, g, text, OCT_SPLIT_VAL, o->eval_batches, 0, GPT_EVAL_WINDOWS,
+                           o->context, EVAL_SEED, val))
         return cli_fail(NULL);
     printf("step %d/%d  train loss %.4f  val loss %.4f nats/char (%.4f bits/char)\n", step,
            o->steps, train_loss, *val, *val / LN2);

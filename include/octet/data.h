@@ -189,14 +189,14 @@ int64_t oct_text_split_size(const oct_text *t, oct_split split);
 oct_status oct_text_batch(const oct_text *t, oct_split split, oct_rng *rng, int B, int T,
                           int32_t *x, /* (B,T) */
                           int32_t *y /* (B,T) */);
-/* The number of consecutive, non-overlapping windows of T inputs (plus the one target after
- * them) that tile split from its start: (tokens - 1) / T. */
-int64_t oct_text_window_count(const oct_text *t, oct_split split, int T);
-/* Windows first, first + 1, ... of that tiling (window k starts at token k T of the split) into
- * the rows of x and y, at most B of them; *n gets how many (0 past the end). OCT_EINVAL as
- * oct_text_batch when the split is shorter than T + 1. */
-oct_status oct_text_windows(const oct_text *t, oct_split split, int64_t first, int B, int T,
-                            int32_t *x, /* (B,T) */
+/* The number of windows of T inputs (plus the one target after them) that start every stride
+ * tokens of split from its start (window k at token k stride) and fit in it: with stride T the
+ * consecutive, non-overlapping windows that tile the split, (tokens - 1) / T of them. */
+int64_t oct_text_window_count(const oct_text *t, oct_split split, int T, int stride);
+/* Windows first, first + 1, ... of those into the rows of x and y, at most B of them; *n gets
+ * how many (0 past the end). OCT_EINVAL as oct_text_batch when the split is shorter than T + 1. */
+oct_status oct_text_windows(const oct_text *t, oct_split split, int64_t first, int stride, int B,
+                            int T, int32_t *x, /* (B,T) */
                             int32_t *y /* (B,T) */, int *n);
 
 #endif
