@@ -155,7 +155,9 @@ static void mse_weight_scales(void **state) {
 
 /* GPTQ on a layer whose inputs are correlated: its outputs on those inputs stay closer to the
  * float layer's than with plain rounding under the same scales; the weights it leaves are s q
- * with codes in range; an input never seen gets zero weights; no inputs at all is an error. */
+ * with codes in range; the input with the most energy (17) is rounded first (act-order), so its
+ * weights are plain rounding's, while the others take up errors; an input never seen gets zero
+ * weights; no inputs at all is an error. */
 static void gptq_beats_rounding(void **state) {
     (void)state;
     enum { N = 400, K = 24, R = 6 };
@@ -166,6 +168,7 @@ static void gptq_beats_rounding(void **state) {
         float common = oct_rng_normal(&r);
         for (int k = 0; k < K; k++)
             x[i * K + k] = k == 5 ? 0.0f : 0.8f * common + 0.6f * oct_rng_normal(&r);
+        x[i * K + 17] *= 3.0f;
     }
     for (int i = 0; i < R * K; i++) w[i] = wq[i] = 0.1f * oct_rng_normal(&r);
     for (int a = 0; a < K; a++)
@@ -193,6 +196,12 @@ static void gptq_beats_rounding(void **state) {
             e_rtn += (y - yr) * (y - yr);
         }
     assert_true(e_gptq < 0.7 * e_rtn);
+    int moved = 0;
+    for (int c = 0; c < R; c++) {
+        assert_true(wq[c * K + 17] == oct_fake_quant(w[c * K + 17], s[c], 0, q.qmin, q.qmax));
+        moved += wq[c * K] != oct_fake_quant(w[c * K], s[c], 0, q.qmin, q.qmax);
+    }
+    assert_true(moved > 0);
     for (int c = 0; c < R; c++) {
         assert_true(wq[c * K + 5] == 0.0f);
         for (int k = 0; k < K; k++) {

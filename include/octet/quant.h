@@ -152,11 +152,12 @@ void oct_quant_row_scales_mse(const oct_qscheme *q, const float *w /* (rows, col
                               int64_t cols, float *s /* (rows) */);
 /* GPTQ (arXiv:2210.17323) on the weights w (rows, cols) of a linear layer whose inputs x gave
  * xtx = sum x^T x (cols, cols; the upper triangle is read): with the symmetric per-row scales s
- * and codes [qmin, qmax], rounds the input columns in order, each column's error spread over the
- * later columns through the upper Cholesky factor of the inverse of H = xtx + damp mean(diag)
- * I. Columns of inputs never seen (zero diagonal) get zero weights. Leaves w = s q, whose
- * oct_quantize under s gives back the codes q. Errors: OCT_ENOMEM, OCT_EINVAL (H not positive
- * definite: raise damp). Deterministic, double precision. */
+ * and codes [qmin, qmax], rounds the input columns one at a time in the order of decreasing
+ * diagonal of H = xtx + damp mean(diag) I (act-order; ties by index), each column's error spread
+ * over the columns after it through the upper Cholesky factor of H's inverse in that order. Columns
+ * of inputs never seen (zero diagonal) get zero weights. Leaves w = s q, whose oct_quantize under s
+ * gives back the codes q. Errors: OCT_ENOMEM, OCT_EINVAL (H not positive definite: raise damp).
+ * Deterministic, double precision. */
 oct_status oct_gptq(float *w /* (rows, cols) */, int rows, int cols,
                     const float *xtx /* (cols, cols) */, const float *s /* (rows) */, int32_t qmin,
                     int32_t qmax, double damp);

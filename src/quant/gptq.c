@@ -1,9 +1,10 @@
 /* GPTQ (Frantar, Ashkboos, Hoefler, Alistarh 2022, "GPTQ: Accurate Post-Training Quantization
  * for Generative Pre-trained Transformers", arXiv:2210.17323): weights rounded one input column
- * at a time, each column's rounding error spread over the columns not rounded yet through the
- * inverse Hessian of the layer's inputs, so that the layer's outputs on the calibration data move
- * as little as the codes allow. The contract is in include/octet/quant.h. Everything runs in
- * double, in a fixed order, so every build computes the same weights. */
+ * at a time (those of the inputs with the most energy first: act-order), each column's rounding
+ * error spread over the columns not rounded yet through the inverse Hessian of the layer's
+ * inputs, so that the layer's outputs on the calibration data move as little as the codes allow.
+ * The contract is in include/octet/quant.h. Everything runs in double, in a fixed order, so every
+ * build computes the same weights. */
 #include "octet/quant.h"
 
 #include <math.h>
@@ -44,13 +45,28 @@ static void cholesky_inverse(const double *l, int n, double *m, double *inv) {
         }
 }
 
+/* A column and its Hessian diagonal, for act-order. */
+typedef struct gptq_col {
+    double diag;
+    int index;
+} gptq_col;
+
+/* Larger diagonal first, then the lower index: a total order, so every build agrees. */
+static int by_diag(const void *a, const void *b) {
+    const gptq_col *x = a, *y = b;
+    if (x->diag != y->diag) return x->diag > y->diag ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
 oct_status oct_gptq(float *w, int rows, int cols, const float *xtx, const float *s, int32_t qmin,
                     int32_t qmax, double damp) {
     size_t n = (size_t)cols;
     double *h = malloc(n * n * sizeof *h), *m = malloc(n * n * sizeof *m);
     double *inv = malloc(n * n * sizeof *inv);
+    gptq_col *col = malloc(n * sizeof *col);
+    int *perm = malloc(n * sizeof *perm);
     oct_status st = OCT_OK;
-    if (!h || !m || !inv) {
+    if (!h || !m || !inv || !col || !perm) {
         st = oct_fail(OCT_ENOMEM, "gptq: out of memory for a %d x %d Hessian", cols, cols);
         goto out;
     }
@@ -72,6 +88,15 @@ oct_status oct_gptq(float *w, int rows, int cols, const float *xtx, const float 
         }
         h[i * n + i] += damp * mean;
     }
+    /* Act-order (the reference code's --act-order): the columns of the inputs with the most
+     * energy first, while there are the most columns left to take up their error; h becomes
+     * H[perm][perm] (m as scratch) and column i of the loop below is w's column perm[i]. */
+    for (size_t i = 0; i < n; i++) col[i] = (gptq_col){h[i * n + i], (int)i};
+    qsort(col, n, sizeof *col, by_diag);
+    for (size_t i = 0; i < n; i++) perm[i] = col[i].index;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) m[i * n + j] = h[(size_t)perm[i] * n + (size_t)perm[j]];
+    for (size_t i = 0; i < n * n; i++) h[i] = m[i];
     if (!cholesky(h, cols)) {
         st =
             oct_fail(OCT_EINVAL, "gptq: the inputs' Hessian is not positive definite (raise damp)");
@@ -84,17 +109,21 @@ oct_status oct_gptq(float *w, int rows, int cols, const float *xtx, const float 
     }
     for (size_t i = 0; i < n; i++) {
         double d = inv[i * n + i];
+        size_t c = (size_t)perm[i];
         for (int r = 0; r < rows; r++) {
             float *row = w + (size_t)r * n;
-            float q = s[r] * (float)oct_quantize(row[i], s[r], 0, qmin, qmax);
-            double e = ((double)row[i] - q) / d;
-            row[i] = q;
-            for (size_t j = i + 1; j < n; j++) row[j] = (float)(row[j] - e * inv[j * n + i]);
+            float q = s[r] * (float)oct_quantize(row[c], s[r], 0, qmin, qmax);
+            double e = ((double)row[c] - q) / d;
+            row[c] = q;
+            for (size_t j = i + 1; j < n; j++)
+                row[perm[j]] = (float)(row[perm[j]] - e * inv[j * n + i]);
         }
     }
 out:
     free(h);
     free(m);
     free(inv);
+    free(col);
+    free(perm);
     return st;
 }
