@@ -97,8 +97,8 @@ int gpt_model_eval(const char *path, const char *text_path, int n_batches, int s
         oct_graph g;
         oct_graph_init(&g, 0, 0);
         double loss, t0 = cli_now();
-        if (gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, n_batches, stride, B, T,
-                               GPT_EVAL_SEED, &loss)) {
+        if (gpt_model_evaluate(&m, &g, &text, OCT_SPLIT_VAL, n_batches, stride, B, T, GPT_EVAL_SEED,
+                               &loss)) {
             rc = cli_fail(NULL);
         } else {
             double sec = cli_now() - t0;
@@ -190,8 +190,8 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int st
                 same += !memcmp(want + r * V, logits->data + r * V, sizeof(float) * (size_t)V);
         }
     }
-    double loss = stride ? (scored ? sum / (double)scored : 0.0)
-                         : (windows ? sum / (double)windows : 0.0);
+    double loss =
+        stride ? (scored ? sum / (double)scored : 0.0) : (windows ? sum / (double)windows : 0.0);
     long long positions = (long long)windows * T;
     char where[128];
     eval_windows_str(n_batches, B, windows, T, stride, where, sizeof where);

@@ -246,8 +246,8 @@ oct_status gpt_eval_windows(const oct_text *text, oct_split split, oct_rng *rng,
     return s;
 }
 
-double gpt_scored_loss(const float *logits, const int32_t *y, int rows, int T, int V,
-                       int64_t first, int stride, int64_t *count) {
+double gpt_scored_loss(const float *logits, const int32_t *y, int rows, int T, int V, int64_t first,
+                       int stride, int64_t *count) {
     double sum = 0.0;
     for (int r = 0; r < rows; r++) {
         int t0 = first + r == 0 ? 0 : T - stride;
@@ -289,8 +289,8 @@ oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, 
         if (s != OCT_OK || rows == 0) break;
         oct_tensor *logits = gpt_model_forward(m, g, x, rows, T);
         if (stride) {
-            sum += gpt_scored_loss(logits->data, y, rows, T, logits->shape[2], first, stride,
-                                   &count);
+            sum +=
+                gpt_scored_loss(logits->data, y, rows, T, logits->shape[2], first, stride, &count);
         } else {
             sum += (double)oct_gpt_loss(g, logits, y)->data[0] * rows;
             count += rows;

@@ -70,16 +70,15 @@ oct_status gpt_eval_windows(const oct_text *text, oct_split split, oct_rng *rng,
  * all T positions of window 0, the last stride of every later one (those the window before did
  * not reach), so that every character is scored once, after at least T - stride others but at
  * the start of the split. *count grows by the number of positions. */
-double gpt_scored_loss(const float *logits, const int32_t *y, int rows, int T, int V,
-                       int64_t first, int stride, int64_t *count);
+double gpt_scored_loss(const float *logits, const int32_t *y, int rows, int T, int V, int64_t first,
+                       int stride, int64_t *count);
 /* Mean cross-entropy in nats per token over n_batches batches of B windows of T tokens drawn
  * from split with an rng seeded by seed (the same windows on every call with the same
  * arguments), or with n_batches 0 over the whole split in windows every stride tokens (in [1,
  * T]; T or 0: consecutive; the last batch may be shorter), scored per gpt_scored_loss. Runs without
  * gradients or dropout. Fails (OCT_EINVAL) when the split is too short for T + 1 tokens. */
 oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, oct_split split,
-                              int n_batches, int stride, int B, int T, uint64_t seed,
-                              double *loss);
+                              int n_batches, int stride, int B, int T, uint64_t seed, double *loss);
 
 /* Reads the text file at text_path encoded with v, the vocabulary of the model at model_path
  * (which must hold every character of the text). Errors name the text, the first character
