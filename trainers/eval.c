@@ -35,8 +35,8 @@ int cmd_eval(int argc, char **argv) {
          "random batches",
          0, 0},
         {"--stride", CLI_INT, &stride,
-         "GPT, implies --full: windows every N characters, each scoring the characters the one "
-         "before did not reach (default: the context, consecutive windows)",
+         "GPT, implies --full: a window every N characters (1 to the context), each scoring "
+         "only the characters the one before did not reach (0, unset: as --full)",
          1, 65536},
     };
     cli_cmd cmd = {"eval",
