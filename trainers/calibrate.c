@@ -262,7 +262,8 @@ static int gpt_gptq_pass(gpt_pass *c, const char *label, int j) {
         float *cached = c->cache + (size_t)i * n;
         oct_tensor *x;
         if (embed) {
-            if (oct_text_batch(c->text, OCT_SPLIT_TRAIN, &rng, B, T, c->xy, c->xy + n / C)) {
+            if (oct_text_batch(c->text, OCT_SPLIT_TRAIN, &rng, B, T, c->xy,
+                               c->xy + (int64_t)B * T)) {
                 cli_progress_end(&bar);
                 return cli_fail(NULL);
             }

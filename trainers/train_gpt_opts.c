@@ -27,7 +27,7 @@
  * 4 bits (1.1847) 1.1805 at 1e-4 and 1.1789 at 3e-4; at 3 bits (1.2374) 1.2223 at 1e-4, 1.2021
  * at 3e-4, 1.1985 at 1e-3; at 2 bits (2.1951) 1.7732 at 3e-4, 1.3527 at 1e-3, 1.2927 at 3e-3.
  * From the layer-by-layer GPTQ's (1.1837, 1.2324, 1.8428): 1.1768 at 3e-4, 1.1958 at 1e-3,
- * 1.2925 at 3e-3. */
+ * 1.2925 at 3e-3; with act-order (1.1832, 1.2248, 1.8011): 1.1792, 1.1961, 1.2876. */
 /* The flags a --resume may give again; they are not part of a run's recorded options. */
 #define RUN_FLAGS " --resume --threads --text --log --save --checkpoint --stop-after --eval-every "
 

@@ -64,9 +64,8 @@ oct_status oct_gptq(float *w, int rows, int cols, const float *xtx, const float 
     double *h = malloc(n * n * sizeof *h), *m = malloc(n * n * sizeof *m);
     double *inv = malloc(n * n * sizeof *inv);
     gptq_col *col = malloc(n * sizeof *col);
-    int *perm = malloc(n * sizeof *perm);
     oct_status st = OCT_OK;
-    if (!h || !m || !inv || !col || !perm) {
+    if (!h || !m || !inv || !col) {
         st = oct_fail(OCT_ENOMEM, "gptq: out of memory for a %d x %d Hessian", cols, cols);
         goto out;
     }
@@ -89,14 +88,17 @@ oct_status oct_gptq(float *w, int rows, int cols, const float *xtx, const float 
         h[i * n + i] += damp * mean;
     }
     /* Act-order (the reference code's --act-order): the columns of the inputs with the most
-     * energy first, while there are the most columns left to take up their error; h becomes
-     * H[perm][perm] (m as scratch) and column i of the loop below is w's column perm[i]. */
+     * energy first, while there are the most columns left to take up their error; h becomes H
+     * in that order (written into m, then the two swap) and column i of the loop below is w's
+     * column col[i].index. */
     for (size_t i = 0; i < n; i++) col[i] = (gptq_col){h[i * n + i], (int)i};
     qsort(col, n, sizeof *col, by_diag);
-    for (size_t i = 0; i < n; i++) perm[i] = col[i].index;
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++) m[i * n + j] = h[(size_t)perm[i] * n + (size_t)perm[j]];
-    for (size_t i = 0; i < n * n; i++) h[i] = m[i];
+        for (size_t j = 0; j < n; j++)
+            m[i * n + j] = h[(size_t)col[i].index * n + (size_t)col[j].index];
+    double *t = h;
+    h = m;
+    m = t;
     if (!cholesky(h, cols)) {
         st =
             oct_fail(OCT_EINVAL, "gptq: the inputs' Hessian is not positive definite (raise damp)");
@@ -109,14 +111,14 @@ oct_status oct_gptq(float *w, int rows, int cols, const float *xtx, const float 
     }
     for (size_t i = 0; i < n; i++) {
         double d = inv[i * n + i];
-        size_t c = (size_t)perm[i];
+        size_t c = (size_t)col[i].index;
         for (int r = 0; r < rows; r++) {
             float *row = w + (size_t)r * n;
             float q = s[r] * (float)oct_quantize(row[c], s[r], 0, qmin, qmax);
             double e = ((double)row[c] - q) / d;
             row[c] = q;
             for (size_t j = i + 1; j < n; j++)
-                row[perm[j]] = (float)(row[perm[j]] - e * inv[j * n + i]);
+                row[col[j].index] = (float)(row[col[j].index] - e * inv[j * n + i]);
         }
     }
 out:
@@ -124,6 +126,5 @@ out:
     free(m);
     free(inv);
     free(col);
-    free(perm);
     return st;
 }
