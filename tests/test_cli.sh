@@ -23,6 +23,15 @@ expect() {
     fi
 }
 
+# ok NAME WORD CMD...: CMD must succeed and print WORD on stdout.
+ok() {
+    local name=$1 word=$2
+    shift 2
+    if ! "$@" >"$tmp/out" 2>"$tmp/err" || ! grep -qF -- "$word" "$tmp/out"; then
+        echo "FAIL: $name: $*"; cat "$tmp/err"; fails=$((fails + 1))
+    fi
+}
+
 printf 'not a safetensors file at all' >"$tmp/corrupt.safetensors"
 printf '\x10\x00\x00\x00\x00\x00\x00\x00{"__metadata__":{}}' >"$tmp/trunc.safetensors"
 : >"$tmp/empty.idx"
@@ -37,6 +46,11 @@ expect 2 "--count" "$octet" predict "$tmp/m" "$tmp/t10k-images-idx3-ubyte" --cou
 expect 2 "labels" "$octet" predict "$tmp/m" "$tmp/images.idx"
 expect 2 "" "$octet" inspect
 expect 2 "unknown command" "$octet" frobnicate
+expect 2 "[0, 2147483647], got '-1'" "$octet" generate "$tmp/x" --seed -1
+ok "--version" "octet 0." "$octet" --version
+ok "train --help" "train gpt" "$octet" train --help
+ok "help train gpt" "usage: octet train gpt" "$octet" help train gpt
+ok "generate --help" "(default \\n)" "$octet" generate --help
 
 # missing and corrupt files
 expect 1 "$tmp/missing.safetensors" "$octet" eval --int8 "$tmp/missing.safetensors"
@@ -114,14 +128,6 @@ fi
 for i in $(seq 60); do printf 'and the light was good; and %d days passed.\n' "$i"; done >"$tmp/tiny.txt"
 gpt_flags=(--text "$tmp/tiny.txt" --layers 1 --heads 2 --width 16 --context 16 --mlp 32 --batch 2
     --steps 6 --eval-every 0 --eval-batches 1)
-# ok NAME WORD CMD...: CMD must succeed and print WORD on stdout.
-ok() {
-    local name=$1 word=$2
-    shift 2
-    if ! "$@" >"$tmp/out" 2>"$tmp/err" || ! grep -qF -- "$word" "$tmp/out"; then
-        echo "FAIL: $name: $*"; cat "$tmp/err"; fails=$((fails + 1))
-    fi
-}
 # the classes come from the labels (here 0..25), the normalization from the training pixels
 mkdir -p "$tmp/tiny26" "$tmp/tinybig"
 cp "$tmp/tiny/"*images* "$tmp/tiny26/"
@@ -149,6 +155,22 @@ ok "export gpt" "int8 embeddings" "$octet" export "$tmp/gq.safetensors" -o "$tmp
 ok "eval --compare" "bit-identical at 32/32 positions" "$octet" eval --int8 "$tmp/g8.safetensors" \
     --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 --compare "$tmp/gq.safetensors"
 ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -n 20
+# the QAT model samples its simulated int8 forward pass: its export's text, also past the context
+for s in 1 2; do
+    "$octet" generate "$tmp/gq.safetensors" --prompt "and t" -n 60 --seed $s >"$tmp/gen-q" 2>/dev/null
+    "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -n 60 --seed $s >"$tmp/gen-8" 2>/dev/null
+    cmp -s "$tmp/gen-q" "$tmp/gen-8" && [ "$(wc -c <"$tmp/gen-q")" = 66 ] ||
+        { echo "FAIL: generate: the QAT model's text differs from its export's (seed $s)"; fails=$((fails + 1)); }
+done
+# wrong kinds of file and flags that do not apply
+expect 1 "an int8 GPT export, where an fp32 or QAT MLP model" "$octet" predict "$tmp/g8.safetensors" \
+    "$tmp/tiny/t10k-images-idx3-ubyte"
+expect 1 "an int8 GPT export, where an fp32 GPT or MLP model" "$octet" export "$tmp/g8.safetensors" --float16 -o "$tmp/g.out"
+expect 2 "already an int8 export" "$octet" calibrate "$tmp/g8.safetensors" -o "$tmp/g.out"
+expect 1 "already an octet model file (an int8 GPT export)" "$octet" import "$tmp/g8.safetensors" -o "$tmp/g.out"
+expect 2 "--compare: needs --int8" "$octet" eval "$tmp/g.safetensors" --compare "$tmp/gq.safetensors"
+expect 2 "--eval-batches" "$octet" eval "$tmp/g.safetensors" --full --eval-batches 2
+expect 2 "--batch: an MLP flag" "$octet" eval "$tmp/g.safetensors" --batch 2
 ok "inspect gpt" "h.0.mlp.fc" "$octet" inspect "$tmp/g8.safetensors"
 head -c 3000 "$tmp/g8.safetensors" >"$tmp/g8-cut.safetensors"
 expect 1 "$tmp/g8-cut.safetensors" "$octet" inspect "$tmp/g8-cut.safetensors"
@@ -300,7 +322,7 @@ ok "export checkpoint --float16" "float16 GPT" "$octet" export "$tmp/cf.safetens
     { echo "FAIL: --float16 kept a checkpoint's run state"; fails=$((fails + 1)); }
 ok "generate float16" "and t" "$octet" generate "$tmp/g16.safetensors" --prompt "and t" -n 10
 expect 1 "a QAT model" "$octet" export "$tmp/gq.safetensors" --float16 -o "$tmp/x16.safetensors"
-expect 1 "not an octet GPT or MLP" "$octet" export "$tmp/g8.safetensors" --float16 \
+expect 1 "an int8 GPT export, where" "$octet" export "$tmp/g8.safetensors" --float16 \
     -o "$tmp/x16.safetensors"
 [ -e "$tmp/x16.safetensors" ] && { echo "FAIL: a refused --float16 wrote its output"; fails=$((fails + 1)); }
 # export --dynamic (post-training dynamic int8): from a fp32 or QAT model, about a quarter of the
@@ -353,6 +375,9 @@ expect 1 "exists and is not a regular file" "$octet" calibrate "$tmp/g.safetenso
     --text "$tmp/tiny.txt" -o "$tmp/fifo"
 expect 1 "exists and is not a regular file" "$octet" export "$tmp/gq.safetensors" -o "$tmp/fifo"
 expect 1 "--save $tmp/fifo: exists" "$octet" train gpt "${gpt_flags[@]}" --save "$tmp/fifo"
+# a --log is appended to in place: a FIFO without a reader is refused rather than waited on
+expect 1 "--log $tmp/fifo: cannot open for writing: a FIFO with no reader" timeout 20 "$octet" \
+    train gpt "${gpt_flags[@]}" --log "$tmp/fifo"
 [ -p "$tmp/fifo" ] || { echo "FAIL: an output replaced a FIFO"; fails=$((fails + 1)); }
 # octet calibrate (post-training quantization): a fp32 GPT, calibrated, exports to an engine that
 # matches it bit for bit; its errors leave no output

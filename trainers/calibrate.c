@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "gpt_int8.h"
 #include "gpt_model.h"
+#include "int8_model.h"
 #include "mlp_model.h"
 
 /* The calibration data are drawn with this seed. */
@@ -178,6 +179,12 @@ static void cal_data_free(cal_data *d) {
 /* Checks the fp32 model at path and loads what its calibrations read into d (zeroed first). */
 static int cal_data_load(const char *path, const cal_opts *o, cal_data *d) {
     memset(d, 0, sizeof *d);
+    if (gpt_int8_is_export(path) || int8_is_export(path)) {
+        fprintf(stderr,
+                "octet calibrate: %s is already an int8 export; calibrate takes a fp32 model\n",
+                path);
+        return CLI_USAGE;
+    }
     d->gpt = gpt_is_model(path);
     int rc = CLI_OK;
     if (d->gpt) {

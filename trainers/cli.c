@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include <cblas.h>
 
+#include "octet/int8.h"
 #include "octet/io.h"
 #include "octet/qat.h"
 #include "octet/status.h"
@@ -86,8 +88,17 @@ void cli_print_help(const cli_cmd *cmd, FILE *out) {
         snprintf(head, sizeof head, "%s%s", f->name, meta[f->kind]);
         char value[512];
         fprintf(out, "  %-24s %s", head, f->help);
-        if (f->kind != CLI_BOOL && flag_value(f, "%g", value, sizeof value))
-            fprintf(out, " (default %s)", value);
+        if (f->kind != CLI_BOOL && flag_value(f, "%g", value, sizeof value)) {
+            fputs(" (default ", out);
+            for (const char *c = value; *c; c++) /* a newline as \n, not a line break */
+                if (*c == '\n')
+                    fputs("\\n", out);
+                else if ((unsigned char)*c < 0x20)
+                    fprintf(out, "\\x%02x", (unsigned char)*c);
+                else
+                    fputc(*c, out);
+            fputc(')', out);
+        }
         fputc('\n', out);
     }
     fprintf(out, "  %-24s %s\n", "-h, --help", "show this help");
@@ -120,8 +131,10 @@ static int set_flag(const cli_cmd *cmd, const cli_flag *f, const char *val) {
     case CLI_FLOAT:
         if (!parse_number(val, &v) || (f->kind == CLI_INT && v != floor(v)) || v < f->min ||
             v > f->max) {
-            snprintf(what, sizeof what, "expected %s in [%g, %g]",
-                     f->kind == CLI_INT ? "an integer" : "a number", f->min, f->max);
+            if (f->kind == CLI_INT)
+                snprintf(what, sizeof what, "expected an integer in [%.0f, %.0f]", f->min, f->max);
+            else
+                snprintf(what, sizeof what, "expected a number in [%g, %g]", f->min, f->max);
             return usage_error(cmd, f->name, what, val);
         }
         if (f->kind == CLI_INT)
@@ -146,7 +159,7 @@ static int set_flag(const cli_cmd *cmd, const cli_flag *f, const char *val) {
             if (end == p || errno || x < f->min || x > f->max || list.n == CLI_MAX_INTS ||
                 (*end && *end != ',')) {
                 snprintf(what, sizeof what,
-                         "expected up to %d comma-separated integers in [%g, %g]", CLI_MAX_INTS,
+                         "expected up to %d comma-separated integers in [%.0f, %.0f]", CLI_MAX_INTS,
                          f->min, f->max);
                 return usage_error(cmd, f->name, what, val);
             }
@@ -259,9 +272,19 @@ int cli_log_open(cli_log *l, const char *path, bool append) {
     l->path = path;
     l->f = NULL;
     if (!path) return CLI_OK;
-    l->f = fopen(path, append ? "a" : "w");
+    /* Non-blocking, so that a FIFO nobody reads fails (ENXIO) instead of waiting for a reader;
+     * blocking again once open. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK | (append ? O_APPEND : O_TRUNC),
+                  0666);
+    if (fd >= 0) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ||
+            !(l->f = fdopen(fd, append ? "a" : "w")))
+            close(fd);
+    }
     if (!l->f) {
-        fprintf(stderr, "octet: --log %s: cannot open for writing: %s\n", path, strerror(errno));
+        fprintf(stderr, "octet: --log %s: cannot open for writing: %s\n", path,
+                errno == ENXIO ? "a FIFO with no reader" : strerror(errno));
         return CLI_FAIL;
     }
     return CLI_OK;
@@ -288,6 +311,16 @@ bool cli_file_meta_is(const char *path, const char *key, const char *value) {
     bool yes = v && !strcmp(v, value);
     oct_st_close(&f);
     return yes;
+}
+
+const char *cli_file_kind(const oct_st_file *f) {
+    const char *fmt = oct_st_meta(f, "octet.format"), *kind = oct_st_meta(f, "octet.model");
+    bool qat = oct_st_meta(f, "octet.qat") != NULL;
+    if (fmt && !strcmp(fmt, OCT_I8_FORMAT)) return "an int8 MLP export";
+    if (fmt && !strcmp(fmt, OCT_I8_GPT_FORMAT)) return "an int8 GPT export";
+    if (kind && !strcmp(kind, "mlp")) return qat ? "a QAT MLP model" : "an fp32 MLP model";
+    if (kind && !strcmp(kind, "gpt")) return qat ? "a QAT GPT model" : "an fp32 GPT model";
+    return "no octet model (no octet.model or octet.format metadata)";
 }
 
 /* Whether the directory of path takes new files; else prints why. */

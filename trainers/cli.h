@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "octet/io.h"
+
 /* Exit statuses: 0 success, 1 runtime failure (bad file, ...), 2 usage error. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_HELP = 3 };
 
@@ -137,6 +139,11 @@ void cli_shape_str(int ndim, const int *shape, char *buf, size_t n);
 /* The same for a --log file, which is appended to or truncated in place (so /dev/null is fine):
  * only the directory is checked. */
 int cli_check_log(const char *path);
+
+/* What an opened safetensors file holds, for errors: "an int8 MLP export", "an fp32 GPT
+ * model", "a QAT MLP model", ..., or "no octet model (no octet.model or octet.format
+ * metadata)". */
+const char *cli_file_kind(const oct_st_file *f);
 
 /* True if the safetensors file at path opens and its metadata key equals value (false for
  * files that cannot be opened: loading them reports why). */

@@ -49,19 +49,38 @@ int cmd_eval(int argc, char **argv) {
                    0,
                    1};
     const char *pos[1];
-    int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
+    bool seen[sizeof flags / sizeof flags[0]];
+    int n_pos, rc = cli_parse_seen(&cmd, argc, argv, pos, &n_pos, seen);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
     if ((n_pos == 1) == (int8_path != NULL)) {
         fprintf(stderr, "octet eval: give either MODEL or --int8 FILE (see octet eval --help)\n");
         return CLI_USAGE;
     }
+    bool gpt = int8_path ? gpt_int8_is_export(int8_path) : gpt_is_model(pos[0]);
+    static const char *const gpt_only[] = {"--text", "--eval-batches", "--windows", "--full",
+                                           "--stride"};
+    static const char *const mlp_only[] = {"--data", "--batch"};
+    const char *path = int8_path ? int8_path : pos[0], *wrong = NULL; /* unreadable: load says */
+    if (cli_file_size(path) >= 0)
+        wrong = gpt ? cli_first_given(&cmd, seen, mlp_only, 2)
+                    : cli_first_given(&cmd, seen, gpt_only, 5);
+    const char *usage = NULL;
+    if (wrong)
+        usage = gpt ? "an MLP flag, and this is a GPT" : "a GPT flag, and this is not a GPT";
+    else if (compare && !int8_path)
+        wrong = "--compare", usage = "needs --int8 (it checks an export against its QAT model)";
+    else if ((full || stride) && cli_given(&cmd, seen, "--eval-batches"))
+        wrong = "--eval-batches", usage = "random batches, which --full and --stride replace";
+    if (wrong) {
+        fprintf(stderr, "octet eval: %s: %s (see octet eval --help)\n", wrong, usage);
+        return CLI_USAGE;
+    }
     if ((rc = int8_select_kernel("eval", kernel)) != CLI_OK) return rc;
     if (full || stride) eval_batches = 0; /* the whole split (gpt_model_evaluate) */
-    if (int8_path && gpt_int8_is_export(int8_path))
+    if (int8_path && gpt)
         return gpt_int8_eval(int8_path, text, eval_batches, stride, windows, threads, compare);
     if (int8_path) return int8_eval(int8_path, data, batch, threads, compare);
-    if (gpt_is_model(pos[0]))
-        return gpt_model_eval(pos[0], text, eval_batches, stride, windows, threads);
+    if (gpt) return gpt_model_eval(pos[0], text, eval_batches, stride, windows, threads);
     cli_set_threads(threads);
     mlp_model m;
     if (mlp_model_load(&m, pos[0])) return cli_fail(NULL);

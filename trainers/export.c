@@ -39,8 +39,8 @@ static oct_status check_qat_model(const char *path) {
     if (fmt && !strcmp(fmt, OCT_I8_FORMAT))
         s = oct_fail(OCT_EINVAL, "%s is already an int8 export", path);
     else if (!kind || strcmp(kind, "mlp"))
-        s = oct_fail(OCT_EFORMAT, "%s: not an octet MLP model (metadata octet.model is %s)", path,
-                     kind ? kind : "missing");
+        s = oct_fail(OCT_EFORMAT, "%s: %s, where a QAT MLP or GPT model is expected", path,
+                     cli_file_kind(&f));
     else if (!oct_st_meta(&f, "octet.qat"))
         s = oct_fail(OCT_EINVAL,
                      "%s is a fp32 model without quantization ranges: train it with "
@@ -60,7 +60,8 @@ static int float16_export(const char *path, const char *out) {
     const char *kind = oct_st_meta(&f, "octet.model");
     oct_status s = OCT_OK;
     if (!kind || (strcmp(kind, "gpt") && strcmp(kind, "mlp")))
-        s = oct_fail(OCT_EFORMAT, "%s: not an octet GPT or MLP model", path);
+        s = oct_fail(OCT_EFORMAT, "%s: %s, where an fp32 GPT or MLP model is expected", path,
+                     cli_file_kind(&f));
     else if (oct_st_meta(&f, "octet.qat"))
         s = oct_fail(OCT_EINVAL,
                      "%s: a QAT model (it exports to int8 without --float16); --float16 takes a "

@@ -1,5 +1,6 @@
 /* `octet generate MODEL`: samples text from a saved GPT with the key/value cache and prints the
- * prompt followed by the continuation on stdout. */
+ * prompt followed by the continuation on stdout. A QAT model samples its simulated-int8 forward
+ * pass, which gives the text of its int8 export. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +10,37 @@
 #include "gpt_int8.h"
 #include "gpt_model.h"
 
+/* oct_gpt_generate for a QAT model: each token runs the simulated-int8 forward pass over the
+ * window that the integer engine's key/value cache holds at that point (oct_i8_gpt_generate: it
+ * slides by restarting from the last context / 2 tokens), and the engine computes every row of a
+ * window as the QAT model does, so the two sample the same tokens. No cache: each token costs a
+ * forward pass over up to a context of tokens. */
+static oct_status qat_generate(gpt_model *m, const int32_t *prompt, int n_prompt, int n_new,
+                               float temperature, int top_k, oct_rng *rng, int32_t *out) {
+    int T = m->gpt.cfg.context, V = m->gpt.cfg.vocab, keep = T / 2 > 0 ? T / 2 : 1;
+    int64_t total = (int64_t)n_prompt + n_new;
+    int32_t *hist = malloc((size_t)total * sizeof *hist);
+    if (!hist) return oct_fail(OCT_ENOMEM, "generate: out of memory");
+    memcpy(hist, prompt, (size_t)n_prompt * sizeof *hist);
+    oct_graph g;
+    oct_graph_init(&g, 0, 0);
+    g.no_grad = true;
+    g.training = false;
+    int64_t start = n_prompt > T ? n_prompt - keep : 0; /* the window is hist[start, n) */
+    for (int64_t n = n_prompt; n < total; n++) {
+        if (n - start > T) start = n - keep;
+        oct_graph_reset(&g);
+        oct_tensor *logits = gpt_model_forward(m, &g, hist + start, 1, (int)(n - start));
+        hist[n] = oct_gpt_sample(logits->data + (n - start - 1) * V, V, temperature, top_k, rng);
+        out[n - n_prompt] = hist[n];
+    }
+    oct_graph_free(&g);
+    free(hist);
+    return OCT_OK;
+}
+
 /* Encodes, generates and prints; m is loaded. */
-static int generate(const gpt_model *m, const char *prompt, int n, float temperature, int top_k,
+static int generate(gpt_model *m, const char *prompt, int n, float temperature, int top_k,
                     int seed) {
     int64_t len = (int64_t)strlen(prompt);
     if (len > 1 << 20) return cli_fail("--prompt is longer than 1 MiB");
@@ -28,7 +58,9 @@ static int generate(const gpt_model *m, const char *prompt, int n, float tempera
                 "its training text\n",
                 oct_last_error());
         rc = CLI_USAGE;
-    } else if (oct_gpt_generate(&m->gpt, ids, (int)len, n, temperature, top_k, &rng, ids + len)) {
+    } else if (m->qat_on ? qat_generate(m, ids, (int)len, n, temperature, top_k, &rng, ids + len)
+                         : oct_gpt_generate(&m->gpt, ids, (int)len, n, temperature, top_k, &rng,
+                                            ids + len)) {
         rc = cli_fail(NULL);
     } else {
         double sec = cli_now() - t0;
@@ -36,7 +68,9 @@ static int generate(const gpt_model *m, const char *prompt, int n, float tempera
         fwrite(prompt, 1, (size_t)len, stdout);
         fwrite(text, 1, (size_t)n, stdout);
         fputc('\n', stdout);
-        fprintf(stderr, "octet: fp32 model: %d tokens in %.3f s, %.0f tok/s\n", n, sec, n / sec);
+        fprintf(stderr, "octet: %s: %d tokens in %.3f s, %.0f tok/s\n",
+                m->qat_on ? "QAT model (simulated int8, the tokens of its export)" : "fp32 model",
+                n, sec, n / sec);
     }
     free(ids);
     free(text);

@@ -8,11 +8,14 @@
  * parameters) and metadata octet.qat (the oct_qat_config JSON) and octet.qat_steps. */
 #include "gpt_model.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cli.h"
 #include "octet/io.h"
 
 oct_status gpt_model_init(gpt_model *m, const oct_gpt_config *cfg, const oct_vocab *vocab,
@@ -99,8 +102,8 @@ static oct_status meta_int(const oct_st_file *f, const char *key, int max, int *
 static oct_status read_config(const oct_st_file *f, oct_gpt_config *cfg) {
     const char *kind = oct_st_meta(f, "octet.model");
     if (!kind || strcmp(kind, "gpt"))
-        return oct_fail(OCT_EFORMAT, "%s: not an octet GPT model (metadata octet.model is %s%s%s)",
-                        f->path, kind ? "'" : "", kind ? kind : "missing", kind ? "'" : "");
+        return oct_fail(OCT_EFORMAT, "%s: %s, where an fp32 or QAT GPT model is expected", f->path,
+                        cli_file_kind(f));
     const struct {
         const char *key;
         int max;
@@ -303,9 +306,31 @@ oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, 
     return s;
 }
 
+const char *gpt_text_path(const char *path, char *buf, size_t n) {
+    if (strcmp(path, OCT_DEFAULT_TEXT) || access(path, R_OK) == 0) return path;
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[len > 0 ? len : 0] = '\0';
+    for (int up = 0; up < 4; up++) { /* build-x/octet, build-x/trainers/octet */
+        char *slash = strrchr(exe, '/');
+        if (!slash) break;
+        *slash = '\0';
+        snprintf(buf, n, "%s/%s", exe, OCT_DEFAULT_TEXT);
+        if (access(buf, R_OK) == 0) return buf;
+    }
+    oct_fail(OCT_ENOTFOUND,
+             "%s not found: run `bash datasets/prepare_text.sh` in the repository first (or "
+             "pass --text FILE)",
+             OCT_DEFAULT_TEXT);
+    return NULL;
+}
+
 oct_status gpt_text_load(oct_text *t, const char *text_path, const oct_vocab *v,
                          const char *model_path) {
-    oct_status s = oct_text_load(t, text_path, v->size == 256);
+    char buf[PATH_MAX + 32];
+    const char *path = gpt_text_path(text_path, buf, sizeof buf);
+    if (!path) return OCT_ENOTFOUND;
+    oct_status s = oct_text_load(t, path, v->size == 256);
     if (s != OCT_OK || (s = oct_text_recode(t, v)) == OCT_OK) return s;
     char why[256];
     snprintf(why, sizeof why, "%s", oct_last_error());

@@ -80,9 +80,15 @@ double gpt_scored_loss(const float *logits, const int32_t *y, int rows, int T, i
 oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, oct_split split,
                               int n_batches, int stride, int B, int T, uint64_t seed, double *loss);
 
-/* Reads the text file at text_path encoded with v, the vocabulary of the model at model_path
- * (which must hold every character of the text). Errors name the text, the first character
- * missing and the model; on failure t is zeroed. */
+/* The path of --text: as given, except that the default corpus (OCT_DEFAULT_TEXT, relative to
+ * the repository root) is also looked for above the executable's directory, so commands find it
+ * from any directory. buf (n bytes) may hold the result. NULL, with the error set (how to
+ * prepare the corpus), when the default corpus is missing. */
+const char *gpt_text_path(const char *path, char *buf, size_t n);
+
+/* Reads the text file at text_path (gpt_text_path) encoded with v, the vocabulary of the model at
+ * model_path (which must hold every character of the text). Errors name the text, the first
+ * character missing and the model; on failure t is zeroed. */
 oct_status gpt_text_load(oct_text *t, const char *text_path, const oct_vocab *v,
                          const char *model_path);
 

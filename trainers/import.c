@@ -1,5 +1,6 @@
 /* `octet import`: a GPT or an MLP trained in PyTorch (torch_import.h) into an octet model file,
  * which every other command reads. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +100,9 @@ static int import_gpt(const char *path, const import_opts *o) {
     oct_vocab vocab = o->vocab;
     if (!o->meta_vocab) {
         oct_text t;
-        if (oct_text_load(&t, o->text, false)) return cli_fail(NULL);
+        char buf[PATH_MAX + 32];
+        const char *text = gpt_text_path(o->text, buf, sizeof buf);
+        if (!text || oct_text_load(&t, text, false)) return cli_fail(NULL);
         vocab = t.vocab;
         oct_text_free(&t);
     }

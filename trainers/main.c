@@ -1,4 +1,5 @@
 /* `octet`: the command-line front end. Dispatches to one subcommand per file. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,8 +20,8 @@ static const command commands[] = {
     {"calibrate", NULL, cmd_calibrate,
      "post-training quantization: observe ranges of a fp32 MLP or GPT"},
     {"export", NULL, cmd_export,
-     "export a QAT-trained MLP or GPT as int8 (any model: --dynamic int8, --float16)"},
-    {"predict", NULL, cmd_predict, "classify images with an int8 or fp32 model"},
+     "export a QAT-trained MLP or GPT as int8 (any model: --dynamic, --float16, --torch)"},
+    {"predict", NULL, cmd_predict, "classify images with an MLP (int8 export, QAT or fp32 model)"},
     {"inspect", NULL, cmd_inspect, "list the metadata, tensors and int8 layers of a file"},
     {"import", NULL, cmd_import,
      "convert a GPT or MLP trained in PyTorch (safetensors) to an octet model"},
@@ -37,7 +38,21 @@ static void usage(FILE *out) {
                  commands[i].word2 ? commands[i].word2 : "");
         fprintf(out, "  %-16s %s\n", name, commands[i].summary);
     }
-    fprintf(out, "\nRun 'octet <command> --help' for the flags of a command.\n");
+    fprintf(out, "\nRun 'octet <command> --help' (or 'octet help <command>') for the flags of a "
+                 "command,\n'octet --version' for the version.\n");
+}
+
+/* `octet train --help`: the commands that start with word. */
+static void usage_word(const char *word) {
+    printf("usage: octet %s <kind> [args] [flags]\n\n", word);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(commands[i].word1, word))
+            printf("  %s %-10s %s\n", word, commands[i].word2, commands[i].summary);
+    printf("\nRun 'octet %s <kind> --help' for the flags of a command.\n", word);
+}
+
+static bool is_help(const char *a) {
+    return !strcmp(a, "-h") || !strcmp(a, "--help");
 }
 
 int main(int argc, char **argv) {
@@ -45,7 +60,16 @@ int main(int argc, char **argv) {
         usage(stderr);
         return CLI_USAGE;
     }
-    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    if (!strcmp(argv[1], "--version")) {
+        printf("octet %s\n", OCTET_VERSION);
+        return CLI_OK;
+    }
+    char *help[4] = {argv[0]}; /* `octet help train gpt` is `octet train gpt --help` */
+    if (!strcmp(argv[1], "help") && argc >= 3 && argc <= 4) {
+        for (int i = 2; i < argc; i++) help[i - 1] = argv[i];
+        help[argc - 1] = "--help";
+        argv = help;
+    } else if (is_help(argv[1]) || !strcmp(argv[1], "help")) {
         usage(stdout);
         return CLI_OK;
     }
@@ -56,6 +80,10 @@ int main(int argc, char **argv) {
         known_word = true;
         if (!c->word2) return c->run(argc - 2, argv + 2);
         if (argc >= 3 && !strcmp(argv[2], c->word2)) return c->run(argc - 3, argv + 3);
+    }
+    if (known_word && argc == 3 && is_help(argv[2])) {
+        usage_word(argv[1]);
+        return CLI_OK;
     }
     if (known_word)
         fprintf(stderr, "octet: '%s' needs a model kind, e.g. 'octet %s mlp' (see octet --help)\n",

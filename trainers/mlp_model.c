@@ -99,11 +99,14 @@ oct_status mlp_model_load(mlp_model *m, const char *path) {
     int sizes[16], n = 0;
     oct_activation act = OCT_ACT_RELU;
     float mean = 0, std = 0;
-    if (!kind || strcmp(kind, "mlp") || !sizes_s || !act_s) {
-        s = oct_fail(OCT_EFORMAT,
-                     "%s: not an octet MLP model (metadata octet.model/sizes/"
-                     "activation missing)",
-                     path);
+    if (!kind || strcmp(kind, "mlp")) {
+        s = oct_fail(OCT_EFORMAT, "%s: %s, where an fp32 or QAT MLP model is expected", path,
+                     cli_file_kind(&f));
+        goto out;
+    }
+    if (!sizes_s || !act_s) {
+        s = oct_fail(OCT_EFORMAT, "%s: an MLP without metadata octet.%s", path,
+                     sizes_s ? "activation" : "sizes");
         goto out;
     }
     for (const char *p = sizes_s; *p && n < 16;) {

@@ -126,6 +126,13 @@ static oct_status infer_config(const mapped *mp, int n_head, oct_gpt_config *cfg
 }
 
 /* Copies the file's tensor e for parameter t (shape checked, finite) into t. */
+/* Fails on an octet model or export: they need no import. */
+static oct_status refuse_octet_file(const oct_st_file *f) {
+    if (!oct_st_meta(f, "octet.model") && !oct_st_meta(f, "octet.format")) return OCT_OK;
+    return oct_fail(OCT_EINVAL, "%s: already an octet model file (%s), which every command reads",
+                    f->path, cli_file_kind(f));
+}
+
 static oct_status copy_param(const oct_st_file *f, const oct_st_entry *e, oct_tensor *t) {
     const char *path = f->path;
     bool same = e->ndim == t->ndim;
@@ -178,9 +185,9 @@ oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, in
     oct_st_file f;
     oct_status s = oct_st_open(&f, path);
     if (s != OCT_OK) return s;
-    if (oct_st_meta(&f, "octet.model")) {
+    if ((s = refuse_octet_file(&f)) != OCT_OK) {
         oct_st_close(&f);
-        return oct_fail(OCT_EINVAL, "%s: already an octet model file", path);
+        return s;
     }
     mapped mp = {&f, calloc((size_t)f.count + 1, sizeof(char *))};
     if (!mp.names) s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
@@ -316,8 +323,7 @@ oct_status mlp_import(mlp_model *m, const char *path, oct_activation act, float 
     if (s != OCT_OK) return s;
     const oct_st_entry *w[MLP_MAX_LAYERS], *b[MLP_MAX_LAYERS];
     int n = 0, sizes[MLP_MAX_LAYERS + 1];
-    if (oct_st_meta(&f, "octet.model"))
-        s = oct_fail(OCT_EINVAL, "%s: already an octet model file", path);
+    s = refuse_octet_file(&f);
     if (s == OCT_OK) s = mlp_layers(&f, w, b, &n);
     for (int i = 0; s == OCT_OK && i < n; i++) sizes[i + 1] = w[i]->shape[0];
     if (s == OCT_OK) {

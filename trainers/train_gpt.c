@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "gpt_model.h"
@@ -26,24 +25,6 @@
 #define LOG_EVERY 10
 /* Nats per bit. */
 #define LN2 0.69314718055994531
-
-/* The default corpus path is relative to the repository root: try it as given, then next to
- * the parents of the executable's directory (build-x/octet, build-x/trainers/octet). */
-static const char *resolve_text(const char *path, char *buf, size_t n) {
-    if (strcmp(path, OCT_DEFAULT_TEXT) || access(path, R_OK) == 0) return path;
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len <= 0) return path;
-    exe[len] = '\0';
-    for (int up = 0; up < 4; up++) {
-        char *slash = strrchr(exe, '/');
-        if (!slash) break;
-        *slash = '\0';
-        snprintf(buf, n, "%s/%s", exe, OCT_DEFAULT_TEXT);
-        if (access(buf, R_OK) == 0) return buf;
-    }
-    return path;
-}
 
 /* Validation loss on the fixed windows; prints and logs it. */
 static int report_val(gpt_model *m, oct_graph *g, const oct_text *text, const gpt_opts *o, int step,
@@ -346,14 +327,8 @@ int train_gpt_run(const gpt_opts *o) {
         return CLI_FAIL;
 
     char buf[PATH_MAX + 32];
-    const char *path = resolve_text(o->text, buf, sizeof buf);
-    if (!strcmp(o->text, OCT_DEFAULT_TEXT) && access(path, R_OK) != 0) {
-        fprintf(stderr,
-                "octet: %s not found: run `bash datasets/prepare_text.sh` in the "
-                "repository first (or pass --text FILE)\n",
-                OCT_DEFAULT_TEXT);
-        return CLI_FAIL;
-    }
+    const char *path = gpt_text_path(o->text, buf, sizeof buf);
+    if (!path) return cli_fail(NULL);
     gpt_opts a = *o; /* with --from, the architecture of the saved model */
     gpt_model m;
     oct_text text;
