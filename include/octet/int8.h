@@ -280,7 +280,7 @@ oct_status oct_i8_mlp_forward_u8(const oct_i8_mlp *m, const uint8_t *pixels /* (
  *             "out", "relu"} only, and per layer weight_q (or packed), weight_scale, wsum and
  *             "fc<i>.bias" F32 (out), the float bias.
  *
- * The arithmetic is the one of oct_qlinear (NUMERICS.md). The loader accepts only a file that
+ * The arithmetic is the one of oct_qlinear (above). The loader accepts only a file that
  * is consistent with itself: the format and version above; every tensor present with its dtype
  * and shape and no other tensor; the checks of oct_i8_mlp_check; wsum equal to the row sums of
  * weight_q; m0/shift passing oct_requant_check AND equal to oct_requant_multipliers of the

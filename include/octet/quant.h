@@ -1,5 +1,6 @@
 /* Quantization arithmetic shared by training (fake-quant ops, observers) and deployment (the
- * integer engine, export). Every rounding rule of octet lives here; see shared NUMERICS.md.
+ * integer engine, export). Every rounding rule of octet lives here (README: "Quantization, in
+ * one page").
  *
  * Notation: real x (float32), scale s > 0 (float32), zero point z (int32, qmin <= z <= qmax),
  * codes [qmin, qmax]. All functions are pure (no allocation, no global state) and thread-safe.
