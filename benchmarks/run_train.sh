@@ -44,10 +44,10 @@ out = sys.argv[1]
 
 def octet(kind, env, t):
     recs = [json.loads(l) for l in open(f"{out}/octet-{kind}-{env}-{t}.jsonl")]
-    core = next(r["openblas_core"] for r in recs if r["event"] == "start")
-    if kind == "qat":
-        recs = recs[2:]  # the first epoch is the fp32 warm-up
-    return min(r["seconds"] for r in recs if r["event"] == "epoch"), core
+    core = next(r["openblas_core"] for r in recs if r["event"] == "config")
+    # QAT runs: the QAT epochs only (the first epoch is the fp32 warm-up)
+    epochs = [r for r in recs if r["event"] == "epoch" and r["qat"] == (kind == "qat")]
+    return min(r["seconds"] for r in epochs), core
 
 def last_json(path):
     return json.loads(open(path).read().strip().splitlines()[-1])

@@ -148,6 +148,76 @@ printf '\x00\x00\x08\x03\x00\x00\x00\x04\x00\x00\x00\x01\x00\x00\x00\x02\x01\x02
 cp "$tmp/tiny/t10k-labels-idx1-ubyte" "$tmp/tinybig/"
 expect 1 "the test images are 1x2, the training images 2x2" "$octet" train mlp \
     --data "$tmp/tinybig" --epochs 1 --batch 2
+# train mlp: every QAT flag needs --qat
+for f in "--from $tmp/tiny.safetensors" "--fp32-epochs 1" "--freeze-after 3" "--weight-bits 4" \
+    "--act-bits 4" "--layer-bits fc0=8" "--per-tensor-weights" "--weight-quant lsq" \
+    "--act-quant pact" "--obs-momentum 0.1"; do
+    expect 2 "${f%% *} needs --qat" "$octet" train mlp --data "$tmp/tiny" --epochs 1 $f
+done
+expect 2 "--fp32-epochs 2 leaves no QAT epoch" "$octet" train mlp --qat --data "$tmp/tiny" \
+    --epochs 2 --fp32-epochs 2
+# the help shows the real defaults: --wd's is 0 (adamw's 0.01 said in words), --data takes
+# uncompressed IDX files too (as the tiny set is)
+"$octet" train mlp --help >"$tmp/out"
+grep -qE -- '--wd X .*adamw: 0.01 unless given.*\(default 0\)$' "$tmp/out" &&
+    grep -qE -- "--data S .*gzip'ed or not" "$tmp/out" ||
+    { echo "FAIL: train mlp --help: --wd or --data:"; grep -E -- '--wd|--data' "$tmp/out"; fails=$((fails + 1)); }
+# --log: a config event first, then one event per epoch that says whether it was QAT
+ok "train mlp --qat --log" "qat   train loss" "$octet" train mlp --qat --data "$tmp/tiny" \
+    --epochs 2 --batch 2 --hidden 8 --log "$tmp/mlp.jsonl"
+{ sed -n 1p "$tmp/mlp.jsonl" | grep -q '^{"event":"config","sizes":\[4,8,4\],"activation":"relu",.*"qat":true,"fp32_epochs":1,"qat_config":{"weight_bits":8,' &&
+    sed -n 2p "$tmp/mlp.jsonl" | grep -q '^{"event":"epoch","epoch":1,"qat":false,' &&
+    sed -n 3p "$tmp/mlp.jsonl" | grep -q '^{"event":"epoch","epoch":2,"qat":true,'; } ||
+    { echo "FAIL: train mlp --log:"; cat "$tmp/mlp.jsonl"; fails=$((fails + 1)); }
+if [ -f "$tmp/tiny.safetensors" ]; then
+    # --from takes the layers and activation from the file: their flags are refused
+    "$octet" train mlp --data "$tmp/tiny" --epochs 1 --batch 2 --hidden 6,5 \
+        --save "$tmp/t65.safetensors" >/dev/null 2>&1
+    ok "train mlp --qat --from (its layers)" "qat   train loss" "$octet" train mlp --qat \
+        --from "$tmp/t65.safetensors" --data "$tmp/tiny" --epochs 1 --batch 2 \
+        --save "$tmp/t65q.safetensors"
+    ok "--from keeps the layers" "octet.sizes = 4,6,5,4" "$octet" inspect "$tmp/t65q.safetensors"
+    for f in "--hidden 6,5" "--activation tanh" "--activation relu"; do
+        expect 2 "${f%% *}: the architecture comes from --from $tmp/t65.safetensors" "$octet" \
+            train mlp --qat --from "$tmp/t65.safetensors" --data "$tmp/tiny" --epochs 1 $f
+    done
+    # a tanh model stays tanh: QAT (ReLU only) refuses it, naming the file
+    "$octet" train mlp --data "$tmp/tiny" --epochs 1 --batch 2 --hidden 8 --activation tanh \
+        --save "$tmp/ttanh.safetensors" >/dev/null 2>&1
+    expect 2 "--from $tmp/ttanh.safetensors: qat: the MLP must use relu" "$octet" train mlp --qat \
+        --from "$tmp/ttanh.safetensors" --data "$tmp/tiny" --epochs 1
+    expect 2 "--init: the weights come from --from" "$octet" train mlp --qat \
+        --from "$tmp/t65.safetensors" --data "$tmp/tiny" --epochs 1 --init xavier_uniform
+    expect 1 "--from $tmp/tiny.safetensors: the model takes 4 inputs for 4 classes, the images in $tmp/tiny26 have 4 pixels and 26 classes" \
+        "$octet" train mlp --qat --from "$tmp/tiny.safetensors" --data "$tmp/tiny26" --epochs 1
+    # --fp32-epochs from a fp32 model: its warm-up (0 unless given)
+    ok "train mlp --qat --from --fp32-epochs" "fp32 warm-up done" "$octet" train mlp --qat \
+        --from "$tmp/tiny.safetensors" --data "$tmp/tiny" --epochs 2 --batch 2 --fp32-epochs 1
+    grep -q "^epoch 1/2  fp32 " "$tmp/out" && grep -q "^epoch 2/2  qat " "$tmp/out" ||
+        { echo "FAIL: --from --fp32-epochs 1:"; cat "$tmp/out"; fails=$((fails + 1)); }
+    ok "train mlp --qat --from (no warm-up)" "epoch 1/1  qat " "$octet" train mlp --qat \
+        --from "$tmp/tiny.safetensors" --data "$tmp/tiny" --epochs 1 --batch 2
+    # --from a QAT model keeps all its quantization settings (per-tensor weights, bits, layer
+    # bits, quantizers) and refuses the flags that would change them, --fp32-epochs too
+    ok "calibrate mlp per-tensor" "4-bit per-tensor (fc1=6) weights" "$octet" calibrate \
+        "$tmp/tiny.safetensors" --data "$tmp/tiny" --batches 2 --per-tensor-weights \
+        --weight-bits 4 --layer-bits fc1=6 --act-bits 7 --act-quant minmax -o "$tmp/tpt.safetensors"
+    ok "train mlp --qat --from per-tensor" "qat   train loss" "$octet" train mlp --qat \
+        --from "$tmp/tpt.safetensors" --data "$tmp/tiny" --epochs 1 --batch 2 \
+        --save "$tmp/tptf.safetensors"
+    for m in tpt tptf; do "$octet" inspect "$tmp/$m.safetensors" | grep -F "octet.qat ="; done >"$tmp/out"
+    [ "$(sort -u "$tmp/out" | wc -l)" = 1 ] && grep -qF '"per_tensor_weights":true' "$tmp/out" ||
+        { echo "FAIL: --from a per-tensor QAT model changed its settings:"; cat "$tmp/out"; fails=$((fails + 1)); }
+    ok "export per-tensor fine-tune" "layers" "$octet" export "$tmp/tptf.safetensors" \
+        -o "$tmp/tptf8.safetensors"
+    [ "$("$octet" inspect "$tmp/tptf8.safetensors" | grep -cE '^  fc[01] .* ([0-9.e-]+)\.\.\1$')" = 2 ] ||
+        { echo "FAIL: the per-tensor fine-tune exports per-channel scales"; fails=$((fails + 1)); }
+    for f in "--per-tensor-weights" "--weight-bits 4" "--layer-bits fc1=6" "--act-quant minmax" \
+        "--fp32-epochs 1"; do
+        expect 2 "a QAT model, whose quantizers come with it: drop ${f%% *}" "$octet" train mlp \
+            --qat --from "$tmp/tpt.safetensors" --data "$tmp/tiny" --epochs 2 $f
+    done
+fi
 ok "train gpt" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --optim adamw --save "$tmp/g.safetensors"
 ok "train gpt --qat" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat --embed-bits 8 --threads 2 \
     --save "$tmp/gq.safetensors"
@@ -438,13 +508,13 @@ if [ -f "$tmp/tiny.safetensors" ]; then
         "$tmp/tg8.safetensors" --data "$tmp/tiny" --compare "$tmp/tg.safetensors"
     # QAT from it keeps its quantizers (QAT from the first epoch) and exports bit for bit
     ok "train mlp --from calibrated --qat" "qat   train loss" "$octet" train mlp --qat \
-        --from "$tmp/tg.safetensors" --data "$tmp/tiny" --epochs 1 --batch 2 --hidden 8 \
+        --from "$tmp/tg.safetensors" --data "$tmp/tiny" --epochs 1 --batch 2 \
         --save "$tmp/tgf.safetensors"
     "$octet" export "$tmp/tgf.safetensors" -o "$tmp/tgf8.safetensors" >/dev/null
     ok "eval --compare mlp gptq fine-tune" "logits bit-identical on 4/4" "$octet" eval --int8 \
         "$tmp/tgf8.safetensors" --data "$tmp/tiny" --compare "$tmp/tgf.safetensors"
     expect 2 "drop --act-bits" "$octet" train mlp --qat --from "$tmp/tg.safetensors" \
-        --data "$tmp/tiny" --epochs 1 --batch 2 --hidden 8 --act-bits 4
+        --data "$tmp/tiny" --epochs 1 --batch 2 --act-bits 4
 fi
 # QAT from a calibrated (GPTQ) model keeps its quantizers, and its export matches bit for bit
 ok "train gpt --from calibrated --qat" "final val loss" "$octet" train gpt --text "$tmp/tiny.txt" \

@@ -1,8 +1,8 @@
 /* `octet train mlp --qat`: fp32 warm-up epochs, then quantization-aware epochs in which every
  * linear layer runs the shared integer layer (oct_qat_linear_forward) and observers freeze after
- * --freeze-after steps; or, with --from, QAT fine-tuning of a saved fp32 model (or of a QAT or
- * calibrated one, with its own quantizers). The trained
- * model saves with its quantizer state and config (see mlp_model.c) for `octet export`. */
+ * --freeze-after steps; or, with --from, QAT fine-tuning of a saved fp32 model (no warm-up unless
+ * --fp32-epochs), or of a QAT or calibrated one with its own quantizers. The trained model saves
+ * with its quantizer state and config (see mlp_model.c) for `octet export`. */
 #include "qat_mlp.h"
 
 #include <stdio.h>
@@ -12,11 +12,16 @@ void qat_flags(qat_opts *o, cli_flag *rows) {
     const cli_flag f[QAT_N_FLAGS] = {
         {"--qat", CLI_BOOL, &o->on,
          "quantization-aware training (fp32 warm-up, then simulated int8)", 0, 0},
+        {"--from", CLI_STR, &o->from,
+         "--qat: fine-tune this saved model, with its layers and activation: a fp32 one (no "
+         "warm-up unless --fp32-epochs), or a QAT or calibrated one with its quantizers (their "
+         "flags refused)",
+         0, 0},
         {"--fp32-epochs", CLI_INT, &o->fp32_epochs,
-         "--qat: fp32 warm-up epochs before QAT (-1: half of --epochs)", -1, 100000},
+         "--qat: fp32 warm-up epochs before QAT (-1: half of --epochs; with --from, 0)", -1,
+         100000},
         {"--freeze-after", CLI_INT, &o->freeze_after,
          "--qat: freeze observers after N QAT steps (-1: one epoch, 0: never)", -1, 1e9},
-        {"--from", CLI_STR, &o->from, "--qat: fine-tune this saved model (no fp32 warm-up)", 0, 0},
         {"--weight-bits", CLI_INT, &o->weight_bits, "--qat: weight bits", 2, 8},
         {"--act-bits", CLI_INT, &o->act_bits, "--qat: activation bits", 2, 8},
         {"--layer-bits", CLI_STR, &o->layer_bits,
@@ -33,33 +38,21 @@ void qat_flags(qat_opts *o, cli_flag *rows) {
     for (int i = 0; i < QAT_N_FLAGS; i++) rows[i] = f[i];
 }
 
-void qat_flags_given(qat_opts *o, const cli_cmd *cmd, const bool *seen) {
-    static const char *const quant[] = {"--fp32-epochs",  "--freeze-after", "--weight-bits",
-                                        "--act-bits",     "--layer-bits",   "--per-tensor-weights",
-                                        "--weight-quant", "--act-quant",    "--obs-momentum"};
-    o->quant_flag = cli_first_given(cmd, seen, quant, (int)(sizeof quant / sizeof quant[0]));
-}
-
-static int usage(const char *flag) {
-    fprintf(stderr, "octet train mlp: %s: %s\n", flag, oct_last_error());
-    return CLI_USAGE;
-}
-
-int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, int threads,
-              int *qat_start) {
-    *qat_start = epochs;
-    if (!o->on) {
-        const char *flag = o->from                 ? "--from"
-                           : o->layer_bits         ? "--layer-bits"
-                           : o->per_tensor_weights ? "--per-tensor-weights"
-                                                   : NULL;
-        if (flag) fprintf(stderr, "octet train mlp: %s needs --qat\n", flag);
-        return flag ? CLI_USAGE : CLI_OK;
+int qat_check(qat_opts *o, const cli_cmd *cmd, const bool *seen, int epochs) {
+    int first = 0; /* the --qat row; --from follows it, then the quantizer flags */
+    while (strcmp(cmd->flags[first].name, "--qat")) first++;
+    const char *given = NULL;
+    o->quant_flag = NULL;
+    for (int i = first + 1; i < first + QAT_N_FLAGS; i++) {
+        if (seen[i] && !given) given = cmd->flags[i].name;
+        if (seen[i] && !o->quant_flag && i > first + 1) o->quant_flag = cmd->flags[i].name;
     }
-    oct_qat_config cfg;
-    oct_qat_config_default(&cfg);
-    cfg.momentum = o->obs_momentum;
-    cfg.freeze_after = o->freeze_after < 0 ? per_epoch : o->freeze_after;
+    if (!o->on) {
+        if (given) fprintf(stderr, "octet train mlp: %s needs --qat\n", given);
+        return given ? CLI_USAGE : CLI_OK;
+    }
+    oct_qat_config_default(&o->cfg);
+    o->cfg.momentum = o->obs_momentum;
     const cli_quant q = {
         o->weight_bits,
         o->act_bits,
@@ -71,45 +64,66 @@ int qat_setup(const qat_opts *o, mlp_model *m, int epochs, int64_t per_epoch, in
         o->act_quant,
         o->layer_bits,
     };
-    if (cli_train_quant("train mlp", &q, &cfg)) return CLI_USAGE;
-    int warmup = o->from ? 0 : o->fp32_epochs < 0 ? epochs / 2 : o->fp32_epochs;
-    if (warmup >= epochs) {
-        fprintf(stderr, "octet train mlp: --fp32-epochs %d leaves no QAT epoch of %d\n", warmup,
-                epochs);
+    if (cli_train_quant("train mlp", &q, &o->cfg)) return CLI_USAGE;
+    if (o->fp32_epochs < 0) o->fp32_epochs = o->from ? 0 : epochs / 2;
+    if (o->fp32_epochs >= epochs) {
+        fprintf(stderr, "octet train mlp: --fp32-epochs %d leaves no QAT epoch of --epochs %d\n",
+                o->fp32_epochs, epochs);
         return CLI_USAGE;
     }
-    if (o->from) { /* the saved model replaces m; its sizes must be the flags' */
-        int n = m->mlp.n_layers, sizes[CLI_MAX_INTS + 2];
-        memcpy(sizes, m->mlp.sizes, (size_t)(n + 1) * sizeof *sizes);
+    return CLI_OK;
+}
+
+int qat_load_from(const qat_opts *o, mlp_model *m) {
+    if (mlp_model_load(m, o->from)) return cli_fail(NULL); /* m is left empty */
+    if (m->qat && o->quant_flag) {
+        fprintf(stderr,
+                "octet train mlp: --from %s: a QAT model, whose quantizers come with it: "
+                "drop %s\n",
+                o->from, o->quant_flag);
         mlp_model_free(m);
-        if (mlp_model_load(m, o->from)) return cli_fail(NULL); /* m is left empty */
-        bool same = m->mlp.n_layers == n;
-        for (int i = 0; same && i <= n; i++) same = m->mlp.sizes[i] == sizes[i];
-        if ((m->qat && o->quant_flag) || !same) {
-            fprintf(stderr, "octet train mlp: --from %s: %s%s\n", o->from,
-                    !same ? "its layer sizes differ from --hidden and the data"
-                          : "a QAT model, whose quantizers come with it: drop ",
-                    same ? o->quant_flag : "");
-            return CLI_USAGE;
-        }
-        if (m->qat) {
-            oct_qat_mlp_set_threads(m->qat, threads);
-            *qat_start = 0;
-            fprintf(stderr,
-                    "octet: --from %s: a QAT model; every epoch is QAT with its quantizers\n",
-                    o->from);
-            return CLI_OK;
-        }
+        return CLI_USAGE;
     }
-    if (mlp_model_enable_qat(m, &cfg)) return usage("--qat");
+    return CLI_OK;
+}
+
+/* The quantizers of cfg as text, into buf (n bytes). */
+static void describe(const oct_qat_config *cfg, char *buf, size_t n) {
+    char acts[64] = "";
+    for (int i = 0; i < cfg->n_act_modes; i++) {
+        size_t len = strlen(acts);
+        snprintf(acts + len, sizeof acts - len, "%s%s", i ? "," : "",
+                 oct_qat_amode_name(cfg->act_mode[i]));
+    }
+    snprintf(buf, n, "int%d%s weights (%s%s%s), uint%d activations (%s)", cfg->weight_bits,
+             cfg->per_tensor_weights ? " per-tensor" : "", oct_qat_wmode_name(cfg->weight_mode),
+             cfg->layer_bits[0] ? ", " : "", cfg->layer_bits, cfg->act_bits, acts);
+}
+
+int qat_setup(qat_opts *o, mlp_model *m, int64_t per_epoch, int threads, int *qat_start) {
+    *qat_start = o->fp32_epochs;
+    if (!o->on) return CLI_OK;
+    char quant[OCT_QAT_LAYER_BITS_LEN + 128];
+    if (m->qat) { /* a QAT --from model */
+        oct_qat_mlp_set_threads(m->qat, threads);
+        *qat_start = 0;
+        describe(&m->qat->cfg, quant, sizeof quant);
+        fprintf(stderr,
+                "octet: --from %s: a QAT model, %s, observers frozen after %lld steps (%lld done); "
+                "every epoch is QAT with its quantizers\n",
+                o->from, quant, (long long)m->qat->cfg.freeze_after, (long long)m->qat->steps);
+        return CLI_OK;
+    }
+    o->cfg.freeze_after = o->freeze_after < 0 ? per_epoch : o->freeze_after;
+    if (mlp_model_enable_qat(m, &o->cfg)) {
+        fprintf(stderr, "octet train mlp: %s%s: %s\n", o->from ? "--from " : "--qat",
+                o->from ? o->from : "", oct_last_error());
+        return CLI_USAGE;
+    }
     oct_qat_mlp_set_threads(m->qat, threads);
-    *qat_start = warmup;
-    fprintf(stderr,
-            "octet: QAT int%d%s weights (%s%s%s), uint%d activations (%s), %d fp32 warm-up "
-            "epochs, observers freeze after %lld steps\n",
-            cfg.weight_bits, o->per_tensor_weights ? " per-tensor" : "", q.weight_quant,
-            o->layer_bits ? ", " : "", o->layer_bits ? o->layer_bits : "", cfg.act_bits,
-            o->act_quant, warmup, (long long)cfg.freeze_after);
+    describe(&o->cfg, quant, sizeof quant);
+    fprintf(stderr, "octet: QAT %s, %d fp32 warm-up epochs, observers freeze after %lld steps\n",
+            quant, o->fp32_epochs, (long long)o->cfg.freeze_after);
     return CLI_OK;
 }
 

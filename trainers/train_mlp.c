@@ -3,6 +3,7 @@
  * with --qat quantization-aware (the recipe lives in qat_mlp.c). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -110,7 +111,55 @@ static double train_epoch(mlp_model *m, oct_dp *dp_fp32, oct_dp *dp_qat, oct_opt
     return steps ? loss_sum / (double)steps : 0;
 }
 
-static int run(const mlp_opts *o) {
+/* The model to train: with --from the saved one, whose input must be the data's images and whose
+ * outputs must cover its classes (it keeps its own normalization), else a fresh one of the flags'
+ * layers with the training set's normalization. */
+static int make_model(mlp_model *m, const mlp_opts *o, oct_image_set *train, oct_activation act,
+                      oct_init init) {
+    if (o->qat.from) {
+        int in = train->rows * train->cols, classes = m->mlp.sizes[m->mlp.n_layers];
+        if (m->mlp.sizes[0] != in || classes < train->n_classes) {
+            fprintf(stderr,
+                    "octet train mlp: --from %s: the model takes %d inputs for %d classes, the "
+                    "images in %s have %d pixels and %d classes\n",
+                    o->qat.from, m->mlp.sizes[0], classes, o->data, in, train->n_classes);
+            return CLI_FAIL;
+        }
+        train->mean = m->mean;
+        train->std = m->std;
+    } else {
+        int sizes[CLI_MAX_INTS + 2], n = 0;
+        sizes[n++] = train->rows * train->cols;
+        for (int i = 0; i < o->hidden.n; i++) sizes[n++] = o->hidden.v[i];
+        sizes[n++] = train->n_classes;
+        if (mlp_model_init(m, sizes, n, act, init, (uint64_t)o->seed)) return cli_fail(NULL);
+        m->mean = train->mean;
+        m->std = train->std;
+    }
+    m->mlp.dropout = o->dropout;
+    return CLI_OK;
+}
+
+/* The --log file's first record: the run's model, data, recipe and quantizers. */
+static json_t *config_event(const mlp_model *m, const mlp_opts *o, int64_t images, int qat_start) {
+    json_t *sizes = json_array();
+    for (int i = 0; i <= m->mlp.n_layers; i++)
+        json_array_append_new(sizes, json_integer(m->mlp.sizes[i]));
+    char *cfg = m->qat ? oct_qat_config_to_json(&m->qat->cfg) : NULL;
+    json_t *qat = cfg ? json_loads(cfg, 0, NULL) : NULL;
+    free(cfg);
+    return json_pack("{s:s, s:o, s:s, s:s?, s:s, s:s, s:f, s:f, s:i, s:i, s:I, s:I, s:b, s:i, "
+                     "s:o, s:i, s:s}",
+                     "event", "config", "sizes", sizes, "activation",
+                     oct_activation_name(m->mlp.act), "from", o->qat.from, "data", o->data, "optim",
+                     o->optim, "lr", (double)o->lr, "wd", (double)o->wd, "batch", o->batch,
+                     "epochs", o->epochs, "training_images", (json_int_t)images, "parameters",
+                     (json_int_t)oct_params_count(&m->params), "qat", m->qat != NULL, "fp32_epochs",
+                     m->qat ? qat_start : o->epochs, "qat_config", qat ? qat : json_null(),
+                     "threads", o->threads, "openblas_core", cli_blas_core());
+}
+
+static int run(mlp_opts *o) {
     oct_activation act;
     oct_init init;
     oct_optim_kind kind;
@@ -130,40 +179,8 @@ static int run(const mlp_opts *o) {
     if (oct_schedule_kind_parse(o->schedule, &sched.kind)) return fail_flag("--schedule");
     if (cli_check_output("--save", o->save) || cli_check_log(o->log)) return CLI_FAIL;
 
+    mlp_model m = {0};
     oct_image_set train = {0}, test = {0};
-    if (oct_image_set_load_dir(&train, o->data, true) ||
-        oct_image_set_load_dir(&test, o->data, false)) {
-        oct_image_set_free(&train);
-        return cli_fail(NULL);
-    }
-    if (check_data(&train, &test, o->data)) {
-        oct_image_set_free(&train);
-        oct_image_set_free(&test);
-        return CLI_FAIL;
-    }
-    if (o->limit > 0 && o->limit < train.n) train.n = o->limit;
-    cli_set_threads(o->threads);
-
-    int sizes[CLI_MAX_INTS + 2], n = 0;
-    sizes[n++] = train.rows * train.cols;
-    for (int i = 0; i < o->hidden.n; i++) sizes[n++] = o->hidden.v[i];
-    sizes[n++] = train.n_classes;
-    mlp_model m;
-    int rc = CLI_OK;
-    if (mlp_model_init(&m, sizes, n, act, init, (uint64_t)o->seed)) {
-        oct_image_set_free(&train);
-        oct_image_set_free(&test);
-        return cli_fail(NULL);
-    }
-    m.mlp.dropout = o->dropout;
-    m.mean = train.mean;
-    m.std = train.std;
-    oct_optim_hyper h = oct_optim_defaults(kind);
-    h.weight_decay = adam ? 0.0f : o->wd;
-    if (!adam && kind == OCT_OPTIM_ADAMW && o->wd < 0) h.weight_decay = 0.01f;
-    if (o->wd >= 0) h.weight_decay = o->wd;
-    h.momentum = o->momentum;
-    h.nesterov = o->nesterov;
     oct_rng rng;
     oct_rng_seed(&rng, (uint64_t)o->seed, 2);
     oct_batcher batcher = {0};
@@ -172,16 +189,28 @@ static int run(const mlp_opts *o) {
     oct_graph_init(&g, 0, (uint64_t)o->seed);
     oct_dp dp_fp32 = {0}, dp_qat = {0};
     cli_log log = {0};
-    int qat_start;
+    int qat_start, rc = CLI_OK;
+    if (o->qat.from && (rc = qat_load_from(&o->qat, &m)) != CLI_OK) goto out;
+    if (oct_image_set_load_dir(&train, o->data, true) ||
+        oct_image_set_load_dir(&test, o->data, false)) {
+        rc = cli_fail(NULL);
+        goto out;
+    }
+    if ((rc = check_data(&train, &test, o->data)) != CLI_OK) goto out;
+    if (o->limit > 0 && o->limit < train.n) train.n = o->limit;
+    cli_set_threads(o->threads);
+    if ((rc = make_model(&m, o, &train, act, init)) != CLI_OK) goto out;
+    oct_optim_hyper h = oct_optim_defaults(kind);
+    h.weight_decay = o->wd;
+    h.momentum = o->momentum;
+    h.nesterov = o->nesterov;
     if (oct_batcher_init(&batcher, train.n, o->batch, false, &rng)) {
         rc = cli_fail(NULL);
         goto out;
     }
-    if ((rc = qat_setup(&o->qat, &m, o->epochs, oct_batcher_batches_per_epoch(&batcher), o->threads,
+    if ((rc = qat_setup(&o->qat, &m, oct_batcher_batches_per_epoch(&batcher), o->threads,
                         &qat_start)) != CLI_OK)
         goto out;
-    train.mean = m.mean; /* a --from model keeps its own normalization */
-    train.std = m.std;
     int shards = o->threads < OCT_DP_MAX_SHARDS ? o->threads : OCT_DP_MAX_SHARDS;
     if (oct_dp_init(&dp_fp32, &m.params, shards, (uint64_t)o->seed) ||
         oct_dp_init(&dp_qat, &m.params, 1, (uint64_t)o->seed) ||
@@ -215,13 +244,12 @@ static int run(const mlp_opts *o) {
     if ((rc = cli_log_open(&log, o->log, false)) != CLI_OK) goto out;
     fprintf(stderr,
             "octet: MLP %s, %lld parameters, %lld training images, %s lr %g %s, %d thread%s, "
-            "OpenBLAS core %s\n",
-            oct_activation_name(act), (long long)oct_params_count(&m.params), (long long)train.n,
-            adam ? "adam" : oct_optim_kind_name(kind), (double)o->lr, o->schedule, o->threads,
-            o->threads == 1 ? "" : "s", cli_blas_core());
-    cli_log_write(&log, json_pack("{s:s, s:I, s:i, s:s}", "event", "start", "parameters",
-                                  (json_int_t)oct_params_count(&m.params), "threads", o->threads,
-                                  "openblas_core", cli_blas_core()));
+            "OpenBLAS core %s%s%s\n",
+            oct_activation_name(m.mlp.act), (long long)oct_params_count(&m.params),
+            (long long)train.n, adam ? "adam" : oct_optim_kind_name(kind), (double)o->lr,
+            o->schedule, o->threads, o->threads == 1 ? "" : "s", cli_blas_core(),
+            o->qat.from ? "; fine-tuning " : "", o->qat.from ? o->qat.from : "");
+    cli_log_write(&log, config_event(&m, o, train.n, qat_start));
     cli_progress bar;
     double t_train = 0;
     mlp_eval ev = {0};
@@ -238,10 +266,10 @@ static int run(const mlp_opts *o) {
                e + 1, o->epochs, m.qat_on ? "qat " : "fp32", loss, ev.loss, 100 * ev.accuracy, dt,
                (double)train.n / dt);
         fflush(stdout);
-        cli_log_write(&log, json_pack("{s:s, s:i, s:f, s:f, s:f, s:f, s:f}", "event", "epoch",
-                                      "epoch", e + 1, "train_loss", loss, "test_loss", ev.loss,
-                                      "test_accuracy", ev.accuracy, "seconds", dt, "lr",
-                                      (double)oct_lr_at(&sched, opt.step)));
+        cli_log_write(&log, json_pack("{s:s, s:i, s:b, s:f, s:f, s:f, s:f, s:f}", "event", "epoch",
+                                      "epoch", e + 1, "qat", m.qat_on, "train_loss", loss,
+                                      "test_loss", ev.loss, "test_accuracy", ev.accuracy, "seconds",
+                                      dt, "lr", (double)oct_lr_at(&sched, opt.step)));
     }
     printf("%s test accuracy %.2f%% after %d epochs (%.1f s training)\n",
            m.qat_on ? "QAT (simulated int8)" : "fp32", 100 * ev.accuracy, o->epochs, t_train);
@@ -265,6 +293,17 @@ out:
     return rc;
 }
 
+/* With --from the model's layers, activation and weights come from the file: their flags are
+ * errors. */
+static int check_from(const mlp_opts *o, const cli_cmd *cmd, const bool *seen) {
+    static const char *const model[] = {"--hidden", "--activation", "--init"};
+    const char *a = o->qat.from ? cli_first_given(cmd, seen, model, 3) : NULL;
+    if (!a) return CLI_OK;
+    fprintf(stderr, "octet train mlp: %s: the %s from --from %s\n", a,
+            strcmp(a, "--init") ? "architecture comes" : "weights come", o->qat.from);
+    return CLI_USAGE;
+}
+
 int cmd_train_mlp(int argc, char **argv) {
     mlp_opts o = {
         .hidden = {2, {256, 128}},
@@ -278,15 +317,17 @@ int cmd_train_mlp(int argc, char **argv) {
         .seed = 1,
         .threads = 1,
         .lr = 1e-3f,
-        .wd = -1,
         .momentum = 0.9f,
         .qat = QAT_OPTS_DEFAULT,
     };
     enum { N_BASE = 21 }; /* the rows below; the --qat rows follow them */
     cli_flag flags[N_BASE + QAT_N_FLAGS] = {
-        {"--hidden", CLI_INTS, &o.hidden, "hidden layer sizes", 1, 65536},
-        {"--activation", CLI_STR, &o.activation, "relu, gelu, tanh or none", 0, 0},
-        {"--init", CLI_STR, &o.init, "kaiming_uniform, kaiming_normal or xavier_uniform", 0, 0},
+        {"--hidden", CLI_INTS, &o.hidden, "hidden layer sizes (not with --from: the model's own)",
+         1, 65536},
+        {"--activation", CLI_STR, &o.activation,
+         "relu, gelu, tanh or none (not with --from: the model's own)", 0, 0},
+        {"--init", CLI_STR, &o.init,
+         "kaiming_uniform, kaiming_normal or xavier_uniform (not with --from)", 0, 0},
         {"--epochs", CLI_INT, &o.epochs, "training epochs", 1, 100000},
         {"--batch", CLI_INT, &o.batch, "minibatch size", 1, 65536},
         {"--optim", CLI_STR, &o.optim, "adam, adamw or sgd", 0, 0},
@@ -295,14 +336,14 @@ int cmd_train_mlp(int argc, char **argv) {
          "constant, step (halve every epoch), cosine, or linear (straight down to --min-lr)", 0, 0},
         {"--warmup", CLI_INT, &o.warmup, "linear warmup steps", 0, 1e9},
         {"--min-lr", CLI_FLOAT, &o.min_lr, "cosine, linear: final lr as a fraction of --lr", 0, 1},
-        {"--wd", CLI_FLOAT, &o.wd, "weight decay (adam: 0, adamw: 0.01, sgd: 0 when unset)", 0, 10},
+        {"--wd", CLI_FLOAT, &o.wd, "weight decay (adamw: 0.01 unless given)", 0, 10},
         {"--momentum", CLI_FLOAT, &o.momentum, "sgd momentum", 0, 0.999},
         {"--nesterov", CLI_BOOL, &o.nesterov, "sgd: Nesterov momentum", 0, 0},
         {"--clip", CLI_FLOAT, &o.clip, "clip the global gradient norm (0: off)", 0, 1e9},
         {"--dropout", CLI_FLOAT, &o.dropout, "dropout after hidden activations", 0, 0.99},
         {"--seed", CLI_INT, &o.seed, "random seed (init, shuffling, dropout)", 0, 2147483647},
         {"--threads", CLI_INT, &o.threads, "threads", 1, 256},
-        {"--data", CLI_STR, &o.data, "directory with the IDX .gz files", 0, 0},
+        {"--data", CLI_STR, &o.data, "directory with the IDX files (gzip'ed or not)", 0, 0},
         {"--limit", CLI_INT, &o.limit, "use only the first N training images (0: all)", 0, 1e9},
         {"--log", CLI_STR, &o.log, "write per-epoch metrics as JSON Lines to FILE", 0, 0},
         {"--save", CLI_STR, &o.save, "save the trained model (safetensors) to FILE", 0, 0},
@@ -323,7 +364,9 @@ int cmd_train_mlp(int argc, char **argv) {
     bool seen[sizeof flags / sizeof flags[0]] = {false};
     int n_pos, rc = cli_parse_seen(&cmd, argc, argv, pos, &n_pos, seen);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
-    qat_flags_given(&o.qat, &cmd, seen);
-    if (o.wd < 0) o.wd = strcmp(o.optim, "adamw") ? 0.0f : 0.01f;
+    if ((rc = qat_check(&o.qat, &cmd, seen, o.epochs)) != CLI_OK ||
+        (rc = check_from(&o, &cmd, seen)) != CLI_OK)
+        return rc;
+    if (!cli_given(&cmd, seen, "--wd") && !strcmp(o.optim, "adamw")) o.wd = 0.01f;
     return run(&o);
 }
