@@ -247,6 +247,13 @@ expect 2 "kmeans codebooks take 2..7 bits" "$octet" train gpt "${gpt_flags[@]}" 
     --weight-quant kmeans
 expect 2 "pow2 weights take 2..4 bits" "$octet" train gpt "${gpt_flags[@]}" --qat --weight-quant pow2
 expect 2 "--weight-bits needs --qat" "$octet" train gpt "${gpt_flags[@]}" --weight-bits 4
+# validation at the end of the fp32 phase (here also an --eval-every step) runs once, with the
+# phase's train loss
+ok "train gpt --qat --eval-every" "fp32 phase done" "$octet" train gpt "${gpt_flags[@]}" --qat \
+    --steps 8 --eval-every 4 --log "$tmp/phase.jsonl"
+[ "$(grep -c '"event":"eval"' "$tmp/phase.jsonl")" = 2 ] && [ "$(grep -c '^step 4/8 ' "$tmp/out")" = 1 ] &&
+    ! grep -q '"train_loss":0\.0,' "$tmp/phase.jsonl" ||
+    { echo "FAIL: the fp32 phase's end is validated other than once: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 # --from: fine-tuning starts from the saved weights (a step at lr 1e-9 keeps the saved model's
 # validation loss), and a QAT fine-tune exports to an engine that matches it bit for bit
 ok "eval gpt" "val loss" "$octet" eval "$tmp/g.safetensors" --text "$tmp/tiny.txt" --eval-batches 1
