@@ -247,6 +247,11 @@ expect 2 "kmeans codebooks take 2..7 bits" "$octet" train gpt "${gpt_flags[@]}" 
     --weight-quant kmeans
 expect 2 "pow2 weights take 2..4 bits" "$octet" train gpt "${gpt_flags[@]}" --qat --weight-quant pow2
 expect 2 "--weight-bits needs --qat" "$octet" train gpt "${gpt_flags[@]}" --weight-bits 4
+# every QAT-only flag needs --qat, even at its default value
+for flag in "--weight-quant lsq" "--act-quant minmax" "--qat-steps 5" "--freeze-after 3" \
+    "--act-bits 8" "--embed-bits 0"; do
+    expect 2 "${flag%% *} needs --qat" "$octet" train gpt "${gpt_flags[@]}" $flag
+done
 # validation at the end of the fp32 phase (here also an --eval-every step) runs once, with the
 # phase's train loss
 ok "train gpt --qat --eval-every" "fp32 phase done" "$octet" train gpt "${gpt_flags[@]}" --qat \

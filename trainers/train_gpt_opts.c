@@ -96,6 +96,14 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
         fprintf(stderr, "octet train gpt: %s: the architecture comes from --from %s\n", a, o->from);
         return CLI_USAGE;
     }
+    static const char *const quant[] = {"--qat-steps",  "--freeze-after",       "--weight-quant",
+                                        "--act-quant",  "--weight-bits",        "--act-bits",
+                                        "--layer-bits", "--per-tensor-weights", "--embed-bits"};
+    o->quant_flag = cli_first_given(cmd, seen, quant, (int)(sizeof quant / sizeof quant[0]));
+    if (!o->qat && o->quant_flag) { /* --from a QAT model needs --qat too (make_model) */
+        fprintf(stderr, "octet train gpt: %s needs --qat\n", o->quant_flag);
+        return CLI_USAGE;
+    }
     if (o->qat && o->qat_steps == 0) {
         fprintf(stderr, "octet train gpt: --qat-steps 0: expected at least 1 with --qat\n");
         return CLI_USAGE;
@@ -123,18 +131,8 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
         fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o->heads, o->width);
         return CLI_USAGE;
     }
-    if (!o->qat &&
-        (o->weight_bits != 8 || o->act_bits != 8 || o->layer_bits || o->per_tensor_weights)) {
-        fprintf(stderr, "octet train gpt: %s needs --qat\n",
-                o->weight_bits != 8 ? "--weight-bits"
-                : o->act_bits != 8  ? "--act-bits"
-                : o->layer_bits     ? "--layer-bits"
-                                    : "--per-tensor-weights");
-        return CLI_USAGE;
-    }
-    if (o->embed_bits == 1 || (o->embed_bits && !o->qat)) {
-        fprintf(stderr, "octet train gpt: --embed-bits %d: %s\n", o->embed_bits,
-                o->qat ? "expected 0 (float32) or 2..8" : "needs --qat");
+    if (o->embed_bits == 1) {
+        fprintf(stderr, "octet train gpt: --embed-bits 1: expected 0 (float32) or 2..8\n");
         return CLI_USAGE;
     }
     if (!o->weight_quant) /* resolved for every run, so a checkpoint records it */
@@ -145,10 +143,6 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
     if (rc == CLI_OK && o->from && !o->lr_given)
         o->lr = train_gpt_from_lr(o->qat ? oct_qat_config_min_weight_bits(&o->qat_cfg) : 8,
                                   o->qat && o->qat_cfg.weight_mode == OCT_QAT_W_LSQ);
-    static const char *const quant[] = {"--qat-steps",  "--freeze-after",       "--weight-quant",
-                                        "--act-quant",  "--weight-bits",        "--act-bits",
-                                        "--layer-bits", "--per-tensor-weights", "--embed-bits"};
-    o->quant_flag = cli_first_given(cmd, seen, quant, (int)(sizeof quant / sizeof quant[0]));
     return rc;
 }
 
