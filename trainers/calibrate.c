@@ -349,13 +349,13 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
         rc = cli_fail(NULL);
     if (rc == CLI_OK && o->out && gpt_model_save(&m, o->out)) rc = cli_fail(NULL);
     *r = (cal_result){ptq, fp32};
-    char wd[OCT_QAT_LAYER_BITS_LEN + 32];
+    char wd[OCT_QAT_LAYER_BITS_LEN + 32], embed[16];
     if (rc == CLI_OK && o->out)
         printf("%s: calibrated on %d x %d training windows (%s observers; %s weights, "
                "%d-bit activations, %s embeddings): simulated int8 val loss %.4f nats/char, "
                "fp32 %.4f\nsaved %s\n",
                path, o->batches, B, o->act_quant, weight_desc(o, wd, sizeof wd), o->act_bits,
-               o->embed_bits ? "int8" : "float32", ptq, fp32, o->out);
+               gpt_embed_desc(o->embed_bits, embed, sizeof embed), ptq, fp32, o->out);
     oct_graph_free(&g);
     free(pass.cache);
     free(xy);

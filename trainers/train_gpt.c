@@ -221,15 +221,23 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
     return rc;
 }
 
-/* Adds the quantizer state (before the optimizer) from the --qat flags. */
+/* Adds the quantizer state (before the optimizer) from the --qat flags. The observers freeze
+ * after freeze_after QAT steps: 0, or the run's QAT steps or more, leaves them watching to the
+ * end; learned (lsq) activation steps have no observers. */
 static int enable_qat(gpt_model *m, const gpt_opts *o) {
     if (gpt_model_enable_qat(m, &o->qat_cfg)) return train_gpt_fail_flag("--qat");
+    char embed[16], freeze[64] = "";
+    bool observers = o->qat_cfg.act_mode[0] != OCT_QAT_A_LSQ;
+    if (observers && o->freeze_after > 0 && o->freeze_after < o->qat_steps)
+        snprintf(freeze, sizeof freeze, ", observers freeze after %d of them", o->freeze_after);
+    else if (observers)
+        snprintf(freeze, sizeof freeze, ", observers never freeze");
     fprintf(stderr,
             "octet: QAT %d-bit%s weights (%s%s%s), %d-bit activations (%s), %s embeddings for the "
-            "last %d steps, observers freeze after %d of them\n",
+            "last %d steps%s\n",
             o->weight_bits, o->per_tensor_weights ? " per-tensor" : "", o->weight_quant,
             o->layer_bits ? ", " : "", o->layer_bits ? o->layer_bits : "", o->act_bits,
-            o->act_quant, o->embed_bits ? "int8" : "float32", o->qat_steps, o->freeze_after);
+            o->act_quant, gpt_embed_desc(o->embed_bits, embed, sizeof embed), o->qat_steps, freeze);
     return CLI_OK;
 }
 
