@@ -1,6 +1,6 @@
 /* `octet calibrate MODEL -o OUT`: post-training static quantization. A saved fp32 GPT or MLP
- * gets the quantizer state of QAT (int8 per-channel min-max weights, uint8 activations; int8
- * embeddings with --embed-bits 8) and its activation observers watch --batches forward passes
+ * gets the quantizer state of QAT (int8 per-channel min-max weights, uint8 activations; N-bit
+ * embeddings with --embed-bits N) and its activation observers watch --batches forward passes
  * over training data, without a gradient step; then they freeze (with GPTQ weights, one more
  * pass per linear layer follows: calibrate_passes). The result is a QAT model file: `octet
  * export` turns it into the int8 model, which the integer engine runs bit for bit as the
@@ -539,8 +539,10 @@ int cmd_calibrate(int argc, char **argv) {
          0, 0},
         {"--per-tensor-weights", CLI_BOOL, &o.per_tensor_weights,
          "one weight scale per layer instead of one per output channel", 0, 0},
-        {"--embed-bits", CLI_INT, &o.embed_bits, "GPT: int8 token and position embeddings (8)", 0,
-         8},
+        {"--embed-bits", CLI_INT, &o.embed_bits,
+         "GPT: token and position embeddings as N-bit codes per row (0: float32; 2..8; up to 4 "
+         "exported as packed indices)",
+         0, 8},
         {"--text", CLI_STR, &o.text, "GPT: text whose first 90% is the training split", 0, 0},
         {"--data", CLI_STR, &o.data, "MLP: directory with the IDX .gz files", 0, 0},
         {"--threads", CLI_INT, &o.threads, "threads", 1, 256},

@@ -209,8 +209,9 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--optim", CLI_STR, &o.optim,
          "adamw, or muon (Muon for the blocks' matrices, AdamW for the rest, one --lr)", 0, 0},
         {"--lr", CLI_FLOAT, &o.lr,
-         "peak learning rate (--from: 1e-4 unless given; with --qat 1e-3 when a layer has 3-bit "
-         "weights, 3e-3 with 2-bit: the --qat flags' bits, or a QAT model's own)",
+         "peak learning rate (--from: 1e-4 unless given; with --qat, by the narrowest weight "
+         "bits, the flags' or a QAT model's own: 1e-3 at 3 bits; at 2 bits 3e-3, but 1e-3 for "
+         "lsq weights from a fp32 model)",
          1e-9, 10},
         {"--schedule", CLI_STR, &o.schedule,
          "constant, step (halve every 1000), cosine, or linear (constant, then a linear decay)", 0,
@@ -259,8 +260,8 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--per-tensor-weights", CLI_BOOL, &o.per_tensor_weights,
          "--qat: one weight scale per layer instead of one per output channel", 0, 0},
         {"--embed-bits", CLI_INT, &o.embed_bits,
-         "--qat: token and position embeddings as N-bit codes per row, exported as int8 "
-         "(0: float32; 2..8)",
+         "--qat: token and position embeddings as N-bit codes per row (0: float32; 2..8; up "
+         "to 4 exported as packed indices)",
          0, 8},
     };
     cli_cmd cmd = {"train gpt",
