@@ -339,6 +339,24 @@ expect 2 "kmeans codebooks take 2..7 bits" "$octet" train gpt "${gpt_flags[@]}" 
     --weight-quant kmeans
 expect 2 "pow2 weights take 2..4 bits" "$octet" train gpt "${gpt_flags[@]}" --qat --weight-quant pow2
 expect 2 "--weight-bits needs --qat" "$octet" train gpt "${gpt_flags[@]}" --weight-bits 4
+# every QAT-only flag needs --qat, even at its default value
+for flag in "--weight-quant lsq" "--act-quant minmax" "--qat-steps 5" "--freeze-after 3" \
+    "--act-bits 8" "--embed-bits 0"; do
+    expect 2 "${flag%% *} needs --qat" "$octet" train gpt "${gpt_flags[@]}" $flag
+done
+# validation at the end of the fp32 phase (here also an --eval-every step) runs once, with the
+# phase's train loss; the banner gives the embeddings' bits and when the observers freeze
+ok "train gpt --qat --eval-every" "fp32 phase done" "$octet" train gpt "${gpt_flags[@]}" --qat \
+    --steps 8 --eval-every 4 --freeze-after 2 --embed-bits 4 --log "$tmp/phase.jsonl"
+[ "$(grep -c '"event":"eval"' "$tmp/phase.jsonl")" = 2 ] && [ "$(grep -c '^step 4/8 ' "$tmp/out")" = 1 ] &&
+    ! grep -q '"train_loss":0\.0,' "$tmp/phase.jsonl" ||
+    { echo "FAIL: the fp32 phase's end is validated other than once: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+grep -qF "4-bit embeddings for the last 4 steps, observers freeze after 2 of them" "$tmp/err" ||
+    { echo "FAIL: train gpt --qat banner: $(cat "$tmp/err")"; fails=$((fails + 1)); }
+ok "train gpt --qat-steps 1" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat --steps 2 \
+    --qat-steps 1
+grep -qF "for the last 1 steps, observers never freeze" "$tmp/err" ||
+    { echo "FAIL: train gpt --qat-steps 1 banner: $(cat "$tmp/err")"; fails=$((fails + 1)); }
 # --from: fine-tuning starts from the saved weights (a step at lr 1e-9 keeps the saved model's
 # validation loss), and a QAT fine-tune exports to an engine that matches it bit for bit
 ok "eval gpt" "val loss" "$octet" eval "$tmp/g.safetensors" --text "$tmp/tiny.txt" --eval-batches 1
@@ -457,6 +475,8 @@ ok "calibrate gpt" "simulated int8 val loss" "$octet" calibrate "$tmp/g.safetens
 awk '/simulated/ {d = $(NF - 3) - $NF; exit !(d < 0.02 && d > -0.02)}' "$tmp/out" ||
     { echo "FAIL: calibrated int8 loss far from fp32: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 ok "export calibrated" "int8 embeddings" "$octet" export "$tmp/gc.safetensors" -o "$tmp/gc8.safetensors"
+ok "calibrate --embed-bits 4" "4-bit embeddings" "$octet" calibrate "$tmp/g.safetensors" \
+    --text "$tmp/tiny.txt" --batches 1 --embed-bits 4 -o "$tmp/gc4.safetensors"
 ok "eval --compare calibrated" "bit-identical at 32/32 positions" "$octet" eval --int8 \
     "$tmp/gc8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
     --compare "$tmp/gc.safetensors"

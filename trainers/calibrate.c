@@ -1,6 +1,6 @@
 /* `octet calibrate MODEL -o OUT`: post-training static quantization. A saved fp32 GPT or MLP
- * gets the quantizer state of QAT (int8 per-channel min-max weights, uint8 activations; int8
- * embeddings with --embed-bits 8) and its activation observers watch --batches forward passes
+ * gets the quantizer state of QAT (int8 per-channel min-max weights, uint8 activations; N-bit
+ * embeddings with --embed-bits N) and its activation observers watch --batches forward passes
  * over training data, without a gradient step; then they freeze (with GPTQ weights, one more
  * pass per linear layer follows: calibrate_passes). The result is a QAT model file: `octet
  * export` turns it into the int8 model, which the integer engine runs bit for bit as the
@@ -356,13 +356,13 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
         rc = cli_fail(NULL);
     if (rc == CLI_OK && o->out && gpt_model_save(&m, o->out)) rc = cli_fail(NULL);
     *r = (cal_result){ptq, fp32};
-    char wd[OCT_QAT_LAYER_BITS_LEN + 32];
+    char wd[OCT_QAT_LAYER_BITS_LEN + 32], embed[16];
     if (rc == CLI_OK && o->out)
         printf("%s: calibrated on %d x %d training windows (%s observers; %s weights, "
                "%d-bit activations, %s embeddings): simulated int8 val loss %.4f nats/char, "
                "fp32 %.4f\nsaved %s\n",
                path, o->batches, B, o->act_quant, weight_desc(o, wd, sizeof wd), o->act_bits,
-               o->embed_bits ? "int8" : "float32", ptq, fp32, o->out);
+               gpt_embed_desc(o->embed_bits, embed, sizeof embed), ptq, fp32, o->out);
     oct_graph_free(&g);
     free(pass.cache);
     free(xy);
@@ -546,8 +546,10 @@ int cmd_calibrate(int argc, char **argv) {
          0, 0},
         {"--per-tensor-weights", CLI_BOOL, &o.per_tensor_weights,
          "one weight scale per layer instead of one per output channel", 0, 0},
-        {"--embed-bits", CLI_INT, &o.embed_bits, "GPT: int8 token and position embeddings (8)", 0,
-         8},
+        {"--embed-bits", CLI_INT, &o.embed_bits,
+         "GPT: token and position embeddings as N-bit codes per row (0: float32; 2..8; up to 4 "
+         "exported as packed indices)",
+         0, 8},
         {"--text", CLI_STR, &o.text, "GPT: text whose first 90% is the training split", 0, 0},
         {"--data", CLI_STR, &o.data, "MLP: directory with the IDX .gz files", 0, 0},
         {"--threads", CLI_INT, &o.threads, "threads", 1, 256},

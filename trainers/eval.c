@@ -35,8 +35,9 @@ int cmd_eval(int argc, char **argv) {
          "random batches",
          0, 0},
         {"--stride", CLI_INT, &stride,
-         "GPT, implies --full: a window every N characters (1 to the context), each scoring "
-         "only the characters the one before did not reach (0, unset: as --full)",
+         "GPT, implies --full: a window every N characters, 1 to the context, each scoring "
+         "only the characters the one before did not reach (0, the default, means not given: "
+         "--eval-batches random batches unless --full)",
          1, 65536},
     };
     cli_cmd cmd = {"eval",

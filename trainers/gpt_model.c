@@ -67,6 +67,12 @@ oct_status gpt_model_enable_qat(gpt_model *m, const oct_qat_config *cfg) {
     return s;
 }
 
+const char *gpt_embed_desc(int embed_bits, char *buf, size_t n) {
+    if (!embed_bits) return "float32";
+    snprintf(buf, n, "%d-bit", embed_bits);
+    return buf;
+}
+
 oct_tensor *gpt_model_forward(gpt_model *m, oct_graph *g, const int32_t *ids, int B, int T) {
     return m->qat_on ? oct_qat_gpt_forward(m->qat, g, ids, B, T)
                      : oct_gpt_forward(&m->gpt, g, ids, B, T);

@@ -131,18 +131,7 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
     double t0 = cli_now(), val = 0, recent = 0;
     int rc = CLI_OK, recent_n = 0;
     for (int step = first; step <= o->steps && rc == CLI_OK && !*stopped; step++) {
-        if (m->qat && !m->qat_on && step > o->steps - o->qat_steps) {
-            if (step > 1) {
-                cli_progress_end(&bar);
-                double tl = recent_n ? recent / recent_n : 0.0;
-                if ((rc = report_val(m, &g, text, o, step - 1, tl, &val, jl))) break;
-                printf("fp32 phase done: val loss %.4f; QAT for the last %d steps\n", val,
-                       o->qat_steps);
-                recent = 0;
-                recent_n = 0;
-            }
-            m->qat_on = true;
-        }
+        if (m->qat && !m->qat_on && step > o->steps - o->qat_steps) m->qat_on = true;
         int32_t *x = xy, *y = xy + (int64_t)B * T;
         if (oct_text_batch(text, OCT_SPLIT_TRAIN, &rng, B, T, x, y)) {
             rc = cli_fail(NULL);
@@ -173,9 +162,14 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
                           json_pack("{s:s, s:i, s:f, s:f, s:f, s:b, s:f}", "event", "train", "step",
                                     step, "loss", (double)loss, "lr", (double)lr, "grad_norm", norm,
                                     "qat", m->qat_on, "seconds", cli_now() - t0));
-        if ((o->eval_every > 0 && step % o->eval_every == 0) || step == o->steps) {
+        /* the last fp32 step is validated too (once, whatever --eval-every) */
+        bool fp32_done = m->qat && !m->qat_on && step == o->steps - o->qat_steps;
+        if ((o->eval_every > 0 && step % o->eval_every == 0) || step == o->steps || fp32_done) {
             cli_progress_end(&bar);
             rc = report_val(m, &g, text, o, step, recent / recent_n, &val, jl);
+            if (rc == CLI_OK && fp32_done)
+                printf("fp32 phase done: val loss %.4f; QAT for the last %d steps\n", val,
+                       o->qat_steps);
             recent = 0;
             recent_n = 0;
             if (rc == CLI_OK && o->checkpoint)
@@ -208,15 +202,23 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
     return rc;
 }
 
-/* Adds the quantizer state (before the optimizer) from the --qat flags. */
+/* Adds the quantizer state (before the optimizer) from the --qat flags. The observers freeze
+ * after freeze_after QAT steps: 0, or the run's QAT steps or more, leaves them watching to the
+ * end; learned (lsq) activation steps have no observers. */
 static int enable_qat(gpt_model *m, const gpt_opts *o) {
     if (gpt_model_enable_qat(m, &o->qat_cfg)) return train_gpt_fail_flag("--qat");
+    char embed[16], freeze[64] = "";
+    bool observers = o->qat_cfg.act_mode[0] != OCT_QAT_A_LSQ;
+    if (observers && o->freeze_after > 0 && o->freeze_after < o->qat_steps)
+        snprintf(freeze, sizeof freeze, ", observers freeze after %d of them", o->freeze_after);
+    else if (observers)
+        snprintf(freeze, sizeof freeze, ", observers never freeze");
     fprintf(stderr,
             "octet: QAT %d-bit%s weights (%s%s%s), %d-bit activations (%s), %s embeddings for the "
-            "last %d steps, observers freeze after %d of them\n",
+            "last %d steps%s\n",
             o->weight_bits, o->per_tensor_weights ? " per-tensor" : "", o->weight_quant,
             o->layer_bits ? ", " : "", o->layer_bits ? o->layer_bits : "", o->act_bits,
-            o->act_quant, o->embed_bits ? "int8" : "float32", o->qat_steps, o->freeze_after);
+            o->act_quant, gpt_embed_desc(o->embed_bits, embed, sizeof embed), o->qat_steps, freeze);
     return CLI_OK;
 }
 

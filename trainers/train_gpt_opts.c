@@ -96,6 +96,14 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
         fprintf(stderr, "octet train gpt: %s: the architecture comes from --from %s\n", a, o->from);
         return CLI_USAGE;
     }
+    static const char *const quant[] = {"--qat-steps",  "--freeze-after",       "--weight-quant",
+                                        "--act-quant",  "--weight-bits",        "--act-bits",
+                                        "--layer-bits", "--per-tensor-weights", "--embed-bits"};
+    o->quant_flag = cli_first_given(cmd, seen, quant, (int)(sizeof quant / sizeof quant[0]));
+    if (!o->qat && o->quant_flag) { /* --from a QAT model needs --qat too (make_model) */
+        fprintf(stderr, "octet train gpt: %s needs --qat\n", o->quant_flag);
+        return CLI_USAGE;
+    }
     if (o->qat && o->qat_steps == 0) {
         fprintf(stderr, "octet train gpt: --qat-steps 0: expected at least 1 with --qat\n");
         return CLI_USAGE;
@@ -123,18 +131,8 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
         fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o->heads, o->width);
         return CLI_USAGE;
     }
-    if (!o->qat &&
-        (o->weight_bits != 8 || o->act_bits != 8 || o->layer_bits || o->per_tensor_weights)) {
-        fprintf(stderr, "octet train gpt: %s needs --qat\n",
-                o->weight_bits != 8 ? "--weight-bits"
-                : o->act_bits != 8  ? "--act-bits"
-                : o->layer_bits     ? "--layer-bits"
-                                    : "--per-tensor-weights");
-        return CLI_USAGE;
-    }
-    if (o->embed_bits == 1 || (o->embed_bits && !o->qat)) {
-        fprintf(stderr, "octet train gpt: --embed-bits %d: %s\n", o->embed_bits,
-                o->qat ? "expected 0 (float32) or 2..8" : "needs --qat");
+    if (o->embed_bits == 1) {
+        fprintf(stderr, "octet train gpt: --embed-bits 1: expected 0 (float32) or 2..8\n");
         return CLI_USAGE;
     }
     if (!o->weight_quant) /* resolved for every run, so a checkpoint records it */
@@ -145,10 +143,6 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
     if (rc == CLI_OK && o->from && !o->lr_given)
         o->lr = train_gpt_from_lr(o->qat ? oct_qat_config_min_weight_bits(&o->qat_cfg) : 8,
                                   o->qat && o->qat_cfg.weight_mode == OCT_QAT_W_LSQ);
-    static const char *const quant[] = {"--qat-steps",  "--freeze-after",       "--weight-quant",
-                                        "--act-quant",  "--weight-bits",        "--act-bits",
-                                        "--layer-bits", "--per-tensor-weights", "--embed-bits"};
-    o->quant_flag = cli_first_given(cmd, seen, quant, (int)(sizeof quant / sizeof quant[0]));
     return rc;
 }
 
@@ -215,8 +209,9 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--optim", CLI_STR, &o.optim,
          "adamw, or muon (Muon for the blocks' matrices, AdamW for the rest, one --lr)", 0, 0},
         {"--lr", CLI_FLOAT, &o.lr,
-         "peak learning rate (--from: 1e-4 unless given; with --qat 1e-3 when a layer has 3-bit "
-         "weights, 3e-3 with 2-bit: the --qat flags' bits, or a QAT model's own)",
+         "peak learning rate (--from: 1e-4 unless given; with --qat, by the narrowest weight "
+         "bits, the flags' or a QAT model's own: 1e-3 at 3 bits; at 2 bits 3e-3, but 1e-3 for "
+         "lsq weights from a fp32 model)",
          1e-9, 10},
         {"--schedule", CLI_STR, &o.schedule,
          "constant, step (halve every 1000), cosine, or linear (constant, then a linear decay)", 0,
@@ -265,8 +260,8 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--per-tensor-weights", CLI_BOOL, &o.per_tensor_weights,
          "--qat: one weight scale per layer instead of one per output channel", 0, 0},
         {"--embed-bits", CLI_INT, &o.embed_bits,
-         "--qat: token and position embeddings as N-bit codes per row, exported as int8 "
-         "(0: float32; 2..8)",
+         "--qat: token and position embeddings as N-bit codes per row (0: float32; 2..8; up "
+         "to 4 exported as packed indices)",
          0, 8},
     };
     cli_cmd cmd = {"train gpt",
