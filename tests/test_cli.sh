@@ -477,6 +477,7 @@ awk '/simulated/ {d = $(NF - 3) - $NF; exit !(d < 0.02 && d > -0.02)}' "$tmp/out
 ok "export calibrated" "int8 embeddings" "$octet" export "$tmp/gc.safetensors" -o "$tmp/gc8.safetensors"
 ok "calibrate --embed-bits 4" "4-bit embeddings" "$octet" calibrate "$tmp/g.safetensors" \
     --text "$tmp/tiny.txt" --batches 1 --embed-bits 4 -o "$tmp/gc4.safetensors"
+ok "export --embed-bits 4" "4-bit embeddings" "$octet" export "$tmp/gc4.safetensors" -o "$tmp/gc4.8.safetensors"
 ok "eval --compare calibrated" "bit-identical at 32/32 positions" "$octet" eval --int8 \
     "$tmp/gc8.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 \
     --compare "$tmp/gc.safetensors"

@@ -38,7 +38,7 @@ int cmd_eval(int argc, char **argv) {
          "GPT, implies --full: a window every N characters, 1 to the context, each scoring "
          "only the characters the one before did not reach (0, the default, means not given: "
          "--eval-batches random batches unless --full)",
-         1, 65536},
+         0, 65536},
     };
     cli_cmd cmd = {"eval",
                    "MODEL [flags]  |  octet eval --int8 FILE [flags]",

@@ -110,9 +110,11 @@ static int dynamic_export(const char *path, const char *out, int embed_bits) {
         oct_i8_gpt i8;
         oct_status s = oct_gpt_to_dynamic_int8(&m.gpt, m.vocab.bytes, embed_bits, &i8);
         if (s == OCT_OK) s = oct_i8_gpt_save(&i8, out);
+        char emb[16];
         if (s == OCT_OK)
             printf("%s: int8 GPT with dynamic activations, %d layer%s, %s embeddings", out,
-                   i8.n_layer, i8.n_layer == 1 ? "" : "s", i8.wte_q ? "int8" : "float32");
+                   i8.n_layer, i8.n_layer == 1 ? "" : "s",
+                   gpt_embed_desc(i8.wte_q ? embed_bits : 0, emb, sizeof emb));
         oct_i8_gpt_free(&i8);
         gpt_model_free(&m);
         if (s != OCT_OK) return cli_fail(NULL);

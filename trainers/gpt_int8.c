@@ -45,10 +45,12 @@ int gpt_int8_export(const char *path, const char *out) {
     if (oct_qat_gpt_to_int8(m.qat, m.vocab.bytes, &i8) || oct_i8_gpt_save(&i8, out)) {
         rc = cli_fail(NULL);
     } else {
+        char emb[16];
         printf("%s: int8 GPT, %d layer%s, %d linears, %s embeddings, %lld bytes (%s is %lld "
                "bytes)\n",
                out, i8.n_layer, i8.n_layer == 1 ? "" : "s", OCT_I8_GPT_PER_BLOCK * i8.n_layer + 1,
-               i8.wte_q ? "int8" : "float32", cli_file_size(out), path, cli_file_size(path));
+               gpt_embed_desc(i8.wte_q ? m.qat->cfg.embed_bits : 0, emb, sizeof emb),
+               cli_file_size(out), path, cli_file_size(path));
     }
     oct_i8_gpt_free(&i8);
     gpt_model_free(&m);

@@ -69,6 +69,7 @@ oct_status gpt_model_enable_qat(gpt_model *m, const oct_qat_config *cfg) {
 
 const char *gpt_embed_desc(int embed_bits, char *buf, size_t n) {
     if (!embed_bits) return "float32";
+    if (embed_bits == 8) return "int8";
     snprintf(buf, n, "%d-bit", embed_bits);
     return buf;
 }

@@ -56,7 +56,7 @@ void gpt_model_free(gpt_model *m);
  * saves its quantizer tensors and metadata octet.qat (the config JSON) and octet.qat_steps;
  * loading it restores them with qat_on set. */
 oct_status gpt_model_enable_qat(gpt_model *m, const oct_qat_config *cfg);
-/* The embeddings of --embed-bits N for messages: "float32" (N = 0) or "N-bit", in buf. */
+/* The embeddings of --embed-bits N for messages: "float32" (N = 0), "int8" or "N-bit" (in buf). */
 const char *gpt_embed_desc(int embed_bits, char *buf, size_t n);
 /* logits (B,T,V): the QAT GPT when qat_on, else the fp32 one. */
 oct_tensor *gpt_model_forward(gpt_model *m, oct_graph *g, const int32_t *ids, int B, int T);
