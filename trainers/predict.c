@@ -94,7 +94,8 @@ int cmd_predict(int argc, char **argv) {
     cli_cmd cmd = {"predict",
                    "MODEL IMAGES.idx[.gz] [flags]",
                    "Prints the predicted class and the class probabilities of each image, from an\n"
-                   "int8 export or a fp32 MLP model.",
+                   "MLP: an int8 export (the integer engine), a QAT model (its simulated int8\n"
+                   "forward pass) or an fp32 model.",
                    flags,
                    (int)(sizeof flags / sizeof flags[0]),
                    2,
