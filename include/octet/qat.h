@@ -31,8 +31,8 @@
  *
  * y = dequantize(quantize(x)) by oct_fake_quant_rows, per tensor (nch = 1) or per channel
  * (nch = rows of x, e.g. the output channels of a weight (N,K)). Codes [qmin, qmax] may be any
- * int32 range with qmin <= z <= qmax. Backward: the clipped STE, dL/dx = dL/dy where
- * oct_quant_passes, 0 where the code was clamped. */
+ * int32 range with qmin <= z <= qmax and offsets from z up to OCT_QUANT_MAX_OFFSET. Backward: the
+ * clipped STE, dL/dx = dL/dy where oct_quant_passes, 0 where the code was clamped. */
 
 /* Fixed (observer-given) s, z: (nch) each, copied; no scale gradient. */
 oct_tensor *oct_fake_quant_fixed(oct_graph *g, oct_tensor *x, int nch, const float *s,

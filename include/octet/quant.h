@@ -10,6 +10,8 @@
  *
  * ---- The rules ----------------------------------------------------------------------------
  *
+ * codes        qmin <= z <= qmax, with qmax - z and z - qmin at most OCT_QUANT_MAX_OFFSET = 2^22
+ *              (the rounding below is exact there; every scheme of up to 16 bits fits).
  * quantize     q = clamp(rint(x / s) + z, qmin, qmax): x / s is a true float32 division (never
  *              a reciprocal multiply), rint rounds half to even, z is added after rounding.
  *              Special values: NaN -> z (real 0); +Inf -> qmax; -Inf -> qmin; -0.0 -> z;
@@ -65,6 +67,8 @@
 
 /* Smallest scale oct_quant_params returns for a non-zero range (2^-23 = FLT_EPSILON). */
 #define OCT_QUANT_MIN_SCALE 0x1p-23f
+/* The widest code offset from z (the rules above). */
+#define OCT_QUANT_MAX_OFFSET (1 << 22)
 /* Scale used for a zero range (lo == hi == 0). */
 #define OCT_QUANT_ZERO_RANGE_SCALE 1.0f
 
@@ -141,7 +145,8 @@ oct_status oct_quant_params(const oct_qscheme *q, float lo, float hi, float *sca
                             int32_t *zero_point);
 
 /* Per-row scales of w (rows, cols) under q: s[r] = the scale of oct_quant_params for the range
- * [min, max] of row r (NaN rows get its fallback). For weights quantized per output channel. */
+ * [min, max] of row r (a row with a NaN anywhere gets its fallback). For weights quantized per
+ * output channel. */
 void oct_quant_row_scales(const oct_qscheme *q, const float *w /* (rows, cols) */, int64_t rows,
                           int64_t cols, float *s /* (rows) */);
 /* Per-row scales of least squared error for symmetric weights: per row, s = s_mm * a with s_mm

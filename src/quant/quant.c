@@ -57,9 +57,10 @@ static inline int32_t quant_offset(float x, float s, float lo, float hi) {
     v = v == v ? v : 0.0f;
     v = v < lo ? lo : v;
     v = v > hi ? hi : v;
-    /* rintf(v) for |v| <= 2^22 (here |v| <= 510): adding and subtracting 1.5 * 2^23 rounds to
-     * an integer in the current rounding mode (nearest, ties to even), exactly as rintf does,
-     * but in plain SSE2 arithmetic that gcc vectorizes (rintf needs SSE4.1's roundps). */
+    /* rintf(v) for |v| <= 2^22 (check_params bounds the code offsets so): adding and
+     * subtracting 1.5 * 2^23 rounds to an integer in the current rounding mode (nearest, ties to
+     * even), exactly as rintf does, but in plain SSE2 arithmetic that gcc vectorizes (rintf needs
+     * SSE4.1's roundps). */
     const float magic = 12582912.0f;
     return (int32_t)((v + magic) - magic);
 }
@@ -67,6 +68,8 @@ static inline int32_t quant_offset(float x, float s, float lo, float hi) {
 static void check_params(float s, int32_t z, int32_t qmin, int32_t qmax) {
     OCT_ASSERT(s > 0.0f && s <= FLT_MAX);
     OCT_ASSERT(qmin <= z && z <= qmax);
+    OCT_ASSERT((int64_t)qmax - z <= OCT_QUANT_MAX_OFFSET &&
+               (int64_t)z - qmin <= OCT_QUANT_MAX_OFFSET);
 }
 
 int32_t oct_quantize(float x, float s, int32_t z, int32_t qmin, int32_t qmax) {
@@ -265,6 +268,7 @@ oct_status oct_quant_params(const oct_qscheme *q, float lo, float hi, float *sca
 OCT_CLONES static void row_range(const float *restrict row, int64_t cols, float *lo_out,
                                  float *hi_out) {
     float lo16[16], hi16[16];
+    int nan16[16] = {0}; /* a NaN anywhere makes the range NaN (comparisons alone skip it) */
     for (int j = 0; j < 16; j++) lo16[j] = hi16[j] = row[0];
     int64_t k = 0;
     for (; k + 16 <= cols; k += 16)
@@ -272,18 +276,22 @@ OCT_CLONES static void row_range(const float *restrict row, int64_t cols, float 
             float v = row[k + j];
             lo16[j] = v < lo16[j] ? v : lo16[j];
             hi16[j] = v > hi16[j] ? v : hi16[j];
+            nan16[j] |= v != v;
         }
     for (; k < cols; k++) {
         lo16[0] = row[k] < lo16[0] ? row[k] : lo16[0];
         hi16[0] = row[k] > hi16[0] ? row[k] : hi16[0];
+        nan16[0] |= row[k] != row[k];
     }
     float lo = lo16[0], hi = hi16[0];
+    int nan = nan16[0];
     for (int j = 1; j < 16; j++) {
         lo = lo16[j] < lo ? lo16[j] : lo;
         hi = hi16[j] > hi ? hi16[j] : hi;
+        nan |= nan16[j];
     }
-    *lo_out = lo;
-    *hi_out = hi;
+    *lo_out = nan ? NAN : lo;
+    *hi_out = nan ? NAN : hi;
 }
 
 void oct_quant_row_params(const oct_qscheme *q, const float *w, int64_t rows, int64_t cols,
