@@ -164,11 +164,26 @@ grep -qE -- '--wd X .*adamw: 0.01 unless given.*\(default 0\)$' "$tmp/out" &&
     { echo "FAIL: train mlp --help: --wd or --data:"; grep -E -- '--wd|--data' "$tmp/out"; fails=$((fails + 1)); }
 # --log: a config event first, then one event per epoch that says whether it was QAT
 ok "train mlp --qat --log" "qat   train loss" "$octet" train mlp --qat --data "$tmp/tiny" \
-    --epochs 2 --batch 2 --hidden 8 --log "$tmp/mlp.jsonl"
+    --epochs 2 --batch 2 --hidden 8 --log "$tmp/mlp.jsonl" --save "$tmp/tq8.safetensors"
 { sed -n 1p "$tmp/mlp.jsonl" | grep -q '^{"event":"config","sizes":\[4,8,4\],"activation":"relu",.*"qat":true,"fp32_epochs":1,"qat_config":{"weight_bits":8,' &&
     sed -n 2p "$tmp/mlp.jsonl" | grep -q '^{"event":"epoch","epoch":1,"qat":false,' &&
     sed -n 3p "$tmp/mlp.jsonl" | grep -q '^{"event":"epoch","epoch":2,"qat":true,'; } ||
     { echo "FAIL: train mlp --log:"; cat "$tmp/mlp.jsonl"; fails=$((fails + 1)); }
+# --compare needs the export's own architecture; an output may not be one of the run's inputs
+"$octet" train mlp --qat --data "$tmp/tiny" --epochs 2 --batch 2 --hidden 6 \
+    --save "$tmp/tq6.safetensors" >/dev/null 2>&1
+"$octet" export "$tmp/tq8.safetensors" -o "$tmp/tq8.int8.safetensors" >/dev/null
+expect 1 "not a QAT model with the export's layer sizes" "$octet" eval --int8 \
+    "$tmp/tq8.int8.safetensors" --data "$tmp/tiny" --compare "$tmp/tq6.safetensors"
+expect 2 "the same file as the model" "$octet" export "$tmp/tq8.safetensors" -o "$tmp/tq8.safetensors"
+expect 2 "--log $tmp/tq8.safetensors: the same file as --from" "$octet" train mlp --qat \
+    --from "$tmp/tq8.safetensors" --data "$tmp/tiny" --epochs 1 --log "$tmp/tq8.safetensors"
+expect 2 "--save $tmp/tiny.txt: the same file as --text" "$octet" train gpt "${gpt_flags[@]}" \
+    --save "$tmp/tiny.txt"
+"$octet" eval "$tmp/tq8.safetensors" --data "$tmp/tiny" >/dev/null 2>&1 && grep -q "^and the light" "$tmp/tiny.txt" ||
+    { echo "FAIL: a refused run changed its input"; fails=$((fails + 1)); }
+expect 2 "unknown kind 'train foo'" "$octet" train foo
+expect 2 "got '32,'" "$octet" train mlp --hidden 32,
 if [ -f "$tmp/tiny.safetensors" ]; then
     # --from takes the layers and activation from the file: their flags are refused
     "$octet" train mlp --data "$tmp/tiny" --epochs 1 --batch 2 --hidden 6,5 \

@@ -580,6 +580,8 @@ int cmd_calibrate(int argc, char **argv) {
         return CLI_USAGE;
     }
     if (o.out && cli_check_output("-o", o.out)) return CLI_FAIL;
+    if ((rc = cli_check_not_input("-o", o.out, "the model", pos[0], "--text", o.text, NULL)))
+        return rc;
     cal_data *d = malloc(sizeof *d);
     if (!d) return cli_fail("out of memory");
     if ((rc = cal_data_load(pos[0], &o, d)) == CLI_OK) {

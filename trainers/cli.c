@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -157,7 +158,7 @@ static int set_flag(const cli_cmd *cmd, const cli_flag *f, const char *val) {
             errno = 0;
             long x = strtol(p, &end, 10);
             if (end == p || errno || x < f->min || x > f->max || list.n == CLI_MAX_INTS ||
-                (*end && *end != ',')) {
+                (*end && (*end != ',' || !end[1]))) {
                 snprintf(what, sizeof what,
                          "expected up to %d comma-separated integers in [%.0f, %.0f]", CLI_MAX_INTS,
                          f->min, f->max);
@@ -350,6 +351,25 @@ int cli_check_output(const char *flag, const char *path) {
         return CLI_FAIL;
     }
     return CLI_OK;
+}
+
+int cli_check_not_input(const char *flag, const char *path, ...) {
+    struct stat out, in;
+    if (!path || stat(path, &out) != 0) return CLI_OK;
+    va_list ap;
+    va_start(ap, path);
+    const char *in_flag, *in_path = NULL;
+    while ((in_flag = va_arg(ap, const char *)) != NULL) {
+        in_path = va_arg(ap, const char *);
+        if (in_path && stat(in_path, &in) == 0 && in.st_dev == out.st_dev &&
+            in.st_ino == out.st_ino)
+            break;
+    }
+    va_end(ap);
+    if (!in_flag) return CLI_OK;
+    fprintf(stderr, "octet: %s %s: the same file as %s %s, which it would overwrite\n", flag, path,
+            in_flag, in_path);
+    return CLI_USAGE;
 }
 
 int cli_check_log(const char *path) {

@@ -136,6 +136,10 @@ int cli_train_quant(const char *cmd, const cli_quant *q, struct oct_qat_config *
 long long cli_file_size(const char *path);
 /* A tensor shape as text, "(3, 4)" ("()" for a scalar), into buf (n bytes). */
 void cli_shape_str(int ndim, const int *shape, char *buf, size_t n);
+/* Fails (one line, CLI_USAGE) when the output `path` of `flag` is the same file as one of the
+ * inputs, given as (flag, path) pairs ending with a NULL flag (NULL paths skipped): the run would
+ * overwrite what it reads. A path that does not exist yet passes. */
+int cli_check_not_input(const char *flag, const char *path, ...);
 /* The same for a --log file, which is appended to or truncated in place (so /dev/null is fine):
  * only the directory is checked. */
 int cli_check_log(const char *path);

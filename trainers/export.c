@@ -195,6 +195,7 @@ int cmd_export(int argc, char **argv) {
         return CLI_USAGE;
     }
     if (cli_check_output("-o", out)) return CLI_FAIL;
+    if ((rc = cli_check_not_input("-o", out, "the model", pos[0], NULL)) != CLI_OK) return rc;
     if (float16) return float16_export(pos[0], out);
     if (gpt_int8_is_export(pos[0]) || int8_is_export(pos[0])) {
         fprintf(stderr, "octet: %s is already an int8 export\n", pos[0]);

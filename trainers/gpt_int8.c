@@ -205,7 +205,11 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int st
     if (rc == CLI_OK && compare) {
         printf("compared with %s: logits bit-identical at %lld/%lld positions\n", compare,
                (long long)same, positions);
-        if (same != positions) rc = CLI_FAIL;
+        if (same != positions) {
+            fprintf(stderr, "octet: --compare %s: logits differ at %lld of %lld positions\n",
+                    compare, positions - (long long)same, positions);
+            rc = CLI_FAIL;
+        }
     }
     gpt_model_free(&ref);
     oct_graph_free(&g);

@@ -198,8 +198,11 @@ int cmd_import(int argc, char **argv) {
         rc = cli_fail(NULL);
     else if ((rc = check_kind_flags(&cmd, seen, gpt, pos[0])) == CLI_OK)
         rc = cli_check_output("-o", o.out) ? CLI_FAIL
-             : gpt                         ? import_gpt(pos[0], &o)
-                                           : import_mlp(pos[0], &o);
+             : (rc = cli_check_not_input("-o", o.out, "the state dict", pos[0], "--text", o.text,
+                                         NULL))
+                 ? rc
+             : gpt ? import_gpt(pos[0], &o)
+                   : import_mlp(pos[0], &o);
     oct_st_close(&f); /* after the import: o's strings may point into its metadata */
     return rc;
 }

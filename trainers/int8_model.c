@@ -42,13 +42,17 @@ static int argmax(const float *row, int n) {
 
 /* Compares the engine's logits (N, classes) with the QAT model in path on the same images;
  * prints the counts and returns a CLI exit status. */
-static int compare_with_qat(const char *path, const oct_image_set *test, const float *logits,
-                            int classes) {
+static int compare_with_qat(const char *path, const oct_i8_mlp *e, const oct_image_set *test,
+                            const float *logits, int classes) {
     mlp_model m;
     if (mlp_model_load(&m, path)) return cli_fail(NULL);
     int rc = CLI_OK;
-    if (!m.qat_on || m.mlp.sizes[m.mlp.n_layers] != classes) {
-        fprintf(stderr, "octet: --compare %s: not a QAT model with %d classes\n", path, classes);
+    bool same_sizes = m.mlp.n_layers == e->n_layers;
+    for (int i = 0; same_sizes && i < e->n_layers; i++)
+        same_sizes = m.mlp.sizes[i] == e->layers[i].in && m.mlp.sizes[i + 1] == e->layers[i].out;
+    if (!m.qat_on || !same_sizes) {
+        fprintf(stderr, "octet: --compare %s: not a QAT model with the export's layer sizes\n",
+                path);
         rc = CLI_FAIL;
     } else {
         enum { CHUNK = 1000 };
@@ -78,7 +82,11 @@ static int compare_with_qat(const char *path, const oct_image_set *test, const f
                "identical on %lld/%lld\n",
                path, (long long)same_logits, (long long)test->n, (long long)same_pred,
                (long long)test->n);
-        if (same_logits != test->n) rc = CLI_FAIL;
+        if (same_logits != test->n) {
+            fprintf(stderr, "octet: --compare %s: logits differ on %lld of %lld images\n", path,
+                    (long long)(test->n - same_logits), (long long)test->n);
+            rc = CLI_FAIL;
+        }
     }
     mlp_model_free(&m);
     return rc;
@@ -125,7 +133,7 @@ int int8_eval(const char *path, const char *data_dir, int batch, int threads, co
                (long long)test.n, sec, (double)test.n / sec, batch, threads,
                threads == 1 ? "" : "s", oct_i8_kernel_name());
         oct_i8_engine_free(&e);
-        if (compare) rc = compare_with_qat(compare, &test, logits, classes);
+        if (compare) rc = compare_with_qat(compare, &m, &test, logits, classes);
     }
     free(acc);
     free(logits);

@@ -85,7 +85,10 @@ int main(int argc, char **argv) {
         usage_word(argv[1]);
         return CLI_OK;
     }
-    if (known_word)
+    if (known_word && argc >= 3 && argv[2][0] != '-')
+        fprintf(stderr, "octet: unknown kind '%s %s' (see octet %s --help)\n", argv[1], argv[2],
+                argv[1]);
+    else if (known_word)
         fprintf(stderr, "octet: '%s' needs a model kind, e.g. 'octet %s mlp' (see octet --help)\n",
                 argv[1], argv[1]);
     else

@@ -327,6 +327,16 @@ int train_gpt_run(const gpt_opts *o) {
     if (cli_check_output("--save", o->save) || cli_check_log(o->log) ||
         cli_check_output("--checkpoint", o->checkpoint))
         return CLI_FAIL;
+    int bad = cli_check_not_input("--save", o->save, "--text", o->text, "--from", o->from,
+                                  "--resume", o->resume, NULL);
+    if (!bad)
+        bad = cli_check_not_input("--checkpoint", o->checkpoint, "--text", o->text, "--from",
+                                  o->from, NULL);
+    if (!bad)
+        bad =
+            cli_check_not_input("--log", o->log, "--text", o->text, "--from", o->from, "--resume",
+                                o->resume, "--save", o->save, "--checkpoint", o->checkpoint, NULL);
+    if (bad) return bad;
 
     char buf[PATH_MAX + 32];
     const char *path = gpt_text_path(o->text, buf, sizeof buf);

@@ -178,6 +178,10 @@ static int run(mlp_opts *o) {
     }
     if (oct_schedule_kind_parse(o->schedule, &sched.kind)) return fail_flag("--schedule");
     if (cli_check_output("--save", o->save) || cli_check_log(o->log)) return CLI_FAIL;
+    int bad = cli_check_not_input("--save", o->save, "--from", o->qat.from, NULL);
+    if (!bad)
+        bad = cli_check_not_input("--log", o->log, "--from", o->qat.from, "--save", o->save, NULL);
+    if (bad) return bad;
 
     mlp_model m = {0};
     oct_image_set train = {0}, test = {0};
