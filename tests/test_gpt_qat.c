@@ -351,6 +351,8 @@ static void corrupt_exports_rejected(void **state) {
     /* sizes asking for gigabytes of tables are refused before anything is allocated */
     rewrite_graph(f->path, bad, "\"width\":16", "\"width\":65536");
     expect_rejected(bad, OCT_EFORMAT, "more values than the file holds");
+    rewrite_graph(f->path, bad, "\"gelu\":\"tanh\"", "\"gelu\":0"); /* not a string */
+    expect_rejected(bad, OCT_EFORMAT, "\"gelu\" must be \"tanh\" or \"erf\"");
     /* An MLP loader refuses the GPT file too. */
     oct_i8_mlp mlp;
     assert_int_equal(oct_i8_mlp_load(&mlp, f->path), OCT_EFORMAT);
