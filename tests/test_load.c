@@ -1,8 +1,8 @@
 /* Tests for what the model loaders refuse (trainers/load_check.c and its callers mlp_model_load,
  * gpt_model_load, gpt_checkpoint_restore): non-finite parameters and optimizer state, non-finite
  * normalization metadata, octet.qat_steps that is not a count in [0, 2^53], and corrupt
- * quantizer state, each with one message naming the file and the tensor or key. Files live in a
- * fresh directory under /tmp. */
+ * quantizer state, each with one message naming the file and the tensor or key; and the data
+ * check eval and calibrate share (mlp_data_check). Files live in a fresh directory under /tmp. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -170,6 +170,21 @@ static void checkpoint_state_checked(void **state) {
     gpt_model_free(&m);
 }
 
+/* The data check eval and calibrate share: pixels and labels must fit the model. */
+static void data_checked(void **state) {
+    oct_image_set set = {.n = 5, .rows = 28, .cols = 28, .n_classes = 10};
+    assert_int_equal(mlp_data_check("m.st", 784, 10, &set, "test", "D"), OCT_OK);
+    set.cols = 27;
+    assert_int_equal(mlp_data_check("m.st", 784, 10, &set, "test", "D"), OCT_ESHAPE);
+    assert_string_equal(oct_last_error(), "m.st takes 784 inputs for 10 classes, but the test "
+                                          "images in D have 756 pixels (28x27) and labels up to 9");
+    set.cols = 28;
+    set.n_classes = 256;
+    assert_int_equal(mlp_data_check("m.st", 784, 10, &set, "training", "D"), OCT_ESHAPE);
+    assert_non_null(strstr(oct_last_error(), "the training images in D have 784 pixels (28x28) "
+                                             "and labels up to 255"));
+}
+
 static int make_dir(void **state) {
     snprintf(dir, sizeof dir, "/tmp/octet-test-load.XXXXXX");
     if (!mkdtemp(dir)) return -1;
@@ -189,6 +204,7 @@ int main(void) {
         cmocka_unit_test(mlp_values_checked),
         cmocka_unit_test(gpt_values_checked),
         cmocka_unit_test(checkpoint_state_checked),
+        cmocka_unit_test(data_checked),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

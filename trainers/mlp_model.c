@@ -192,6 +192,16 @@ oct_status mlp_model_save(const mlp_model *m, const char *path) {
     return s;
 }
 
+oct_status mlp_data_check(const char *model, int inputs, int classes, const oct_image_set *set,
+                          const char *split, const char *dir) {
+    if (set->rows * set->cols == inputs && set->n_classes <= classes) return OCT_OK;
+    return oct_fail(OCT_ESHAPE,
+                    "%s takes %d inputs for %d classes, but the %s images in %s have %d pixels "
+                    "(%dx%d) and labels up to %d",
+                    model, inputs, classes, split, dir, set->rows * set->cols, set->rows, set->cols,
+                    set->n_classes - 1);
+}
+
 mlp_eval mlp_model_evaluate(mlp_model *m, oct_graph *g, const oct_image_set *set) {
     enum { BATCH = 1000 };
     mlp_eval r = {0, 0, 0};

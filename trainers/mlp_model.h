@@ -35,6 +35,12 @@ oct_status mlp_model_load(mlp_model *m, const char *path);
 oct_status mlp_model_save(const mlp_model *m, const char *path);
 void mlp_model_free(mlp_model *m);
 
+/* OCT_ESHAPE, naming the model file, the split ("training", "test") and the directory dir,
+ * unless the images of set have `inputs` pixels and labels below `classes` (a model's first
+ * and last layer sizes); eval, calibrate and the int8 engine's eval check their data with it. */
+oct_status mlp_data_check(const char *model, int inputs, int classes, const oct_image_set *set,
+                          const char *split, const char *dir);
+
 /* Accuracy (fraction correct) and mean cross-entropy of the model (mlp_model_forward, in eval
  * mode) on a whole image set. */
 typedef struct mlp_eval {
