@@ -690,5 +690,69 @@ expect 1 "--compare" "$octet" eval --int8 "$tmp/g8.safetensors" --text "$tmp/tin
 expect 2 "--prompt" "$octet" generate "$tmp/g8.safetensors" --prompt "xyzzy"
 [ -e "$tmp/g.out" ] && { echo "FAIL: a failed GPT export left $tmp/g.out"; fails=$((fails + 1)); }
 
+# ---- model and data files that load with one line naming the file and the key or tensor ----
+# set_meta SRC DST KEY VALUE: DST is SRC with the metadata string KEY set to VALUE, padded with
+# spaces to the old value's length (the header keeps its size; the crc32 covers the data only)
+set_meta() {
+    local old new
+    old=$(LC_ALL=C grep -ao "\"$3\":\"[^\"]*\"" "$1" | head -1)
+    new="\"$3\":\"$4\""
+    if [ -z "$old" ] || [ ${#new} -gt ${#old} ]; then
+        echo "FAIL: set_meta: no room for $3 = '$4' in $1 ($old)"; fails=$((fails + 1)); return
+    fi
+    LC_ALL=C sed "s|$old|$(printf "%-${#old}s" "$new")|" "$1" >"$2"
+}
+# a QAT GPT's step count must be a count (an empty one read as 0 before)
+set_meta "$tmp/gq.safetensors" "$tmp/bad.safetensors" octet.qat_steps ""
+expect 1 "$tmp/bad.safetensors: metadata 'octet.qat_steps' is '', expected a count" "$octet" eval \
+    "$tmp/bad.safetensors" --text "$tmp/tiny.txt" --eval-batches 1
+# an int8 GPT's "gelu" is a string when present (0 loaded as tanh before)
+LC_ALL=C sed 's|\\"gelu\\":\\"tanh\\"|\\"gelu\\":0       |' "$tmp/g8.safetensors" >"$tmp/bad8.safetensors"
+expect 1 '"gelu" must be "tanh" or "erf"' "$octet" eval --int8 "$tmp/bad8.safetensors" \
+    --text "$tmp/tiny.txt" --eval-batches 1
+# import: the metadata export --torch writes must agree with the tensors and the flags' ranges
+set_meta "$tmp/g.pt.safetensors" "$tmp/bad.pt.safetensors" vocab_size "-1"
+expect 1 "metadata 'vocab_size' is '-1', but the tensors give" "$octet" import \
+    "$tmp/bad.pt.safetensors" -o "$tmp/imp2.safetensors"
+set_meta "$tmp/g.pt.safetensors" "$tmp/bad.pt.safetensors" n_head "0"
+expect 1 "metadata 'n_head' is '0', expected an integer in [1, 4096] (as --heads)" "$octet" import \
+    "$tmp/bad.pt.safetensors" -o "$tmp/imp2.safetensors"
+if [ -f "$tmp/tiny.safetensors" ]; then
+    "$octet" export "$tmp/tiny.safetensors" --torch -o "$tmp/tiny2.pt.safetensors" >/dev/null
+    set_meta "$tmp/tiny2.pt.safetensors" "$tmp/bad.pt.safetensors" std "9999999"
+    expect 1 "metadata 'std' is '9999999', expected a number in [1e-09, 1e+06] (as --std)" \
+        "$octet" import "$tmp/bad.pt.safetensors" -o "$tmp/imp2.safetensors"
+    set_meta "$tmp/tiny2.pt.safetensors" "$tmp/bad.pt.safetensors" mean "nan"
+    expect 1 "metadata 'mean' is 'nan'" "$octet" import "$tmp/bad.pt.safetensors" \
+        -o "$tmp/imp2.safetensors"
+    # the input normalization must be finite
+    set_meta "$tmp/tiny.safetensors" "$tmp/bad.safetensors" octet.input_std "inf"
+    expect 1 "$tmp/bad.safetensors: metadata 'octet.input_std' is not a finite number: 'inf'" \
+        "$octet" eval "$tmp/bad.safetensors" --data "$tmp/tiny"
+    # export --float16 loads the model first: a model no command reads is refused, writing nothing
+    set_meta "$tmp/tiny.safetensors" "$tmp/bad.safetensors" octet.sizes "abc"
+    expect 1 "$tmp/bad.safetensors: bad octet.sizes 'abc'" "$octet" export "$tmp/bad.safetensors" \
+        --float16 -o "$tmp/bad16.safetensors"
+    set_meta "$tmp/tiny.safetensors" "$tmp/bad.safetensors" octet.activation "x"
+    expect 1 "$tmp/bad.safetensors" "$octet" export "$tmp/bad.safetensors" --float16 \
+        -o "$tmp/bad16.safetensors"
+    [ -e "$tmp/bad16.safetensors" ] && { echo "FAIL: a refused --float16 wrote its output"; fails=$((fails + 1)); }
+    # calibrate checks its data as eval does: training labels beyond the model's classes (an
+    # assertion before) and test images of another size (calibrated and reported before)
+    mkdir -p "$tmp/cal-labels" "$tmp/cal-dims"
+    cp "$tmp/tiny/"*images* "$tmp/tiny/t10k-labels-idx1-ubyte" "$tmp/cal-labels/"
+    cp "$tmp/tiny26/train-labels-idx1-ubyte" "$tmp/cal-labels/"
+    expect 1 "$tmp/tiny.safetensors takes 4 inputs for 4 classes, but the training images in $tmp/cal-labels have 4 pixels (2x2) and labels up to 25" \
+        "$octet" calibrate "$tmp/tiny.safetensors" --data "$tmp/cal-labels" -o "$tmp/cal2.safetensors"
+    cp "$tmp/tiny/"*labels* "$tmp/tiny/train-images-idx3-ubyte" "$tmp/cal-dims/"
+    printf '\x00\x00\x08\x03\x00\x00\x00\x04\x00\x00\x00\x01\x00\x00\x00\x03' >"$tmp/cal-dims/t10k-images-idx3-ubyte"
+    printf '\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c' >>"$tmp/cal-dims/t10k-images-idx3-ubyte"
+    expect 1 "the test images in $tmp/cal-dims have 3 pixels (1x3)" "$octet" calibrate \
+        "$tmp/tiny.safetensors" --data "$tmp/cal-dims" -o "$tmp/cal2.safetensors"
+    expect 1 "the test images in $tmp/cal-dims have 3 pixels (1x3)" "$octet" eval \
+        "$tmp/tiny.safetensors" --data "$tmp/cal-dims"
+    [ -e "$tmp/cal2.safetensors" ] && { echo "FAIL: a refused calibrate wrote its output"; fails=$((fails + 1)); }
+fi
+
 [ "$fails" = 0 ] && echo "cli: all checks passed"
 exit $((fails > 0))

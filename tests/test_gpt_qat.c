@@ -351,6 +351,15 @@ static void corrupt_exports_rejected(void **state) {
     /* sizes asking for gigabytes of tables are refused before anything is allocated */
     rewrite_graph(f->path, bad, "\"width\":16", "\"width\":65536");
     expect_rejected(bad, OCT_EFORMAT, "more values than the file holds");
+    rewrite_graph(f->path, bad, "\"gelu\":\"tanh\"", "\"gelu\":0"); /* not a string */
+    expect_rejected(bad, OCT_EFORMAT, "\"gelu\" must be \"tanh\" or \"erf\"");
+    /* Corrupt quantizer state (as a file could hold) fails the check, naming the tensor. */
+    assert_int_equal(oct_qat_gpt_check(&f->q), OCT_OK);
+    float hi = f->q.acts[0].hi->data[0];
+    f->q.acts[0].hi->data[0] = NAN;
+    assert_int_equal(oct_qat_gpt_check(&f->q), OCT_EFORMAT);
+    assert_non_null(strstr(oct_last_error(), "'h.0.attn.qkv.in.hi' is nan"));
+    f->q.acts[0].hi->data[0] = hi;
     /* An MLP loader refuses the GPT file too. */
     oct_i8_mlp mlp;
     assert_int_equal(oct_i8_mlp_load(&mlp, f->path), OCT_EFORMAT);

@@ -667,6 +667,54 @@ static void to_int8_is_bit_exact(void **state) {
     }
 }
 
+/* Biases too large for int32 accumulators (huge, infinite) are clamped to the limit the int8
+ * loaders enforce, in the QAT forward and the export alike: the engine accepts the export and
+ * reproduces the QAT logits bit for bit, and no accumulator overflows (the sanitizer build). */
+static void huge_bias_clamped(void **state) {
+    oct_params params;
+    oct_params_init(&params);
+    oct_mlp mlp;
+    int sizes[3] = {61, 40, 10};
+    assert_int_equal(
+        oct_mlp_init(&mlp, &arena, &params, sizes, 3, OCT_ACT_RELU, OCT_INIT_KAIMING_UNIFORM, &rng),
+        OCT_OK);
+    mlp.layers[0].b->data[0] = 1e30f;
+    mlp.layers[0].b->data[1] = -INFINITY;
+    mlp.layers[1].b->data[2] = INFINITY;
+    mlp.layers[1].b->data[3] = -3e38f;
+    oct_qat_config cfg;
+    oct_qat_config_default(&cfg);
+    oct_qat_mlp q;
+    assert_int_equal(oct_qat_mlp_init(&q, &mlp, &arena, &params, &cfg), OCT_OK);
+    oct_graph g;
+    oct_graph_init(&g, 0, 1);
+    for (int train = 1; train >= 0; train--) { /* observe, then the eval forward */
+        g.training = train;
+        oct_graph_reset(&g);
+        oct_tensor *x = oct_tensor_new2(&g.arena, 16, 61);
+        oct_rng_fill_normal(&rng, x, 1.0f);
+        oct_tensor *logits = oct_qat_mlp_forward(&q, &g, x);
+        if (train) continue;
+        oct_i8_mlp m;
+        assert_int_equal(oct_qat_mlp_to_int8(&q, 0.5f, 0.25f, &m), OCT_OK);
+        assert_int_equal(oct_i8_mlp_check(&m), OCT_OK);
+        const int32_t top0 = (int32_t)oct_qlinear_bias_max(61),
+                      top1 = (int32_t)oct_qlinear_bias_max(40);
+        assert_int_equal(top0, INT32_MAX - 255 * 128 * 61);
+        assert_int_equal(m.layers[0].bias_q[0], top0);
+        assert_int_equal(m.layers[0].bias_q[1], -top0);
+        assert_int_equal(m.layers[1].bias_q[2], top1);
+        assert_int_equal(m.layers[1].bias_q[3], -top1);
+        float got[16 * 10];
+        int_forward(&m, x->data, 16, 1, got);
+        assert_memory_equal(got, logits->data, sizeof got);
+        i8_mlp_free(&m);
+    }
+    oct_graph_free(&g);
+    oct_qat_mlp_free(&q);
+    oct_params_free(&params);
+}
+
 int main(void) {
     oct_arena_init(&arena, 0);
     const struct CMUnitTest tests[] = {
@@ -681,6 +729,7 @@ int main(void) {
         cmocka_unit_test_setup(qat_mlp_learns_toy_problem, setup),
         cmocka_unit_test_setup(data_parallel_qat_steps, setup),
         cmocka_unit_test_setup(to_int8_is_bit_exact, setup),
+        cmocka_unit_test_setup(huge_bias_clamped, setup),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     oct_arena_free(&arena);

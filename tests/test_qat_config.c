@@ -1,11 +1,14 @@
 /* Tests for the QAT configuration (include/octet/qat.h): defaults and checks, the JSON form
  * saved in model files, and mixed precision (per-layer weight bits by layer-name pattern):
  * parsing, the last-match-wins rule, patterns that match no layer, and the bits each layer of an
- * MLP and a GPT gets. (test_qat checks that a mixed-precision export is bit-exact.) */
+ * MLP and a GPT gets. (test_qat checks that a mixed-precision export is bit-exact.) And the
+ * quantizer state a model file may hold (oct_qat_mlp_check): empty or valid observed ranges,
+ * finite learned steps. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -171,12 +174,76 @@ static void layer_bits_in_models(void **state) {
     oct_arena_free(&arena);
 }
 
+/* Expects oct_qat_mlp_check to fail naming tensor (NULL: to pass). */
+static void expect_state(const oct_qat_mlp *q, const char *tensor) {
+    oct_status s = oct_qat_mlp_check(q);
+    if (!tensor) {
+        assert_int_equal(s, OCT_OK);
+        return;
+    }
+    if (s != OCT_EFORMAT || !strstr(oct_last_error(), tensor))
+        fail_msg("expected an error naming '%s', got %d: %s", tensor, s, oct_last_error());
+}
+
+/* Quantizer state as a file may hold it: empty or valid ranges, finite learned steps. */
+static void loaded_state_checked(void **state) {
+    oct_arena arena;
+    oct_arena_init(&arena, 0);
+    oct_rng rng;
+    oct_rng_seed(&rng, 5, 0);
+    oct_params params;
+    oct_params_init(&params);
+    oct_mlp mlp;
+    int sizes[4] = {9, 8, 8, 3};
+    assert_int_equal(
+        oct_mlp_init(&mlp, &arena, &params, sizes, 4, OCT_ACT_RELU, OCT_INIT_KAIMING_UNIFORM, &rng),
+        OCT_OK);
+    oct_qat_config cfg;
+    oct_qat_config_default(&cfg);
+    assert_int_equal(oct_qat_amodes_parse("lsq,pact,ema", &cfg), OCT_OK);
+    cfg.weight_mode = OCT_QAT_W_LSQ;
+    oct_qat_mlp q;
+    assert_int_equal(oct_qat_mlp_init(&q, &mlp, &arena, &params, &cfg), OCT_OK);
+    expect_state(&q, NULL); /* nothing observed or learned yet */
+    float *lo = q.acts[2].lo->data, *hi = q.acts[2].hi->data;
+    const struct {
+        float lo, hi;
+        const char *tensor;
+    } bad[] = {{NAN, 1.0f, "'act2.lo' is nan"},        {0.0f, INFINITY, "'act2.hi' is inf"},
+               {-INFINITY, 1.0f, "'act2.lo' is -inf"}, {0.0f, -INFINITY, "'act2.hi' is -inf"},
+               {0.0f, 3e38f, "'act2.hi' is 3e+38"},    {-2e19f, 1.0f, "'act2.lo' is -2e+19"},
+               {INFINITY, 1.0f, "'act2.lo' is inf"},   {INFINITY, INFINITY, "'act2.hi' is inf"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lo[0] = bad[i].lo;
+        hi[0] = bad[i].hi;
+        expect_state(&q, bad[i].tensor);
+    }
+    lo[0] = 2.0f, hi[0] = 1.0f;
+    expect_state(&q, "'act2.lo' and 'act2.hi' hold the range [2, 1]");
+    lo[0] = -1.8e19f, hi[0] = 1.8e19f; /* within 2^64 */
+    expect_state(&q, NULL);
+    q.acts[0].scale->data[0] = -0.5f; /* training may leave a step below the floor */
+    expect_state(&q, NULL);
+    q.acts[0].scale->data[0] = INFINITY;
+    expect_state(&q, "'act0.scale'");
+    q.acts[0].scale->data[0] = 0.1f;
+    q.acts[1].alpha->data[0] = NAN;
+    expect_state(&q, "'act1.alpha'");
+    q.acts[1].alpha->data[0] = 2.0f;
+    q.layers[1].wscale->data[5] = -INFINITY;
+    expect_state(&q, "'fc1.wscale' holds -inf at index 5");
+    q.layers[1].wscale->data[5] = 0.0f;
+    expect_state(&q, NULL);
+    oct_qat_mlp_free(&q);
+    oct_params_free(&params);
+    oct_arena_free(&arena);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(config_json_round_trip),
-        cmocka_unit_test(layer_bits_parse),
-        cmocka_unit_test(layer_bits_resolve),
-        cmocka_unit_test(layer_bits_in_models),
+        cmocka_unit_test(config_json_round_trip), cmocka_unit_test(layer_bits_parse),
+        cmocka_unit_test(layer_bits_resolve),     cmocka_unit_test(layer_bits_in_models),
+        cmocka_unit_test(loaded_state_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -210,17 +210,12 @@ static int cal_data_load(const char *path, const cal_opts *o, cal_data *d) {
         if (m.qat)
             rc = refuse_qat(path);
         else if (oct_image_set_load_dir(&d->train, o->data, true) ||
-                 oct_image_set_load_dir(&d->test, o->data, false))
+                 oct_image_set_load_dir(&d->test, o->data, false) ||
+                 mlp_data_check(path, m.mlp.sizes[0], m.mlp.sizes[m.mlp.n_layers], &d->train,
+                                "training", o->data) ||
+                 mlp_data_check(path, m.mlp.sizes[0], m.mlp.sizes[m.mlp.n_layers], &d->test, "test",
+                                o->data))
             rc = cli_fail(NULL);
-        else if (d->train.rows * d->train.cols != m.mlp.sizes[0]) {
-            fprintf(stderr, "octet: %s: %dx%d images, but the model %s takes %d inputs\n", o->data,
-                    d->train.rows, d->train.cols, path, m.mlp.sizes[0]);
-            rc = CLI_FAIL;
-        } else if (d->test.n_classes > m.mlp.sizes[m.mlp.n_layers]) {
-            fprintf(stderr, "octet: %s: test labels up to %d, but the model %s has %d classes\n",
-                    o->data, d->test.n_classes - 1, path, m.mlp.sizes[m.mlp.n_layers]);
-            rc = CLI_FAIL;
-        }
         mlp_model_free(&m);
     }
     if (rc == CLI_OK && d->n_linear > CAL_MAX_LINEARS)

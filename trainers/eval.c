@@ -90,12 +90,8 @@ int cmd_eval(int argc, char **argv) {
         mlp_model_free(&m);
         return cli_fail(NULL);
     }
-    int classes = m.mlp.sizes[m.mlp.n_layers];
-    if (test.rows * test.cols != m.mlp.sizes[0] || test.n_classes > classes) {
-        fprintf(stderr,
-                "octet: %s expects %d inputs and %d classes, the data in %s has %d and %d\n",
-                pos[0], m.mlp.sizes[0], classes, data, test.rows * test.cols, test.n_classes);
-        rc = CLI_FAIL;
+    if (mlp_data_check(pos[0], m.mlp.sizes[0], m.mlp.sizes[m.mlp.n_layers], &test, "test", data)) {
+        rc = cli_fail(NULL);
     } else {
         oct_graph g;
         oct_graph_init(&g, 0, 0);

@@ -51,9 +51,20 @@ static oct_status check_qat_model(const char *path) {
     return s;
 }
 
-/* The fp32 GPT or MLP model file path rewritten at out with every F32 tensor as F16 (metadata
- * and other tensors unchanged; a checkpoint's optimizer state and run left out): half the size,
- * read by every command as the float32 values of the halves. */
+/* Loads the model file path (a GPT when gpt, else an MLP) with its regular loader, which checks
+ * its metadata, tensors, shapes, dtypes and values, and releases it. */
+static oct_status check_loads(const char *path, bool gpt) {
+    gpt_model g;
+    mlp_model m;
+    oct_status s = gpt ? gpt_model_load(&g, path) : mlp_model_load(&m, path);
+    if (s == OCT_OK && gpt) gpt_model_free(&g);
+    if (s == OCT_OK && !gpt) mlp_model_free(&m);
+    return s;
+}
+
+/* The fp32 GPT or MLP model file path, once its loader accepts it, rewritten at out with every
+ * F32 tensor as F16 (metadata and other tensors unchanged; a checkpoint's optimizer state and run
+ * left out): half the size, read by every command as the float32 values of the halves. */
 static int float16_export(const char *path, const char *out) {
     oct_st_file f;
     if (oct_st_open(&f, path)) return cli_fail(NULL);
@@ -67,6 +78,8 @@ static int float16_export(const char *path, const char *out) {
                      "%s: a QAT model (it exports to int8 without --float16); --float16 takes a "
                      "fp32 model",
                      path);
+    else
+        s = check_loads(path, !strcmp(kind, "gpt")); /* what the copy below does not look at */
     int64_t total = 0;
     for (int i = 0; i < f.count; i++)
         if (f.entries[i].dtype == OCT_DT_F32) total += f.entries[i].numel;

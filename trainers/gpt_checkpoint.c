@@ -11,6 +11,8 @@
 #include <jansson.h>
 #include <zlib.h>
 
+#include "load_check.h"
+
 #define ARGS_KEY "octet.train.args"
 #define STATE_KEY "octet.train.state"
 
@@ -176,6 +178,7 @@ oct_status gpt_checkpoint_restore(const char *path, oct_optim *opt, gpt_run *run
         if (s == OCT_ENOTFOUND)
             s = oct_fail(OCT_EFORMAT, "%s: optimizer tensor '%s' is missing (a different --optim?)",
                          path, name);
+        if (s == OCT_OK) s = load_check_finite(path, name, data, t->size);
         if (s == OCT_OK) memcpy(t->data, data, (size_t)t->size * sizeof *t->data);
     }
     if (s == OCT_OK) opt->step = optim_step;

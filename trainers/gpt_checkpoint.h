@@ -47,7 +47,7 @@ oct_status gpt_checkpoint_args(const char *path, int *argc, char ***argv);
 void gpt_checkpoint_free_args(int argc, char **argv);
 
 /* Reads the optimizer state (opt initialized for the checkpoint's model) and the run from the
- * checkpoint at path. Errors name the file and what is missing or malformed. */
+ * checkpoint at path. Errors name the file and what is missing, malformed or not finite. */
 oct_status gpt_checkpoint_restore(const char *path, oct_optim *opt, gpt_run *run);
 
 #endif

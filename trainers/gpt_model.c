@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "load_check.h"
 #include "octet/io.h"
 
 oct_status gpt_model_init(gpt_model *m, const oct_gpt_config *cfg, const oct_vocab *vocab,
@@ -84,14 +85,6 @@ static bool is_plain_state(const gpt_model *m, const oct_tensor *t) {
     return !oct_params_find(&m->params, t->name);
 }
 
-/* Fails with code and "<path>: <the last error>" (copied first: oct_fail must not read the
- * buffer it writes). */
-static oct_status fail_in(oct_status code, const char *path) {
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", oct_last_error());
-    return oct_fail(code, "%s: %s", path, msg);
-}
-
 /* The integer metadata value for key, in [1, max]. */
 static oct_status meta_int(const oct_st_file *f, const char *key, int max, int *out) {
     const char *v = oct_st_meta(f, key);
@@ -137,7 +130,7 @@ static oct_status read_config(const oct_st_file *f, oct_gpt_config *cfg) {
         return oct_fail(OCT_EFORMAT, "%s: metadata 'octet.gelu' must be 'tanh' or 'erf'", f->path);
     cfg->exact_gelu = gelu && !strcmp(gelu, "erf");
     cfg->dropout = 0.0f;
-    if (oct_gpt_config_check(cfg) != OCT_OK) return fail_in(OCT_EFORMAT, f->path);
+    if (oct_gpt_config_check(cfg) != OCT_OK) return load_fail_in(OCT_EFORMAT, f->path);
     return OCT_OK;
 }
 
@@ -152,26 +145,21 @@ oct_status gpt_model_load(gpt_model *m, const char *path) {
     if (s == OCT_OK) s = oct_st_get(&f, "vocab", OCT_DT_U8, 1, &cfg.vocab, &bytes);
     if (s == OCT_ENOTFOUND) s = oct_fail(OCT_EFORMAT, "%s: tensor 'vocab' is missing", path);
     if (s == OCT_OK && oct_vocab_from_bytes(&vocab, bytes, cfg.vocab) != OCT_OK)
-        s = fail_in(OCT_EFORMAT, path);
+        s = load_fail_in(OCT_EFORMAT, path);
     if (s == OCT_OK) s = gpt_model_check_size(&f, &cfg, false);
     if (s == OCT_OK) s = gpt_model_init(m, &cfg, &vocab, 0);
     const char *qat = s == OCT_OK ? oct_st_meta(&f, "octet.qat") : NULL;
     int n_state = 0;
     if (qat) {
         oct_qat_config qc;
-        const char *steps = oct_st_meta(&f, "octet.qat_steps");
-        char *end = NULL;
-        long long v = steps ? strtoll(steps, &end, 10) : -1;
         s = oct_qat_config_from_json(&qc, qat);
         if (s == OCT_OK) s = gpt_model_enable_qat(m, &qc);
         if (s != OCT_OK)
-            s = fail_in(OCT_EFORMAT, path);
-        else if (v < 0 || !end || *end)
-            s = oct_fail(OCT_EFORMAT, "%s: metadata 'octet.qat_steps' missing or not a count",
-                         path);
+            s = load_fail_in(OCT_EFORMAT, path);
+        else
+            s = load_qat_steps(&f, &m->qat->steps);
         if (s == OCT_OK) {
             const char *on = oct_st_meta(&f, "octet.qat_on");
-            m->qat->steps = v;
             m->qat_on = !on || strcmp(on, "false"); /* false: a checkpoint before the QAT steps */
         }
         for (int i = 0; s == OCT_OK && i < m->qat->n_state; i++) {
@@ -184,17 +172,16 @@ oct_status gpt_model_load(gpt_model *m, const char *path) {
         }
         if (s == OCT_OK) oct_qat_gpt_sync_frozen(m->qat);
     }
-    for (int i = 0; i < m->params.n && s == OCT_OK; i++) {
-        s = oct_st_read_f32(&f, m->params.items[i]);
-        if (s == OCT_ENOTFOUND)
-            s = oct_fail(OCT_EFORMAT, "%s: tensor '%s' is missing", path, m->params.items[i]->name);
-    }
+    for (int i = 0; i < m->params.n && s == OCT_OK; i++)
+        s = load_read_param(&f, m->params.items[i]);
     int n_file = f.count; /* less a checkpoint's optimizer state */
     for (int i = 0; s == OCT_OK && i < f.count; i++)
         n_file -= !strncmp(f.entries[i].name, GPT_OPTIM_PREFIX, strlen(GPT_OPTIM_PREFIX));
     if (s == OCT_OK && n_file != m->params.n + 1 + n_state)
         s = oct_fail(OCT_EFORMAT, "%s: %d tensors in the file, the model has %d (with 'vocab')",
                      path, n_file, m->params.n + 1 + n_state);
+    if (s == OCT_OK && m->qat && oct_qat_gpt_check(m->qat) != OCT_OK)
+        s = load_fail_in(OCT_EFORMAT, path);
     if (s != OCT_OK) gpt_model_free(m);
     oct_st_close(&f);
     return s;

@@ -42,7 +42,9 @@ struct oct_st_file;
 oct_status gpt_model_check_size(const struct oct_st_file *f, const oct_gpt_config *cfg,
                                 bool no_biases);
 /* Loads a model written by gpt_model_save. Errors (OCT_EFORMAT and the reader's) name the file
- * and the metadata key or tensor at fault; on failure m is zeroed. */
+ * and the metadata key or tensor at fault: malformed metadata, a non-finite parameter, a QAT
+ * step count not in [0, 2^53], quantizer state oct_qat_gpt_check refuses. On failure m is
+ * zeroed. */
 oct_status gpt_model_load(gpt_model *m, const char *path);
 /* Writes the parameters, the "vocab" tensor and the metadata atomically (with a crc32). */
 oct_status gpt_model_save(const gpt_model *m, const char *path);

@@ -1,6 +1,8 @@
 /* `octet import`: a GPT or an MLP trained in PyTorch (torch_import.h) into an octet model file,
  * which every other command reads. */
+#include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,31 +46,44 @@ static const char *unset_meta(const oct_st_file *f, const cli_cmd *cmd, const bo
     return cli_given(cmd, seen, flag) ? NULL : oct_st_meta(f, key);
 }
 
+/* The number in metadata key, when flag (a CLI_INT or CLI_FLOAT flag of cmd) was not given,
+ * into the flag's destination: OCT_EFORMAT naming the file and the key unless it lies in the
+ * range the flag accepts (an integer for CLI_INT). */
+static oct_status meta_number(const oct_st_file *f, const cli_cmd *cmd, const bool *seen,
+                              const char *flag, const char *key) {
+    const char *v = unset_meta(f, cmd, seen, flag, key);
+    if (!v) return OCT_OK;
+    int i = 0;
+    while (i < cmd->n_flags && strcmp(cmd->flags[i].name, flag)) i++;
+    OCT_ASSERT(i < cmd->n_flags);
+    const cli_flag *fl = &cmd->flags[i];
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    bool is_int = fl->kind == CLI_INT;
+    if (end == v || *end || errno || !(x >= fl->min && x <= fl->max) || (is_int && x != floor(x)))
+        return oct_fail(OCT_EFORMAT, "%s: metadata '%s' is '%s', expected %s in [%g, %g] (as %s)",
+                        f->path, key, v, is_int ? "an integer" : "a number", fl->min, fl->max,
+                        flag);
+    if (is_int)
+        *(int *)fl->dst = (int)x;
+    else
+        *(float *)fl->dst = (float)x;
+    return OCT_OK;
+}
+
 /* Settings the file's metadata records (written by `export --torch`), for the flags not given:
- * a GPT's n_head, gelu and vocab_bytes; an MLP's activation, mean and std. Strings point into
- * f, which must stay open while o is used. */
+ * a GPT's n_head, gelu and vocab_bytes; an MLP's activation, mean and std, numbers in the ranges
+ * of their flags. Strings point into f, which must stay open while o is used. */
 static oct_status from_metadata(const oct_st_file *f, const cli_cmd *cmd, const bool *seen,
                                 import_opts *o) {
-    const char *v, *bad = NULL;
-    char *end;
-    if ((v = unset_meta(f, cmd, seen, "--heads", "n_head"))) {
-        long h = strtol(v, &end, 10);
-        if (*end || h < 1 || h > 4096) bad = "n_head";
-        o->heads = (int)h;
-    }
-    if ((v = unset_meta(f, cmd, seen, "--mean", "mean"))) {
-        o->mean = strtof(v, &end);
-        if (*end || !*v) bad = "mean";
-    }
-    if ((v = unset_meta(f, cmd, seen, "--std", "std"))) {
-        o->std = strtof(v, &end);
-        if (*end || !(o->std > 0.0f)) bad = "std";
-    }
+    const char *v;
+    oct_status s = meta_number(f, cmd, seen, "--heads", "n_head");
+    if (s == OCT_OK) s = meta_number(f, cmd, seen, "--mean", "mean");
+    if (s == OCT_OK) s = meta_number(f, cmd, seen, "--std", "std");
+    if (s != OCT_OK) return s;
     if ((v = unset_meta(f, cmd, seen, "--gelu", "gelu"))) o->gelu = v; /* checked by cli_gelu */
     if ((v = unset_meta(f, cmd, seen, "--activation", "activation"))) o->activation = v;
-    if (bad)
-        return oct_fail(OCT_EFORMAT, "%s: metadata '%s' = '%s' is not valid", f->path, bad,
-                        oct_st_meta(f, bad));
     if ((v = unset_meta(f, cmd, seen, "--text", "vocab_bytes"))) {
         o->meta_vocab = true;
         return meta_vocab(f->path, v, &o->vocab);
@@ -156,7 +171,7 @@ int cmd_import(int argc, char **argv) {
         {"--heads", CLI_INT, &o.heads,
          "GPT: attention heads (required unless the file's metadata has n_head, as export --torch "
          "writes: a state dict does not record it)",
-         0, 4096},
+         1, 4096},
         {"--gelu", CLI_STR, &o.gelu,
          "GPT: erf (nn.GELU(), nanoGPT's) or tanh (nn.GELU(approximate=\"tanh\"))", 0, 0},
         {"--text", CLI_STR, &o.text,

@@ -108,12 +108,8 @@ int int8_eval(const char *path, const char *data_dir, int batch, int threads, co
     int64_t keep = compare ? test.n : batch;
     float *logits = malloc(sizeof(float) * (size_t)keep * (size_t)classes);
     if (rc != CLI_OK) {
-    } else if (test.rows * test.cols != in || classes < test.n_classes) {
-        fprintf(stderr,
-                "octet: %s expects %d inputs and %d classes, the data in %s has %d and "
-                "%d\n",
-                path, in, classes, data_dir, test.rows * test.cols, test.n_classes);
-        rc = CLI_FAIL;
+    } else if (mlp_data_check(path, in, classes, &test, "test", data_dir)) {
+        rc = cli_fail(NULL);
     } else if (!acc || !logits || oct_i8_engine_init(&e, &m, batch)) {
         rc = cli_fail(acc && logits ? NULL : "out of memory");
     } else {

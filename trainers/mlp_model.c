@@ -7,11 +7,13 @@
  * number of QAT training steps so far (observers freeze by it). */
 #include "mlp_model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "load_check.h"
 #include "octet/io.h"
 
 oct_status mlp_model_init(mlp_model *m, const int *sizes, int n_sizes, oct_activation act,
@@ -55,13 +57,7 @@ static oct_status load_qat(mlp_model *m, const oct_st_file *f, const char *json)
     oct_status s = oct_qat_config_from_json(&cfg, json);
     if (s == OCT_OK) s = mlp_model_enable_qat(m, &cfg);
     if (s != OCT_OK) return oct_fail(OCT_EFORMAT, "%s: octet.qat: %s", f->path, oct_last_error());
-    const char *steps = oct_st_meta(f, "octet.qat_steps");
-    char *end = NULL;
-    long long v = steps ? strtoll(steps, &end, 10) : -1;
-    if (!steps || end == steps || *end || v < 0)
-        return oct_fail(OCT_EFORMAT, "%s: metadata 'octet.qat_steps' missing or not a count",
-                        f->path);
-    m->qat->steps = v;
+    if ((s = load_qat_steps(f, &m->qat->steps)) != OCT_OK) return s;
     m->qat_on = true;
     for (int i = 0; i < m->qat->n_state && s == OCT_OK; i++)
         if (is_plain_state(m, m->qat->state[i])) s = oct_st_read_f32(f, m->qat->state[i]);
@@ -83,8 +79,9 @@ static oct_status parse_float_meta(const oct_st_file *f, const char *key, float 
     char *end;
     if (!v) return oct_fail(OCT_EFORMAT, "%s: metadata '%s' is missing", f->path, key);
     *out = strtof(v, &end);
-    if (end == v || *end || !(*out == *out))
-        return oct_fail(OCT_EFORMAT, "%s: metadata '%s' is not a number: '%s'", f->path, key, v);
+    if (end == v || *end || !isfinite(*out))
+        return oct_fail(OCT_EFORMAT, "%s: metadata '%s' is not a finite number: '%s'", f->path, key,
+                        v);
     return OCT_OK;
 }
 
@@ -146,13 +143,15 @@ oct_status mlp_model_load(mlp_model *m, const char *path) {
     const char *qat = oct_st_meta(&f, "octet.qat");
     if (qat) s = load_qat(m, &f, qat);
     for (int i = 0; i < m->params.n && s == OCT_OK; i++)
-        s = oct_st_read_f32(&f, m->params.items[i]);
+        s = load_read_param(&f, m->params.items[i]);
     int expected = m->params.n;
     for (int i = 0; m->qat && i < m->qat->n_state; i++)
         expected += is_plain_state(m, m->qat->state[i]);
     if (s == OCT_OK && f.count != expected)
         s = oct_fail(OCT_EFORMAT, "%s: %d tensors in the file, the model has %d", path, f.count,
                      expected);
+    if (s == OCT_OK && m->qat && oct_qat_mlp_check(m->qat) != OCT_OK)
+        s = load_fail_in(OCT_EFORMAT, path);
     if (s != OCT_OK) mlp_model_free(m);
 out:
     oct_st_close(&f);
@@ -191,6 +190,16 @@ oct_status mlp_model_save(const mlp_model *m, const char *path) {
     if (s == OCT_OK) s = oct_st_writer_write(&w, path);
     oct_st_writer_free(&w);
     return s;
+}
+
+oct_status mlp_data_check(const char *model, int inputs, int classes, const oct_image_set *set,
+                          const char *split, const char *dir) {
+    if (set->rows * set->cols == inputs && set->n_classes <= classes) return OCT_OK;
+    return oct_fail(OCT_ESHAPE,
+                    "%s takes %d inputs for %d classes, but the %s images in %s have %d pixels "
+                    "(%dx%d) and labels up to %d",
+                    model, inputs, classes, split, dir, set->rows * set->cols, set->rows, set->cols,
+                    set->n_classes - 1);
 }
 
 mlp_eval mlp_model_evaluate(mlp_model *m, oct_graph *g, const oct_image_set *set) {

@@ -26,12 +26,20 @@ oct_status mlp_model_enable_qat(mlp_model *m, const oct_qat_config *cfg);
 oct_tensor *mlp_model_forward(mlp_model *m, oct_graph *g, oct_tensor *x);
 /* Loads a model written by mlp_model_save: fp32, or QAT (metadata "octet.qat", the config JSON,
  * and "octet.qat_steps"; quantizer state tensors "act0.lo", ...), which loads with qat_on.
- * Errors name the file and the tensor. */
+ * Refused (OCT_EFORMAT, or the reader's error), with one message naming the file and the tensor
+ * or key: malformed metadata, a non-finite parameter, input mean or std, a step count that is
+ * not in [0, 2^53], quantizer state oct_qat_mlp_check refuses. On failure m is zeroed. */
 oct_status mlp_model_load(mlp_model *m, const char *path);
 /* Writes the parameters (and a QAT model's quantizer state and config) and metadata atomically
  * (with a crc32 of the data). */
 oct_status mlp_model_save(const mlp_model *m, const char *path);
 void mlp_model_free(mlp_model *m);
+
+/* OCT_ESHAPE, naming the model file, the split ("training", "test") and the directory dir,
+ * unless the images of set have `inputs` pixels and labels below `classes` (a model's first
+ * and last layer sizes); eval, calibrate and the int8 engine's eval check their data with it. */
+oct_status mlp_data_check(const char *model, int inputs, int classes, const oct_image_set *set,
+                          const char *split, const char *dir);
 
 /* Accuracy (fraction correct) and mean cross-entropy of the model (mlp_model_forward, in eval
  * mode) on a whole image set. */

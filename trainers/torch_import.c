@@ -10,6 +10,7 @@
 #include "gpt_int8.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -125,7 +126,29 @@ static oct_status infer_config(const mapped *mp, int n_head, oct_gpt_config *cfg
     return OCT_OK;
 }
 
-/* Copies the file's tensor e for parameter t (shape checked, finite) into t. */
+/* The architecture the metadata of f records (export --torch writes n_layer, n_embd, block_size
+ * and vocab_size), where it does, must be cfg, the one of the tensors: OCT_EFORMAT naming the
+ * key otherwise. */
+static oct_status check_recorded_config(const oct_st_file *f, const oct_gpt_config *cfg) {
+    const struct {
+        const char *key;
+        int value;
+    } rec[] = {{"n_layer", cfg->n_layer},
+               {"n_embd", cfg->width},
+               {"block_size", cfg->context},
+               {"vocab_size", cfg->vocab}};
+    for (size_t i = 0; i < sizeof rec / sizeof rec[0]; i++) {
+        const char *v = oct_st_meta(f, rec[i].key);
+        char *end;
+        errno = 0;
+        long x = v ? strtol(v, &end, 10) : rec[i].value;
+        if (v && (end == v || *end || errno || x != rec[i].value))
+            return oct_fail(OCT_EFORMAT, "%s: metadata '%s' is '%s', but the tensors give %d",
+                            f->path, rec[i].key, v, rec[i].value);
+    }
+    return OCT_OK;
+}
+
 /* Fails on an octet model or export: they need no import. */
 static oct_status refuse_octet_file(const oct_st_file *f) {
     if (!oct_st_meta(f, "octet.model") && !oct_st_meta(f, "octet.format")) return OCT_OK;
@@ -133,6 +156,7 @@ static oct_status refuse_octet_file(const oct_st_file *f) {
                     f->path, cli_file_kind(f));
 }
 
+/* Copies the file's tensor e for parameter t (shape checked, finite) into t. */
 static oct_status copy_param(const oct_st_file *f, const oct_st_entry *e, oct_tensor *t) {
     const char *path = f->path;
     bool same = e->ndim == t->ndim;
@@ -215,6 +239,7 @@ oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, in
     }
     oct_gpt_config cfg;
     if (s == OCT_OK) s = infer_config(&mp, n_head, &cfg);
+    if (s == OCT_OK) s = check_recorded_config(&f, &cfg);
     cfg.exact_gelu = exact_gelu;
     if (s == OCT_OK && cfg.vocab != vocab->size)
         s = oct_fail(OCT_EINVAL, "%s: %d token embeddings, but the vocabulary has %d characters",

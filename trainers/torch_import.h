@@ -24,7 +24,9 @@ typedef struct torch_import_info {
  * record it), the output layer tied to the token embedding when the file has no lm_head.weight,
  * or only it (save_model keeps one name of a shared tensor), vocab as the token ids' bytes (its
  * size must equal the embedding's rows). Errors name the file and the tensor: missing,
- * unexpected, misshapen, non-finite, or a non-float dtype. On failure m is zeroed. */
+ * unexpected, misshapen, non-finite, or a non-float dtype; or the metadata key, when the file
+ * records an architecture (export --torch's n_layer, n_embd, block_size, vocab_size) other than
+ * its tensors'. On failure m is zeroed. */
 oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, int n_head,
                       bool exact_gelu, torch_import_info *info);
 

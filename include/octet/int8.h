@@ -128,12 +128,19 @@ void oct_qlinear_forward(const oct_qlinear *l, const uint8_t *a /* (M,in) */, in
                          int32_t *acc /* (M,out) scratch, left holding the accumulators */,
                          uint8_t *y /* (M,out) */, int threads);
 
+/* The largest |bias_q| of a static layer with `in` inputs: INT32_MAX - 255 * 128 * in. The
+ * accumulator sum_k (a - a_zp) w never exceeds 255 * 128 * in in magnitude, so with such a bias
+ * no step of the epilogue overflows int32. Builds clamp b_q to it; loaded models must keep to
+ * it (oct_i8_mlp_check, oct_i8_gpt_check). */
+int64_t oct_qlinear_bias_max(int in);
 /* Builds l from float parameters exactly as the QAT forward pass does; the exporter and the QAT
  * qlinear op both call it, so an exported layer holds the very integers training used.
  * Weights are quantized per output channel with w_scale[c] (zero point 0) to [w_qmin, w_qmax]
- * (within [-128, 127]); the bias (NULL = none) with oct_quant_bias_rows; the multipliers with
- * oct_requant_multipliers when quant_out. Buffers of a previous build with the same shape are
- * reused. Fails with OCT_EINVAL (message names the problem) for non-positive scales. */
+ * (within [-128, 127]); the bias (NULL = none) with oct_quant_bias_rows, then clamped to
+ * [-oct_qlinear_bias_max(in), oct_qlinear_bias_max(in)] (a bias that large, or infinite, would
+ * overflow the accumulators); the multipliers with oct_requant_multipliers when quant_out.
+ * Buffers of a previous build with the same shape are reused. Fails with OCT_EINVAL (message
+ * names the problem) for non-positive scales. */
 oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w /* (out,in) */,
                              const float *b /* (out) */, const float *w_scale /* (out) */,
                              int32_t w_qmin, int32_t w_qmax, float a_scale, int32_t a_zp,

@@ -261,6 +261,17 @@ void oct_qat_mlp_free(oct_qat_mlp *q);
 void oct_qat_mlp_set_threads(oct_qat_mlp *q, int threads);
 /* Re-derives the frozen flags from steps (after loading state). */
 void oct_qat_mlp_sync_frozen(oct_qat_mlp *q);
+/* The largest magnitude of an observed range bound ("act0.lo", "act0.hi", ...): 2^64, far
+ * beyond any activation of a trained network, and small enough that scales, dequantized values
+ * and the logits' real values stay finite. */
+#define OCT_QAT_MAX_RANGE 0x1p64f
+/* Checks quantizer state read from a file: OCT_EFORMAT, naming the tensor, unless every
+ * observed range is empty (lo = +Inf, hi = -Inf: no data yet) or finite with lo <= hi and
+ * |lo|, |hi| <= OCT_QAT_MAX_RANGE, and every learned step or level (LSQ "actI.scale",
+ * "fcI.wscale", PACT "actI.alpha") is finite (training may leave one below OCT_QUANT_MIN_SCALE,
+ * even negative, which oct_act_quant_params and oct_qat_linear_weight_scales use as that floor;
+ * 0 means not initialized yet). */
+oct_status oct_qat_mlp_check(const oct_qat_mlp *q);
 /* True when the next training step must see the whole batch on one graph (a quantizer needs
  * initialization, see oct_qat_linear_needs_whole_batch); otherwise it may be data parallel. It
  * first re-derives the frozen flags (oct_qat_mlp_sync_frozen): call it before every
@@ -327,6 +338,8 @@ void oct_qat_gpt_free(oct_qat_gpt *q);
 void oct_qat_gpt_set_threads(oct_qat_gpt *q, int threads);
 /* Re-derives the frozen flags from steps (after loading state). */
 void oct_qat_gpt_sync_frozen(oct_qat_gpt *q);
+/* oct_qat_mlp_check for the GPT's quantizers. */
+oct_status oct_qat_gpt_check(const oct_qat_gpt *q);
 /* As oct_qat_mlp_needs_whole_batch and oct_qat_mlp_commit, for the GPT. */
 bool oct_qat_gpt_needs_whole_batch(oct_qat_gpt *q);
 void oct_qat_gpt_commit(oct_qat_gpt *q);

@@ -69,9 +69,7 @@ oct_status oct__qlinear_check(const oct_qlinear *l, const char *name, bool last)
     if (!positive_finite(l->a_scale))
         return oct_fail(OCT_EINVAL, "%s: input scale %g is not positive and finite", name,
                         (double)l->a_scale);
-    /* |sum_k (a - a_zp) w| <= 255 * 128 * in, and the epilogue adds b_q - a_zp * wsum: both
-     * stay inside int32 when |b_q| + 255 * 128 * in does. */
-    int64_t bias_max = INT32_MAX - (int64_t)255 * 128 * l->in;
+    int64_t bias_max = oct_qlinear_bias_max(l->in);
     for (int c = 0; c < l->out; c++)
         if (llabs((long long)l->bias_q[c]) > bias_max)
             return oct_fail(OCT_EINVAL,

@@ -139,9 +139,10 @@ static oct_status read_config(const oct__i8_loader *ld, json_t *cfg, oct_i8_gpt 
     if (s == OCT_OK && !i8 && (!emb || strcmp(emb, "f32")))
         s = oct_fail(OCT_EFORMAT, "%s: graph config \"embeddings\" must be \"f32\" or \"i8\"",
                      ld->path);
-    const char *gelu = json_string_value(json_object_get(cfg, "gelu")); /* absent: tanh */
+    json_t *gelu_j = json_object_get(cfg, "gelu"); /* absent: tanh */
+    const char *gelu = json_string_value(gelu_j);
     m->exact_gelu = gelu && !strcmp(gelu, "erf");
-    if (s == OCT_OK && gelu && !m->exact_gelu && strcmp(gelu, "tanh"))
+    if (s == OCT_OK && gelu_j && (!gelu || (!m->exact_gelu && strcmp(gelu, "tanh"))))
         s = oct_fail(OCT_EFORMAT, "%s: graph config \"gelu\" must be \"tanh\" or \"erf\"",
                      ld->path);
     if (s == OCT_OK && m->width % m->n_head)

@@ -175,15 +175,23 @@ static oct_status prepare(oct_qlinear *l, int out, int in, const float *w_scale,
     return OCT_OK;
 }
 
+int64_t oct_qlinear_bias_max(int in) {
+    return INT32_MAX - (int64_t)255 * 128 * in;
+}
+
 /* The rest of a build once l->codes holds the weight codes. */
 static oct_status finish(oct_qlinear *l, const float *b, bool quant_out, bool relu, float y_scale,
                          int32_t y_zp, int32_t y_qmin, int32_t y_qmax) {
     oct_status s = oct_i8_repack(&l->w, l->codes, l->out, l->in);
     if (s != OCT_OK) return s;
-    if (b)
+    if (b) {
         oct_quant_bias_rows(b, l->out, l->a_scale, l->w_scale, l->bias_q);
-    else
+        int32_t top = (int32_t)oct_qlinear_bias_max(l->in);
+        for (int c = 0; c < l->out; c++)
+            l->bias_q[c] = l->bias_q[c] > top ? top : l->bias_q[c] < -top ? -top : l->bias_q[c];
+    } else {
         memset(l->bias_q, 0, (size_t)l->out * sizeof *l->bias_q);
+    }
     return oct_qlinear_set_output(l, quant_out, relu, y_scale, y_zp, y_qmin, y_qmax);
 }
 

@@ -72,6 +72,10 @@ void oct_qat_gpt_free(oct_qat_gpt *q) {
     memset(q, 0, sizeof *q);
 }
 
+oct_status oct_qat_gpt_check(const oct_qat_gpt *q) {
+    return oct__qat_check_state(q->acts, 2 * q->n_linear - 1, q->lin, q->n_linear);
+}
+
 void oct_qat_gpt_set_threads(oct_qat_gpt *q, int threads) {
     for (int j = 0; j < q->n_linear; j++) q->lin[j].threads = threads;
 }

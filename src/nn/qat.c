@@ -90,6 +90,50 @@ void oct__qat_acts_sync_frozen(oct_act_quant *acts, int n, bool freeze) {
     }
 }
 
+/* OCT_EFORMAT unless t's values (a learned step or level) are finite. Training may leave one
+ * below OCT_QUANT_MIN_SCALE, even negative: it is used as that floor. */
+static oct_status check_learned(const oct_tensor *t) {
+    for (int64_t i = 0; i < t->size; i++)
+        if (!isfinite(t->data[i]))
+            return oct_fail(OCT_EFORMAT,
+                            "tensor '%s' holds %g at index %lld: a learned step is finite", t->name,
+                            (double)t->data[i], (long long)i);
+    return OCT_OK;
+}
+
+/* OCT_EFORMAT unless a's observed range is empty (+Inf, -Inf) or a valid one, and its learned
+ * step or level is valid. */
+static oct_status check_act(const oct_act_quant *a) {
+    float lo = a->lo->data[0], hi = a->hi->data[0];
+    bool empty = lo == INFINITY && hi == -INFINITY;
+    bool lo_ok = fabsf(lo) <= OCT_QAT_MAX_RANGE, hi_ok = fabsf(hi) <= OCT_QAT_MAX_RANGE;
+    /* the bound at fault: not lo when it is the empty range's and hi is wrong too */
+    const oct_tensor *bad = !lo_ok && (lo != INFINITY || hi_ok) ? a->lo : !hi_ok ? a->hi : NULL;
+    if (!empty && bad)
+        return oct_fail(OCT_EFORMAT,
+                        "tensor '%s' is %g: an observed range is finite and within +-2^64 (or "
+                        "empty: lo inf, hi -inf)",
+                        bad->name, (double)bad->data[0]);
+    if (!empty && lo > hi)
+        return oct_fail(OCT_EFORMAT, "tensors '%s' and '%s' hold the range [%g, %g], where lo > hi",
+                        a->lo->name, a->hi->name, (double)lo, (double)hi);
+    const oct_tensor *learned = a->scale ? a->scale : a->alpha;
+    return learned ? check_learned(learned) : OCT_OK;
+}
+
+oct_status oct__qat_check_state(const oct_act_quant *acts, int n_acts, const oct_qat_linear *lin,
+                                int n_lin) {
+    oct_status s = OCT_OK;
+    for (int i = 0; i < n_acts && s == OCT_OK; i++) s = check_act(&acts[i]);
+    for (int j = 0; j < n_lin && s == OCT_OK; j++)
+        if (lin[j].wscale) s = check_learned(lin[j].wscale);
+    return s;
+}
+
+oct_status oct_qat_mlp_check(const oct_qat_mlp *q) {
+    return oct__qat_check_state(q->acts, q->mlp->n_layers, q->layers, q->mlp->n_layers);
+}
+
 oct_status oct_qat_mlp_init(oct_qat_mlp *q, oct_mlp *mlp, oct_arena *arena, oct_params *params,
                             const oct_qat_config *cfg) {
     memset(q, 0, sizeof *q);

@@ -30,4 +30,9 @@ void oct__qat_linear_init(oct_qat_linear *l, const oct_linear_layer *fp, oct_act
  * (they only fix z from the first batch), the others when freeze. */
 void oct__qat_acts_sync_frozen(oct_act_quant *acts, int n, bool freeze);
 
+/* OCT_EFORMAT naming the tensor unless the state of acts[0..n_acts) and of the LSQ weight steps
+ * of lin[0..n_lin) is valid (see oct_qat_mlp_check). */
+oct_status oct__qat_check_state(const oct_act_quant *acts, int n_acts, const oct_qat_linear *lin,
+                                int n_lin);
+
 #endif
