@@ -467,6 +467,15 @@ expect 1 "--save $tmp/fifo: exists" "$octet" train gpt "${gpt_flags[@]}" --save 
 expect 1 "--log $tmp/fifo: cannot open for writing: a FIFO with no reader" timeout 20 "$octet" \
     train gpt "${gpt_flags[@]}" --log "$tmp/fifo"
 [ -p "$tmp/fifo" ] || { echo "FAIL: an output replaced a FIFO"; fails=$((fails + 1)); }
+# a FIFO as an input is refused at once, naming it, rather than waited on (for a writer)
+expect 1 "$tmp/fifo: not a regular file (a FIFO)" timeout 20 "$octet" inspect "$tmp/fifo"
+expect 1 "$tmp/fifo: not a regular file (a FIFO)" timeout 20 "$octet" eval "$tmp/g.safetensors" \
+    --text "$tmp/fifo"
+mkdir "$tmp/fifos" && mkfifo "$tmp/fifos/t10k-images-idx3-ubyte" "$tmp/fifos/t10k-labels-idx1-ubyte"
+if [ -f "$tmp/tiny.safetensors" ]; then
+    expect 1 "t10k-images-idx3-ubyte: not a regular file (a FIFO)" timeout 20 "$octet" eval \
+        "$tmp/tiny.safetensors" --data "$tmp/fifos"
+fi
 # octet calibrate (post-training quantization): a fp32 GPT, calibrated, exports to an engine that
 # matches it bit for bit; its errors leave no output
 ok "calibrate gpt" "simulated int8 val loss" "$octet" calibrate "$tmp/g.safetensors" \
