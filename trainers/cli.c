@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -302,6 +303,27 @@ void cli_log_write(cli_log *l, json_t *obj) {
 void cli_log_close(cli_log *l) {
     if (l->f) fclose(l->f);
     l->f = NULL;
+}
+
+/* Removes the temporary file of a write in progress, then dies of sig as without a handler. */
+static void die_of_signal(int sig) {
+    const char *tmp = oct_st_pending_temp();
+    if (tmp) unlink(tmp);
+    signal(sig, SIG_DFL); /* already so (SA_RESETHAND); raise() delivers it on return at latest */
+    raise(sig);
+}
+
+void cli_catch_signals(void) {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old, sa = {0};
+        /* an ignored signal stays ignored (SIGINT in a job started in the background) */
+        if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler == SIG_IGN) continue;
+        sa.sa_handler = die_of_signal;
+        sa.sa_flags = SA_RESETHAND;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
 }
 
 bool cli_file_meta_is(const char *path, const char *key, const char *value) {

@@ -149,6 +149,11 @@ const char *cli_file_kind(const oct_st_file *f);
  * files that cannot be opened: loading them reports why). */
 bool cli_file_meta_is(const char *path, const char *key, const char *value);
 
+/* Makes SIGINT, SIGTERM and SIGHUP remove the temporary file of a model being written
+ * (oct_st_pending_temp) before the process dies of them as before (an ignored one stays
+ * ignored). Called once, first thing in main. */
+void cli_catch_signals(void);
+
 /* Sets the thread count for OpenBLAS and octet's own kernels. */
 void cli_set_threads(int threads);
 /* The OpenBLAS kernel family in use ("Cooperlake", "Haswell", ...), for logs and benchmarks. */

@@ -56,6 +56,7 @@ static bool is_help(const char *a) {
 }
 
 int main(int argc, char **argv) {
+    cli_catch_signals(); /* a ^C while a model is written leaves no temporary file */
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;
