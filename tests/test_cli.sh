@@ -467,6 +467,19 @@ expect 1 "--save $tmp/fifo: exists" "$octet" train gpt "${gpt_flags[@]}" --save 
 expect 1 "--log $tmp/fifo: cannot open for writing: a FIFO with no reader" timeout 20 "$octet" \
     train gpt "${gpt_flags[@]}" --log "$tmp/fifo"
 [ -p "$tmp/fifo" ] || { echo "FAIL: an output replaced a FIFO"; fails=$((fails + 1)); }
+# a --log that cannot be written (/dev/full fails every write) is reported at its first record
+# in one line; the run goes on, saves its model and exits 1
+log_full() {
+    rm -f "$tmp/lf.safetensors"
+    "$@" --log /dev/full --save "$tmp/lf.safetensors" >/dev/null 2>"$tmp/err"
+    local rc=$? want="--log /dev/full: write failed: No space left on device; the run goes on"
+    if [ $rc != 1 ] || [ "$(grep -c -- "$want" "$tmp/err")" != 1 ] || [ ! -s "$tmp/lf.safetensors" ]; then
+        echo "FAIL: $* --log /dev/full: exit $rc (want 1), $(ls "$tmp/lf.safetensors" 2>&1)"
+        cat "$tmp/err"; fails=$((fails + 1))
+    fi
+}
+log_full "$octet" train mlp --data "$tmp/tiny" --epochs 2 --batch 2 --hidden 8
+log_full "$octet" train gpt "${gpt_flags[@]}"
 # a FIFO as an input is refused at once, naming it, rather than waited on (for a writer)
 expect 1 "$tmp/fifo: not a regular file (a FIFO)" timeout 20 "$octet" inspect "$tmp/fifo"
 expect 1 "$tmp/fifo: not a regular file (a FIFO)" timeout 20 "$octet" eval "$tmp/g.safetensors" \

@@ -272,6 +272,7 @@ void cli_progress_end(cli_progress *p) {
 int cli_log_open(cli_log *l, const char *path, bool append) {
     l->path = path;
     l->f = NULL;
+    l->failed = false;
     if (!path) return CLI_OK;
     /* Non-blocking, so that a FIFO nobody reads fails (ENXIO) instead of waiting for a reader;
      * blocking again once open. */
@@ -291,18 +292,37 @@ int cli_log_open(cli_log *l, const char *path, bool append) {
     return CLI_OK;
 }
 
+/* Reports the first record the log could not take (why: "write failed: <error>") and stops
+ * logging; the run goes on, and cli_log_close reports the failure. */
+static void log_failed(cli_log *l, const char *why) {
+    fprintf(stderr, "octet: --log %s: %s; the run goes on without its log\n", l->path, why);
+    fclose(l->f);
+    l->f = NULL;
+    l->failed = true;
+}
+
 void cli_log_write(cli_log *l, json_t *obj) {
-    if (l->f) {
-        json_dumpf(obj, l->f, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
-        fputc('\n', l->f);
-        fflush(l->f);
+    if (l->f && !obj) {
+        log_failed(l, "a record could not be built (a value that is not valid UTF-8?)");
+    } else if (l->f) {
+        errno = 0;
+        if (json_dumpf(obj, l->f, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8)) ||
+            fputc('\n', l->f) == EOF || fflush(l->f) == EOF) {
+            char why[128];
+            snprintf(why, sizeof why, "write failed: %s", strerror(errno ? errno : EIO));
+            log_failed(l, why);
+        }
     }
     json_decref(obj);
 }
 
-void cli_log_close(cli_log *l) {
-    if (l->f) fclose(l->f);
+int cli_log_close(cli_log *l) {
+    if (l->f && fclose(l->f) != 0) {
+        fprintf(stderr, "octet: --log %s: write failed: %s\n", l->path, strerror(errno));
+        l->failed = true;
+    }
     l->f = NULL;
+    return l->failed ? CLI_FAIL : CLI_OK;
 }
 
 /* Removes the temporary file of a write in progress, then dies of sig as without a handler. */

@@ -416,7 +416,7 @@ int train_gpt_run(const gpt_opts *o) {
         printf("saved %s\n", o->save);
     }
 out:
-    cli_log_close(&jl);
+    if (cli_log_close(&jl) != CLI_OK && rc == CLI_OK) rc = CLI_FAIL; /* an incomplete log */
     oct_optim_free(&opt);
     gpt_model_free(&m);
     oct_text_free(&text);
