@@ -655,6 +655,17 @@ LC_ALL=C sed 's/--warmup=1 /--warmup=0 /' "$tmp/c2.safetensors" >"$tmp/c2-bad.sa
 expect 1 "--warmup=0 (this octet: --warmup=1)" "$octet" train gpt --resume "$tmp/c2-bad.safetensors"
 LC_ALL=C sed 's/momentum-warmup=300/momentum-warmup=301/' "$tmp/c2.safetensors" >"$tmp/c2-bad.safetensors"
 expect 1 "other defaults" "$octet" train gpt --resume "$tmp/c2-bad.safetensors"
+# recorded arguments that do not parse (a file edited by hand) are one error naming the file
+for a in help bogu; do
+    LC_ALL=C sed 's/"\[\\"--text\\"/"[\\"--'$a'\\"/' "$tmp/c2.safetensors" >"$tmp/c2-bad.safetensors"
+    expect 1 "c2-bad.safetensors: its recorded arguments are invalid: $([ $a = help ] &&
+        echo "they ask for --help" || echo "--bogu: unknown flag")" "$octet" train gpt \
+        --resume "$tmp/c2-bad.safetensors"
+done
+# an argument that is not UTF-8 could not be read back by --resume: refused before the run
+expect 1 "argument '$tmp/x\xff' is not valid UTF-8 and cannot be recorded for --resume" "$octet" \
+    train gpt "${gpt_flags[@]}" --save "$tmp/x"$'\xff' --checkpoint "$tmp/cu.safetensors"
+[ -e "$tmp/cu.safetensors" ] && { echo "FAIL: a refused --checkpoint was written"; fails=$((fails + 1)); }
 # SIGINT (Ctrl-C) with --checkpoint: the run ends after the current step with a checkpoint
 # (exit 130) and resumes from it
 "$octet" train gpt "${gpt_flags[@]}" --steps 1000000 --checkpoint "$tmp/int.safetensors" \
