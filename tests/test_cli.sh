@@ -732,6 +732,15 @@ elif [ "$rc" != 130 ] || compgen -G "$ck.tmp.*" >/dev/null; then
     fails=$((fails + 1))
 fi
 rm -f "$ck"*
+# out of memory (under a 1 GB address-space limit) is one line and exit 1, not an abort; not
+# under AddressSanitizer, which needs more address space than that to start
+if ! grep -qa __asan_init "$octet"; then
+    in_1gb() { (ulimit -v 1000000 && exec "$@"); }
+    oom="octet: out of memory: could not allocate"
+    expect 1 "$oom" in_1gb "$octet" eval "$tmp/g.safetensors" --text "$tmp/tiny.txt" \
+        --windows 65536 --eval-batches 1
+    expect 1 "$oom" in_1gb "$octet" train mlp --data "$tmp/tiny" --hidden 65536,65536
+fi
 # a tiny --decay still decays over at least one step: the lr holds at its peak until the last
 ok "train gpt --decay" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --optim adamw --steps 20 \
     --warmup 0 --lr 0.001 --decay 0.01 --log "$tmp/decay.jsonl"
