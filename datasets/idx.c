@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../src/core/file.h"
+
 #define IDX_UBYTE 0x08
 #define IDX_MAX_DIMS 3
 #define GZ_BUFFER (1u << 17)
@@ -43,8 +45,8 @@ static oct_status stream_status(gzFile gz, const char *path) {
     if (err == Z_ERRNO) return oct_fail(OCT_EIO, "%s: read error: %s", path, strerror(errno));
     if (err == Z_BUF_ERROR) return oct_fail(OCT_EFORMAT, "%s: truncated gzip stream", path);
     if (err == Z_MEM_ERROR) return oct_fail(OCT_ENOMEM, "%s: out of memory in zlib", path);
-    size_t len = strlen(path); /* zlib's message starts with "<path>: " */
-    if (strncmp(msg, path, len) == 0 && strncmp(msg + len, ": ", 2) == 0) msg += len + 2;
+    const char *sep = strstr(msg, ": "); /* after zlib's name for the file, "<fd:3>" */
+    if (strncmp(msg, "<fd:", 4) == 0 && sep) msg = sep + 2;
     return oct_fail(OCT_EFORMAT, "%s: corrupt gzip stream (%s)", path, msg);
 }
 
@@ -144,14 +146,17 @@ static oct_status read_header(gzFile gz, const char *path, int ndim, uint32_t *d
 
 /* Loads a whole unsigned-byte IDX file of ndim dimensions into a new buffer. */
 static oct_status load_idx(const char *path, int ndim, uint32_t *dims, uint8_t **data) {
-    errno = 0;
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
-        return oct_fail(OCT_EIO, "%s: cannot open: %s", path,
-                        errno ? strerror(errno) : "out of memory");
+    int fd;
+    oct_status st = oct__open_regular(path, &fd, NULL);
+    if (st != OCT_OK) return st;
+    gzFile gz = gzdopen(fd, "rb"); /* owns fd from here */
+    if (!gz) {
+        close(fd);
+        return oct_fail(OCT_ENOMEM, "%s: cannot open: out of memory", path);
+    }
     gzbuffer(gz, GZ_BUFFER);
     int64_t total = 0;
-    oct_status st = read_header(gz, path, ndim, dims, &total);
+    st = read_header(gz, path, ndim, dims, &total);
     if (st == OCT_OK) st = read_payload(gz, path, total, data);
     if (st == OCT_OK) {
         st = expect_end(gz, path);

@@ -7,11 +7,11 @@
 #include "octet/data.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../src/core/file.h"
 
 void oct_vocab_bytes(oct_vocab *v) {
     v->size = 256;
@@ -72,33 +72,26 @@ void oct_vocab_decode(const oct_vocab *v, const int32_t *ids /* (n) */, int64_t 
 
 /* Reads the whole regular file at path into a new buffer of *n bytes (1 to the limit). */
 static oct_status read_file(const char *path, uint8_t **out, int64_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return oct_fail(OCT_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    oct_status status = OCT_OK;
+    int fd;
+    int64_t size;
+    oct_status status = oct__open_regular(path, &fd, &size);
+    if (status != OCT_OK) return status;
     uint8_t *buf = NULL;
-    if (fstat(fileno(f), &st) != 0)
-        status = oct_fail(OCT_EIO, "%s: cannot stat: %s", path, strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        status = oct_fail(OCT_EIO, "%s: not a regular file", path);
-    else if (st.st_size == 0)
+    if (size == 0)
         status = oct_fail(OCT_EFORMAT, "%s: file is empty", path);
-    else if (st.st_size > OCT_TEXT_MAX_BYTES)
+    else if (size > OCT_TEXT_MAX_BYTES)
         status = oct_fail(OCT_EFORMAT, "%s: %lld bytes, more than the limit of %lld (1 GiB)", path,
-                          (long long)st.st_size, (long long)OCT_TEXT_MAX_BYTES);
-    else if (!(buf = malloc((size_t)st.st_size)))
-        status =
-            oct_fail(OCT_ENOMEM, "%s: cannot allocate %lld bytes", path, (long long)st.st_size);
-    else if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
-        status = oct_fail(OCT_EIO, "%s: read error (expected %lld bytes): %s", path,
-                          (long long)st.st_size, ferror(f) ? strerror(errno) : "file shrank");
-    fclose(f);
+                          (long long)size, (long long)OCT_TEXT_MAX_BYTES);
+    else if (!(buf = malloc((size_t)size)))
+        status = oct_fail(OCT_ENOMEM, "%s: cannot allocate %lld bytes", path, (long long)size);
+    if (status == OCT_OK) status = oct__read_at(path, fd, buf, (size_t)size, 0);
+    close(fd);
     if (status != OCT_OK) {
         free(buf);
         return status;
     }
     *out = buf;
-    *n = st.st_size;
+    *n = size;
     return OCT_OK;
 }
 

@@ -482,6 +482,28 @@ expect 1 "--save $tmp/fifo: exists" "$octet" train gpt "${gpt_flags[@]}" --save 
 expect 1 "--log $tmp/fifo: cannot open for writing: a FIFO with no reader" timeout 20 "$octet" \
     train gpt "${gpt_flags[@]}" --log "$tmp/fifo"
 [ -p "$tmp/fifo" ] || { echo "FAIL: an output replaced a FIFO"; fails=$((fails + 1)); }
+# a --log that cannot be written (/dev/full fails every write) is reported at its first record
+# in one line; the run goes on, saves its model and exits 1
+log_full() {
+    rm -f "$tmp/lf.safetensors"
+    "$@" --log /dev/full --save "$tmp/lf.safetensors" >/dev/null 2>"$tmp/err"
+    local rc=$? want="--log /dev/full: write failed: No space left on device; the run goes on"
+    if [ $rc != 1 ] || [ "$(grep -c -- "$want" "$tmp/err")" != 1 ] || [ ! -s "$tmp/lf.safetensors" ]; then
+        echo "FAIL: $* --log /dev/full: exit $rc (want 1), $(ls "$tmp/lf.safetensors" 2>&1)"
+        cat "$tmp/err"; fails=$((fails + 1))
+    fi
+}
+log_full "$octet" train mlp --data "$tmp/tiny" --epochs 2 --batch 2 --hidden 8
+log_full "$octet" train gpt "${gpt_flags[@]}"
+# a FIFO as an input is refused at once, naming it, rather than waited on (for a writer)
+expect 1 "$tmp/fifo: not a regular file (a FIFO)" timeout 20 "$octet" inspect "$tmp/fifo"
+expect 1 "$tmp/fifo: not a regular file (a FIFO)" timeout 20 "$octet" eval "$tmp/g.safetensors" \
+    --text "$tmp/fifo"
+mkdir "$tmp/fifos" && mkfifo "$tmp/fifos/t10k-images-idx3-ubyte" "$tmp/fifos/t10k-labels-idx1-ubyte"
+if [ -f "$tmp/tiny.safetensors" ]; then
+    expect 1 "t10k-images-idx3-ubyte: not a regular file (a FIFO)" timeout 20 "$octet" eval \
+        "$tmp/tiny.safetensors" --data "$tmp/fifos"
+fi
 # octet calibrate (post-training quantization): a fp32 GPT, calibrated, exports to an engine that
 # matches it bit for bit; its errors leave no output
 ok "calibrate gpt" "simulated int8 val loss" "$octet" calibrate "$tmp/g.safetensors" \
@@ -648,6 +670,17 @@ LC_ALL=C sed 's/--warmup=1 /--warmup=0 /' "$tmp/c2.safetensors" >"$tmp/c2-bad.sa
 expect 1 "--warmup=0 (this octet: --warmup=1)" "$octet" train gpt --resume "$tmp/c2-bad.safetensors"
 LC_ALL=C sed 's/momentum-warmup=300/momentum-warmup=301/' "$tmp/c2.safetensors" >"$tmp/c2-bad.safetensors"
 expect 1 "other defaults" "$octet" train gpt --resume "$tmp/c2-bad.safetensors"
+# recorded arguments that do not parse (a file edited by hand) are one error naming the file
+for a in help bogu; do
+    LC_ALL=C sed 's/"\[\\"--text\\"/"[\\"--'$a'\\"/' "$tmp/c2.safetensors" >"$tmp/c2-bad.safetensors"
+    expect 1 "c2-bad.safetensors: its recorded arguments are invalid: $([ $a = help ] &&
+        echo "they ask for --help" || echo "--bogu: unknown flag")" "$octet" train gpt \
+        --resume "$tmp/c2-bad.safetensors"
+done
+# an argument that is not UTF-8 could not be read back by --resume: refused before the run
+expect 1 "argument '$tmp/x\xff' is not valid UTF-8 and cannot be recorded for --resume" "$octet" \
+    train gpt "${gpt_flags[@]}" --save "$tmp/x"$'\xff' --checkpoint "$tmp/cu.safetensors"
+[ -e "$tmp/cu.safetensors" ] && { echo "FAIL: a refused --checkpoint was written"; fails=$((fails + 1)); }
 # SIGINT (Ctrl-C) with --checkpoint: the run ends after the current step with a checkpoint
 # (exit 130) and resumes from it
 "$octet" train gpt "${gpt_flags[@]}" --steps 1000000 --checkpoint "$tmp/int.safetensors" \
@@ -666,6 +699,68 @@ if [ "$rc" != 130 ] || [ -z "$step" ]; then
 else
     ok "resume after SIGINT" "stopped after step $((step + 1))" "$octet" train gpt \
         --resume "$tmp/int.safetensors" --stop-after $((step + 1))
+fi
+# SIGINT during the write of a model ends the process as the signal does (exit 130) and removes
+# its temporary file. `timeout --foreground` starts the command with SIGINT at its default (a
+# background job ignores it) and forwards the signal. temp_is FILE 1|0 waits until a temporary
+# file of FILE exists (1) or not (0) while $pid runs.
+temp_is() {
+    for _ in $(seq 6000); do
+        kill -0 $pid 2>/dev/null || return 1
+        compgen -G "$1.tmp.*" >/dev/null
+        [ $? = $((1 - $2)) ] && return 0
+        sleep 0.005
+    done
+    return 1
+}
+"$octet" train mlp --data "$tmp/tiny" --epochs 1 --batch 2 --hidden 4096,4096 \
+    --save "$tmp/big.safetensors" >/dev/null 2>&1
+big="$tmp/big.pt.safetensors"
+for _ in 1 2 3; do # again if the write ended before the signal
+    echo old >"$big"
+    timeout --foreground -s INT 120 "$octet" export "$tmp/big.safetensors" --torch -o "$big" \
+        >/dev/null 2>&1 &
+    pid=$!
+    temp_is "$big" 1 && kill -INT $pid
+    wait $pid
+    rc=$?
+    [ "$rc" = 0 ] || break
+done
+if [ "$rc" = 0 ]; then
+    echo "note: SIGINT during an export not tested: the write ended before the signal"
+elif [ "$rc" != 130 ] || compgen -G "$big.tmp.*" >/dev/null || [ "$(cat "$big")" != old ]; then
+    echo "FAIL: SIGINT during export: exit $rc (want 130), left: $(ls "$big"* | tr "\n" " ")"
+    fails=$((fails + 1))
+fi
+rm -f "$tmp/big"*
+# with --checkpoint, a second SIGINT (here during the checkpoint written after the step that the
+# first one interrupted) ends the run at once, leaving no temporary file
+ck="$tmp/ck2.safetensors"
+for _ in 1 2 3; do # again if the second signal came after the write (a slow poll, a fast disk)
+    timeout --foreground -s INT 300 "$octet" train gpt "${gpt_flags[@]}" --layers 2 --width 512 \
+        --mlp 2048 --steps 1000 --eval-every 1 --checkpoint "$ck" >"$tmp/ck2.out" 2>&1 &
+    pid=$!
+    { temp_is "$ck" 1 && temp_is "$ck" 0 && kill -INT $pid && temp_is "$ck" 1 && kill -INT $pid; } ||
+        kill -TERM $pid 2>/dev/null
+    wait $pid
+    rc=$?
+    grep -q "interrupted after" "$tmp/ck2.out" || break
+done
+if grep -q "interrupted after" "$tmp/ck2.out"; then
+    echo "note: a second SIGINT during a checkpoint not tested: the write ended before it"
+elif [ "$rc" != 130 ] || compgen -G "$ck.tmp.*" >/dev/null; then
+    echo "FAIL: a second SIGINT: exit $rc (want 130), left: $(ls "$ck"* | tr "\n" " ")"
+    fails=$((fails + 1))
+fi
+rm -f "$ck"*
+# out of memory (under a 1 GB address-space limit) is one line and exit 1, not an abort; not
+# under AddressSanitizer, which needs more address space than that to start
+if ! grep -qa __asan_init "$octet"; then
+    in_1gb() { (ulimit -v 1000000 && exec "$@"); }
+    oom="octet: out of memory: could not allocate"
+    expect 1 "$oom" in_1gb "$octet" eval "$tmp/g.safetensors" --text "$tmp/tiny.txt" \
+        --windows 65536 --eval-batches 1
+    expect 1 "$oom" in_1gb "$octet" train mlp --data "$tmp/tiny" --hidden 65536,65536
 fi
 # a tiny --decay still decays over at least one step: the lr holds at its peak until the last
 ok "train gpt --decay" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --optim adamw --steps 20 \

@@ -34,6 +34,36 @@ static void arena_alignment_and_rewind(void **state) {
     oct_arena_free(NULL);
 }
 
+/* An arena that cannot get a block calls the out-of-memory handler with the size (the handler
+ * here jumps back instead of exiting). */
+static jmp_buf oom_jump;
+static size_t oom_bytes;
+
+static void on_oom(size_t bytes) {
+    oom_bytes = bytes;
+    longjmp(oom_jump, 1);
+}
+
+/* Under AddressSanitizer an impossible allocation returns NULL as it does without. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) {
+    return "allocator_may_return_null=1";
+}
+
+static void arena_out_of_memory(void **state) {
+    assert_null(oct_set_oom_handler(on_oom));
+    oct_arena a;
+    oct_arena_init(&a, 4096);
+    volatile size_t huge = SIZE_MAX / 4;
+    if (setjmp(oom_jump) == 0) {
+        oct_arena_alloc(&a, huge);
+        fail_msg("an impossible allocation returned");
+    }
+    assert_true(oom_bytes >= huge && oom_bytes < huge + 2 * OCT_ALIGN);
+    assert_ptr_equal(oct_set_oom_handler(NULL), on_oom);
+    oct_arena_free(&a);
+}
+
 static void tensor_shapes(void **state) {
     oct_arena a;
     oct_arena_init(&a, 0);
@@ -97,6 +127,7 @@ static void rng_reproducible(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(arena_alignment_and_rewind),
+        cmocka_unit_test(arena_out_of_memory),
         cmocka_unit_test(tensor_shapes),
         cmocka_unit_test(status_messages),
         cmocka_unit_test(rng_reproducible),

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <cmocka.h>
@@ -518,6 +519,35 @@ static void text_errors(void **state) {
     assert_non_null(strstr(oct_last_error(), "not a regular file"));
 }
 
+/* A FIFO (with no writer, it would block an open() or a read forever) is refused at once, naming
+ * the file: as --text, as an IDX file, and in a data directory. The alarm fails a hang fast. */
+static void fifo_inputs(void **state) {
+    alarm(20);
+    char fifo_dir[600], text[700], images[700], labels[700];
+    snprintf(fifo_dir, sizeof fifo_dir, "%s/fifos", tmpdir);
+    assert_int_equal(mkdir(fifo_dir, 0755), 0);
+    snprintf(text, sizeof text, "%s/text.fifo", fifo_dir);
+    snprintf(images, sizeof images, "%s/t10k-images-idx3-ubyte", fifo_dir);
+    snprintf(labels, sizeof labels, "%s/t10k-labels-idx1-ubyte", fifo_dir);
+    assert_int_equal(mkfifo(text, 0644), 0);
+    assert_int_equal(mkfifo(images, 0644), 0);
+    assert_int_equal(mkfifo(labels, 0644), 0);
+    oct_text t;
+    assert_int_equal(oct_text_load(&t, text, false), OCT_EIO);
+    assert_non_null(strstr(oct_last_error(), text));
+    assert_non_null(strstr(oct_last_error(), "not a regular file (a FIFO)"));
+    assert_null(t.tokens);
+    static uint8_t lab[8 + 4];
+    const char *good_labels = write_file("fifo-labels", lab, make_labels(lab, 4), false);
+    expect_load_fail(images, good_labels, OCT_EIO, images, "not a regular file (a FIFO)");
+    oct_image_set s;
+    assert_int_equal(oct_image_set_load_dir(&s, fifo_dir, false), OCT_EIO);
+    assert_non_null(strstr(oct_last_error(), images));
+    assert_non_null(strstr(oct_last_error(), "not a regular file (a FIFO)"));
+    assert_null(s.images);
+    alarm(0);
+}
+
 /* ---- the real data set ---------------------------------------------------------------------- */
 
 static void fashion_mnist_real(void **state) {
@@ -556,7 +586,8 @@ int main(void) {
         cmocka_unit_test(idx_corrupt_gzip),     cmocka_unit_test(image_batches),
         cmocka_unit_test(batcher_epochs),       cmocka_unit_test(text_vocab_and_codes),
         cmocka_unit_test(text_windows),         cmocka_unit_test(text_recode),
-        cmocka_unit_test(text_errors),          cmocka_unit_test(fashion_mnist_real),
+        cmocka_unit_test(text_errors),          cmocka_unit_test(fifo_inputs),
+        cmocka_unit_test(fashion_mnist_real),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

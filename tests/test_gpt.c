@@ -635,6 +635,16 @@ static void checkpoint_args_errors(void **state) {
     }
 }
 
+/* A command line that a checkpoint could not record (JSON strings are UTF-8) is refused, naming
+ * the argument, before any run. */
+static void checkpoint_args_utf8(void **state) {
+    char *good[] = {"--text", "caf\xc3\xa9.txt"}, *bad[] = {"--text", "t\xff.txt"};
+    assert_int_equal(gpt_checkpoint_check_args("ck.safetensors", 2, good), OCT_OK);
+    assert_int_equal(gpt_checkpoint_check_args("ck.safetensors", 2, bad), OCT_EINVAL);
+    assert_non_null(strstr(oct_last_error(), "--checkpoint ck.safetensors: argument 't\\xff.txt' "
+                                             "is not valid UTF-8"));
+}
+
 static int make_dir(void **state) {
     snprintf(dir, sizeof dir, "/tmp/octet-test-gpt.XXXXXX");
     return mkdtemp(dir) ? 0 : -1;
@@ -684,6 +694,7 @@ int main(void) {
         cmocka_unit_test(import_errors),
         cmocka_unit_test(resume_options),
         cmocka_unit_test(checkpoint_args_errors),
+        cmocka_unit_test(checkpoint_args_utf8),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

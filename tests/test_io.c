@@ -285,7 +285,15 @@ static void truncated_and_extended(void **state) {
     free(longer);
     free(good);
     expect_open_error(path_in_dir("missing.safetensors"), OCT_EIO, "cannot open");
-    expect_open_error(dir, OCT_EFORMAT, "not a regular file");
+    expect_open_error(dir, OCT_EIO, "not a regular file (a directory)");
+    /* A FIFO with no writer is refused at once (an open() for reading would wait for one); the
+     * alarm fails a hang fast. */
+    const char *fifo = path_in_dir("input.fifo");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    alarm(20);
+    expect_open_error(fifo, OCT_EIO, "not a regular file (a FIFO)");
+    alarm(0);
+    assert_int_equal(unlink(fifo), 0);
 }
 
 static void corrupt_headers(void **state) {
@@ -465,6 +473,20 @@ static void f32_to_f16(void **state) {
     unlink(path);
 }
 
+/* What oct_st_pending_temp() said in a signal handler during a write, and whether that file
+ * existed then. */
+static char pending_seen[256];
+static volatile sig_atomic_t pending_existed;
+
+static void note_pending(int sig) {
+    const char *tmp = oct_st_pending_temp();
+    struct stat st;
+    if (tmp && strlen(tmp) < sizeof pending_seen) {
+        memcpy(pending_seen, tmp, strlen(tmp) + 1);
+        pending_existed = stat(tmp, &st) == 0 && S_ISREG(st.st_mode);
+    }
+}
+
 static void atomic_writes(void **state) {
     static const char old[] = "previous contents";
     const char *target = path_in_dir("atomic.safetensors");
@@ -485,13 +507,19 @@ static void atomic_writes(void **state) {
     assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
     small = saved;
     small.rlim_cur = 4096;
-    void (*handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    /* SIGXFSZ's handler sees the temporary file being written (for a SIGINT handler to remove) */
+    assert_null(oct_st_pending_temp());
+    void (*handler)(int) = signal(SIGXFSZ, note_pending);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
     oct_status s = oct_st_writer_write(&w, path);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
     signal(SIGXFSZ, handler);
     assert_int_equal(s, OCT_EIO);
     assert_non_null(strstr(oct_last_error(), "write failed"));
+    assert_true(pending_existed);
+    assert_int_equal(strncmp(pending_seen, path, strlen(path)), 0);
+    assert_non_null(strstr(pending_seen + strlen(path), ".tmp."));
+    assert_null(oct_st_pending_temp());
     size_t n;
     unsigned char *got = slurp(path, &n);
     assert_int_equal(n, sizeof old);

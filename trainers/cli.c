@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,6 +273,7 @@ void cli_progress_end(cli_progress *p) {
 int cli_log_open(cli_log *l, const char *path, bool append) {
     l->path = path;
     l->f = NULL;
+    l->failed = false;
     if (!path) return CLI_OK;
     /* Non-blocking, so that a FIFO nobody reads fails (ENXIO) instead of waiting for a reader;
      * blocking again once open. */
@@ -291,18 +293,58 @@ int cli_log_open(cli_log *l, const char *path, bool append) {
     return CLI_OK;
 }
 
+/* Reports the first record the log could not take (why: "write failed: <error>") and stops
+ * logging; the run goes on, and cli_log_close reports the failure. */
+static void log_failed(cli_log *l, const char *why) {
+    fprintf(stderr, "octet: --log %s: %s; the run goes on without its log\n", l->path, why);
+    fclose(l->f);
+    l->f = NULL;
+    l->failed = true;
+}
+
 void cli_log_write(cli_log *l, json_t *obj) {
-    if (l->f) {
-        json_dumpf(obj, l->f, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
-        fputc('\n', l->f);
-        fflush(l->f);
+    if (l->f && !obj) {
+        log_failed(l, "a record could not be built (a value that is not valid UTF-8?)");
+    } else if (l->f) {
+        errno = 0;
+        if (json_dumpf(obj, l->f, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8)) ||
+            fputc('\n', l->f) == EOF || fflush(l->f) == EOF) {
+            char why[128];
+            snprintf(why, sizeof why, "write failed: %s", strerror(errno ? errno : EIO));
+            log_failed(l, why);
+        }
     }
     json_decref(obj);
 }
 
-void cli_log_close(cli_log *l) {
-    if (l->f) fclose(l->f);
+int cli_log_close(cli_log *l) {
+    if (l->f && fclose(l->f) != 0) {
+        fprintf(stderr, "octet: --log %s: write failed: %s\n", l->path, strerror(errno));
+        l->failed = true;
+    }
     l->f = NULL;
+    return l->failed ? CLI_FAIL : CLI_OK;
+}
+
+/* Removes the temporary file of a write in progress, then dies of sig as without a handler. */
+static void die_of_signal(int sig) {
+    const char *tmp = oct_st_pending_temp();
+    if (tmp) unlink(tmp);
+    signal(sig, SIG_DFL); /* already so (SA_RESETHAND); raise() delivers it on return at latest */
+    raise(sig);
+}
+
+void cli_catch_signals(void) {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old, sa = {0};
+        /* an ignored signal stays ignored (SIGINT in a job started in the background) */
+        if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler == SIG_IGN) continue;
+        sa.sa_handler = die_of_signal;
+        sa.sa_flags = SA_RESETHAND;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
 }
 
 bool cli_file_meta_is(const char *path, const char *key, const char *value) {

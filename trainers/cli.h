@@ -83,13 +83,18 @@ double cli_now(void);
 typedef struct cli_log {
     FILE *f;
     const char *path;
+    bool failed; /* a record could not be written: logging stopped */
 } cli_log;
 
 /* Truncates the file at path, or appends to it. */
 int cli_log_open(cli_log *l, const char *path, bool append);
-/* Appends obj (stolen reference) as one line and flushes. */
+/* Appends obj (stolen reference; NULL: a record that could not be built) as one line and
+ * flushes. At the first record that cannot be written, prints one line ("octet: --log FILE:
+ * write failed: <error>; the run goes on without its log") and stops logging. */
 void cli_log_write(cli_log *l, json_t *obj);
-void cli_log_close(cli_log *l);
+/* Closes the log: CLI_FAIL (printed) if a record or the close failed, so the command exits 1
+ * at its end, after saving its model; else CLI_OK. */
+int cli_log_close(cli_log *l);
 
 /* Checks before any long work that the file `path` given with `flag` can be written atomically
  * (a temporary file renamed over it): its directory exists and is writable, and path is not an
@@ -152,6 +157,11 @@ const char *cli_file_kind(const oct_st_file *f);
 /* True if the safetensors file at path opens and its metadata key equals value (false for
  * files that cannot be opened: loading them reports why). */
 bool cli_file_meta_is(const char *path, const char *key, const char *value);
+
+/* Makes SIGINT, SIGTERM and SIGHUP remove the temporary file of a model being written
+ * (oct_st_pending_temp) before the process dies of them as before (an ignored one stays
+ * ignored). Called once, first thing in main. */
+void cli_catch_signals(void);
 
 /* Sets the thread count for OpenBLAS and octet's own kernels. */
 void cli_set_threads(int threads);

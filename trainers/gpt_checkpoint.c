@@ -39,27 +39,70 @@ static void optim_name(char *buf, size_t n, const oct_tensor *t) {
     snprintf(buf, n, "%s%s", GPT_OPTIM_PREFIX, t->name);
 }
 
-/* The metadata values: the run as a JSON object, the command line as a JSON array. */
-static char *run_json(const gpt_run *run, const oct_optim *opt) {
+/* The run as a JSON object (metadata STATE_KEY); NULL after oct_fail naming the checkpoint at
+ * path. */
+static char *run_json(const char *path, const gpt_run *run, const oct_optim *opt) {
     json_t *rngs = json_array();
-    for (int i = 0; i < run->n_rng; i++)
-        json_array_append_new(
+    bool ok = rngs != NULL;
+    for (int i = 0; ok && i < run->n_rng; i++)
+        ok = !json_array_append_new(
             rngs, json_pack("[o, o]", hex64(run->rng[i].state), hex64(run->rng[i].inc)));
-    json_t *o =
-        json_pack("{s:i, s:I, s:o, s:I, s:I, s:s}", "step", run->step, "optim_step",
-                  (json_int_t)opt->step, "rng", rngs, "text_tokens", (json_int_t)run->text_n,
-                  "text_crc32", (json_int_t)run->text_crc, "options", run->options);
+    json_t *o = NULL;
+    if (ok) /* json_pack takes rngs, also when it fails */
+        o = json_pack("{s:i, s:I, s:o, s:I, s:I, s:s}", "step", run->step, "optim_step",
+                      (json_int_t)opt->step, "rng", rngs, "text_tokens", (json_int_t)run->text_n,
+                      "text_crc32", (json_int_t)run->text_crc, "options", run->options);
+    else
+        json_decref(rngs);
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
+    if (!s)
+        oct_fail(OCT_EINVAL,
+                 "--checkpoint %s: the run's state cannot be recorded (out of memory, or an "
+                 "option that is not valid UTF-8)",
+                 path);
     return s;
 }
 
-static char *args_json(int argc, char *const *argv) {
+/* arg with its bytes outside printable ASCII as \xNN, into buf (n bytes). */
+static const char *escaped(const char *arg, char *buf, size_t n) {
+    size_t k = 0;
+    for (const unsigned char *c = (const unsigned char *)arg; *c && k + 5 < n; c++)
+        k += (size_t)snprintf(buf + k, n - k, *c < 0x20 || *c >= 0x7f ? "\\x%02x" : "%c", *c);
+    buf[k] = '\0';
+    return buf;
+}
+
+/* The command line as a JSON array (metadata ARGS_KEY); NULL after oct_fail naming the
+ * checkpoint at path and the argument that is not valid UTF-8 (JSON strings are). */
+static char *args_json(const char *path, int argc, char *const *argv) {
     json_t *a = json_array();
-    for (int i = 0; i < argc; i++) json_array_append_new(a, json_string(argv[i]));
-    char *s = json_dumps(a, JSON_COMPACT);
+    for (int i = 0; a && i < argc; i++) {
+        json_t *v = json_string(argv[i]); /* NULL for text that is not UTF-8 */
+        if (!v || json_array_append_new(a, v)) {
+            char buf[256];
+            json_decref(a);
+            if (!v)
+                oct_fail(OCT_EINVAL,
+                         "--checkpoint %s: argument '%s' is not valid UTF-8 and cannot be "
+                         "recorded for --resume",
+                         path, escaped(argv[i], buf, sizeof buf));
+            else
+                oct_fail(OCT_ENOMEM, "--checkpoint %s: out of memory", path);
+            return NULL;
+        }
+    }
+    char *s = a ? json_dumps(a, JSON_COMPACT) : NULL;
     json_decref(a);
+    if (!s) oct_fail(OCT_ENOMEM, "--checkpoint %s: out of memory", path);
     return s;
+}
+
+oct_status gpt_checkpoint_check_args(const char *path, int argc, char *const *argv) {
+    char *s = args_json(path, argc, argv);
+    bool ok = s != NULL;
+    free(s);
+    return ok ? OCT_OK : OCT_EINVAL;
 }
 
 oct_status gpt_checkpoint_save(const char *path, const gpt_model *m, const oct_optim *opt,
@@ -74,8 +117,9 @@ oct_status gpt_checkpoint_save(const char *path, const gpt_model *m, const oct_o
         optim_name(name, sizeof name, t);
         s = oct_st_writer_add(&w, name, OCT_DT_F32, t->ndim, t->shape, t->data);
     }
-    char *state = run_json(run, opt), *args = args_json(argc, argv);
-    if (s == OCT_OK && (!state || !args)) s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
+    char *state = s == OCT_OK ? run_json(path, run, opt) : NULL;
+    char *args = state ? args_json(path, argc, argv) : NULL;
+    if (s == OCT_OK && !args) s = OCT_EINVAL; /* run_json or args_json failed */
     if (s == OCT_OK) s = oct_st_writer_meta(&w, STATE_KEY, state);
     if (s == OCT_OK) s = oct_st_writer_meta(&w, ARGS_KEY, args);
     free(state);

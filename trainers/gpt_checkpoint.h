@@ -40,6 +40,11 @@ bool gpt_run_options_match(const char *rec, const char *now, char *diff, size_t 
 oct_status gpt_checkpoint_save(const char *path, const gpt_model *m, const oct_optim *opt,
                                const gpt_run *run, int argc, char *const *argv);
 
+/* Whether the command line (argc strings) can be recorded in the checkpoint at path: else
+ * OCT_EINVAL and one line naming the argument that is not valid UTF-8 (JSON strings are), as
+ * --resume could not read it back. Checked before a run starts. */
+oct_status gpt_checkpoint_check_args(const char *path, int argc, char *const *argv);
+
 /* The command line stored in the checkpoint at path, as a malloc'd array of argc malloc'd
  * strings (release with gpt_checkpoint_free_args). OCT_EFORMAT for a file that is not a
  * checkpoint. */

@@ -2,9 +2,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
+#include "octet/status.h"
 
 typedef struct command {
     const char *word1, *word2; /* "train", "mlp" */
@@ -51,11 +53,24 @@ static void usage_word(const char *word) {
     printf("\nRun 'octet %s <kind> --help' for the flags of a command.\n", word);
 }
 
+/* The library's out-of-memory hook: one line and exit 1 rather than an abort. It may run in a
+ * worker thread: _exit, as exit() would run the libraries' teardown under the other threads. */
+static void out_of_memory(size_t bytes) {
+    fprintf(stderr,
+            "octet: out of memory: could not allocate %zu bytes (try a smaller --batch, --windows "
+            "or model)\n",
+            bytes);
+    fflush(stdout);
+    _exit(CLI_FAIL);
+}
+
 static bool is_help(const char *a) {
     return !strcmp(a, "-h") || !strcmp(a, "--help");
 }
 
 int main(int argc, char **argv) {
+    cli_catch_signals(); /* a ^C while a model is written leaves no temporary file */
+    oct_set_oom_handler(out_of_memory);
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;

@@ -62,19 +62,35 @@ static float train_shard(void *arg, oct_graph *g, int shard, int shards) {
 /* The signal that interrupted a run with --checkpoint (SIGINT, SIGTERM), or 0. */
 static volatile sig_atomic_t interrupted;
 
+/* SIGINT's and SIGTERM's actions outside the run (cli_catch_signals'), while the run's are in
+ * place. */
+static struct sigaction outside[2];
+static bool caught;
+
 static void on_interrupt(int sig) {
     interrupted = sig;
+    sigaction(SIGINT, &outside[0], NULL); /* a second one is handled as outside the run */
+    sigaction(SIGTERM, &outside[1], NULL);
 }
 
-/* With a checkpoint to write, SIGINT and SIGTERM end the run after the current step (a second
- * one ends it at once); without, they keep their default action. */
+/* With a checkpoint to write, SIGINT and SIGTERM end the run after the current step; a second
+ * one ends it at once as outside the run (removing the temporary file of a checkpoint being
+ * written, cli_catch_signals). Without a checkpoint, and after the run, they act as outside. */
 static void catch_interrupts(bool on) {
-    struct sigaction sa = {0};
-    sa.sa_handler = on ? on_interrupt : SIG_DFL;
-    sa.sa_flags = SA_RESTART | SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (on && !caught) {
+        struct sigaction sa = {0};
+        sa.sa_handler = on_interrupt;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, NULL, &outside[0]); /* saved before on_interrupt can read them */
+        sigaction(SIGTERM, NULL, &outside[1]);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    } else if (!on && caught) {
+        sigaction(SIGINT, &outside[0], NULL);
+        sigaction(SIGTERM, &outside[1], NULL);
+    }
+    caught = on;
 }
 
 /* Writes the --checkpoint after `step` steps. */
@@ -410,7 +426,7 @@ int train_gpt_run(const gpt_opts *o) {
         printf("saved %s\n", o->save);
     }
 out:
-    cli_log_close(&jl);
+    if (cli_log_close(&jl) != CLI_OK && rc == CLI_OK) rc = CLI_FAIL; /* an incomplete log */
     oct_optim_free(&opt);
     gpt_model_free(&m);
     oct_text_free(&text);

@@ -62,6 +62,46 @@ static int check_resume_flags(const cli_cmd *cmd, const bool *seen, const char *
     return CLI_OK;
 }
 
+/* Parses the arguments recorded in the checkpoint ck alone, before they are merged with the
+ * command line's: an error in them (a file edited by hand), or a --help, is one line naming ck
+ * with cli_parse's message, which is caught from stderr (and the help text from stdout). */
+static int parse_recorded(const cli_cmd *cmd, int argc, char **argv, bool *seen, const char *ck) {
+    char *out = NULL, *err = NULL;
+    size_t n_out = 0, n_err = 0;
+    FILE *mo = open_memstream(&out, &n_out), *me = open_memstream(&err, &n_err);
+    int rc = CLI_FAIL;
+    if (mo && me) {
+        FILE *so = stdout, *se = stderr;
+        fflush(stdout);
+        stdout = mo; /* glibc's standard streams are variables (as the manual says) */
+        stderr = me;
+        rc = parse(cmd, argc, argv, seen);
+        stdout = so;
+        stderr = se;
+    }
+    if (mo) fclose(mo);
+    if (me) fclose(me);
+    if (!mo || !me) {
+        rc = cli_fail("out of memory");
+    } else if (rc != CLI_OK) {
+        char prefix[64], suffix[96];
+        snprintf(prefix, sizeof prefix, "octet %s: ", cmd->name);
+        snprintf(suffix, sizeof suffix, " (see octet %s --help)\n", cmd->name);
+        char *msg = err;
+        if (!strncmp(msg, prefix, strlen(prefix))) msg += strlen(prefix);
+        size_t len = strlen(msg);
+        if (len >= strlen(suffix) && !strcmp(msg + len - strlen(suffix), suffix))
+            msg[len - strlen(suffix)] = '\0';
+        msg[strcspn(msg, "\n")] = '\0';
+        fprintf(stderr, "octet: --resume %s: its recorded arguments are invalid: %s\n", ck,
+                rc == CLI_HELP ? "they ask for --help" : msg);
+        rc = CLI_FAIL;
+    }
+    free(out);
+    free(err);
+    return rc;
+}
+
 /* argv without --resume and --stop-after and their values (what a checkpoint stores). */
 static int strip_run_flags(int argc, char **argv, char **out) {
     int n = 0;
@@ -281,8 +321,9 @@ int cmd_train_gpt(int argc, char **argv) {
     if (o.resume) { /* the checkpoint's command line, then this one's */
         if ((rc = check_resume_flags(&cmd, seen, o.resume)) != CLI_OK) return rc;
         if (gpt_checkpoint_args(o.resume, &n_saved, &saved)) return cli_fail(NULL);
-        all = malloc((size_t)(n_saved + argc) * sizeof *all);
-        if (!all) rc = cli_fail("out of memory");
+        rc = parse_recorded(&cmd, n_saved, saved, seen, o.resume);
+        all = rc == CLI_OK ? malloc((size_t)(n_saved + argc) * sizeof *all) : NULL;
+        if (rc == CLI_OK && !all) rc = cli_fail("out of memory");
         if (rc == CLI_OK) {
             memcpy(all, saved, (size_t)n_saved * sizeof *all);
             memcpy(all + n_saved, argv, (size_t)argc * sizeof *all);
@@ -299,6 +340,8 @@ int cmd_train_gpt(int argc, char **argv) {
         o.argv = kept;
         rc = check_opts(&o, &cmd, seen);
     }
+    if (rc == CLI_OK && o.checkpoint && gpt_checkpoint_check_args(o.checkpoint, o.argc, o.argv))
+        rc = cli_fail(NULL); /* --resume could not read back what the checkpoint records */
     if (rc == CLI_OK) rc = record_options(&o, &cmd);
     if (rc == CLI_OK) rc = train_gpt_run(&o);
     free(kept);

@@ -285,7 +285,7 @@ static int run(mlp_opts *o) {
         printf("saved %s\n", o->save);
     }
 out:
-    cli_log_close(&log);
+    if (cli_log_close(&log) != CLI_OK && rc == CLI_OK) rc = CLI_FAIL; /* an incomplete log */
     oct_dp_free(&dp_fp32);
     oct_dp_free(&dp_qat);
     oct_graph_free(&g);

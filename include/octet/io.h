@@ -87,6 +87,12 @@ oct_status oct_st_writer_meta(oct_st_writer *w, const char *key, const char *val
 /* Writes the file (mode 0644) atomically, adding "octet.crc32". On failure (OCT_EIO) an existing
  * file at path is left untouched and no temporary file remains. The writer can be written again. */
 oct_status oct_st_writer_write(oct_st_writer *w, const char *path);
+/* The temporary file that an oct_st_writer_write in progress is writing ("<path>.tmp.XXXXXX"),
+ * or NULL. A process killed by a signal during a write leaves it behind (the target stays
+ * intact): a handler of SIGINT or SIGTERM may unlink() it before the process dies, as this call
+ * is async-signal-safe. One write at a time is recorded (not one that runs meanwhile in another
+ * thread, nor one to a path longer than PATH_MAX). */
+const char *oct_st_pending_temp(void);
 
 /* ---- reader --------------------------------------------------------------------------------- */
 

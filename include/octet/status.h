@@ -50,4 +50,15 @@ void oct_clear_error(void);
 
 _Noreturn void oct__assert_fail(const char *expr, const char *file, int line);
 
+/* Running out of memory where octet cannot fail softly (a block of an arena: tensors,
+ * activations, gradients) calls the handler set here with the size it could not allocate. A
+ * program may report it and exit; the handler must not return. Without one (the default), or
+ * if it returns, octet prints "octet: out of memory: ..." to stderr and aborts. Process-wide;
+ * returns the previous handler (NULL: none). */
+typedef void (*oct_oom_handler)(size_t bytes);
+oct_oom_handler oct_set_oom_handler(oct_oom_handler handler);
+
+/* Calls the out-of-memory handler, then aborts. */
+_Noreturn void oct__out_of_memory(size_t bytes, const char *file, int line);
+
 #endif

@@ -41,7 +41,8 @@ typedef struct oct_arena_mark {
 void oct_arena_init(oct_arena *a, size_t block_size);
 /* Releases every block. oct_arena_free(NULL) is a no-op. */
 void oct_arena_free(oct_arena *a);
-/* Returns bytes aligned to OCT_ALIGN; never NULL (running out of memory trips OCT_ASSERT). */
+/* Returns bytes aligned to OCT_ALIGN; never NULL (running out of memory calls the handler of
+ * oct_set_oom_handler, then aborts). */
 void *oct_arena_alloc(oct_arena *a, size_t bytes);
 /* Same as oct_arena_alloc, zero-filled. */
 void *oct_arena_calloc(oct_arena *a, size_t bytes);

@@ -34,7 +34,7 @@ void oct_arena_free(oct_arena *a) {
 static oct_arena_block *block_new(size_t cap) {
     size_t header = (sizeof(oct_arena_block) + OCT_ALIGN - 1) / OCT_ALIGN * OCT_ALIGN;
     oct_arena_block *b = aligned_alloc(OCT_ALIGN, header + cap);
-    OCT_ASSERT(b != NULL && "arena: out of memory");
+    if (!b) oct__out_of_memory(header + cap, __FILE__, __LINE__);
     b->next = NULL;
     b->cap = cap;
     b->used = 0;

@@ -1,7 +1,9 @@
-/* Status codes, the thread-local last-error message, and the assertion handler. */
+/* Status codes, the thread-local last-error message, the assertion and out-of-memory
+ * handlers. */
 #include "octet/status.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 
 static _Thread_local char last_error[512];
@@ -41,5 +43,19 @@ void oct_clear_error(void) {
 
 void oct__assert_fail(const char *expr, const char *file, int line) {
     fprintf(stderr, "octet: internal error: assertion '%s' failed at %s:%d\n", expr, file, line);
+    abort();
+}
+
+static _Atomic(oct_oom_handler) oom_handler;
+
+oct_oom_handler oct_set_oom_handler(oct_oom_handler handler) {
+    return atomic_exchange(&oom_handler, handler);
+}
+
+void oct__out_of_memory(size_t bytes, const char *file, int line) {
+    oct_oom_handler handler = atomic_load(&oom_handler);
+    if (handler) handler(bytes);
+    fprintf(stderr, "octet: out of memory: could not allocate %zu bytes (%s:%d)\n", bytes, file,
+            line);
     abort();
 }

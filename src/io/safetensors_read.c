@@ -5,15 +5,14 @@
  * dtype size get an aligned copy after it. Every error is one line naming the file. */
 #include "io_internal.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+
+#include "../core/file.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "safetensors data is little-endian; octet hands out pointers into it");
@@ -159,19 +158,6 @@ static oct_status parse_header(oct_st_file *f) {
     return OCT_OK;
 }
 
-/* Reads exactly n bytes at offset off. */
-static oct_status read_at(const oct_st_file *f, int fd, void *buf, size_t n, off_t off) {
-    for (size_t got = 0; got < n;) {
-        ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0)
-            return oct_fail(OCT_EIO, "%s: read failed: %s", f->path,
-                            r ? strerror(errno) : "unexpected end of file");
-        got += (size_t)r;
-    }
-    return OCT_OK;
-}
-
 static oct_status check_crc(const oct_st_file *f) {
     const char *want = oct_st_meta(f, OCT__ST_CRC_KEY);
     if (!want) return OCT_OK;
@@ -187,7 +173,7 @@ static oct_status check_crc(const oct_st_file *f) {
 }
 
 /* Reads the data buffer at offset off, checks it and points the entries into it. */
-static oct_status load_data(oct_st_file *f, int fd, off_t off) {
+static oct_status load_data(oct_st_file *f, int fd, int64_t off) {
     size_t copies = 0;
     for (int i = 0; i < f->count; i++) {
         const oct_st_entry *e = &f->entries[i];
@@ -198,7 +184,7 @@ static oct_status load_data(oct_st_file *f, int fd, off_t off) {
     if (!f->buf)
         return oct_fail(OCT_ENOMEM, "%s: cannot allocate %zu bytes for the data", f->path,
                         base + copies);
-    oct_status s = read_at(f, fd, f->buf, f->data_size, off);
+    oct_status s = oct__read_at(f->path, fd, f->buf, f->data_size, off);
     if (!s) s = check_crc(f);
     if (s) return s;
     char *copy = (char *)f->buf + base;
@@ -214,17 +200,13 @@ static oct_status load_data(oct_st_file *f, int fd, off_t off) {
     return OCT_OK;
 }
 
-static oct_status load(oct_st_file *f, int fd) {
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return oct_fail(OCT_EIO, "%s: cannot stat: %s", f->path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return oct_fail(OCT_EFORMAT, "%s: not a regular file", f->path);
-    size_t size = (size_t)st.st_size;
+/* Reads the regular file fd of size bytes. */
+static oct_status load(oct_st_file *f, int fd, size_t size) {
     if (size < 8)
         return oct_fail(OCT_EFORMAT, "%s: %zu bytes, shorter than the 8-byte header length",
                         f->path, size);
     unsigned char n8[8];
-    oct_status s = read_at(f, fd, n8, 8, 0);
+    oct_status s = oct__read_at(f->path, fd, n8, 8, 0);
     if (s) return s;
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | n8[i];
@@ -238,7 +220,7 @@ static oct_status load(oct_st_file *f, int fd) {
     f->data_size = size - 8 - f->header_size;
     char *text = malloc(f->header_size + 1);
     OCT_ASSERT(text);
-    s = read_at(f, fd, text, f->header_size, 8);
+    s = oct__read_at(f->path, fd, text, f->header_size, 8);
     json_error_t err;
     if (!s) f->header = json_loadb(text, f->header_size, JSON_REJECT_DUPLICATES, &err);
     free(text);
@@ -249,19 +231,18 @@ static oct_status load(oct_st_file *f, int fd) {
     if (!json_is_object(f->header))
         return oct_fail(OCT_EFORMAT, "%s: header is not a JSON object", f->path);
     s = parse_header(f);
-    return s ? s : load_data(f, fd, (off_t)(8 + f->header_size));
+    return s ? s : load_data(f, fd, (int64_t)(8 + f->header_size));
 }
 
 oct_status oct_st_open(oct_st_file *f, const char *path) {
     *f = (oct_st_file){0};
     f->path = strdup(path);
     OCT_ASSERT(f->path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    oct_status s;
-    if (fd < 0) {
-        s = oct_fail(OCT_EIO, "%s: cannot open: %s", path, strerror(errno));
-    } else {
-        s = load(f, fd);
+    int fd;
+    int64_t size;
+    oct_status s = oct__open_regular(path, &fd, &size);
+    if (s == OCT_OK) {
+        s = load(f, fd, (size_t)size);
         close(fd);
     }
     if (s != OCT_OK) oct_st_close(f);

@@ -1,11 +1,14 @@
 /* safetensors writer: builds the JSON header with jansson as tensors are added (offsets are
  * cumulative, in the order added), then writes header and borrowed data atomically: temporary
- * file next to the target, fflush + fsync, rename, fsync of the directory. */
+ * file next to the target, fflush + fsync, rename, fsync of the directory. The temporary file's
+ * name is recorded while it exists, for a signal handler to remove (oct_st_pending_temp). */
 #include "io_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +16,20 @@
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "safetensors data is little-endian; octet writes host memory as is");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "a signal handler reads the pending temporary file");
+
+#define TMP_SUFFIX ".tmp.XXXXXX"
+
+/* The temporary file of the write in progress, for a signal handler to remove
+ * (oct_st_pending_temp). One write at a time holds it (a write in another thread meanwhile, or
+ * to a path too long for it, uses a buffer of its own and is not recorded); pending_state is 0
+ * (free), 1 (claimed) or 2 (pending holds the name: mkstemp's template, then the file). */
+static char pending[PATH_MAX + sizeof TMP_SUFFIX];
+static atomic_int pending_state;
+
+const char *oct_st_pending_temp(void) {
+    return atomic_load(&pending_state) == 2 ? pending : NULL;
+}
 
 void oct_st_writer_init(oct_st_writer *w) {
     *w = (oct_st_writer){0};
@@ -136,10 +153,14 @@ oct_status oct_st_writer_write(oct_st_writer *w, const char *path) {
     size_t len;
     char *text = header_text(w, &len);
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
+    int free_state = 0;
+    bool recorded = plen + sizeof TMP_SUFFIX <= sizeof pending &&
+                    atomic_compare_exchange_strong(&pending_state, &free_state, 1);
+    char *tmp = recorded ? pending : malloc(plen + sizeof TMP_SUFFIX);
     OCT_ASSERT(tmp);
     memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
+    memcpy(tmp + plen, TMP_SUFFIX, sizeof TMP_SUFFIX);
+    if (recorded) atomic_store(&pending_state, 2); /* before the file exists: none escapes */
     oct_status s = OCT_OK;
     int fd = mkstemp(tmp);
     if (fd < 0) {
@@ -151,7 +172,10 @@ oct_status oct_st_writer_write(oct_st_writer *w, const char *path) {
         s = oct_fail(OCT_EIO, "%s: written, but syncing its directory failed: %s", path,
                      strerror(errno));
     }
-    free(tmp);
+    if (recorded)
+        atomic_store(&pending_state, 0);
+    else
+        free(tmp);
     free(text);
     return s;
 }
