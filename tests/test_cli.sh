@@ -674,7 +674,7 @@ expect 1 "other defaults" "$octet" train gpt --resume "$tmp/c2-bad.safetensors"
 for a in help bogu; do
     LC_ALL=C sed 's/"\[\\"--text\\"/"[\\"--'$a'\\"/' "$tmp/c2.safetensors" >"$tmp/c2-bad.safetensors"
     expect 1 "c2-bad.safetensors: its recorded arguments are invalid: $([ $a = help ] &&
-        echo "they ask for --help" || echo "--bogu: unknown flag")" "$octet" train gpt \
+        echo "--help: a request for help" || echo "--bogu: unknown flag")" "$octet" train gpt \
         --resume "$tmp/c2-bad.safetensors"
 done
 # an argument that is not UTF-8 could not be read back by --resume: refused before the run

@@ -106,8 +106,14 @@ void cli_print_help(const cli_cmd *cmd, FILE *out) {
     fprintf(out, "  %-24s %s\n", "-h, --help", "show this help");
 }
 
+/* Set while cli_parse_recorded runs: what the arguments are, which its errors name. */
+static const char *recorded_context;
+
 static int usage_error(const cli_cmd *cmd, const char *flag, const char *what, const char *got) {
-    if (got)
+    if (recorded_context)
+        fprintf(stderr, "octet: %s are invalid: %s: %s%s%s%s\n", recorded_context, flag, what,
+                got ? ", got '" : "", got ? got : "", got ? "'" : "");
+    else if (got)
         fprintf(stderr, "octet %s: %s: %s, got '%s' (see octet %s --help)\n", cmd->name, flag, what,
                 got, cmd->name);
     else
@@ -187,6 +193,7 @@ int cli_parse_seen(const cli_cmd *cmd, int argc, char **argv, const char **pos, 
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            if (recorded_context) return usage_error(cmd, a, "a request for help", NULL);
             cli_print_help(cmd, stdout);
             return CLI_HELP;
         }
@@ -222,6 +229,15 @@ int cli_parse_seen(const cli_cmd *cmd, int argc, char **argv, const char **pos, 
     if (*n_pos < cmd->min_pos)
         return usage_error(cmd, cmd->usage, "missing required argument", NULL);
     return CLI_OK;
+}
+
+int cli_parse_recorded(const cli_cmd *cmd, const char *context, int argc, char **argv, bool *seen) {
+    const char *pos[1];
+    int n_pos;
+    recorded_context = context;
+    int rc = cli_parse_seen(cmd, argc, argv, pos, &n_pos, seen);
+    recorded_context = NULL;
+    return rc == CLI_OK ? CLI_OK : CLI_FAIL;
 }
 
 void cli_progress_begin(cli_progress *p, const char *label, int64_t total, const char *unit) {

@@ -48,6 +48,10 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *
 /* cli_parse that also sets seen[i] (n_flags entries) when cmd->flags[i] was given. */
 int cli_parse_seen(const cli_cmd *cmd, int argc, char **argv, const char **pos, int *n_pos,
                    bool *seen);
+/* cli_parse_seen for arguments that come from elsewhere, such as a checkpoint (no positional
+ * arguments): an error, or a --help among them, is one line naming `context` ("--resume CK:
+ * its recorded arguments") and returns CLI_FAIL. */
+int cli_parse_recorded(const cli_cmd *cmd, const char *context, int argc, char **argv, bool *seen);
 /* Whether the flag called name was on the command line (seen from cli_parse_seen). */
 bool cli_given(const cli_cmd *cmd, const bool *seen, const char *name);
 /* The first of names (n) that was on the command line, or NULL. */

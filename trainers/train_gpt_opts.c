@@ -63,43 +63,11 @@ static int check_resume_flags(const cli_cmd *cmd, const bool *seen, const char *
 }
 
 /* Parses the arguments recorded in the checkpoint ck alone, before they are merged with the
- * command line's: an error in them (a file edited by hand), or a --help, is one line naming ck
- * with cli_parse's message, which is caught from stderr (and the help text from stdout). */
+ * command line's: an error in them (a file edited by hand), or a --help, is one line naming ck. */
 static int parse_recorded(const cli_cmd *cmd, int argc, char **argv, bool *seen, const char *ck) {
-    char *out = NULL, *err = NULL;
-    size_t n_out = 0, n_err = 0;
-    FILE *mo = open_memstream(&out, &n_out), *me = open_memstream(&err, &n_err);
-    int rc = CLI_FAIL;
-    if (mo && me) {
-        FILE *so = stdout, *se = stderr;
-        fflush(stdout);
-        stdout = mo; /* glibc's standard streams are variables (as the manual says) */
-        stderr = me;
-        rc = parse(cmd, argc, argv, seen);
-        stdout = so;
-        stderr = se;
-    }
-    if (mo) fclose(mo);
-    if (me) fclose(me);
-    if (!mo || !me) {
-        rc = cli_fail("out of memory");
-    } else if (rc != CLI_OK) {
-        char prefix[64], suffix[96];
-        snprintf(prefix, sizeof prefix, "octet %s: ", cmd->name);
-        snprintf(suffix, sizeof suffix, " (see octet %s --help)\n", cmd->name);
-        char *msg = err;
-        if (!strncmp(msg, prefix, strlen(prefix))) msg += strlen(prefix);
-        size_t len = strlen(msg);
-        if (len >= strlen(suffix) && !strcmp(msg + len - strlen(suffix), suffix))
-            msg[len - strlen(suffix)] = '\0';
-        msg[strcspn(msg, "\n")] = '\0';
-        fprintf(stderr, "octet: --resume %s: its recorded arguments are invalid: %s\n", ck,
-                rc == CLI_HELP ? "they ask for --help" : msg);
-        rc = CLI_FAIL;
-    }
-    free(out);
-    free(err);
-    return rc;
+    char context[4200];
+    snprintf(context, sizeof context, "--resume %s: its recorded arguments", ck);
+    return cli_parse_recorded(cmd, context, argc, argv, seen);
 }
 
 /* argv without --resume and --stop-after and their values (what a checkpoint stores). */
