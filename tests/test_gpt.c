@@ -344,7 +344,8 @@ static void corrupt_and_mismatched_files(void **state) {
     gpt_model_free(&m);
 
     rewrite(good, bad, "octet.model", "mlp", NULL);
-    expect_load_error(bad, OCT_EFORMAT, "an fp32 MLP model, where an fp32 or QAT GPT model is expected");
+    expect_load_error(bad, OCT_EFORMAT,
+                      "an fp32 MLP model, where an fp32 or QAT GPT model is expected");
     rewrite(good, bad, "octet.layers", "2", NULL);
     expect_load_error(bad, OCT_EFORMAT, "has 1160 parameters, but the file holds 631 values");
     rewrite(good, bad, "octet.mlp", "6", NULL);
