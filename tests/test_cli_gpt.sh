@@ -15,6 +15,8 @@ ok "train gpt --qat" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --qat
 ok "export gpt" "int8 embeddings" "$octet" export "$tmp/gq.safetensors" -o "$tmp/g8.safetensors"
 ok "eval --compare" "bit-identical at 32/32 positions" "$octet" eval --int8 "$tmp/g8.safetensors" \
     --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 --compare "$tmp/gq.safetensors"
+ok "eval names its text" "windows of 16 from $tmp/tiny.txt" "$octet" eval "$tmp/g.safetensors" \
+    --text "$tmp/tiny.txt" --eval-batches 1 --windows 2
 ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -n 20
 # the QAT model samples its simulated int8 forward pass: its export's text, also past the context
 for s in 1 2; do

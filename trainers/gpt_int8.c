@@ -3,6 +3,7 @@
  * model's evaluation, so equal logits give an equal loss), and sampling with the engine. */
 #include "gpt_int8.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,17 +64,18 @@ static int export_vocab(const oct_i8_gpt *m, oct_vocab *v) {
     return CLI_OK;
 }
 
-/* "20 x 32 windows of 128", or for a full pass "the whole split, 3357 windows of 128" (with a
- * stride below T: "..., 6713 windows of 128 every 64 characters"). */
-static void eval_windows_str(int n_batches, int B, int64_t windows, int T, int stride, char *buf,
-                             size_t n) {
+/* "20 x 32 windows of 128 from TEXT", or for a full pass "the whole split, 3357 windows of 128
+ * from TEXT" (with a stride below T: "..., 6713 windows of 128 every 64 characters from TEXT"). */
+static void eval_windows_str(int n_batches, int B, int64_t windows, int T, int stride,
+                             const char *text, char *buf, size_t n) {
     if (n_batches)
-        snprintf(buf, n, "%d x %d windows of %d", n_batches, B, T);
+        snprintf(buf, n, "%d x %d windows of %d from %s", n_batches, B, T, text);
     else if (stride == T)
-        snprintf(buf, n, "the whole split, %lld windows of %d", (long long)windows, T);
+        snprintf(buf, n, "the whole split, %lld windows of %d from %s", (long long)windows, T,
+                 text);
     else
-        snprintf(buf, n, "the whole split, %lld windows of %d every %d characters",
-                 (long long)windows, T, stride);
+        snprintf(buf, n, "the whole split, %lld windows of %d every %d characters from %s",
+                 (long long)windows, T, stride, text);
 }
 
 /* --stride (0: the context T) checked against T and resolved into *stride. */
@@ -106,8 +108,8 @@ int gpt_model_eval(const char *path, const char *text_path, int n_batches, int s
             double sec = cli_now() - t0;
             int64_t windows = n_batches ? (int64_t)n_batches * B
                                         : oct_text_window_count(&text, OCT_SPLIT_VAL, T, stride);
-            char where[128];
-            eval_windows_str(n_batches, B, windows, T, stride, where, sizeof where);
+            char where[PATH_MAX + 128];
+            eval_windows_str(n_batches, B, windows, T, stride, text_path, where, sizeof where);
             printf("%s: %sval loss %.4f nats/char (%.4f bits/char) on %s; %.0f tok/s\n", path,
                    m.qat_on ? "QAT (simulated int8) " : "", loss, loss / 0.69314718055994531, where,
                    (double)windows * T / sec);
@@ -195,8 +197,8 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int st
     double loss =
         stride ? (scored ? sum / (double)scored : 0.0) : (windows ? sum / (double)windows : 0.0);
     long long positions = (long long)windows * T;
-    char where[128];
-    eval_windows_str(n_batches, B, windows, T, stride, where, sizeof where);
+    char where[PATH_MAX + 128];
+    eval_windows_str(n_batches, B, windows, T, stride, text_path, where, sizeof where);
     if (rc == CLI_OK)
         printf("%s: %sint8 val loss %.4f nats/char (%.4f bits/char) on %s; %.0f tok/s (%d "
                "thread%s, kernel %s)\n",
