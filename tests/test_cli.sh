@@ -90,6 +90,10 @@ expect 2 "--layer-bits needs --qat" "$octet" train mlp --data "$tmp/tiny" --epoc
 if [ -f "$tmp/tiny.safetensors" ]; then
     head -c 100 "$tmp/tiny.safetensors" >"$tmp/tiny-cut.safetensors"
     expect 1 "$tmp/tiny-cut.safetensors" "$octet" eval "$tmp/tiny-cut.safetensors" --data "$tmp/tiny"
+    # the model records its data directory: eval defaults to it (Fashion-MNIST would not fit)
+    ok "the MLP records its data" "octet.source = $(realpath "$tmp/tiny")" "$octet" inspect \
+        "$tmp/tiny.safetensors"
+    ok "eval: the recorded data" "test accuracy" "$octet" eval "$tmp/tiny.safetensors"
 fi
 
 # the classes come from the labels (here 0..25), the normalization from the training pixels

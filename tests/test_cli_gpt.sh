@@ -17,6 +17,24 @@ ok "eval --compare" "bit-identical at 32/32 positions" "$octet" eval --int8 "$tm
     --text "$tmp/tiny.txt" --eval-batches 1 --windows 2 --compare "$tmp/gq.safetensors"
 ok "eval names its text" "windows of 16 from $tmp/tiny.txt" "$octet" eval "$tmp/g.safetensors" \
     --text "$tmp/tiny.txt" --eval-batches 1 --windows 2
+# a model records the text it was trained on (octet.source, absolute), its export too, and
+# eval, calibrate and train --from default to it; a recorded text that is gone is one error
+text_abs=$(realpath "$tmp/tiny.txt")
+ok "the model records its text" "octet.source = $text_abs" "$octet" inspect "$tmp/gq.safetensors"
+ok "the export records its text" "octet.source = $text_abs" "$octet" inspect "$tmp/g8.safetensors"
+ok "eval: the recorded text" "windows of 16 from $text_abs" "$octet" eval "$tmp/g.safetensors" \
+    --eval-batches 1 --windows 2
+ok "eval --int8: the recorded text" "windows of 16 from $text_abs" "$octet" eval --int8 \
+    "$tmp/g8.safetensors" --eval-batches 1 --windows 2
+ok "calibrate: the recorded text" "saved" "$octet" calibrate "$tmp/g.safetensors" --batches 1 \
+    -o "$tmp/gsrc.safetensors"
+ok "train --from: the recorded text" "final val loss" "$octet" train gpt --from "$tmp/g.safetensors" \
+    --steps 2 --eval-batches 1 --save "$tmp/gsrc2.safetensors"
+cp "$tmp/tiny.txt" "$tmp/gone.txt"
+"$octet" train gpt "${gpt_flags[@]}" --text "$tmp/gone.txt" --save "$tmp/ggone.safetensors" >/dev/null 2>&1
+rm "$tmp/gone.txt"
+expect 1 "ggone.safetensors was trained on $(dirname "$text_abs")/gone.txt, which cannot be read" \
+    "$octet" eval "$tmp/ggone.safetensors"
 ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -n 20
 # the QAT model samples its simulated int8 forward pass: its export's text, also past the context
 for s in 1 2; do

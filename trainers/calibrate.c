@@ -349,7 +349,11 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
     if (rc == CLI_OK && gpt_model_evaluate(&m, &g, text, OCT_SPLIT_VAL, GPT_EVAL_BATCHES, 0, B, T,
                                            GPT_EVAL_SEED, &ptq))
         rc = cli_fail(NULL);
-    if (rc == CLI_OK && o->out && gpt_model_save(&m, o->out)) rc = cli_fail(NULL);
+    if (rc == CLI_OK && o->out) { /* the text it was calibrated on */
+        free(m.source);
+        m.source = cli_source_record(o->text, OCT_DEFAULT_TEXT);
+        if (gpt_model_save(&m, o->out)) rc = cli_fail(NULL);
+    }
     *r = (cal_result){ptq, fp32};
     char wd[OCT_QAT_LAYER_BITS_LEN + 32], embed[16];
     if (rc == CLI_OK && o->out)
@@ -435,7 +439,11 @@ static int calibrate_mlp(const char *path, const cal_opts *o, const cal_data *d,
     g.training = false;
     g.no_grad = false;
     if (rc == CLI_OK) ptq = mlp_model_evaluate(&m, &g, test);
-    if (rc == CLI_OK && o->out && mlp_model_save(&m, o->out)) rc = cli_fail(NULL);
+    if (rc == CLI_OK && o->out) { /* the data it was calibrated on */
+        free(m.source);
+        m.source = cli_source_record(o->data, NULL);
+        if (mlp_model_save(&m, o->out)) rc = cli_fail(NULL);
+    }
     *r = (cal_result){ptq.accuracy, fp32.accuracy};
     char wd[OCT_QAT_LAYER_BITS_LEN + 32];
     if (rc == CLI_OK && o->out)
@@ -561,7 +569,8 @@ int cmd_calibrate(int argc, char **argv) {
                    1,
                    1};
     const char *pos[1];
-    int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
+    bool seen[sizeof flags / sizeof flags[0]];
+    int n_pos, rc = cli_parse_seen(&cmd, argc, argv, pos, &n_pos, seen);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
     if (!o.out == !o.sensitivity || o.sensitivity == 1) {
         fprintf(stderr, "octet calibrate: %s (see octet calibrate --help)\n",
@@ -577,9 +586,16 @@ int cmd_calibrate(int argc, char **argv) {
     if (o.out && cli_check_output("-o", o.out)) return CLI_FAIL;
     if ((rc = cli_check_not_input("-o", o.out, "the model", pos[0], "--text", o.text, NULL)))
         return rc;
+    /* without --text (--data), the data the model records that it was trained on */
+    bool gpt = gpt_is_model(pos[0]);
+    const char *flag = gpt ? "--text" : "--data";
+    char *recorded = NULL;
+    if (!cli_given(&cmd, seen, flag) && cli_file_source(pos[0], flag, &recorded)) return CLI_FAIL;
+    if (recorded && gpt) o.text = recorded;
+    if (recorded && !gpt) o.data = recorded;
     cal_data *d = malloc(sizeof *d);
-    if (!d) return cli_fail("out of memory");
-    if ((rc = cal_data_load(pos[0], &o, d)) == CLI_OK) {
+    if (!d) rc = cli_fail("out of memory");
+    if (d && (rc = cal_data_load(pos[0], &o, d)) == CLI_OK) {
         cal_result r;
         rc = o.sensitivity ? sensitivity(pos[0], o, d)
              : d->gpt      ? calibrate_gpt(pos[0], &o, d, &r)
@@ -587,5 +603,6 @@ int cmd_calibrate(int argc, char **argv) {
         cal_data_free(d);
     }
     free(d);
+    free(recorded);
     return rc;
 }

@@ -14,6 +14,7 @@
 
 #include <cblas.h>
 
+#include "octet/data.h"
 #include "octet/int8.h"
 #include "octet/io.h"
 #include "octet/qat.h"
@@ -361,6 +362,35 @@ void cli_catch_signals(void) {
         sigemptyset(&sa.sa_mask);
         sigaction(sigs[i], &sa, NULL);
     }
+}
+
+const char *cli_source(const char *given, const char *recorded, const char *fallback) {
+    return given ? given : recorded ? recorded : fallback;
+}
+
+char *cli_source_record(const char *path, const char *portable) {
+    if (portable && !strcmp(path, portable)) return strdup(path);
+    char *abs = realpath(path, NULL);
+    return abs ? abs : strdup(path);
+}
+
+char *cli_meta_dup(const oct_st_file *f, const char *key) {
+    const char *v = oct_st_meta(f, key);
+    return v ? strdup(v) : NULL;
+}
+
+int cli_file_source(const char *path, const char *flag, char **source) {
+    *source = NULL;
+    oct_st_file f;
+    if (oct_st_open(&f, path) != OCT_OK) return CLI_OK;
+    *source = cli_meta_dup(&f, CLI_META_SOURCE);
+    oct_st_close(&f);
+    if (!*source || !strcmp(*source, OCT_DEFAULT_TEXT) || access(*source, R_OK) == 0) return CLI_OK;
+    fprintf(stderr, "octet: %s was trained on %s, which cannot be read (%s): give %s\n", path,
+            *source, strerror(errno), flag);
+    free(*source);
+    *source = NULL;
+    return CLI_FAIL;
 }
 
 bool cli_file_meta_is(const char *path, const char *key, const char *value) {

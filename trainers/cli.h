@@ -11,6 +11,10 @@
 
 #include "octet/io.h"
 
+/* Metadata naming the data a model was trained on (a text file, an IDX directory): commands
+ * that read data default to it (cli_source). */
+#define CLI_META_SOURCE "octet.source"
+
 /* Exit statuses: 0 success, 1 runtime failure (bad file, ...), 2 usage error. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_HELP = 3 };
 
@@ -52,6 +56,21 @@ int cli_parse_seen(const cli_cmd *cmd, int argc, char **argv, const char **pos, 
  * arguments): an error, or a --help among them, is one line naming `context` ("--resume CK:
  * its recorded arguments") and returns CLI_FAIL. */
 int cli_parse_recorded(const cli_cmd *cmd, const char *context, int argc, char **argv, bool *seen);
+/* The data a command reads: `given` (a flag given on the command line) if not NULL, else the
+ * `recorded` source of its model if not NULL, else `fallback` (the flag's default). */
+const char *cli_source(const char *given, const char *recorded, const char *fallback);
+/* The form of data path `path` to record in a model (malloc'd; NULL when out of memory): its
+ * absolute path, or `portable` itself when path is that (a default relative to the repository,
+ * which every clone resolves). */
+char *cli_source_record(const char *path, const char *portable);
+/* f's metadata value for key, malloc'd; NULL when absent (or out of memory). */
+char *cli_meta_dup(const oct_st_file *f, const char *key);
+/* The data the model file at path records (CLI_META_SOURCE), for a command whose `flag`
+ * (--text, --data) was not given: *source is it (malloc'd) or NULL when the file records none
+ * (or cannot be read: the command's own load reports that). A recorded path that no longer
+ * exists is one error line naming the model and `flag` (CLI_FAIL); OCT_DEFAULT_TEXT is left to
+ * the text loader, which finds it from any directory. */
+int cli_file_source(const char *path, const char *flag, char **source);
 /* Whether the flag called name was on the command line (seen from cli_parse_seen). */
 bool cli_given(const cli_cmd *cmd, const bool *seen, const char *name);
 /* The first of names (n) that was on the command line, or NULL. */

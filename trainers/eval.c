@@ -2,6 +2,7 @@
  * GPT; `octet eval --int8 FILE`: the same for an exported integer model (int8_model.c,
  * gpt_int8.c). */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -9,6 +10,33 @@
 #include "gpt_model.h"
 #include "int8_model.h"
 #include "mlp_model.h"
+
+/* `octet eval MODEL` for an fp32 or QAT MLP: test accuracy and loss on the data in dir. */
+static int mlp_eval_file(const char *path, const char *data, int threads) {
+    cli_set_threads(threads);
+    mlp_model m;
+    if (mlp_model_load(&m, path)) return cli_fail(NULL);
+    oct_image_set test;
+    if (oct_image_set_load_dir(&test, data, false)) {
+        mlp_model_free(&m);
+        return cli_fail(NULL);
+    }
+    int rc = CLI_OK;
+    if (mlp_data_check(path, m.mlp.sizes[0], m.mlp.sizes[m.mlp.n_layers], &test, "test", data)) {
+        rc = cli_fail(NULL);
+    } else {
+        oct_graph g;
+        oct_graph_init(&g, 0, 0);
+        mlp_eval ev = mlp_model_evaluate(&m, &g, &test);
+        printf("%s: %stest accuracy %.2f%%  loss %.4f  (%lld images, %.3f s)\n", path,
+               m.qat ? "QAT (simulated int8) " : "", 100 * ev.accuracy, ev.loss, (long long)test.n,
+               ev.seconds);
+        oct_graph_free(&g);
+    }
+    oct_image_set_free(&test);
+    mlp_model_free(&m);
+    return rc;
+}
 
 int cmd_eval(int argc, char **argv) {
     const char *data = OCT_FASHION_MNIST_DIR;
@@ -78,30 +106,20 @@ int cmd_eval(int argc, char **argv) {
     }
     if ((rc = int8_select_kernel("eval", kernel)) != CLI_OK) return rc;
     if (full || stride) eval_batches = 0; /* the whole split (gpt_model_evaluate) */
+    /* without --text (--data), the data the model records that it was trained on */
+    const char *flag = gpt ? "--text" : "--data";
+    char *recorded = NULL;
+    if (!cli_given(&cmd, seen, flag) && cli_file_source(path, flag, &recorded)) return CLI_FAIL;
+    if (recorded && gpt) text = recorded;
+    if (recorded && !gpt) data = recorded;
     if (int8_path && gpt)
-        return gpt_int8_eval(int8_path, text, eval_batches, stride, windows, threads, compare);
-    if (int8_path) return int8_eval(int8_path, data, batch, threads, compare);
-    if (gpt) return gpt_model_eval(pos[0], text, eval_batches, stride, windows, threads);
-    cli_set_threads(threads);
-    mlp_model m;
-    if (mlp_model_load(&m, pos[0])) return cli_fail(NULL);
-    oct_image_set test;
-    if (oct_image_set_load_dir(&test, data, false)) {
-        mlp_model_free(&m);
-        return cli_fail(NULL);
-    }
-    if (mlp_data_check(pos[0], m.mlp.sizes[0], m.mlp.sizes[m.mlp.n_layers], &test, "test", data)) {
-        rc = cli_fail(NULL);
-    } else {
-        oct_graph g;
-        oct_graph_init(&g, 0, 0);
-        mlp_eval ev = mlp_model_evaluate(&m, &g, &test);
-        printf("%s: %stest accuracy %.2f%%  loss %.4f  (%lld images, %.3f s)\n", pos[0],
-               m.qat ? "QAT (simulated int8) " : "", 100 * ev.accuracy, ev.loss, (long long)test.n,
-               ev.seconds);
-        oct_graph_free(&g);
-    }
-    oct_image_set_free(&test);
-    mlp_model_free(&m);
+        rc = gpt_int8_eval(int8_path, text, eval_batches, stride, windows, threads, compare);
+    else if (int8_path)
+        rc = int8_eval(int8_path, data, batch, threads, compare);
+    else if (gpt)
+        rc = gpt_model_eval(pos[0], text, eval_batches, stride, windows, threads);
+    else
+        rc = mlp_eval_file(pos[0], data, threads);
+    free(recorded);
     return rc;
 }

@@ -25,6 +25,8 @@ static oct_status qat_model_to_int8(const char *path, oct_i8_mlp *out) {
     if (s != OCT_OK) return s;
     s = m.qat ? oct_qat_mlp_to_int8(m.qat, m.mean, m.std, out)
               : oct_fail(OCT_EINVAL, "%s has no quantizer state", path);
+    if (s == OCT_OK) out->source = m.source; /* the export records the model's data */
+    if (s == OCT_OK) m.source = NULL;
     mlp_model_free(&m);
     return s;
 }
@@ -122,6 +124,8 @@ static int dynamic_export(const char *path, const char *out, int embed_bits) {
         if (gpt_model_load(&m, path)) return cli_fail(NULL);
         oct_i8_gpt i8;
         oct_status s = oct_gpt_to_dynamic_int8(&m.gpt, m.vocab.bytes, embed_bits, &i8);
+        if (s == OCT_OK) i8.source = m.source; /* the export records the model's text */
+        if (s == OCT_OK) m.source = NULL;
         if (s == OCT_OK) s = oct_i8_gpt_save(&i8, out);
         char emb[16];
         if (s == OCT_OK)
@@ -146,6 +150,8 @@ static int dynamic_export(const char *path, const char *out, int embed_bits) {
             snprintf(msg, sizeof msg, "%s", oct_last_error());
             oct_fail(s, "%s: %s", path, msg);
         }
+        if (s == OCT_OK) i8.source = m.source; /* the export records the model's data */
+        if (s == OCT_OK) m.source = NULL;
         if (s == OCT_OK) s = oct_i8_mlp_save(&i8, out);
         if (s == OCT_OK)
             printf("%s: int8 MLP with dynamic activations, %d layers", out, i8.n_layers);

@@ -43,7 +43,10 @@ int gpt_int8_export(const char *path, const char *out) {
     }
     oct_i8_gpt i8;
     int rc = CLI_OK;
-    if (oct_qat_gpt_to_int8(m.qat, m.vocab.bytes, &i8) || oct_i8_gpt_save(&i8, out)) {
+    oct_status s = oct_qat_gpt_to_int8(m.qat, m.vocab.bytes, &i8);
+    if (s == OCT_OK) i8.source = m.source; /* the export records the model's text */
+    if (s == OCT_OK) m.source = NULL;
+    if (s != OCT_OK || oct_i8_gpt_save(&i8, out)) {
         rc = cli_fail(NULL);
     } else {
         char emb[16];

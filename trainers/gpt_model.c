@@ -51,6 +51,7 @@ void gpt_model_free(gpt_model *m) {
     if (!m) return;
     oct_qat_gpt_free(m->qat);
     free(m->qat);
+    free(m->source);
     oct_params_free(&m->params);
     oct_arena_free(&m->arena);
     memset(m, 0, sizeof *m);
@@ -182,6 +183,7 @@ oct_status gpt_model_load(gpt_model *m, const char *path) {
                      path, n_file, m->params.n + 1 + n_state);
     if (s == OCT_OK && m->qat && oct_qat_gpt_check(m->qat) != OCT_OK)
         s = load_fail_in(OCT_EFORMAT, path);
+    if (s == OCT_OK) m->source = cli_meta_dup(&f, CLI_META_SOURCE);
     if (s != OCT_OK) gpt_model_free(m);
     oct_st_close(&f);
     return s;
@@ -213,6 +215,7 @@ oct_status gpt_model_add(const gpt_model *m, oct_st_writer *w, const char *path)
     }
     if (s == OCT_OK) s = oct_st_writer_meta(w, "octet.tied", c->tied ? "true" : "false");
     if (s == OCT_OK) s = oct_st_writer_meta(w, "octet.gelu", c->exact_gelu ? "erf" : "tanh");
+    if (s == OCT_OK && m->source) s = oct_st_writer_meta(w, CLI_META_SOURCE, m->source);
     for (int i = 0; i < m->params.n && s == OCT_OK; i++)
         s = oct_st_writer_add_tensor(w, m->params.items[i]);
     /* Quantizer state before the U8 vocabulary keeps every float tensor aligned. */

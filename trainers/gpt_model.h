@@ -27,6 +27,7 @@ typedef struct gpt_model {
     oct_vocab vocab;  /* token id <-> byte; vocab.size == gpt.cfg.vocab */
     oct_qat_gpt *qat; /* quantizer state (malloc'd) after gpt_model_enable_qat, else NULL */
     bool qat_on;      /* forward passes run the QAT GPT (else fp32) */
+    char *source;     /* the text it was trained on (CLI_META_SOURCE; malloc'd), NULL: unknown */
 } gpt_model;
 
 /* The most blocks a GPT file (octet's or an imported state dict) may have. */

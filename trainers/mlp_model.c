@@ -69,6 +69,7 @@ void mlp_model_free(mlp_model *m) {
     if (!m) return;
     oct_qat_mlp_free(m->qat);
     free(m->qat);
+    free(m->source);
     oct_params_free(&m->params);
     oct_arena_free(&m->arena);
     memset(m, 0, sizeof *m);
@@ -152,6 +153,7 @@ oct_status mlp_model_load(mlp_model *m, const char *path) {
                      expected);
     if (s == OCT_OK && m->qat && oct_qat_mlp_check(m->qat) != OCT_OK)
         s = load_fail_in(OCT_EFORMAT, path);
+    if (s == OCT_OK) m->source = cli_meta_dup(&f, CLI_META_SOURCE);
     if (s != OCT_OK) mlp_model_free(m);
 out:
     oct_st_close(&f);
@@ -174,6 +176,7 @@ oct_status mlp_model_save(const mlp_model *m, const char *path) {
     if (s == OCT_OK) s = oct_st_writer_meta(&w, "octet.input_mean", buf);
     snprintf(buf, sizeof buf, "%.9g", (double)m->std);
     if (s == OCT_OK) s = oct_st_writer_meta(&w, "octet.input_std", buf);
+    if (s == OCT_OK && m->source) s = oct_st_writer_meta(&w, CLI_META_SOURCE, m->source);
     for (int i = 0; i < m->params.n && s == OCT_OK; i++)
         s = oct_st_writer_add_tensor(&w, m->params.items[i]);
     if (m->qat && s == OCT_OK) {

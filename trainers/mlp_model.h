@@ -14,6 +14,7 @@ typedef struct mlp_model {
     float mean, std;  /* input pixel normalization (oct_pixel_normalize) */
     oct_qat_mlp *qat; /* quantizer state (malloc'd), NULL for an fp32 model */
     bool qat_on;      /* forward passes run quantized (false during the fp32 warm-up) */
+    char *source;     /* its data directory (CLI_META_SOURCE; malloc'd), NULL: unknown */
 } mlp_model;
 
 /* A freshly initialized model: sizes[0] inputs, ..., sizes[n-1] classes. */

@@ -362,6 +362,9 @@ int train_gpt_run(const gpt_opts *o) {
     oct_text text;
     int rc = make_model(&m, &text, path, &a);
     if (rc != CLI_OK) return rc;
+    free(m.source); /* the model records the text it is trained on now */
+    m.source =
+        cli_source_record(strcmp(o->text, OCT_DEFAULT_TEXT) ? path : o->text, OCT_DEFAULT_TEXT);
     o = &a;
     sched.lr = o->lr; /* a QAT model's default */
     if (oct_text_split_size(&text, OCT_SPLIT_VAL) <= o->context) {

@@ -301,6 +301,11 @@ int cmd_train_gpt(int argc, char **argv) {
             rc = parse(&cmd, argc, argv, seen);
         }
     }
+    /* without --text, a saved model's run goes on with the text it records */
+    char *recorded = NULL;
+    if (rc == CLI_OK && !cli_given(&cmd, seen, "--text") && (o.resume || o.from))
+        rc = cli_file_source(o.resume ? o.resume : o.from, "--text", &recorded);
+    if (recorded) o.text = recorded;
     char **kept = rc == CLI_OK ? malloc((size_t)(argc + 1) * sizeof *kept) : NULL;
     if (rc == CLI_OK && !kept) rc = cli_fail("out of memory");
     if (rc == CLI_OK) {
@@ -314,6 +319,7 @@ int cmd_train_gpt(int argc, char **argv) {
     if (rc == CLI_OK) rc = train_gpt_run(&o);
     free(kept);
     free(all);
+    free(recorded);
     gpt_checkpoint_free_args(n_saved, saved);
     return rc;
 }

@@ -204,6 +204,8 @@ static int run(mlp_opts *o) {
     if (o->limit > 0 && o->limit < train.n) train.n = o->limit;
     cli_set_threads(o->threads);
     if ((rc = make_model(&m, o, &train, act, init)) != CLI_OK) goto out;
+    free(m.source); /* the model records the data it is trained on now */
+    m.source = cli_source_record(o->data, NULL);
     oct_optim_hyper h = oct_optim_defaults(kind);
     h.weight_decay = o->wd;
     h.momentum = o->momentum;
@@ -372,5 +374,13 @@ int cmd_train_mlp(int argc, char **argv) {
         (rc = check_from(&o, &cmd, seen)) != CLI_OK)
         return rc;
     if (!cli_given(&cmd, seen, "--wd") && !strcmp(o.optim, "adamw")) o.wd = 0.01f;
-    return run(&o);
+    /* without --data, a saved model goes on with the data it records */
+    char *recorded = NULL;
+    if (o.qat.from && !cli_given(&cmd, seen, "--data") &&
+        cli_file_source(o.qat.from, "--data", &recorded))
+        return CLI_FAIL;
+    if (recorded) o.data = recorded;
+    rc = run(&o);
+    free(recorded);
+    return rc;
 }

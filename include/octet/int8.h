@@ -195,6 +195,7 @@ typedef struct oct_i8_mlp {
     oct_qlinear *layers;      /* (n_layers), malloc'd, owned */
     float in_mean, in_std;    /* pixel normalization: oct_pixel_normalize(p, in_mean, in_std) */
     int32_t in_qmin, in_qmax; /* input code range */
+    char *source; /* the data it was trained on (metadata octet.source), NULL: not recorded */
 } oct_i8_mlp;
 
 /* Frees every layer and the layer array and zeroes m. oct_i8_mlp_free(NULL) is a no-op. */
@@ -263,6 +264,7 @@ oct_status oct_i8_mlp_forward_u8(const oct_i8_mlp *m, const uint8_t *pixels /* (
  *
  *   metadata  "octet.format"         = "octet-int8-mlp"
  *             "octet.format_version" = "2"
+ *             "octet.source"         = the data it was trained on (optional, informational)
  *             "octet.graph"          = JSON text:
  *      {"input": {"mean": 0.286, "std": 0.353, "qmin": 0, "qmax": 255},
  *       "layers": [{"name": "fc0", "in": 784, "out": 256, "relu": true,
@@ -348,6 +350,7 @@ typedef struct oct_i8_gpt {
      * holding the dequantized values s[r] * q[r][c] the engine adds up. */
     int8_t *wte_q, *wpe_q; /* (V,C), (T_max,C) codes in [-127, 127] */
     float *wte_s, *wpe_s;  /* (V), (T_max) finite scales > 0 */
+    char *source; /* the data it was trained on (metadata octet.source), NULL: not recorded */
 } oct_i8_gpt;
 
 /* Frees every buffer and zeroes m. oct_i8_gpt_free(NULL) is a no-op. */
@@ -410,7 +413,8 @@ oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n
  *
  * One safetensors file, format version 2 (version 1, without dynamic activations and packed
  * codes, loads unchanged):
- *   metadata  "octet.format" = "octet-int8-gpt", "octet.format_version" = "2",
+ *   metadata  "octet.format" = "octet-int8-gpt", "octet.format_version" = "2", optionally
+ *             "octet.source" (the text it was trained on; informational),
  *             "octet.graph" = JSON: {"config": {"vocab", "context", "n_layer", "n_head",
  *             "width", "mlp", "ln_eps", "embeddings": "f32" or "i8"}, "linears": [{"name":
  *             "h.0.attn.qkv", "in", "out", "relu": false, "input_scale", "input_zero_point",

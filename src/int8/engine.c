@@ -21,6 +21,7 @@ void oct_i8_mlp_free(oct_i8_mlp *m) {
     if (!m) return;
     for (int i = 0; m->layers && i < m->n_layers; i++) oct_qlinear_free(&m->layers[i]);
     free(m->layers);
+    free(m->source);
     memset(m, 0, sizeof *m);
 }
 

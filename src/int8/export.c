@@ -118,6 +118,7 @@ oct_status oct_i8_mlp_save(const oct_i8_mlp *m, const char *path) {
     s = oct_st_writer_meta(&w, META_FORMAT, OCT_I8_FORMAT);
     if (s == OCT_OK) s = oct_st_writer_meta(&w, META_VERSION, version);
     if (s == OCT_OK) s = oct_st_writer_meta(&w, META_GRAPH, graph_text);
+    if (s == OCT_OK && m->source) s = oct_st_writer_meta(&w, OCT__I8_META_SOURCE, m->source);
     /* 4-byte tensors of every layer first, the int8 codes last, so all stay aligned. */
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < m->n_layers && s == OCT_OK; i++) {
@@ -318,6 +319,12 @@ oct_status oct__i8_read_graph(const oct__i8_loader *ld, const char *format, int 
     return OCT_OK;
 }
 
+oct_status oct__i8_read_source(const oct__i8_loader *ld, char **source) {
+    const char *v = oct_st_meta(&ld->f, OCT__I8_META_SOURCE);
+    *source = v ? strdup(v) : NULL;
+    return v && !*source ? oct_fail(OCT_ENOMEM, "%s: out of memory", ld->path) : OCT_OK;
+}
+
 oct_status oct__i8_read_activations(const loader *ld, json_t *obj, bool *dynamic) {
     json_t *v = json_object_get(obj, "activations");
     const char *a = json_string_value(v);
@@ -365,6 +372,7 @@ oct_status oct_i8_mlp_load(oct_i8_mlp *m, const char *path) {
         s = oct__i8_linear_read(&ld, name, &m->layers[i], &n_tensors);
     }
     if (s == OCT_OK) s = check_no_extra(&ld, m);
+    if (s == OCT_OK) s = oct__i8_read_source(&ld, &m->source);
     if (s == OCT_OK && oct_i8_mlp_check(m) != OCT_OK) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", oct_last_error());

@@ -26,6 +26,7 @@ void oct_i8_gpt_free(oct_i8_gpt *m) {
     free(m->in_qmin);
     free(m->in_qmax);
     free(m->vocab_bytes);
+    free(m->source);
     free(m->wte_q);
     free(m->wpe_q);
     free(m->wte_s);

@@ -73,6 +73,7 @@ oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path) {
     if (s == OCT_OK) s = oct_st_writer_meta(&w, META_FORMAT, OCT_I8_GPT_FORMAT);
     if (s == OCT_OK) s = oct_st_writer_meta(&w, META_VERSION, version);
     if (s == OCT_OK) s = oct_st_writer_meta(&w, META_GRAPH, text);
+    if (s == OCT_OK && m->source) s = oct_st_writer_meta(&w, OCT__I8_META_SOURCE, m->source);
     int nf = s == OCT_OK ? f32_tensors(m, ft) : 0;
     for (int i = 0; i < nf && s == OCT_OK; i++) {
         int shape[2] = {ft[i].rows, ft[i].cols};
@@ -247,6 +248,7 @@ oct_status oct_i8_gpt_load(oct_i8_gpt *m, const char *path) {
     if (s != OCT_OK) return s;
     json_t *graph = NULL;
     s = read_file(&ld, m, &graph);
+    if (s == OCT_OK) s = oct__i8_read_source(&ld, &m->source);
     if (s == OCT_OK && oct_i8_gpt_check(m) != OCT_OK) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", oct_last_error());

@@ -68,6 +68,11 @@ oct_status oct__i8_codes_read(const oct__i8_loader *ld, const char *prefix, int 
 #define OCT__I8_META_FORMAT "octet.format"
 #define OCT__I8_META_VERSION "octet.format_version"
 #define OCT__I8_META_GRAPH "octet.graph"
+/* Where a model's data came from: informational, for the commands' defaults. */
+#define OCT__I8_META_SOURCE "octet.source"
+
+/* The file's octet.source metadata, malloc'd into *source (NULL when absent). */
+oct_status oct__i8_read_source(const oct__i8_loader *ld, char **source);
 
 /* Checks that the file's format metadata is `format` and its version 1 to `version` (what
  * names the model kind in messages, "MLP" or "GPT") and parses its graph JSON into *graph (the

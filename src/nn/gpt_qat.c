@@ -218,6 +218,7 @@ oct_status oct_qat_gpt_to_int8(const oct_qat_gpt *q, const uint8_t *vocab, oct_i
 
 oct_status oct_gpt_to_dynamic_int8(const oct_gpt *m, const uint8_t *vocab, int embed_bits,
                                    oct_i8_gpt *out) {
+    memset(out, 0, sizeof *out); /* oct_i8_gpt_free(out) is safe on every return */
     if (embed_bits && (embed_bits < 2 || embed_bits > 8))
         return oct_fail(OCT_EINVAL, "gpt: embedding bits %d, expected 0 or 2..8", embed_bits);
     oct_status s = i8_gpt_frame(m, vocab, embed_bits, out);
