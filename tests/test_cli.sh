@@ -116,8 +116,15 @@ printf '\x00\x00\x08\x03\x00\x00\x00\x04\x00\x00\x00\x01\x00\x00\x00\x02\x01\x02
 cp "$tmp/tiny/t10k-labels-idx1-ubyte" "$tmp/tinybig/"
 expect 1 "the test images are 1x2, the training images 2x2" "$octet" train mlp \
     --data "$tmp/tinybig" --epochs 1 --batch 2
-# train mlp: every QAT flag needs --qat
-for f in "--from $tmp/tiny.safetensors" "--fp32-epochs 1" "--freeze-after 3" "--weight-bits 4" \
+# train mlp: every QAT flag needs --qat; --from without it fine-tunes a fp32 model in fp32 (the
+# saved model has no quantizers), and a QAT model only under QAT
+if [ -f "$tmp/tiny.safetensors" ]; then
+    ok "train mlp --from (fp32)" "fp32 test accuracy" "$octet" train mlp --data "$tmp/tiny" \
+        --epochs 1 --batch 2 --from "$tmp/tiny.safetensors" --save "$tmp/tft.safetensors"
+    "$octet" inspect "$tmp/tft.safetensors" | grep -q "octet.qat" &&
+        { echo "FAIL: an fp32 fine-tune saved quantizers"; fails=$((fails + 1)); }
+fi
+for f in "--fp32-epochs 1" "--freeze-after 3" "--weight-bits 4" \
     "--act-bits 4" "--layer-bits fc0=8" "--per-tensor-weights" "--weight-quant lsq" \
     "--act-quant pact" "--obs-momentum 0.1"; do
     expect 2 "${f%% *} needs --qat" "$octet" train mlp --data "$tmp/tiny" --epochs 1 $f
@@ -144,6 +151,8 @@ ok "train mlp --qat --log" "qat   train loss" "$octet" train mlp --qat --data "$
 expect 1 "not a QAT model with the export's layer sizes" "$octet" eval --int8 \
     "$tmp/tq8.int8.safetensors" --data "$tmp/tiny" --compare "$tmp/tq6.safetensors"
 expect 2 "the same file as the model" "$octet" export "$tmp/tq8.safetensors" -o "$tmp/tq8.safetensors"
+expect 2 "a QAT model, fine-tuned under QAT only: add --qat" "$octet" train mlp \
+    --from "$tmp/tq8.safetensors" --data "$tmp/tiny" --epochs 1
 expect 2 "--log $tmp/tq8.safetensors: the same file as --from" "$octet" train mlp --qat \
     --from "$tmp/tq8.safetensors" --data "$tmp/tiny" --epochs 1 --log "$tmp/tq8.safetensors"
 expect 2 "--save $tmp/tiny.txt: the same file as --text" "$octet" train gpt "${gpt_flags[@]}" \

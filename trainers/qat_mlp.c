@@ -1,7 +1,8 @@
 /* `octet train mlp --qat`: fp32 warm-up epochs, then quantization-aware epochs in which every
  * linear layer runs the shared integer layer (oct_qat_linear_forward) and observers freeze after
  * --freeze-after steps; or, with --from, QAT fine-tuning of a saved fp32 model (no warm-up unless
- * --fp32-epochs), or of a QAT or calibrated one with its own quantizers. The trained model saves
+ * --fp32-epochs), or of a QAT or calibrated one with its own quantizers (without --qat, --from
+ * fine-tunes a fp32 model in fp32). The trained model saves
  * with its quantizer state and config (see mlp_model.c) for `octet export`. */
 #include "qat_mlp.h"
 
@@ -13,9 +14,9 @@ void qat_flags(qat_opts *o, cli_flag *rows) {
         {"--qat", CLI_BOOL, &o->on,
          "quantization-aware training (fp32 warm-up, then simulated int8)", 0, 0},
         {"--from", CLI_STR, &o->from,
-         "--qat: fine-tune this saved model, with its layers and activation: a fp32 one (no "
-         "warm-up unless --fp32-epochs), or a QAT or calibrated one with its quantizers (their "
-         "flags refused)",
+         "fine-tune this saved model, with its layers and activation: a fp32 one (in fp32, or "
+         "with --qat under QAT, no warm-up unless --fp32-epochs), or with --qat a QAT or "
+         "calibrated one with its quantizers (their flags refused)",
          0, 0},
         {"--fp32-epochs", CLI_INT, &o->fp32_epochs,
          "--qat: fp32 warm-up epochs before QAT (-1: half of --epochs; with --from, 0)", -1,
@@ -41,15 +42,12 @@ void qat_flags(qat_opts *o, cli_flag *rows) {
 int qat_check(qat_opts *o, const cli_cmd *cmd, const bool *seen, int epochs) {
     int first = 0; /* the --qat row; --from follows it, then the quantizer flags */
     while (strcmp(cmd->flags[first].name, "--qat")) first++;
-    const char *given = NULL;
     o->quant_flag = NULL;
-    for (int i = first + 1; i < first + QAT_N_FLAGS; i++) {
-        if (seen[i] && !given) given = cmd->flags[i].name;
-        if (seen[i] && !o->quant_flag && i > first + 1) o->quant_flag = cmd->flags[i].name;
-    }
+    for (int i = first + 2; i < first + QAT_N_FLAGS && !o->quant_flag; i++)
+        if (seen[i]) o->quant_flag = cmd->flags[i].name;
     if (!o->on) {
-        if (given) fprintf(stderr, "octet train mlp: %s needs --qat\n", given);
-        return given ? CLI_USAGE : CLI_OK;
+        if (o->quant_flag) fprintf(stderr, "octet train mlp: %s needs --qat\n", o->quant_flag);
+        return o->quant_flag ? CLI_USAGE : CLI_OK;
     }
     oct_qat_config_default(&o->cfg);
     o->cfg.momentum = o->obs_momentum;
@@ -76,6 +74,14 @@ int qat_check(qat_opts *o, const cli_cmd *cmd, const bool *seen, int epochs) {
 
 int qat_load_from(const qat_opts *o, mlp_model *m) {
     if (mlp_model_load(m, o->from)) return cli_fail(NULL); /* m is left empty */
+    if (m->qat && !o->on) {
+        fprintf(stderr,
+                "octet train mlp: --from %s: a QAT model, fine-tuned under QAT only: add "
+                "--qat\n",
+                o->from);
+        mlp_model_free(m);
+        return CLI_USAGE;
+    }
     if (m->qat && o->quant_flag) {
         fprintf(stderr,
                 "octet train mlp: --from %s: a QAT model, whose quantizers come with it: "
