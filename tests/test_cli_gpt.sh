@@ -22,6 +22,9 @@ ok "eval names its text" "windows of 16 from $tmp/tiny.txt" "$octet" eval "$tmp/
 text_abs=$(realpath "$tmp/tiny.txt")
 ok "the model records its text" "octet.source = $text_abs" "$octet" inspect "$tmp/gq.safetensors"
 ok "the export records its text" "octet.source = $text_abs" "$octet" inspect "$tmp/g8.safetensors"
+"$octet" export "$tmp/gq.safetensors" --no-source -o "$tmp/g8ns.safetensors" >/dev/null &&
+    ! "$octet" inspect "$tmp/g8ns.safetensors" | grep -q "octet.source" ||
+    { echo "FAIL: export --no-source kept octet.source"; fails=$((fails + 1)); }
 ok "eval: the recorded text" "windows of 16 from $text_abs" "$octet" eval "$tmp/g.safetensors" \
     --eval-batches 1 --windows 2
 ok "eval --int8: the recorded text" "windows of 16 from $text_abs" "$octet" eval --int8 \

@@ -19,14 +19,14 @@
 
 /* The QAT model in path as a deployed int8 model: load the QAT model (fp32 weights and
  * quantizer state) and convert it with the very builder its forward pass uses. */
-static oct_status qat_model_to_int8(const char *path, oct_i8_mlp *out) {
+static oct_status qat_model_to_int8(const char *path, bool keep_source, oct_i8_mlp *out) {
     mlp_model m;
     oct_status s = mlp_model_load(&m, path);
     if (s != OCT_OK) return s;
     s = m.qat ? oct_qat_mlp_to_int8(m.qat, m.mean, m.std, out)
               : oct_fail(OCT_EINVAL, "%s has no quantizer state", path);
-    if (s == OCT_OK) out->source = m.source; /* the export records the model's data */
-    if (s == OCT_OK) m.source = NULL;
+    if (s == OCT_OK && keep_source) out->source = m.source; /* the export records its data */
+    if (s == OCT_OK && keep_source) m.source = NULL;
     mlp_model_free(&m);
     return s;
 }
@@ -67,7 +67,7 @@ static oct_status check_loads(const char *path, bool gpt) {
 /* The fp32 GPT or MLP model file path, once its loader accepts it, rewritten at out with every
  * F32 tensor as F16 (metadata and other tensors unchanged; a checkpoint's optimizer state and run
  * left out): half the size, read by every command as the float32 values of the halves. */
-static int float16_export(const char *path, const char *out) {
+static int float16_export(const char *path, const char *out, bool keep_source) {
     oct_st_file f;
     if (oct_st_open(&f, path)) return cli_fail(NULL);
     const char *kind = oct_st_meta(&f, "octet.model");
@@ -90,7 +90,8 @@ static int float16_export(const char *path, const char *out) {
     oct_st_writer w;
     oct_st_writer_init(&w);
     for (int i = 0; i < f.nmeta && s == OCT_OK; i++) /* a checkpoint's run state stays behind */
-        if (strcmp(f.meta[i].key, "octet.crc32") && strncmp(f.meta[i].key, "octet.train.", 12))
+        if (strcmp(f.meta[i].key, "octet.crc32") && strncmp(f.meta[i].key, "octet.train.", 12) &&
+            (keep_source || strcmp(f.meta[i].key, CLI_META_SOURCE)))
             s = oct_st_writer_meta(&w, f.meta[i].key, f.meta[i].value);
     int64_t at = 0;
     for (int i = 0; i < f.count && s == OCT_OK; i++) { /* in file order: floats before U8 */
@@ -117,15 +118,15 @@ static int float16_export(const char *path, const char *out) {
 
 /* The GPT or MLP model file path (fp32, or the float weights of a QAT model) as an int8 model
  * with dynamic activations (post-training dynamic quantization). */
-static int dynamic_export(const char *path, const char *out, int embed_bits) {
+static int dynamic_export(const char *path, const char *out, int embed_bits, bool keep_source) {
     bool gpt = gpt_is_model(path);
     if (gpt) {
         gpt_model m;
         if (gpt_model_load(&m, path)) return cli_fail(NULL);
         oct_i8_gpt i8;
         oct_status s = oct_gpt_to_dynamic_int8(&m.gpt, m.vocab.bytes, embed_bits, &i8);
-        if (s == OCT_OK) i8.source = m.source; /* the export records the model's text */
-        if (s == OCT_OK) m.source = NULL;
+        if (s == OCT_OK && keep_source) i8.source = m.source; /* the export records its text */
+        if (s == OCT_OK && keep_source) m.source = NULL;
         if (s == OCT_OK) s = oct_i8_gpt_save(&i8, out);
         char emb[16];
         if (s == OCT_OK)
@@ -150,8 +151,8 @@ static int dynamic_export(const char *path, const char *out, int embed_bits) {
             snprintf(msg, sizeof msg, "%s", oct_last_error());
             oct_fail(s, "%s: %s", path, msg);
         }
-        if (s == OCT_OK) i8.source = m.source; /* the export records the model's data */
-        if (s == OCT_OK) m.source = NULL;
+        if (s == OCT_OK && keep_source) i8.source = m.source; /* the export records its data */
+        if (s == OCT_OK && keep_source) m.source = NULL;
         if (s == OCT_OK) s = oct_i8_mlp_save(&i8, out);
         if (s == OCT_OK)
             printf("%s: int8 MLP with dynamic activations, %d layers", out, i8.n_layers);
@@ -165,7 +166,7 @@ static int dynamic_export(const char *path, const char *out, int embed_bits) {
 
 int cmd_export(int argc, char **argv) {
     const char *out = NULL;
-    bool float16 = false, dynamic = false, torch = false;
+    bool float16 = false, dynamic = false, torch = false, no_source = false;
     int embed_bits = 0;
     const cli_flag flags[] = {
         {"-o", CLI_STR, &out, "output file (required), e.g. model.int8.safetensors", 0, 0},
@@ -181,6 +182,9 @@ int cmd_export(int argc, char **argv) {
          0, 0},
         {"--embed-bits", CLI_INT, &embed_bits,
          "with --dynamic, GPT: 0 keeps float32 embeddings, 2..8 quantizes them per row", 0, 8},
+        {"--no-source", CLI_BOOL, &no_source,
+         "leave out the path of the training data (metadata octet.source) that the model records",
+         0, 0},
     };
     cli_cmd cmd = {"export",
                    "MODEL -o OUT.int8.safetensors",
@@ -215,12 +219,12 @@ int cmd_export(int argc, char **argv) {
     }
     if (cli_check_output("-o", out)) return CLI_FAIL;
     if ((rc = cli_check_not_input("-o", out, "the model", pos[0], NULL)) != CLI_OK) return rc;
-    if (float16) return float16_export(pos[0], out);
+    if (float16) return float16_export(pos[0], out, !no_source);
     if (gpt_int8_is_export(pos[0]) || int8_is_export(pos[0])) {
         fprintf(stderr, "octet: %s is already an int8 export\n", pos[0]);
         return CLI_FAIL;
     }
-    if (dynamic) return dynamic_export(pos[0], out, embed_bits);
+    if (dynamic) return dynamic_export(pos[0], out, embed_bits, !no_source);
     if (torch) {
         const char *kind;
         if (torch_export(pos[0], out, &kind)) return cli_fail(NULL);
@@ -228,9 +232,10 @@ int cmd_export(int argc, char **argv) {
                cli_file_size(out));
         return CLI_OK;
     }
-    if (gpt_is_model(pos[0])) return gpt_int8_export(pos[0], out);
+    if (gpt_is_model(pos[0])) return gpt_int8_export(pos[0], out, !no_source);
     oct_i8_mlp m = {0};
-    if (check_qat_model(pos[0]) || qat_model_to_int8(pos[0], &m) || oct_i8_mlp_save(&m, out)) {
+    if (check_qat_model(pos[0]) || qat_model_to_int8(pos[0], !no_source, &m) ||
+        oct_i8_mlp_save(&m, out)) {
         rc = cli_fail(NULL);
         oct_i8_mlp_free(&m);
         return rc;

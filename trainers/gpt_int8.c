@@ -21,7 +21,7 @@ bool gpt_is_model(const char *path) {
     return cli_file_meta_is(path, "octet.model", "gpt");
 }
 
-int gpt_int8_export(const char *path, const char *out) {
+int gpt_int8_export(const char *path, const char *out, bool keep_source) {
     gpt_model m;
     if (gpt_model_load(&m, path)) return cli_fail(NULL);
     if (!m.qat) {
@@ -44,8 +44,8 @@ int gpt_int8_export(const char *path, const char *out) {
     oct_i8_gpt i8;
     int rc = CLI_OK;
     oct_status s = oct_qat_gpt_to_int8(m.qat, m.vocab.bytes, &i8);
-    if (s == OCT_OK) i8.source = m.source; /* the export records the model's text */
-    if (s == OCT_OK) m.source = NULL;
+    if (s == OCT_OK && keep_source) i8.source = m.source; /* the export records its text */
+    if (s == OCT_OK && keep_source) m.source = NULL;
     if (s != OCT_OK || oct_i8_gpt_save(&i8, out)) {
         rc = cli_fail(NULL);
     } else {

@@ -11,7 +11,7 @@ bool gpt_int8_is_export(const char *path);
 /* True if path is an octet GPT model (metadata octet.model = "gpt"). */
 bool gpt_is_model(const char *path);
 /* Exports the QAT GPT in path to out; prints a summary. Returns a CLI exit status. */
-int gpt_int8_export(const char *path, const char *out);
+int gpt_int8_export(const char *path, const char *out, bool keep_source);
 /* Loss of the export on n_batches x batch validation windows of its context from text (drawn
  * as `octet train gpt` draws them; n_batches 0: the whole split in windows every stride
  * characters, 0 meaning the context: consecutive ones; gpt_scored_loss); prints nats and bits
