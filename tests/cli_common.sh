@@ -1,7 +1,7 @@
 # Sourced by the CLI contract tests (test_cli.sh, test_cli_gpt.sh), not a test itself: the
 # temporary directory, the fails counter, the expect and ok checks, and the fixtures both scripts
 # use. usage (from a test): source "$(dirname "$0")/cli_common.sh" with $1 = path/to/octet
-octet=$1
+octet=$(realpath "$1") # absolute: some checks run in other directories
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/octet-cli.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 fails=0

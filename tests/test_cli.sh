@@ -151,6 +151,8 @@ ok "train mlp --qat --log" "qat   train loss" "$octet" train mlp --qat --data "$
 expect 1 "not a QAT model with the export's layer sizes" "$octet" eval --int8 \
     "$tmp/tq8.int8.safetensors" --data "$tmp/tiny" --compare "$tmp/tq6.safetensors"
 expect 2 "the same file as the model" "$octet" export "$tmp/tq8.safetensors" -o "$tmp/tq8.safetensors"
+expect 2 "the same file as a file of --data" "$octet" train mlp --data "$tmp/tiny" --epochs 1 \
+    --save "$tmp/tiny/t10k-images-idx3-ubyte"
 expect 2 "a QAT model, fine-tuned under QAT only: add --qat" "$octet" train mlp \
     --from "$tmp/tq8.safetensors" --data "$tmp/tiny" --epochs 1
 expect 2 "--log $tmp/tq8.safetensors: the same file as --from" "$octet" train mlp --qat \

@@ -38,6 +38,32 @@ cp "$tmp/tiny.txt" "$tmp/gone.txt"
 rm "$tmp/gone.txt"
 expect 1 "ggone.safetensors was trained on $(dirname "$text_abs")/gone.txt, which cannot be read" \
     "$octet" eval "$tmp/ggone.safetensors"
+# the recorded text is an input too; a data/kjv.txt that is not the repository's is recorded by
+# its absolute path; a path that is not UTF-8 is not recorded (the model is saved all the same)
+expect 2 "-o ./tiny.txt: the same file as --text" bash -c "cd '$tmp' && '$octet' calibrate \
+    g.safetensors -o ./tiny.txt"
+mkdir -p "$tmp/local/data" && cp "$tmp/tiny.txt" "$tmp/local/data/kjv.txt"
+(cd "$tmp/local" && "$octet" train gpt "${gpt_flags[@]}" --text data/kjv.txt --save k.safetensors) >/dev/null 2>&1
+ok "a local data/kjv.txt" "octet.source = $(realpath "$tmp/local/data/kjv.txt")" "$octet" inspect \
+    "$tmp/local/k.safetensors"
+cp "$tmp/tiny.txt" "$tmp/$(printf 'bad\xff.txt')"
+ok "a path that is not UTF-8" "saved" "$octet" train gpt "${gpt_flags[@]}" \
+    --text "$tmp/$(printf 'bad\xff.txt')" --save "$tmp/gbad.safetensors"
+"$octet" inspect "$tmp/gbad.safetensors" | grep -q "octet.source" &&
+    { echo "FAIL: a path that is not UTF-8 was recorded"; fails=$((fails + 1)); }
+# two outputs of one run may not be one file, however spelled
+expect 2 "--checkpoint ./gy.safetensors: the same file as --save" bash -c "cd '$tmp' && \
+    '$octet' train gpt --text tiny.txt --steps 2 --save gy.safetensors --checkpoint ./gy.safetensors"
+expect 2 "--kernel: needs --int8" "$octet" eval "$tmp/g.safetensors" --kernel portable
+# a run resumed from another directory reads its recorded text and goes on writing the
+# checkpoint it was resumed from (its recorded --text and --checkpoint are relative)
+(cd "$tmp" && "$octet" train gpt "${gpt_flags[@]}" --text tiny.txt --steps 8 --eval-every 4 \
+    --checkpoint rel.safetensors --stop-after 4) >/dev/null 2>&1
+mkdir -p "$tmp/elsewhere"
+ok "resume from another directory" "stopped after step 6" bash -c "cd '$tmp/elsewhere' && \
+    '$octet' train gpt --resume ../rel.safetensors --stop-after 6"
+[ -e "$tmp/elsewhere/rel.safetensors" ] &&
+    { echo "FAIL: a resumed run wrote its checkpoint in the current directory"; fails=$((fails + 1)); }
 ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -n 20
 # the QAT model samples its simulated int8 forward pass: its export's text, also past the context
 for s in 1 2; do

@@ -5,6 +5,7 @@
  * pass per linear layer follows: calibrate_passes). The result is a QAT model file: `octet
  * export` turns it into the int8 model, which the integer engine runs bit for bit as the
  * calibrated model's simulated forward (`eval --int8 --compare`). */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,7 +352,9 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
         rc = cli_fail(NULL);
     if (rc == CLI_OK && o->out) { /* the text it was calibrated on */
         free(m.source);
-        m.source = cli_source_record(o->text, OCT_DEFAULT_TEXT);
+        char buf[PATH_MAX + 32];
+        const char *text_path = gpt_text_path(o->text, buf, sizeof buf);
+        m.source = text_path ? gpt_text_record(text_path) : NULL;
         if (gpt_model_save(&m, o->out)) rc = cli_fail(NULL);
     }
     *r = (cal_result){ptq, fp32};
@@ -441,7 +444,7 @@ static int calibrate_mlp(const char *path, const cal_opts *o, const cal_data *d,
     if (rc == CLI_OK) ptq = mlp_model_evaluate(&m, &g, test);
     if (rc == CLI_OK && o->out) { /* the data it was calibrated on */
         free(m.source);
-        m.source = cli_source_record(o->data, NULL);
+        m.source = cli_source_record(o->data);
         if (mlp_model_save(&m, o->out)) rc = cli_fail(NULL);
     }
     *r = (cal_result){ptq.accuracy, fp32.accuracy};
@@ -584,8 +587,6 @@ int cmd_calibrate(int argc, char **argv) {
         return CLI_USAGE;
     }
     if (o.out && cli_check_output("-o", o.out)) return CLI_FAIL;
-    if ((rc = cli_check_not_input("-o", o.out, "the model", pos[0], "--text", o.text, NULL)))
-        return rc;
     /* without --text (--data), the data the model records that it was trained on */
     bool gpt = gpt_is_model(pos[0]);
     const char *flag = gpt ? "--text" : "--data";
@@ -593,8 +594,10 @@ int cmd_calibrate(int argc, char **argv) {
     if (!cli_given(&cmd, seen, flag) && cli_file_source(pos[0], flag, &recorded)) return CLI_FAIL;
     if (recorded && gpt) o.text = recorded;
     if (recorded && !gpt) o.data = recorded;
-    cal_data *d = malloc(sizeof *d);
-    if (!d) rc = cli_fail("out of memory");
+    rc = cli_check_not_input("-o", o.out, "the model", pos[0], "--text", gpt ? o.text : NULL, NULL);
+    if (!rc && !gpt) rc = cli_check_not_data("-o", o.out, o.data);
+    cal_data *d = rc ? NULL : malloc(sizeof *d);
+    if (!rc && !d) rc = cli_fail("out of memory");
     if (d && (rc = cal_data_load(pos[0], &o, d)) == CLI_OK) {
         cal_result r;
         rc = o.sensitivity ? sensitivity(pos[0], o, d)

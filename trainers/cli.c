@@ -368,10 +368,18 @@ const char *cli_source(const char *given, const char *recorded, const char *fall
     return given ? given : recorded ? recorded : fallback;
 }
 
-char *cli_source_record(const char *path, const char *portable) {
-    if (portable && !strcmp(path, portable)) return strdup(path);
+char *cli_source_record(const char *path) {
     char *abs = realpath(path, NULL);
-    return abs ? abs : strdup(path);
+    if (!abs) abs = strdup(path);
+    json_t *utf8 = abs ? json_string(abs) : NULL; /* NULL: not valid UTF-8 */
+    bool control = false;
+    for (const char *c = abs; c && *c; c++) control = control || (unsigned char)*c < 0x20;
+    if (!utf8 || control) { /* a model file's metadata is UTF-8, and errors are one line */
+        free(abs);
+        abs = NULL;
+    }
+    json_decref(utf8);
+    return abs;
 }
 
 char *cli_meta_dup(const oct_st_file *f, const char *key) {
@@ -441,23 +449,60 @@ int cli_check_output(const char *flag, const char *path) {
     return CLI_OK;
 }
 
+/* The absolute path of a file that may not exist yet: its directory resolved, then its name;
+ * NULL when the directory cannot be resolved (malloc'd). */
+static char *planned_path(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+    char *abs = dir ? realpath(dir, NULL) : NULL, *out = NULL;
+    const char *name = slash ? slash + 1 : path;
+    if (abs && asprintf(&out, "%s/%s", abs, name) < 0) out = NULL;
+    free(dir);
+    free(abs);
+    return out;
+}
+
+/* Whether paths a and b name the same file: the same inode if both exist, else the same
+ * absolute path. */
+static bool same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    bool ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea || eb) return false;
+    char *pa = planned_path(a), *pb = planned_path(b);
+    bool same = pa && pb && !strcmp(pa, pb);
+    free(pa);
+    free(pb);
+    return same;
+}
+
 int cli_check_not_input(const char *flag, const char *path, ...) {
-    struct stat out, in;
-    if (!path || stat(path, &out) != 0) return CLI_OK;
+    if (!path) return CLI_OK;
     va_list ap;
     va_start(ap, path);
     const char *in_flag, *in_path = NULL;
     while ((in_flag = va_arg(ap, const char *)) != NULL) {
         in_path = va_arg(ap, const char *);
-        if (in_path && stat(in_path, &in) == 0 && in.st_dev == out.st_dev &&
-            in.st_ino == out.st_ino)
-            break;
+        if (in_path && same_file(path, in_path)) break;
     }
     va_end(ap);
     if (!in_flag) return CLI_OK;
     fprintf(stderr, "octet: %s %s: the same file as %s %s, which it would overwrite\n", flag, path,
             in_flag, in_path);
     return CLI_USAGE;
+}
+
+int cli_check_not_data(const char *flag, const char *path, const char *dir) {
+    static const char *const names[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    if (!path || !dir) return CLI_OK;
+    for (size_t i = 0; i < 2 * sizeof names / sizeof names[0]; i++) {
+        char in[4200];
+        snprintf(in, sizeof in, "%s/%s%s", dir, names[i / 2], i % 2 ? ".gz" : "");
+        int rc = cli_check_not_input(flag, path, "a file of --data", in, NULL);
+        if (rc != CLI_OK) return rc;
+    }
+    return CLI_OK;
 }
 
 int cli_check_log(const char *path) {

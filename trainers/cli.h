@@ -59,10 +59,9 @@ int cli_parse_recorded(const cli_cmd *cmd, const char *context, int argc, char *
 /* The data a command reads: `given` (a flag given on the command line) if not NULL, else the
  * `recorded` source of its model if not NULL, else `fallback` (the flag's default). */
 const char *cli_source(const char *given, const char *recorded, const char *fallback);
-/* The form of data path `path` to record in a model (malloc'd; NULL when out of memory): its
- * absolute path, or `portable` itself when path is that (a default relative to the repository,
- * which every clone resolves). */
-char *cli_source_record(const char *path, const char *portable);
+/* The form of data path `path` to record in a model (malloc'd): its absolute path; NULL (nothing
+ * recorded) when that is not valid UTF-8 or holds control characters, or out of memory. */
+char *cli_source_record(const char *path);
 /* f's metadata value for key, malloc'd; NULL when absent (or out of memory). */
 char *cli_meta_dup(const oct_st_file *f, const char *key);
 /* The data the model file at path records (CLI_META_SOURCE), for a command whose `flag`
@@ -168,6 +167,8 @@ void cli_shape_str(int ndim, const int *shape, char *buf, size_t n);
  * inputs, given as (flag, path) pairs ending with a NULL flag (NULL paths skipped): the run would
  * overwrite what it reads. A path that does not exist yet passes. */
 int cli_check_not_input(const char *flag, const char *path, ...);
+/* The same against the IDX files of the data directory dir (NULL passes). */
+int cli_check_not_data(const char *flag, const char *path, const char *dir);
 /* The same for a --log file, which is appended to or truncated in place (so /dev/null is fine):
  * only the directory is checked. */
 int cli_check_log(const char *path);

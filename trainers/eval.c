@@ -89,6 +89,7 @@ int cmd_eval(int argc, char **argv) {
     static const char *const gpt_only[] = {"--text", "--eval-batches", "--windows", "--full",
                                            "--stride"};
     static const char *const mlp_only[] = {"--data", "--batch"};
+    static const char *const int8_only[] = {"--compare", "--kernel", "--batch"};
     const char *path = int8_path ? int8_path : pos[0], *wrong = NULL; /* unreadable: load says */
     if (cli_file_size(path) >= 0)
         wrong = gpt ? cli_first_given(&cmd, seen, mlp_only, 2)
@@ -96,8 +97,8 @@ int cmd_eval(int argc, char **argv) {
     const char *usage = NULL;
     if (wrong)
         usage = gpt ? "an MLP flag, and this is a GPT" : "a GPT flag, and this is not a GPT";
-    else if (compare && !int8_path)
-        wrong = "--compare", usage = "needs --int8 (it checks an export against its QAT model)";
+    else if (!int8_path && (wrong = cli_first_given(&cmd, seen, int8_only, 3)))
+        usage = "needs --int8 (an export run by the integer engine)";
     else if ((full || stride) && cli_given(&cmd, seen, "--eval-batches"))
         wrong = "--eval-batches", usage = "random batches, which --full and --stride replace";
     if (wrong) {

@@ -303,18 +303,38 @@ oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, 
     return s;
 }
 
-const char *gpt_text_path(const char *path, char *buf, size_t n) {
-    if (strcmp(path, OCT_DEFAULT_TEXT) || access(path, R_OK) == 0) return path;
+/* The repository's default corpus, found above the executable's directory (build-x/octet,
+ * build-x/trainers/octet), into buf; NULL when there is none. */
+static const char *repo_text(char *buf, size_t n) {
     char exe[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[len > 0 ? len : 0] = '\0';
-    for (int up = 0; up < 4; up++) { /* build-x/octet, build-x/trainers/octet */
+    for (int up = 0; up < 4; up++) {
         char *slash = strrchr(exe, '/');
         if (!slash) break;
         *slash = '\0';
         snprintf(buf, n, "%s/%s", exe, OCT_DEFAULT_TEXT);
         if (access(buf, R_OK) == 0) return buf;
     }
+    return NULL;
+}
+
+char *gpt_text_record(const char *path) {
+    char *abs = cli_source_record(path), buf[PATH_MAX + 32];
+    const char *repo = repo_text(buf, sizeof buf);
+    char *repo_abs = repo ? realpath(repo, NULL) : NULL;
+    if (abs && repo_abs && !strcmp(abs, repo_abs)) { /* every clone resolves this */
+        free(abs);
+        abs = strdup(OCT_DEFAULT_TEXT);
+    }
+    free(repo_abs);
+    return abs;
+}
+
+const char *gpt_text_path(const char *path, char *buf, size_t n) {
+    if (strcmp(path, OCT_DEFAULT_TEXT) || access(path, R_OK) == 0) return path;
+    const char *repo = repo_text(buf, n);
+    if (repo) return repo;
     oct_fail(OCT_ENOTFOUND,
              "%s not found: run `bash datasets/prepare_text.sh` in the repository first (or "
              "pass --text FILE)",

@@ -347,7 +347,7 @@ int train_gpt_run(const gpt_opts *o) {
                                   "--resume", o->resume, NULL);
     if (!bad)
         bad = cli_check_not_input("--checkpoint", o->checkpoint, "--text", o->text, "--from",
-                                  o->from, NULL);
+                                  o->from, "--save", o->save, NULL);
     if (!bad)
         bad =
             cli_check_not_input("--log", o->log, "--text", o->text, "--from", o->from, "--resume",
@@ -363,8 +363,7 @@ int train_gpt_run(const gpt_opts *o) {
     int rc = make_model(&m, &text, path, &a);
     if (rc != CLI_OK) return rc;
     free(m.source); /* the model records the text it is trained on now */
-    m.source =
-        cli_source_record(strcmp(o->text, OCT_DEFAULT_TEXT) ? path : o->text, OCT_DEFAULT_TEXT);
+    m.source = gpt_text_record(path);
     o = &a;
     sched.lr = o->lr; /* a QAT model's default */
     if (oct_text_split_size(&text, OCT_SPLIT_VAL) <= o->context) {

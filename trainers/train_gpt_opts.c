@@ -116,10 +116,6 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
         fprintf(stderr, "octet train gpt: --qat-steps 0: expected at least 1 with --qat\n");
         return CLI_USAGE;
     }
-    if (o->checkpoint && o->save && !strcmp(o->checkpoint, o->save)) {
-        fprintf(stderr, "octet train gpt: --checkpoint %s: the same file as --save\n", o->save);
-        return CLI_USAGE;
-    }
     if (o->stop_after && !o->checkpoint) {
         fprintf(stderr, "octet train gpt: --stop-after needs --checkpoint FILE\n");
         return CLI_USAGE;
@@ -284,6 +280,8 @@ int cmd_train_gpt(int argc, char **argv) {
     bool seen[sizeof flags / sizeof flags[0]];
     int rc = parse(&cmd, argc, argv, seen);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
+    bool text_given = cli_given(&cmd, seen, "--text"); /* on this command line */
+    bool checkpoint_given = cli_given(&cmd, seen, "--checkpoint");
     char **saved = NULL, **all = NULL;
     int n_saved = 0;
     if (o.resume) { /* the checkpoint's command line, then this one's */
@@ -301,11 +299,15 @@ int cmd_train_gpt(int argc, char **argv) {
             rc = parse(&cmd, argc, argv, seen);
         }
     }
-    /* without --text, a saved model's run goes on with the text it records */
+    /* without --text, a saved model's run goes on with the text it records (a checkpoint's own
+     * --text may be relative to another directory) */
     char *recorded = NULL;
-    if (rc == CLI_OK && !cli_given(&cmd, seen, "--text") && (o.resume || o.from))
+    if (rc == CLI_OK && !text_given && (o.resume || o.from))
         rc = cli_file_source(o.resume ? o.resume : o.from, "--text", &recorded);
     if (recorded) o.text = recorded;
+    /* a resumed run goes on writing the checkpoint it was resumed from (the recorded
+     * --checkpoint may be relative to another directory) */
+    if (o.resume && o.checkpoint && !checkpoint_given) o.checkpoint = o.resume;
     char **kept = rc == CLI_OK ? malloc((size_t)(argc + 1) * sizeof *kept) : NULL;
     if (rc == CLI_OK && !kept) rc = cli_fail("out of memory");
     if (rc == CLI_OK) {

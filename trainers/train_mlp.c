@@ -181,6 +181,8 @@ static int run(mlp_opts *o) {
     int bad = cli_check_not_input("--save", o->save, "--from", o->qat.from, NULL);
     if (!bad)
         bad = cli_check_not_input("--log", o->log, "--from", o->qat.from, "--save", o->save, NULL);
+    if (!bad) bad = cli_check_not_data("--save", o->save, o->data);
+    if (!bad) bad = cli_check_not_data("--log", o->log, o->data);
     if (bad) return bad;
 
     mlp_model m = {0};
@@ -205,7 +207,7 @@ static int run(mlp_opts *o) {
     cli_set_threads(o->threads);
     if ((rc = make_model(&m, o, &train, act, init)) != CLI_OK) goto out;
     free(m.source); /* the model records the data it is trained on now */
-    m.source = cli_source_record(o->data, NULL);
+    m.source = cli_source_record(o->data);
     oct_optim_hyper h = oct_optim_defaults(kind);
     h.weight_decay = o->wd;
     h.momentum = o->momentum;
