@@ -447,6 +447,9 @@ expect 1 "not a checkpoint" "$octet" train gpt --resume "$tmp/r0.safetensors"
 ok "train gpt --stop-after 2" "stopped" "$octet" train gpt "${run_flags[@]}" \
     --checkpoint "$tmp/c2.safetensors" --stop-after 2
 expect 1 "before the QAT steps" "$octet" export "$tmp/c2.safetensors" -o "$tmp/c2.int8"
+set_meta "$tmp/c2.safetensors" "$tmp/c2-on.safetensors" octet.qat_on "maybe"
+expect 1 "'octet.qat_on' is 'maybe', expected true or false" "$octet" eval "$tmp/c2-on.safetensors" \
+    --text "$tmp/tiny.txt"
 [ -e "$tmp/c2.int8" ] && { echo "FAIL: a refused export wrote its output"; fails=$((fails + 1)); }
 expect 2 "--qat-steps" "$octet" train gpt --qat --qat-steps 0
 tac "$tmp/tiny.txt" >"$tmp/tiny-reversed.txt"

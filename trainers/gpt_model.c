@@ -159,10 +159,11 @@ oct_status gpt_model_load(gpt_model *m, const char *path) {
             s = load_fail_in(OCT_EFORMAT, path);
         else
             s = load_qat_steps(&f, &m->qat->steps);
-        if (s == OCT_OK) {
-            const char *on = oct_st_meta(&f, "octet.qat_on");
-            m->qat_on = !on || strcmp(on, "false"); /* false: a checkpoint before the QAT steps */
-        }
+        const char *on = oct_st_meta(&f, "octet.qat_on"); /* a checkpoint before the QAT steps */
+        if (s == OCT_OK && on && strcmp(on, "false") && strcmp(on, "true"))
+            s = oct_fail(OCT_EFORMAT, "%s: metadata 'octet.qat_on' is '%s', expected true or false",
+                         path, on);
+        m->qat_on = !on || !strcmp(on, "true");
         for (int i = 0; s == OCT_OK && i < m->qat->n_state; i++) {
             if (!is_plain_state(m, m->qat->state[i])) continue;
             n_state++;
