@@ -257,6 +257,9 @@ if [ -f "$tmp/tiny.safetensors" ]; then
     set_meta "$tmp/tiny2.pt.safetensors" "$tmp/bad.pt.safetensors" mean "nan"
     expect 1 "metadata 'mean' is 'nan'" "$octet" import "$tmp/bad.pt.safetensors" \
         -o "$tmp/imp2.safetensors"
+    set_meta "$tmp/tiny2.pt.safetensors" "$tmp/bad.pt.safetensors" activation "none"
+    expect 1 "metadata 'activation' is 'none', expected relu, gelu or tanh" "$octet" import \
+        "$tmp/bad.pt.safetensors" -o "$tmp/imp2.safetensors"
     # the input normalization must be finite
     set_meta "$tmp/tiny.safetensors" "$tmp/bad.safetensors" octet.input_std "inf"
     expect 1 "$tmp/bad.safetensors: metadata 'octet.input_std' is not a finite number: 'inf'" \

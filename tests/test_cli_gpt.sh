@@ -598,6 +598,9 @@ expect 1 "metadata 'vocab_size' is '-1', but the tensors give" "$octet" import \
 set_meta "$tmp/g.pt.safetensors" "$tmp/bad.pt.safetensors" n_head "0"
 expect 1 "metadata 'n_head' is '0', expected an integer in [1, 4096] (as --heads)" "$octet" import \
     "$tmp/bad.pt.safetensors" -o "$tmp/imp2.safetensors"
+set_meta "$tmp/g.pt.safetensors" "$tmp/bad.pt.safetensors" gelu "fast"
+expect 1 "metadata 'gelu' is 'fast', expected tanh or erf" "$octet" import \
+    "$tmp/bad.pt.safetensors" -o "$tmp/imp2.safetensors"
 
 [ "$fails" = 0 ] && echo "cli gpt: all checks passed"
 exit $((fails > 0))

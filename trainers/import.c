@@ -82,8 +82,18 @@ static oct_status from_metadata(const oct_st_file *f, const cli_cmd *cmd, const 
     if (s == OCT_OK) s = meta_number(f, cmd, seen, "--mean", "mean");
     if (s == OCT_OK) s = meta_number(f, cmd, seen, "--std", "std");
     if (s != OCT_OK) return s;
-    if ((v = unset_meta(f, cmd, seen, "--gelu", "gelu"))) o->gelu = v; /* checked by cli_gelu */
+    oct_activation act;
+    if ((v = unset_meta(f, cmd, seen, "--gelu", "gelu"))) o->gelu = v;
+    if (v && strcmp(v, "tanh") && strcmp(v, "erf"))
+        return oct_fail(OCT_EFORMAT,
+                        "%s: metadata 'gelu' is '%s', expected tanh or erf (as --gelu)", f->path,
+                        v);
     if ((v = unset_meta(f, cmd, seen, "--activation", "activation"))) o->activation = v;
+    if (v && (oct_activation_parse(v, &act) || act == OCT_ACT_NONE))
+        return oct_fail(OCT_EFORMAT,
+                        "%s: metadata 'activation' is '%s', expected relu, gelu or tanh (as "
+                        "--activation)",
+                        f->path, v);
     if ((v = unset_meta(f, cmd, seen, "--text", "vocab_bytes"))) {
         o->meta_vocab = true;
         return meta_vocab(f->path, v, &o->vocab);
