@@ -556,8 +556,11 @@ int cmd_calibrate(int argc, char **argv) {
          "GPT: token and position embeddings as N-bit codes per row (0: float32; 2..8; up to 4 "
          "exported as packed indices)",
          0, 8},
-        {"--text", CLI_STR, &o.text, "GPT: text whose first 90% is the training split", 0, 0},
-        {"--data", CLI_STR, &o.data, "MLP: directory with the IDX .gz files", 0, 0},
+        {"--text", CLI_STR, &o.text,
+         "GPT: text whose first 90% is the training split (unset: the model's own, else this)", 0,
+         0},
+        {"--data", CLI_STR, &o.data,
+         "MLP: directory with the IDX files (unset: the model's own, else this)", 0, 0},
         {"--threads", CLI_INT, &o.threads, "threads", 1, 256},
     };
     cli_cmd cmd = {"calibrate",

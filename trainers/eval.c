@@ -46,7 +46,8 @@ int cmd_eval(int argc, char **argv) {
     int stride = 0;
     bool full = false;
     const cli_flag flags[] = {
-        {"--data", CLI_STR, &data, "directory with the IDX .gz files", 0, 0},
+        {"--data", CLI_STR, &data,
+         "MLP: directory with the IDX files (unset: the model's own, else this)", 0, 0},
         {"--threads", CLI_INT, &threads, "threads", 1, 256},
         {"--int8", CLI_STR, &int8_path, "evaluate this int8 export (from octet export) instead", 0,
          0},
@@ -55,7 +56,9 @@ int cmd_eval(int argc, char **argv) {
          "with --int8: check the logits against this QAT model, bit for bit", 0, 0},
         {"--kernel", CLI_STR, &kernel, "int8 GEMM kernel: auto|portable|avx2|avx512vnni (--int8)",
          0, 0},
-        {"--text", CLI_STR, &text, "GPT: text whose last 10% is the validation split", 0, 0},
+        {"--text", CLI_STR, &text,
+         "GPT: text whose last 10% is the validation split (unset: the model's own, else this)", 0,
+         0},
         {"--eval-batches", CLI_INT, &eval_batches, "GPT: validation batches", 1, 1e6},
         {"--windows", CLI_INT, &windows, "GPT: windows per validation batch", 1, 65536},
         {"--full", CLI_BOOL, &full,

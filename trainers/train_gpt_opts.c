@@ -192,7 +192,11 @@ int cmd_train_gpt(int argc, char **argv) {
     };
     gpt_opts o = defaults;
     const cli_flag flags[] = {
-        {"--text", CLI_STR, &o.text, "training text (90% train, last 10% validation)", 0, 0},
+        {"--text", CLI_STR, &o.text,
+         "training text (90% train, last 10% validation; unset with --from or --resume: the "
+         "model's "
+         "own)",
+         0, 0},
         {"--from", CLI_STR, &o.from,
          "fine-tune this saved fp32 GPT (its architecture and vocabulary; with --qat, all steps "
          "QAT unless --qat-steps), or with --qat a QAT or calibrated one (its quantizers too)",
