@@ -5,7 +5,6 @@
  * pass per linear layer follows: calibrate_passes). The result is a QAT model file: `octet
  * export` turns it into the int8 model, which the integer engine runs bit for bit as the
  * calibrated model's simulated forward (`eval --int8 --compare`). */
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,9 +351,7 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
         rc = cli_fail(NULL);
     if (rc == CLI_OK && o->out) { /* the text it was calibrated on */
         free(m.source);
-        char buf[PATH_MAX + 32];
-        const char *text_path = gpt_text_path(o->text, buf, sizeof buf);
-        m.source = text_path ? gpt_text_record(text_path) : NULL;
+        m.source = gpt_text_record(o->text);
         if (gpt_model_save(&m, o->out)) rc = cli_fail(NULL);
     }
     *r = (cal_result){ptq, fp32};

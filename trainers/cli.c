@@ -364,8 +364,10 @@ void cli_catch_signals(void) {
     }
 }
 
-const char *cli_source(const char *given, const char *recorded, const char *fallback) {
-    return given ? given : recorded ? recorded : fallback;
+char *cli_take(char **p) {
+    char *v = *p;
+    *p = NULL;
+    return v;
 }
 
 char *cli_source_record(const char *path) {

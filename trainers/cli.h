@@ -12,7 +12,7 @@
 #include "octet/io.h"
 
 /* Metadata naming the data a model was trained on (a text file, an IDX directory): commands
- * that read data default to it (cli_source). */
+ * that read data default to it (cli_file_source). */
 #define CLI_META_SOURCE "octet.source"
 
 /* Exit statuses: 0 success, 1 runtime failure (bad file, ...), 2 usage error. */
@@ -56,9 +56,8 @@ int cli_parse_seen(const cli_cmd *cmd, int argc, char **argv, const char **pos, 
  * arguments): an error, or a --help among them, is one line naming `context` ("--resume CK:
  * its recorded arguments") and returns CLI_FAIL. */
 int cli_parse_recorded(const cli_cmd *cmd, const char *context, int argc, char **argv, bool *seen);
-/* The data a command reads: `given` (a flag given on the command line) if not NULL, else the
- * `recorded` source of its model if not NULL, else `fallback` (the flag's default). */
-const char *cli_source(const char *given, const char *recorded, const char *fallback);
+/* *p, which the caller now owns; *p becomes NULL (moving a malloc'd string between structs). */
+char *cli_take(char **p);
 /* The form of data path `path` to record in a model (malloc'd): its absolute path; NULL (nothing
  * recorded) when that is not valid UTF-8 or holds control characters, or out of memory. */
 char *cli_source_record(const char *path);
@@ -164,8 +163,9 @@ long long cli_file_size(const char *path);
 /* A tensor shape as text, "(3, 4)" ("()" for a scalar), into buf (n bytes). */
 void cli_shape_str(int ndim, const int *shape, char *buf, size_t n);
 /* Fails (one line, CLI_USAGE) when the output `path` of `flag` is the same file as one of the
- * inputs, given as (flag, path) pairs ending with a NULL flag (NULL paths skipped): the run would
- * overwrite what it reads. A path that does not exist yet passes. */
+ * inputs (or other outputs), given as (flag, path) pairs ending with a NULL flag (NULL paths
+ * skipped): the run would overwrite what it reads. Existing files compare by inode, files that
+ * do not exist yet by their absolute paths. */
 int cli_check_not_input(const char *flag, const char *path, ...);
 /* The same against the IDX files of the data directory dir (NULL passes). */
 int cli_check_not_data(const char *flag, const char *path, const char *dir);

@@ -25,8 +25,7 @@ static oct_status qat_model_to_int8(const char *path, bool keep_source, oct_i8_m
     if (s != OCT_OK) return s;
     s = m.qat ? oct_qat_mlp_to_int8(m.qat, m.mean, m.std, out)
               : oct_fail(OCT_EINVAL, "%s has no quantizer state", path);
-    if (s == OCT_OK && keep_source) out->source = m.source; /* the export records its data */
-    if (s == OCT_OK && keep_source) m.source = NULL;
+    if (s == OCT_OK && keep_source) out->source = cli_take(&m.source); /* its data */
     mlp_model_free(&m);
     return s;
 }
@@ -125,8 +124,7 @@ static int dynamic_export(const char *path, const char *out, int embed_bits, boo
         if (gpt_model_load(&m, path)) return cli_fail(NULL);
         oct_i8_gpt i8;
         oct_status s = oct_gpt_to_dynamic_int8(&m.gpt, m.vocab.bytes, embed_bits, &i8);
-        if (s == OCT_OK && keep_source) i8.source = m.source; /* the export records its text */
-        if (s == OCT_OK && keep_source) m.source = NULL;
+        if (s == OCT_OK && keep_source) i8.source = cli_take(&m.source); /* its text */
         if (s == OCT_OK) s = oct_i8_gpt_save(&i8, out);
         char emb[16];
         if (s == OCT_OK)
@@ -151,8 +149,7 @@ static int dynamic_export(const char *path, const char *out, int embed_bits, boo
             snprintf(msg, sizeof msg, "%s", oct_last_error());
             oct_fail(s, "%s: %s", path, msg);
         }
-        if (s == OCT_OK && keep_source) i8.source = m.source; /* the export records its data */
-        if (s == OCT_OK && keep_source) m.source = NULL;
+        if (s == OCT_OK && keep_source) i8.source = cli_take(&m.source); /* its data */
         if (s == OCT_OK) s = oct_i8_mlp_save(&i8, out);
         if (s == OCT_OK)
             printf("%s: int8 MLP with dynamic activations, %d layers", out, i8.n_layers);

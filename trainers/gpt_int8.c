@@ -44,8 +44,7 @@ int gpt_int8_export(const char *path, const char *out, bool keep_source) {
     oct_i8_gpt i8;
     int rc = CLI_OK;
     oct_status s = oct_qat_gpt_to_int8(m.qat, m.vocab.bytes, &i8);
-    if (s == OCT_OK && keep_source) i8.source = m.source; /* the export records its text */
-    if (s == OCT_OK && keep_source) m.source = NULL;
+    if (s == OCT_OK && keep_source) i8.source = cli_take(&m.source); /* the text it records */
     if (s != OCT_OK || oct_i8_gpt_save(&i8, out)) {
         rc = cli_fail(NULL);
     } else {

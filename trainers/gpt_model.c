@@ -320,8 +320,10 @@ static const char *repo_text(char *buf, size_t n) {
     return NULL;
 }
 
-char *gpt_text_record(const char *path) {
-    char *abs = cli_source_record(path), buf[PATH_MAX + 32];
+char *gpt_text_record(const char *text) {
+    char buf[PATH_MAX + 32];
+    const char *path = gpt_text_path(text, buf, sizeof buf);
+    char *abs = path ? cli_source_record(path) : NULL;
     const char *repo = repo_text(buf, sizeof buf);
     char *repo_abs = repo ? realpath(repo, NULL) : NULL;
     if (abs && repo_abs && !strcmp(abs, repo_abs)) { /* every clone resolves this */

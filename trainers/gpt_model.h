@@ -90,9 +90,10 @@ oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, 
  * from any directory. buf (n bytes) may hold the result. NULL, with the error set (how to
  * prepare the corpus), when the default corpus is missing. */
 const char *gpt_text_path(const char *path, char *buf, size_t n);
-/* What a model records of the text at path (cli_source_record): its absolute path, or
- * OCT_DEFAULT_TEXT when it is the repository's own corpus, which every clone resolves. */
-char *gpt_text_record(const char *path);
+/* What a model records of --text `text` (resolved by gpt_text_path, then cli_source_record): its
+ * absolute path, or OCT_DEFAULT_TEXT when it is the repository's own corpus, which every clone
+ * resolves; NULL when it records nothing. */
+char *gpt_text_record(const char *text);
 
 /* Reads the text file at text_path (gpt_text_path) encoded with v, the vocabulary of the model at
  * model_path (which must hold every character of the text). Errors name the text, the first

@@ -142,9 +142,7 @@ static int import_gpt(const char *path, const import_opts *o) {
     if (info.zero_biases) printf("; %d biases not in the file, set to 0", info.zero_biases);
     if (info.buffers) printf("; %d buffers skipped", info.buffers);
     printf("\n");
-    char buf[PATH_MAX + 32];
-    const char *text = o->meta_vocab ? NULL : gpt_text_path(o->text, buf, sizeof buf);
-    if (text) m.source = gpt_text_record(text); /* the text of its vocabulary */
+    if (!o->meta_vocab) m.source = gpt_text_record(o->text); /* the text of its vocabulary */
     int rc = gpt_model_save(&m, o->out) ? cli_fail(NULL) : CLI_OK;
     if (rc == CLI_OK) printf("saved %s\n", o->out);
     gpt_model_free(&m);

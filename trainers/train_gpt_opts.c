@@ -194,8 +194,7 @@ int cmd_train_gpt(int argc, char **argv) {
     const cli_flag flags[] = {
         {"--text", CLI_STR, &o.text,
          "training text (90% train, last 10% validation; unset with --from or --resume: the "
-         "model's "
-         "own)",
+         "model's own)",
          0, 0},
         {"--from", CLI_STR, &o.from,
          "fine-tune this saved fp32 GPT (its architecture and vocabulary; with --qat, all steps "
