@@ -282,6 +282,20 @@ static void truncated_and_extended(void **state) {
     longer[n - 7] ^= 0x10; /* a data byte */
     spit(bad, longer, n);
     expect_open_error(bad, OCT_EFORMAT, "checksum mismatch: file is corrupt");
+    /* The header alone: read without the data, so the checksum is not looked at, but a file of
+     * the wrong size is still refused. */
+    oct_st_file h;
+    assert_int_equal(oct_st_open_header(&h, bad), OCT_OK);
+    assert_int_equal(h.count, 1);
+    assert_string_equal(h.entries[0].name, "a");
+    assert_int_equal(h.entries[0].numel, 5);
+    assert_null(h.entries[0].data);
+    assert_non_null(oct_st_meta(&h, "octet.crc32"));
+    oct_st_close(&h);
+    spit(bad, good, n - 1);
+    assert_int_equal(oct_st_open_header(&h, bad), OCT_EFORMAT);
+    assert_non_null(strstr(oct_last_error(), "beyond the 19-byte data buffer"));
+    oct_st_close(&h);
     free(longer);
     free(good);
     expect_open_error(path_in_dir("missing.safetensors"), OCT_EIO, "cannot open");

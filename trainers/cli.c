@@ -392,7 +392,7 @@ char *cli_meta_dup(const oct_st_file *f, const char *key) {
 int cli_file_source(const char *path, const char *flag, char **source) {
     *source = NULL;
     oct_st_file f;
-    if (oct_st_open(&f, path) != OCT_OK) return CLI_OK;
+    if (oct_st_open_header(&f, path) != OCT_OK) return CLI_OK;
     *source = cli_meta_dup(&f, CLI_META_SOURCE);
     oct_st_close(&f);
     if (!*source || !strcmp(*source, OCT_DEFAULT_TEXT) || access(*source, R_OK) == 0) return CLI_OK;
@@ -405,7 +405,7 @@ int cli_file_source(const char *path, const char *flag, char **source) {
 
 bool cli_file_meta_is(const char *path, const char *key, const char *value) {
     oct_st_file f;
-    if (oct_st_open(&f, path) != OCT_OK) return false;
+    if (oct_st_open_header(&f, path) != OCT_OK) return false;
     const char *v = oct_st_meta(&f, key);
     bool yes = v && !strcmp(v, value);
     oct_st_close(&f);

@@ -34,7 +34,7 @@ static oct_status qat_model_to_int8(const char *path, bool keep_source, oct_i8_m
  * MLP. */
 static oct_status check_qat_model(const char *path) {
     oct_st_file f;
-    oct_status s = oct_st_open(&f, path);
+    oct_status s = oct_st_open_header(&f, path);
     if (s != OCT_OK) return s;
     const char *fmt = oct_st_meta(&f, "octet.format"), *kind = oct_st_meta(&f, "octet.model");
     if (fmt && !strcmp(fmt, OCT_I8_FORMAT))

@@ -113,7 +113,8 @@ typedef struct oct_st_kv {
     const char *value;
 } oct_st_kv;
 
-/* An open safetensors file, fully validated and held in memory. Fields are read-only. */
+/* An open safetensors file, fully validated and held in memory (oct_st_open_header: its header
+ * alone). Fields are read-only. */
 typedef struct oct_st_file {
     char *path;
     int count;             /* tensors */
@@ -131,6 +132,10 @@ typedef struct oct_st_file {
  * OCT_EUNSUPPORTED (dtype or rank) or OCT_ENOMEM and a one-line message naming the file.
  * On failure f is left empty (nothing to release); on success release it with oct_st_close. */
 oct_status oct_st_open(oct_st_file *f, const char *path);
+/* oct_st_open without the data: reads and validates the header alone (the same checks but the
+ * crc32), for a look at the metadata and the entries' names, dtypes and shapes; every entry's
+ * data is NULL. Cheap on any size of file. */
+oct_status oct_st_open_header(oct_st_file *f, const char *path);
 /* Releases f; safe after a failed oct_st_open and on NULL. */
 void oct_st_close(oct_st_file *f);
 

@@ -200,8 +200,8 @@ static oct_status load_data(oct_st_file *f, int fd, int64_t off) {
     return OCT_OK;
 }
 
-/* Reads the regular file fd of size bytes. */
-static oct_status load(oct_st_file *f, int fd, size_t size) {
+/* Reads the regular file fd of size bytes: the header, then the data unless header_only. */
+static oct_status load(oct_st_file *f, int fd, size_t size, bool header_only) {
     if (size < 8)
         return oct_fail(OCT_EFORMAT, "%s: %zu bytes, shorter than the 8-byte header length",
                         f->path, size);
@@ -231,10 +231,10 @@ static oct_status load(oct_st_file *f, int fd, size_t size) {
     if (!json_is_object(f->header))
         return oct_fail(OCT_EFORMAT, "%s: header is not a JSON object", f->path);
     s = parse_header(f);
-    return s ? s : load_data(f, fd, (int64_t)(8 + f->header_size));
+    return s || header_only ? s : load_data(f, fd, (int64_t)(8 + f->header_size));
 }
 
-oct_status oct_st_open(oct_st_file *f, const char *path) {
+static oct_status open_file(oct_st_file *f, const char *path, bool header_only) {
     *f = (oct_st_file){0};
     f->path = strdup(path);
     OCT_ASSERT(f->path);
@@ -242,11 +242,19 @@ oct_status oct_st_open(oct_st_file *f, const char *path) {
     int64_t size;
     oct_status s = oct__open_regular(path, &fd, &size);
     if (s == OCT_OK) {
-        s = load(f, fd, (size_t)size);
+        s = load(f, fd, (size_t)size, header_only);
         close(fd);
     }
     if (s != OCT_OK) oct_st_close(f);
     return s;
+}
+
+oct_status oct_st_open(oct_st_file *f, const char *path) {
+    return open_file(f, path, false);
+}
+
+oct_status oct_st_open_header(oct_st_file *f, const char *path) {
+    return open_file(f, path, true);
 }
 
 void oct_st_close(oct_st_file *f) {
