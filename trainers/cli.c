@@ -592,6 +592,18 @@ int cli_qat_config(const char *cmd, const cli_quant *q, oct_qat_config *cfg) {
     return CLI_USAGE;
 }
 
+void cli_qat_desc(const oct_qat_config *cfg, char *buf, size_t n) {
+    char acts[64] = "";
+    for (int i = 0; i < cfg->n_act_modes; i++) {
+        size_t len = strlen(acts);
+        snprintf(acts + len, sizeof acts - len, "%s%s", i ? "," : "",
+                 oct_qat_amode_name(cfg->act_mode[i]));
+    }
+    snprintf(buf, n, "%d-bit%s weights (%s%s%s), %d-bit activations (%s)", cfg->weight_bits,
+             cfg->per_tensor_weights ? " per-tensor" : "", oct_qat_wmode_name(cfg->weight_mode),
+             cfg->layer_bits[0] ? ", " : "", cfg->layer_bits, cfg->act_bits, acts);
+}
+
 int cli_train_quant(const char *cmd, const cli_quant *q, oct_qat_config *cfg) {
     bool mse = !strcmp(q->weight_quant, "mse");
     int rc = mse ? CLI_USAGE : cli_qat_config(cmd, q, cfg);

@@ -155,6 +155,9 @@ typedef struct cli_quant {
  * (--act-quant, --weight-quant, --layer-bits VALUE; the configuration's own message for a bad
  * combination), returning CLI_USAGE. */
 int cli_qat_config(const char *cmd, const cli_quant *q, struct oct_qat_config *cfg);
+/* The quantizers of cfg as text for a banner, into buf (n bytes; OCT_QAT_LAYER_BITS_LEN + 128
+ * holds any): "8-bit weights (minmax), 8-bit activations (ema)". */
+void cli_qat_desc(const struct oct_qat_config *cfg, char *buf, size_t n);
 /* cli_qat_config for a training command, which refuses the calibration-only quantizers (weights
  * mse, activations hist) with a usage error printed as "octet CMD: --weight-quant mse: ...". */
 int cli_train_quant(const char *cmd, const cli_quant *q, struct oct_qat_config *cfg);

@@ -93,19 +93,6 @@ int qat_load_from(const qat_opts *o, mlp_model *m) {
     return CLI_OK;
 }
 
-/* The quantizers of cfg as text, into buf (n bytes). */
-static void describe(const oct_qat_config *cfg, char *buf, size_t n) {
-    char acts[64] = "";
-    for (int i = 0; i < cfg->n_act_modes; i++) {
-        size_t len = strlen(acts);
-        snprintf(acts + len, sizeof acts - len, "%s%s", i ? "," : "",
-                 oct_qat_amode_name(cfg->act_mode[i]));
-    }
-    snprintf(buf, n, "int%d%s weights (%s%s%s), uint%d activations (%s)", cfg->weight_bits,
-             cfg->per_tensor_weights ? " per-tensor" : "", oct_qat_wmode_name(cfg->weight_mode),
-             cfg->layer_bits[0] ? ", " : "", cfg->layer_bits, cfg->act_bits, acts);
-}
-
 int qat_setup(qat_opts *o, mlp_model *m, int64_t per_epoch, int threads, int *qat_start) {
     *qat_start = o->fp32_epochs;
     if (!o->on) return CLI_OK;
@@ -113,7 +100,7 @@ int qat_setup(qat_opts *o, mlp_model *m, int64_t per_epoch, int threads, int *qa
     if (m->qat) { /* a QAT --from model */
         oct_qat_mlp_set_threads(m->qat, threads);
         *qat_start = 0;
-        describe(&m->qat->cfg, quant, sizeof quant);
+        cli_qat_desc(&m->qat->cfg, quant, sizeof quant);
         fprintf(stderr,
                 "octet: --from %s: a QAT model, %s, observers frozen after %lld steps (%lld done); "
                 "every epoch is QAT with its quantizers\n",
@@ -127,7 +114,7 @@ int qat_setup(qat_opts *o, mlp_model *m, int64_t per_epoch, int threads, int *qa
         return CLI_USAGE;
     }
     oct_qat_mlp_set_threads(m->qat, threads);
-    describe(&o->cfg, quant, sizeof quant);
+    cli_qat_desc(&o->cfg, quant, sizeof quant);
     fprintf(stderr, "octet: QAT %s, %d fp32 warm-up epochs, observers freeze after %lld steps\n",
             quant, o->fp32_epochs, (long long)o->cfg.freeze_after);
     return CLI_OK;
@@ -135,6 +122,8 @@ int qat_setup(qat_opts *o, mlp_model *m, int64_t per_epoch, int threads, int *qa
 
 void qat_begin_epoch(mlp_model *m, int e, int qat_start, double acc) {
     if (e != qat_start || !m->qat) return;
-    if (e > 0) printf("fp32 warm-up done: test accuracy %.2f%% after %d epochs\n", 100 * acc, e);
+    if (e > 0)
+        printf("fp32 warm-up done: test accuracy %.2f%% after %d epoch%s\n", 100 * acc, e,
+               e == 1 ? "" : "s");
     m->qat_on = true;
 }

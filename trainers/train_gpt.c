@@ -223,18 +223,15 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
  * end; learned (lsq) activation steps have no observers. */
 static int enable_qat(gpt_model *m, const gpt_opts *o) {
     if (gpt_model_enable_qat(m, &o->qat_cfg)) return train_gpt_fail_flag("--qat");
-    char embed[16], freeze[64] = "";
+    char quant[OCT_QAT_LAYER_BITS_LEN + 128], embed[16], freeze[64] = "";
     bool observers = o->qat_cfg.act_mode[0] != OCT_QAT_A_LSQ;
     if (observers && o->freeze_after > 0 && o->freeze_after < o->qat_steps)
         snprintf(freeze, sizeof freeze, ", observers freeze after %d of them", o->freeze_after);
     else if (observers)
         snprintf(freeze, sizeof freeze, ", observers never freeze");
-    fprintf(stderr,
-            "octet: QAT %d-bit%s weights (%s%s%s), %d-bit activations (%s), %s embeddings for the "
-            "last %d steps%s\n",
-            o->weight_bits, o->per_tensor_weights ? " per-tensor" : "", o->weight_quant,
-            o->layer_bits ? ", " : "", o->layer_bits ? o->layer_bits : "", o->act_bits,
-            o->act_quant, gpt_embed_desc(o->embed_bits, embed, sizeof embed), o->qat_steps, freeze);
+    cli_qat_desc(&m->qat->cfg, quant, sizeof quant);
+    fprintf(stderr, "octet: QAT %s, %s embeddings for the last %d steps%s\n", quant,
+            gpt_embed_desc(o->embed_bits, embed, sizeof embed), o->qat_steps, freeze);
     return CLI_OK;
 }
 
