@@ -55,15 +55,20 @@ ok "a path that is not UTF-8" "saved" "$octet" train gpt "${gpt_flags[@]}" \
 expect 2 "--checkpoint ./gy.safetensors: the same file as --save" bash -c "cd '$tmp' && \
     '$octet' train gpt --text tiny.txt --steps 2 --save gy.safetensors --checkpoint ./gy.safetensors"
 expect 2 "--kernel: needs --int8" "$octet" eval "$tmp/g.safetensors" --kernel portable
-# a run resumed from another directory reads its recorded text and goes on writing the
-# checkpoint it was resumed from (its recorded --text and --checkpoint are relative)
+# a run resumed from another directory reads its recorded text and writes its checkpoint, log and
+# model where the run it continues wrote them (given as relative paths)
 (cd "$tmp" && "$octet" train gpt "${gpt_flags[@]}" --text tiny.txt --steps 8 --eval-every 4 \
-    --checkpoint rel.safetensors --stop-after 4) >/dev/null 2>&1
+    --checkpoint rel.safetensors --log rel.log --save rel-model.safetensors --stop-after 4) \
+    >/dev/null 2>&1
 mkdir -p "$tmp/elsewhere"
 ok "resume from another directory" "stopped after step 6" bash -c "cd '$tmp/elsewhere' && \
     '$octet' train gpt --resume ../rel.safetensors --stop-after 6"
-[ -e "$tmp/elsewhere/rel.safetensors" ] &&
-    { echo "FAIL: a resumed run wrote its checkpoint in the current directory"; fails=$((fails + 1)); }
+ok "resume from another directory to the end" "final val loss" bash -c "cd '$tmp/elsewhere' && \
+    '$octet' train gpt --resume ../rel.safetensors"
+[ -n "$(ls "$tmp/elsewhere")" ] &&
+    { echo "FAIL: a resumed run wrote into the current directory"; fails=$((fails + 1)); }
+[ -f "$tmp/rel-model.safetensors" ] && grep -q '"event":"final"' "$tmp/rel.log" ||
+    { echo "FAIL: a resumed run did not write its model and log where the run wrote them"; fails=$((fails + 1)); }
 ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -n 20
 # the QAT model samples its simulated int8 forward pass: its export's text, also past the context
 for s in 1 2; do
@@ -475,7 +480,7 @@ for a in help bogu; do
         --resume "$tmp/c2-bad.safetensors"
 done
 # an argument that is not UTF-8 could not be read back by --resume: refused before the run
-expect 1 "argument '$tmp/x\xff' is not valid UTF-8 and cannot be recorded for --resume" "$octet" \
+expect 1 "argument '--save=$tmp/x\xff' is not valid UTF-8 and cannot be recorded for --resume" "$octet" \
     train gpt "${gpt_flags[@]}" --save "$tmp/x"$'\xff' --checkpoint "$tmp/cu.safetensors"
 [ -e "$tmp/cu.safetensors" ] && { echo "FAIL: a refused --checkpoint was written"; fails=$((fails + 1)); }
 # SIGINT (Ctrl-C) with --checkpoint: the run ends after the current step with a checkpoint

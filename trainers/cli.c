@@ -370,6 +370,16 @@ char *cli_take(char **p) {
     return v;
 }
 
+char *cli_abs_path(const char *path) {
+    if (path[0] == '/') return strdup(path);
+    char *cwd = getcwd(NULL, 0);
+    size_t len = cwd ? strlen(cwd) + strlen(path) + 2 : 0;
+    char *abs = cwd ? malloc(len) : NULL;
+    if (abs) snprintf(abs, len, "%s/%s", cwd, path);
+    free(cwd);
+    return abs;
+}
+
 char *cli_source_record(const char *path) {
     char *abs = realpath(path, NULL);
     if (!abs) abs = strdup(path);

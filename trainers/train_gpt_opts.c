@@ -70,14 +70,47 @@ static int parse_recorded(const cli_cmd *cmd, int argc, char **argv, bool *seen,
     return cli_parse_recorded(cmd, context, argc, argv, seen);
 }
 
-/* argv without --resume and --stop-after and their values (what a checkpoint stores). */
-static int strip_run_flags(int argc, char **argv, char **out) {
+/* The flags a checkpoint does not store as given: --resume and --stop-after (not part of the
+ * run), and the outputs, which it stores as absolute paths (record_args). */
+static const char *const UNRECORDED[] = {"--resume", "--stop-after", "--save", "--log",
+                                         "--checkpoint"};
+#define N_UNRECORDED (int)(sizeof UNRECORDED / sizeof UNRECORDED[0])
+#define N_OUTPUTS 3 /* the last three of UNRECORDED */
+
+/* Which of UNRECORDED arg is ("--save" or "--save=..."), or -1. */
+static int unrecorded(const char *arg) {
+    for (int k = 0; k < N_UNRECORDED; k++) {
+        size_t len = strlen(UNRECORDED[k]);
+        if (!strncmp(arg, UNRECORDED[k], len) && (arg[len] == '\0' || arg[len] == '=')) return k;
+    }
+    return -1;
+}
+
+/* What a checkpoint stores of the command line argv, into out (argc + N_OUTPUTS entries): argv
+ * without --resume and --stop-after, with the outputs (--save, --log, --checkpoint) as
+ * "--FLAG=ABSOLUTE-PATH" (allocated into owned), so that a run resumed from another directory
+ * writes where the run it continues wrote. Returns the count, or -1 out of memory. */
+static int record_args(const gpt_opts *o, int argc, char **argv, char **out,
+                       char *owned[N_OUTPUTS]) {
     int n = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--resume") || !strcmp(argv[i], "--stop-after"))
-            i++;
-        else if (strncmp(argv[i], "--resume=", 9) && strncmp(argv[i], "--stop-after=", 13))
+        int k = unrecorded(argv[i]);
+        if (k < 0)
             out[n++] = argv[i];
+        else if (!strchr(argv[i], '='))
+            i++; /* and its value */
+    }
+    const char *outputs[N_OUTPUTS] = {o->save, o->log, o->checkpoint};
+    for (int k = 0; k < N_OUTPUTS; k++) {
+        if (!outputs[k]) continue;
+        char *abs = cli_abs_path(outputs[k]);
+        size_t len = abs ? strlen(UNRECORDED[N_UNRECORDED - N_OUTPUTS + k]) + strlen(abs) + 2 : 0;
+        owned[k] = abs ? malloc(len) : NULL;
+        if (owned[k])
+            snprintf(owned[k], len, "%s=%s", UNRECORDED[N_UNRECORDED - N_OUTPUTS + k], abs);
+        free(abs);
+        if (!owned[k]) return -1;
+        out[n++] = owned[k];
     }
     return n;
 }
@@ -311,10 +344,11 @@ int cmd_train_gpt(int argc, char **argv) {
     /* a resumed run goes on writing the checkpoint it was resumed from (the recorded
      * --checkpoint may be relative to another directory) */
     if (o.resume && o.checkpoint && !checkpoint_given) o.checkpoint = o.resume;
-    char **kept = rc == CLI_OK ? malloc((size_t)(argc + 1) * sizeof *kept) : NULL;
-    if (rc == CLI_OK && !kept) rc = cli_fail("out of memory");
+    char **kept = rc == CLI_OK ? malloc((size_t)(argc + N_OUTPUTS) * sizeof *kept) : NULL;
+    char *owned[N_OUTPUTS] = {NULL, NULL, NULL};
+    if (rc == CLI_OK && (!kept || (o.argc = record_args(&o, argc, argv, kept, owned)) < 0))
+        rc = cli_fail("out of memory");
     if (rc == CLI_OK) {
-        o.argc = strip_run_flags(argc, argv, kept);
         o.argv = kept;
         rc = check_opts(&o, &cmd, seen);
     }
@@ -322,6 +356,7 @@ int cmd_train_gpt(int argc, char **argv) {
         rc = cli_fail(NULL); /* --resume could not read back what the checkpoint records */
     if (rc == CLI_OK) rc = record_options(&o, &cmd);
     if (rc == CLI_OK) rc = train_gpt_run(&o);
+    for (int k = 0; k < N_OUTPUTS; k++) free(owned[k]);
     free(kept);
     free(all);
     free(recorded);
