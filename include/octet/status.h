@@ -51,7 +51,8 @@ void oct_clear_error(void);
 _Noreturn void oct__assert_fail(const char *expr, const char *file, int line);
 
 /* Running out of memory where octet cannot fail softly (a block of an arena: tensors,
- * activations, gradients) calls the handler set here with the size it could not allocate. A
+ * activations, gradients; the bookkeeping of graphs, parameter lists, optimizers, safetensors
+ * files and quantized layers) calls the handler set here with the size it could not allocate. A
  * program may report it and exit; the handler must not return. Without one (the default), or
  * if it returns, octet prints "octet: out of memory: ..." to stderr and aborts. Process-wide;
  * returns the previous handler (NULL: none). */
@@ -60,5 +61,10 @@ oct_oom_handler oct_set_oom_handler(oct_oom_handler handler);
 
 /* Calls the out-of-memory handler, then aborts. */
 _Noreturn void oct__out_of_memory(size_t bytes, const char *file, int line);
+/* oct__out_of_memory unless ok (an allocation of about bytes succeeded). */
+#define OCT_ALLOC_CHECK(ok, bytes)                                                                 \
+    do {                                                                                           \
+        if (!(ok)) oct__out_of_memory((size_t)(bytes), __FILE__, __LINE__);                        \
+    } while (0)
 
 #endif

@@ -22,7 +22,7 @@ void oct_params_add(oct_params *p, oct_tensor *t) {
     if (p->n == p->cap) {
         int cap = p->cap ? 2 * p->cap : 16;
         oct_tensor **items = realloc(p->items, (size_t)cap * sizeof *items);
-        OCT_ASSERT(items != NULL);
+        OCT_ALLOC_CHECK(items, (size_t)cap * sizeof *items);
         p->items = items;
         p->cap = cap;
     }

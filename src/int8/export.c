@@ -107,7 +107,7 @@ oct_status oct_i8_mlp_save(const oct_i8_mlp *m, const char *path) {
     oct_status s = oct_i8_mlp_check(m);
     if (s != OCT_OK) return s;
     int8_t **codes = calloc((size_t)m->n_layers, sizeof *codes);
-    OCT_ASSERT(codes);
+    OCT_ALLOC_CHECK(codes, (size_t)m->n_layers * sizeof *codes);
     oct_st_writer w;
     oct_st_writer_init(&w);
     json_t *graph = graph_json(m);

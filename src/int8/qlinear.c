@@ -118,14 +118,14 @@ oct_status oct_qlinear_build_dynamic(oct_qlinear *l, int out, int in, const floa
     OCT_ASSERT(out > 0 && in > 0);
     oct_qscheme q = oct_qscheme_weights();
     float *scale = malloc((size_t)out * sizeof *scale);
-    OCT_ASSERT(scale);
+    OCT_ALLOC_CHECK(scale, (size_t)out * sizeof *scale);
     oct_quant_row_scales(&q, w, out, in, scale);
     oct_status s = oct_qlinear_build(l, out, in, w, NULL, scale, q.qmin, q.qmax, 1.0f, 0, false,
                                      relu, 0.0f, 0, 0, 0);
     free(scale);
     if (s != OCT_OK) return s;
     if (!l->bias) l->bias = malloc((size_t)out * sizeof *l->bias);
-    OCT_ASSERT(l->bias);
+    OCT_ALLOC_CHECK(l->bias, (size_t)out * sizeof *l->bias);
     for (int c = 0; c < out; c++) l->bias[c] = b ? b[c] : 0.0f;
     l->dynamic = true;
     l->a_scale = 0.0f;
@@ -164,7 +164,8 @@ static oct_status prepare(oct_qlinear *l, int out, int in, const float *w_scale,
         l->m0 = malloc((size_t)out * sizeof *l->m0);
         l->shift = malloc((size_t)out * sizeof *l->shift);
         l->codes = malloc((size_t)out * (size_t)in);
-        OCT_ASSERT(l->bias_q && l->w_scale && l->m0 && l->shift && l->codes);
+        OCT_ALLOC_CHECK(l->bias_q && l->w_scale && l->m0 && l->shift && l->codes,
+                        (size_t)out * (size_t)in);
     }
     l->out = out;
     l->in = in;
@@ -203,7 +204,7 @@ oct_status oct_qlinear_build(oct_qlinear *l, int out, int in, const float *w, co
     oct_status s = prepare(l, out, in, w_scale, a_scale, a_zp, quant_out, y_scale);
     if (s != OCT_OK) return s;
     int32_t *zeros = calloc((size_t)out, sizeof *zeros);
-    OCT_ASSERT(zeros);
+    OCT_ALLOC_CHECK(zeros, (size_t)out * sizeof *zeros);
     oct_quantize_s8(w, out, in, w_scale, zeros, w_qmin, w_qmax, l->codes);
     free(zeros);
     return finish(l, b, quant_out, relu, y_scale, y_zp, y_qmin, y_qmax);

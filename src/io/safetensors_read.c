@@ -111,7 +111,7 @@ static oct_status parse_meta(oct_st_file *f, const json_t *meta) {
     if (!json_is_object(meta))
         return oct_fail(OCT_EFORMAT, "%s: \"%s\" is not an object", f->path, OCT__ST_META_KEY);
     f->meta = calloc(json_object_size(meta) + 1, sizeof *f->meta);
-    OCT_ASSERT(f->meta);
+    OCT_ALLOC_CHECK(f->meta, (json_object_size(meta) + 1) * sizeof *f->meta);
     const char *key;
     const json_t *value;
     json_object_foreach((json_t *)meta, key, value) {
@@ -132,7 +132,7 @@ static int by_offset(const void *pa, const void *pb) {
 /* Parses entries and metadata, then checks that the tensors tile the data buffer. */
 static oct_status parse_header(oct_st_file *f) {
     f->entries = calloc(json_object_size(f->header) + 1, sizeof *f->entries);
-    OCT_ASSERT(f->entries);
+    OCT_ALLOC_CHECK(f->entries, (json_object_size(f->header) + 1) * sizeof *f->entries);
     const char *key;
     json_t *value;
     json_object_foreach(f->header, key, value) {
@@ -219,7 +219,7 @@ static oct_status load(oct_st_file *f, int fd, size_t size, bool header_only) {
     f->header_size = (size_t)n;
     f->data_size = size - 8 - f->header_size;
     char *text = malloc(f->header_size + 1);
-    OCT_ASSERT(text);
+    OCT_ALLOC_CHECK(text, f->header_size + 1);
     s = oct__read_at(f->path, fd, text, f->header_size, 8);
     json_error_t err;
     if (!s) f->header = json_loadb(text, f->header_size, JSON_REJECT_DUPLICATES, &err);
@@ -237,7 +237,7 @@ static oct_status load(oct_st_file *f, int fd, size_t size, bool header_only) {
 static oct_status open_file(oct_st_file *f, const char *path, bool header_only) {
     *f = (oct_st_file){0};
     f->path = strdup(path);
-    OCT_ASSERT(f->path);
+    OCT_ALLOC_CHECK(f->path, strlen(path) + 1);
     int fd;
     int64_t size;
     oct_status s = oct__open_regular(path, &fd, &size);

@@ -71,7 +71,7 @@ oct_status oct_st_writer_add(oct_st_writer *w, const char *name, oct_dtype dt, i
         w->cap = w->cap ? 2 * w->cap : 16;
         w->data = realloc(w->data, (size_t)w->cap * sizeof *w->data);
         w->nbytes = realloc(w->nbytes, (size_t)w->cap * sizeof *w->nbytes);
-        OCT_ASSERT(w->data && w->nbytes);
+        OCT_ALLOC_CHECK(w->data && w->nbytes, (size_t)w->cap * sizeof *w->data);
     }
     w->data[w->count] = data;
     w->nbytes[w->count] = nbytes;
@@ -106,7 +106,7 @@ static char *header_text(oct_st_writer *w, size_t *len) {
     OCT_ASSERT(json);
     size_t n = strlen(json), padded = (n + 7) & ~(size_t)7;
     char *text = malloc(padded);
-    OCT_ASSERT(text);
+    OCT_ALLOC_CHECK(text, padded);
     memcpy(text, json, n);
     memset(text + n, ' ', padded - n);
     free(json);
@@ -137,7 +137,7 @@ static bool write_file(oct_st_writer *w, int fd, const char *text, size_t len) {
 static bool sync_dir(const char *path) {
     const char *slash = strrchr(path, '/');
     char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    OCT_ASSERT(dir);
+    OCT_ALLOC_CHECK(dir, strlen(path) + 2);
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     free(dir);
     if (fd < 0) return false;
@@ -157,7 +157,7 @@ oct_status oct_st_writer_write(oct_st_writer *w, const char *path) {
     bool recorded = plen + sizeof TMP_SUFFIX <= sizeof pending &&
                     atomic_compare_exchange_strong(&pending_state, &free_state, 1);
     char *tmp = recorded ? pending : malloc(plen + sizeof TMP_SUFFIX);
-    OCT_ASSERT(tmp);
+    OCT_ALLOC_CHECK(tmp, plen + sizeof TMP_SUFFIX);
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, TMP_SUFFIX, sizeof TMP_SUFFIX);
     if (recorded) atomic_store(&pending_state, 2); /* before the file exists: none escapes */

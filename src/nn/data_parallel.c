@@ -20,10 +20,10 @@ oct_status oct_dp_init(oct_dp *dp, const oct_params *params, int shards, uint64_
         dp->graphs[s].shards = shards;
         if (s == 0) continue;
         dp->grads[s] = calloc((size_t)params->n, sizeof *dp->grads[s]);
-        OCT_ASSERT(dp->grads[s] != NULL);
+        OCT_ALLOC_CHECK(dp->grads[s], (size_t)params->n * sizeof *dp->grads[s]);
         for (int i = 0; i < params->n; i++) {
             dp->grads[s][i] = calloc((size_t)params->items[i]->size, sizeof(float));
-            OCT_ASSERT(dp->grads[s][i] != NULL);
+            OCT_ALLOC_CHECK(dp->grads[s][i], (size_t)params->items[i]->size * sizeof(float));
         }
         dp->graphs[s].grad_redirect = dp->grads[s];
         dp->graphs[s].n_redirect = params->n;

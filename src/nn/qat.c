@@ -10,7 +10,7 @@
 
 void oct__qat_state_push(oct__qat_state st, oct_tensor *t) {
     oct_tensor **s = realloc(*st.items, (size_t)(*st.n + 1) * sizeof *s);
-    OCT_ASSERT(s != NULL);
+    OCT_ALLOC_CHECK(s, (size_t)(*st.n + 1) * sizeof *s);
     *st.items = s;
     s[(*st.n)++] = t;
 }

@@ -35,7 +35,7 @@ oct_node *oct__record(oct_graph *g, int op, oct_tensor *out, int nin, oct_tensor
     if (g->n_nodes == g->cap_nodes) {
         int cap = g->cap_nodes ? 2 * g->cap_nodes : 256;
         oct_node *nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
-        OCT_ASSERT(nodes != NULL);
+        OCT_ALLOC_CHECK(nodes, (size_t)cap * sizeof *nodes);
         g->nodes = nodes;
         g->cap_nodes = cap;
     }

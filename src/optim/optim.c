@@ -92,7 +92,7 @@ oct_status oct_optim_init(oct_optim *o, oct_optim_kind kind, const oct_params *p
     o->n_state = state_per_param(kind, h) * params->n;
     if (o->n_state == 0) return OCT_OK;
     o->state = malloc((size_t)o->n_state * sizeof *o->state);
-    OCT_ASSERT(o->state != NULL);
+    OCT_ALLOC_CHECK(o->state, (size_t)o->n_state * sizeof *o->state);
     for (int i = 0; i < params->n; i++) {
         const oct_tensor *p = params->items[i];
         OCT_ASSERT(p->name != NULL);

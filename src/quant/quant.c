@@ -158,7 +158,7 @@ void oct_quantize_codebook_s8(const float *x, int64_t rows, int64_t cols, const 
     int64_t n = rows * cols, count[255] = {0};
     double sum[255] = {0}; /* of the real values x / s in each bin */
     int32_t *zeros = calloc((size_t)rows, sizeof *zeros);
-    OCT_ASSERT(zeros);
+    OCT_ALLOC_CHECK(zeros, (size_t)rows * sizeof *zeros);
     oct_quantize_s8(x, rows, cols, s, zeros, -127, 127, q);
     free(zeros);
     for (int64_t r = 0; r < rows; r++)
