@@ -257,9 +257,19 @@ if [ -f "$tmp/tiny.safetensors" ]; then
     set_meta "$tmp/tiny2.pt.safetensors" "$tmp/bad.pt.safetensors" mean "nan"
     expect 1 "metadata 'mean' is 'nan'" "$octet" import "$tmp/bad.pt.safetensors" \
         -o "$tmp/imp2.safetensors"
-    set_meta "$tmp/tiny2.pt.safetensors" "$tmp/bad.pt.safetensors" activation "none"
-    expect 1 "metadata 'activation' is 'none', expected relu, gelu or tanh" "$octet" import \
+    set_meta "$tmp/tiny2.pt.safetensors" "$tmp/bad.pt.safetensors" activation "elu"
+    expect 1 "metadata 'activation' is 'elu', expected relu, gelu, tanh or none" "$octet" import \
         "$tmp/bad.pt.safetensors" -o "$tmp/imp2.safetensors"
+    # a state dict for PyTorch has no octet.crc32: saved again from PyTorch with its metadata
+    # (the data in another order), it still imports
+    "$octet" inspect "$tmp/tiny2.pt.safetensors" | grep -q "octet.crc32" &&
+        { echo "FAIL: export --torch wrote a checksum"; fails=$((fails + 1)); }
+    # a GPT's metadata keys do not matter in an MLP (nor the GELU form without a GELU)
+    LC_ALL=C sed 's/"format":"pt"/"gelu":"xy"  /' "$tmp/tiny2.pt.safetensors" >"$tmp/bad.pt.safetensors"
+    ok "import: a GELU form without a GELU" "saved" "$octet" import "$tmp/bad.pt.safetensors" \
+        -o "$tmp/imp2.safetensors"
+    expect 1 "metadata 'gelu' is 'xy': an octet MLP's GELU is the tanh form" "$octet" import \
+        "$tmp/bad.pt.safetensors" --activation gelu -o "$tmp/imp3.safetensors"
     # the input normalization must be finite
     set_meta "$tmp/tiny.safetensors" "$tmp/bad.safetensors" octet.input_std "inf"
     expect 1 "$tmp/bad.safetensors: metadata 'octet.input_std' is not a finite number: 'inf'" \

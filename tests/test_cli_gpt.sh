@@ -293,6 +293,15 @@ if [ -f "$tmp/tiny.safetensors" ]; then
     done >"$tmp/out"
     [ "$(sort -u "$tmp/out" | wc -l)" = 1 ] && grep -q fc1.weight <("$octet" inspect "$tmp/tiny.pt.safetensors") ||
         { echo "FAIL: export --torch then import changes the MLP"; fails=$((fails + 1)); }
+    # ... with the data it records, and so does an MLP without activations
+    [ "$("$octet" inspect "$tmp/tiny.back.safetensors" | grep octet.source)" = \
+        "$("$octet" inspect "$tmp/tiny.safetensors" | grep octet.source)" ] ||
+        { echo "FAIL: export --torch then import loses the recorded data"; fails=$((fails + 1)); }
+    "$octet" train mlp --data "$tmp/tiny" --epochs 1 --batch 2 --hidden 8 --activation none \
+        --save "$tmp/tnone.safetensors" >/dev/null 2>&1
+    "$octet" export "$tmp/tnone.safetensors" --torch -o "$tmp/tnone.pt.safetensors" >/dev/null
+    ok "import of export --torch mlp, no activation" "4-8-4, none" "$octet" import \
+        "$tmp/tnone.pt.safetensors" -o "$tmp/tnone.back.safetensors"
     expect 2 "has no embeddings" "$octet" export "$tmp/tiny.safetensors" --dynamic --embed-bits 8 \
         -o "$tmp/xd.safetensors"
     "$octet" train mlp --data "$tmp/tiny" --epochs 1 --batch 2 --hidden 8 --activation gelu \
@@ -409,19 +418,26 @@ expect 1 "'Z'" "$octet" calibrate "$tmp/g.safetensors" --text "$tmp/zebra.txt" \
     -o "$tmp/cal.safetensors"
 [ -e "$tmp/cal.safetensors" ] && { echo "FAIL: a failed calibrate wrote its output"; fails=$((fails + 1)); }
 # octet import (the conversion itself is tested in test_gpt): its usage and file errors
-expect 2 "--gelu 'fast'" "$octet" import "$tmp/g.safetensors" --heads 2 --gelu fast -o "$tmp/imp.safetensors"
-expect 2 "--heads" "$octet" import "$tmp/g.safetensors" -o "$tmp/imp.safetensors" --text "$tmp/tiny.txt"
+expect 2 "--gelu 'fast'" "$octet" import "$tmp/g.pt.safetensors" --heads 2 --gelu fast -o "$tmp/imp.safetensors"
+# a text that is not ASCII: octet's tokens are bytes, nanoGPT's characters (a warning)
+{ cat "$tmp/tiny.txt"; printf 'caf\xc3\xa9\n'; } >"$tmp/cafe.txt"
+"$octet" import "$tmp/g.pt.safetensors" --text "$tmp/cafe.txt" -o "$tmp/imp.safetensors" 2>&1 |
+    grep -q "cafe.txt is not ASCII: octet's tokens are its distinct bytes" ||
+    { echo "FAIL: import of a text that is not ASCII does not warn"; fails=$((fails + 1)); }
+LC_ALL=C sed 's/"n_head"/"n_hexx"/' "$tmp/g.pt.safetensors" >"$tmp/nohead.pt.safetensors"
+expect 2 "--heads" "$octet" import "$tmp/nohead.pt.safetensors" -o "$tmp/imp.safetensors"
+expect 1 "already an octet model" "$octet" import "$tmp/g.safetensors" -o "$tmp/imp.safetensors"
 expect 2 "-o" "$octet" import "$tmp/g.safetensors" --heads 2 --text "$tmp/tiny.txt"
 expect 1 "already an octet model" "$octet" import "$tmp/g.safetensors" --heads 2 \
     --text "$tmp/tiny.txt" -o "$tmp/imp.safetensors"
 expect 1 "$tmp/none.safetensors" "$octet" import "$tmp/none.safetensors" --heads 2 \
     --text "$tmp/tiny.txt" -o "$tmp/imp.safetensors"
-expect 1 "$tmp/none.txt" "$octet" import "$tmp/g.safetensors" --heads 2 --text "$tmp/none.txt" \
+expect 1 "$tmp/none.txt" "$octet" import "$tmp/g.pt.safetensors" --heads 2 --text "$tmp/none.txt" \
     -o "$tmp/imp.safetensors"
-expect 2 "--activation: an MLP flag" "$octet" import "$tmp/g.safetensors" --heads 2 \
+expect 2 "--activation: an MLP flag" "$octet" import "$tmp/g.pt.safetensors" --heads 2 \
     --activation relu -o "$tmp/imp.safetensors"
 if [ -f "$tmp/tiny.safetensors" ]; then
-    expect 2 "--heads: a GPT flag" "$octet" import "$tmp/tiny.safetensors" --heads 2 \
+    expect 2 "--heads: a GPT flag" "$octet" import "$tmp/tiny.pt.safetensors" --heads 2 \
         -o "$tmp/imp.safetensors"
     expect 1 "already an octet model" "$octet" import "$tmp/tiny.safetensors" -o "$tmp/imp.safetensors"
 fi

@@ -436,6 +436,7 @@ typedef enum {
     NO_BIASES,
     HEAD_NAME, /* a tied model's shared wte/lm_head tensor under lm_head's name (save_model) */
     DROP_FC1,
+    DROP_QKV_BIAS,
     EXTRA,
     NAN_WTE,
     QKV_TRANSPOSED,
@@ -461,7 +462,8 @@ static void write_torch(const gpt_model *m, const char *path, oct_dtype dt, torc
         const char *name = t->name;
         size_t len = strlen(name);
         if ((edit == NO_BIASES && !strcmp(name + len - 5, ".bias")) ||
-            (edit == DROP_FC1 && !strcmp(name, "h.1.mlp.fc.weight")))
+            (edit == DROP_FC1 && !strcmp(name, "h.1.mlp.fc.weight")) ||
+            (edit == DROP_QKV_BIAS && !strcmp(name, "h.0.attn.qkv.bias")))
             continue;
         torch_name(edit == HEAD_NAME && !strcmp(name, "wte.weight") ? "lm_head.weight" : name,
                    names[i], sizeof names[i]);
@@ -588,6 +590,12 @@ static void import_errors(void **state) {
     write_torch(&a, path, OCT_DT_F32, DROP_FC1);
     expect_import_error(path, &a.vocab, 2, OCT_EFORMAT,
                         "no tensor for octet's 'h.1.mlp.fc.weight'");
+    /* one bias missing is no bias=False model (a filter of nanoGPT's attn.bias buffers also
+     * dropping attn.c_attn.bias) */
+    write_torch(&a, path, OCT_DT_F32, DROP_QKV_BIAS);
+    expect_import_error(path, &a.vocab, 2, OCT_EFORMAT,
+                        "no tensor for octet's 'h.0.attn.qkv.bias', but "
+                        "'_orig_mod.transformer.h.0.ln_1.bias' is there");
     write_torch(&a, path, OCT_DT_F32, EXTRA);
     expect_import_error(path, &a.vocab, 2, OCT_EFORMAT,
                         "'transformer.h.0.attn.rotary.freqs' has no place");

@@ -224,7 +224,7 @@ int cmd_export(int argc, char **argv) {
     if (dynamic) return dynamic_export(pos[0], out, embed_bits, !no_source);
     if (torch) {
         const char *kind;
-        if (torch_export(pos[0], out, &kind)) return cli_fail(NULL);
+        if (torch_export(pos[0], out, !no_source, &kind)) return cli_fail(NULL);
         printf("%s: PyTorch state dict of the %s's float weights, %lld bytes\n", out, kind,
                cli_file_size(out));
         return CLI_OK;

@@ -15,6 +15,7 @@
 
 typedef struct import_opts {
     const char *out, *text, *gelu, *activation;
+    const char *source; /* the data an export --torch file records (octet.source), or NULL */
     int heads;
     float mean, std;
     bool meta_vocab; /* vocab comes from the file's metadata, not from --text */
@@ -73,27 +74,38 @@ static oct_status meta_number(const oct_st_file *f, const cli_cmd *cmd, const bo
 }
 
 /* Settings the file's metadata records (written by `export --torch`), for the flags not given:
- * a GPT's n_head, gelu and vocab_bytes; an MLP's activation, mean and std, numbers in the ranges
- * of their flags. Strings point into f, which must stay open while o is used. */
+ * a GPT's n_head, gelu and vocab_bytes; an MLP's activation, mean, std and gelu (its form), numbers
+ * in the ranges of their flags; the other kind's keys are not looked at. Strings point into f,
+ * which must stay open while o is used. */
 static oct_status from_metadata(const oct_st_file *f, const cli_cmd *cmd, const bool *seen,
-                                import_opts *o) {
+                                bool gpt, import_opts *o) {
     const char *v;
+    if (!gpt) {
+        oct_status s = meta_number(f, cmd, seen, "--mean", "mean");
+        if (s == OCT_OK) s = meta_number(f, cmd, seen, "--std", "std");
+        if (s != OCT_OK) return s;
+        oct_activation act;
+        if ((v = unset_meta(f, cmd, seen, "--activation", "activation"))) o->activation = v;
+        if (v && oct_activation_parse(v, &act))
+            return oct_fail(OCT_EFORMAT,
+                            "%s: metadata 'activation' is '%s', expected relu, gelu, tanh or none "
+                            "(as --activation)",
+                            f->path, v);
+        const char *form = oct_st_meta(f, "gelu");
+        if (form && strcmp(form, "tanh") && !strcmp(o->activation, "gelu"))
+            return oct_fail(OCT_EFORMAT,
+                            "%s: metadata 'gelu' is '%s': an octet MLP's GELU is the tanh form "
+                            "(nn.GELU(approximate=\"tanh\"))",
+                            f->path, form);
+        return OCT_OK;
+    }
     oct_status s = meta_number(f, cmd, seen, "--heads", "n_head");
-    if (s == OCT_OK) s = meta_number(f, cmd, seen, "--mean", "mean");
-    if (s == OCT_OK) s = meta_number(f, cmd, seen, "--std", "std");
     if (s != OCT_OK) return s;
-    oct_activation act;
     if ((v = unset_meta(f, cmd, seen, "--gelu", "gelu"))) o->gelu = v;
     if (v && strcmp(v, "tanh") && strcmp(v, "erf"))
         return oct_fail(OCT_EFORMAT,
                         "%s: metadata 'gelu' is '%s', expected tanh or erf (as --gelu)", f->path,
                         v);
-    if ((v = unset_meta(f, cmd, seen, "--activation", "activation"))) o->activation = v;
-    if (v && (oct_activation_parse(v, &act) || act == OCT_ACT_NONE))
-        return oct_fail(OCT_EFORMAT,
-                        "%s: metadata 'activation' is '%s', expected relu, gelu or tanh (as "
-                        "--activation)",
-                        f->path, v);
     if ((v = unset_meta(f, cmd, seen, "--text", "vocab_bytes"))) {
         o->meta_vocab = true;
         return meta_vocab(f->path, v, &o->vocab);
@@ -130,6 +142,12 @@ static int import_gpt(const char *path, const import_opts *o) {
         if (!text || oct_text_load(&t, text, false)) return cli_fail(NULL);
         vocab = t.vocab;
         oct_text_free(&t);
+        if (vocab.bytes[vocab.size - 1] >= 0x80) /* the bytes are sorted */
+            fprintf(stderr,
+                    "octet import: note: %s is not ASCII: octet's tokens are its distinct bytes "
+                    "(as benchmarks/torch_gpt.py's), nanoGPT's its distinct characters, so a "
+                    "nanoGPT model of it has other token ids\n",
+                    text);
     }
     gpt_model m;
     torch_import_info info;
@@ -142,7 +160,8 @@ static int import_gpt(const char *path, const import_opts *o) {
     if (info.zero_biases) printf("; %d biases not in the file, set to 0", info.zero_biases);
     if (info.buffers) printf("; %d buffers skipped", info.buffers);
     printf("\n");
-    if (!o->meta_vocab) m.source = gpt_text_record(o->text); /* the text of its vocabulary */
+    /* the text of its vocabulary, or the one an export --torch file records */
+    m.source = !o->meta_vocab ? gpt_text_record(o->text) : (o->source ? strdup(o->source) : NULL);
     int rc = gpt_model_save(&m, o->out) ? cli_fail(NULL) : CLI_OK;
     if (rc == CLI_OK) printf("saved %s\n", o->out);
     gpt_model_free(&m);
@@ -151,8 +170,8 @@ static int import_gpt(const char *path, const import_opts *o) {
 
 static int import_mlp(const char *path, const import_opts *o) {
     oct_activation act;
-    if (oct_activation_parse(o->activation, &act) || act == OCT_ACT_NONE) {
-        fprintf(stderr, "octet import: --activation '%s': expected relu, gelu or tanh\n",
+    if (oct_activation_parse(o->activation, &act)) {
+        fprintf(stderr, "octet import: --activation '%s': expected relu, gelu, tanh or none\n",
                 o->activation);
         return CLI_USAGE;
     }
@@ -165,6 +184,7 @@ static int import_mlp(const char *path, const import_opts *o) {
            (double)o->std, (long long)oct_params_count(&m.params));
     if (info.zero_biases) printf("; %d biases not in the file, set to 0", info.zero_biases);
     printf("\n");
+    m.source = (o->source ? strdup(o->source) : NULL); /* what an export --torch file records */
     int rc = mlp_model_save(&m, o->out) ? cli_fail(NULL) : CLI_OK;
     if (rc == CLI_OK) printf("saved %s\n", o->out);
     mlp_model_free(&m);
@@ -186,10 +206,13 @@ int cmd_import(int argc, char **argv) {
         {"--gelu", CLI_STR, &o.gelu,
          "GPT: erf (nn.GELU(), nanoGPT's) or tanh (nn.GELU(approximate=\"tanh\"))", 0, 0},
         {"--text", CLI_STR, &o.text,
-         "GPT: the training text; token i is its i-th smallest distinct byte (nanoGPT's char "
-         "prepare.py: sorted(set(data)))",
+         "GPT: the training text; token i is its i-th smallest distinct byte (for ASCII text "
+         "nanoGPT's char prepare.py: sorted(set(data)))",
          0, 0},
-        {"--activation", CLI_STR, &o.activation, "MLP: the hidden layers' activation", 0, 0},
+        {"--activation", CLI_STR, &o.activation,
+         "MLP: the hidden layers' activation: relu, gelu (the tanh form: "
+         "nn.GELU(approximate=\"tanh\")), tanh or none",
+         0, 0},
         {"--mean", CLI_FLOAT, &o.mean, "MLP: input normalization (pixel / 255 - mean) / std", -1e6,
          1e6},
         {"--std", CLI_FLOAT, &o.std, "MLP: see --mean", 1e-9, 1e6},
@@ -220,7 +243,8 @@ int cmd_import(int argc, char **argv) {
     oct_st_file f;
     if (oct_st_open(&f, pos[0])) return cli_fail(NULL);
     bool gpt = torch_import_is_gpt(&f);
-    if (from_metadata(&f, &cmd, seen, &o))
+    o.source = oct_st_meta(&f, CLI_META_SOURCE);
+    if (torch_import_refuse_octet(&f) || from_metadata(&f, &cmd, seen, gpt, &o))
         rc = cli_fail(NULL);
     else if ((rc = check_kind_flags(&cmd, seen, gpt, pos[0])) == CLI_OK)
         rc = cli_check_output("-o", o.out) ? CLI_FAIL

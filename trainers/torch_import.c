@@ -149,8 +149,7 @@ static oct_status check_recorded_config(const oct_st_file *f, const oct_gpt_conf
     return OCT_OK;
 }
 
-/* Fails on an octet model or export: they need no import. */
-static oct_status refuse_octet_file(const oct_st_file *f) {
+oct_status torch_import_refuse_octet(const oct_st_file *f) {
     if (!oct_st_meta(f, "octet.model") && !oct_st_meta(f, "octet.format")) return OCT_OK;
     return oct_fail(OCT_EINVAL, "%s: already an octet model file (%s), which every command reads",
                     f->path, cli_file_kind(f));
@@ -181,19 +180,29 @@ static oct_status fill(gpt_model *m, const mapped *mp, torch_import_info *info) 
     bool *used = calloc((size_t)f->count + 1, sizeof *used);
     if (!used) return oct_fail(OCT_ENOMEM, "%s: out of memory", f->path);
     oct_status s = OCT_OK;
+    const char *missing = NULL, *present = NULL; /* biases: nanoGPT's bias=False drops them all */
     for (int i = 0; i < m->params.n && s == OCT_OK; i++) {
         oct_tensor *t = m->params.items[i];
         const oct_st_entry *e = lookup(mp, t->name);
+        size_t len = strlen(t->name);
+        bool bias = len > 5 && !strcmp(t->name + len - 5, ".bias");
+        if (bias && !e && !missing) missing = t->name;
+        if (bias && e && !present) present = e->name;
         if (e) {
             used[e - f->entries] = true;
             s = copy_param(f, e, t);
-        } else if (strlen(t->name) > 5 && !strcmp(t->name + strlen(t->name) - 5, ".bias")) {
+        } else if (bias) {
             memset(t->data, 0, (size_t)t->size * sizeof *t->data); /* bias=False */
             info->zero_biases++;
         } else {
             s = oct_fail(OCT_EFORMAT, "%s: no tensor for octet's '%s'", f->path, t->name);
         }
     }
+    if (s == OCT_OK && missing && present)
+        s = oct_fail(OCT_EFORMAT,
+                     "%s: no tensor for octet's '%s', but '%s' is there: a GPT has all its biases "
+                     "or none (bias=False)",
+                     f->path, missing, present);
     for (int i = 0; i < f->count && s == OCT_OK; i++)
         if (mp->names[i] && !used[i])
             s = oct_fail(OCT_EFORMAT, "%s: tensor '%s' has no place in a GPT of %d layers", f->path,
@@ -209,7 +218,7 @@ oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, in
     oct_st_file f;
     oct_status s = oct_st_open(&f, path);
     if (s != OCT_OK) return s;
-    if ((s = refuse_octet_file(&f)) != OCT_OK) {
+    if ((s = torch_import_refuse_octet(&f)) != OCT_OK) {
         oct_st_close(&f);
         return s;
     }
@@ -348,7 +357,7 @@ oct_status mlp_import(mlp_model *m, const char *path, oct_activation act, float 
     if (s != OCT_OK) return s;
     const oct_st_entry *w[MLP_MAX_LAYERS], *b[MLP_MAX_LAYERS];
     int n = 0, sizes[MLP_MAX_LAYERS + 1];
-    s = refuse_octet_file(&f);
+    s = torch_import_refuse_octet(&f);
     if (s == OCT_OK) s = mlp_layers(&f, w, b, &n);
     for (int i = 0; s == OCT_OK && i < n; i++) sizes[i + 1] = w[i]->shape[0];
     if (s == OCT_OK) {
@@ -438,6 +447,8 @@ static oct_status mlp_export(const mlp_model *m, oct_st_writer *w) {
     char buf[32];
     oct_status s = oct_st_writer_meta(w, "format", "pt");
     if (s == OCT_OK) s = oct_st_writer_meta(w, "activation", oct_activation_name(m->mlp.act));
+    if (s == OCT_OK && m->mlp.act == OCT_ACT_GELU) /* nn.GELU(approximate="tanh") */
+        s = oct_st_writer_meta(w, "gelu", "tanh");
     snprintf(buf, sizeof buf, "%.9g", (double)m->mean);
     if (s == OCT_OK) s = oct_st_writer_meta(w, "mean", buf);
     snprintf(buf, sizeof buf, "%.9g", (double)m->std);
@@ -454,9 +465,10 @@ static oct_status mlp_export(const mlp_model *m, oct_st_writer *w) {
     return s;
 }
 
-oct_status torch_export(const char *path, const char *out, const char **kind) {
+oct_status torch_export(const char *path, const char *out, bool keep_source, const char **kind) {
     oct_st_writer w;
     oct_st_writer_init(&w);
+    w.no_crc = true; /* PyTorch may save it again in another order, keeping the metadata */
     oct_status s;
     bool gpt = gpt_is_model(path);
     *kind = gpt ? "GPT" : "MLP";
@@ -464,10 +476,14 @@ oct_status torch_export(const char *path, const char *out, const char **kind) {
     mlp_model m;
     if (gpt && (s = gpt_model_load(&g, path)) == OCT_OK) {
         s = gpt_export(&g, &w);
+        if (s == OCT_OK && keep_source && g.source)
+            s = oct_st_writer_meta(&w, CLI_META_SOURCE, g.source);
         if (s == OCT_OK) s = oct_st_writer_write(&w, out);
         gpt_model_free(&g);
     } else if (!gpt && (s = mlp_model_load(&m, path)) == OCT_OK) {
         s = mlp_export(&m, &w);
+        if (s == OCT_OK && keep_source && m.source)
+            s = oct_st_writer_meta(&w, CLI_META_SOURCE, m.source);
         if (s == OCT_OK) s = oct_st_writer_write(&w, out);
         mlp_model_free(&m);
     }

@@ -5,8 +5,8 @@
  * "data_offsets": [begin, end]}, ...}, then the raw little-endian data buffer, which the
  * tensors cover exactly (no holes, no overlaps); offsets count from the buffer start.
  *
- * The writer always stores metadata "octet.crc32": the zlib crc32 of the data buffer as 8
- * lowercase hex digits. The reader verifies it when present, so files from other writers (which
+ * The writer stores metadata "octet.crc32" (unless no_crc): the zlib crc32 of the data buffer as
+ * 8 lowercase hex digits. The reader verifies it when present, so files from other writers (which
  * lack it) still load. Writes are atomic: a temporary file in the target's directory, fsync,
  * rename over the target, fsync of the directory.
  *
@@ -27,6 +27,7 @@
 #ifndef OCTET_IO_H
 #define OCTET_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,8 @@ typedef struct oct_st_writer {
     int count;             /* tensors added */
     int cap;               /* capacity of data and nbytes */
     size_t total;          /* data buffer size so far */
+    bool no_crc;           /* leave "octet.crc32" out (set after init): a file for other tools,
+                              which may keep its metadata but write its data in another order */
 } oct_st_writer;
 
 void oct_st_writer_init(oct_st_writer *w);
@@ -84,8 +87,9 @@ oct_status oct_st_writer_add_tensor(oct_st_writer *w, const oct_tensor *t);
 /* Sets metadata key to value (both copied; a second call replaces the value). Fails with
  * OCT_EINVAL on the reserved key "octet.crc32" or on a key or value that is not UTF-8. */
 oct_status oct_st_writer_meta(oct_st_writer *w, const char *key, const char *value);
-/* Writes the file (mode 0644) atomically, adding "octet.crc32". On failure (OCT_EIO) an existing
- * file at path is left untouched and no temporary file remains. The writer can be written again. */
+/* Writes the file (mode 0644) atomically, adding "octet.crc32" unless no_crc. On failure (OCT_EIO)
+ * an existing file at path is left untouched and no temporary file remains. The writer can be
+ * written again. */
 oct_status oct_st_writer_write(oct_st_writer *w, const char *path);
 /* The temporary file that an oct_st_writer_write in progress is writing ("<path>.tmp.XXXXXX"),
  * or NULL. A process killed by a signal during a write leaves it behind (the target stays

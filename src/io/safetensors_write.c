@@ -96,12 +96,14 @@ oct_status oct_st_writer_meta(oct_st_writer *w, const char *key, const char *val
 
 /* The header text padded with spaces so that 8 + length is a multiple of 8 (aligned data). */
 static char *header_text(oct_st_writer *w, size_t *len) {
-    uLong crc = crc32_z(0, Z_NULL, 0);
-    for (int i = 0; i < w->count; i++) /* skip empty tensors: crc32_z(crc, NULL, 0) is 0 */
-        if (w->nbytes[i]) crc = crc32_z(crc, w->data[i], w->nbytes[i]);
-    char hex[9];
-    snprintf(hex, sizeof hex, "%08lx", (unsigned long)crc);
-    OCT_ASSERT(json_object_set_new(w->meta, OCT__ST_CRC_KEY, json_string(hex)) == 0);
+    if (!w->no_crc) {
+        uLong crc = crc32_z(0, Z_NULL, 0);
+        for (int i = 0; i < w->count; i++) /* skip empty tensors: crc32_z(crc, NULL, 0) is 0 */
+            if (w->nbytes[i]) crc = crc32_z(crc, w->data[i], w->nbytes[i]);
+        char hex[9];
+        snprintf(hex, sizeof hex, "%08lx", (unsigned long)crc);
+        OCT_ASSERT(json_object_set_new(w->meta, OCT__ST_CRC_KEY, json_string(hex)) == 0);
+    }
     char *json = json_dumps(w->header, JSON_COMPACT);
     OCT_ASSERT(json);
     size_t n = strlen(json), padded = (n + 7) & ~(size_t)7;
