@@ -308,6 +308,8 @@ if [ -f "$tmp/tiny.safetensors" ]; then
         --save "$tmp/tgelu.safetensors" >/dev/null 2>&1
     expect 1 "$tmp/tgelu.safetensors: mlp: dynamic int8 needs ReLU" "$octet" export \
         "$tmp/tgelu.safetensors" --dynamic -o "$tmp/xd.safetensors"
+    expect 1 "$tmp/tgelu.safetensors: qat: the MLP must use relu" "$octet" calibrate \
+        "$tmp/tgelu.safetensors" --data "$tmp/tiny" -o "$tmp/xd.safetensors"
 fi
 [ -e "$tmp/xd.safetensors" ] && { echo "FAIL: a refused --dynamic wrote its output"; fails=$((fails + 1)); }
 # outputs are written atomically (renamed over the old file): an existing FIFO (or device, such
@@ -424,6 +426,9 @@ expect 2 "--gelu 'fast'" "$octet" import "$tmp/g.pt.safetensors" --heads 2 --gel
 "$octet" import "$tmp/g.pt.safetensors" --text "$tmp/cafe.txt" -o "$tmp/imp.safetensors" 2>&1 |
     grep -q "cafe.txt is not ASCII: octet's tokens are its distinct bytes" ||
     { echo "FAIL: import of a text that is not ASCII does not warn"; fails=$((fails + 1)); }
+# a state dict given to eval: the error says what it is and how to convert it (not a flag error)
+expect 1 "\`octet import\` converts a PyTorch state dict" "$octet" eval "$tmp/g.pt.safetensors" \
+    --text "$tmp/tiny.txt"
 LC_ALL=C sed 's/"n_head"/"n_hexx"/' "$tmp/g.pt.safetensors" >"$tmp/nohead.pt.safetensors"
 expect 2 "--heads" "$octet" import "$tmp/nohead.pt.safetensors" -o "$tmp/imp.safetensors"
 expect 1 "already an octet model" "$octet" import "$tmp/g.safetensors" -o "$tmp/imp.safetensors"

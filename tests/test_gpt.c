@@ -441,8 +441,10 @@ typedef enum {
     NAN_WTE,
     QKV_TRANSPOSED,
     I8_WPE,
-    EMPTY_WPE, /* wpe (2^31 - 1, 0): no data, but a context that would need 8 GB */
-    FAR_BLOCK  /* an empty tensor of block 2^31 - 2 */
+    EMPTY_WPE,  /* wpe (2^31 - 1, 0): no data, but a context that would need 8 GB */
+    NO_CONTEXT, /* wpe (0, width) */
+    FAR_BLOCK,  /* an empty tensor of block 2^31 - 2 */
+    STRAY_BLOCK /* a tensor of block 5 in a model of 2 */
 } torch_edit;
 
 /* Writes m's parameters as a nanoGPT state dict (F32, or BF16 of m's values, which must be
@@ -488,9 +490,9 @@ static void write_torch(const gpt_model *m, const char *path, oct_dtype dt, torc
             shape[0] = t->shape[1];
             shape[1] = t->shape[0];
         }
-        if (edit == EMPTY_WPE && !strcmp(name, "wpe.weight")) {
-            shape[0] = 2147483647;
-            shape[1] = 0;
+        if ((edit == EMPTY_WPE || edit == NO_CONTEXT) && !strcmp(name, "wpe.weight")) {
+            shape[0] = edit == EMPTY_WPE ? 2147483647 : 0;
+            shape[1] = edit == EMPTY_WPE ? 0 : shape[1];
         }
         assert_int_equal(oct_st_writer_add(&w, names[i], tdt, t->ndim, shape, data), OCT_OK);
     }
@@ -501,10 +503,13 @@ static void write_torch(const gpt_model *m, const char *path, oct_dtype dt, torc
         assert_int_equal(oct_st_writer_add(&w, names[MAX + l], OCT_DT_F32, 4, mshape, mask),
                          OCT_OK);
     }
-    if (edit == FAR_BLOCK) {
+    if (edit == FAR_BLOCK || edit == STRAY_BLOCK) {
         int zero = 0;
-        assert_int_equal(oct_st_writer_add(&w, "transformer.h.2147483646.ln_1.weight", OCT_DT_F32,
-                                           1, &zero, mask),
+        assert_int_equal(oct_st_writer_add(&w,
+                                           edit == FAR_BLOCK
+                                               ? "transformer.h.2147483646.ln_1.weight"
+                                               : "transformer.h.5.ln_1.weight",
+                                           OCT_DT_F32, 1, &zero, mask),
                          OCT_OK);
     }
     if (edit == EXTRA) {
@@ -612,6 +617,11 @@ static void import_errors(void **state) {
     expect_import_error(path, &a.vocab, 2, OCT_EFORMAT,
                         "'transformer.h.2147483646.ln_1.weight': block 2147483646, expected "
                         "0..1023");
+    write_torch(&a, path, OCT_DT_F32, NO_CONTEXT);
+    expect_import_error(path, &a.vocab, 2, OCT_EINVAL, ": gpt: context is 0, expected > 0");
+    write_torch(&a, path, OCT_DT_F32, STRAY_BLOCK);
+    expect_import_error(path, &a.vocab, 2, OCT_EFORMAT,
+                        "no tensor of block 2, but 'transformer.h.5.ln_1.weight' is of block 5");
     write_torch(&a, path, OCT_DT_F32, I8_WPE);
     expect_import_error(path, &a.vocab, 2, OCT_EUNSUPPORTED, "I8, not a floating-point dtype");
     assert_int_equal(gpt_model_save(&a, octet_file), OCT_OK);

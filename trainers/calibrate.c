@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "load_check.h"
 #include "commands.h"
 #include "gpt_int8.h"
 #include "gpt_model.h"
@@ -322,7 +323,10 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
     const oct_text *text = &d->text;
     oct_qat_config cfg;
     int rc = quant_config(o, &cfg);
-    if (rc == CLI_OK && gpt_model_enable_qat(&m, &cfg)) rc = cli_fail(NULL);
+    if (rc == CLI_OK && gpt_model_enable_qat(&m, &cfg)) {
+        load_fail_in(OCT_EINVAL, path); /* the message, naming the model */
+        rc = cli_fail(NULL);
+    }
     int B = GPT_EVAL_WINDOWS, T = m.gpt.cfg.context;
     int32_t *xy = rc == CLI_OK ? malloc(2 * (size_t)B * (size_t)T * sizeof *xy) : NULL;
     if (rc == CLI_OK && !xy) rc = cli_fail("out of memory");
@@ -416,7 +420,10 @@ static int calibrate_mlp(const char *path, const cal_opts *o, const cal_data *d,
     const oct_image_set *test = &d->test;
     oct_qat_config cfg;
     int rc = quant_config(o, &cfg);
-    if (rc == CLI_OK && mlp_model_enable_qat(&m, &cfg)) rc = cli_fail(NULL);
+    if (rc == CLI_OK && mlp_model_enable_qat(&m, &cfg)) {
+        load_fail_in(OCT_EINVAL, path); /* the message, naming the model */
+        rc = cli_fail(NULL);
+    }
     oct_graph g;
     oct_graph_init(&g, 0, 0);
     int batch = train.n < MLP_CAL_BATCH ? (int)train.n : MLP_CAL_BATCH;

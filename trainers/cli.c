@@ -429,7 +429,8 @@ const char *cli_file_kind(const oct_st_file *f) {
     if (fmt && !strcmp(fmt, OCT_I8_GPT_FORMAT)) return "an int8 GPT export";
     if (kind && !strcmp(kind, "mlp")) return qat ? "a QAT MLP model" : "an fp32 MLP model";
     if (kind && !strcmp(kind, "gpt")) return qat ? "a QAT GPT model" : "an fp32 GPT model";
-    return "no octet model (no octet.model or octet.format metadata)";
+    return "no octet model (no octet.model or octet.format metadata; `octet import` converts a "
+           "PyTorch state dict)";
 }
 
 /* Whether the directory of path takes new files; else prints why. */

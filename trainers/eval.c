@@ -93,8 +93,9 @@ int cmd_eval(int argc, char **argv) {
                                            "--stride"};
     static const char *const mlp_only[] = {"--data", "--batch"};
     static const char *const int8_only[] = {"--compare", "--kernel", "--batch"};
-    const char *path = int8_path ? int8_path : pos[0], *wrong = NULL; /* unreadable: load says */
-    if (cli_file_size(path) >= 0)
+    const char *path = int8_path ? int8_path : pos[0], *wrong = NULL;
+    bool mlp = int8_path ? int8_is_export(path) : cli_file_meta_is(path, "octet.model", "mlp");
+    if (gpt || mlp) /* else the loader says what the file is (unreadable, a state dict, ...) */
         wrong = gpt ? cli_first_given(&cmd, seen, mlp_only, 2)
                     : cli_first_given(&cmd, seen, gpt_only, 5);
     const char *usage = NULL;

@@ -93,7 +93,10 @@ int cmd_generate(int argc, char **argv) {
     cli_cmd cmd = {"generate",
                    "MODEL [flags]",
                    "Continues --prompt with text sampled from a GPT saved by `octet train gpt\n"
-                   "--save`, and prints the prompt and the continuation.",
+                   "--save`, and prints the prompt and the continuation. Each character sees\n"
+                   "at most the model's context: when it is full, generation goes on from the\n"
+                   "last context/2 characters (a KV cache cannot slide), so past the context\n"
+                   "the text differs from a model that re-reads the last full context each step.",
                    flags,
                    (int)(sizeof flags / sizeof flags[0]),
                    1,

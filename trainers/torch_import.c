@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "gpt_int8.h"
+#include "load_check.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -100,15 +101,21 @@ static oct_status infer_config(const mapped *mp, int n_head, oct_gpt_config *cfg
             return oct_fail(OCT_EFORMAT,
                             "%s: no 2-D tensor for '%s': not a GPT state dict in nanoGPT's layout",
                             f->path, needed[i]);
-    int layers = 0;
+    int layers = 0, last = -1; /* last: the entry of the highest block */
+    bool seen[GPT_MAX_LAYERS] = {false};
     for (int i = 0; i < f->count; i++) {
         int b;
         if (!mp->names[i] || sscanf(mp->names[i], "h.%d.", &b) != 1) continue;
         if (b < 0 || b >= GPT_MAX_LAYERS)
             return oct_fail(OCT_EFORMAT, "%s: tensor '%s': block %d, expected 0..%d", f->path,
                             mp->f->entries[i].name, b, GPT_MAX_LAYERS - 1);
-        if (b >= layers) layers = b + 1;
+        seen[b] = true;
+        if (b >= layers) layers = b + 1, last = i;
     }
+    for (int b = 0; b < layers; b++)
+        if (!seen[b])
+            return oct_fail(OCT_EFORMAT, "%s: no tensor of block %d, but '%s' is of block %d",
+                            f->path, b, f->entries[last].name, layers - 1);
     for (int i = 1; i < 3; i++) /* wpe and fc read the residual width */
         if (e[i]->shape[1] != e[0]->shape[1])
             return oct_fail(OCT_ESHAPE, "%s: '%s' has %d columns, but the embeddings' width is %d",
@@ -254,8 +261,9 @@ oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, in
         s = oct_fail(OCT_EINVAL, "%s: %d token embeddings, but the vocabulary has %d characters",
                      path, cfg.vocab, vocab->size);
     if (s == OCT_OK) s = gpt_model_check_size(&f, &cfg, true);
-    if (s == OCT_OK && (s = gpt_model_init(m, &cfg, vocab, 0)) == OCT_OK &&
-        (s = fill(m, &mp, info)) != OCT_OK)
+    if (s == OCT_OK && (s = gpt_model_init(m, &cfg, vocab, 0)) != OCT_OK)
+        s = load_fail_in(s, path); /* "gpt: context is 0" */
+    else if (s == OCT_OK && (s = fill(m, &mp, info)) != OCT_OK)
         gpt_model_free(m);
     for (int i = 0; mp.names && i < f.count; i++) free(mp.names[i]);
     free(mp.names);
@@ -363,6 +371,7 @@ oct_status mlp_import(mlp_model *m, const char *path, oct_activation act, float 
     if (s == OCT_OK) {
         sizes[0] = w[0]->shape[1];
         s = mlp_model_init(m, sizes, n + 1, act, OCT_INIT_KAIMING_UNIFORM, 0);
+        if (s != OCT_OK) s = load_fail_in(s, path); /* "mlp: layer size 1 is 0" */
     }
     for (int i = 0; s == OCT_OK && i < n; i++) {
         const oct_linear_layer *l = &m->mlp.layers[i];
