@@ -281,6 +281,14 @@ if [ -f "$tmp/tiny.safetensors" ]; then
     set_meta "$tmp/tiny.safetensors" "$tmp/bad.safetensors" octet.activation "x"
     expect 1 "$tmp/bad.safetensors" "$octet" export "$tmp/bad.safetensors" --float16 \
         -o "$tmp/bad16.safetensors"
+    # ... and so is a weight that float16 would make infinite (a state dict written byte by byte:
+    # one 4x4 layer whose first weight is 70000.0)
+    hdr='{"fc1.weight":{"dtype":"F32","shape":[4,4],"data_offsets":[0,64]}}'
+    { printf "$(printf '\\x%02x' ${#hdr})\0\0\0\0\0\0\0%s\x00\xb8\x88\x47" "$hdr"; head -c 60 /dev/zero; } \
+        >"$tmp/big.pt.safetensors"
+    "$octet" import "$tmp/big.pt.safetensors" -o "$tmp/big.safetensors" >/dev/null
+    expect 1 "tensor 'fc0.weight' holds 70000 at index 0, beyond float16's range" "$octet" export \
+        "$tmp/big.safetensors" --float16 -o "$tmp/bad16.safetensors"
     [ -e "$tmp/bad16.safetensors" ] && { echo "FAIL: a refused --float16 wrote its output"; fails=$((fails + 1)); }
     # calibrate checks its data as eval does: training labels beyond the model's classes (an
     # assertion before) and test images of another size (calibrated and reported before)

@@ -715,6 +715,51 @@ static void huge_bias_clamped(void **state) {
     oct_params_free(&params);
 }
 
+/* An LSQ activation quantizer whose first batch has no positive value (zero point qmax: no
+ * positive levels) takes its step from the levels below the zero point; it used to abort. Then the
+ * export still reproduces the QAT logits. */
+static void lsq_activations_without_positive_values(void **state) {
+    assert_int_equal(oct_lsq_levels(3, 0, 15), 12);
+    assert_int_equal(oct_lsq_levels(15, 0, 15), 15);
+    assert_int_equal(oct_lsq_levels(0, -127, 127), 127);
+    oct_params params;
+    oct_params_init(&params);
+    oct_mlp mlp;
+    int sizes[3] = {4, 8, 3};
+    assert_int_equal(
+        oct_mlp_init(&mlp, &arena, &params, sizes, 3, OCT_ACT_RELU, OCT_INIT_KAIMING_UNIFORM, &rng),
+        OCT_OK);
+    oct_qat_config cfg;
+    oct_qat_config_default(&cfg);
+    cfg.n_act_modes = 1;
+    cfg.act_mode[0] = OCT_QAT_A_LSQ;
+    oct_qat_mlp q;
+    assert_int_equal(oct_qat_mlp_init(&q, &mlp, &arena, &params, &cfg), OCT_OK);
+    oct_graph g;
+    oct_graph_init(&g, 0, 1);
+    for (int train = 1; train >= 0; train--) {
+        g.training = train;
+        oct_graph_reset(&g);
+        oct_tensor *x = oct_tensor_new2(&g.arena, 2, 4);
+        for (int i = 0; i < 8; i++) x->data[i] = -0.5f - 0.1f * (float)i;
+        oct_tensor *logits = oct_qat_mlp_forward(&q, &g, x);
+        if (train) {
+            backward_weighted(&g, logits);
+            assert_true(q.acts[0].scale->data[0] > 0.0f && isfinite(q.acts[0].scale->data[0]));
+            continue;
+        }
+        oct_i8_mlp m;
+        assert_int_equal(oct_qat_mlp_to_int8(&q, 0.5f, 0.25f, &m), OCT_OK);
+        float got[2 * 3];
+        int_forward(&m, x->data, 2, 1, got);
+        assert_memory_equal(got, logits->data, sizeof got);
+        i8_mlp_free(&m);
+    }
+    oct_graph_free(&g);
+    oct_qat_mlp_free(&q);
+    oct_params_free(&params);
+}
+
 int main(void) {
     oct_arena_init(&arena, 0);
     const struct CMUnitTest tests[] = {
@@ -730,6 +775,7 @@ int main(void) {
         cmocka_unit_test_setup(data_parallel_qat_steps, setup),
         cmocka_unit_test_setup(to_int8_is_bit_exact, setup),
         cmocka_unit_test_setup(huge_bias_clamped, setup),
+        cmocka_unit_test_setup(lsq_activations_without_positive_values, setup),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     oct_arena_free(&arena);

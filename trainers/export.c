@@ -2,6 +2,7 @@
  * the integer model the engine runs (formats in include/octet/int8.h). A fp32 model is refused with
  * a hint to train with --qat: its activations have no quantization ranges. The output is written
  * atomically, so a failed export leaves no partial file. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,14 @@ static int float16_export(const char *path, const char *out, bool keep_source) {
             s = oct_st_writer_add(&w, e->name, e->dtype, e->ndim, e->shape, e->data);
             continue;
         }
+        const float *x = e->data;
+        for (int64_t j = 0; j < e->numel && s == OCT_OK; j++)
+            if (fabsf(x[j]) >= 65520.0f) /* rounds to an infinity, which no loader reads */
+                s = oct_fail(OCT_EINVAL,
+                             "%s: tensor '%s' holds %g at index %lld, beyond float16's range "
+                             "(65504): keep this model in float32",
+                             path, e->name, (double)x[j], (long long)j);
+        if (s != OCT_OK) break;
         oct_f32_to_f16(e->data, e->numel, half + at);
         s = oct_st_writer_add(&w, e->name, OCT_DT_F16, e->ndim, e->shape, half + at);
         at += e->numel;

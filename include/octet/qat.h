@@ -39,7 +39,7 @@ oct_tensor *oct_fake_quant_fixed(oct_graph *g, oct_tensor *x, int nch, const flo
                                  const int32_t *z, int32_t qmin, int32_t qmax);
 /* LSQ: s is a (nch) parameter (each > 0) receiving dL/ds[c] = sum over the elements of channel c
  * of dL/dy * oct_lsq_grad_scale(x, s[c], z[c], qmin, qmax, g) with g = oct_lsq_grad_factor(
- * size / nch, qmax - z[c]). z (nch) is copied. */
+ * size / nch, oct_lsq_levels(z[c], qmin, qmax)). z (nch) is copied. */
 oct_tensor *oct_fake_quant_lsq(oct_graph *g, oct_tensor *x, oct_tensor *s, const int32_t *z,
                                int32_t qmin, int32_t qmax);
 /* PACT: y = fake_quant(clamp(x, 0, alpha)) with s = alpha / qmax, z = 0, codes [0, qmax];
@@ -80,7 +80,8 @@ typedef enum {
 /* One activation quantizer. Its state tensors live in the model arena under the name given at
  * init ("act0.lo", "act0.hi", "act0.scale", "act0.alpha"); scale and alpha are parameters.
  * An LSQ scale or PACT alpha of 0 means "not initialized yet": the first training forward
- * pass sets it from the data (LSQ: 2 mean|x| / sqrt(qmax - z); PACT: the batch maximum). */
+ * pass sets it from the data (LSQ: 2 mean|x| / sqrt(oct_lsq_levels(z, ..)); PACT: the batch
+ * maximum). */
 typedef struct oct_act_quant {
     oct_qat_amode mode;
     oct_qscheme scheme;  /* unsigned asymmetric codes */

@@ -281,6 +281,9 @@ void oct_quant_pass_mask(const float *x /* (n) */, int64_t n, float s, int32_t z
  * OCT_QUANT_MIN_SCALE (so all-zero or empty x gives the minimum scale). qp = the largest
  * positive code, qmax for symmetric schemes. */
 float oct_lsq_init_scale(const float *x /* (n) */, int64_t n, int32_t qp);
+/* LSQ's qp for zero point z and codes [qmin, qmax]: the positive levels qmax - z, or, when z is
+ * qmax (a range with no positive values), the levels below it, z - qmin. */
+int32_t oct_lsq_levels(int32_t z, int32_t qmin, int32_t qmax);
 /* Gradient scale g = 1 / sqrt(n * qp), n = number of elements sharing the scale. */
 float oct_lsq_grad_factor(int64_t n, int32_t qp);
 /* g * d fake_quant(x) / ds for one element, with v = x / s (float32) and rint treated as the

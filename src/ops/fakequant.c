@@ -87,7 +87,9 @@ void oct__fake_quant_backward(oct_graph *g, const oct_node *n) {
     for (int c = 0; c < a->nch; c++) {
         float s = a->s[c];
         int32_t z = a->z[c];
-        float gf = a->mode == FQ_LSQ ? oct_lsq_grad_factor(cols, a->qmax - z) : 0.0f;
+        float gf = a->mode == FQ_LSQ
+                       ? oct_lsq_grad_factor(cols, oct_lsq_levels(z, a->qmin, a->qmax))
+                       : 0.0f;
         int64_t o = c * cols;
         double ds =
             oct_lsq_backward(xs + o, dy + o, cols, s, z, a->qmin, a->qmax, gf, dx ? dx + o : NULL);

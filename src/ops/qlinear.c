@@ -165,7 +165,7 @@ static void act_observe(oct_act_quant *q, const float *x /* (n) */, int64_t n) {
     float unused;
     int32_t z;
     oct_observer_qparams(&q->obs, &q->scheme, &unused, &z);
-    q->scale->data[0] = oct_lsq_init_scale(x, n, q->scheme.qmax - z);
+    q->scale->data[0] = oct_lsq_init_scale(x, n, oct_lsq_levels(z, q->scheme.qmin, q->scheme.qmax));
 }
 
 /* A data-parallel shard's share of observing: widens q's slot for shard to [lo, hi]. */
@@ -380,7 +380,9 @@ static void output_grad(oct_graph *g, const ql_aux *a, int B, int N, const float
         }
         return;
     }
-    float gf = oq->mode == OCT_QAT_A_LSQ ? oct_lsq_grad_factor(N, qmax - a->z_y) : 0.0f;
+    float gf = oq->mode == OCT_QAT_A_LSQ
+                   ? oct_lsq_grad_factor(N, oct_lsq_levels(a->z_y, qmin, qmax))
+                   : 0.0f;
     double dp = 0.0;
     for (int r = 0; r < B; r++)
         for (int c = 0; c < N; c++) {
@@ -418,7 +420,7 @@ static void input_grad(oct_graph *g, const ql_aux *a, oct_tensor *x, const float
         }
         return;
     }
-    float gf = oct_lsq_grad_factor(oct_tensor_cols(x), qmax - a->z_a);
+    float gf = oct_lsq_grad_factor(oct_tensor_cols(x), oct_lsq_levels(a->z_a, qmin, qmax));
     double ds = oct_lsq_backward(x->data, dxq, x->size, a->s_a, a->z_a, qmin, qmax, gf, dx);
     oct__grad(g, iq->scale)[0] += (float)ds;
 }

@@ -413,6 +413,11 @@ float oct_lsq_init_scale(const float *x, int64_t n, int32_t qp) {
     return clamp_scale(2.0 * mean / sqrt((double)qp));
 }
 
+int32_t oct_lsq_levels(int32_t z, int32_t qmin, int32_t qmax) {
+    OCT_ASSERT(qmin < qmax && z >= qmin && z <= qmax);
+    return z < qmax ? qmax - z : z - qmin;
+}
+
 float oct_lsq_grad_factor(int64_t n, int32_t qp) {
     OCT_ASSERT(n > 0 && qp > 0);
     return (float)(1.0 / sqrt((double)n * (double)qp));
