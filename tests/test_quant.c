@@ -627,6 +627,16 @@ static void pass_mask_matches_scalar(void **state) {
         inside += want;
     }
     assert_true(inside > N / 16 && inside < N - N / 16);
+    /* at the widest code offsets, just beyond them (x / s = 2^22 + 1 rounded to 2^22 before) */
+    const int32_t top = OCT_QUANT_MAX_OFFSET;
+    float edge[] = {(float)top, (float)top + 1.0f, (float)top + 2.0f, (float)top + 3.0f,
+                    (float)-top, (float)-top - 1.0f, (float)-top - 2.0f, 1e30f};
+    float edge_mask[8];
+    oct_quant_pass_mask(edge, 8, 1.0f, 0, -top, top, edge_mask);
+    for (int i = 0; i < 8; i++)
+        if ((edge_mask[i] == 1.0f) != oct_quant_passes(edge[i], 1.0f, 0, -top, top) ||
+            (edge_mask[i] == 1.0f) != (i == 0 || i == 4))
+            fail_msg("x = %.9g: mask %g", (double)edge[i], (double)edge_mask[i]);
 }
 
 /* Power-of-two codes: the nearest of 0 and +-2^k, ties (1.5 * 2^k) to the larger, 1/2 to 1,

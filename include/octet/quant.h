@@ -10,8 +10,9 @@
  *
  * ---- The rules ----------------------------------------------------------------------------
  *
- * codes        qmin <= z <= qmax, with qmax - z and z - qmin at most OCT_QUANT_MAX_OFFSET = 2^22
- *              (the rounding below is exact there; every scheme of up to 16 bits fits).
+ * codes        qmin <= z <= qmax, with qmax - z and z - qmin at most OCT_QUANT_MAX_OFFSET =
+ *              2^22 - 1 (the rounding below is exact within one code beyond; every scheme of up
+ *              to 16 bits fits).
  * quantize     q = clamp(rint(x / s) + z, qmin, qmax): x / s is a true float32 division (never
  *              a reciprocal multiply), rint rounds half to even, z is added after rounding.
  *              Special values: NaN -> z (real 0); +Inf -> qmax; -Inf -> qmin; -0.0 -> z;
@@ -68,7 +69,7 @@
 /* Smallest scale oct_quant_params returns for a non-zero range (2^-23 = FLT_EPSILON). */
 #define OCT_QUANT_MIN_SCALE 0x1p-23f
 /* The widest code offset from z (the rules above). */
-#define OCT_QUANT_MAX_OFFSET (1 << 22)
+#define OCT_QUANT_MAX_OFFSET ((1 << 22) - 1)
 /* Scale used for a zero range (lo == hi == 0). */
 #define OCT_QUANT_ZERO_RANGE_SCALE 1.0f
 

@@ -57,7 +57,7 @@ static inline int32_t quant_offset(float x, float s, float lo, float hi) {
     v = v == v ? v : 0.0f;
     v = v < lo ? lo : v;
     v = v > hi ? hi : v;
-    /* rintf(v) for |v| <= 2^22 (check_params bounds the code offsets so): adding and
+    /* rintf(v) for |v| < 2^22 (check_params bounds the code offsets so): adding and
      * subtracting 1.5 * 2^23 rounds to an integer in the current rounding mode (nearest, ties to
      * even), exactly as rintf does, but in plain SSE2 arithmetic that gcc vectorizes (rintf needs
      * SSE4.1's roundps). */
@@ -393,8 +393,9 @@ void oct_quant_pass_mask(const float *x, int64_t n, float s, int32_t z, int32_t 
     const float lo = (float)(qmin - z), hi = (float)(qmax - z), magic = 12582912.0f;
     for (int64_t i = 0; i < n; i++) {
         float v = x[i] / s;
-        /* rintf(v) where it matters (|v| <= 2^22); beyond that r stays far outside [lo, hi],
-         * and NaN fails both comparisons, as in quant_side. */
+        /* rintf(v) where it matters (|v| < 2^22, as |lo|, |hi| < 2^22); beyond that r is at
+         * least 2^22 in magnitude, outside [lo, hi], and NaN fails both comparisons, as in
+         * quant_side. */
         float r = (v + magic) - magic;
         mask[i] = r >= lo && r <= hi ? 1.0f : 0.0f;
     }
