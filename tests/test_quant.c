@@ -215,6 +215,12 @@ static void params_from_ranges(void **state) {
     /* huge */
     assert_int_equal(oct_quant_params(&u8, -FLT_MAX, FLT_MAX, &s, &z), OCT_OK);
     assert_true(isfinite(s) && s > 0.0f && z == 128);
+    /* ... and every code dequantizes to a finite value (s rounded up made FLT_MAX infinite) */
+    assert_true(isfinite(oct_fake_quant(FLT_MAX, s, z, 0, 255)) &&
+                isfinite(oct_fake_quant(-FLT_MAX, s, z, 0, 255)));
+    assert_int_equal(oct_quant_params(&w8, -FLT_MAX, FLT_MAX, &s, &z), OCT_OK);
+    assert_true(isfinite(oct_fake_quant(FLT_MAX, s, 0, -127, 127)) &&
+                isfinite(oct_fake_quant(-FLT_MAX, s, 0, -127, 127)));
     /* invalid ranges: error and the zero-range fallback */
     const float bad[][2] = {{NAN, 1}, {0, NAN}, {-INFINITY, 1}, {0, INFINITY}, {2, 1}};
     for (int i = 0; i < 5; i++) {

@@ -249,17 +249,21 @@ oct_status oct_quant_params(const oct_qscheme *q, float lo, float hi, float *sca
         s = clamp_scale(((double)-lo > hi ? -(double)lo : (double)hi) / q->qmax);
     else
         s = clamp_scale(((double)hi - (double)lo) / ((double)q->qmax - q->qmin));
-    *scale = s;
-    if (q->symmetric) {
-        *zero_point = 0;
-        return st;
+    int32_t z = 0;
+    if (!q->symmetric) {
+        /* lo <= 0, so -rint(lo / s) >= 0; clamp in float before converting. */
+        float v = lo / s;
+        float span = (float)(q->qmax - q->qmin);
+        v = v < -span ? -span : v;
+        z = q->qmin - (int32_t)rintf(v);
+        if (z > q->qmax) z = q->qmax;
     }
-    /* lo <= 0, so -rint(lo / s) >= 0; clamp in float before converting. */
-    float v = lo / s;
-    float span = (float)(q->qmax - q->qmin);
-    v = v < -span ? -span : v;
-    *zero_point = q->qmin - (int32_t)rintf(v);
-    if (*zero_point > q->qmax) *zero_point = q->qmax;
+    /* a range near FLT_MAX: s rounded up can dequantize the code furthest from z to an
+     * infinity; an ulp or two less keeps it finite */
+    float widest = (float)(q->qmax - z > z - q->qmin ? q->qmax - z : z - q->qmin);
+    while (isinf(s * widest)) s = nextafterf(s, 0.0f);
+    *scale = s;
+    *zero_point = z;
     return st;
 }
 
