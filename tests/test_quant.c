@@ -635,7 +635,7 @@ static void pass_mask_matches_scalar(void **state) {
     assert_true(inside > N / 16 && inside < N - N / 16);
     /* at the widest code offsets, just beyond them (x / s = 2^22 + 1 rounded to 2^22 before) */
     const int32_t top = OCT_QUANT_MAX_OFFSET;
-    float edge[] = {(float)top, (float)top + 1.0f, (float)top + 2.0f, (float)top + 3.0f,
+    float edge[] = {(float)top,  (float)top + 1.0f,  (float)top + 2.0f,  (float)top + 3.0f,
                     (float)-top, (float)-top - 1.0f, (float)-top - 2.0f, 1e30f};
     float edge_mask[8];
     oct_quant_pass_mask(edge, 8, 1.0f, 0, -top, top, edge_mask);

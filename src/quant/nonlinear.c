@@ -4,6 +4,7 @@
 #include "octet/nonlinear.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "octet/status.h"
@@ -59,9 +60,11 @@ static inline float half_one_plus_tanh(float v) {
     float a = fabsf(u);
     int32_t bits;
     memcpy(&bits, &a, sizeof bits);
-    bits = bits < 0x42200000 ? bits : 0x42200000; /* 40.0f */
+    bool far = bits >= 0x42200000; /* |u| >= 40: e below 2e-35, taken as 0 */
+    bits = far ? 0x42200000 : bits;
     memcpy(&a, &bits, sizeof a);
     float e = exp_small(-2.0f * a);
+    e = far ? 0.0f : e; /* else x e for x near -FLT_MAX would be far from 0 */
     return (u >= 0.0f ? 1.0f : e) / (1.0f + e);
 }
 
@@ -71,9 +74,9 @@ OCT_CLONES void oct_nl_gelu(const float *x, int64_t n, float *y) {
 
 OCT_CLONES void oct_nl_gelu_backward(const float *x, const float *dy, int64_t n, float *dx) {
     for (int64_t i = 0; i < n; i++) {
-        float v = x[i], sg = half_one_plus_tanh(v); /* sech^2(u) = 4 sg (1 - sg) */
-        float local =
-            sg + 2.0f * v * sg * (1.0f - sg) * GELU_SCALE * (1.0f + 3.0f * GELU_CUBE * v * v);
+        float v = x[i], sg = half_one_plus_tanh(v), c = sg * (1.0f - sg); /* sech^2(u) / 4 */
+        float t = 2.0f * v * c * GELU_SCALE * (1.0f + 3.0f * GELU_CUBE * v * v);
+        float local = sg + (c > 0.0f ? t : 0.0f); /* c = 0 far out, where v * v may overflow */
         dx[i] += local * dy[i];
     }
 }
@@ -90,10 +93,11 @@ static inline float min_nonneg(float a, float cap) {
 }
 
 /* erfc(z) / 2 for z >= 0: Numerical Recipes' erfcc (t = 1 / (1 + z / 2), erfc = t e^(P(t) - z^2)
- * with a degree-9 Chebyshev-fitted P, fractional error below 1.2e-7) through exp_small, with z
- * clamped to 9.2 (where the exponent is -85.7 and erfc(z) / 2 is 1e-38, the end of float32's
- * normal range). */
+ * with a degree-9 Chebyshev-fitted P, fractional error below 1.2e-7) through exp_small; 0 from
+ * z = 9.2 on (where the exponent is -85.7 and erfc(z) / 2 is 1e-38, the end of float32's normal
+ * range), so that x Phi(x) is 0 for x near -FLT_MAX. */
 static inline float half_erfc(float z) {
+    bool far = z >= 9.2f;
     z = min_nonneg(z, 9.2f);
     float t = 1.0f / (1.0f + 0.5f * z);
     float p = 0.17087277f;
@@ -106,7 +110,8 @@ static inline float half_erfc(float z) {
     p = p * t + 0.37409196f;
     p = p * t + 1.00002368f;
     p = p * t - 1.26551223f;
-    return 0.5f * t * exp_small(p - z * z);
+    float e = 0.5f * t * exp_small(p - z * z);
+    return far ? 0.0f : e;
 }
 
 /* Phi(v), the standard normal distribution function: erfc(-v / sqrt 2) / 2. */
@@ -122,9 +127,10 @@ OCT_CLONES void oct_nl_gelu_erf(const float *x, int64_t n, float *y) {
 
 OCT_CLONES void oct_nl_gelu_erf_backward(const float *x, const float *dy, int64_t n, float *dx) {
     for (int64_t i = 0; i < n; i++) {
-        /* phi(v) = e^(-v^2 / 2) / sqrt(2 pi), |v| clamped to 13 (phi(13) = 1e-37) */
+        /* phi(v) = e^(-v^2 / 2) / sqrt(2 pi), 0 from |v| = 13 on (phi(13) = 1e-37) */
         float v = x[i], a = min_nonneg(fabsf(v), 13.0f);
         float pdf = 0.39894228040143268f * exp_small(-0.5f * a * a);
+        pdf = a >= 13.0f ? 0.0f : pdf;
         dx[i] += (normal_cdf(v) + v * pdf) * dy[i];
     }
 }
