@@ -3,7 +3,7 @@
  * parsing, the last-match-wins rule, patterns that match no layer, and the bits each layer of an
  * MLP and a GPT gets. (test_qat checks that a mixed-precision export is bit-exact.) And the
  * quantizer state a model file may hold (oct_qat_mlp_check): empty or valid observed ranges,
- * finite learned steps. */
+ * finite learned steps; and their projection after an optimizer step (oct_qat_mlp_project). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -234,6 +234,17 @@ static void loaded_state_checked(void **state) {
     expect_state(&q, "'fc1.wscale' holds -inf at index 5");
     q.layers[1].wscale->data[5] = 0.0f;
     expect_state(&q, NULL);
+    /* after an optimizer step, oct_qat_mlp_project raises a learned step below the floor to it;
+     * 0 (not initialized) and valid ones stay */
+    float *w = q.layers[1].wscale->data;
+    w[0] = -0.05f, w[1] = 1e-30f, w[2] = 0.3f;
+    q.acts[0].scale->data[0] = -0.5f;
+    q.acts[1].alpha->data[0] = -2.0f;
+    oct_qat_mlp_project(&q);
+    assert_true(w[0] == OCT_QUANT_MIN_SCALE && w[1] == OCT_QUANT_MIN_SCALE && w[2] == 0.3f);
+    assert_true(w[5] == 0.0f);
+    assert_true(q.acts[0].scale->data[0] == OCT_QUANT_MIN_SCALE);
+    assert_true(q.acts[1].alpha->data[0] == OCT_QUANT_MIN_SCALE);
     oct_qat_mlp_free(&q);
     oct_params_free(&params);
     oct_arena_free(&arena);

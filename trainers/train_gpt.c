@@ -170,6 +170,7 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
             break;
         }
         oct_optim_step(opt, lr);
+        if (m->qat_on) oct_qat_gpt_project(m->qat); /* learned steps stay positive */
         recent += loss;
         recent_n++;
         cli_progress_update(&bar, step, loss, (double)(step - first + 1) * B * T);

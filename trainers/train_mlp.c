@@ -102,6 +102,7 @@ static double train_epoch(mlp_model *m, oct_dp *dp_fp32, oct_dp *dp_qat, oct_opt
         if (m->qat_on) oct_qat_mlp_commit(m->qat); /* the shards' observed ranges */
         if (o->clip > 0) oct_clip_grad_norm(&m->params, o->clip);
         oct_optim_step(opt, oct_lr_at(sched, opt->step));
+        if (m->qat_on) oct_qat_mlp_project(m->qat); /* learned steps stay positive */
         loss_sum += loss;
         steps++;
         seen += count;

@@ -269,10 +269,17 @@ void oct_qat_mlp_sync_frozen(oct_qat_mlp *q);
 /* Checks quantizer state read from a file: OCT_EFORMAT, naming the tensor, unless every
  * observed range is empty (lo = +Inf, hi = -Inf: no data yet) or finite with lo <= hi and
  * |lo|, |hi| <= OCT_QAT_MAX_RANGE, and every learned step or level (LSQ "actI.scale",
- * "fcI.wscale", PACT "actI.alpha") is finite (training may leave one below OCT_QUANT_MIN_SCALE,
- * even negative, which oct_act_quant_params and oct_qat_linear_weight_scales use as that floor;
- * 0 means not initialized yet). */
+ * "fcI.wscale", PACT "actI.alpha") is finite (a file of an earlier build may hold one below
+ * OCT_QUANT_MIN_SCALE, even negative, which oct_act_quant_params and
+ * oct_qat_linear_weight_scales use as that floor; 0 means not initialized yet). */
 oct_status oct_qat_mlp_check(const oct_qat_mlp *q);
+/* Raises every learned step or level (LSQ "actI.scale", "fcI.wscale", PACT "actI.alpha") that
+ * the last optimizer step left below OCT_QUANT_MIN_SCALE, even negative, to that floor (0, not
+ * initialized yet, stays): call after each optimizer step of a QAT run. The forward pass uses
+ * the floor anyway; projected, a step driven through zero comes back as soon as its gradient
+ * turns, instead of leaving its channel's weights at about 0 until the optimizer has climbed
+ * back from below zero. */
+void oct_qat_mlp_project(oct_qat_mlp *q);
 /* True when the next training step must see the whole batch on one graph (a quantizer needs
  * initialization, see oct_qat_linear_needs_whole_batch); otherwise it may be data parallel. It
  * first re-derives the frozen flags (oct_qat_mlp_sync_frozen): call it before every
@@ -341,7 +348,8 @@ void oct_qat_gpt_set_threads(oct_qat_gpt *q, int threads);
 void oct_qat_gpt_sync_frozen(oct_qat_gpt *q);
 /* oct_qat_mlp_check for the GPT's quantizers. */
 oct_status oct_qat_gpt_check(const oct_qat_gpt *q);
-/* As oct_qat_mlp_needs_whole_batch and oct_qat_mlp_commit, for the GPT. */
+/* As oct_qat_mlp_project, oct_qat_mlp_needs_whole_batch and oct_qat_mlp_commit, for the GPT. */
+void oct_qat_gpt_project(oct_qat_gpt *q);
 bool oct_qat_gpt_needs_whole_batch(oct_qat_gpt *q);
 void oct_qat_gpt_commit(oct_qat_gpt *q);
 /* logits (B,T,V) for ids (B,T) as oct_gpt_forward, quantized. In training it counts a step and

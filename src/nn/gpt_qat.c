@@ -76,6 +76,10 @@ oct_status oct_qat_gpt_check(const oct_qat_gpt *q) {
     return oct__qat_check_state(q->acts, 2 * q->n_linear - 1, q->lin, q->n_linear);
 }
 
+void oct_qat_gpt_project(oct_qat_gpt *q) {
+    oct__qat_project_state(q->acts, 2 * q->n_linear - 1, q->lin, q->n_linear);
+}
+
 void oct_qat_gpt_set_threads(oct_qat_gpt *q, int threads) {
     for (int j = 0; j < q->n_linear; j++) q->lin[j].threads = threads;
 }

@@ -130,6 +130,27 @@ oct_status oct__qat_check_state(const oct_act_quant *acts, int n_acts, const oct
     return s;
 }
 
+/* Raises t's values (learned steps or levels) that an optimizer step left below
+ * OCT_QUANT_MIN_SCALE to it; 0 (not initialized yet) stays. */
+static void project_learned(oct_tensor *t) {
+    for (int64_t i = 0; i < t->size; i++)
+        if (t->data[i] != 0.0f && !(t->data[i] >= OCT_QUANT_MIN_SCALE))
+            t->data[i] = OCT_QUANT_MIN_SCALE;
+}
+
+void oct__qat_project_state(oct_act_quant *acts, int n_acts, oct_qat_linear *lin, int n_lin) {
+    for (int i = 0; i < n_acts; i++) {
+        oct_tensor *learned = acts[i].scale ? acts[i].scale : acts[i].alpha;
+        if (learned) project_learned(learned);
+    }
+    for (int j = 0; j < n_lin; j++)
+        if (lin[j].wscale) project_learned(lin[j].wscale);
+}
+
+void oct_qat_mlp_project(oct_qat_mlp *q) {
+    oct__qat_project_state(q->acts, q->mlp->n_layers, q->layers, q->mlp->n_layers);
+}
+
 oct_status oct_qat_mlp_check(const oct_qat_mlp *q) {
     return oct__qat_check_state(q->acts, q->mlp->n_layers, q->layers, q->mlp->n_layers);
 }

@@ -32,6 +32,8 @@ void oct__qat_acts_sync_frozen(oct_act_quant *acts, int n, bool freeze);
 
 /* OCT_EFORMAT naming the tensor unless the state of acts[0..n_acts) and of the LSQ weight steps
  * of lin[0..n_lin) is valid (see oct_qat_mlp_check). */
+/* oct_qat_mlp_project for the given quantizers. */
+void oct__qat_project_state(oct_act_quant *acts, int n_acts, oct_qat_linear *lin, int n_lin);
 oct_status oct__qat_check_state(const oct_act_quant *acts, int n_acts, const oct_qat_linear *lin,
                                 int n_lin);
 
