@@ -42,6 +42,18 @@ expect 1 "ggone.safetensors was trained on $(dirname "$text_abs")/gone.txt, whic
 # its absolute path; a path that is not UTF-8 is not recorded (the model is saved all the same)
 expect 2 "-o ./tiny.txt: the same file as --text" bash -c "cd '$tmp' && '$octet' calibrate \
     g.safetensors -o ./tiny.txt"
+# an octet installed elsewhere (a copy outside the tree) finds the default corpus in the source
+# tree it was built from, or says where it looked
+src=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$tmp/bin" && cp "$octet" "$tmp/bin/octet"
+tiny_arch="--layers 1 --heads 2 --width 16 --context 16 --mlp 32 --batch 2"
+if [ -f "$src/data/kjv.txt" ]; then
+    ok "installed octet: the default corpus" "val loss" bash -c "cd '$tmp' && \
+        '$tmp/bin/octet' train gpt $tiny_arch --steps 1"
+else
+    expect 1 "data/kjv.txt not found (here, above octet's directory or in $src)" bash -c \
+        "cd '$tmp' && '$tmp/bin/octet' train gpt $tiny_arch --steps 1"
+fi
 mkdir -p "$tmp/local/data" && cp "$tmp/tiny.txt" "$tmp/local/data/kjv.txt"
 (cd "$tmp/local" && "$octet" train gpt "${gpt_flags[@]}" --text data/kjv.txt --save k.safetensors) >/dev/null 2>&1
 ok "a local data/kjv.txt" "octet.source = $(realpath "$tmp/local/data/kjv.txt")" "$octet" inspect \

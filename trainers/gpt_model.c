@@ -317,7 +317,9 @@ static const char *repo_text(char *buf, size_t n) {
         snprintf(buf, n, "%s/%s", exe, OCT_DEFAULT_TEXT);
         if (access(buf, R_OK) == 0) return buf;
     }
-    return NULL;
+    /* an installed octet (meson install): the source tree it was built from */
+    snprintf(buf, n, "%s/%s", OCTET_SOURCE_ROOT, OCT_DEFAULT_TEXT);
+    return access(buf, R_OK) == 0 ? buf : NULL;
 }
 
 char *gpt_text_record(const char *text) {
@@ -339,9 +341,9 @@ const char *gpt_text_path(const char *path, char *buf, size_t n) {
     const char *repo = repo_text(buf, n);
     if (repo) return repo;
     oct_fail(OCT_ENOTFOUND,
-             "%s not found: run `bash datasets/prepare_text.sh` in the repository first (or "
-             "pass --text FILE)",
-             OCT_DEFAULT_TEXT);
+             "%s not found (here, above octet's directory or in %s): run `bash "
+             "datasets/prepare_text.sh` in the repository first (or pass --text FILE)",
+             OCT_DEFAULT_TEXT, OCTET_SOURCE_ROOT);
     return NULL;
 }
 
