@@ -79,7 +79,8 @@ ok "resume from another directory to the end" "final val loss" bash -c "cd '$tmp
     '$octet' train gpt --resume ../rel.safetensors"
 [ -n "$(ls "$tmp/elsewhere")" ] &&
     { echo "FAIL: a resumed run wrote into the current directory"; fails=$((fails + 1)); }
-[ -f "$tmp/rel-model.safetensors" ] && grep -q '"event":"final"' "$tmp/rel.log" ||
+[ -f "$tmp/rel-model.safetensors" ] && grep -q '"event":"final"' "$tmp/rel.log" &&
+    grep -q '"resumed_after":6}' "$tmp/rel.log" ||
     { echo "FAIL: a resumed run did not write its model and log where the run wrote them"; fails=$((fails + 1)); }
 ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -n 20
 # the QAT model samples its simulated int8 forward pass: its export's text, also past the context
@@ -465,6 +466,7 @@ fi
 run_flags=("${gpt_flags[@]}" --steps 12 --eval-every 4 --qat --qat-steps 6 --dropout 0.1 --threads 2)
 ok "train gpt (not stopped)" "final val loss" "$octet" train gpt "${run_flags[@]}" \
     --save "$tmp/r0.safetensors"
+grep -o 'step [0-9]*/12  train loss [0-9.]*' "$tmp/out" >"$tmp/r0.losses"
 for stop in 5 9; do
     ok "train gpt --stop-after $stop" "stopped after step $stop" "$octet" train gpt \
         "${run_flags[@]}" --save "$tmp/r$stop.safetensors" --checkpoint "$tmp/c$stop.safetensors" \
@@ -476,6 +478,9 @@ for stop in 5 9; do
         --resume "$tmp/c$stop.safetensors"
     cmp -s "$tmp/r0.safetensors" "$tmp/r$stop.safetensors" ||
         { echo "FAIL: stopped after step $stop and resumed: another model"; fails=$((fails + 1)); }
+    # ... and reports the same training losses (their mean since the last validation)
+    grep -o 'step [0-9]*/12  train loss [0-9.]*' "$tmp/out" | grep -vxF -f "$tmp/r0.losses" |
+        grep -q . && { echo "FAIL: resumed after step $stop: other train losses"; fails=$((fails + 1)); }
 done
 expect 1 "already ended" "$octet" train gpt --resume "$tmp/c5.safetensors"
 expect 2 "--lr" "$octet" train gpt --resume "$tmp/c5.safetensors" --lr 1

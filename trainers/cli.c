@@ -247,6 +247,7 @@ void cli_progress_begin(cli_progress *p, const char *label, int64_t total, const
     p->t0 = p->last_print = cli_now();
     p->tty = isatty(2);
     p->unit = unit;
+    p->start = 0;
 }
 
 static void fmt_time(double s, char *buf, size_t n) {
@@ -264,7 +265,7 @@ void cli_progress_update(cli_progress *p, int64_t step, float loss, double items
     p->last_print = now;
     double el = now - p->t0;
     double rate = el > 0 ? items / el : 0;
-    double eta = step > 0 ? el * (double)(p->total - step) / (double)step : 0;
+    double eta = step > p->start ? el * (double)(p->total - step) / (double)(step - p->start) : 0;
     char eta_s[16], el_s[16];
     fmt_time(eta, eta_s, sizeof eta_s);
     fmt_time(el, el_s, sizeof el_s);

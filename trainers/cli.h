@@ -93,6 +93,7 @@ typedef struct cli_progress {
     double t0, last_print;
     bool tty;
     const char *unit; /* "samples/s", "tok/s" */
+    int64_t start;    /* steps done before begin (a resumed run's), 0 unless set after it */
 } cli_progress;
 
 void cli_progress_begin(cli_progress *p, const char *label, int64_t total, const char *unit);

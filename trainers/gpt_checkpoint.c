@@ -4,6 +4,7 @@
 #include "gpt_checkpoint.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,9 +50,10 @@ static char *run_json(const char *path, const gpt_run *run, const oct_optim *opt
             rngs, json_pack("[o, o]", hex64(run->rng[i].state), hex64(run->rng[i].inc)));
     json_t *o = NULL;
     if (ok) /* json_pack takes rngs, also when it fails */
-        o = json_pack("{s:i, s:I, s:o, s:I, s:I, s:s}", "step", run->step, "optim_step",
+        o = json_pack("{s:i, s:I, s:o, s:I, s:I, s:s, s:[f, i]}", "step", run->step, "optim_step",
                       (json_int_t)opt->step, "rng", rngs, "text_tokens", (json_int_t)run->text_n,
-                      "text_crc32", (json_int_t)run->text_crc, "options", run->options);
+                      "text_crc32", (json_int_t)run->text_crc, "options", run->options,
+                      "train_losses", run->loss_sum, run->loss_n);
     else
         json_decref(rngs);
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -182,12 +184,20 @@ static oct_status parse_run(const oct_st_file *f, json_t *j, gpt_run *run, int64
     json_int_t step, ostep, n, crc;
     json_t *rngs;
     const char *options = ""; /* absent in checkpoints of octet before it was recorded */
-    if (json_unpack(j, "{s:I, s:I, s:o, s:I, s:I, s?s}", "step", &step, "optim_step", &ostep, "rng",
-                    &rngs, "text_tokens", &n, "text_crc32", &crc, "options", &options) ||
-        step < 0 || step > INT32_MAX || ostep < 0 || !json_is_array(rngs) ||
+    json_t *losses = NULL;    /* [sum, count]; absent before it was recorded */
+    double loss_sum = 0.0;
+    json_int_t loss_n = 0;
+    if (json_unpack(j, "{s:I, s:I, s:o, s:I, s:I, s?s, s?o}", "step", &step, "optim_step", &ostep,
+                    "rng", &rngs, "text_tokens", &n, "text_crc32", &crc, "options", &options,
+                    "train_losses", &losses) ||
+        (losses && json_unpack(losses, "[F, I]", &loss_sum, &loss_n)) || step < 0 ||
+        step > INT32_MAX || ostep < 0 || !json_is_array(rngs) ||
         json_array_size(rngs) > GPT_RUN_MAX_RNG || crc < 0 || crc > UINT32_MAX ||
-        strlen(options) >= sizeof run->options)
+        strlen(options) >= sizeof run->options || loss_n < 0 || loss_n > step ||
+        !isfinite(loss_sum))
         return oct_fail(OCT_EFORMAT, "%s: metadata '%s' is malformed", f->path, STATE_KEY);
+    run->loss_sum = loss_sum;
+    run->loss_n = (int)loss_n;
     snprintf(run->options, sizeof run->options, "%s", options);
     run->step = (int)step;
     run->n_rng = (int)json_array_size(rngs);

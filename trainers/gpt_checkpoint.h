@@ -24,6 +24,8 @@ typedef struct gpt_run {
     oct_rng rng[GPT_RUN_MAX_RNG];
     int64_t text_n;    /* tokens of the training text */
     uint32_t text_crc; /* crc32 of its tokens */
+    double loss_sum;   /* the training losses of the steps since the last validation, */
+    int loss_n;        /* and their count (its "train loss" is their mean) */
 } gpt_run;
 
 /* The size and crc32 of text into run. */

@@ -93,10 +93,14 @@ static void catch_interrupts(bool on) {
     caught = on;
 }
 
-/* Writes the --checkpoint after `step` steps. */
+/* Writes the --checkpoint after `step` steps, with loss_sum and loss_n, the training losses
+ * since the last validation. */
 static int save_checkpoint(const gpt_model *m, const oct_optim *opt, gpt_run *run,
-                           oct_rng *const *rngs, int n_rng, int step, const gpt_opts *o) {
+                           oct_rng *const *rngs, int n_rng, int step, double loss_sum, int loss_n,
+                           const gpt_opts *o) {
     run->step = step;
+    run->loss_sum = loss_sum;
+    run->loss_n = loss_n;
     run->n_rng = n_rng;
     for (int i = 0; i < n_rng; i++) run->rng[i] = *rngs[i];
     if (gpt_checkpoint_save(o->checkpoint, m, opt, run, o->argc, o->argv)) return cli_fail(NULL);
@@ -144,8 +148,9 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
     catch_interrupts(o->checkpoint != NULL);
     cli_progress bar;
     cli_progress_begin(&bar, "train", o->steps, "tok/s");
-    double t0 = cli_now(), val = 0, recent = 0;
-    int rc = CLI_OK, recent_n = 0;
+    bar.start = first - 1;                                  /* the ETA from this run's pace */
+    double t0 = cli_now(), val = 0, recent = run->loss_sum; /* a resumed run's, else 0 */
+    int rc = CLI_OK, recent_n = run->loss_n;
     for (int step = first; step <= o->steps && rc == CLI_OK && !*stopped; step++) {
         if (m->qat && !m->qat_on && step > o->steps - o->qat_steps) m->qat_on = true;
         int32_t *x = xy, *y = xy + (int64_t)B * T;
@@ -190,11 +195,12 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
             recent = 0;
             recent_n = 0;
             if (rc == CLI_OK && o->checkpoint)
-                rc = save_checkpoint(m, opt, run, rngs, n_rng, saved = step, o);
+                rc = save_checkpoint(m, opt, run, rngs, n_rng, saved = step, 0.0, 0, o);
         }
         if (rc == CLI_OK && step < o->steps && (step == o->stop_after || interrupted)) {
             cli_progress_end(&bar);
-            if (saved != step) rc = save_checkpoint(m, opt, run, rngs, n_rng, step, o);
+            if (saved != step)
+                rc = save_checkpoint(m, opt, run, rngs, n_rng, step, recent, recent_n, o);
             if (rc == CLI_OK)
                 printf("%s after step %d of %d; continue with: octet train gpt --resume %s\n",
                        interrupted ? "interrupted" : "stopped", step, o->steps, o->checkpoint);
@@ -410,12 +416,15 @@ int train_gpt_run(const gpt_opts *o) {
             path, (long long)text.n, text.vocab.size,
             kind == OCT_OPTIM_MUON ? "Muon+AdamW" : "AdamW", (double)o->lr, o->schedule, o->steps,
             o->batch * o->context, origin);
+    /* a resumed run's config record says so: "resumed_after", the steps done before */
     cli_log_write(&jl,
-                  json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:I}", "event",
-                            "config", "optim", o->optim, "text", path, "vocab", text.vocab.size,
-                            "layers", o->layers, "heads", o->heads, "width", o->width, "context",
-                            o->context, "mlp", o->mlp, "batch", o->batch, "lr", (double)o->lr,
-                            "parameters", (json_int_t)oct_params_count(&m.params)));
+                  json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:I, s:o*}",
+                            "event", "config", "optim", o->optim, "text", path, "vocab",
+                            text.vocab.size, "layers", o->layers, "heads", o->heads, "width",
+                            o->width, "context", o->context, "mlp", o->mlp, "batch", o->batch,
+                            "lr", (double)o->lr, "parameters",
+                            (json_int_t)oct_params_count(&m.params), "resumed_after",
+                            o->resume ? json_integer(state.step) : NULL));
     bool stopped = false;
     if ((rc = train(&m, &opt, &sched, &text, o, &jl, &state, &stopped)) != CLI_OK) goto out;
     if (o->save && !stopped) {
