@@ -123,6 +123,7 @@ expect 1 "metadata 'vocab_bytes' must be a JSON array" "$octet" import "$tmp/bad
     -o "$tmp/x.safetensors"
 # --full: the whole validation split in consecutive windows (a last batch shorter than 32)
 ok "eval --full" "the whole split" "$octet" eval "$tmp/gq.safetensors" --text "$tmp/tiny.txt" --full
+grep -q '^eval [0-9]*/[0-9]* .*ETA' "$tmp/err" || { echo "FAIL: eval --full shows no progress"; fails=$((fails + 1)); }
 ok "eval --int8 --full --compare" "bit-identical at 256/256 positions" "$octet" eval --int8 \
     "$tmp/g8.safetensors" --text "$tmp/tiny.txt" --full --compare "$tmp/gq.safetensors"
 # --stride S: windows every S characters, each scoring the characters the one before did not

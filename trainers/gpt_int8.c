@@ -4,6 +4,7 @@
 #include "gpt_int8.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +167,8 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int st
     oct_rng_seed(&rng, GPT_EVAL_SEED, 3); /* the windows gpt_model_evaluate draws */
     double sum = 0.0, sec = 0.0;
     int64_t same = 0, windows = 0, next = 0, scored = 0; /* scored: a full pass's positions */
+    cli_progress bar;
+    gpt_eval_progress_begin(&bar, &text, OCT_SPLIT_VAL, n_batches, stride, B, T);
     for (int i = 0; rc == CLI_OK && (n_batches == 0 || i < n_batches); i++) {
         oct_graph_reset(&g);
         int32_t *x = oct_arena_alloc(&g.arena, 2 * (size_t)B * T * sizeof *x), *y = x + B * T;
@@ -195,7 +198,9 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int st
             for (int64_t r = 0; r < (int64_t)rows * T; r++)
                 same += !memcmp(want + r * V, logits->data + r * V, sizeof(float) * (size_t)V);
         }
+        if (!n_batches) cli_progress_update(&bar, i + 1, NAN, (double)windows * T);
     }
+    if (!n_batches) cli_progress_end(&bar);
     double loss =
         stride ? (scored ? sum / (double)scored : 0.0) : (windows ? sum / (double)windows : 0.0);
     long long positions = (long long)windows * T;

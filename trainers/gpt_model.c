@@ -247,6 +247,13 @@ oct_status gpt_eval_windows(const oct_text *text, oct_split split, oct_rng *rng,
     return s;
 }
 
+void gpt_eval_progress_begin(cli_progress *bar, const oct_text *text, oct_split split,
+                             int n_batches, int stride, int B, int T) {
+    if (n_batches) return; /* a few random batches: quick */
+    int64_t windows = oct_text_window_count(text, split, T, stride > 0 ? stride : T);
+    cli_progress_begin(bar, "eval", (windows + B - 1) / B, "tok/s");
+}
+
 double gpt_scored_loss(const float *logits, const int32_t *y, int rows, int T, int V, int64_t first,
                        int stride, int64_t *count) {
     double sum = 0.0;
@@ -280,6 +287,8 @@ oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, 
     else if (stride <= 0)
         stride = T;
     oct_status s = OCT_OK;
+    cli_progress bar;
+    gpt_eval_progress_begin(&bar, text, split, n_batches, stride, B, T);
     for (int i = 0; s == OCT_OK && (n_batches == 0 || i < n_batches); i++) {
         oct_graph_reset(g);
         int32_t *x = oct_arena_alloc(&g->arena, 2 * (size_t)B * (size_t)T * sizeof *x);
@@ -296,7 +305,9 @@ oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, 
             sum += (double)oct_gpt_loss(g, logits, y)->data[0] * rows;
             count += rows;
         }
+        if (!n_batches) cli_progress_update(&bar, i + 1, NAN, (double)next * T);
     }
+    if (!n_batches) cli_progress_end(&bar);
     oct_graph_reset(g);
     g->no_grad = no_grad;
     g->training = training;

@@ -4,6 +4,7 @@
 #ifndef OCTET_TRAINERS_GPT_MODEL_H
 #define OCTET_TRAINERS_GPT_MODEL_H
 
+#include "cli.h"
 #include "octet/data.h"
 #include "octet/io.h"
 #include "octet/nn.h"
@@ -70,6 +71,10 @@ oct_tensor *gpt_model_forward(gpt_model *m, oct_graph *g, const int32_t *ids, in
  * is done). */
 oct_status gpt_eval_windows(const oct_text *text, oct_split split, oct_rng *rng, int stride,
                             int64_t *next, int B, int T, int32_t *x, int32_t *y, int *rows);
+/* Begins bar for a pass over the whole split (n_batches 0) in windows every stride (0: T) tokens,
+ * B at a time: one step per batch; nothing for n_batches random batches. */
+void gpt_eval_progress_begin(cli_progress *bar, const oct_text *text, oct_split split,
+                             int n_batches, int stride, int B, int T);
 /* The summed cross-entropy (nats) of the positions a full pass with windows every stride tokens
  * scores, in rows windows (first, first + 1, ...; logits (rows, T, V), targets y (rows, T)):
  * all T positions of window 0, the last stride of every later one (those the window before did
