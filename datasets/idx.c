@@ -175,12 +175,13 @@ oct_status oct_image_set_load(oct_image_set *s, const char *images_path, const c
     uint8_t *images = NULL, *labels = NULL;
     oct_status st = load_idx(images_path, 3, idims, &images);
     if (st != OCT_OK) return st;
-    st = load_idx(labels_path, 1, ldims, &labels);
+    ldims[0] = idims[0];
+    if (labels_path) st = load_idx(labels_path, 1, ldims, &labels); /* else images alone */
     if (st == OCT_OK && ldims[0] != idims[0])
         st = oct_fail(OCT_EFORMAT, "%s: %u labels, but %s holds %u images", labels_path, ldims[0],
                       images_path, idims[0]);
     int max_label = 0;
-    for (uint32_t i = 0; st == OCT_OK && i < ldims[0]; i++)
+    for (uint32_t i = 0; st == OCT_OK && labels && i < ldims[0]; i++)
         max_label = labels[i] > max_label ? labels[i] : max_label;
     if (st != OCT_OK) {
         free(images);
@@ -192,7 +193,7 @@ oct_status oct_image_set_load(oct_image_set *s, const char *images_path, const c
     s->n = idims[0];
     s->rows = (int)idims[1];
     s->cols = (int)idims[2];
-    s->n_classes = max_label + 1;
+    s->n_classes = labels ? max_label + 1 : 0;
     s->mean = OCT_FASHION_MNIST_MEAN;
     s->std = OCT_FASHION_MNIST_STD;
     return OCT_OK;

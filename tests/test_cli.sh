@@ -18,7 +18,6 @@ expect 2 "--kernel" "$octet" eval --int8 "$tmp/x" --kernel sse9
 expect 2 "--int8" "$octet" eval
 expect 2 "-o" "$octet" export "$tmp/model.safetensors"
 expect 2 "--count" "$octet" predict "$tmp/m" "$tmp/t10k-images-idx3-ubyte" --count x
-expect 2 "labels" "$octet" predict "$tmp/m" "$tmp/images.idx"
 expect 2 "" "$octet" inspect
 expect 2 "unknown command" "$octet" frobnicate
 expect 2 "[0, 2147483647], got '-1'" "$octet" generate "$tmp/x" --seed -1
@@ -35,6 +34,15 @@ expect 1 "$tmp/missing.safetensors" "$octet" inspect "$tmp/missing.safetensors"
 images=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 if [ -f "$images" ]; then
     expect 1 "$tmp/corrupt.safetensors" "$octet" predict "$tmp/corrupt.safetensors" "$images"
+fi
+# images without a labels file are predicted without labels
+if [ -f "$tmp/tiny.safetensors" ]; then
+    cp "$tmp/tiny/train-images-idx3-ubyte" "$tmp/unlabeled.idx"
+    ok "predict without labels" "image 0: class" "$octet" predict "$tmp/tiny.safetensors" \
+        "$tmp/unlabeled.idx"
+    grep -q "label" "$tmp/out" && { echo "FAIL: predict without labels printed labels"; fails=$((fails + 1)); }
+    ok "predict with labels" "(label 0)" "$octet" predict "$tmp/tiny.safetensors" \
+        "$tmp/tiny/train-images-idx3-ubyte"
 fi
 expect 1 "$tmp/empty.idx" "$octet" predict "$tmp/missing.safetensors" "$tmp/empty.idx" \
     --labels "$tmp/empty.idx"

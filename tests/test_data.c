@@ -126,6 +126,13 @@ static void idx_valid_gz_and_raw(void **state) {
         assert_float_equal(s.std, OCT_FASHION_MNIST_STD, 0.0f);
         oct_image_set_free(&s);
         assert_null(s.images);
+        /* the images alone (prediction without labels) */
+        assert_int_equal(oct_image_set_load(&s, ip, NULL), OCT_OK);
+        assert_int_equal(s.n, 5);
+        assert_int_equal(s.n_classes, 0);
+        assert_null(s.labels);
+        assert_memory_equal(s.images, img + 16, 30);
+        oct_image_set_free(&s);
     }
     oct_image_set_free(NULL);
 }

@@ -1,11 +1,12 @@
 /* `octet predict MODEL IMAGES.idx[.gz]`: the predicted class and the class probabilities
  * (softmax of the logits) for a range of images, from an int8 export (the integer engine) or
- * an fp32 or QAT MLP model (its float or simulated-int8 forward pass). The labels file is read too
- * (the IDX loader needs it) and each true label is printed next to the prediction. */
+ * an fp32 or QAT MLP model (its float or simulated-int8 forward pass), each with its true label
+ * when there is a labels file. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -27,7 +28,9 @@ static void print_row(int64_t index, int label, const float *logits, int classes
         if (logits[c] > logits[best]) best = c;
     double mx = logits[best];
     for (int c = 0; c < classes; c++) sum += p[c] = exp((double)logits[c] - mx);
-    printf("image %lld: class %d (label %d) p", (long long)index, best, label);
+    printf("image %lld: class %d", (long long)index, best);
+    if (label >= 0) printf(" (label %d)", label);
+    printf(" p");
     for (int c = 0; c < classes; c++) printf(" %.4f", p[c] / sum);
     printf("\n");
 }
@@ -89,7 +92,9 @@ int cmd_predict(int argc, char **argv) {
         {"--count", CLI_INT, &count, "number of images", 1, 100000},
         {"--offset", CLI_INT, &offset, "index of the first image", 0, 1e9},
         {"--labels", CLI_STR, &labels,
-         "labels file (default: IMAGES with images-idx3 replaced by labels-idx1)", 0, 0},
+         "labels file, printed next to the predictions (default: IMAGES with images-idx3 "
+         "replaced by labels-idx1, if there is one; else none)",
+         0, 0},
     };
     cli_cmd cmd = {"predict",
                    "MODEL IMAGES.idx[.gz] [flags]",
@@ -104,13 +109,10 @@ int cmd_predict(int argc, char **argv) {
     int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
     char derived[4096];
-    if (!labels && !labels_path_for(pos[1], derived, sizeof derived)) {
-        fprintf(stderr, "octet predict: cannot guess the labels file of %s: pass --labels FILE\n",
-                pos[1]);
-        return CLI_USAGE;
-    }
+    if (!labels && labels_path_for(pos[1], derived, sizeof derived) && access(derived, F_OK) == 0)
+        labels = derived; /* else the images alone: no labels printed */
     oct_image_set set;
-    if (oct_image_set_load(&set, pos[1], labels ? labels : derived)) return cli_fail(NULL);
+    if (oct_image_set_load(&set, pos[1], labels)) return cli_fail(NULL);
     if (offset >= set.n) {
         fprintf(stderr, "octet: %s holds %lld images, --offset %d is past the end\n", pos[1],
                 (long long)set.n, offset);
@@ -127,7 +129,8 @@ int cmd_predict(int argc, char **argv) {
         rc = cli_fail(NULL);
     } else {
         for (int i = 0; i < n; i++)
-            print_row(offset + i, set.labels[offset + i], logits + (int64_t)i * classes, classes);
+            print_row(offset + i, set.labels ? set.labels[offset + i] : -1,
+                      logits + (int64_t)i * classes, classes);
     }
     free(logits);
     oct_image_set_free(&set);

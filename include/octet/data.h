@@ -61,9 +61,11 @@ typedef struct oct_image_set {
     float mean, std; /* normalization used by the batch functions; see oct_pixel_normalize */
 } oct_image_set;
 
-/* Loads images and labels from two IDX files (gzip'ed or raw). On success s owns the data and
- * mean/std are OCT_FASHION_MNIST_MEAN/STD; on failure s is zeroed and the message names the
- * offending file. Errors: OCT_EIO (open/read), OCT_EFORMAT (contents), OCT_ENOMEM. */
+/* Loads images and labels from two IDX files (gzip'ed or raw); labels_path NULL loads the images
+ * alone (labels NULL, n_classes 0: for prediction, not for the batch functions' labels). On
+ * success s owns the data and mean/std are OCT_FASHION_MNIST_MEAN/STD; on failure s is zeroed and
+ * the message names the offending file. Errors: OCT_EIO (open/read), OCT_EFORMAT (contents),
+ * OCT_ENOMEM. */
 oct_status oct_image_set_load(oct_image_set *s, const char *images_path, const char *labels_path);
 
 /* Loads the training (train-images-idx3-ubyte, train-labels-idx1-ubyte) or test (t10k-...)
