@@ -156,8 +156,13 @@ ok "train mlp --qat --log" "qat   train loss" "$octet" train mlp --qat --data "$
 "$octet" train mlp --qat --data "$tmp/tiny" --epochs 2 --batch 2 --hidden 6 \
     --save "$tmp/tq6.safetensors" >/dev/null 2>&1
 "$octet" export "$tmp/tq8.safetensors" -o "$tmp/tq8.int8.safetensors" >/dev/null
-expect 1 "not a QAT model with the export's layer sizes" "$octet" eval --int8 \
-    "$tmp/tq8.int8.safetensors" --data "$tmp/tiny" --compare "$tmp/tq6.safetensors"
+expect 1 "a QAT model of other layer sizes, where the QAT model the export came from is expected" \
+    "$octet" eval --int8 "$tmp/tq8.int8.safetensors" --data "$tmp/tiny" --compare "$tmp/tq6.safetensors"
+expect 1 "an fp32 model, where the QAT model" "$octet" eval --int8 "$tmp/tq8.int8.safetensors" \
+    --data "$tmp/tiny" --compare "$tmp/tiny.safetensors"
+# an int8 export given as MODEL is evaluated as with --int8
+ok "eval of an int8 export" "int8 test accuracy" "$octet" eval "$tmp/tq8.int8.safetensors" \
+    --data "$tmp/tiny" --compare "$tmp/tq8.safetensors"
 expect 2 "the same file as the model" "$octet" export "$tmp/tq8.safetensors" -o "$tmp/tq8.safetensors"
 expect 2 "the same file as a file of --data" "$octet" train mlp --data "$tmp/tiny" --epochs 1 \
     --save "$tmp/tiny/t10k-images-idx3-ubyte"

@@ -74,8 +74,8 @@ int cmd_eval(int argc, char **argv) {
     cli_cmd cmd = {"eval",
                    "MODEL [flags]  |  octet eval --int8 FILE [flags]",
                    "Evaluates a saved MLP on the test split (accuracy and loss) or a GPT on the\n"
-                   "validation split (nats and bits per character); with --int8, an exported\n"
-                   "integer model the same way, with its speed.",
+                   "validation split (nats and bits per character); an int8 export (as MODEL or\n"
+                   "with --int8) the same way through the integer engine, with its speed.",
                    flags,
                    (int)(sizeof flags / sizeof flags[0]),
                    0,
@@ -88,6 +88,8 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "octet eval: give either MODEL or --int8 FILE (see octet eval --help)\n");
         return CLI_USAGE;
     }
+    if (n_pos == 1 && (int8_is_export(pos[0]) || gpt_int8_is_export(pos[0])))
+        int8_path = pos[0]; /* an int8 export given as MODEL: as with --int8 */
     bool gpt = int8_path ? gpt_int8_is_export(int8_path) : gpt_is_model(pos[0]);
     static const char *const gpt_only[] = {"--text", "--eval-batches", "--windows", "--full",
                                            "--stride"};

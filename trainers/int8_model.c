@@ -51,8 +51,9 @@ static int compare_with_qat(const char *path, const oct_i8_mlp *e, const oct_ima
     for (int i = 0; same_sizes && i < e->n_layers; i++)
         same_sizes = m.mlp.sizes[i] == e->layers[i].in && m.mlp.sizes[i + 1] == e->layers[i].out;
     if (!m.qat_on || !same_sizes) {
-        fprintf(stderr, "octet: --compare %s: not a QAT model with the export's layer sizes\n",
-                path);
+        fprintf(stderr,
+                "octet: --compare %s: %s, where the QAT model the export came from is expected\n",
+                path, !m.qat_on ? "an fp32 model" : "a QAT model of other layer sizes");
         rc = CLI_FAIL;
     } else {
         enum { CHUNK = 1000 };
