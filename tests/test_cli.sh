@@ -191,7 +191,7 @@ if [ -f "$tmp/tiny.safetensors" ]; then
     # a tanh model stays tanh: QAT (ReLU only) refuses it, naming the file
     "$octet" train mlp --data "$tmp/tiny" --epochs 1 --batch 2 --hidden 8 --activation tanh \
         --save "$tmp/ttanh.safetensors" >/dev/null 2>&1
-    expect 2 "--from $tmp/ttanh.safetensors: qat: the MLP must use relu" "$octet" train mlp --qat \
+    expect 2 "--from $tmp/ttanh.safetensors: the MLP must use relu" "$octet" train mlp --qat \
         --from "$tmp/ttanh.safetensors" --data "$tmp/tiny" --epochs 1
     expect 2 "--init: the weights come from --from" "$octet" train mlp --qat \
         --from "$tmp/t65.safetensors" --data "$tmp/tiny" --epochs 1 --init xavier_uniform

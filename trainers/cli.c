@@ -227,8 +227,11 @@ int cli_parse_seen(const cli_cmd *cmd, int argc, char **argv, const char **pos, 
         if (rc != CLI_OK) return rc;
         if (seen) seen[f - cmd->flags] = true;
     }
-    if (*n_pos < cmd->min_pos)
-        return usage_error(cmd, cmd->usage, "missing required argument", NULL);
+    if (*n_pos < cmd->min_pos) {
+        fprintf(stderr, "octet %s: %d argument%s given, %d expected: octet %s %s\n", cmd->name,
+                *n_pos, *n_pos == 1 ? "" : "s", cmd->min_pos, cmd->name, cmd->usage);
+        return CLI_USAGE;
+    }
     return CLI_OK;
 }
 
@@ -555,7 +558,11 @@ int cli_layer_bits(const char *cmd, const char *value, oct_qat_config *cfg) {
     }
     strcpy(cfg->layer_bits, value);
     if (oct_qat_config_check(cfg) == OCT_OK) return CLI_OK;
-    fprintf(stderr, "octet %s: --layer-bits %s: %s\n", cmd, value, oct_last_error());
+    const char *why = cli_qat_error(); /* "--layer-bits 'x': ...", or about another flag */
+    if (!strncmp(why, "--layer-bits ", 13))
+        fprintf(stderr, "octet %s: %s\n", cmd, why);
+    else
+        fprintf(stderr, "octet %s: --layer-bits %s: %s\n", cmd, value, why);
     return CLI_USAGE;
 }
 
@@ -588,6 +595,25 @@ const char *cli_default_weight_quant(int weight_bits, const char *layer_bits, bo
     return !per_tensor && oct_qat_config_min_weight_bits(&cfg) <= CLI_LSQ_BITS ? "lsq" : "minmax";
 }
 
+const char *cli_qat_error(void) {
+    static const char *const field[][2] = {{"qat: weight_bits ", "--weight-bits "},
+                                           {"qat: act_bits ", "--act-bits "},
+                                           {"qat: embed_bits ", "--embed-bits "},
+                                           {"qat: freeze_after ", "--freeze-after "},
+                                           {"qat: layer bits ", "--layer-bits "},
+                                           {"qat: activation quantizers: ", "--act-quant: "},
+                                           {"qat: ", ""}};
+    static _Thread_local char buf[1200];
+    const char *msg = oct_last_error();
+    for (size_t i = 0; i < sizeof field / sizeof field[0]; i++) {
+        size_t len = strlen(field[i][0]);
+        if (strncmp(msg, field[i][0], len)) continue;
+        snprintf(buf, sizeof buf, "%s%s", field[i][1], msg + len);
+        return buf;
+    }
+    return msg;
+}
+
 int cli_qat_config(const char *cmd, const cli_quant *q, oct_qat_config *cfg) {
     cfg->weight_bits = q->weight_bits;
     cfg->act_bits = q->act_bits;
@@ -600,7 +626,7 @@ int cli_qat_config(const char *cmd, const cli_quant *q, oct_qat_config *cfg) {
         flag = "--weight-quant: ";
     else if (oct_qat_config_check(cfg) == OCT_OK)
         return cli_layer_bits(cmd, q->layer_bits, cfg);
-    fprintf(stderr, "octet %s: %s%s\n", cmd, flag, oct_last_error());
+    fprintf(stderr, "octet %s: %s%s\n", cmd, flag, cli_qat_error());
     return CLI_USAGE;
 }
 
@@ -625,7 +651,7 @@ int cli_train_quant(const char *cmd, const cli_quant *q, oct_qat_config *cfg) {
     if (!calib) return rc;
     fprintf(stderr,
             "octet %s: %s: only for `octet calibrate` (post-training); QAT learns its "
-            "clipping with lsq (or pact)\n",
+            "clipping with --weight-quant lsq and --act-quant lsq or pact\n",
             cmd, calib);
     return CLI_USAGE;
 }

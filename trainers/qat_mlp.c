@@ -109,8 +109,12 @@ int qat_setup(qat_opts *o, mlp_model *m, int64_t per_epoch, int threads, int *qa
     }
     o->cfg.freeze_after = o->freeze_after < 0 ? per_epoch : o->freeze_after;
     if (mlp_model_enable_qat(m, &o->cfg)) {
-        fprintf(stderr, "octet train mlp: %s%s: %s\n", o->from ? "--from " : "--qat",
-                o->from ? o->from : "", oct_last_error());
+        const char *why = cli_qat_error();
+        if (!strncmp(why, "--", 2)) /* it names its flag */
+            fprintf(stderr, "octet train mlp: %s\n", why);
+        else
+            fprintf(stderr, "octet train mlp: %s%s: %s\n", o->from ? "--from " : "--qat",
+                    o->from ? o->from : "", why);
         return CLI_USAGE;
     }
     oct_qat_mlp_set_threads(m->qat, threads);

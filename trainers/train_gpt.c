@@ -421,10 +421,9 @@ int train_gpt_run(const gpt_opts *o) {
                   json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:I, s:o*}",
                             "event", "config", "optim", o->optim, "text", path, "vocab",
                             text.vocab.size, "layers", o->layers, "heads", o->heads, "width",
-                            o->width, "context", o->context, "mlp", o->mlp, "batch", o->batch,
-                            "lr", (double)o->lr, "parameters",
-                            (json_int_t)oct_params_count(&m.params), "resumed_after",
-                            o->resume ? json_integer(state.step) : NULL));
+                            o->width, "context", o->context, "mlp", o->mlp, "batch", o->batch, "lr",
+                            (double)o->lr, "parameters", (json_int_t)oct_params_count(&m.params),
+                            "resumed_after", o->resume ? json_integer(state.step) : NULL));
     bool stopped = false;
     if ((rc = train(&m, &opt, &sched, &text, o, &jl, &state, &stopped)) != CLI_OK) goto out;
     if (o->save && !stopped) {

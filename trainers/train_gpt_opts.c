@@ -38,7 +38,11 @@ float train_gpt_from_lr(int bits, bool lsq_from_fp32) {
 }
 
 int train_gpt_fail_flag(const char *flag) {
-    fprintf(stderr, "octet train gpt: %s: %s\n", flag, oct_last_error());
+    const char *why = cli_qat_error(); /* a QAT setup's error names its own flag */
+    if (!strncmp(why, "--", 2))
+        fprintf(stderr, "octet train gpt: %s\n", why);
+    else
+        fprintf(stderr, "octet train gpt: %s: %s\n", flag, why);
     return CLI_USAGE;
 }
 

@@ -171,7 +171,7 @@ oct_status oct_qat_mlp_init(oct_qat_mlp *q, oct_mlp *mlp, oct_arena *arena, oct_
                         oct_activation_name(mlp->act));
     if (cfg->n_act_modes > 1 && cfg->n_act_modes != L)
         return oct_fail(OCT_EINVAL,
-                        "qat: %d activation modes given, the MLP has %d quantization "
+                        "qat: activation quantizers: %d given, the MLP has %d quantization "
                         "points (input + hidden layers)",
                         cfg->n_act_modes, L);
     if (oct_qat_config_act_mode(cfg, 0) == OCT_QAT_A_PACT)
