@@ -94,7 +94,7 @@ done
 expect 1 "an int8 GPT export, where an fp32 or QAT MLP model" "$octet" predict "$tmp/g8.safetensors" \
     "$tmp/tiny/t10k-images-idx3-ubyte"
 expect 1 "an int8 GPT export, where an fp32 GPT or MLP model" "$octet" export "$tmp/g8.safetensors" --float16 -o "$tmp/g.out"
-expect 2 "already an int8 export" "$octet" calibrate "$tmp/g8.safetensors" -o "$tmp/g.out"
+expect 1 "already an int8 export" "$octet" calibrate "$tmp/g8.safetensors" -o "$tmp/g.out"
 expect 1 "already an octet model file (an int8 GPT export)" "$octet" import "$tmp/g8.safetensors" -o "$tmp/g.out"
 expect 2 "--compare: needs --int8" "$octet" eval "$tmp/g.safetensors" --compare "$tmp/gq.safetensors"
 expect 2 "--eval-batches" "$octet" eval "$tmp/g.safetensors" --full --eval-batches 2

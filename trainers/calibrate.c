@@ -184,7 +184,7 @@ static int cal_data_load(const char *path, const cal_opts *o, cal_data *d) {
         fprintf(stderr,
                 "octet calibrate: %s is already an int8 export; calibrate takes a fp32 model\n",
                 path);
-        return CLI_USAGE;
+        return CLI_FAIL; /* a file of the wrong kind, as elsewhere */
     }
     d->gpt = gpt_is_model(path);
     int rc = CLI_OK;
