@@ -484,6 +484,12 @@ for stop in 5 9; do
         grep -q . && { echo "FAIL: resumed after step $stop: other train losses"; fails=$((fails + 1)); }
 done
 expect 1 "already ended" "$octet" train gpt --resume "$tmp/c5.safetensors"
+# a new run does not overwrite another run's checkpoint
+cp "$tmp/c5.safetensors" "$tmp/c5-copy.safetensors"
+expect 1 "--checkpoint $tmp/c5.safetensors holds the checkpoint of a run after step 12" "$octet" \
+    train gpt "${run_flags[@]}" --checkpoint "$tmp/c5.safetensors"
+cmp -s "$tmp/c5.safetensors" "$tmp/c5-copy.safetensors" ||
+    { echo "FAIL: a refused run changed the checkpoint"; fails=$((fails + 1)); }
 expect 2 "--lr" "$octet" train gpt --resume "$tmp/c5.safetensors" --lr 1
 expect 2 "--stop-after" "$octet" train gpt "${run_flags[@]}" --stop-after 3
 expect 2 "--checkpoint" "$octet" train gpt --save "$tmp/x.safetensors" --checkpoint "$tmp/x.safetensors"

@@ -214,6 +214,18 @@ static oct_status parse_run(const oct_st_file *f, json_t *j, gpt_run *run, int64
     return OCT_OK;
 }
 
+int gpt_checkpoint_step(const char *path) {
+    oct_st_file f;
+    if (oct_st_open_header(&f, path) != OCT_OK) return -1;
+    json_t *j = meta_json(&f, STATE_KEY); /* NULL: no checkpoint */
+    gpt_run run;
+    int64_t optim_step;
+    int step = j && parse_run(&f, j, &run, &optim_step) == OCT_OK ? run.step : -1;
+    json_decref(j);
+    oct_st_close(&f);
+    return step;
+}
+
 oct_status gpt_checkpoint_restore(const char *path, oct_optim *opt, gpt_run *run) {
     oct_st_file f;
     oct_status s = oct_st_open(&f, path);

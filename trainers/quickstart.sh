@@ -16,7 +16,7 @@ ninja -C build-release octet >/dev/null
 octet=./build-release/octet
 runs=${OCTET_RUNS:-runs}
 mkdir -p "$runs"
-threads=$(nproc)
+threads=${OCTET_THREADS:-$(nproc)} # OCTET_THREADS=1 bash trainers/quickstart.sh: one thread
 
 echo "== fp32 training (10 epochs)"
 $octet train mlp --threads "$threads" --save "$runs/mlp.fp32.safetensors" \

@@ -358,6 +358,14 @@ int cmd_train_gpt(int argc, char **argv) {
     }
     if (rc == CLI_OK && o.checkpoint && gpt_checkpoint_check_args(o.checkpoint, o.argc, o.argv))
         rc = cli_fail(NULL); /* --resume could not read back what the checkpoint records */
+    int done = rc == CLI_OK && o.checkpoint && !o.resume ? gpt_checkpoint_step(o.checkpoint) : -1;
+    if (done >= 0) { /* a new run would overwrite another run's checkpoint */
+        fprintf(stderr,
+                "octet train gpt: --checkpoint %s holds the checkpoint of a run after step %d: "
+                "continue it with --resume %s, or remove the file to start a new run\n",
+                o.checkpoint, done, o.checkpoint);
+        rc = CLI_FAIL;
+    }
     if (rc == CLI_OK) rc = record_options(&o, &cmd);
     if (rc == CLI_OK) rc = train_gpt_run(&o);
     for (int k = 0; k < N_OUTPUTS; k++) free(owned[k]);
