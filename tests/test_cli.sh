@@ -35,6 +35,11 @@ images=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 if [ -f "$images" ]; then
     expect 1 "$tmp/corrupt.safetensors" "$octet" predict "$tmp/corrupt.safetensors" "$images"
 fi
+# a batch smaller than the threads (the last of an epoch: 4 images in batches of 3) trains
+ok "train mlp: a batch smaller than the threads" "test accuracy" "$octet" train mlp \
+    --data "$tmp/tiny" --hidden 8 --batch 3 --threads 2 --epochs 2
+ok "train mlp --qat: a batch smaller than the threads" "test accuracy" "$octet" train mlp --qat \
+    --data "$tmp/tiny" --hidden 8 --batch 3 --threads 2 --epochs 2 --fp32-epochs 1
 # images without a labels file are predicted without labels
 if [ -f "$tmp/tiny.safetensors" ]; then
     cp "$tmp/tiny/train-images-idx3-ubyte" "$tmp/unlabeled.idx"

@@ -70,6 +70,7 @@ static float train_shard(void *arg, oct_graph *g, int shard, int shards) {
     const batch_ctx *b = arg;
     int lo, hi, in = b->m->mlp.sizes[0];
     oct_dp_range(b->n, shard, shards, &lo, &hi);
+    if (hi == lo) return 0.0f; /* a last batch smaller than the shards: no images here */
     oct_tensor *x = oct_tensor_new2(&g->arena, hi - lo, in);
     int32_t *y = oct_arena_alloc(&g->arena, (size_t)(hi - lo) * sizeof *y);
     oct_image_set_batch(b->set, b->idx + lo, hi - lo, x->data, y);
