@@ -35,6 +35,15 @@ images=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 if [ -f "$images" ]; then
     expect 1 "$tmp/corrupt.safetensors" "$octet" predict "$tmp/corrupt.safetensors" "$images"
 fi
+# a run that diverges says so, exits 1 and saves nothing (it saved a NaN model no command loads)
+if [ -f "$images" ]; then
+    rc=0
+    "$octet" train mlp --limit 500 --hidden 8 --epochs 4 --optim sgd --lr 10 --wd 10 \
+        --schedule constant --save "$tmp/nan.safetensors" >/dev/null 2>"$tmp/err" || rc=$?
+    [ "$rc" = 1 ] && grep -q "^octet: training diverged in epoch 3 (a loss of nan): nothing saved" \
+        "$tmp/err" && [ ! -e "$tmp/nan.safetensors" ] ||
+        { echo "FAIL: a diverged MLP run (exit $rc):"; cat "$tmp/err"; fails=$((fails + 1)); }
+fi
 # a batch smaller than the threads (the last of an epoch: 4 images in batches of 3) trains
 ok "train mlp: a batch smaller than the threads" "test accuracy" "$octet" train mlp \
     --data "$tmp/tiny" --hidden 8 --batch 3 --threads 2 --epochs 2

@@ -484,6 +484,13 @@ for stop in 5 9; do
         grep -q . && { echo "FAIL: resumed after step $stop: other train losses"; fails=$((fails + 1)); }
 done
 expect 1 "already ended" "$octet" train gpt --resume "$tmp/c5.safetensors"
+# a run whose last update diverges (its loss checked before it) says so and saves nothing
+rc=0
+"$octet" train gpt "${gpt_flags[@]}" --steps 11 --warmup 0 --lr 10 --wd 10 --optim adamw --clip 0 \
+    --save "$tmp/nan.safetensors" >/dev/null 2>"$tmp/err" || rc=$?
+[ "$rc" = 1 ] && grep -q "^octet: training diverged at step 11 (a loss of nan): nothing saved" \
+    "$tmp/err" && [ ! -e "$tmp/nan.safetensors" ] ||
+    { echo "FAIL: a diverged GPT run (exit $rc):"; cat "$tmp/err"; fails=$((fails + 1)); }
 # a new run does not overwrite another run's checkpoint
 cp "$tmp/c5.safetensors" "$tmp/c5-copy.safetensors"
 expect 1 "--checkpoint $tmp/c5.safetensors holds the checkpoint of a run after step 12" "$octet" \

@@ -656,6 +656,23 @@ int cli_train_quant(const char *cmd, const cli_quant *q, oct_qat_config *cfg) {
     return CLI_USAGE;
 }
 
+int cli_check_diverged(const oct_params *p, double loss, const char *where) {
+    const char *bad = isfinite(loss) ? NULL : "loss";
+    for (int i = 0; !bad && i < p->n; i++)
+        for (int64_t k = 0; k < p->items[i]->size; k++)
+            if (!isfinite(p->items[i]->data[k])) {
+                bad = p->items[i]->name;
+                break;
+            }
+    if (!bad) return CLI_OK;
+    fprintf(stderr,
+            "octet: training diverged %s (%s %s): nothing saved; try a lower --lr or "
+            "--clip\n",
+            where, !strcmp(bad, "loss") ? "a loss of" : "non-finite values in",
+            !strcmp(bad, "loss") ? (isnan(loss) ? "nan" : "inf") : bad);
+    return CLI_FAIL;
+}
+
 long long cli_file_size(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 ? (long long)st.st_size : -1;

@@ -169,6 +169,11 @@ const char *cli_qat_error(void);
 /* cli_qat_config for a training command, which refuses the calibration-only quantizers (weights
  * mse, activations hist) with a usage error printed as "octet CMD: --weight-quant mse: ...". */
 int cli_train_quant(const char *cmd, const cli_quant *q, struct oct_qat_config *cfg);
+/* CLI_OK when loss is finite and so is every parameter of p; else prints that training
+ * diverged `where` ("in epoch 3", "at step 1200"), naming the loss or the first parameter holding a
+ * non-finite value, and returns CLI_FAIL (the caller saves nothing). */
+struct oct_params;
+int cli_check_diverged(const struct oct_params *p, double loss, const char *where);
 /* The size of the file at path in bytes, -1 if it cannot be read (for summary lines). */
 long long cli_file_size(const char *path);
 /* A tensor shape as text, "(3, 4)" ("()" for a scalar), into buf (n bytes). */

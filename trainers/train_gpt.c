@@ -32,6 +32,9 @@ static int report_val(gpt_model *m, oct_graph *g, const oct_text *text, const gp
     if (gpt_model_evaluate(m, g, text, OCT_SPLIT_VAL, o->eval_batches, 0, GPT_EVAL_WINDOWS,
                            o->context, EVAL_SEED, val))
         return cli_fail(NULL);
+    char where[32];
+    snprintf(where, sizeof where, "at step %d", step);
+    if (cli_check_diverged(&m->params, *val, where)) return CLI_FAIL; /* the last update */
     printf("step %d/%d  train loss %.4f  val loss %.4f nats/char (%.4f bits/char)\n", step,
            o->steps, train_loss, *val, *val / LN2);
     fflush(stdout);

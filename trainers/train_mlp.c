@@ -100,6 +100,10 @@ static double train_epoch(mlp_model *m, oct_dp *dp_fp32, oct_dp *dp_qat, oct_opt
         bool whole = m->qat_on && oct_qat_mlp_needs_whole_batch(m->qat);
         if (whole) cli_set_threads(o->threads); /* data-parallel steps use 1 per shard */
         float loss = oct_dp_step(whole ? dp_qat : dp_fp32, train_shard, &b);
+        if (!isfinite(loss)) { /* diverged: the caller says so */
+            cli_progress_end(bar);
+            return loss;
+        }
         if (m->qat_on) oct_qat_mlp_commit(m->qat); /* the shards' observed ranges */
         if (o->clip > 0) oct_clip_grad_norm(&m->params, o->clip);
         oct_optim_step(opt, oct_lr_at(sched, opt->step));
@@ -270,6 +274,9 @@ static int run(mlp_opts *o) {
             train_epoch(&m, &dp_fp32, &dp_qat, &opt, &sched, &train, &batcher, e, o, &bar);
         double dt = cli_now() - t0;
         t_train += dt;
+        char where[32];
+        snprintf(where, sizeof where, "in epoch %d", e + 1);
+        if ((rc = cli_check_diverged(&m.params, loss, where)) != CLI_OK) goto out;
         ev = mlp_model_evaluate(&m, &g, &test);
         printf("epoch %d/%d  %s  train loss %.4f  test loss %.4f  test accuracy %.2f%%  (%.2f s, "
                "%.0f samples/s)\n",
