@@ -250,7 +250,7 @@ void cli_progress_begin(cli_progress *p, const char *label, int64_t total, const
     p->t0 = p->last_print = cli_now();
     p->tty = isatty(2);
     p->unit = unit;
-    p->start = 0;
+    p->start = p->step = p->shown = 0;
 }
 
 static void fmt_time(double s, char *buf, size_t n) {
@@ -261,11 +261,13 @@ static void fmt_time(double s, char *buf, size_t n) {
         snprintf(buf, n, "%d:%02d", t / 60, t % 60);
 }
 
-void cli_progress_update(cli_progress *p, int64_t step, float loss, double items) {
-    double now = cli_now();
-    bool last = step >= p->total;
-    if (!last && now - p->last_print < (p->tty ? 0.1 : 5.0)) return;
+/* Draws p's last update. */
+static void progress_draw(cli_progress *p, double now) {
+    int64_t step = p->step;
+    float loss = p->loss;
+    double items = p->items;
     p->last_print = now;
+    p->shown = step;
     double el = now - p->t0;
     double rate = el > 0 ? items / el : 0;
     double eta = step > p->start ? el * (double)(p->total - step) / (double)(step - p->start) : 0;
@@ -287,8 +289,19 @@ void cli_progress_update(cli_progress *p, int64_t step, float loss, double items
     }
 }
 
+void cli_progress_update(cli_progress *p, int64_t step, float loss, double items) {
+    p->step = step;
+    p->loss = loss;
+    p->items = items;
+    double now = cli_now();
+    if (step >= p->total || now - p->last_print >= (p->tty ? 0.1 : 5.0)) progress_draw(p, now);
+}
+
 void cli_progress_end(cli_progress *p) {
-    if (p->tty) fputc('\n', stderr);
+    if (!p->tty || !p->shown) return; /* lines are complete; nothing drawn */
+    if (p->shown != p->step) progress_draw(p, cli_now()); /* the bar as it ends, not as last drawn */
+    fputc('\n', stderr);
+    p->shown = 0;
 }
 
 int cli_log_open(cli_log *l, const char *path, bool append) {

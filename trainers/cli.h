@@ -94,6 +94,9 @@ typedef struct cli_progress {
     bool tty;
     const char *unit; /* "samples/s", "tok/s" */
     int64_t start;    /* steps done before begin (a resumed run's), 0 unless set after it */
+    int64_t step, shown; /* the last update's step, and the last one drawn (0: none) */
+    float loss;
+    double items;
 } cli_progress;
 
 void cli_progress_begin(cli_progress *p, const char *label, int64_t total, const char *unit);
