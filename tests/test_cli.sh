@@ -24,7 +24,7 @@ expect 2 "[0, 2147483647], got '-1'" "$octet" generate "$tmp/x" --seed -1
 ok "--version" "octet 0." "$octet" --version
 ok "train --help" "train gpt" "$octet" train --help
 ok "help train gpt" "usage: octet train gpt" "$octet" help train gpt
-ok "generate --help" "(default \\n)" "$octet" generate --help
+ok "generate --help" "unset: a newline" "$octet" generate --help
 
 # missing and corrupt files
 expect 1 "$tmp/missing.safetensors" "$octet" eval --int8 "$tmp/missing.safetensors"

@@ -83,6 +83,15 @@ ok "resume from another directory to the end" "final val loss" bash -c "cd '$tmp
     grep -q '"resumed_after":6}' "$tmp/rel.log" ||
     { echo "FAIL: a resumed run did not write its model and log where the run wrote them"; fails=$((fails + 1)); }
 ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -n 20
+# without --prompt: a newline, or for a text without one its first character (it used to fail)
+for i in $(seq 200); do printf 'abcd efg '; done >"$tmp/nonl.txt"
+"$octet" train gpt "${gpt_flags[@]}" --text "$tmp/nonl.txt" --steps 2 --save "$tmp/nonl.safetensors" \
+    >/dev/null 2>&1
+ok "generate without --prompt, no newline in the text" " " "$octet" generate \
+    "$tmp/nonl.safetensors" -n 20
+"$octet" export "$tmp/nonl.safetensors" --dynamic -o "$tmp/nonl8.safetensors" >/dev/null
+ok "generate an export without --prompt, no newline in the text" " " "$octet" generate \
+    "$tmp/nonl8.safetensors" -n 20
 # the QAT model samples its simulated int8 forward pass: its export's text, also past the context
 for s in 1 2; do
     "$octet" generate "$tmp/gq.safetensors" --prompt "and t" -n 60 --seed $s >"$tmp/gen-q" 2>/dev/null

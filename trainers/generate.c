@@ -42,6 +42,8 @@ static oct_status qat_generate(gpt_model *m, const int32_t *prompt, int n_prompt
 /* Encodes, generates and prints; m is loaded. */
 static int generate(gpt_model *m, const char *prompt, int n, float temperature, int top_k,
                     int seed) {
+    char first[2];
+    prompt = gpt_prompt(prompt, &m->vocab, first);
     int64_t len = (int64_t)strlen(prompt);
     if (len > 1 << 20) return cli_fail("--prompt is longer than 1 MiB");
     int32_t *ids = malloc((size_t)(len + n + 1) * sizeof *ids);
@@ -78,11 +80,14 @@ static int generate(gpt_model *m, const char *prompt, int n, float temperature, 
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *prompt = "\n";
+    const char *prompt = NULL; /* gpt_prompt: a newline */
     int n = 200, top_k = 40, seed = 1, threads = 1;
     float temperature = 0.8f;
     const cli_flag flags[] = {
-        {"--prompt", CLI_STR, &prompt, "text to continue (characters of the training text)", 0, 0},
+        {"--prompt", CLI_STR, &prompt,
+         "text to continue (characters of the training text; unset: a newline, or the first "
+         "character of a vocabulary without one)",
+         0, 0},
         {"-n", CLI_INT, &n, "characters to generate", 0, 1 << 24},
         {"--temperature", CLI_FLOAT, &temperature, "softmax temperature (0: greedy)", 0, 100},
         {"--top-k", CLI_INT, &top_k, "sample among the k most likely characters (0: all)", 0,
@@ -92,11 +97,12 @@ int cmd_generate(int argc, char **argv) {
     };
     cli_cmd cmd = {"generate",
                    "MODEL [flags]",
-                   "Continues --prompt with text sampled from a GPT saved by `octet train gpt\n"
-                   "--save`, and prints the prompt and the continuation. Each character sees\n"
-                   "at most the model's context: when it is full, generation goes on from the\n"
-                   "last context/2 characters (a KV cache cannot slide), so past the context\n"
-                   "the text differs from a model that re-reads the last full context each step.",
+                   "Continues --prompt with text sampled from a GPT (an fp32 or QAT model, a\n"
+                   "checkpoint, an import or an int8 export), and prints the prompt and the\n"
+                   "continuation. Each character sees at most the model's context: when it is\n"
+                   "full, generation goes on from the last context/2 characters (a KV cache\n"
+                   "cannot slide), so past the context the text differs from a model that\n"
+                   "re-reads the last full context at each step.",
                    flags,
                    (int)(sizeof flags / sizeof flags[0]),
                    1,

@@ -238,6 +238,8 @@ int gpt_int8_generate(const char *path, const char *prompt, int n, float tempera
     if (oct_i8_gpt_load(&m, path)) return cli_fail(NULL);
     oct_vocab vocab;
     int rc = export_vocab(&m, &vocab);
+    char first[2];
+    prompt = gpt_prompt(prompt, &vocab, first);
     int64_t len = (int64_t)strlen(prompt);
     int32_t *ids = malloc((size_t)(len + n + 1) * sizeof *ids);
     char *text = malloc((size_t)n + 1);

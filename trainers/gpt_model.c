@@ -347,6 +347,13 @@ char *gpt_text_record(const char *text) {
     return abs;
 }
 
+const char *gpt_prompt(const char *prompt, const oct_vocab *v, char buf[2]) {
+    if (prompt) return prompt;
+    buf[0] = v->id['\n'] >= 0 ? '\n' : (char)v->bytes[0];
+    buf[1] = '\0';
+    return buf;
+}
+
 const char *gpt_text_path(const char *path, char *buf, size_t n) {
     if (strcmp(path, OCT_DEFAULT_TEXT) || access(path, R_OK) == 0) return path;
     const char *repo = repo_text(buf, n);
