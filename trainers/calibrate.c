@@ -163,11 +163,18 @@ static const char *weight_desc(const cal_opts *o, char *buf, size_t n) {
 }
 
 /* Refuses a model that already has quantizer state. */
-static int refuse_qat(const char *path) {
-    fprintf(stderr,
-            "octet: %s already has quantization ranges (a QAT model): export it with "
-            "'octet export'\n",
-            path);
+/* Refuses the QAT model at path (qat_on false: a checkpoint taken before its QAT steps). */
+static int refuse_qat(const char *path, bool qat_on) {
+    if (qat_on)
+        fprintf(stderr,
+                "octet: %s already has quantization ranges (a QAT model): export it with "
+                "'octet export'\n",
+                path);
+    else
+        fprintf(stderr,
+                "octet: %s is the checkpoint of a QAT run before its QAT steps: finish the run "
+                "with 'octet train gpt --resume %s'\n",
+                path, path);
     return CLI_FAIL;
 }
 
@@ -194,7 +201,7 @@ static int cal_data_load(const char *path, const cal_opts *o, cal_data *d) {
         d->n_linear = 4 * m.gpt.cfg.n_layer + 1;
         for (int j = 0; j < d->n_linear && j < CAL_MAX_LINEARS; j++)
             oct_gpt_linear_name(m.gpt.cfg.n_layer, j, d->names[j], sizeof d->names[j]);
-        rc = m.qat                                              ? refuse_qat(path)
+        rc = m.qat                                              ? refuse_qat(path, m.qat_on)
              : gpt_text_load(&d->text, o->text, &m.vocab, path) ? cli_fail(NULL)
                                                                 : CLI_OK;
         gpt_model_free(&m);
@@ -209,7 +216,7 @@ static int cal_data_load(const char *path, const cal_opts *o, cal_data *d) {
         for (int j = 0; j < d->n_linear && j < CAL_MAX_LINEARS; j++)
             snprintf(d->names[j], sizeof d->names[j], "fc%d", j);
         if (m.qat)
-            rc = refuse_qat(path);
+            rc = refuse_qat(path, m.qat_on);
         else if (oct_image_set_load_dir(&d->train, o->data, true) ||
                  oct_image_set_load_dir(&d->test, o->data, false) ||
                  mlp_data_check(path, m.mlp.sizes[0], m.mlp.sizes[m.mlp.n_layers], &d->train,
