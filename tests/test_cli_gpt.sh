@@ -449,6 +449,12 @@ expect 2 "--gelu 'fast'" "$octet" import "$tmp/g.pt.safetensors" --heads 2 --gel
 "$octet" import "$tmp/g.pt.safetensors" --text "$tmp/cafe.txt" -o "$tmp/imp.safetensors" 2>&1 |
     grep -q "cafe.txt is not ASCII: octet's tokens are its distinct bytes" ||
     { echo "FAIL: import of a text that is not ASCII does not warn"; fails=$((fails + 1)); }
+# a text whose validation split is shorter than a window: one line naming it
+printf 'and the light was good; and the days passed.\n' >"$tmp/short.txt"
+expect 1 "$tmp/short.txt: the validation split (its last 10%) holds 5 characters, fewer than a window" \
+    "$octet" eval "$tmp/g.safetensors" --text "$tmp/short.txt"
+expect 1 "$tmp/short.txt: the validation split" "$octet" eval --int8 "$tmp/g8.safetensors" \
+    --text "$tmp/short.txt"
 # a state dict given to eval: the error says what it is and how to convert it (not a flag error)
 expect 1 "\`octet import\` converts a PyTorch state dict" "$octet" eval "$tmp/g.pt.safetensors" \
     --text "$tmp/tiny.txt"

@@ -98,7 +98,7 @@ int gpt_model_eval(const char *path, const char *text_path, int n_batches, int s
     oct_text text = {0};
     int T = m.gpt.cfg.context;
     int rc = resolve_stride(&stride, T);
-    if (rc == CLI_OK && gpt_text_load(&text, text_path, &m.vocab, path)) rc = cli_fail(NULL);
+    if (rc == CLI_OK && gpt_text_load(&text, text_path, &m.vocab, T, path)) rc = cli_fail(NULL);
     if (rc == CLI_OK) {
         cli_set_threads(threads);
         oct_graph g;
@@ -150,7 +150,7 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int st
     if (n_batches) stride = 0; /* random windows */
     if (rc == CLI_OK && compare && m.dynamic) rc = cli_fail_dynamic_compare(path);
     if (rc == CLI_OK && compare) rc = load_reference(compare, &m, &vocab, &ref);
-    if (rc == CLI_OK) rc = gpt_text_load(&text, text_path, &vocab, path) ? cli_fail(NULL) : CLI_OK;
+    if (rc == CLI_OK) rc = gpt_text_load(&text, text_path, &vocab, T, path) ? cli_fail(NULL) : CLI_OK;
     oct_i8_gpt_cache c;
     if (rc == CLI_OK && oct_i8_gpt_cache_init(&c, &m, T)) rc = cli_fail(NULL);
     if (rc != CLI_OK) {

@@ -365,13 +365,22 @@ const char *gpt_text_path(const char *path, char *buf, size_t n) {
     return NULL;
 }
 
-oct_status gpt_text_load(oct_text *t, const char *text_path, const oct_vocab *v,
+oct_status gpt_text_load(oct_text *t, const char *text_path, const oct_vocab *v, int context,
                          const char *model_path) {
     char buf[PATH_MAX + 32];
     const char *path = gpt_text_path(text_path, buf, sizeof buf);
     if (!path) return OCT_ENOTFOUND;
     oct_status s = oct_text_load(t, path, v->size == 256);
-    if (s != OCT_OK || (s = oct_text_recode(t, v)) == OCT_OK) return s;
+    if (s == OCT_OK && (s = oct_text_recode(t, v)) == OCT_OK) {
+        int64_t val = oct_text_split_size(t, OCT_SPLIT_VAL);
+        if (val >= (int64_t)context + 1) return OCT_OK;
+        oct_text_free(t);
+        return oct_fail(OCT_EINVAL,
+                        "%s: the validation split (its last 10%%) holds %lld characters, fewer "
+                        "than a window of the model's context %d + 1",
+                        text_path, (long long)val, context);
+    }
+    if (!t->tokens) return s; /* not read */
     char why[256];
     snprintf(why, sizeof why, "%s", oct_last_error());
     oct_text_free(t);

@@ -104,9 +104,10 @@ const char *gpt_text_path(const char *path, char *buf, size_t n);
 char *gpt_text_record(const char *text);
 
 /* Reads the text file at text_path (gpt_text_path) encoded with v, the vocabulary of the model at
- * model_path (which must hold every character of the text). Errors name the text, the first
- * character missing and the model; on failure t is zeroed. */
-oct_status gpt_text_load(oct_text *t, const char *text_path, const oct_vocab *v,
+ * model_path (which must hold every character of the text), whose validation split must hold a
+ * window of context + 1 characters. Errors name the text (and the first character missing and the
+ * model); on failure t is zeroed. */
+oct_status gpt_text_load(oct_text *t, const char *text_path, const oct_vocab *v, int context,
                          const char *model_path);
 
 #endif

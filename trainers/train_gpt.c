@@ -281,7 +281,7 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
         fprintf(stderr, "octet: --from %s: a QAT model; every step is QAT with its quantizers\n",
                 o->from);
     }
-    if (gpt_text_load(text, path, &m->vocab, saved)) {
+    if (gpt_text_load(text, path, &m->vocab, m->gpt.cfg.context, saved)) {
         gpt_model_free(m);
         return cli_fail(NULL);
     }
