@@ -518,6 +518,8 @@ expect 2 "--checkpoint" "$octet" train gpt --save "$tmp/x.safetensors" --checkpo
 expect 1 "not a checkpoint" "$octet" train gpt --resume "$tmp/r0.safetensors"
 ok "train gpt --stop-after 2" "stopped" "$octet" train gpt "${run_flags[@]}" \
     --checkpoint "$tmp/c2.safetensors" --stop-after 2
+expect 2 "--stop-after 2: --resume $tmp/c2.safetensors is after step 2 already" "$octet" train gpt \
+    --resume "$tmp/c2.safetensors" --stop-after 2
 expect 1 "before the QAT steps" "$octet" export "$tmp/c2.safetensors" -o "$tmp/c2.int8"
 expect 1 "the checkpoint of a QAT run before its QAT steps: finish the run with 'octet train gpt --resume" \
     "$octet" calibrate "$tmp/c2.safetensors" --text "$tmp/tiny.txt" -o "$tmp/c2.cal"

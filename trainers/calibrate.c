@@ -201,9 +201,9 @@ static int cal_data_load(const char *path, const cal_opts *o, cal_data *d) {
         d->n_linear = 4 * m.gpt.cfg.n_layer + 1;
         for (int j = 0; j < d->n_linear && j < CAL_MAX_LINEARS; j++)
             oct_gpt_linear_name(m.gpt.cfg.n_layer, j, d->names[j], sizeof d->names[j]);
-        rc = m.qat                                              ? refuse_qat(path, m.qat_on)
+        rc = m.qat ? refuse_qat(path, m.qat_on)
              : gpt_text_load(&d->text, o->text, &m.vocab, m.gpt.cfg.context, path) ? cli_fail(NULL)
-                                                                : CLI_OK;
+                                                                                   : CLI_OK;
         gpt_model_free(&m);
     } else {
         if (o->embed_bits) {

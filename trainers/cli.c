@@ -299,7 +299,8 @@ void cli_progress_update(cli_progress *p, int64_t step, float loss, double items
 
 void cli_progress_end(cli_progress *p) {
     if (!p->tty || !p->shown) return; /* lines are complete; nothing drawn */
-    if (p->shown != p->step) progress_draw(p, cli_now()); /* the bar as it ends, not as last drawn */
+    if (p->shown != p->step)
+        progress_draw(p, cli_now()); /* the bar as it ends, not as last drawn */
     fputc('\n', stderr);
     p->shown = 0;
 }

@@ -92,8 +92,8 @@ typedef struct cli_progress {
     int64_t total;
     double t0, last_print;
     bool tty;
-    const char *unit; /* "samples/s", "tok/s" */
-    int64_t start;    /* steps done before begin (a resumed run's), 0 unless set after it */
+    const char *unit;    /* "samples/s", "tok/s" */
+    int64_t start;       /* steps done before begin (a resumed run's), 0 unless set after it */
     int64_t step, shown; /* the last update's step, and the last one drawn (0: none) */
     float loss;
     double items;

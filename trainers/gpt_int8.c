@@ -150,7 +150,8 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int st
     if (n_batches) stride = 0; /* random windows */
     if (rc == CLI_OK && compare && m.dynamic) rc = cli_fail_dynamic_compare(path);
     if (rc == CLI_OK && compare) rc = load_reference(compare, &m, &vocab, &ref);
-    if (rc == CLI_OK) rc = gpt_text_load(&text, text_path, &vocab, T, path) ? cli_fail(NULL) : CLI_OK;
+    if (rc == CLI_OK)
+        rc = gpt_text_load(&text, text_path, &vocab, T, path) ? cli_fail(NULL) : CLI_OK;
     oct_i8_gpt_cache c;
     if (rc == CLI_OK && oct_i8_gpt_cache_init(&c, &m, T)) rc = cli_fail(NULL);
     if (rc != CLI_OK) {

@@ -327,6 +327,11 @@ static int check_resume(gpt_run *run, const oct_text *text, const gpt_opts *o) {
                 run->step, o->steps);
         return CLI_FAIL;
     }
+    if (o->resume && o->stop_after && o->stop_after <= run->step) {
+        fprintf(stderr, "octet: --stop-after %d: --resume %s is after step %d already\n",
+                o->stop_after, o->resume, run->step);
+        return CLI_USAGE;
+    }
     *run = now;
     return CLI_OK;
 }
