@@ -81,14 +81,21 @@ int cli_values(const cli_cmd *cmd, const char *skip, char *buf, size_t n) {
     return (int)len;
 }
 
+/* The string flags whose value is a file, shown as FILE in help. */
+#define CLI_FILE_FLAGS                                                                             \
+    " -o --log --save --from --checkpoint --resume --int8 --compare --text --labels "
+
 void cli_print_help(const cli_cmd *cmd, FILE *out) {
     fprintf(out, "usage: octet %s %s\n\n%s\n", cmd->name, cmd->usage, cmd->summary);
     if (cmd->n_flags) fprintf(out, "\nflags:\n");
     for (int i = 0; i < cmd->n_flags; i++) {
         const cli_flag *f = &cmd->flags[i];
         static const char *meta[] = {" N", " X", " S", "", " N,N,..."};
+        const char *m = meta[f->kind];
+        if (f->kind == CLI_STR && cli_flag_listed(CLI_FILE_FLAGS, f->name)) m = " FILE";
+        if (f->kind == CLI_STR && !strcmp(f->name, "--data")) m = " DIR";
         char head[64];
-        snprintf(head, sizeof head, "%s%s", f->name, meta[f->kind]);
+        snprintf(head, sizeof head, "%s%s", f->name, m);
         char value[512];
         fprintf(out, "  %-24s %s", head, f->help);
         if (f->kind != CLI_BOOL && flag_value(f, "%g", value, sizeof value)) {

@@ -193,7 +193,7 @@ int cmd_export(int argc, char **argv) {
          0, 0},
     };
     cli_cmd cmd = {"export",
-                   "MODEL -o OUT.int8.safetensors",
+                   "MODEL -o OUT.int8.safetensors [flags]",
                    "Exports a QAT-trained MLP or GPT as an int8 model for the integer engine\n"
                    "(octet eval --int8, octet predict, octet generate); weights of 4 bits or\n"
                    "fewer are stored packed. With --dynamic, any fp32 or QAT model becomes int8\n"

@@ -15,7 +15,8 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"train", "mlp", cmd_train_mlp, "train an MLP on Fashion-MNIST (fp32 or --qat)"},
+    {"train", "mlp", cmd_train_mlp,
+     "train an MLP on IDX images, Fashion-MNIST by default (fp32 or --qat)"},
     {"eval", NULL, cmd_eval, "evaluate a saved model (MLP: test set; GPT: validation split)"},
     {"train", "gpt", cmd_train_gpt, "train a character-level GPT on a text file"},
     {"generate", NULL, cmd_generate, "sample text from a saved GPT"},
