@@ -157,7 +157,7 @@ expect 2 "--fp32-epochs 2 leaves no QAT epoch" "$octet" train mlp --qat --data "
 # uncompressed IDX files too (as the tiny set is)
 "$octet" train mlp --help >"$tmp/out"
 grep -qE -- '--wd X .*adamw: 0.01 unless given.*\(default 0\)$' "$tmp/out" &&
-    grep -qE -- "--data S .*gzip'ed or not" "$tmp/out" ||
+    grep -qE -- "--data DIR .*gzip'ed or not" "$tmp/out" ||
     { echo "FAIL: train mlp --help: --wd or --data:"; grep -E -- '--wd|--data' "$tmp/out"; fails=$((fails + 1)); }
 # --log: a config event first, then one event per epoch that says whether it was QAT
 ok "train mlp --qat --log" "qat   train loss" "$octet" train mlp --qat --data "$tmp/tiny" \
