@@ -32,6 +32,14 @@ static oct_tensor *param(int rows, int cols, float std) {
     return t;
 }
 
+/* A fresh ReLU MLP of three layer sizes in the test arena, its parameters in params. */
+static void relu_mlp(oct_params *params, oct_mlp *mlp, const int sizes[3]) {
+    oct_params_init(params);
+    assert_int_equal(
+        oct_mlp_init(mlp, &arena, params, sizes, 3, OCT_ACT_RELU, OCT_INIT_KAIMING_UNIFORM, &rng),
+        OCT_OK);
+}
+
 /* Seeds dL/dy = w (random) and back-propagates; returns w. */
 static const float *backward_weighted(oct_graph *g, oct_tensor *y) {
     oct_tensor *w = oct_tensor_new(&g->arena, y->ndim, y->shape);
@@ -401,12 +409,8 @@ static void toy_batch(oct_rng *r, const float *centres, int n, float *x, int32_t
 
 static void qat_mlp_learns_toy_problem(void **state) {
     oct_params params;
-    oct_params_init(&params);
     oct_mlp mlp;
-    int sizes[3] = {12, 24, 4};
-    assert_int_equal(
-        oct_mlp_init(&mlp, &arena, &params, sizes, 3, OCT_ACT_RELU, OCT_INIT_KAIMING_UNIFORM, &rng),
-        OCT_OK);
+    relu_mlp(&params, &mlp, (int[]){12, 24, 4});
     oct_qat_config cfg;
     oct_qat_config_default(&cfg);
     cfg.freeze_after = 100;
@@ -672,12 +676,8 @@ static void to_int8_is_bit_exact(void **state) {
  * reproduces the QAT logits bit for bit, and no accumulator overflows (the sanitizer build). */
 static void huge_bias_clamped(void **state) {
     oct_params params;
-    oct_params_init(&params);
     oct_mlp mlp;
-    int sizes[3] = {61, 40, 10};
-    assert_int_equal(
-        oct_mlp_init(&mlp, &arena, &params, sizes, 3, OCT_ACT_RELU, OCT_INIT_KAIMING_UNIFORM, &rng),
-        OCT_OK);
+    relu_mlp(&params, &mlp, (int[]){61, 40, 10});
     mlp.layers[0].b->data[0] = 1e30f;
     mlp.layers[0].b->data[1] = -INFINITY;
     mlp.layers[1].b->data[2] = INFINITY;
@@ -723,12 +723,8 @@ static void lsq_activations_without_positive_values(void **state) {
     assert_int_equal(oct_lsq_levels(15, 0, 15), 15);
     assert_int_equal(oct_lsq_levels(0, -127, 127), 127);
     oct_params params;
-    oct_params_init(&params);
     oct_mlp mlp;
-    int sizes[3] = {4, 8, 3};
-    assert_int_equal(
-        oct_mlp_init(&mlp, &arena, &params, sizes, 3, OCT_ACT_RELU, OCT_INIT_KAIMING_UNIFORM, &rng),
-        OCT_OK);
+    relu_mlp(&params, &mlp, (int[]){4, 8, 3});
     oct_qat_config cfg;
     oct_qat_config_default(&cfg);
     cfg.n_act_modes = 1;
