@@ -610,6 +610,7 @@ rm -f "$tmp/big"*
 # first one interrupted) ends the run at once, leaving no temporary file
 ck="$tmp/ck2.safetensors"
 for _ in 1 2 3; do # again if the second signal came after the write (a slow poll, a fast disk)
+    rm -f "$ck" # a new run refuses another run's checkpoint
     timeout --foreground -s INT 300 "$octet" train gpt "${gpt_flags[@]}" --layers 2 --width 512 \
         --mlp 2048 --steps 1000 --eval-every 1 --checkpoint "$ck" >"$tmp/ck2.out" 2>&1 &
     pid=$!
