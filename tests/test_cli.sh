@@ -48,7 +48,11 @@ fi
 ok "train mlp: a batch smaller than the threads" "test accuracy" "$octet" train mlp \
     --data "$tmp/tiny" --hidden 8 --batch 3 --threads 2 --epochs 2
 ok "train mlp --qat: a batch smaller than the threads" "test accuracy" "$octet" train mlp --qat \
-    --data "$tmp/tiny" --hidden 8 --batch 3 --threads 2 --epochs 2 --fp32-epochs 1
+    --data "$tmp/tiny" --hidden 8 --batch 3 --threads 2 --epochs 2 --fp32-epochs 1 \
+    --save "$tmp/tq-small.safetensors"
+# ... and counts its QAT steps (batches of 3 and 1: 2 steps; shard 0 counts them)
+"$octet" inspect "$tmp/tq-small.safetensors" | grep -q "octet.qat_steps = 2$" ||
+    { echo "FAIL: QAT steps miscounted with a short batch"; fails=$((fails + 1)); }
 # images without a labels file are predicted without labels
 if [ -f "$tmp/tiny.safetensors" ]; then
     cp "$tmp/tiny/train-images-idx3-ubyte" "$tmp/unlabeled.idx"

@@ -489,6 +489,17 @@ static float dp_shard(void *arg, oct_graph *g, int shard, int shards) {
  * one-graph step's bit for bit. */
 static void data_parallel_qat_steps(void **state) {
     (void)state;
+    /* the split: as even as can be, shard 0 never empty (it counts the QAT steps) */
+    const int split[][4] = {{1, 2, 1, 0}, {5, 4, 2, 1}, {97, 2, 49, 48}, {0, 3, 0, 0}};
+    for (size_t i = 0; i < sizeof split / sizeof split[0]; i++) {
+        int lo0, hi0, lo, hi;
+        oct_dp_range(split[i][0], 0, split[i][1], &lo0, &hi0);
+        oct_dp_range(split[i][0], split[i][1] - 1, split[i][1], &lo, &hi);
+        assert_int_equal(lo0, 0);
+        assert_int_equal(hi0, split[i][2]);
+        assert_int_equal(hi - lo, split[i][3]);
+        assert_int_equal(hi, split[i][0]);
+    }
     oct_params params[2];
     oct_mlp mlp[2];
     oct_qat_mlp q[2];

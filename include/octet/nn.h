@@ -229,7 +229,8 @@ void oct_dp_free(oct_dp *dp);
 /* Zeroes the parameters' gradients, runs fn for every shard in parallel and sums the shards'
  * gradients into the parameters'. Returns the sum of the shards' losses. */
 float oct_dp_step(oct_dp *dp, oct_dp_shard_fn fn, void *ctx);
-/* Rows [*lo, *hi) of n that shard `shard` of `shards` takes. */
+/* Rows [*lo, *hi) of n that shard `shard` of `shards` takes: as even a split as can be, the
+ * first shards taking one more row where n does not divide, so shard 0 has a row if n >= 1. */
 void oct_dp_range(int n, int shard, int shards, int *lo, int *hi);
 
 #endif

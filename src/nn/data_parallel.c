@@ -43,8 +43,9 @@ void oct_dp_free(oct_dp *dp) {
 }
 
 void oct_dp_range(int n, int shard, int shards, int *lo, int *hi) {
-    *lo = (int)((int64_t)n * shard / shards);
-    *hi = (int)((int64_t)n * (shard + 1) / shards);
+    /* rounded up: the first shards take the remainder, so shard 0 is empty only when n is 0 */
+    *lo = (int)(((int64_t)n * shard + shards - 1) / shards);
+    *hi = (int)(((int64_t)n * (shard + 1) + shards - 1) / shards);
 }
 
 typedef struct dp_job {
