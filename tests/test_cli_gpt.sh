@@ -82,6 +82,14 @@ ok "resume from another directory to the end" "final val loss" bash -c "cd '$tmp
 [ -f "$tmp/rel-model.safetensors" ] && grep -q '"event":"final"' "$tmp/rel.log" &&
     grep -q '"resumed_after":6}' "$tmp/rel.log" ||
     { echo "FAIL: a resumed run did not write its model and log where the run wrote them"; fails=$((fails + 1)); }
+# outputs given with ".." are recorded resolved: the run resumes after its directory is gone
+mkdir -p "$tmp/dd/sub"
+(cd "$tmp/dd/sub" && "$octet" train gpt "${gpt_flags[@]}" --steps 8 --eval-every 4 \
+    --checkpoint ../dd.ck --save ../dd.safetensors --stop-after 4) >/dev/null 2>&1
+rmdir "$tmp/dd/sub"
+ok "resume after its directory is gone" "final val loss" bash -c "cd '$tmp' && \
+    '$octet' train gpt --resume dd/dd.ck"
+[ -f "$tmp/dd/dd.safetensors" ] || { echo "FAIL: resumed run: no model at ../dd.safetensors"; fails=$((fails + 1)); }
 ok "generate" "and t" "$octet" generate "$tmp/g8.safetensors" --prompt "and t" -n 20
 # without --prompt: a newline, or for a text without one its first character (it used to fail)
 for i in $(seq 200); do printf 'abcd efg '; done >"$tmp/nonl.txt"
@@ -508,10 +516,16 @@ rc=0
     { echo "FAIL: a diverged GPT run (exit $rc):"; cat "$tmp/err"; fails=$((fails + 1)); }
 # a new run does not overwrite another run's checkpoint
 cp "$tmp/c5.safetensors" "$tmp/c5-copy.safetensors"
-expect 1 "--checkpoint $tmp/c5.safetensors holds the checkpoint of a run after step 12" "$octet" \
-    train gpt "${run_flags[@]}" --checkpoint "$tmp/c5.safetensors"
+expect 1 "--checkpoint $tmp/c5.safetensors holds the checkpoint of a finished run (step 12 of 12)" \
+    "$octet" train gpt "${run_flags[@]}" --checkpoint "$tmp/c5.safetensors"
 cmp -s "$tmp/c5.safetensors" "$tmp/c5-copy.safetensors" ||
     { echo "FAIL: a refused run changed the checkpoint"; fails=$((fails + 1)); }
+# ... nor a model, nor another checkpoint than the one it resumes
+cp "$tmp/r0.safetensors" "$tmp/r0-copy.safetensors"
+expect 1 "--checkpoint $tmp/r0-copy.safetensors exists and is no checkpoint" "$octet" train gpt \
+    "${run_flags[@]}" --checkpoint "$tmp/r0-copy.safetensors"
+cmp -s "$tmp/r0.safetensors" "$tmp/r0-copy.safetensors" ||
+    { echo "FAIL: a refused run changed the model"; fails=$((fails + 1)); }
 expect 2 "--lr" "$octet" train gpt --resume "$tmp/c5.safetensors" --lr 1
 expect 2 "--stop-after" "$octet" train gpt "${run_flags[@]}" --stop-after 3
 expect 2 "--checkpoint" "$octet" train gpt --save "$tmp/x.safetensors" --checkpoint "$tmp/x.safetensors"
@@ -520,6 +534,8 @@ ok "train gpt --stop-after 2" "stopped" "$octet" train gpt "${run_flags[@]}" \
     --checkpoint "$tmp/c2.safetensors" --stop-after 2
 expect 2 "--stop-after 2: --resume $tmp/c2.safetensors is after step 2 already" "$octet" train gpt \
     --resume "$tmp/c2.safetensors" --stop-after 2
+expect 1 "--checkpoint $tmp/c5.safetensors holds the checkpoint of a finished run" "$octet" \
+    train gpt --resume "$tmp/c2.safetensors" --checkpoint "$tmp/c5.safetensors"
 expect 1 "before the QAT steps" "$octet" export "$tmp/c2.safetensors" -o "$tmp/c2.int8"
 expect 1 "the checkpoint of a QAT run before its QAT steps: finish the run with 'octet train gpt --resume" \
     "$octet" calibrate "$tmp/c2.safetensors" --text "$tmp/tiny.txt" -o "$tmp/c2.cal"

@@ -395,11 +395,15 @@ char *cli_take(char **p) {
     return v;
 }
 
+static char *planned_path(const char *path);
+
 char *cli_abs_path(const char *path) {
-    if (path[0] == '/') return strdup(path);
-    char *cwd = getcwd(NULL, 0);
-    size_t len = cwd ? strlen(cwd) + strlen(path) + 2 : 0;
-    char *abs = cwd ? malloc(len) : NULL;
+    char *abs = planned_path(path); /* its directory resolved: no "..", no links */
+    if (abs || path[0] == '/') return abs ? abs : strdup(path);
+    char *cwd = getcwd(NULL, 0);   /* a directory that does not exist (yet) */
+    if (!cwd) return strdup(path); /* no working directory: left as given */
+    size_t len = strlen(cwd) + strlen(path) + 2;
+    abs = malloc(len);
     if (abs) snprintf(abs, len, "%s/%s", cwd, path);
     free(cwd);
     return abs;
@@ -500,9 +504,7 @@ static char *planned_path(const char *path) {
     return out;
 }
 
-/* Whether paths a and b name the same file: the same inode if both exist, else the same
- * absolute path. */
-static bool same_file(const char *a, const char *b) {
+bool cli_same_file(const char *a, const char *b) {
     struct stat sa, sb;
     bool ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
     if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
@@ -521,7 +523,7 @@ int cli_check_not_input(const char *flag, const char *path, ...) {
     const char *in_flag, *in_path = NULL;
     while ((in_flag = va_arg(ap, const char *)) != NULL) {
         in_path = va_arg(ap, const char *);
-        if (in_path && same_file(path, in_path)) break;
+        if (in_path && cli_same_file(path, in_path)) break;
     }
     va_end(ap);
     if (!in_flag) return CLI_OK;

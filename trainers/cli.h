@@ -58,8 +58,12 @@ int cli_parse_seen(const cli_cmd *cmd, int argc, char **argv, const char **pos, 
 int cli_parse_recorded(const cli_cmd *cmd, const char *context, int argc, char **argv, bool *seen);
 /* *p, which the caller now owns; *p becomes NULL (moving a malloc'd string between structs). */
 char *cli_take(char **p);
-/* path made absolute against the working directory, without resolving links (an output that
- * may not exist yet); malloc'd, NULL out of memory. */
+/* Whether paths a and b name the same file: the same inode if both exist, else the same
+ * absolute path (cli_abs_path's directory resolution). */
+bool cli_same_file(const char *a, const char *b);
+/* The absolute path of an output that may not exist yet: its directory resolved (no "..", no
+ * links) and its name; joined to the working directory when the directory does not exist; as
+ * given when there is no working directory. malloc'd, NULL out of memory. */
 char *cli_abs_path(const char *path);
 /* The form of data path `path` to record in a model (malloc'd): its absolute path; NULL (nothing
  * recorded) when that is not valid UTF-8 or holds control characters, or out of memory. */

@@ -214,13 +214,16 @@ static oct_status parse_run(const oct_st_file *f, json_t *j, gpt_run *run, int64
     return OCT_OK;
 }
 
-int gpt_checkpoint_step(const char *path) {
+int gpt_checkpoint_step(const char *path, int *steps) {
+    *steps = 0;
     oct_st_file f;
     if (oct_st_open_header(&f, path) != OCT_OK) return -1;
     json_t *j = meta_json(&f, STATE_KEY); /* NULL: no checkpoint */
     gpt_run run;
     int64_t optim_step;
     int step = j && parse_run(&f, j, &run, &optim_step) == OCT_OK ? run.step : -1;
+    const char *at = step >= 0 ? strstr(run.options, "--steps=") : NULL; /* "--a=1 --steps=N" */
+    if (at && (at == run.options || at[-1] == ' ')) *steps = atoi(at + strlen("--steps="));
     json_decref(j);
     oct_st_close(&f);
     return step;

@@ -56,8 +56,9 @@ void gpt_checkpoint_free_args(int argc, char **argv);
 /* Reads the optimizer state (opt initialized for the checkpoint's model) and the run from the
  * checkpoint at path. Errors name the file and what is missing, malformed or not finite. */
 oct_status gpt_checkpoint_restore(const char *path, oct_optim *opt, gpt_run *run);
-/* The steps done that the checkpoint at path records, or -1 when path is no readable checkpoint
- * (missing, another kind of file); reads the header alone. */
-int gpt_checkpoint_step(const char *path);
+/* The steps done that the checkpoint at path records, and into *steps the run's --steps (0 when
+ * not recorded); -1 when path is no readable checkpoint (missing, another kind of file). Reads
+ * the header alone. */
+int gpt_checkpoint_step(const char *path, int *steps);
 
 #endif

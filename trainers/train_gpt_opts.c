@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -72,6 +73,27 @@ static int parse_recorded(const cli_cmd *cmd, int argc, char **argv, bool *seen,
     char context[4200];
     snprintf(context, sizeof context, "--resume %s: its recorded arguments", ck);
     return cli_parse_recorded(cmd, context, argc, argv, seen);
+}
+
+/* Refuses --checkpoint path, an existing file that this run would overwrite. */
+static int refuse_checkpoint(const char *path) {
+    int steps, done = gpt_checkpoint_step(path, &steps);
+    if (done >= 0 && steps > 0 && done >= steps)
+        fprintf(stderr,
+                "octet train gpt: --checkpoint %s holds the checkpoint of a finished run (step %d "
+                "of %d): remove it to start a new run\n",
+                path, done, steps);
+    else if (done >= 0)
+        fprintf(stderr,
+                "octet train gpt: --checkpoint %s holds the checkpoint of a run after step %d: "
+                "continue it with --resume %s, or remove it to start a new run\n",
+                path, done, path);
+    else
+        fprintf(stderr,
+                "octet train gpt: --checkpoint %s exists and is no checkpoint: a run writes a new "
+                "file there (or continues the one it resumes); choose another name\n",
+                path);
+    return CLI_FAIL;
 }
 
 /* The flags a checkpoint does not store as given: --resume and --stop-after (not part of the
@@ -358,14 +380,10 @@ int cmd_train_gpt(int argc, char **argv) {
     }
     if (rc == CLI_OK && o.checkpoint && gpt_checkpoint_check_args(o.checkpoint, o.argc, o.argv))
         rc = cli_fail(NULL); /* --resume could not read back what the checkpoint records */
-    int done = rc == CLI_OK && o.checkpoint && !o.resume ? gpt_checkpoint_step(o.checkpoint) : -1;
-    if (done >= 0) { /* a new run would overwrite another run's checkpoint */
-        fprintf(stderr,
-                "octet train gpt: --checkpoint %s holds the checkpoint of a run after step %d: "
-                "continue it with --resume %s, or remove the file to start a new run\n",
-                o.checkpoint, done, o.checkpoint);
-        rc = CLI_FAIL;
-    }
+    /* the checkpoint is a new file, or the one resumed: never another run's, nor a model */
+    if (rc == CLI_OK && o.checkpoint && access(o.checkpoint, F_OK) == 0 &&
+        !(o.resume && cli_same_file(o.checkpoint, o.resume)))
+        rc = refuse_checkpoint(o.checkpoint);
     if (rc == CLI_OK) rc = record_options(&o, &cmd);
     if (rc == CLI_OK) rc = train_gpt_run(&o);
     for (int k = 0; k < N_OUTPUTS; k++) free(owned[k]);
