@@ -97,6 +97,11 @@ for i in $(seq 200); do printf 'abcd efg '; done >"$tmp/nonl.txt"
     >/dev/null 2>&1
 ok "generate without --prompt, no newline in the text" " " "$octet" generate \
     "$tmp/nonl.safetensors" -n 20
+for i in $(seq 200); do printf 'abcde\0'; done >"$tmp/nul.txt" # NUL first: not a prompt
+"$octet" train gpt "${gpt_flags[@]}" --text "$tmp/nul.txt" --steps 2 --save "$tmp/nul.safetensors" \
+    >/dev/null 2>&1
+ok "generate without --prompt, NUL and no newline in the text" "a" "$octet" generate \
+    "$tmp/nul.safetensors" -n 5
 "$octet" export "$tmp/nonl.safetensors" --dynamic -o "$tmp/nonl8.safetensors" >/dev/null
 ok "generate an export without --prompt, no newline in the text" " " "$octet" generate \
     "$tmp/nonl8.safetensors" -n 20

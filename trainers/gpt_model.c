@@ -349,7 +349,9 @@ char *gpt_text_record(const char *text) {
 
 const char *gpt_prompt(const char *prompt, const oct_vocab *v, char buf[2]) {
     if (prompt) return prompt;
-    buf[0] = v->id['\n'] >= 0 ? '\n' : (char)v->bytes[0];
+    int first = 0; /* a C string cannot hold a NUL byte */
+    while (first < v->size - 1 && v->bytes[first] == 0) first++;
+    buf[0] = v->id['\n'] >= 0 ? '\n' : (char)v->bytes[first];
     buf[1] = '\0';
     return buf;
 }

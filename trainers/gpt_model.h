@@ -91,7 +91,7 @@ oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, 
                               int n_batches, int stride, int B, int T, uint64_t seed, double *loss);
 
 /* The prompt to generate from: prompt as given, or when NULL (no --prompt) a newline, or the
- * vocabulary's first character when it has no newline (a text without lines); buf holds it. */
+ * vocabulary's first character other than NUL when it has no newline; buf holds it. */
 const char *gpt_prompt(const char *prompt, const oct_vocab *v, char buf[2]);
 /* The path of --text: as given, except that the default corpus (OCT_DEFAULT_TEXT, relative to
  * the repository root) is also looked for above the executable's directory, so commands find it
