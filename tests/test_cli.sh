@@ -61,6 +61,13 @@ if [ -f "$tmp/tiny.safetensors" ]; then
     grep -q "label" "$tmp/out" && { echo "FAIL: predict without labels printed labels"; fails=$((fails + 1)); }
     ok "predict with labels" "(label 0)" "$octet" predict "$tmp/tiny.safetensors" \
         "$tmp/tiny/train-images-idx3-ubyte"
+    # a labels file guessed from the name that does not fit: a note, then the images alone
+    cp "$tmp/tiny/train-images-idx3-ubyte" "$tmp/x-images-idx3-ubyte"
+    printf '\x00\x00\x08\x01\x00\x00\x00\x03\x01\x02\x03' >"$tmp/x-labels-idx1-ubyte"
+    ok "predict, a guessed labels file that does not fit" "image 3: class" "$octet" predict \
+        "$tmp/tiny.safetensors" "$tmp/x-images-idx3-ubyte"
+    grep -q "note: no labels: $tmp/x-labels-idx1-ubyte: 3 labels" "$tmp/err" ||
+        { echo "FAIL: predict: no note on a guessed labels file"; fails=$((fails + 1)); }
 fi
 expect 1 "$tmp/empty.idx" "$octet" predict "$tmp/missing.safetensors" "$tmp/empty.idx" \
     --labels "$tmp/empty.idx"

@@ -109,10 +109,16 @@ int cmd_predict(int argc, char **argv) {
     int n_pos, rc = cli_parse(&cmd, argc, argv, pos, &n_pos);
     if (rc != CLI_OK) return rc == CLI_HELP ? CLI_OK : rc;
     char derived[4096];
-    if (!labels && labels_path_for(pos[1], derived, sizeof derived) && access(derived, F_OK) == 0)
-        labels = derived; /* else the images alone: no labels printed */
+    bool guessed =
+        !labels && labels_path_for(pos[1], derived, sizeof derived) && access(derived, F_OK) == 0;
     oct_image_set set;
-    if (oct_image_set_load(&set, pos[1], labels)) return cli_fail(NULL);
+    if (oct_image_set_load(&set, pos[1], guessed ? derived : labels)) {
+        if (!guessed) return cli_fail(NULL);
+        /* a labels file only guessed from the name that does not fit: the images alone */
+        fprintf(stderr, "octet predict: note: no labels: %s (--labels FILE names the file)\n",
+                oct_last_error());
+        if (oct_image_set_load(&set, pos[1], NULL)) return cli_fail(NULL);
+    }
     if (offset >= set.n) {
         fprintf(stderr, "octet: %s holds %lld images, --offset %d is past the end\n", pos[1],
                 (long long)set.n, offset);
