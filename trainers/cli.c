@@ -625,6 +625,7 @@ const char *cli_qat_error(void) {
                                            {"qat: freeze_after ", "--freeze-after "},
                                            {"qat: layer bits ", "--layer-bits "},
                                            {"qat: activation quantizers: ", "--act-quant: "},
+                                           {"qat: per-tensor weights: ", "--per-tensor-weights: "},
                                            {"qat: ", ""}};
     static _Thread_local char buf[1200];
     const char *msg = oct_last_error();

@@ -23,13 +23,15 @@ oct_status oct_qat_gpt_init(oct_qat_gpt *q, oct_gpt *gpt, oct_arena *arena, oct_
     oct_status st = oct_qat_config_check(cfg);
     if (st != OCT_OK) return st;
     if (cfg->n_act_modes != 1)
-        return oct_fail(OCT_EINVAL, "qat gpt: give one activation mode for every point, not %d",
+        return oct_fail(OCT_EINVAL,
+                        "qat: activation quantizers: %d given, a GPT takes one for all its points",
                         cfg->n_act_modes);
     if (cfg->act_mode[0] == OCT_QAT_A_PACT)
-        return oct_fail(OCT_EINVAL, "qat gpt: pact needs ReLU outputs; use ema, minmax or lsq");
+        return oct_fail(OCT_EINVAL, "qat: activation quantizers: pact needs ReLU outputs, which a "
+                                    "GPT has none of; use ema, minmax or lsq");
     const oct_gpt_config *c = &gpt->cfg;
     if (c->width > OCT_I8_MAX_K || c->mlp > OCT_I8_MAX_K)
-        return oct_fail(OCT_EINVAL, "qat gpt: width %d / mlp %d above the int8 limit %d", c->width,
+        return oct_fail(OCT_EINVAL, "qat: width %d / mlp %d above the int8 limit %d", c->width,
                         c->mlp, OCT_I8_MAX_K);
     if (cfg->embed_bits) {
         st = oct_qscheme_init(&q->escheme, cfg->embed_bits, true, true, true, true);

@@ -85,8 +85,9 @@ oct_status oct_qat_config_check(const oct_qat_config *c) {
     if (c->act_bits < 2 || c->act_bits > 8)
         return oct_fail(OCT_EINVAL, "qat: act_bits %d, expected 2..8", c->act_bits);
     if (c->per_tensor_weights && c->weight_mode == OCT_QAT_W_LSQ)
-        return oct_fail(OCT_EINVAL, "qat: per-tensor weights take min-max, pow2 or kmeans scales, "
-                                    "not learned (lsq) per-channel steps");
+        return oct_fail(OCT_EINVAL,
+                        "qat: per-tensor weights: they take min-max, pow2 or kmeans scales, "
+                        "not learned (lsq) per-channel steps");
     if (!memchr(c->layer_bits, '\0', sizeof c->layer_bits))
         return oct_fail(OCT_EINVAL, "qat: layer bits longer than %d characters",
                         OCT_QAT_LAYER_BITS_LEN - 1);
