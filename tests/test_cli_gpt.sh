@@ -190,6 +190,8 @@ round_trip "2-bit weights, an 8-bit head" --weight-bits 2 --layer-bits 'lm_head=
 { grep -q 'lm_head.weight_q .* I8' "$tmp/out" && grep -q 'h.0.mlp.fc.weight_idx .* U8' "$tmp/out" &&
     grep -qE '^  lm_head .* int8 ' "$tmp/out" && grep -qE '^  h\.0\.mlp\.fc .* 2-bit idx ' "$tmp/out"; } ||
     { echo "FAIL: --layer-bits lm_head=8 did not keep the head at int8"; fails=$((fails + 1)); }
+expect 2 "train gpt: --act-quant: 2 given, a GPT takes one for all its points" "$octet" train gpt \
+    "${gpt_flags[@]}" --qat --act-quant lsq,ema
 expect 2 "train gpt: --layer-bits 'lm_head': expected PATTERN=BITS" "$octet" train gpt \
     "${gpt_flags[@]}" --qat --layer-bits lm_head
 expect 2 "--layer-bits pattern 'h.1.*' matches no layer (h.0.attn.qkv ... lm_head)" "$octet" train \
