@@ -126,6 +126,13 @@ static int check_kind_flags(const cli_cmd *cmd, const bool *seen, bool gpt, cons
     return CLI_OK;
 }
 
+/* The data an export --torch file records, checked as a recorded path is (UTF-8, no control
+ * characters; else nothing), malloc'd; NULL when there is none. */
+static char *imported_source(const char *source) {
+    if (!source) return NULL;
+    return !strcmp(source, OCT_DEFAULT_TEXT) ? strdup(source) : cli_source_record(source);
+}
+
 static int import_gpt(const char *path, const import_opts *o) {
     if (o->heads < 1) {
         fprintf(stderr, "octet import: --heads N is required for a GPT (a state dict does not "
@@ -161,7 +168,7 @@ static int import_gpt(const char *path, const import_opts *o) {
     if (info.buffers) printf("; %d buffers skipped", info.buffers);
     printf("\n");
     /* the text of its vocabulary, or the one an export --torch file records */
-    m.source = !o->meta_vocab ? gpt_text_record(o->text) : (o->source ? strdup(o->source) : NULL);
+    m.source = !o->meta_vocab ? gpt_text_record(o->text) : imported_source(o->source);
     int rc = gpt_model_save(&m, o->out) ? cli_fail(NULL) : CLI_OK;
     if (rc == CLI_OK) printf("saved %s\n", o->out);
     gpt_model_free(&m);
@@ -184,7 +191,7 @@ static int import_mlp(const char *path, const import_opts *o) {
            (double)o->std, (long long)oct_params_count(&m.params));
     if (info.zero_biases) printf("; %d biases not in the file, set to 0", info.zero_biases);
     printf("\n");
-    m.source = (o->source ? strdup(o->source) : NULL); /* what an export --torch file records */
+    m.source = imported_source(o->source); /* what an export --torch file records */
     int rc = mlp_model_save(&m, o->out) ? cli_fail(NULL) : CLI_OK;
     if (rc == CLI_OK) printf("saved %s\n", o->out);
     mlp_model_free(&m);
