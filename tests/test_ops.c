@@ -428,7 +428,7 @@ static void value_layernorm_gelu(void **state) {
     }
     /* far in the negative tail both forms and their derivatives are 0, as in libm (the factor
      * each clamps at, about 1e-35, used to make x near -FLT_MAX come out near -2) */
-    float far[3] = {-1e35f, -FLT_MAX, -1e6f}, ones[3] = {1, 1, 1}, yf[3], d[3];
+    float far[3] = {-1e35f, -FLT_MAX, -INFINITY}, ones[3] = {1, 1, 1}, yf[3], d[3];
     void (*const fwd[2])(const float *, int64_t, float *) = {oct_nl_gelu, oct_nl_gelu_erf};
     void (*const bwd[2])(const float *, const float *, int64_t,
                          float *) = {oct_nl_gelu_backward, oct_nl_gelu_erf_backward};
@@ -440,7 +440,7 @@ static void value_layernorm_gelu(void **state) {
             if (yf[i] != 0.0f || d[i] != 0.0f)
                 fail_msg("form %d: gelu(%g) = %g, derivative %g", f, (double)far[i], (double)yf[i],
                          (double)d[i]);
-        float up[3] = {1e35f, FLT_MAX, 1e6f}; /* and x with derivative 1 at the other end */
+        float up[3] = {1e35f, FLT_MAX, INFINITY}; /* and x with derivative 1 at the other end */
         memset(d, 0, sizeof d);
         fwd[f](up, 3, yf);
         bwd[f](up, ones, 3, d);

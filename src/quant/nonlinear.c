@@ -68,8 +68,13 @@ static inline float half_one_plus_tanh(float v) {
     return (u >= 0.0f ? 1.0f : e) / (1.0f + e);
 }
 
+/* x f for GELU's factor f in [0, 1]: a signed 0 where f is 0, also for x = -Inf (not NaN). */
+static inline float times_factor(float x, float f) {
+    return f == 0.0f ? copysignf(0.0f, x) : x * f;
+}
+
 OCT_CLONES void oct_nl_gelu(const float *x, int64_t n, float *y) {
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * half_one_plus_tanh(x[i]);
+    for (int64_t i = 0; i < n; i++) y[i] = times_factor(x[i], half_one_plus_tanh(x[i]));
 }
 
 OCT_CLONES void oct_nl_gelu_backward(const float *x, const float *dy, int64_t n, float *dx) {
@@ -122,7 +127,7 @@ static inline float normal_cdf(float v) {
 }
 
 OCT_CLONES void oct_nl_gelu_erf(const float *x, int64_t n, float *y) {
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * normal_cdf(x[i]);
+    for (int64_t i = 0; i < n; i++) y[i] = times_factor(x[i], normal_cdf(x[i]));
 }
 
 OCT_CLONES void oct_nl_gelu_erf_backward(const float *x, const float *dy, int64_t n, float *dx) {
@@ -131,7 +136,7 @@ OCT_CLONES void oct_nl_gelu_erf_backward(const float *x, const float *dy, int64_
         float v = x[i], a = min_nonneg(fabsf(v), 13.0f);
         float pdf = 0.39894228040143268f * exp_small(-0.5f * a * a);
         pdf = a >= 13.0f ? 0.0f : pdf;
-        dx[i] += (normal_cdf(v) + v * pdf) * dy[i];
+        dx[i] += (normal_cdf(v) + times_factor(v, pdf)) * dy[i];
     }
 }
 
