@@ -470,6 +470,8 @@ expect 1 "$tmp/short.txt: the validation split (its last 10%) holds 5 characters
     "$octet" eval "$tmp/g.safetensors" --text "$tmp/short.txt"
 expect 1 "$tmp/short.txt: the validation split" "$octet" eval --int8 "$tmp/g8.safetensors" \
     --text "$tmp/short.txt"
+expect 1 "--int8 $tmp/g.safetensors: an fp32 GPT model, where an int8 export is expected" \
+    "$octet" eval --int8 "$tmp/g.safetensors" --text "$tmp/tiny.txt"
 # a state dict given to eval: the error says what it is and how to convert it (not a flag error)
 expect 1 "\`octet import\` converts a PyTorch state dict" "$octet" eval "$tmp/g.pt.safetensors" \
     --text "$tmp/tiny.txt"

@@ -91,6 +91,15 @@ int cmd_eval(int argc, char **argv) {
     if (n_pos == 1 && (int8_is_export(pos[0]) || gpt_int8_is_export(pos[0])))
         int8_path = pos[0]; /* an int8 export given as MODEL: as with --int8 */
     bool gpt = int8_path ? gpt_int8_is_export(int8_path) : gpt_is_model(pos[0]);
+    oct_st_file f; /* --int8 of a model that is no export: say what it is */
+    if (int8_path && !gpt && !int8_is_export(int8_path) &&
+        oct_st_open_header(&f, int8_path) == OCT_OK) {
+        bool model = oct_st_meta(&f, "octet.model") != NULL;
+        fprintf(stderr, "octet: --int8 %s: %s, where an int8 export is expected%s\n", int8_path,
+                cli_file_kind(&f), model ? " (octet eval MODEL evaluates it)" : "");
+        oct_st_close(&f);
+        return CLI_FAIL;
+    }
     static const char *const gpt_only[] = {"--text", "--eval-batches", "--windows", "--full",
                                            "--stride"};
     static const char *const mlp_only[] = {"--data", "--batch"};
