@@ -27,7 +27,9 @@
  *                          qmax) (lo / s in float32);
  *              symmetric:  s = max(|lo|, |hi|) / qmax, z = 0 (unsigned symmetric has z = 0 =
  *                          qmin: negative values saturate to 0; meant for ReLU outputs).
- *              s is computed in double and rounded once to float32. A zero range (lo == hi ==
+ *              s is computed in double and rounded once to float32 (then lowered by an ulp or
+ *              two in the one case where the code furthest from z would dequantize to an
+ *              infinity: a range near FLT_MAX). A zero range (lo == hi ==
  *              0, e.g. a dead channel) gives s = 1.0. Any other s is raised to at least
  *              OCT_QUANT_MIN_SCALE (2^-23 = FLT_EPSILON, the floor PyTorch's observers use), so
  *              s is never 0 or denormal. NaN or infinite lo/hi, or lo > hi, return OCT_EINVAL
