@@ -581,12 +581,9 @@ int cli_layer_bits(const char *cmd, const char *value, oct_qat_config *cfg) {
     }
     strcpy(cfg->layer_bits, value);
     if (oct_qat_config_check(cfg) == OCT_OK) return CLI_OK;
-    const char *why = cli_qat_error(); /* "--layer-bits 'x': ...", or about another flag */
-    if (!strncmp(why, "--layer-bits ", 13))
-        fprintf(stderr, "octet %s: %s\n", cmd, why);
-    else
-        fprintf(stderr, "octet %s: --layer-bits %s: %s\n", cmd, value, why);
-    return CLI_USAGE;
+    char flag[sizeof cfg->layer_bits + 16];
+    snprintf(flag, sizeof flag, "--layer-bits %s", value);
+    return cli_qat_fail(cmd, flag);
 }
 
 bool cli_given(const cli_cmd *cmd, const bool *seen, const char *name) {
@@ -618,7 +615,8 @@ const char *cli_default_weight_quant(int weight_bits, const char *layer_bits, bo
     return !per_tensor && oct_qat_config_min_weight_bits(&cfg) <= CLI_LSQ_BITS ? "lsq" : "minmax";
 }
 
-const char *cli_qat_error(void) {
+/* oct_last_error() of a QAT configuration for the command line (see cli_qat_fail). */
+static const char *cli_qat_error(void) {
     static const char *const field[][2] = {{"qat: weight_bits ", "--weight-bits "},
                                            {"qat: act_bits ", "--act-bits "},
                                            {"qat: embed_bits ", "--embed-bits "},
@@ -643,14 +641,22 @@ int cli_qat_config(const char *cmd, const cli_quant *q, oct_qat_config *cfg) {
     cfg->act_bits = q->act_bits;
     cfg->embed_bits = q->embed_bits;
     cfg->per_tensor_weights = q->per_tensor_weights;
-    const char *flag = "";
+    const char *flag = NULL;
     if (oct_qat_amodes_parse(q->act_quant, cfg))
-        flag = "--act-quant: ";
+        flag = "--act-quant";
     else if (oct_qat_wmode_parse(q->weight_quant, &cfg->weight_mode))
-        flag = "--weight-quant: ";
+        flag = "--weight-quant";
     else if (oct_qat_config_check(cfg) == OCT_OK)
         return cli_layer_bits(cmd, q->layer_bits, cfg);
-    fprintf(stderr, "octet %s: %s%s\n", cmd, flag, cli_qat_error());
+    return cli_qat_fail(cmd, flag);
+}
+
+int cli_qat_fail(const char *cmd, const char *flag) {
+    const char *why = cli_qat_error();
+    if (!flag || !strncmp(why, "--", 2)) /* it names its own flag */
+        fprintf(stderr, "octet %s: %s\n", cmd, why);
+    else
+        fprintf(stderr, "octet %s: %s: %s\n", cmd, flag, why);
     return CLI_USAGE;
 }
 

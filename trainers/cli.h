@@ -169,10 +169,11 @@ int cli_qat_config(const char *cmd, const cli_quant *q, struct oct_qat_config *c
 /* The quantizers of cfg as text for a banner, into buf (n bytes; OCT_QAT_LAYER_BITS_LEN + 128
  * holds any): "8-bit weights (minmax), 8-bit activations (ema)". */
 void cli_qat_desc(const struct oct_qat_config *cfg, char *buf, size_t n);
-/* oct_last_error() of a QAT configuration or setup for the command line: without the library's
- * "qat: " and with the flag for a field it names ("--weight-bits 5: ..." for "qat: weight_bits
- * 5: ..."). */
-const char *cli_qat_error(void);
+/* Prints a QAT configuration or setup error, oct_last_error() without the library's "qat: " and
+ * with the flag for a field it names ("--weight-bits 5: ..." for "qat: weight_bits 5: ..."), as
+ * "octet CMD: FLAG: why", or "octet CMD: why" when it names its own flag or flag is NULL;
+ * returns CLI_USAGE. */
+int cli_qat_fail(const char *cmd, const char *flag);
 /* cli_qat_config for a training command, which refuses the calibration-only quantizers (weights
  * mse, activations hist) with a usage error printed as "octet CMD: --weight-quant mse: ...". */
 int cli_train_quant(const char *cmd, const cli_quant *q, struct oct_qat_config *cfg);

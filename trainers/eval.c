@@ -3,6 +3,7 @@
  * gpt_int8.c). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -88,24 +89,28 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "octet eval: give either MODEL or --int8 FILE (see octet eval --help)\n");
         return CLI_USAGE;
     }
-    if (n_pos == 1 && (int8_is_export(pos[0]) || gpt_int8_is_export(pos[0])))
-        int8_path = pos[0]; /* an int8 export given as MODEL: as with --int8 */
-    bool gpt = int8_path ? gpt_int8_is_export(int8_path) : gpt_is_model(pos[0]);
-    oct_st_file f; /* --int8 of a model that is no export: say what it is */
-    if (int8_path && !gpt && !int8_is_export(int8_path) &&
-        oct_st_open_header(&f, int8_path) == OCT_OK) {
-        bool model = oct_st_meta(&f, "octet.model") != NULL;
+    /* what the file is, from its header (read once; unreadable: the loader says why) */
+    const char *path = int8_path ? int8_path : pos[0], *wrong = NULL;
+    oct_st_file f;
+    bool read = oct_st_open_header(&f, path) == OCT_OK;
+    const char *fmt = read ? oct_st_meta(&f, "octet.format") : NULL;
+    const char *kind = read ? oct_st_meta(&f, "octet.model") : NULL;
+    bool i8_mlp = fmt && !strcmp(fmt, OCT_I8_FORMAT),
+         i8_gpt = fmt && !strcmp(fmt, OCT_I8_GPT_FORMAT);
+    if (i8_mlp || i8_gpt) int8_path = path; /* an int8 export given as MODEL: as with --int8 */
+    if (int8_path && read && !i8_mlp && !i8_gpt) { /* --int8 of a model that is no export */
         fprintf(stderr, "octet: --int8 %s: %s, where an int8 export is expected%s\n", int8_path,
-                cli_file_kind(&f), model ? " (octet eval MODEL evaluates it)" : "");
+                cli_file_kind(&f), kind ? " (octet eval MODEL evaluates it)" : "");
         oct_st_close(&f);
         return CLI_FAIL;
     }
+    bool gpt = int8_path ? i8_gpt : kind && !strcmp(kind, "gpt");
+    bool mlp = int8_path ? i8_mlp : kind && !strcmp(kind, "mlp");
+    oct_st_close(&f);
     static const char *const gpt_only[] = {"--text", "--eval-batches", "--windows", "--full",
                                            "--stride"};
     static const char *const mlp_only[] = {"--data", "--batch"};
     static const char *const int8_only[] = {"--compare", "--kernel", "--batch"};
-    const char *path = int8_path ? int8_path : pos[0], *wrong = NULL;
-    bool mlp = int8_path ? int8_is_export(path) : cli_file_meta_is(path, "octet.model", "mlp");
     if (gpt || mlp) /* else the loader says what the file is (unreadable, a state dict, ...) */
         wrong = gpt ? cli_first_given(&cmd, seen, mlp_only, 2)
                     : cli_first_given(&cmd, seen, gpt_only, 5);

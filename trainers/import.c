@@ -248,7 +248,7 @@ int cmd_import(int argc, char **argv) {
         return CLI_USAGE;
     }
     oct_st_file f;
-    if (oct_st_open(&f, pos[0])) return cli_fail(NULL);
+    if (oct_st_open_header(&f, pos[0])) return cli_fail(NULL); /* the import reads the data */
     bool gpt = torch_import_is_gpt(&f);
     o.source = oct_st_meta(&f, CLI_META_SOURCE);
     if (torch_import_refuse_octet(&f) || from_metadata(&f, &cmd, seen, gpt, &o))

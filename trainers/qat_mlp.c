@@ -109,13 +109,9 @@ int qat_setup(qat_opts *o, mlp_model *m, int64_t per_epoch, int threads, int *qa
     }
     o->cfg.freeze_after = o->freeze_after < 0 ? per_epoch : o->freeze_after;
     if (mlp_model_enable_qat(m, &o->cfg)) {
-        const char *why = cli_qat_error();
-        if (!strncmp(why, "--", 2)) /* it names its flag */
-            fprintf(stderr, "octet train mlp: %s\n", why);
-        else
-            fprintf(stderr, "octet train mlp: %s%s: %s\n", o->from ? "--from " : "--qat",
-                    o->from ? o->from : "", why);
-        return CLI_USAGE;
+        char flag[4200];
+        snprintf(flag, sizeof flag, "%s%s", o->from ? "--from " : "--qat", o->from ? o->from : "");
+        return cli_qat_fail("train mlp", flag);
     }
     oct_qat_mlp_set_threads(m->qat, threads);
     cli_qat_desc(&o->cfg, quant, sizeof quant);

@@ -39,12 +39,7 @@ float train_gpt_from_lr(int bits, bool lsq_from_fp32) {
 }
 
 int train_gpt_fail_flag(const char *flag) {
-    const char *why = cli_qat_error(); /* a QAT setup's error names its own flag */
-    if (!strncmp(why, "--", 2))
-        fprintf(stderr, "octet train gpt: %s\n", why);
-    else
-        fprintf(stderr, "octet train gpt: %s: %s\n", flag, why);
-    return CLI_USAGE;
+    return cli_qat_fail("train gpt", flag); /* a QAT setup's error names its own flag */
 }
 
 /* cli_parse_seen without positional arguments. */
@@ -97,19 +92,19 @@ static int refuse_checkpoint(const char *path) {
 }
 
 /* The flags a checkpoint does not store as given: --resume and --stop-after (not part of the
- * run), and the outputs, which it stores as absolute paths (record_args). */
+ * run), then the outputs, which it stores as absolute paths (record_args). */
 static const char *const UNRECORDED[] = {"--resume", "--stop-after", "--save", "--log",
                                          "--checkpoint"};
-#define N_UNRECORDED (int)(sizeof UNRECORDED / sizeof UNRECORDED[0])
-#define N_OUTPUTS 3 /* the last three of UNRECORDED */
+#define N_OUTPUTS 3
+static const char *const *const OUTPUTS = UNRECORDED + 2;
 
-/* Which of UNRECORDED arg is ("--save" or "--save=..."), or -1. */
-static int unrecorded(const char *arg) {
-    for (int k = 0; k < N_UNRECORDED; k++) {
+/* Whether arg is one of UNRECORDED ("--save" or "--save=..."). */
+static bool unrecorded(const char *arg) {
+    for (size_t k = 0; k < sizeof UNRECORDED / sizeof UNRECORDED[0]; k++) {
         size_t len = strlen(UNRECORDED[k]);
-        if (!strncmp(arg, UNRECORDED[k], len) && (arg[len] == '\0' || arg[len] == '=')) return k;
+        if (!strncmp(arg, UNRECORDED[k], len) && (arg[len] == '\0' || arg[len] == '=')) return true;
     }
-    return -1;
+    return false;
 }
 
 /* What a checkpoint stores of the command line argv, into out (argc + N_OUTPUTS entries): argv
@@ -120,22 +115,21 @@ static int record_args(const gpt_opts *o, int argc, char **argv, char **out,
                        char *owned[N_OUTPUTS]) {
     int n = 0;
     for (int i = 0; i < argc; i++) {
-        int k = unrecorded(argv[i]);
-        if (k < 0)
+        if (!unrecorded(argv[i]))
             out[n++] = argv[i];
         else if (!strchr(argv[i], '='))
             i++; /* and its value */
     }
-    const char *outputs[N_OUTPUTS] = {o->save, o->log, o->checkpoint};
+    const char *paths[N_OUTPUTS] = {o->save, o->log, o->checkpoint}; /* as OUTPUTS */
     for (int k = 0; k < N_OUTPUTS; k++) {
-        if (!outputs[k]) continue;
-        char *abs = cli_abs_path(outputs[k]);
-        size_t len = abs ? strlen(UNRECORDED[N_UNRECORDED - N_OUTPUTS + k]) + strlen(abs) + 2 : 0;
-        owned[k] = abs ? malloc(len) : NULL;
-        if (owned[k])
-            snprintf(owned[k], len, "%s=%s", UNRECORDED[N_UNRECORDED - N_OUTPUTS + k], abs);
+        if (!paths[k]) continue;
+        char *abs = cli_abs_path(paths[k]);
+        bool ok = abs && asprintf(&owned[k], "%s=%s", OUTPUTS[k], abs) >= 0;
         free(abs);
-        if (!owned[k]) return -1;
+        if (!ok) {
+            owned[k] = NULL; /* asprintf leaves it undefined */
+            return -1;
+        }
         out[n++] = owned[k];
     }
     return n;
