@@ -269,7 +269,7 @@ if [ -f "$tmp/tiny.safetensors" ]; then
     expect 2 "drop --act-bits" "$octet" train mlp --qat --from "$tmp/tg.safetensors" \
         --data "$tmp/tiny" --epochs 1 --batch 2 --act-bits 4
     # calibrate (min-max ranges), export and eval; export --float16
-    ok "calibrate mlp" "simulated int8 test accuracy" "$octet" calibrate "$tmp/tiny.safetensors" \
+    ok "calibrate mlp" "simulated quantized test accuracy" "$octet" calibrate "$tmp/tiny.safetensors" \
         --data "$tmp/tiny" --batches 2 -o "$tmp/tc.safetensors"
     ok "export calibrated mlp" "layers" "$octet" export "$tmp/tc.safetensors" -o "$tmp/tc8.safetensors"
     ok "eval calibrated mlp" "accuracy" "$octet" eval --int8 "$tmp/tc8.safetensors" --data "$tmp/tiny"

@@ -180,12 +180,20 @@ round_trip() {
         --compare "$tmp/rt.safetensors"
 }
 round_trip "4-bit weights, 6-bit activations" --weight-bits 4 --act-bits 6
+# a QAT model's figures name its widths; "int8" is for 8-bit models only
+ok "eval 4-bit QAT" "QAT (simulated 4-bit weights, 6-bit activations) val loss" "$octet" eval \
+    "$tmp/rt.safetensors" --text "$tmp/tiny.txt" --eval-batches 1
+ok "eval int8 QAT" "QAT (simulated int8) val loss" "$octet" eval "$tmp/gq.safetensors" \
+    --text "$tmp/tiny.txt" --eval-batches 1
 # 4-bit codes are stored as 4-bit indices into a codebook, not as int8
 "$octet" inspect "$tmp/rt8.safetensors" | grep -q 'weight_idx .* U8' ||
     { echo "FAIL: a 4-bit export does not pack its weights"; fails=$((fails + 1)); }
 round_trip "exact GELU" --gelu erf
 # mixed precision: 2-bit weights but for the 8-bit LM head; the head alone is stored as int8
 round_trip "2-bit weights, an 8-bit head" --weight-bits 2 --layer-bits 'lm_head=8'
+"$octet" generate "$tmp/rt.safetensors" -n 4 2>&1 >/dev/null |
+    grep -qF "QAT (simulated at least 2-bit weights, 8-bit activations), the tokens of its export" ||
+    { echo "FAIL: generate does not name a mixed QAT model's widths"; fails=$((fails + 1)); }
 "$octet" inspect "$tmp/rt8.safetensors" >"$tmp/out"
 { grep -q 'lm_head.weight_q .* I8' "$tmp/out" && grep -q 'h.0.mlp.fc.weight_idx .* U8' "$tmp/out" &&
     grep -qE '^  lm_head .* int8 ' "$tmp/out" && grep -qE '^  h\.0\.mlp\.fc .* 2-bit idx ' "$tmp/out"; } ||
@@ -385,7 +393,7 @@ if [ -f "$tmp/tiny.safetensors" ]; then
 fi
 # octet calibrate (post-training quantization): a fp32 GPT, calibrated, exports to an engine that
 # matches it bit for bit; its errors leave no output
-ok "calibrate gpt" "simulated int8 val loss" "$octet" calibrate "$tmp/g.safetensors" \
+ok "calibrate gpt" "simulated quantized val loss" "$octet" calibrate "$tmp/g.safetensors" \
     --text "$tmp/tiny.txt" --batches 3 --embed-bits 8 -o "$tmp/gc.safetensors"
 # the calibrated ranges fit: the simulated int8 loss is within 0.02 of the fp32 loss
 awk '/simulated/ {d = $(NF - 3) - $NF; exit !(d < 0.02 && d > -0.02)}' "$tmp/out" ||
@@ -473,8 +481,8 @@ expect 1 "$tmp/short.txt: the validation split" "$octet" eval --int8 "$tmp/g8.sa
 expect 1 "--int8 $tmp/g.safetensors: an fp32 GPT model, where an int8 export is expected" \
     "$octet" eval --int8 "$tmp/g.safetensors" --text "$tmp/tiny.txt"
 # a state dict given to eval: the error says what it is and how to convert it (not a flag error)
-expect 1 "\`octet import\` converts a PyTorch state dict" "$octet" eval "$tmp/g.pt.safetensors" \
-    --text "$tmp/tiny.txt"
+expect 1 "\`octet import\` converts a PyTorch state dict), where an MLP or GPT model or an int8" \
+    "$octet" eval "$tmp/g.pt.safetensors" --text "$tmp/tiny.txt"
 LC_ALL=C sed 's/"n_head"/"n_hexx"/' "$tmp/g.pt.safetensors" >"$tmp/nohead.pt.safetensors"
 expect 2 "--heads" "$octet" import "$tmp/nohead.pt.safetensors" -o "$tmp/imp.safetensors"
 expect 1 "already an octet model" "$octet" import "$tmp/g.safetensors" -o "$tmp/imp.safetensors"

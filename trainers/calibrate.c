@@ -54,7 +54,7 @@ typedef struct cal_data {
 } cal_data;
 
 /* What a calibration measured: GPT validation loss (nats/char) or MLP test accuracy (0..1),
- * simulated int8 and fp32 (when evaluated). */
+ * simulated quantized and fp32 (when evaluated). */
 typedef struct cal_result {
     double quant, fp32;
 } cal_result;
@@ -369,7 +369,7 @@ static int calibrate_gpt(const char *path, const cal_opts *o, const cal_data *d,
     char wd[OCT_QAT_LAYER_BITS_LEN + 32], embed[16];
     if (rc == CLI_OK && o->out)
         printf("%s: calibrated on %d x %d training windows (%s observers; %s weights, "
-               "%d-bit activations, %s embeddings): simulated int8 val loss %.4f nats/char, "
+               "%d-bit activations, %s embeddings): simulated quantized val loss %.4f nats/char, "
                "fp32 %.4f\nsaved %s\n",
                path, o->batches, B, o->act_quant, weight_desc(o, wd, sizeof wd), o->act_bits,
                gpt_embed_desc(o->embed_bits, embed, sizeof embed), ptq, fp32, o->out);
@@ -462,7 +462,7 @@ static int calibrate_mlp(const char *path, const cal_opts *o, const cal_data *d,
     char wd[OCT_QAT_LAYER_BITS_LEN + 32];
     if (rc == CLI_OK && o->out)
         printf("%s: calibrated on %d x %d training images (%s observers; %s weights, %d-bit "
-               "activations): simulated int8 test accuracy %.2f%%, fp32 %.2f%%\nsaved %s\n",
+               "activations): simulated quantized test accuracy %.2f%%, fp32 %.2f%%\nsaved %s\n",
                path, o->batches, batch, o->act_quant, weight_desc(o, wd, sizeof wd), o->act_bits,
                100 * ptq.accuracy, 100 * fp32.accuracy, o->out);
     oct_graph_free(&g);
@@ -574,17 +574,18 @@ int cmd_calibrate(int argc, char **argv) {
          "MLP: directory with the IDX files (unset: the model's own, else this)", 0, 0},
         {"--threads", CLI_INT, &o.threads, "threads", 1, 256},
     };
-    cli_cmd cmd = {"calibrate",
-                   "MODEL (-o OUT.safetensors | --sensitivity BITS) [flags]",
-                   "Post-training static quantization of a saved fp32 GPT or MLP: int8 weights,\n"
-                   "uint8 activations whose ranges are observed on training data, no training.\n"
-                   "Prints the simulated int8 and fp32 validation loss (GPT) or test accuracy\n"
-                   "(MLP) and saves a QAT model for `octet export`. With --sensitivity, ranks\n"
-                   "the linear layers by how much BITS-bit weights in that layer alone cost.",
-                   flags,
-                   (int)(sizeof flags / sizeof flags[0]),
-                   1,
-                   1};
+    cli_cmd cmd = {
+        "calibrate",
+        "MODEL (-o OUT.safetensors | --sensitivity BITS) [flags]",
+        "Post-training static quantization of a saved fp32 GPT or MLP: int8 weights,\n"
+        "uint8 activations whose ranges are observed on training data, no training.\n"
+        "Prints the simulated quantized and fp32 validation loss (GPT) or test accuracy\n"
+        "(MLP) and saves a QAT model for `octet export`. With --sensitivity, ranks\n"
+        "the linear layers by how much BITS-bit weights in that layer alone cost.",
+        flags,
+        (int)(sizeof flags / sizeof flags[0]),
+        1,
+        1};
     const char *pos[1];
     bool seen[sizeof flags / sizeof flags[0]];
     int n_pos, rc = cli_parse_seen(&cmd, argc, argv, pos, &n_pos, seen);

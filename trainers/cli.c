@@ -672,6 +672,18 @@ void cli_qat_desc(const oct_qat_config *cfg, char *buf, size_t n) {
              cfg->layer_bits[0] ? ", " : "", cfg->layer_bits, cfg->act_bits, acts);
 }
 
+const char *cli_qat_label(const oct_qat_config *cfg, char *buf, size_t n) {
+    int w = oct_qat_config_min_weight_bits(cfg), e = cfg->embed_bits;
+    char emb[32] = "";
+    if (e && e != 8) snprintf(emb, sizeof emb, ", %d-bit embeddings", e);
+    if (w == 8 && cfg->act_bits == 8 && !emb[0])
+        snprintf(buf, n, "QAT (simulated int8)");
+    else
+        snprintf(buf, n, "QAT (simulated %s%d-bit weights, %d-bit activations%s)",
+                 cfg->layer_bits[0] ? "at least " : "", w, cfg->act_bits, emb);
+    return buf;
+}
+
 int cli_train_quant(const char *cmd, const cli_quant *q, oct_qat_config *cfg) {
     bool mse = !strcmp(q->weight_quant, "mse");
     int rc = mse ? CLI_USAGE : cli_qat_config(cmd, q, cfg);

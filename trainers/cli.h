@@ -169,6 +169,10 @@ int cli_qat_config(const char *cmd, const cli_quant *q, struct oct_qat_config *c
 /* The quantizers of cfg as text for a banner, into buf (n bytes; OCT_QAT_LAYER_BITS_LEN + 128
  * holds any): "8-bit weights (minmax), 8-bit activations (ema)". */
 void cli_qat_desc(const struct oct_qat_config *cfg, char *buf, size_t n);
+/* The label of a QAT model's figures, into buf (n bytes; 96 hold any) and returned: "QAT
+ * (simulated int8)" when every weight, activation and embedding is 8-bit, else the widths, e.g.
+ * "QAT (simulated 4-bit weights, 8-bit activations)". */
+const char *cli_qat_label(const struct oct_qat_config *cfg, char *buf, size_t n);
 /* Prints a QAT configuration or setup error, oct_last_error() without the library's "qat: " and
  * with the flag for a field it names ("--weight-bits 5: ..." for "qat: weight_bits 5: ..."), as
  * "octet CMD: FLAG: why", or "octet CMD: why" when it names its own flag or flag is NULL;

@@ -29,9 +29,10 @@ static int mlp_eval_file(const char *path, const char *data, int threads) {
         oct_graph g;
         oct_graph_init(&g, 0, 0);
         mlp_eval ev = mlp_model_evaluate(&m, &g, &test);
-        printf("%s: %stest accuracy %.2f%%  loss %.4f  (%lld images, %.3f s)\n", path,
-               m.qat ? "QAT (simulated int8) " : "", 100 * ev.accuracy, ev.loss, (long long)test.n,
-               ev.seconds);
+        char label[96] = "";
+        if (m.qat) cli_qat_label(&m.qat->cfg, label, sizeof label);
+        printf("%s: %s%stest accuracy %.2f%%  loss %.4f  (%lld images, %.3f s)\n", path, label,
+               label[0] ? " " : "", 100 * ev.accuracy, ev.loss, (long long)test.n, ev.seconds);
         oct_graph_free(&g);
     }
     oct_image_set_free(&test);
@@ -106,6 +107,12 @@ int cmd_eval(int argc, char **argv) {
     }
     bool gpt = int8_path ? i8_gpt : kind && !strcmp(kind, "gpt");
     bool mlp = int8_path ? i8_mlp : kind && !strcmp(kind, "mlp");
+    if (read && !gpt && !mlp) { /* a state dict, a checkpoint of another kind, ... */
+        fprintf(stderr, "octet: %s: %s, where an MLP or GPT model or an int8 export is expected\n",
+                path, cli_file_kind(&f));
+        oct_st_close(&f);
+        return CLI_FAIL;
+    }
     oct_st_close(&f);
     static const char *const gpt_only[] = {"--text", "--eval-batches", "--windows", "--full",
                                            "--stride"};

@@ -70,9 +70,10 @@ static int generate(gpt_model *m, const char *prompt, int n, float temperature, 
         fwrite(prompt, 1, (size_t)len, stdout);
         fwrite(text, 1, (size_t)n, stdout);
         fputc('\n', stdout);
-        fprintf(stderr, "octet: %s: %d tokens in %.3f s, %.0f tok/s\n",
-                m->qat_on ? "QAT model (simulated int8, the tokens of its export)" : "fp32 model",
-                n, sec, n / sec);
+        char label[96] = "fp32 model";
+        if (m->qat_on) cli_qat_label(&m->qat->cfg, label, sizeof label);
+        fprintf(stderr, "octet: %s%s: %d tokens in %.3f s, %.0f tok/s\n", label,
+                m->qat_on ? ", the tokens of its export" : "", n, sec, n / sec);
     }
     free(ids);
     free(text);

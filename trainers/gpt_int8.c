@@ -113,8 +113,10 @@ int gpt_model_eval(const char *path, const char *text_path, int n_batches, int s
                                         : oct_text_window_count(&text, OCT_SPLIT_VAL, T, stride);
             char where[PATH_MAX + 128];
             eval_windows_str(n_batches, B, windows, T, stride, text_path, where, sizeof where);
-            printf("%s: %sval loss %.4f nats/char (%.4f bits/char) on %s; %.0f tok/s\n", path,
-                   m.qat_on ? "QAT (simulated int8) " : "", loss, loss / 0.69314718055994531, where,
+            char label[96] = "";
+            if (m.qat_on) cli_qat_label(&m.qat->cfg, label, sizeof label);
+            printf("%s: %s%sval loss %.4f nats/char (%.4f bits/char) on %s; %.0f tok/s\n", path,
+                   label, label[0] ? " " : "", loss, loss / 0.69314718055994531, where,
                    (double)windows * T / sec);
         }
         oct_graph_free(&g);

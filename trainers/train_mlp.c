@@ -288,9 +288,10 @@ static int run(mlp_opts *o) {
                                       "test_loss", ev.loss, "test_accuracy", ev.accuracy, "seconds",
                                       dt, "lr", (double)oct_lr_at(&sched, opt.step)));
     }
-    printf("%s test accuracy %.2f%% after %d epoch%s (%.1f s training)\n",
-           m.qat_on ? "QAT (simulated int8)" : "fp32", 100 * ev.accuracy, o->epochs,
-           o->epochs == 1 ? "" : "s", t_train);
+    char label[96] = "fp32";
+    if (m.qat_on) cli_qat_label(&m.qat->cfg, label, sizeof label);
+    printf("%s test accuracy %.2f%% after %d epoch%s (%.1f s training)\n", label, 100 * ev.accuracy,
+           o->epochs, o->epochs == 1 ? "" : "s", t_train);
     if (o->save) {
         if (mlp_model_save(&m, o->save)) {
             rc = cli_fail(NULL);
