@@ -208,8 +208,15 @@ static void kv_cache_matches_forward(void **state) {
     gpt_model_free(&m);
 }
 
+/* An oct_token_fn that appends each token to a list (ctx: int32_t[0] the count, then the ids). */
+static void collect_token(void *ctx, int32_t id) {
+    int32_t *list = ctx;
+    list[1 + list[0]++] = id;
+}
+
 /* Greedy generation past the context equals a full-forward reference that restarts its window
- * from the last context / 2 tokens whenever the window is full. */
+ * from the last context / 2 tokens whenever the window is full; the callback sees the same
+ * tokens in order, also without an out array. */
 static void generate_slides_like_reference(void **state) {
     gpt_model m;
     tiny_model(&m, "abcdefgh", 6, 2, true, 0.7f);
@@ -217,7 +224,16 @@ static void generate_slides_like_reference(void **state) {
     int32_t prompt[2] = {1, 4}, out[20], hist[22];
     oct_rng rng;
     oct_rng_seed(&rng, 1, 0);
-    assert_int_equal(oct_gpt_generate(&m.gpt, prompt, n_prompt, n_new, 0.0f, 0, &rng, out), OCT_OK);
+    int32_t seen[1 + 20] = {0}, streamed[1 + 20] = {0};
+    assert_int_equal(
+        oct_gpt_generate(&m.gpt, prompt, n_prompt, n_new, 0.0f, 0, &rng, out, collect_token, seen),
+        OCT_OK);
+    assert_int_equal(seen[0], n_new);
+    assert_memory_equal(seen + 1, out, sizeof out);
+    assert_int_equal(oct_gpt_generate(&m.gpt, prompt, n_prompt, n_new, 0.0f, 0, &rng, NULL,
+                                      collect_token, streamed),
+                     OCT_OK);
+    assert_memory_equal(streamed, seen, sizeof seen);
     memcpy(hist, prompt, sizeof prompt);
     oct_graph g;
     oct_graph_init(&g, 0, 1);
@@ -233,9 +249,11 @@ static void generate_slides_like_reference(void **state) {
     }
     oct_graph_free(&g);
     int32_t bad = 8;
-    assert_int_equal(oct_gpt_generate(&m.gpt, &bad, 1, 1, 1.0f, 0, &rng, out), OCT_EINVAL);
+    assert_int_equal(oct_gpt_generate(&m.gpt, &bad, 1, 1, 1.0f, 0, &rng, out, NULL, NULL),
+                     OCT_EINVAL);
     assert_non_null(strstr(oct_last_error(), "outside [0, 8)"));
-    assert_int_equal(oct_gpt_generate(&m.gpt, prompt, 0, 1, 1.0f, 0, &rng, out), OCT_EINVAL);
+    assert_int_equal(oct_gpt_generate(&m.gpt, prompt, 0, 1, 1.0f, 0, &rng, out, NULL, NULL),
+                     OCT_EINVAL);
     gpt_model_free(&m);
 }
 

@@ -234,6 +234,19 @@ static int32_t sample(const float *logits, int n, float temperature, int top_k, 
     return oct_gpt_sample(logits, n, temperature, top_k, rng);
 }
 
+/* A sampler that keeps what it draws, as a streaming caller would print it. */
+typedef struct recorder {
+    oct_rng rng;
+    int n;
+    int32_t ids[64];
+} recorder;
+
+static int32_t sample_and_record(const float *logits, int n, float temperature, int top_k,
+                                 void *ctx) {
+    recorder *r = ctx;
+    return r->ids[r->n++] = oct_gpt_sample(logits, n, temperature, top_k, &r->rng);
+}
+
 static void export_round_trip(void **state) {
     fixture *f = *state;
     static float want[B * CTX * V], got[B * CTX * V];
@@ -258,6 +271,13 @@ static void export_round_trip(void **state) {
     assert_int_equal(oct_i8_gpt_generate(&c, f->val, 3, 40, 0.8f, 5, sample, &r2, b2), OCT_OK);
     assert_memory_equal(a, b2, sizeof a);
     for (int i = 0; i < 40; i++) assert_true(a[i] >= 0 && a[i] < V);
+    /* The sampler is called once per token, in order; out may be NULL. */
+    recorder rec = {.n = 0};
+    oct_rng_seed(&rec.rng, 5, 0);
+    assert_int_equal(oct_i8_gpt_generate(&c, f->val, 3, 40, 0.8f, 5, sample_and_record, &rec, NULL),
+                     OCT_OK);
+    assert_int_equal(rec.n, 40);
+    assert_memory_equal(rec.ids, a, sizeof a);
     oct_i8_gpt_cache_free(&c);
     oct_i8_gpt_free(&m);
 }

@@ -16,7 +16,7 @@
  * window as the QAT model does, so the two sample the same tokens. No cache: each token costs a
  * forward pass over up to a context of tokens. */
 static oct_status qat_generate(gpt_model *m, const int32_t *prompt, int n_prompt, int n_new,
-                               float temperature, int top_k, oct_rng *rng, int32_t *out) {
+                               float temperature, int top_k, gpt_stream *out) {
     int T = m->gpt.cfg.context, V = m->gpt.cfg.vocab, keep = T / 2 > 0 ? T / 2 : 1;
     int64_t total = (int64_t)n_prompt + n_new;
     int32_t *hist = malloc((size_t)total * sizeof *hist);
@@ -31,28 +31,30 @@ static oct_status qat_generate(gpt_model *m, const int32_t *prompt, int n_prompt
         if (n - start > T) start = n - keep;
         oct_graph_reset(&g);
         oct_tensor *logits = gpt_model_forward(m, &g, hist + start, 1, (int)(n - start));
-        hist[n] = oct_gpt_sample(logits->data + (n - start - 1) * V, V, temperature, top_k, rng);
-        out[n - n_prompt] = hist[n];
+        hist[n] =
+            oct_gpt_sample(logits->data + (n - start - 1) * V, V, temperature, top_k, out->rng);
+        gpt_stream_token(out, hist[n]);
     }
     oct_graph_free(&g);
     free(hist);
     return OCT_OK;
 }
 
-/* Encodes, generates and prints; m is loaded. */
+/* Encodes, generates and prints as it goes; m is loaded. */
 static int generate(gpt_model *m, const char *prompt, int n, float temperature, int top_k,
                     int seed) {
     char first[2];
     prompt = gpt_prompt(prompt, &m->vocab, first);
     int64_t len = (int64_t)strlen(prompt);
     if (len > 1 << 20) return cli_fail("--prompt is longer than 1 MiB");
-    int32_t *ids = malloc((size_t)(len + n + 1) * sizeof *ids);
-    char *text = malloc((size_t)n + 1);
+    int32_t *ids = malloc((size_t)(len + 1) * sizeof *ids);
     int rc = CLI_OK;
     oct_rng rng;
     oct_rng_seed(&rng, (uint64_t)seed, 4);
+    gpt_stream out;
+    gpt_stream_init(&out, &m->vocab, &rng, prompt, len);
     double t0 = cli_now();
-    if (!ids || !text) {
+    if (!ids) {
         rc = cli_fail("out of memory");
     } else if (oct_vocab_encode(&m->vocab, prompt, len, ids)) {
         fprintf(stderr,
@@ -60,23 +62,19 @@ static int generate(gpt_model *m, const char *prompt, int n, float temperature, 
                 "its training text\n",
                 oct_last_error());
         rc = CLI_USAGE;
-    } else if (m->qat_on ? qat_generate(m, ids, (int)len, n, temperature, top_k, &rng, ids + len)
+    } else if (m->qat_on ? qat_generate(m, ids, (int)len, n, temperature, top_k, &out)
                          : oct_gpt_generate(&m->gpt, ids, (int)len, n, temperature, top_k, &rng,
-                                            ids + len)) {
+                                            NULL, gpt_stream_token, &out)) {
         rc = cli_fail(NULL);
     } else {
+        gpt_stream_end(&out);
         double sec = cli_now() - t0;
-        oct_vocab_decode(&m->vocab, ids + len, n, text);
-        fwrite(prompt, 1, (size_t)len, stdout);
-        fwrite(text, 1, (size_t)n, stdout);
-        fputc('\n', stdout);
         char label[96] = "fp32 model";
         if (m->qat_on) cli_qat_label(&m->qat->cfg, label, sizeof label);
         fprintf(stderr, "octet: %s%s: %d tokens in %.3f s, %.0f tok/s\n", label,
                 m->qat_on ? ", the tokens of its export" : "", n, sec, n / sec);
     }
     free(ids);
-    free(text);
     return rc;
 }
 

@@ -231,8 +231,11 @@ int gpt_int8_eval(const char *path, const char *text_path, int n_batches, int st
     return rc;
 }
 
-static int32_t sample(const float *logits, int V, float temperature, int top_k, void *rng) {
-    return oct_gpt_sample(logits, V, temperature, top_k, rng);
+/* oct_gpt_sample, printing each token as it is drawn (stream: a gpt_stream). */
+static int32_t sample(const float *logits, int V, float temperature, int top_k, void *stream) {
+    int32_t id = oct_gpt_sample(logits, V, temperature, top_k, ((gpt_stream *)stream)->rng);
+    gpt_stream_token(stream, id);
+    return id;
 }
 
 int gpt_int8_generate(const char *path, const char *prompt, int n, float temperature, int top_k,
@@ -244,10 +247,9 @@ int gpt_int8_generate(const char *path, const char *prompt, int n, float tempera
     char first[2];
     prompt = gpt_prompt(prompt, &vocab, first);
     int64_t len = (int64_t)strlen(prompt);
-    int32_t *ids = malloc((size_t)(len + n + 1) * sizeof *ids);
-    char *text = malloc((size_t)n + 1);
+    int32_t *ids = malloc((size_t)(len + 1) * sizeof *ids);
     oct_i8_gpt_cache c = {0};
-    if (rc == CLI_OK && (!ids || !text)) rc = cli_fail("out of memory");
+    if (rc == CLI_OK && !ids) rc = cli_fail("out of memory");
     if (rc == CLI_OK && len > 1 << 20) rc = cli_fail("--prompt is longer than 1 MiB");
     if (rc == CLI_OK && oct_vocab_encode(&vocab, prompt, len, ids)) {
         fprintf(stderr, "octet generate: --prompt: %s\n", oct_last_error());
@@ -258,23 +260,20 @@ int gpt_int8_generate(const char *path, const char *prompt, int n, float tempera
         c.threads = threads;
         oct_rng rng;
         oct_rng_seed(&rng, (uint64_t)seed, 4);
+        gpt_stream out;
+        gpt_stream_init(&out, &vocab, &rng, prompt, len);
         double t0 = cli_now();
-        if (oct_i8_gpt_generate(&c, ids, (int)len, n, temperature, top_k, sample, &rng,
-                                ids + len)) {
+        if (oct_i8_gpt_generate(&c, ids, (int)len, n, temperature, top_k, sample, &out, NULL)) {
             rc = cli_fail(NULL);
         } else {
+            gpt_stream_end(&out);
             double sec = cli_now() - t0;
-            oct_vocab_decode(&vocab, ids + len, n, text);
-            fwrite(prompt, 1, (size_t)len, stdout);
-            fwrite(text, 1, (size_t)n, stdout);
-            fputc('\n', stdout);
             fprintf(stderr, "octet: int8 engine%s: %d tokens in %.3f s, %.0f tok/s\n",
                     m.dynamic ? " (dynamic activations)" : "", n, sec, n / sec);
         }
     }
     oct_i8_gpt_cache_free(&c);
     free(ids);
-    free(text);
     oct_i8_gpt_free(&m);
     return rc;
 }

@@ -356,6 +356,31 @@ const char *gpt_prompt(const char *prompt, const oct_vocab *v, char buf[2]) {
     return buf;
 }
 
+void gpt_stream_init(gpt_stream *s, const oct_vocab *v, oct_rng *rng, const char *prompt,
+                     int64_t len) {
+    *s = (gpt_stream){v, rng, prompt, len, isatty(fileno(stdout)) == 1};
+}
+
+/* Prints the prompt if it is still pending. */
+static void stream_prompt(gpt_stream *s) {
+    if (!s->prompt) return;
+    fwrite(s->prompt, 1, (size_t)s->prompt_len, stdout);
+    s->prompt = NULL;
+}
+
+void gpt_stream_token(void *stream, int32_t id) {
+    gpt_stream *s = stream;
+    stream_prompt(s);
+    putchar(s->vocab->bytes[id]);
+    if (s->tty) fflush(stdout);
+}
+
+void gpt_stream_end(gpt_stream *s) {
+    stream_prompt(s);
+    putchar('\n');
+    fflush(stdout);
+}
+
 const char *gpt_text_path(const char *path, char *buf, size_t n) {
     if (strcmp(path, OCT_DEFAULT_TEXT) || access(path, R_OK) == 0) return path;
     const char *repo = repo_text(buf, n);

@@ -93,6 +93,21 @@ oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, 
 /* The prompt to generate from: prompt as given, or when NULL (no --prompt) a newline, or the
  * vocabulary's first character other than NUL when it has no newline; buf holds it. */
 const char *gpt_prompt(const char *prompt, const oct_vocab *v, char buf[2]);
+/* Generated text on stdout as it comes: the prompt, then each new token's byte
+ * (gpt_stream_token, an oct_token_fn), flushed at once on a terminal; gpt_stream_end ends the
+ * line. The prompt is printed with the first token, so a generator that fails before it prints
+ * nothing. rng is the sampling rng, for a sampler that streams (gpt_int8.c). */
+typedef struct gpt_stream {
+    const oct_vocab *vocab;
+    oct_rng *rng;
+    const char *prompt; /* not printed yet, else NULL */
+    int64_t prompt_len;
+    bool tty;
+} gpt_stream;
+void gpt_stream_init(gpt_stream *s, const oct_vocab *v, oct_rng *rng, const char *prompt,
+                     int64_t len);
+void gpt_stream_token(void *stream, int32_t id);
+void gpt_stream_end(gpt_stream *s);
 /* The path of --text: as given, except that the default corpus (OCT_DEFAULT_TEXT, relative to
  * the repository root) is also looked for above the executable's directory, so commands find it
  * from any directory. buf (n bytes) may hold the result. NULL, with the error set (how to

@@ -400,9 +400,11 @@ void oct_i8_gpt_cache_free(oct_i8_gpt_cache *c);
  * split into calls, the kernel or the thread count. logits may be NULL. */
 void oct_i8_gpt_run(oct_i8_gpt_cache *c, const int32_t *ids /* (n) */, int n,
                     int32_t *logits_acc /* (n,V) */, float *logits /* (n,V) or NULL */);
-/* Feeds the prompt, then samples n_new tokens with oct_gpt_sample's rule (temperature, top-k,
- * rng), sliding the window like oct_gpt_generate when the context is full. The sampling rule is
- * passed in so the engine does not depend on src/nn. */
+/* Feeds the prompt, then samples n_new tokens into out (NULL: not kept) with oct_gpt_sample's
+ * rule (temperature, top-k, rng), sliding the window like oct_gpt_generate when the context is
+ * full. The sampling rule is passed in so the engine does not depend on src/nn; it is called
+ * once per new token, in order, before the next token is computed, so a sampler that also
+ * prints the token it picks streams the text. */
 typedef int32_t (*oct_i8_sample_fn)(const float *logits, int V, float temperature, int top_k,
                                     void *rng);
 oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n_prompt, int n_new,

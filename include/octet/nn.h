@@ -181,13 +181,19 @@ const float *oct_gpt_cache_step(oct_gpt_cache *c, int32_t id);
  * without drawing. */
 int32_t oct_gpt_sample(const float *logits, int V, float temperature, int top_k, oct_rng *rng);
 
-/* Feeds prompt[0..n_prompt) through a fresh cache, then samples n_new tokens into out. When the
- * context is full, the window slides: the cache is rebuilt from the last context / 2 tokens
- * (at least one), which then sit at positions 0.. again, so generation never stops but forgets
- * older text (a prompt longer than the context slides the same way). OCT_EINVAL when
- * n_prompt < 1, n_new < 0 or a prompt id is outside [0, V); OCT_ENOMEM. */
+/* Called with each token as it is sampled, before the next one is computed (to print text as it
+ * comes); ctx is the caller's. */
+typedef void (*oct_token_fn)(void *ctx, int32_t id);
+
+/* Feeds prompt[0..n_prompt) through a fresh cache, then samples n_new tokens into out (NULL: not
+ * kept), calling on_token (NULL: none) with each. When the context is full, the window slides:
+ * the cache is rebuilt from the last context / 2 tokens (at least one), which then sit at
+ * positions 0.. again, so generation never stops but forgets older text (a prompt longer than
+ * the context slides the same way). OCT_EINVAL when n_prompt < 1, n_new < 0 or a prompt id is
+ * outside [0, V); OCT_ENOMEM. */
 oct_status oct_gpt_generate(const oct_gpt *m, const int32_t *prompt, int n_prompt, int n_new,
-                            float temperature, int top_k, oct_rng *rng, int32_t *out /* (n_new) */);
+                            float temperature, int top_k, oct_rng *rng, int32_t *out /* (n_new) */,
+                            oct_token_fn on_token, void *ctx);
 
 /* ---- data parallelism ----------------------------------------------------------------------- */
 

@@ -397,7 +397,7 @@ oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n
     const float *last = logits + (int64_t)(n_prompt - first - 1) * V;
     for (int64_t n = n_prompt; n < total; n++) {
         hist[n] = sample(last, V, temperature, top_k, rng);
-        out[n - n_prompt] = hist[n];
+        if (out) out[n - n_prompt] = hist[n];
         if (n + 1 == total) break;
         if (c->len < T) {
             oct_i8_gpt_run(c, &hist[n], 1, acc, logits);

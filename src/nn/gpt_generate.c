@@ -157,7 +157,8 @@ static const float *cache_push(oct_gpt_cache *c, const int32_t *hist, int64_t n)
 }
 
 oct_status oct_gpt_generate(const oct_gpt *m, const int32_t *prompt, int n_prompt, int n_new,
-                            float temperature, int top_k, oct_rng *rng, int32_t *out) {
+                            float temperature, int top_k, oct_rng *rng, int32_t *out,
+                            oct_token_fn on_token, void *ctx) {
     if (n_prompt < 1) return oct_fail(OCT_EINVAL, "gpt generate: the prompt is empty");
     if (n_new < 0) return oct_fail(OCT_EINVAL, "gpt generate: %d new tokens requested", n_new);
     for (int i = 0; i < n_prompt; i++)
@@ -180,7 +181,8 @@ oct_status oct_gpt_generate(const oct_gpt *m, const int32_t *prompt, int n_promp
     for (int64_t n = 1; n <= n_prompt; n++) logits = cache_push(&c, hist, n);
     for (int64_t n = n_prompt; n < total; n++) {
         hist[n] = oct_gpt_sample(logits, m->cfg.vocab, temperature, top_k, rng);
-        out[n - n_prompt] = hist[n];
+        if (out) out[n - n_prompt] = hist[n];
+        if (on_token) on_token(ctx, hist[n]);
         if (n + 1 < total) logits = cache_push(&c, hist, n + 1);
     }
     oct_gpt_cache_free(&c);
