@@ -254,6 +254,20 @@ ok "eval gpt" "val loss" "$octet" eval "$tmp/g.safetensors" --text "$tmp/tiny.tx
 saved=$(grep -o 'val loss [0-9.]*' "$tmp/out")
 ok "train gpt --from" "final $saved" "$octet" train gpt --text "$tmp/tiny.txt" --steps 1 \
     --eval-batches 1 --batch 2 --lr 1e-9 --from "$tmp/g.safetensors"
+# the confidence penalty: 0.1 from scratch, 0 for --from unless given; it changes the update but
+# not the reported training loss (the plain cross-entropy: the same at step 1)
+grep -qF "confidence penalty 0," "$tmp/err" ||
+    { echo "FAIL: train gpt --from has a confidence penalty: $(cat "$tmp/err")"; fails=$((fails + 1)); }
+for p in 0 0.5; do
+    "$octet" train gpt "${gpt_flags[@]}" --steps 1 --eval-every 1 --confidence-penalty $p \
+        --log "$tmp/cp$p.log" >"$tmp/cp$p.txt" 2>"$tmp/cp$p.err"
+done
+"$octet" train gpt "${gpt_flags[@]}" --steps 1 2>&1 | grep -qF "confidence penalty 0.1," &&
+    grep -qF '"confidence_penalty":0.5' "$tmp/cp0.5.log" &&
+    [ "$(grep -o 'train loss [0-9.]*' "$tmp/cp0.txt")" = "$(grep -o 'train loss [0-9.]*' "$tmp/cp0.5.txt")" ] &&
+    [ "$(grep -o 'val loss [0-9.]*' "$tmp/cp0.txt")" != "$(grep -o 'val loss [0-9.]*' "$tmp/cp0.5.txt")" ] ||
+    { echo "FAIL: --confidence-penalty:"; cat "$tmp"/cp0*.txt "$tmp"/cp0*.log; fails=$((fails + 1)); }
+expect 2 "--confidence-penalty" "$octet" train gpt "${gpt_flags[@]}" --confidence-penalty -1
 # a QAT fine-tune's default lr follows its narrowest weights: 1e-4, 1e-3 at 3 bits, 3e-3 at 2
 # (1e-3 with lsq); so does the default weight quantizer: lsq at 3 bits or fewer, per channel,
 # else min-max

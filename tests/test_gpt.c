@@ -105,7 +105,7 @@ static void init_loss_is_log_vocab(void **state) {
     }
     oct_graph g;
     oct_graph_init(&g, 0, 1);
-    float loss = oct_gpt_loss(&g, oct_gpt_forward(&m.gpt, &g, x, B, T), y)->data[0];
+    float loss = oct_gpt_loss(&g, oct_gpt_forward(&m.gpt, &g, x, B, T), y, 0.0f, NULL)->data[0];
     assert_float_equal(loss, logf((float)V), 0.05);
     oct_graph_free(&g);
     gpt_model_free(&m);
@@ -119,7 +119,7 @@ typedef struct grad_ctx {
 
 static oct_tensor *f_gpt_loss(oct_graph *g, oct_tensor *const *in, void *ctx) {
     const grad_ctx *c = ctx;
-    return oct_gpt_loss(g, oct_gpt_forward(&c->m->gpt, g, c->x, c->B, c->T), c->y);
+    return oct_gpt_loss(g, oct_gpt_forward(&c->m->gpt, g, c->x, c->B, c->T), c->y, 0.0f, NULL);
 }
 
 static void gradcheck_whole_model(void **state) {
@@ -160,7 +160,7 @@ static void overfits_tiny_corpus(void **state) {
             }
         }
         oct_graph_reset(&g);
-        oct_tensor *loss = oct_gpt_loss(&g, oct_gpt_forward(&m.gpt, &g, x, B, T), y);
+        oct_tensor *loss = oct_gpt_loss(&g, oct_gpt_forward(&m.gpt, &g, x, B, T), y, 0.0f, NULL);
         oct_params_zero_grad(&m.params);
         oct_graph_backward(&g, loss);
         oct_clip_grad_norm(&m.params, 1.0f);

@@ -85,7 +85,8 @@ static int setup_bits(void **state, int embed_bits, bool exact_gelu) {
         oct_graph_reset(&g);
         g.training = true;
         batch(&rng, x, y, 4, CTX);
-        oct_tensor *loss = oct_gpt_loss(&g, oct_qat_gpt_forward(&f->q, &g, x, 4, CTX), y);
+        oct_tensor *loss =
+            oct_gpt_loss(&g, oct_qat_gpt_forward(&f->q, &g, x, 4, CTX), y, 0.0f, NULL);
         oct_params_zero_grad(&f->params);
         oct_graph_backward(&g, loss);
         oct_optim_step(&opt, 3e-3f);

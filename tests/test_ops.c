@@ -156,13 +156,29 @@ static oct_tensor *f_cross_entropy(oct_graph *g, oct_tensor *const *in, void *ct
     return oct_cross_entropy(g, in[0], ctx);
 }
 
+/* Targets and a confidence penalty for f_cross_entropy_penalized. */
+typedef struct penalty_ctx {
+    int32_t targets[16];
+    float beta;
+} penalty_ctx;
+
+static oct_tensor *f_cross_entropy_penalized(oct_graph *g, oct_tensor *const *in, void *ctx) {
+    const penalty_ctx *c = ctx;
+    return oct_cross_entropy_penalized(g, in[0], c->targets, c->beta, NULL);
+}
+
 static void grad_cross_entropy(void **state) {
     const int dims[3][2] = {{1, 2}, {6, 5}, {16, 13}};
     for (int s = 0; s < 3; s++) {
-        int32_t targets[16];
+        penalty_ctx c = {.beta = 0.0f};
         for (int r = 0; r < dims[s][0]; r++)
-            targets[r] = (int32_t)oct_rng_below(&rng, (uint32_t)dims[s][1]);
-        CHECK("cross_entropy", f_cross_entropy, targets, PARAM(dims[s][0], dims[s][1]));
+            c.targets[r] = (int32_t)oct_rng_below(&rng, (uint32_t)dims[s][1]);
+        CHECK("cross_entropy", f_cross_entropy, c.targets, PARAM(dims[s][0], dims[s][1]));
+        for (int k = 0; k < 2; k++) {
+            c.beta = k ? 0.7f : 0.1f;
+            CHECK("cross_entropy_penalized", f_cross_entropy_penalized, &c,
+                  PARAM(dims[s][0], dims[s][1]));
+        }
     }
 }
 
@@ -389,6 +405,21 @@ static void value_softmax_cross_entropy(void **state) {
     }
     assert_true(isfinite(loss->data[0]));
     assert_float_equal(loss->data[0], ce / 5, 1e-5);
+    /* the penalized objective: the same cross-entropy less beta times the mean entropy; beta 0
+     * gives oct_cross_entropy's bits */
+    double entropy = 0.0;
+    for (int r = 0; r < 5; r++) {
+        const float *xr = x->data + r * 9;
+        double m = xr[0], s = 0.0;
+        for (int j = 1; j < 9; j++) m = fmax(m, xr[j]);
+        for (int j = 0; j < 9; j++) s += exp(xr[j] - m);
+        for (int j = 0; j < 9; j++) entropy -= exp(xr[j] - m) / s * (xr[j] - m - log(s));
+    }
+    float plain;
+    oct_tensor *pen = oct_cross_entropy_penalized(&g, x, targets, 0.25f, &plain);
+    assert_float_equal(plain, ce / 5, 1e-5);
+    assert_float_equal(pen->data[0], (ce - 0.25 * entropy) / 5, 1e-5);
+    assert_true(oct_cross_entropy_penalized(&g, x, targets, 0.0f, NULL)->data[0] == loss->data[0]);
     assert_int_equal(g.n_nodes, 0); /* no input requires a gradient */
     oct_graph_free(&g);
 }

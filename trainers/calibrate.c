@@ -315,7 +315,7 @@ static int gpt_calibration_pass(void *ctx, const char *label, int layer) {
         oct_tensor *logits = gpt_model_forward(c->m, c->g, c->xy, B, T);
         oct_qat_gpt_commit(c->m->qat);
         cli_progress_update(&bar, i + 1,
-                            oct_gpt_loss(c->g, logits, c->xy + (int64_t)B * T)->data[0],
+                            oct_gpt_loss(c->g, logits, c->xy + (int64_t)B * T, 0.0f, NULL)->data[0],
                             (double)(i + 1) * B * T);
     }
     cli_progress_end(&bar);

@@ -302,7 +302,7 @@ oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, 
             sum +=
                 gpt_scored_loss(logits->data, y, rows, T, logits->shape[2], first, stride, &count);
         } else {
-            sum += (double)oct_gpt_loss(g, logits, y)->data[0] * rows;
+            sum += (double)oct_gpt_loss(g, logits, y, 0.0f, NULL)->data[0] * rows;
             count += rows;
         }
         if (!n_batches) cli_progress_update(&bar, i + 1, NAN, (double)next * T);

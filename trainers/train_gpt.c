@@ -48,18 +48,21 @@ typedef struct batch_ctx {
     gpt_model *m;
     const int32_t *x, *y; /* (B,T) */
     int B, T;
+    float penalty; /* --confidence-penalty */
 } batch_ctx;
 
-/* Forward and backward of this shard's windows; the loss is weighted by the shard's share. */
+/* Forward and backward of this shard's windows; returns the shard's cross-entropy (without the
+ * confidence penalty), like the objective weighted by the shard's share. */
 static float train_shard(void *arg, oct_graph *g, int shard, int shards) {
     const batch_ctx *b = arg;
     int lo, hi;
     oct_dp_range(b->B, shard, shards, &lo, &hi);
     const int32_t *x = b->x + (int64_t)lo * b->T, *y = b->y + (int64_t)lo * b->T;
-    oct_tensor *loss = oct_gpt_loss(g, gpt_model_forward(b->m, g, x, hi - lo, b->T), y);
-    loss = oct_scale(g, loss, (float)(hi - lo) / (float)b->B);
-    oct_graph_backward(g, loss);
-    return loss->data[0];
+    float ce, share = (float)(hi - lo) / (float)b->B;
+    oct_tensor *loss =
+        oct_gpt_loss(g, gpt_model_forward(b->m, g, x, hi - lo, b->T), y, b->penalty, &ce);
+    oct_graph_backward(g, oct_scale(g, loss, share));
+    return ce * share;
 }
 
 /* The signal that interrupted a run with --checkpoint (SIGINT, SIGTERM), or 0. */
@@ -163,7 +166,7 @@ static int train(gpt_model *m, oct_optim *opt, const oct_schedule *sched, const 
         }
         bool whole = m->qat_on && oct_qat_gpt_needs_whole_batch(m->qat);
         if (whole) cli_set_threads(o->threads); /* data-parallel steps use 1 per shard */
-        batch_ctx b = {m, x, y, B, T};
+        batch_ctx b = {m, x, y, B, T, o->penalty};
         float loss = oct_dp_step(whole ? &dp_whole : &dp_split, train_shard, &b);
         if (m->qat_on) oct_qat_gpt_commit(m->qat); /* the shards' observed ranges */
         float lr = oct_lr_at(sched, opt->step);
@@ -418,20 +421,23 @@ int train_gpt_run(const gpt_opts *o) {
         snprintf(origin, sizeof origin, "; fine-tuning %s", o->from);
     fprintf(stderr,
             "octet: GPT %d layers, %d heads, width %d, context %d, MLP %d%s%s: %lld parameters; "
-            "%s: %lld tokens, vocabulary %d; %s lr %g %s, %d steps of %d tokens%s\n",
+            "%s: %lld tokens, vocabulary %d; %s lr %g %s, confidence penalty %g, %d steps of %d "
+            "tokens%s\n",
             o->layers, o->heads, o->width, o->context, o->mlp, o->tied ? ", tied" : "",
             strcmp(o->gelu, "erf") ? "" : ", exact GELU", (long long)oct_params_count(&m.params),
             path, (long long)text.n, text.vocab.size,
-            kind == OCT_OPTIM_MUON ? "Muon+AdamW" : "AdamW", (double)o->lr, o->schedule, o->steps,
-            o->batch * o->context, origin);
+            kind == OCT_OPTIM_MUON ? "Muon+AdamW" : "AdamW", (double)o->lr, o->schedule,
+            (double)o->penalty, o->steps, o->batch * o->context, origin);
     /* a resumed run's config record says so: "resumed_after", the steps done before */
     cli_log_write(&jl,
-                  json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:I, s:o*}",
+                  json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:I, "
+                            "s:o*}",
                             "event", "config", "optim", o->optim, "text", path, "vocab",
                             text.vocab.size, "layers", o->layers, "heads", o->heads, "width",
                             o->width, "context", o->context, "mlp", o->mlp, "batch", o->batch, "lr",
-                            (double)o->lr, "parameters", (json_int_t)oct_params_count(&m.params),
-                            "resumed_after", o->resume ? json_integer(state.step) : NULL));
+                            (double)o->lr, "confidence_penalty", (double)o->penalty, "parameters",
+                            (json_int_t)oct_params_count(&m.params), "resumed_after",
+                            o->resume ? json_integer(state.step) : NULL));
     bool stopped = false;
     if ((rc = train(&m, &opt, &sched, &text, o, &jl, &state, &stopped)) != CLI_OK) goto out;
     if (o->save && !stopped) {

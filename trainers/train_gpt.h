@@ -23,6 +23,7 @@ typedef struct gpt_opts {
     int eval_every, eval_batches;
     char options[GPT_RUN_OPTIONS]; /* the run's options after defaults, for checkpoints */
     float lr, min_lr, decay, wd, clip, beta2, dropout;
+    float penalty; /* --confidence-penalty (0 for --from unless given) */
     bool tied, byte_level;
     const char *gelu;          /* "tanh" or "erf" */
     bool qat;                  /* --qat: the last qat_steps steps are quantization-aware */

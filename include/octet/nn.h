@@ -149,8 +149,11 @@ oct_tensor *oct_gpt_forward(const oct_gpt *m, oct_graph *g, const int32_t *ids, 
  * 3 row blocks (q, k, v) for a block's qkv weight, 1 for its proj, fc and fc_proj weights, 0 for
  * every other tensor (embeddings, LM head, biases, LayerNorms). */
 int oct_gpt_muon_blocks(const oct_tensor *p, const void *gpt);
-/* Mean cross-entropy (nats per token) of logits (B,T,V) against targets (B,T): a (1) tensor. */
-oct_tensor *oct_gpt_loss(oct_graph *g, oct_tensor *logits, const int32_t *targets);
+/* Mean cross-entropy (nats per token) of logits (B,T,V) against targets (B,T), less penalty
+ * times the mean entropy of the predictions (oct_cross_entropy_penalized; 0: none): a (1)
+ * tensor. ce, unless NULL, receives the plain mean cross-entropy. */
+oct_tensor *oct_gpt_loss(oct_graph *g, oct_tensor *logits, const int32_t *targets, float penalty,
+                         float *ce);
 
 /* Inference with a key/value cache, one token at a time, without recording anything: plain
  * float32 loops for the attention over cached keys (fixed order), and the same ops (LayerNorm,

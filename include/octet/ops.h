@@ -34,6 +34,12 @@ oct_tensor *oct_softmax(oct_graph *g, oct_tensor *x);
 /* Mean over rows of -log softmax(logits)[target]: logits (N, C), targets[N] in [0, C).
  * Fused log-softmax + negative log-likelihood; returns a (1) tensor. targets is copied. */
 oct_tensor *oct_cross_entropy(oct_graph *g, oct_tensor *logits, const int32_t *targets);
+/* The same with a confidence penalty (Pereyra et al. 2017): the mean over rows of the
+ * cross-entropy minus beta (>= 0) times the entropy of the row's softmax, which discourages
+ * over-confident predictions. Returns that objective (what the backward differentiates); ce,
+ * unless NULL, receives the plain mean cross-entropy. beta = 0 is oct_cross_entropy. */
+oct_tensor *oct_cross_entropy_penalized(oct_graph *g, oct_tensor *logits, const int32_t *targets,
+                                        float beta, float *ce);
 
 /* Sum and mean of all elements: (1) tensors. */
 oct_tensor *oct_sum(oct_graph *g, oct_tensor *x);

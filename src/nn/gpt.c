@@ -153,8 +153,9 @@ int oct_gpt_muon_blocks(const oct_tensor *p, const void *gpt) {
     return 0;
 }
 
-oct_tensor *oct_gpt_loss(oct_graph *g, oct_tensor *logits, const int32_t *targets) {
+oct_tensor *oct_gpt_loss(oct_graph *g, oct_tensor *logits, const int32_t *targets, float penalty,
+                         float *ce) {
     OCT_ASSERT(logits->ndim == 3);
     int shape[2] = {logits->shape[0] * logits->shape[1], logits->shape[2]};
-    return oct_cross_entropy(g, oct_reshape(g, logits, 2, shape), targets);
+    return oct_cross_entropy_penalized(g, oct_reshape(g, logits, 2, shape), targets, penalty, ce);
 }
