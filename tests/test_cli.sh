@@ -53,6 +53,15 @@ ok "train mlp --qat: a batch smaller than the threads" "test accuracy" "$octet" 
 # ... and counts its QAT steps (batches of 3 and 1: 2 steps; shard 0 counts them)
 "$octet" inspect "$tmp/tq-small.safetensors" | grep -q "octet.qat_steps = 2$" ||
     { echo "FAIL: QAT steps miscounted with a short batch"; fails=$((fails + 1)); }
+# the confidence penalty (default 0) changes the updates, is logged, and is refused below 0
+for p in 0 0.5; do
+    "$octet" train mlp --data "$tmp/tiny" --hidden 8 --batch 2 --epochs 2 --confidence-penalty $p \
+        --log "$tmp/mcp$p.log" >"$tmp/mcp$p.txt" 2>/dev/null
+done
+grep -qF '"confidence_penalty":0.5' "$tmp/mcp0.5.log" && grep -qF '"confidence_penalty":0.0' "$tmp/mcp0.log" &&
+    [ "$(grep -o '"test_loss":[^,]*' "$tmp/mcp0.log")" != "$(grep -o '"test_loss":[^,]*' "$tmp/mcp0.5.log")" ] ||
+    { echo "FAIL: train mlp --confidence-penalty"; cat "$tmp"/mcp0*; fails=$((fails + 1)); }
+expect 2 "--confidence-penalty" "$octet" train mlp --confidence-penalty -0.1
 # images without a labels file are predicted without labels
 if [ -f "$tmp/tiny.safetensors" ]; then
     cp "$tmp/tiny/train-images-idx3-ubyte" "$tmp/unlabeled.idx"

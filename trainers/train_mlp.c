@@ -18,6 +18,7 @@ typedef struct mlp_opts {
     const char *activation, *init, *optim, *schedule, *data, *log, *save;
     int epochs, batch, seed, threads, warmup, limit;
     float lr, wd, momentum, min_lr, clip, dropout;
+    float penalty; /* --confidence-penalty */
     bool nesterov;
     qat_opts qat;
 } mlp_opts;
@@ -63,9 +64,11 @@ typedef struct batch_ctx {
     const oct_image_set *set;
     const int32_t *idx;
     int n;
+    float penalty; /* --confidence-penalty */
 } batch_ctx;
 
-/* Forward and backward of this shard's rows; the loss is weighted by the shard's share. */
+/* Forward and backward of this shard's rows; returns the shard's cross-entropy (without the
+ * confidence penalty), like the objective weighted by the shard's share. */
 static float train_shard(void *arg, oct_graph *g, int shard, int shards) {
     const batch_ctx *b = arg;
     int lo, hi, in = b->m->mlp.sizes[0];
@@ -74,10 +77,11 @@ static float train_shard(void *arg, oct_graph *g, int shard, int shards) {
     oct_tensor *x = oct_tensor_new2(&g->arena, hi - lo, in);
     int32_t *y = oct_arena_alloc(&g->arena, (size_t)(hi - lo) * sizeof *y);
     oct_image_set_batch(b->set, b->idx + lo, hi - lo, x->data, y);
-    oct_tensor *loss = oct_cross_entropy(g, mlp_model_forward(b->m, g, x), y);
-    loss = oct_scale(g, loss, (float)(hi - lo) / (float)b->n);
-    oct_graph_backward(g, loss);
-    return loss->data[0];
+    float ce, share = (float)(hi - lo) / (float)b->n;
+    oct_tensor *loss =
+        oct_cross_entropy_penalized(g, mlp_model_forward(b->m, g, x), y, b->penalty, &ce);
+    oct_graph_backward(g, oct_scale(g, loss, share));
+    return ce * share;
 }
 
 /* One epoch over the training set; returns the mean training loss. Steps are data parallel
@@ -96,7 +100,7 @@ static double train_epoch(mlp_model *m, oct_dp *dp_fp32, oct_dp *dp_qat, oct_opt
     snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, o->epochs);
     cli_progress_begin(bar, label, per_epoch, "samples/s");
     while (oct_batcher_next(batcher, &idx, &count)) {
-        batch_ctx b = {m, train, idx, count};
+        batch_ctx b = {m, train, idx, count, o->penalty};
         bool whole = m->qat_on && oct_qat_mlp_needs_whole_batch(m->qat);
         if (whole) cli_set_threads(o->threads); /* data-parallel steps use 1 per shard */
         float loss = oct_dp_step(whole ? dp_qat : dp_fp32, train_shard, &b);
@@ -154,15 +158,16 @@ static json_t *config_event(const mlp_model *m, const mlp_opts *o, int64_t image
     char *cfg = m->qat ? oct_qat_config_to_json(&m->qat->cfg) : NULL;
     json_t *qat = cfg ? json_loads(cfg, 0, NULL) : NULL;
     free(cfg);
-    return json_pack("{s:s, s:o, s:s, s:s?, s:s, s:s, s:f, s:f, s:i, s:i, s:I, s:I, s:b, s:i, "
-                     "s:o, s:i, s:s}",
+    return json_pack("{s:s, s:o, s:s, s:s?, s:s, s:s, s:f, s:f, s:f, s:i, s:i, s:I, s:I, s:b, "
+                     "s:i, s:o, s:i, s:s}",
                      "event", "config", "sizes", sizes, "activation",
                      oct_activation_name(m->mlp.act), "from", o->qat.from, "data", o->data, "optim",
-                     o->optim, "lr", (double)o->lr, "wd", (double)o->wd, "batch", o->batch,
-                     "epochs", o->epochs, "training_images", (json_int_t)images, "parameters",
-                     (json_int_t)oct_params_count(&m->params), "qat", m->qat != NULL, "fp32_epochs",
-                     m->qat ? qat_start : o->epochs, "qat_config", qat ? qat : json_null(),
-                     "threads", o->threads, "openblas_core", cli_blas_core());
+                     o->optim, "lr", (double)o->lr, "wd", (double)o->wd, "confidence_penalty",
+                     (double)o->penalty, "batch", o->batch, "epochs", o->epochs, "training_images",
+                     (json_int_t)images, "parameters", (json_int_t)oct_params_count(&m->params),
+                     "qat", m->qat != NULL, "fp32_epochs", m->qat ? qat_start : o->epochs,
+                     "qat_config", qat ? qat : json_null(), "threads", o->threads, "openblas_core",
+                     cli_blas_core());
 }
 
 static int run(mlp_opts *o) {
@@ -339,7 +344,7 @@ int cmd_train_mlp(int argc, char **argv) {
         .momentum = 0.9f,
         .qat = QAT_OPTS_DEFAULT,
     };
-    enum { N_BASE = 21 }; /* the rows below; the --qat rows follow them */
+    enum { N_BASE = 22 }; /* the rows below; the --qat rows follow them */
     cli_flag flags[N_BASE + QAT_N_FLAGS] = {
         {"--hidden", CLI_INTS, &o.hidden, "hidden layer sizes (not with --from: the model's own)",
          1, 65536},
@@ -359,6 +364,10 @@ int cmd_train_mlp(int argc, char **argv) {
         {"--momentum", CLI_FLOAT, &o.momentum, "sgd momentum", 0, 0.999},
         {"--nesterov", CLI_BOOL, &o.nesterov, "sgd: Nesterov momentum", 0, 0},
         {"--clip", CLI_FLOAT, &o.clip, "clip the global gradient norm (0: off)", 0, 1e9},
+        {"--confidence-penalty", CLI_FLOAT, &o.penalty,
+         "train on the cross-entropy minus X times the entropy of the predictions, against "
+         "over-confidence",
+         0, 10},
         {"--dropout", CLI_FLOAT, &o.dropout, "dropout after hidden activations", 0, 0.99},
         {"--seed", CLI_INT, &o.seed, "random seed (init, shuffling, dropout)", 0, 2147483647},
         {"--threads", CLI_INT, &o.threads, "threads", 1, 256},
