@@ -276,7 +276,12 @@ def lr_at(args, step):
 
 def train_step(model, opt, data, args, gen, step=0):
     x, y = get_batch(data, args.batch, args.block, gen)
-    loss = model(x, y)
+    if args.confidence_penalty > 0:  # octet's --confidence-penalty: cross-entropy - X entropy
+        logp = F.log_softmax(model(x), dim=-1)
+        ce = F.nll_loss(logp.view(-1, logp.shape[-1]), y.view(-1))
+        loss = ce - args.confidence_penalty * -(logp.exp() * logp).sum(-1).mean()
+    else:
+        ce = loss = model(x, y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if args.clip > 0:
@@ -284,7 +289,7 @@ def train_step(model, opt, data, args, gen, step=0):
     for g in opt.param_groups:
         g["lr"] = lr_at(args, step)
     opt.step()
-    return loss.detach()
+    return ce.detach()
 
 
 @torch.no_grad()
@@ -392,6 +397,9 @@ def main():
     p.add_argument("--decay", type=float, default=1.0,
                    help="linear: fraction of the steps after warmup spent decaying")
     p.add_argument("--clip", type=float, default=0.0, help="clip the gradient norm (0: off)")
+    p.add_argument("--confidence-penalty", type=float, default=0.0,
+                   help="train on cross-entropy minus X times the entropy of the predictions "
+                   "(octet's --confidence-penalty; reported losses stay the cross-entropy)")
     p.add_argument("--beta1", type=float, default=0.9)
     p.add_argument("--beta2", type=float, default=0.999)
     p.add_argument("--eps", type=float, default=1e-8)
@@ -419,6 +427,7 @@ def main():
                "warmup": args.warmup, "min_lr": args.min_lr, "decay": args.decay, "clip": args.clip,
                "betas": [args.beta1, args.beta2],
                "weight_decay": args.weight_decay,
+               "confidence_penalty": args.confidence_penalty,
                "params": sum(p.numel() for p in GPT(args, vocab).parameters())}
     if args.bench_steps > 0:
         results["bench_fp32"] = bench(train, vocab, args, qat=False)
