@@ -107,7 +107,7 @@ int cmd_eval(int argc, char **argv) {
     }
     bool gpt = int8_path ? i8_gpt : kind && !strcmp(kind, "gpt");
     bool mlp = int8_path ? i8_mlp : kind && !strcmp(kind, "mlp");
-    if (read && !gpt && !mlp) { /* a state dict, a checkpoint of another kind, ... */
+    if (read && !gpt && !mlp) { /* a PyTorch state dict or another program's file */
         fprintf(stderr, "octet: %s: %s, where an MLP or GPT model or an int8 export is expected\n",
                 path, cli_file_kind(&f));
         oct_st_close(&f);
