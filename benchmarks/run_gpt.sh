@@ -22,13 +22,14 @@ text=$out/kjv.txt
 bible -l0 gen1:1-rev22:21 >"$text"
 
 for t in 1 2; do
-    "$octet" train gpt --text "$text" --confidence-penalty 0 --optim adamw --steps 60 --eval-every 0 --eval-batches 1 \
-        --threads "$t" --log "$out/octet-fp32-$t.jsonl" --save "$out/fp32.safetensors" >/dev/null 2>&1
-    "$octet" train gpt --text "$text" --confidence-penalty 0 --optim adamw --qat --steps 80 --qat-steps 79 \
-        --freeze-after 0 --eval-every 0 --eval-batches 1 --threads "$t" \
+    "$octet" train gpt --text "$text" --confidence-penalty 0 --optim adamw --steps 60 \
+        --eval-every 0 --eval-batches 1 --threads "$t" --log "$out/octet-fp32-$t.jsonl" \
+        --save "$out/fp32.safetensors" >/dev/null 2>&1
+    "$octet" train gpt --text "$text" --confidence-penalty 0 --optim adamw --qat --steps 80 \
+        --qat-steps 79 --freeze-after 0 --eval-every 0 --eval-batches 1 --threads "$t" \
         --log "$out/octet-qat-$t.jsonl" --save "$out/qat.safetensors" >/dev/null 2>&1
-    "$octet" train gpt --text "$text" --confidence-penalty 0 --optim muon --steps 60 --eval-every 0 --eval-batches 1 \
-        --threads "$t" --log "$out/octet-muon-$t.jsonl" >/dev/null 2>&1
+    "$octet" train gpt --text "$text" --confidence-penalty 0 --optim muon --steps 60 \
+        --eval-every 0 --eval-batches 1 --threads "$t" --log "$out/octet-muon-$t.jsonl" >/dev/null 2>&1
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 0 --bench-steps 20 \
         --threads "$t" >"$out/torch-$t.json" 2>/dev/null
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 0 --bench-steps 20 \
@@ -45,8 +46,8 @@ for i in 1 2 3; do
     done
 done
 if [ "$loss" = --loss ]; then
-    "$octet" train gpt --text "$text" --confidence-penalty 0 --optim adamw --steps 1200 --lr 1e-3 --schedule constant --warmup 0 \
-        --beta2 0.999 --wd 0.1 --clip 0 --eval-every 0 --threads 2 \
+    "$octet" train gpt --text "$text" --confidence-penalty 0 --optim adamw --steps 1200 --lr 1e-3 \
+        --schedule constant --warmup 0 --beta2 0.999 --wd 0.1 --clip 0 --eval-every 0 --threads 2 \
         --log "$out/octet-loss.jsonl" >/dev/null 2>&1
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 1200 --threads 1 \
         --save "$out/torch.safetensors" --sample "In the beginning" --sample-n 100 \
