@@ -416,6 +416,8 @@ def main():
         p.error("--save and --sample need an fp32 run: --steps N without --qat-after")
     if args.steps <= 0 and args.bench_steps <= 0:
         p.error("nothing to do: give --steps N and/or --bench-steps K")
+    if not 0 <= args.confidence_penalty <= 10:
+        p.error(f"--confidence-penalty {args.confidence_penalty}: expected a number in [0, 10]")
     set_threads(args.threads)
     train, val, vocab_bytes = load_corpus(args.text)
     vocab = len(vocab_bytes)

@@ -418,6 +418,28 @@ static void value_softmax_cross_entropy(void **state) {
     oct_graph_free(&g);
 }
 
+/* The penalized loss and its gradient do not change when every logit of a row is shifted by the
+ * same amount, even a large one (softmax does not change): logits {0, 1, 2} and {10000, 10001,
+ * 10002}, target 0, beta 1 (entropy 0.832396; the gradient of a row sums to 0). */
+static void value_penalty_shift(void **state) {
+    float obj[2], ce[2], grad[2][3];
+    for (int k = 0; k < 2; k++) {
+        oct_graph g = graph();
+        oct_tensor *x = PARAM(1, 3);
+        for (int j = 0; j < 3; j++) x->data[j] = (k ? 10000.0f : 0.0f) + (float)j;
+        memset(x->grad, 0, 3 * sizeof(float));
+        int32_t target = 0;
+        oct_tensor *loss = oct_cross_entropy_penalized(&g, x, &target, 1.0f, &ce[k]);
+        oct_graph_backward(&g, loss);
+        obj[k] = loss->data[0];
+        memcpy(grad[k], x->grad, sizeof grad[k]);
+        assert_float_equal(ce[k] - obj[k], 0.832396, 1e-3);
+        assert_float_equal(grad[k][0] + grad[k][1] + grad[k][2], 0.0, 1e-3);
+        oct_graph_free(&g);
+    }
+    for (int j = 0; j < 3; j++) assert_float_equal(grad[1][j], grad[0][j], 1e-3);
+}
+
 static void value_layernorm_gelu(void **state) {
     oct_graph g = graph();
     int shape[3] = {2, 3, 10}, c = 10;
@@ -616,6 +638,7 @@ int main(void) {
         cmocka_unit_test_setup(grad_fake_quant, setup),
         cmocka_unit_test_setup(grad_qlinear, setup),
         cmocka_unit_test_setup(value_softmax_cross_entropy, setup),
+        cmocka_unit_test_setup(value_penalty_shift, setup),
         cmocka_unit_test_setup(value_layernorm_gelu, setup),
         cmocka_unit_test_setup(value_attention_causal, setup),
         cmocka_unit_test_setup(grad_accumulates, setup),

@@ -201,7 +201,8 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
             cli_default_weight_quant(o->weight_bits, o->layer_bits, o->per_tensor_weights);
     int rc = o->qat ? qat_config(o) : CLI_OK;
     o->lr_given = cli_given(cmd, seen, "--lr");
-    if (o->from && !cli_given(cmd, seen, "--confidence-penalty")) o->penalty = 0.0f;
+    if (o->penalty == 0.0f || (o->from && !cli_given(cmd, seen, "--confidence-penalty")))
+        o->penalty = 0.0f; /* also -0 */
     if (rc == CLI_OK && o->from && !o->lr_given)
         o->lr = train_gpt_from_lr(o->qat ? oct_qat_config_min_weight_bits(&o->qat_cfg) : 8,
                                   o->qat && o->qat_cfg.weight_mode == OCT_QAT_W_LSQ);

@@ -9,16 +9,21 @@
 #include <math.h>
 #include <string.h>
 
-/* Saved for the backward, in the step arena. */
+/* Saved for the backward, in the step arena. With a penalty (beta > 0) each row also keeps its
+ * largest logit m and log sum_j exp(logit_j - m), so that log p_j = (logit_j - m) - logsum is
+ * computed from small numbers whatever the logits' size (logit_j - lse would lose the digits of
+ * a large lse, and the entropy and its gradient with them). */
 typedef struct ce_saved {
     float *lse;       /* (N) log-sum-exp of each row */
-    float *entropy;   /* (N) entropy of each row's softmax, when beta != 0, else NULL */
+    float *max;       /* (N) each row's largest logit, when beta > 0, else NULL */
+    float *logsum;    /* (N) lse - max, unrounded, when beta > 0 */
+    float *entropy;   /* (N) entropy of each row's softmax, when beta > 0 */
     int32_t *targets; /* (N) copy of the caller's targets */
     float beta;
 } ce_saved;
 
 /* Fills sv->lse[r] = log sum_j exp(logits[r][j]) (max-subtracted, stable) and, with a penalty,
- * sv->entropy[r] = lse - sum_j p_j logits[r][j]; returns the mean of lse[r] -
+ * sv->max, sv->logsum and sv->entropy[r] = -sum_j p_j log p_j; returns the mean of lse[r] -
  * logits[r][targets[r]] over rows into *ce and the mean of that minus beta entropy[r], both
  * accumulated in float64 in row order. A probability that underflows to 0 adds nothing to the
  * entropy (also for a logit of -inf). */
@@ -31,14 +36,16 @@ static double cross_entropy_forward(const ce_saved *sv, const float *logits, /* 
         for (int j = 0; j < C; j++) m = x[j] > m ? x[j] : m;
         float s = 0.0f;
         for (int j = 0; j < C; j++) s += expf(x[j] - m);
-        float lse = sv->lse[r] = m + logf(s);
+        float logsum = logf(s), lse = sv->lse[r] = m + logsum;
         loss += (double)lse - (double)x[sv->targets[r]];
         if (!sv->entropy) continue;
-        float h = lse;
+        float h = 0.0f;
         for (int j = 0; j < C; j++) {
-            float p = expf(x[j] - lse);
-            if (p > 0.0f) h -= p * x[j];
+            float lp = (x[j] - m) - logsum, p = expf(lp);
+            if (p > 0.0f) h -= p * lp;
         }
+        sv->max[r] = m;
+        sv->logsum[r] = logsum;
         sv->entropy[r] = h;
         penalty += h;
     }
@@ -56,10 +63,10 @@ static void cross_entropy_backward(float *dlogits,      /* (N,C) */
         const float *x = logits + (int64_t)r * C;
         float *dx = dlogits + (int64_t)r * C, lse = sv->lse[r];
         if (sv->entropy) {
-            float h = sv->entropy[r];
+            float h = sv->entropy[r], m = sv->max[r], logsum = sv->logsum[r];
             for (int j = 0; j < C; j++) {
-                float p = expf(x[j] - lse);
-                dx[j] += p > 0.0f ? c * (p + sv->beta * p * (x[j] - lse + h)) : 0.0f;
+                float lp = (x[j] - m) - logsum, p = expf(lp);
+                dx[j] += p > 0.0f ? c * (p + sv->beta * p * (lp + h)) : 0.0f;
             }
         } else {
             for (int j = 0; j < C; j++) dx[j] += c * expf(x[j] - lse);
@@ -79,7 +86,12 @@ oct_tensor *oct_cross_entropy_penalized(oct_graph *g, oct_tensor *logits, const 
     memcpy(sv->targets, targets, (size_t)N * sizeof *sv->targets);
     for (int r = 0; r < N; r++) OCT_ASSERT(sv->targets[r] >= 0 && sv->targets[r] < C);
     sv->lse = oct_arena_alloc(&g->arena, (size_t)N * sizeof *sv->lse);
-    sv->entropy = beta > 0.0f ? oct_arena_alloc(&g->arena, (size_t)N * sizeof *sv->entropy) : NULL;
+    sv->entropy = sv->max = sv->logsum = NULL;
+    if (beta > 0.0f) {
+        sv->entropy = oct_arena_alloc(&g->arena, (size_t)N * sizeof *sv->entropy);
+        sv->max = oct_arena_alloc(&g->arena, (size_t)N * sizeof *sv->max);
+        sv->logsum = oct_arena_alloc(&g->arena, (size_t)N * sizeof *sv->logsum);
+    }
     sv->beta = beta;
     int one = 1;
     double mean_ce;
