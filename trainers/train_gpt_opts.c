@@ -31,7 +31,7 @@
  * 1.2925 at 3e-3; with act-order (1.1832, 1.2248, 1.8011): 1.1792, 1.1961, 1.2876. */
 /* --confidence-penalty of a run from scratch. Without it the default model scores 1.1690
  * nats/char and is over-confident on the validation text (its logits divided by 1.2 score
- * 1.153); with 0.1, 1.1563 (best temperature 1.05); 0.3 trails by 0.2 at step 1,500. */
+ * 1.153); with 0.1, 1.1583 (best temperature 1.05); 0.3 trails by 0.2 at step 1,500. */
 #define DEFAULT_PENALTY 0.1f
 /* The flags a --resume may give again; they are not part of a run's recorded options. */
 #define RUN_FLAGS " --resume --threads --text --log --save --checkpoint --stop-after --eval-every "
