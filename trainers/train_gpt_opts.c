@@ -292,9 +292,7 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--beta2", CLI_FLOAT, &o.beta2, "AdamW beta2", 0, 0.99999},
         {"--clip", CLI_FLOAT, &o.clip, "clip the global gradient norm (0: off)", 0, 1e9},
         {"--confidence-penalty", CLI_FLOAT, &o.penalty,
-         "train on the cross-entropy minus X times the entropy of the predictions, against "
-         "over-confidence (--from: 0 unless given)",
-         0, 10},
+         CLI_PENALTY_HELP " (--from: 0 unless given)", 0, 10},
         {"--seed", CLI_INT, &o.seed, "random seed (init, batches, dropout)", 0, 2147483647},
         {"--threads", CLI_INT, &o.threads, "threads", 1, 256},
         {"--eval-every", CLI_INT, &o.eval_every, "validation every N steps (0: only at the end)", 0,

@@ -364,10 +364,7 @@ int cmd_train_mlp(int argc, char **argv) {
         {"--momentum", CLI_FLOAT, &o.momentum, "sgd momentum", 0, 0.999},
         {"--nesterov", CLI_BOOL, &o.nesterov, "sgd: Nesterov momentum", 0, 0},
         {"--clip", CLI_FLOAT, &o.clip, "clip the global gradient norm (0: off)", 0, 1e9},
-        {"--confidence-penalty", CLI_FLOAT, &o.penalty,
-         "train on the cross-entropy minus X times the entropy of the predictions, against "
-         "over-confidence",
-         0, 10},
+        {"--confidence-penalty", CLI_FLOAT, &o.penalty, CLI_PENALTY_HELP, 0, 10},
         {"--dropout", CLI_FLOAT, &o.dropout, "dropout after hidden activations", 0, 0.99},
         {"--seed", CLI_INT, &o.seed, "random seed (init, shuffling, dropout)", 0, 2147483647},
         {"--threads", CLI_INT, &o.threads, "threads", 1, 256},
