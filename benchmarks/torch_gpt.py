@@ -3,7 +3,8 @@
 
 Decoder-only GPT, pre-LayerNorm, 4 layers, 4 heads, width 128, context 128, MLP 512, GELU
 (tanh approximation), learned positional embeddings, no dropout, GPT-2 init (normal std 0.02,
-residual projections std 0.02/sqrt(2*n_layer), zero biases), untied embeddings unless --tied.
+residual projections std 0.02/sqrt(2*n_layer), zero biases), untied embeddings unless --tied;
+--positions learned+rope also rotates q and k as octet's (GPT-NeoX layout, base 10000).
 Causal attention is written out (q@k^T/sqrt(hs), masked_fill, softmax, @v): torch 1.13 has no
 F.scaled_dot_product_attention. AdamW (lr 1e-3 constant unless --schedule cosine or
 linear with --warmup, --min-lr, --decay and --clip, as octet's recipes; betas 0.9/0.999,
@@ -52,10 +53,22 @@ from torch_common import emit, log, save_safetensors, set_threads, summarize
 WARMUP_STEPS = 5
 
 
+def rope(x):
+    """octet's oct_nl_rope_row on (B, heads, T, hs): each head's first half paired with its second,
+    rotated by t * 10000^(-2i/hs) (angles in float64, then float32)."""
+    T, hs = x.shape[-2], x.shape[-1]
+    inv = 10000.0 ** (-2.0 * torch.arange(hs // 2, dtype=torch.float64) / hs)
+    ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
+    c, s = ang.cos().float(), ang.sin().float()
+    a, b = x[..., : hs // 2], x[..., hs // 2 :]
+    return torch.cat([a * c - b * s, a * s + b * c], dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.n_head = cfg.n_head
+        self.rope = cfg.positions == "learned+rope"
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.c_proj.residual_proj = True
@@ -69,6 +82,8 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)
+        if self.rope:
+            q, k = rope(q), rope(k)
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))
         att = att.masked_fill(~self.mask[:, :, :T, :T], float("-inf"))
         y = F.softmax(att, dim=-1) @ v
@@ -384,6 +399,8 @@ def main():
     p.add_argument("--n-embd", type=int, default=128)
     p.add_argument("--mlp", type=int, default=512)
     p.add_argument("--tied", action="store_true", help="tie lm_head to the token embedding")
+    p.add_argument("--positions", choices=["learned", "learned+rope"], default="learned",
+                   help="learned+rope: also rotary embedding of q and k (octet's --positions)")
     p.add_argument("--optim", choices=["adamw", "muon"], default="adamw",
                    help="muon: Muon for the blocks' Linear weights, AdamW for the rest")
     p.add_argument("--muon-momentum-warmup", type=int, default=300,
@@ -423,6 +440,7 @@ def main():
     vocab = len(vocab_bytes)
     log(f"{args.text}: {len(train)} train / {len(val)} val chars, vocab {vocab}")
     results = {"vocab": vocab, "batch": args.batch, "block": args.block, "tied": args.tied,
+               "positions": args.positions,
                "optim": args.optim,
                "muon_momentum_warmup": args.muon_momentum_warmup,
                "qconfig": args.qconfig, "lr": args.lr, "schedule": args.schedule,

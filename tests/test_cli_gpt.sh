@@ -189,6 +189,31 @@ ok "eval int8 QAT" "QAT (simulated int8) val loss" "$octet" eval "$tmp/gq.safete
 "$octet" inspect "$tmp/rt8.safetensors" | grep -q 'weight_idx .* U8' ||
     { echo "FAIL: a 4-bit export does not pack its weights"; fails=$((fails + 1)); }
 round_trip "exact GELU" --gelu erf
+# rotary position embedding: the banner, the export's config, generation, and export --torch
+# then import (positions from its metadata) to the same validation loss
+round_trip "RoPE" --positions learned+rope
+"$octet" inspect "$tmp/rt8.safetensors" | grep -q "learned+rope positions" ||
+    { echo "FAIL: inspect does not show an export's RoPE"; fails=$((fails + 1)); }
+# the QAT model's text is its export's, also past the context (16) where the window slides
+"$octet" generate "$tmp/rt.safetensors" --prompt "and t" -n 60 >"$tmp/gen-q" 2>/dev/null
+"$octet" generate "$tmp/rt8.safetensors" --prompt "and t" -n 60 >"$tmp/gen-8" 2>/dev/null
+cmp -s "$tmp/gen-q" "$tmp/gen-8" && [ "$(wc -c <"$tmp/gen-q")" = 66 ] ||
+    { echo "FAIL: generate: a RoPE QAT model's text differs from its export's"; fails=$((fails + 1)); }
+ok "train gpt RoPE" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --positions learned+rope \
+    --save "$tmp/rf.safetensors"
+"$octet" eval "$tmp/rf.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 >"$tmp/a.txt"
+"$octet" export "$tmp/rf.safetensors" --torch -o "$tmp/rt.pt.safetensors" >/dev/null
+ok "import RoPE" "learned+rope positions" "$octet" import "$tmp/rt.pt.safetensors" \
+    -o "$tmp/rt.back.safetensors"
+"$octet" eval "$tmp/rt.back.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 >"$tmp/b.txt"
+[ "$(grep -o 'val loss [0-9.]*' "$tmp/a.txt")" = "$(grep -o 'val loss [0-9.]*' "$tmp/b.txt")" ] ||
+    { echo "FAIL: export --torch then import of a RoPE GPT changes its loss"; fails=$((fails + 1)); }
+expect 2 "--positions 'rotary': expected learned or learned+rope" "$octet" train gpt \
+    "${gpt_flags[@]}" --positions rotary
+expect 2 "--positions learned+rope needs an even head size, not 3" "$octet" train gpt \
+    "${gpt_flags[@]}" --heads 5 --width 15 --positions learned+rope
+expect 2 "--positions: the architecture comes from --from" "$octet" train gpt \
+    --text "$tmp/tiny.txt" --from "$tmp/rf.safetensors" --positions learned
 # mixed precision: 2-bit weights but for the 8-bit LM head; the head alone is stored as int8
 round_trip "2-bit weights, an 8-bit head" --weight-bits 2 --layer-bits 'lm_head=8'
 "$octet" generate "$tmp/rt.safetensors" -n 4 2>&1 >/dev/null |
@@ -703,7 +728,11 @@ expect 1 "$tmp/none.txt" "$octet" train gpt --text "$tmp/none.txt"
 expect 1 "--qat" "$octet" export "$tmp/g.safetensors" -o "$tmp/g.out"
 expect 1 "--compare" "$octet" eval --int8 "$tmp/g8.safetensors" --text "$tmp/tiny.txt" \
     --eval-batches 1 --compare "$tmp/g.safetensors"
-expect 2 "--prompt" "$octet" generate "$tmp/g8.safetensors" --prompt "xyzzy"
+# the same one line for an export and a model: what is wrong and what the model knows
+for f in g8 g; do
+    expect 2 "the model knows only the characters of its training text" "$octet" generate \
+        "$tmp/$f.safetensors" --prompt "xyzzy"
+done
 [ -e "$tmp/g.out" ] && { echo "FAIL: a failed GPT export left $tmp/g.out"; fails=$((fails + 1)); }
 
 # ---- model and data files that load with one line naming the file and the key or tensor ----

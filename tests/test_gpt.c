@@ -126,11 +126,12 @@ static void gradcheck_whole_model(void **state) {
     for (int tied = 0; tied < 2; tied++) {
         gpt_model m;
         tiny_model(&m, "abcde", 4, 2, tied, 0.3f);
+        m.gpt.cfg.rope = tied; /* the tied model with RoPE */
         int32_t x[2 * 4] = {0, 1, 2, 3, 4, 4, 2, 0}, y[2 * 4] = {1, 2, 3, 4, 3, 1, 0, 0};
         grad_ctx c = {&m, x, y, 2, 4};
         gradcheck_opts o = {.eps = 1e-2, .rtol = 2e-2, .atol = 2e-4, .max_probes = 64};
-        assert_true(
-            gradcheck(tied ? "gpt tied" : "gpt", f_gpt_loss, &c, m.params.n, m.params.items, &o));
+        assert_true(gradcheck(tied ? "gpt tied rope" : "gpt", f_gpt_loss, &c, m.params.n,
+                              m.params.items, &o));
         gpt_model_free(&m);
     }
 }
@@ -175,10 +176,12 @@ static void overfits_tiny_corpus(void **state) {
     gpt_model_free(&m);
 }
 
-static void kv_cache_matches_forward(void **state) {
+/* The cache's logits at each position are the forward pass's, without and with RoPE. */
+static void kv_cache_matches_forward_with(bool rope) {
     const char *text = "in the beginning god created";
     gpt_model m;
     tiny_model(&m, "abcdefghijklmnopqrstuvwxyz ", 28, 2, false, 0.5f);
+    m.gpt.cfg.rope = rope;
     int T = (int)strlen(text), V = m.gpt.cfg.vocab;
     int32_t ids[64];
     encode(&m, text, ids);
@@ -206,6 +209,10 @@ static void kv_cache_matches_forward(void **state) {
     oct_gpt_cache_free(&c);
     oct_graph_free(&g);
     gpt_model_free(&m);
+}
+
+static void kv_cache_matches_forward(void **state) {
+    for (int rope = 0; rope < 2; rope++) kv_cache_matches_forward_with(rope);
 }
 
 /* An oct_token_fn that appends each token to a list (ctx: int32_t[0] the count, then the ids). */
@@ -287,7 +294,7 @@ static void save_load_round_trip(void **state) {
     for (int tied = 0; tied < 2; tied++) {
         gpt_model a, b;
         tiny_model(&a, "xyz\n ", 8, 2, tied, 0.4f);
-        a.gpt.cfg.exact_gelu = tied;
+        a.gpt.cfg.exact_gelu = a.gpt.cfg.rope = tied;
         assert_int_equal(gpt_model_save(&a, path), OCT_OK);
         assert_int_equal(gpt_model_load(&b, path), OCT_OK);
         assert_memory_equal(&a.gpt.cfg, &b.gpt.cfg, sizeof a.gpt.cfg);
@@ -382,6 +389,11 @@ static void corrupt_and_mismatched_files(void **state) {
     expect_load_error(bad, OCT_EFORMAT, "tensor 'vocab' is missing");
     rewrite(good, bad, "octet.tied", "true", NULL);
     expect_load_error(bad, OCT_EFORMAT, "tensors in the file");
+    rewrite(good, bad, "octet.rope", "yes", NULL);
+    expect_load_error(bad, OCT_EFORMAT, "'octet.rope' must be 'true' or 'false'");
+    rewrite(good, bad, "octet.heads", "8", NULL); /* head size 1: RoPE needs pairs */
+    rewrite(bad, bad, "octet.rope", "true", NULL);
+    expect_load_error(bad, OCT_EFORMAT, "rope needs an even head size");
 
     FILE *f = fopen(good, "rb");
     assert_non_null(f);
@@ -562,6 +574,7 @@ static void import_torch_state_dicts(void **state) {
         gpt_model a, b;
         tiny_model(&a, "xyz\n ", 8, 2, tied, 0.4f);
         a.gpt.cfg.exact_gelu = tied; /* nanoGPT's GELU, as the import's default */
+        a.gpt.cfg.rope = k == 8;
         int biases = 0;
         for (int i = 0; i < a.params.n; i++) {
             oct_tensor *t = a.params.items[i];
@@ -580,7 +593,8 @@ static void import_torch_state_dicts(void **state) {
                     : k == 8 ? HEAD_NAME
                              : AS_IS);
         torch_import_info info;
-        assert_int_equal(gpt_import(&b, path, &a.vocab, 2, a.gpt.cfg.exact_gelu, &info), OCT_OK);
+        assert_int_equal(
+            gpt_import(&b, path, &a.vocab, 2, a.gpt.cfg.exact_gelu, a.gpt.cfg.rope, &info), OCT_OK);
         assert_memory_equal(&a.gpt.cfg, &b.gpt.cfg, sizeof a.gpt.cfg);
         assert_int_equal(info.buffers, 2);
         assert_int_equal(info.zero_biases, nobias ? biases : 0);
@@ -596,7 +610,7 @@ static void expect_import_error(const char *path, const oct_vocab *v, int heads,
                                 const char *want) {
     gpt_model m;
     torch_import_info info;
-    check_failure(gpt_import(&m, path, v, heads, true, &info), status, path, want, &m);
+    check_failure(gpt_import(&m, path, v, heads, true, false, &info), status, path, want, &m);
 }
 
 static void import_errors(void **state) {

@@ -49,7 +49,7 @@ static void batch(oct_rng *r, int32_t *x, int32_t *y, int n, int T) {
     }
 }
 
-static int setup_bits(void **state, int embed_bits, bool exact_gelu) {
+static int setup_bits(void **state, int embed_bits, bool exact_gelu, bool rope) {
     fixture *f = calloc(1, sizeof *f);
     f->embed_bits = embed_bits;
     oct_arena_init(&f->arena, 0);
@@ -62,7 +62,8 @@ static int setup_bits(void **state, int embed_bits, bool exact_gelu) {
                           .n_head = 2,
                           .width = 16,
                           .mlp = 32,
-                          .exact_gelu = exact_gelu};
+                          .exact_gelu = exact_gelu,
+                          .rope = rope};
     assert_int_equal(oct_gpt_init(&f->gpt, &f->arena, &f->params, &cfg, &rng), OCT_OK);
     /* The exact-GELU fixture widens the matrices tenfold, so that the GELU sees inputs where the
      * erf and tanh forms differ by more than the quantization step. */
@@ -104,15 +105,16 @@ static int setup_bits(void **state, int embed_bits, bool exact_gelu) {
 }
 
 static int setup(void **state) {
-    return setup_bits(state, 0, false);
+    return setup_bits(state, 0, false, false);
 }
 
 static int setup_i8_embeddings(void **state) {
-    return setup_bits(state, 8, false);
+    return setup_bits(state, 8, false, false);
 }
 
-static int setup_exact_gelu(void **state) {
-    return setup_bits(state, 8, true);
+/* The variants: exact GELU and rotary position embedding. */
+static int setup_erf_rope(void **state) {
+    return setup_bits(state, 8, true, true);
 }
 
 static int teardown(void **state) {
@@ -259,6 +261,7 @@ static void export_round_trip(void **state) {
     assert_int_equal(m.vocab_bytes[3], 'd');
     assert_int_equal(m.wte_q != NULL, f->embed_bits != 0);
     assert_int_equal(m.exact_gelu, f->gpt.cfg.exact_gelu);
+    assert_int_equal(m.rope, f->gpt.cfg.rope);
     engine_logits(&m, f->val, CTX, CTX, 1, 1, got);
     expect_equal(want, got, "reloaded export");
     /* Generation is deterministic and stays in the vocabulary. */
@@ -362,7 +365,7 @@ static void corrupt_exports_rejected(void **state) {
     expect_rejected(bad, OCT_EFORMAT, "tensors in the file");
     rewrite(f->path, bad, NULL, NULL, "octet.format", "octet-int8-mlp", false);
     expect_rejected(bad, OCT_EFORMAT, "not an int8 GPT export");
-    rewrite(f->path, bad, NULL, NULL, "octet.format_version", "3", false);
+    rewrite(f->path, bad, NULL, NULL, "octet.format_version", "4", false);
     expect_rejected(bad, OCT_EFORMAT, "version");
     /* A config that disagrees with the tensors. */
     rewrite_graph(f->path, bad, "\"mlp\":32", "\"mlp\":33");
@@ -374,6 +377,8 @@ static void corrupt_exports_rejected(void **state) {
     expect_rejected(bad, OCT_EFORMAT, "more values than the file holds");
     rewrite_graph(f->path, bad, "\"gelu\":\"tanh\"", "\"gelu\":0"); /* not a string */
     expect_rejected(bad, OCT_EFORMAT, "\"gelu\" must be \"tanh\" or \"erf\"");
+    rewrite_graph(f->path, bad, "\"gelu\":\"tanh\"", "\"gelu\":\"tanh\",\"rope\":1");
+    expect_rejected(bad, OCT_EFORMAT, "\"rope\" must be true or false");
     /* Corrupt quantizer state (as a file could hold) fails the check, naming the tensor. */
     assert_int_equal(oct_qat_gpt_check(&f->q), OCT_OK);
     float hi = f->q.acts[0].hi->data[0];
@@ -476,21 +481,32 @@ static void gelu_table(const oct_i8_gpt *m, int i, void (*gelu)(const float *, i
                     m->in_qmax[jp], lut);
 }
 
-/* A model with the exact GELU computes it (the invariant tests run on this fixture too): the
- * fp32 forward differs from the tanh form's, and the engine's GELU tables are the erf form's,
- * which differ from the tanh form's in some entries. */
-static void exact_gelu_is_used(void **state) {
+/* A model with the exact GELU and RoPE computes them (the invariant tests run on this fixture
+ * too): the fp32 forward differs from the tanh form's and from the one without RoPE, so does the
+ * engine's without RoPE, and the engine's GELU tables are the erf form's, which differ from the
+ * tanh form's in some entries. */
+static void erf_and_rope_are_used(void **state) {
     fixture *f = *state;
-    assert_true(f->gpt.cfg.exact_gelu && f->i8.exact_gelu);
+    assert_true(f->gpt.cfg.exact_gelu && f->i8.exact_gelu && f->gpt.cfg.rope && f->i8.rope);
     oct_graph g;
     oct_graph_init(&g, 0, 1);
     g.no_grad = true;
+    size_t n = sizeof(float) * B * CTX * V;
     oct_tensor *exact = oct_gpt_forward(&f->gpt, &g, f->val, B, CTX);
-    f->gpt.cfg.exact_gelu = false;
-    oct_tensor *other = oct_gpt_forward(&f->gpt, &g, f->val, B, CTX);
-    f->gpt.cfg.exact_gelu = true;
-    assert_true(memcmp(exact->data, other->data, sizeof(float) * B * CTX * V) != 0);
+    for (int k = 0; k < 2; k++) {
+        bool *flag = k ? &f->gpt.cfg.rope : &f->gpt.cfg.exact_gelu;
+        *flag = false;
+        oct_tensor *other = oct_gpt_forward(&f->gpt, &g, f->val, B, CTX);
+        *flag = true;
+        assert_true(memcmp(exact->data, other->data, n) != 0);
+    }
     oct_graph_free(&g);
+    static float with[B * CTX * V], without[B * CTX * V];
+    engine_logits(&f->i8, f->val, CTX, CTX, 1, 1, with);
+    f->i8.rope = false;
+    engine_logits(&f->i8, f->val, CTX, CTX, 1, 1, without);
+    f->i8.rope = true;
+    assert_true(memcmp(with, without, n) != 0);
     oct_i8_gpt_cache c;
     assert_int_equal(oct_i8_gpt_cache_init(&c, &f->i8, CTX), OCT_OK);
     int differ = 0;
@@ -765,12 +781,12 @@ int main(void) {
         cmocka_unit_test_setup_teardown(int8_embeddings, setup_i8_embeddings, teardown),
         cmocka_unit_test_setup_teardown(corrupt_int8_embeddings_rejected, setup_i8_embeddings,
                                         teardown),
-        cmocka_unit_test_setup_teardown(invariant_every_position, setup_exact_gelu, teardown),
-        cmocka_unit_test_setup_teardown(export_round_trip, setup_exact_gelu, teardown),
-        cmocka_unit_test_setup_teardown(exact_gelu_is_used, setup_exact_gelu, teardown),
+        cmocka_unit_test_setup_teardown(invariant_every_position, setup_erf_rope, teardown),
+        cmocka_unit_test_setup_teardown(export_round_trip, setup_erf_rope, teardown),
+        cmocka_unit_test_setup_teardown(erf_and_rope_are_used, setup_erf_rope, teardown),
         cmocka_unit_test_setup_teardown(dynamic_export, setup, teardown),
         cmocka_unit_test_setup_teardown(packed_embeddings, setup_i8_embeddings, teardown),
-        cmocka_unit_test_setup_teardown(dynamic_export, setup_exact_gelu, teardown),
+        cmocka_unit_test_setup_teardown(dynamic_export, setup_erf_rope, teardown),
         cmocka_unit_test(attention_rows_matches_and_is_prefix_stable),
         cmocka_unit_test(grad_attention_rows),
         cmocka_unit_test(ste_output_without_relu),

@@ -280,6 +280,24 @@ static void grad_attention(void **state) {
     }
 }
 
+static oct_tensor *f_rope(oct_graph *g, oct_tensor *const *in, void *ctx) {
+    return oct_rope(g, in[0], *(int *)ctx);
+}
+
+static oct_tensor *f_rope_attention(oct_graph *g, oct_tensor *const *in, void *ctx) {
+    return oct_attention(g, oct_rope(g, in[0], *(int *)ctx), *(int *)ctx);
+}
+
+static void grad_rope(void **state) {
+    const int cfg[3][4] = {{1, 3, 4, 1}, {2, 5, 8, 2}, {1, 6, 12, 2}};
+    for (int s = 0; s < 3; s++) {
+        int nh = cfg[s][3];
+        CHECK("rope", f_rope, &nh, PARAM(cfg[s][0], cfg[s][1], 3 * cfg[s][2]));
+        CHECK("rope + attention", f_rope_attention, &nh,
+              PARAM(cfg[s][0], cfg[s][1], 3 * cfg[s][2]));
+    }
+}
+
 /* ---- quantization ops: gradient checks of the smooth parts ---------------------------------
  * Rounding makes fake-quant piecewise constant, so finite differences only see its STE
  * gradient where the function really is smooth: with steps far below the difference step
@@ -549,6 +567,42 @@ static void value_attention_causal(void **state) {
     oct_graph_free(&g);
 }
 
+/* RoPE leaves position 0 and the values alone, keeps norms, and makes q_t . k_u depend only on
+ * t - u: the same pair of vectors placed at (t, u) and (t + d, u + d) scores the same. */
+static void value_rope_relative(void **state) {
+    oct_graph g = graph();
+    enum { T = 9, C = 8, NH = 2, HS = C / NH };
+    int shape[3] = {1, T, 3 * C};
+    oct_tensor *qkv = input(3, shape);
+    for (int t = 1; t < T; t++) /* every row the same q, k, v */
+        memcpy(qkv->data + t * 3 * C, qkv->data, 3 * C * sizeof(float));
+    oct_tensor *y = oct_rope(&g, qkv, NH);
+    assert_memory_equal(y->data, qkv->data, 3 * C * sizeof(float));
+    for (int t = 0; t < T; t++) {
+        assert_memory_equal(y->data + t * 3 * C + 2 * C, qkv->data + 2 * C, C * sizeof(float));
+        double n0 = 0, n1 = 0;
+        for (int i = 0; i < C; i++) {
+            n0 += (double)qkv->data[i] * qkv->data[i];
+            n1 += (double)y->data[t * 3 * C + i] * y->data[t * 3 * C + i];
+        }
+        assert_float_equal(n1, n0, 1e-5 * n0);
+    }
+    for (int h = 0; h < NH; h++)
+        for (int d = 0; d < 4; d++) {
+            double s[2];
+            for (int k = 0; k < 2; k++) { /* q at 3 + k d, k at 1 + k d */
+                const float *q = y->data + (3 + k * d) * 3 * C + h * HS;
+                const float *kk = y->data + (1 + k * d) * 3 * C + C + h * HS;
+                s[k] = 0;
+                for (int i = 0; i < HS; i++) s[k] += (double)q[i] * kk[i];
+            }
+            assert_float_equal(s[1], s[0], 1e-5);
+        }
+    /* A different angle at each position: rows 1 and 2 differ. */
+    assert_memory_not_equal(y->data + 3 * C, y->data + 6 * C, C * sizeof(float));
+    oct_graph_free(&g);
+}
+
 /* ---- gradient accumulation, recording rules, dropout ---------------------------------------- */
 
 static void grad_accumulates(void **state) {
@@ -635,12 +689,14 @@ int main(void) {
         cmocka_unit_test_setup(grad_embedding, setup),
         cmocka_unit_test_setup(grad_concat_slice, setup),
         cmocka_unit_test_setup(grad_attention, setup),
+        cmocka_unit_test_setup(grad_rope, setup),
         cmocka_unit_test_setup(grad_fake_quant, setup),
         cmocka_unit_test_setup(grad_qlinear, setup),
         cmocka_unit_test_setup(value_softmax_cross_entropy, setup),
         cmocka_unit_test_setup(value_penalty_shift, setup),
         cmocka_unit_test_setup(value_layernorm_gelu, setup),
         cmocka_unit_test_setup(value_attention_causal, setup),
+        cmocka_unit_test_setup(value_rope_relative, setup),
         cmocka_unit_test_setup(grad_accumulates, setup),
         cmocka_unit_test_setup(no_grad_records_nothing, setup),
         cmocka_unit_test_setup(dropout_statistics, setup),

@@ -572,6 +572,13 @@ int cli_gelu(const char *cmd, const char *value, bool *exact) {
     return CLI_USAGE;
 }
 
+int cli_positions(const char *cmd, const char *value, bool *rope) {
+    *rope = !strcmp(value, "learned+rope");
+    if (*rope || !strcmp(value, "learned")) return CLI_OK;
+    fprintf(stderr, "octet %s: --positions '%s': expected learned or learned+rope\n", cmd, value);
+    return CLI_USAGE;
+}
+
 int cli_layer_bits(const char *cmd, const char *value, oct_qat_config *cfg) {
     if (!value) return CLI_OK;
     if (strlen(value) >= sizeof cfg->layer_bits) {

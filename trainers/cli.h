@@ -139,6 +139,9 @@ int cli_fail_dynamic_compare(const char *path);
 /* The --gelu flag's value: "erf" (exact; *exact true) or "tanh"; anything else is a usage error
  * printed as "octet CMD: --gelu ..." (returns CLI_USAGE). */
 int cli_gelu(const char *cmd, const char *value, bool *exact);
+/* The --positions flag's value: "learned" or "learned+rope" (*rope true); anything else is a
+ * usage error printed as "octet CMD: --positions ..." (returns CLI_USAGE). */
+int cli_positions(const char *cmd, const char *value, bool *rope);
 /* --layer-bits: copies value (NULL: none) into cfg->layer_bits and checks cfg; a value too long
  * or malformed is a usage error printed as "octet CMD: --layer-bits VALUE: reason". */
 struct oct_qat_config;

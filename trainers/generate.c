@@ -44,27 +44,18 @@ static oct_status qat_generate(gpt_model *m, const int32_t *prompt, int n_prompt
 static int generate(gpt_model *m, const char *prompt, int n, float temperature, int top_k,
                     int seed) {
     char first[2];
-    prompt = gpt_prompt(prompt, &m->vocab, first);
-    int64_t len = (int64_t)strlen(prompt);
-    if (len > 1 << 20) return cli_fail("--prompt is longer than 1 MiB");
-    int32_t *ids = malloc((size_t)(len + 1) * sizeof *ids);
-    int rc = CLI_OK;
+    int64_t len;
+    int32_t *ids;
+    int rc = gpt_prompt_ids(prompt, &m->vocab, first, &prompt, &len, &ids);
+    if (rc != CLI_OK) return rc;
     oct_rng rng;
     oct_rng_seed(&rng, (uint64_t)seed, 4);
     gpt_stream out;
     gpt_stream_init(&out, &m->vocab, &rng, prompt, len);
     double t0 = cli_now();
-    if (!ids) {
-        rc = cli_fail("out of memory");
-    } else if (oct_vocab_encode(&m->vocab, prompt, len, ids)) {
-        fprintf(stderr,
-                "octet generate: --prompt: %s; the model knows only the characters of "
-                "its training text\n",
-                oct_last_error());
-        rc = CLI_USAGE;
-    } else if (m->qat_on ? qat_generate(m, ids, (int)len, n, temperature, top_k, &out)
-                         : oct_gpt_generate(&m->gpt, ids, (int)len, n, temperature, top_k, &rng,
-                                            NULL, gpt_stream_token, &out)) {
+    if (m->qat_on ? qat_generate(m, ids, (int)len, n, temperature, top_k, &out)
+                  : oct_gpt_generate(&m->gpt, ids, (int)len, n, temperature, top_k, &rng, NULL,
+                                     gpt_stream_token, &out)) {
         rc = cli_fail(NULL);
     } else {
         gpt_stream_end(&out);

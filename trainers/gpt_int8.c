@@ -245,16 +245,10 @@ int gpt_int8_generate(const char *path, const char *prompt, int n, float tempera
     oct_vocab vocab;
     int rc = export_vocab(&m, &vocab);
     char first[2];
-    prompt = gpt_prompt(prompt, &vocab, first);
-    int64_t len = (int64_t)strlen(prompt);
-    int32_t *ids = malloc((size_t)(len + 1) * sizeof *ids);
+    int64_t len = 0;
+    int32_t *ids = NULL;
     oct_i8_gpt_cache c = {0};
-    if (rc == CLI_OK && !ids) rc = cli_fail("out of memory");
-    if (rc == CLI_OK && len > 1 << 20) rc = cli_fail("--prompt is longer than 1 MiB");
-    if (rc == CLI_OK && oct_vocab_encode(&vocab, prompt, len, ids)) {
-        fprintf(stderr, "octet generate: --prompt: %s\n", oct_last_error());
-        rc = CLI_USAGE;
-    }
+    if (rc == CLI_OK) rc = gpt_prompt_ids(prompt, &vocab, first, &prompt, &len, &ids);
     if (rc == CLI_OK && oct_i8_gpt_cache_init(&c, &m, m.context)) rc = cli_fail(NULL);
     if (rc == CLI_OK) {
         c.threads = threads;

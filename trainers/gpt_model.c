@@ -130,6 +130,11 @@ static oct_status read_config(const oct_st_file *f, oct_gpt_config *cfg) {
     if (gelu && strcmp(gelu, "tanh") && strcmp(gelu, "erf"))
         return oct_fail(OCT_EFORMAT, "%s: metadata 'octet.gelu' must be 'tanh' or 'erf'", f->path);
     cfg->exact_gelu = gelu && !strcmp(gelu, "erf");
+    const char *rope = oct_st_meta(f, "octet.rope"); /* absent in files before it existed */
+    if (rope && strcmp(rope, "true") && strcmp(rope, "false"))
+        return oct_fail(OCT_EFORMAT, "%s: metadata 'octet.rope' must be 'true' or 'false'",
+                        f->path);
+    cfg->rope = rope && !strcmp(rope, "true");
     cfg->dropout = 0.0f;
     if (oct_gpt_config_check(cfg) != OCT_OK) return load_fail_in(OCT_EFORMAT, f->path);
     return OCT_OK;
@@ -216,6 +221,7 @@ oct_status gpt_model_add(const gpt_model *m, oct_st_writer *w, const char *path)
     }
     if (s == OCT_OK) s = oct_st_writer_meta(w, "octet.tied", c->tied ? "true" : "false");
     if (s == OCT_OK) s = oct_st_writer_meta(w, "octet.gelu", c->exact_gelu ? "erf" : "tanh");
+    if (s == OCT_OK && c->rope) s = oct_st_writer_meta(w, "octet.rope", "true");
     if (s == OCT_OK && m->source) s = oct_st_writer_meta(w, CLI_META_SOURCE, m->source);
     for (int i = 0; i < m->params.n && s == OCT_OK; i++)
         s = oct_st_writer_add_tensor(w, m->params.items[i]);
@@ -347,13 +353,28 @@ char *gpt_text_record(const char *text) {
     return abs;
 }
 
-const char *gpt_prompt(const char *prompt, const oct_vocab *v, char buf[2]) {
-    if (prompt) return prompt;
-    int first = 0; /* a C string cannot hold a NUL byte */
-    while (first < v->size - 1 && v->bytes[first] == 0) first++;
-    buf[0] = v->id['\n'] >= 0 ? '\n' : (char)v->bytes[first];
-    buf[1] = '\0';
-    return buf;
+int gpt_prompt_ids(const char *prompt, const oct_vocab *v, char buf[2], const char **text,
+                   int64_t *len, int32_t **ids) {
+    *ids = NULL;
+    if (!prompt) {
+        int first = 0; /* a C string cannot hold a NUL byte */
+        while (first < v->size - 1 && v->bytes[first] == 0) first++;
+        buf[0] = v->id['\n'] >= 0 ? '\n' : (char)v->bytes[first];
+        buf[1] = '\0';
+        prompt = buf;
+    }
+    *text = prompt;
+    *len = (int64_t)strlen(prompt);
+    if (*len > 1 << 20) return cli_fail("--prompt is longer than 1 MiB");
+    if (!(*ids = malloc((size_t)(*len + 1) * sizeof **ids))) return cli_fail("out of memory");
+    if (oct_vocab_encode(v, prompt, *len, *ids) == OCT_OK) return CLI_OK;
+    fprintf(stderr,
+            "octet generate: --prompt: %s; the model knows only the characters of its training "
+            "text\n",
+            oct_last_error());
+    free(*ids);
+    *ids = NULL;
+    return CLI_USAGE;
 }
 
 void gpt_stream_init(gpt_stream *s, const oct_vocab *v, oct_rng *rng, const char *prompt,

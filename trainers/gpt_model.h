@@ -90,9 +90,13 @@ double gpt_scored_loss(const float *logits, const int32_t *y, int rows, int T, i
 oct_status gpt_model_evaluate(gpt_model *m, oct_graph *g, const oct_text *text, oct_split split,
                               int n_batches, int stride, int B, int T, uint64_t seed, double *loss);
 
-/* The prompt to generate from: prompt as given, or when NULL (no --prompt) a newline, or the
- * vocabulary's first character other than NUL when it has no newline; buf holds it. */
-const char *gpt_prompt(const char *prompt, const oct_vocab *v, char buf[2]);
+/* The prompt to generate from and its token ids: *text is prompt as given, or when NULL (no
+ * --prompt) a newline, or the vocabulary's first character other than NUL when it has no
+ * newline (held in buf); *len its length and *ids (malloc'd, *len + 1 slots) its ids under v.
+ * A prompt longer than 1 MiB, a character outside v or no memory fails with one line (CLI_USAGE
+ * or CLI_FAIL; *ids NULL). */
+int gpt_prompt_ids(const char *prompt, const oct_vocab *v, char buf[2], const char **text,
+                   int64_t *len, int32_t **ids);
 /* Generated text on stdout as it comes: the prompt, then each new token's byte
  * (gpt_stream_token, an oct_token_fn), flushed at once on a terminal; gpt_stream_end ends the
  * line. The prompt is printed with the first token, so a generator that fails before it prints

@@ -14,7 +14,7 @@
 #include "torch_import.h"
 
 typedef struct import_opts {
-    const char *out, *text, *gelu, *activation;
+    const char *out, *text, *gelu, *positions, *activation;
     const char *source; /* the data an export --torch file records (octet.source), or NULL */
     int heads;
     float mean, std;
@@ -74,9 +74,9 @@ static oct_status meta_number(const oct_st_file *f, const cli_cmd *cmd, const bo
 }
 
 /* Settings the file's metadata records (written by `export --torch`), for the flags not given:
- * a GPT's n_head, gelu and vocab_bytes; an MLP's activation, mean, std and gelu (its form), numbers
- * in the ranges of their flags; the other kind's keys are not looked at. Strings point into f,
- * which must stay open while o is used. */
+ * a GPT's n_head, gelu, positions and vocab_bytes; an MLP's activation, mean, std and gelu (its
+ * form), numbers in the ranges of their flags; the other kind's keys are not looked at. Strings
+ * point into f, which must stay open while o is used. */
 static oct_status from_metadata(const oct_st_file *f, const cli_cmd *cmd, const bool *seen,
                                 bool gpt, import_opts *o) {
     const char *v;
@@ -106,6 +106,12 @@ static oct_status from_metadata(const oct_st_file *f, const cli_cmd *cmd, const 
         return oct_fail(OCT_EFORMAT,
                         "%s: metadata 'gelu' is '%s', expected tanh or erf (as --gelu)", f->path,
                         v);
+    if ((v = unset_meta(f, cmd, seen, "--positions", "positions"))) o->positions = v;
+    if (v && strcmp(v, "learned") && strcmp(v, "learned+rope"))
+        return oct_fail(OCT_EFORMAT,
+                        "%s: metadata 'positions' is '%s', expected learned or learned+rope (as "
+                        "--positions)",
+                        f->path, v);
     if ((v = unset_meta(f, cmd, seen, "--text", "vocab_bytes"))) {
         o->meta_vocab = true;
         return meta_vocab(f->path, v, &o->vocab);
@@ -115,7 +121,7 @@ static oct_status from_metadata(const oct_st_file *f, const cli_cmd *cmd, const 
 
 /* The flags of one model kind may not be given for the other. */
 static int check_kind_flags(const cli_cmd *cmd, const bool *seen, bool gpt, const char *path) {
-    static const char *const gpt_only = " --heads --gelu --text ",
+    static const char *const gpt_only = " --heads --gelu --positions --text ",
                              *mlp_only = " --activation --mean --std ";
     for (int i = 0; i < cmd->n_flags; i++) {
         if (!seen[i] || !cli_flag_listed(gpt ? mlp_only : gpt_only, cmd->flags[i].name)) continue;
@@ -139,8 +145,9 @@ static int import_gpt(const char *path, const import_opts *o) {
                         "record the heads, unless in metadata n_head)\n");
         return CLI_USAGE;
     }
-    bool exact;
-    if (cli_gelu("import", o->gelu, &exact)) return CLI_USAGE;
+    bool exact, rope;
+    if (cli_gelu("import", o->gelu, &exact) || cli_positions("import", o->positions, &rope))
+        return CLI_USAGE;
     oct_vocab vocab = o->vocab;
     if (!o->meta_vocab) {
         oct_text t;
@@ -158,12 +165,12 @@ static int import_gpt(const char *path, const import_opts *o) {
     }
     gpt_model m;
     torch_import_info info;
-    if (gpt_import(&m, path, &vocab, o->heads, exact, &info)) return cli_fail(NULL);
+    if (gpt_import(&m, path, &vocab, o->heads, exact, rope, &info)) return cli_fail(NULL);
     const oct_gpt_config *c = &m.gpt.cfg;
     printf("%s: GPT %d layers, %d heads, width %d, context %d, MLP %d, %s output layer, %s "
-           "GELU, vocabulary %d: %lld parameters",
+           "GELU, %s positions, vocabulary %d: %lld parameters",
            path, c->n_layer, c->n_head, c->width, c->context, c->mlp, c->tied ? "tied" : "untied",
-           o->gelu, c->vocab, (long long)oct_params_count(&m.params));
+           o->gelu, o->positions, c->vocab, (long long)oct_params_count(&m.params));
     if (info.zero_biases) printf("; %d biases not in the file, set to 0", info.zero_biases);
     if (info.buffers) printf("; %d buffers skipped", info.buffers);
     printf("\n");
@@ -201,6 +208,7 @@ static int import_mlp(const char *path, const import_opts *o) {
 int cmd_import(int argc, char **argv) {
     import_opts o = {.text = OCT_DEFAULT_TEXT,
                      .gelu = "erf",
+                     .positions = "learned",
                      .activation = "relu",
                      .mean = OCT_FASHION_MNIST_MEAN,
                      .std = OCT_FASHION_MNIST_STD};
@@ -212,6 +220,10 @@ int cmd_import(int argc, char **argv) {
          1, 4096},
         {"--gelu", CLI_STR, &o.gelu,
          "GPT: erf (nn.GELU(), nanoGPT's) or tanh (nn.GELU(approximate=\"tanh\"))", 0, 0},
+        {"--positions", CLI_STR, &o.positions,
+         "GPT: learned (nanoGPT's), or learned+rope (q and k also rotated as octet's "
+         "--positions learned+rope: GPT-NeoX layout, base 10000)",
+         0, 0},
         {"--text", CLI_STR, &o.text,
          "GPT: the training text; token i is its i-th smallest distinct byte (for ASCII text "
          "nanoGPT's char prepare.py: sorted(set(data)))",

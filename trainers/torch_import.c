@@ -219,7 +219,7 @@ static oct_status fill(gpt_model *m, const mapped *mp, torch_import_info *info) 
 }
 
 oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, int n_head,
-                      bool exact_gelu, torch_import_info *info) {
+                      bool exact_gelu, bool rope, torch_import_info *info) {
     memset(m, 0, sizeof *m);
     *info = (torch_import_info){0};
     oct_st_file f;
@@ -257,6 +257,7 @@ oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, in
     if (s == OCT_OK) s = infer_config(&mp, n_head, &cfg);
     if (s == OCT_OK) s = check_recorded_config(&f, &cfg);
     cfg.exact_gelu = exact_gelu;
+    cfg.rope = rope;
     if (s == OCT_OK && cfg.vocab != vocab->size)
         s = oct_fail(OCT_EINVAL, "%s: %d token embeddings, but the vocabulary has %d characters",
                      path, cfg.vocab, vocab->size);
@@ -435,6 +436,7 @@ static oct_status gpt_export(const gpt_model *m, oct_st_writer *w) {
     if (s == OCT_OK) s = meta_int(w, "block_size", c->context);
     if (s == OCT_OK) s = meta_int(w, "vocab_size", c->vocab);
     if (s == OCT_OK) s = oct_st_writer_meta(w, "gelu", c->exact_gelu ? "erf" : "tanh");
+    if (s == OCT_OK) s = oct_st_writer_meta(w, "positions", c->rope ? "learned+rope" : "learned");
     json_t *a = json_array(); /* "[10,32,...]", as import reads it */
     for (int i = 0; a && i < c->vocab; i++)
         json_array_append_new(a, json_integer(m->vocab.bytes[i]));

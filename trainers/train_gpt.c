@@ -264,6 +264,7 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
                               .mlp = o->mlp,
                               .tied = o->tied,
                               .exact_gelu = !strcmp(o->gelu, "erf"),
+                              .rope = !strcmp(o->positions, "learned+rope"),
                               .dropout = o->dropout};
         if (gpt_model_init(m, &cfg, &text->vocab, (uint64_t)o->seed) == OCT_OK) return CLI_OK;
         oct_text_free(text);
@@ -297,6 +298,7 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
     o->mlp = c->mlp;
     o->tied = c->tied;
     o->gelu = c->exact_gelu ? "erf" : "tanh";
+    o->positions = c->rope ? "learned+rope" : "learned";
     return CLI_OK;
 }
 
@@ -420,24 +422,25 @@ int train_gpt_run(const gpt_opts *o) {
     else if (o->from)
         snprintf(origin, sizeof origin, "; fine-tuning %s", o->from);
     fprintf(stderr,
-            "octet: GPT %d layers, %d heads, width %d, context %d, MLP %d%s%s: %lld parameters; "
+            "octet: GPT %d layers, %d heads, width %d, context %d, MLP %d%s%s%s: %lld parameters; "
             "%s: %lld tokens, vocabulary %d; %s lr %g %s, confidence penalty %g, %d steps of %d "
             "tokens%s\n",
             o->layers, o->heads, o->width, o->context, o->mlp, o->tied ? ", tied" : "",
-            strcmp(o->gelu, "erf") ? "" : ", exact GELU", (long long)oct_params_count(&m.params),
+            strcmp(o->gelu, "erf") ? "" : ", exact GELU",
+            strcmp(o->positions, "learned") ? ", RoPE" : "", (long long)oct_params_count(&m.params),
             path, (long long)text.n, text.vocab.size,
             kind == OCT_OPTIM_MUON ? "Muon+AdamW" : "AdamW", (double)o->lr, o->schedule,
             (double)o->penalty, o->steps, o->batch * o->context, origin);
     /* a resumed run's config record says so: "resumed_after", the steps done before */
     cli_log_write(&jl,
                   json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:I, "
-                            "s:o*}",
+                            "s:s, s:o*}",
                             "event", "config", "optim", o->optim, "text", path, "vocab",
                             text.vocab.size, "layers", o->layers, "heads", o->heads, "width",
                             o->width, "context", o->context, "mlp", o->mlp, "batch", o->batch, "lr",
                             (double)o->lr, "confidence_penalty", (double)o->penalty, "parameters",
-                            (json_int_t)oct_params_count(&m.params), "resumed_after",
-                            o->resume ? json_integer(state.step) : NULL));
+                            (json_int_t)oct_params_count(&m.params), "positions", o->positions,
+                            "resumed_after", o->resume ? json_integer(state.step) : NULL));
     bool stopped = false;
     if ((rc = train(&m, &opt, &sched, &text, o, &jl, &state, &stopped)) != CLI_OK) goto out;
     if (o->save && !stopped) {

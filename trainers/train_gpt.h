@@ -26,6 +26,7 @@ typedef struct gpt_opts {
     float penalty; /* --confidence-penalty (0 for --from unless given) */
     bool tied, byte_level;
     const char *gelu;          /* "tanh" or "erf" */
+    const char *positions;     /* "learned" or "learned+rope" */
     bool qat;                  /* --qat: the last qat_steps steps are quantization-aware */
     int qat_steps;             /* -1: half of --steps */
     int embed_bits;            /* --qat: 0 (float32 embeddings) or 2..8 */

@@ -33,6 +33,8 @@
  * nats/char and is over-confident on the validation text (its logits divided by 1.2 score
  * 1.153); with 0.1, 1.1583 (best temperature 1.05); 0.3 trails by 0.2 at step 1,500. */
 #define DEFAULT_PENALTY 0.1f
+/* --positions of a run from scratch. */
+#define DEFAULT_POSITIONS "learned"
 /* The flags a --resume may give again; they are not part of a run's recorded options. */
 #define RUN_FLAGS " --resume --threads --text --log --save --checkpoint --stop-after --eval-every "
 
@@ -153,8 +155,9 @@ static int qat_config(gpt_opts *o) {
 /* The checks and derived defaults after parsing. */
 static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
     /* --from takes the saved model's architecture: its flags are errors */
-    static const char *const arch[] = {"--byte-level", "--layers", "--heads", "--width",
-                                       "--context",    "--mlp",    "--tied",  "--gelu"};
+    static const char *const arch[] = {"--byte-level", "--layers",  "--heads",
+                                       "--width",      "--context", "--mlp",
+                                       "--tied",       "--gelu",    "--positions"};
     const char *a =
         o->from ? cli_first_given(cmd, seen, arch, (int)(sizeof arch / sizeof arch[0])) : NULL;
     if (a) {
@@ -192,6 +195,15 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
         fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o->heads, o->width);
         return CLI_USAGE;
     }
+    bool rope;
+    if (cli_positions("train gpt", o->positions, &rope)) return CLI_USAGE;
+    if (rope && o->width / o->heads % 2) {
+        fprintf(stderr,
+                "octet train gpt: --positions learned+rope needs an even head size, not %d "
+                "(--width / --heads)\n",
+                o->width / o->heads);
+        return CLI_USAGE;
+    }
     if (o->embed_bits == 1) {
         fprintf(stderr, "octet train gpt: --embed-bits 1: expected 0 (float32) or 2..8\n");
         return CLI_USAGE;
@@ -225,6 +237,7 @@ int cmd_train_gpt(int argc, char **argv) {
         .schedule = "linear",
         .optim = "muon",
         .gelu = "tanh",
+        .positions = DEFAULT_POSITIONS,
         .layers = 4,
         .heads = 4,
         .width = 128,
@@ -269,6 +282,10 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--tied", CLI_BOOL, &o.tied, "tie the output layer to the token embedding", 0, 0},
         {"--gelu", CLI_STR, &o.gelu,
          "tanh (the tanh approximation) or erf (exact, PyTorch's nn.GELU() default)", 0, 0},
+        {"--positions", CLI_STR, &o.positions,
+         "learned (a learned position embedding), or learned+rope (queries and keys also "
+         "rotated by position: rotary embedding)",
+         0, 0},
         {"--dropout", CLI_FLOAT, &o.dropout, "dropout after embeddings and residual branches", 0,
          0.99},
         {"--batch", CLI_INT, &o.batch, "windows per step", 1, 65536},

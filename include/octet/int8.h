@@ -338,6 +338,7 @@ typedef struct oct_i8_gpt {
     int vocab, context, n_layer, n_head, width, mlp; /* V, T_max, L, heads, C, M */
     float ln_eps;                                    /* LayerNorm epsilon */
     bool exact_gelu;  /* GELU with erf (oct_nl_gelu_erf), else the tanh form (oct_nl_gelu) */
+    bool rope;        /* queries and keys rotated by position (oct_nl_rope_row) after qkv */
     float *wte;       /* (V,C) token embedding */
     float *wpe;       /* (T_max,C) position embedding */
     float *ln;        /* (L,4,C) per block ln_1 gain, ln_1 bias, ln_2 gain, ln_2 bias */
@@ -381,6 +382,7 @@ typedef struct oct_i8_gpt_cache {
     float *k, *v;        /* dequantized keys (L, C, T_max: transposed) and values (L, T_max, C) */
     float *x, *h, *f;    /* (max_rows, C) residual, (max_rows, max(3C, M)) x2 scratch */
     float *p;            /* (n_head, T_max) attention probabilities */
+    float *rope;         /* (T_max, C / n_head) rotary angles of each position, with m->rope */
     uint8_t *a, *y;      /* (max_rows, max(3C, M, C)) codes */
     int32_t *acc;        /* (max_rows, max(3C, M, V)) accumulators */
     uint8_t *gelu_lut;   /* (L, 256): mlp.fc output code -> mlp.proj input code */
@@ -413,12 +415,13 @@ oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n
 
 /* ---- the GPT export file (src/int8/gpt_export.c) ------------------------------------------------
  *
- * One safetensors file, format version 2 (version 1, without dynamic activations and packed
- * codes, loads unchanged):
+ * One safetensors file, format version 2, or 3 when it uses rotary position embedding (version
+ * 1, without dynamic activations and packed codes, loads unchanged):
  *   metadata  "octet.format" = "octet-int8-gpt", "octet.format_version" = "2", optionally
  *             "octet.source" (the text it was trained on; informational),
  *             "octet.graph" = JSON: {"config": {"vocab", "context", "n_layer", "n_head",
- *             "width", "mlp", "ln_eps", "embeddings": "f32" or "i8"}, "linears": [{"name":
+ *             "width", "mlp", "ln_eps", "embeddings": "f32" or "i8", "gelu": "tanh" or "erf",
+ *             "rope": true or false (version 3; absent: false)}, "linears": [{"name":
  *             "h.0.attn.qkv", "in", "out", "relu": false, "input_scale", "input_zero_point",
  *             "input_qmin", "input_qmax", "output": {"scale", "zero_point", "qmin", "qmax"} or
  *             null}, ...]} (same per-linear fields as the MLP graph, plus the input code range)
@@ -435,7 +438,7 @@ oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n
  * dtype and shape and no other, oct_i8_gpt_check, wsum and multipliers matching the codes and
  * scales. */
 #define OCT_I8_GPT_FORMAT "octet-int8-gpt"
-#define OCT_I8_GPT_FORMAT_VERSION 2
+#define OCT_I8_GPT_FORMAT_VERSION 3
 
 /* Writes m (checked first, OCT_EINVAL) atomically; OCT_EIO on failure. */
 oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path);

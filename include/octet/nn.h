@@ -94,6 +94,9 @@ oct_tensor *oct_mlp_forward(const oct_mlp *m, oct_graph *g, oct_tensor *x);
  *                 x += mlp.proj(gelu(mlp.fc(ln_2(x))))
  *     logits = lm_head(ln_f(x))                                        (B,T,V)
  *
+ * With cfg.rope the attention sees rope(qkv(...)): queries and keys rotated by their positions
+ * (oct_rope) on top of the learned position embedding.
+ *
  * Parameter names (the safetensors tensor names): "wte.weight" (V,C), "wpe.weight" (T_max,C),
  * "h.<i>.ln_1.weight"/".bias" (C), "h.<i>.attn.qkv.weight" (3C,C)/".bias", "h.<i>.attn.proj.weight"
  * (C,C)/".bias", "h.<i>.ln_2.weight"/".bias", "h.<i>.mlp.fc.weight" (M,C)/".bias",
@@ -112,6 +115,8 @@ typedef struct oct_gpt_config {
     int mlp;         /* M, hidden width of each block's MLP (GPT-2 uses 4 C) */
     bool tied;       /* the LM head reuses wte */
     bool exact_gelu; /* GELU with erf (PyTorch's nn.GELU() default), not the tanh form */
+    bool rope;       /* also rotary position embedding of q and k (oct_rope); needs an even
+                        head size */
     float dropout;   /* in [0, 1), after the embeddings and each residual branch; 0 = none */
 } oct_gpt_config;
 
@@ -134,7 +139,7 @@ typedef struct oct_gpt {
 } oct_gpt;
 
 /* OCT_EINVAL with a message naming the field unless every size is positive, n_head divides
- * width, vocab <= 65536 and dropout lies in [0, 1). */
+ * width (into an even head size with rope), vocab <= 65536 and dropout lies in [0, 1). */
 oct_status oct_gpt_config_check(const oct_gpt_config *cfg);
 /* The number of parameters oct_gpt_init creates for cfg (sizes as checked above). */
 int64_t oct_gpt_param_count(const oct_gpt_config *cfg);

@@ -10,6 +10,7 @@
 #ifndef OCTET_NONLINEAR_H
 #define OCTET_NONLINEAR_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* y = (x - mean) * rstd * gamma + beta with mean = sum(x) / C and rstd = 1 / sqrtf(var + eps),
@@ -48,6 +49,18 @@ void oct_nl_attention_row(const float *q /* (C) */, const float *kt /* (C, kt_st
                           int64_t kt_stride, const float *v /* (n, v_stride) */, int64_t v_stride,
                           int n, int C, int n_head, float *p /* (n_head, p_stride) */,
                           int64_t p_stride, float *out /* (C) */);
+
+/* Rotary position embedding (RoPE, Su et al. 2021, in the GPT-NeoX layout: each head's first
+ * half is paired with its second half). The angles of position t for head size hs (even):
+ * cs[2 i] = cos(theta), cs[2 i + 1] = sin(theta), theta = t * OCT_ROPE_BASE^(-2 i / hs),
+ * i < hs / 2, computed in double and rounded to float. */
+#define OCT_ROPE_BASE 10000.0
+void oct_nl_rope_angles(int t, int hs, float *cs /* (hs) */);
+/* Rotates one row of queries or keys x (C = n_head hs) in place by the angles cs of its
+ * position: per head and i < hs / 2, (a, b) = (x[i], x[i + hs / 2]) becomes
+ * (a c - b s, a s + b c). inverse rotates by -theta (the transpose, for the backward). */
+void oct_nl_rope_row(float *x /* (C) */, int C, int n_head, const float *cs /* (C / n_head) */,
+                     bool inverse);
 
 /* Dot product of a and b (n) in a fixed order: eight running sums over i = j mod 8, added in a
  * fixed tree, then the tail. */

@@ -77,5 +77,9 @@ oct_tensor *oct_attention(oct_graph *g, oct_tensor *qkv, int n_head);
  * BLAS): what the integer GPT engine with a key/value cache reproduces exactly. Slower than
  * oct_attention; the same backward. */
 oct_tensor *oct_attention_rows(oct_graph *g, oct_tensor *qkv, int n_head);
+/* Rotary position embedding of qkv (B,T,3C): a copy with each head's queries and keys at
+ * position t rotated by oct_nl_rope_row with the angles of t (octet/nonlinear.h); the values
+ * pass unchanged. C / n_head must be even. */
+oct_tensor *oct_rope(oct_graph *g, oct_tensor *qkv, int n_head);
 
 #endif

@@ -66,11 +66,12 @@ static oct_status check_embeddings(const oct_i8_gpt *m);
 oct_status oct_i8_gpt_check(const oct_i8_gpt *m) {
     if (m->vocab < 1 || m->vocab > 65536 || m->context < 1 || m->n_layer < 1 || m->n_head < 1 ||
         m->width < 1 || m->mlp < 1 || m->width % m->n_head || m->width > OCT_I8_MAX_K ||
-        m->mlp > OCT_I8_MAX_K)
+        m->mlp > OCT_I8_MAX_K || (m->rope && m->width / m->n_head % 2))
         return oct_fail(OCT_EINVAL,
                         "int8 gpt: config vocab %d, context %d, layers %d, heads %d, width %d, "
-                        "mlp %d is not runnable",
-                        m->vocab, m->context, m->n_layer, m->n_head, m->width, m->mlp);
+                        "mlp %d%s is not runnable",
+                        m->vocab, m->context, m->n_layer, m->n_head, m->width, m->mlp,
+                        m->rope ? ", rope" : "");
     if (!(m->ln_eps > 0) || !isfinite(m->ln_eps))
         return oct_fail(OCT_EINVAL, "int8 gpt: LayerNorm epsilon %g", (double)m->ln_eps);
     if (!m->wte || !m->wpe || !m->ln || !m->lnf || !m->lin || !m->in_qmin || !m->in_qmax ||
@@ -187,6 +188,7 @@ void oct_i8_gpt_cache_free(oct_i8_gpt_cache *c) {
     free(c->h);
     free(c->f);
     free(c->p);
+    free(c->rope);
     free(c->a);
     free(c->y);
     free(c->acc);
@@ -214,6 +216,8 @@ oct_status oct_i8_gpt_cache_init(oct_i8_gpt_cache *c, const oct_i8_gpt *m, int m
     c->h = malloc(R * wide * sizeof *c->h);
     c->f = malloc(R * wide * sizeof *c->f);
     c->p = malloc((size_t)m->n_head * T * sizeof *c->p);
+    int hs = m->width / m->n_head;
+    c->rope = m->rope ? malloc(T * (size_t)hs * sizeof *c->rope) : NULL;
     c->a = malloc(R * wide);
     c->y = malloc(R * wide);
     c->acc = malloc(R * acc_w * sizeof *c->acc);
@@ -223,10 +227,12 @@ oct_status oct_i8_gpt_cache_init(oct_i8_gpt_cache *c, const oct_i8_gpt *m, int m
     c->row_scale = malloc(R * sizeof *c->row_scale);
     c->row_zp = malloc(R * sizeof *c->row_zp);
     if (!c->k || !c->v || !c->x || !c->h || !c->f || !c->p || !c->a || !c->y || !c->acc ||
-        !c->gelu_lut || !c->deq || !c->row_scale || !c->row_zp) {
+        !c->gelu_lut || !c->deq || !c->row_scale || !c->row_zp || (m->rope && !c->rope)) {
         oct_i8_gpt_cache_free(c);
         return oct_fail(OCT_ENOMEM, "int8 gpt: out of memory for the cache");
     }
+    for (int t = 0; m->rope && t < m->context; t++)
+        oct_nl_rope_angles(t, hs, c->rope + (size_t)t * hs);
     if (m->dynamic) return OCT_OK; /* no output codes, so no tables */
     /* Output code -> real value of each block linear: oct_dequantize, as the QAT op's table. */
     for (int j = 0; j < J; j++)
@@ -327,7 +333,12 @@ static void run_chunk(oct_i8_gpt_cache *c, const int32_t *ids, int n, int32_t *l
         layernorm(m, ln, x, n, h);
         linear(c, j + QKV, h, n, f); /* (n,3C) */
         for (int r = 0; r < n; r++) {
-            const float *row = f + (int64_t)r * 3 * C;
+            float *row = f + (int64_t)r * 3 * C;
+            if (m->rope) { /* the QAT GPT's oct_rope on the same dequantized q and k */
+                const float *cs = c->rope + (int64_t)(t0 + r) * (C / m->n_head);
+                oct_nl_rope_row(row, C, m->n_head, cs, false);
+                oct_nl_rope_row(row + C, C, m->n_head, cs, false);
+            }
             for (int d = 0; d < C; d++) kl[(int64_t)d * T + t0 + r] = row[C + d];
             memcpy(vl + (int64_t)(t0 + r) * C, row + 2 * C, (size_t)C * sizeof(float));
         }

@@ -54,6 +54,7 @@ static json_t *graph_json(const oct_i8_gpt *m) {
                   "width", m->width, "mlp", m->mlp, "ln_eps", (double)m->ln_eps, "embeddings",
                   m->wte_q ? "i8" : "f32", "gelu", m->exact_gelu ? "erf" : "tanh", "linears", lins);
     if (m->dynamic) json_object_set_new(g, "activations", json_string("dynamic"));
+    if (m->rope) json_object_set_new(json_object_get(g, "config"), "rope", json_true());
     return g;
 }
 
@@ -69,7 +70,7 @@ oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path) {
     oct_st_writer_init(&w);
     if (!codes || !ft || !text) s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
     char version[16];
-    snprintf(version, sizeof version, "%d", OCT_I8_GPT_FORMAT_VERSION);
+    snprintf(version, sizeof version, "%d", m->rope ? 3 : 2); /* 2: older octets read it */
     if (s == OCT_OK) s = oct_st_writer_meta(&w, META_FORMAT, OCT_I8_GPT_FORMAT);
     if (s == OCT_OK) s = oct_st_writer_meta(&w, META_VERSION, version);
     if (s == OCT_OK) s = oct_st_writer_meta(&w, META_GRAPH, text);
@@ -146,6 +147,10 @@ static oct_status read_config(const oct__i8_loader *ld, json_t *cfg, oct_i8_gpt 
     if (s == OCT_OK && gelu_j && (!gelu || (!m->exact_gelu && strcmp(gelu, "tanh"))))
         s = oct_fail(OCT_EFORMAT, "%s: graph config \"gelu\" must be \"tanh\" or \"erf\"",
                      ld->path);
+    json_t *rope = json_object_get(cfg, "rope"); /* absent: false */
+    m->rope = json_is_true(rope);
+    if (s == OCT_OK && rope && !json_is_boolean(rope))
+        s = oct_fail(OCT_EFORMAT, "%s: graph config \"rope\" must be true or false", ld->path);
     if (s == OCT_OK && m->width % m->n_head)
         s = oct_fail(OCT_EFORMAT, "%s: graph config width %d is not a multiple of n_head %d",
                      ld->path, m->width, m->n_head);

@@ -24,6 +24,9 @@ oct_status oct_gpt_config_check(const oct_gpt_config *cfg) {
     if (cfg->width % cfg->n_head)
         return oct_fail(OCT_EINVAL, "gpt: width %d is not a multiple of n_head %d", cfg->width,
                         cfg->n_head);
+    if (cfg->rope && cfg->width / cfg->n_head % 2)
+        return oct_fail(OCT_EINVAL, "gpt: rope needs an even head size, not %d (width / n_head)",
+                        cfg->width / cfg->n_head);
     if (cfg->vocab > 65536)
         return oct_fail(OCT_EINVAL, "gpt: vocab %d is larger than 65536", cfg->vocab);
     if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
@@ -136,7 +139,9 @@ oct_tensor *oct_gpt_forward(const oct_gpt *m, oct_graph *g, const int32_t *ids, 
     for (int i = 0; i < m->cfg.n_layer; i++) {
         const oct_gpt_block *b = &m->h[i];
         oct_tensor *h = oct_layernorm(g, x, b->ln1_w, b->ln1_b, OCT_GPT_LN_EPS);
-        h = oct_attention(g, oct__gpt_linear(m, g, &b->qkv, h), m->cfg.n_head);
+        h = oct__gpt_linear(m, g, &b->qkv, h);
+        if (m->cfg.rope) h = oct_rope(g, h, m->cfg.n_head);
+        h = oct_attention(g, h, m->cfg.n_head);
         x = oct_add(g, x, oct_dropout(g, oct__gpt_linear(m, g, &b->proj, h), m->cfg.dropout));
         x = oct_add(g, x, oct__gpt_mlp(m, g, b, x));
     }

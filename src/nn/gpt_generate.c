@@ -2,14 +2,15 @@
  * with a sliding window.
  *
  * A step computes only the new position: the token and position embedding, and per block
- * ln_1, the qkv linear for this row, attention of its query over the cached keys 0..t, proj,
- * residual and the MLP branch; then ln_f and the head. The cached attention is plain float32
- * loops in a fixed order with the fused attention op's softmax steps (max, exp of the
- * difference, sum, multiply by the reciprocal). Everything else goes through the helpers the
- * training forward uses (gpt_internal.h) on a private graph in no-grad mode: nothing is
- * recorded, the graph is only scratch memory that is rewound every step.
+ * ln_1, the qkv linear for this row (its query and key rotated when the model uses RoPE), attention
+ * of its query over the cached keys 0..t, proj, residual and the MLP branch; then ln_f and the
+ * head. The cached attention is plain float32 loops in a fixed order with the fused attention op's
+ * softmax steps (max, exp of the difference, sum, multiply by the reciprocal). Everything else goes
+ * through the helpers the training forward uses (gpt_internal.h) on a private graph in no-grad
+ * mode: nothing is recorded, the graph is only scratch memory that is rewound every step.
  */
 #include "gpt_internal.h"
+#include "octet/nonlinear.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -90,14 +91,21 @@ const float *oct_gpt_cache_step(oct_gpt_cache *c, int32_t id) {
     oct_tensor *x = oct__gpt_embed(m, g, m->wte, m->wpe, &id, 1, 1, t); /* (1,1,C) */
     oct_tensor *att = oct_tensor_new(&g->arena, 3, row);
     float *p = oct_arena_alloc(&g->arena, (size_t)(t + 1) * sizeof *p);
+    int nh = m->cfg.n_head, hs = C / nh;
+    float *cs = oct_arena_alloc(&g->arena, (size_t)hs * sizeof *cs);
+    if (m->cfg.rope) oct_nl_rope_angles(t, hs, cs);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         const oct_gpt_block *b = &m->h[l];
         float *kl = c->k + (int64_t)l * T * C, *vl = c->v + (int64_t)l * T * C;
         oct_tensor *h = oct_layernorm(g, x, b->ln1_w, b->ln1_b, OCT_GPT_LN_EPS);
-        const float *qkv = oct__gpt_linear(m, g, &b->qkv, h)->data; /* (3C) */
+        float *qkv = oct__gpt_linear(m, g, &b->qkv, h)->data; /* (3C) */
+        if (m->cfg.rope) {                                    /* oct_rope of this one row */
+            oct_nl_rope_row(qkv, C, nh, cs, false);
+            oct_nl_rope_row(qkv + C, C, nh, cs, false);
+        }
         memcpy(kl + (int64_t)t * C, qkv + C, (size_t)C * sizeof(float));
         memcpy(vl + (int64_t)t * C, qkv + 2 * C, (size_t)C * sizeof(float));
-        cached_attention(att->data, p, qkv, kl, vl, t + 1, C, m->cfg.n_head);
+        cached_attention(att->data, p, qkv, kl, vl, t + 1, C, nh);
         x = oct_add(g, x, oct__gpt_linear(m, g, &b->proj, att));
         x = oct_add(g, x, oct__gpt_mlp(m, g, b, x));
     }

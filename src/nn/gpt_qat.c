@@ -128,6 +128,7 @@ oct_tensor *oct_qat_gpt_block(oct_qat_gpt *q, oct_graph *g, oct_tensor *x, int i
     oct_tensor *h = oct_layernorm(g, x, b->ln1_w, b->ln1_b, OCT_GPT_LN_EPS);
     h = oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_QKV]); /* (B,T,3C) */
     if (last == OCT_QAT_GPT_QKV) return h;
+    if (m->cfg.rope) h = oct_rope(g, h, m->cfg.n_head);
     h = oct_attention_rows(g, h, m->cfg.n_head);
     h = oct_qat_linear_forward(g, h, &l[OCT_QAT_GPT_PROJ]);
     if (last == OCT_QAT_GPT_PROJ) return h;
@@ -177,6 +178,7 @@ static oct_status i8_gpt_frame(const oct_gpt *m, const uint8_t *vocab, int embed
     out->mlp = c->mlp;
     out->ln_eps = OCT_GPT_LN_EPS;
     out->exact_gelu = c->exact_gelu;
+    out->rope = c->rope;
     if (embed_bits) {
         oct_status s = oct_i8_gpt_quantize_embeddings(out, m->wte->data, m->wpe->data, embed_bits);
         if (s != OCT_OK) {

@@ -18,6 +18,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <string.h>
 
 /* Causal softmax of each row of p (T,T) in place: row t keeps columns 0..t, zeroes the rest. */
 static void causal_softmax(float *p, /* (T,T) */ int T) {
@@ -94,6 +95,14 @@ static void attention_backward(float *dqkv,       /* (B,T,3C) */
         }
 }
 
+/* Records op on qkv with its head count and saved buffer. */
+static void record_heads(oct_graph *g, int op, oct_tensor *out, oct_tensor *qkv, int n_head,
+                         void *aux) {
+    oct_node *n = oct__record(g, op, out, 1, &qkv);
+    n->p.i[0] = n_head;
+    n->aux = aux;
+}
+
 oct_tensor *oct_attention(oct_graph *g, oct_tensor *qkv, int n_head) {
     OCT_ASSERT(qkv->ndim == 3 && qkv->shape[2] % 3 == 0);
     int B = qkv->shape[0], T = qkv->shape[1], C = qkv->shape[2] / 3;
@@ -104,11 +113,7 @@ oct_tensor *oct_attention(oct_graph *g, oct_tensor *qkv, int n_head) {
     int64_t natt = (int64_t)T * T * (save ? (int64_t)B * n_head : 1);
     float *att = oct_arena_alloc(&g->arena, (size_t)natt * sizeof(float));
     attention_forward(out->data, att, qkv->data, B, T, C, n_head, save);
-    if (save) {
-        oct_node *n = oct__record(g, OCT_OP_ATTENTION, out, 1, &qkv);
-        n->p.i[0] = n_head;
-        n->aux = att;
-    }
+    if (save) record_heads(g, OCT_OP_ATTENTION, out, qkv, n_head, att);
     return out;
 }
 
@@ -135,11 +140,7 @@ oct_tensor *oct_attention_rows(oct_graph *g, oct_tensor *qkv, int n_head) {
                                  out->data + ((int64_t)b * T + t) * C);
         }
     }
-    if (save) {
-        oct_node *n = oct__record(g, OCT_OP_ATTENTION, out, 1, &qkv);
-        n->p.i[0] = n_head;
-        n->aux = att;
-    }
+    if (save) record_heads(g, OCT_OP_ATTENTION, out, qkv, n_head, att);
     return out;
 }
 
@@ -149,4 +150,39 @@ void oct__attention_backward(oct_graph *g, const oct_node *n) {
     float *scratch = oct_arena_alloc(&g->arena, (size_t)T * T * sizeof(float));
     attention_backward(oct__grad(g, qkv), scratch, n->out->grad, qkv->data, n->aux, B, T, C,
                        n->p.i[0]);
+}
+
+/* ---- rotary position embedding -------------------------------------------------------------- */
+
+oct_tensor *oct_rope(oct_graph *g, oct_tensor *qkv, int n_head) {
+    OCT_ASSERT(qkv->ndim == 3 && qkv->shape[2] % 3 == 0);
+    int B = qkv->shape[0], T = qkv->shape[1], C = qkv->shape[2] / 3, C3 = 3 * C;
+    OCT_ASSERT(n_head > 0 && C % n_head == 0 && C / n_head % 2 == 0);
+    int hs = C / n_head;
+    float *cs = oct_arena_alloc(&g->arena, (size_t)T * hs * sizeof *cs); /* (T,hs) */
+    for (int t = 0; t < T; t++) oct_nl_rope_angles(t, hs, cs + (int64_t)t * hs);
+    oct_tensor *out = oct__like(g, qkv);
+    memcpy(out->data, qkv->data, (size_t)qkv->size * sizeof(float));
+    for (int64_t r = 0; r < (int64_t)B * T; r++) {
+        const float *a = cs + r % T * hs;
+        oct_nl_rope_row(out->data + r * C3, C, n_head, a, false);     /* q */
+        oct_nl_rope_row(out->data + r * C3 + C, C, n_head, a, false); /* k */
+    }
+    if (oct__wants_grad(g, 1, &qkv)) record_heads(g, OCT_OP_ROPE, out, qkv, n_head, cs);
+    return out;
+}
+
+/* The rotation is orthogonal: the gradient of q and k is dy rotated back, v's passes through. */
+void oct__rope_backward(oct_graph *g, const oct_node *n) {
+    oct_tensor *qkv = n->in[0];
+    int T = qkv->shape[1], C = qkv->shape[2] / 3, C3 = 3 * C, nh = n->p.i[0], hs = C / nh;
+    const float *cs = n->aux, *dy = n->out->grad;
+    float *dx = oct__grad(g, qkv);
+    float *row = oct_arena_alloc(&g->arena, (size_t)C3 * sizeof *row);
+    for (int64_t r = 0; r < qkv->size / C3; r++) {
+        memcpy(row, dy + r * C3, (size_t)C3 * sizeof *row);
+        oct_nl_rope_row(row, C, nh, cs + r % T * hs, true);
+        oct_nl_rope_row(row + C, C, nh, cs + r % T * hs, true);
+        for (int i = 0; i < C3; i++) dx[r * C3 + i] += row[i];
+    }
 }

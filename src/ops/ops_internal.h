@@ -33,6 +33,7 @@
     X(CONCAT, concat)                                                                              \
     X(SLICE, slice)                                                                                \
     X(ATTENTION, attention)                                                                        \
+    X(ROPE, rope)                                                                                  \
     X(FAKE_QUANT, fake_quant)                                                                      \
     X(QLINEAR, qlinear)
 

@@ -233,3 +233,25 @@ OCT_CLONES void oct_nl_attention_row(const float *q, const float *kt, int64_t kt
         softmax_values(ph, n, v + h * hs, v_stride, hs, out + h * hs);
     }
 }
+
+void oct_nl_rope_angles(int t, int hs, float *cs) {
+    OCT_ASSERT(t >= 0 && hs >= 2 && hs % 2 == 0);
+    for (int i = 0; i < hs / 2; i++) {
+        double a = (double)t * pow(OCT_ROPE_BASE, -2.0 * i / hs);
+        cs[2 * i] = (float)cos(a);
+        cs[2 * i + 1] = (float)sin(a);
+    }
+}
+
+void oct_nl_rope_row(float *x, int C, int n_head, const float *cs, bool inverse) {
+    int hs = C / n_head, half = hs / 2;
+    float sign = inverse ? -1.0f : 1.0f;
+    for (int h = 0; h < n_head; h++) {
+        float *a = x + h * hs, *b = a + half;
+        for (int i = 0; i < half; i++) {
+            float c = cs[2 * i], s = sign * cs[2 * i + 1], ai = a[i], bi = b[i];
+            a[i] = ai * c - bi * s;
+            b[i] = ai * s + bi * c;
+        }
+    }
+}
