@@ -1,12 +1,13 @@
 #!/bin/bash
 # One command, side by side: training throughput of the char-level GPT (4 layers, 4 heads,
 # width 128, context 128, MLP 512, batch 32) in octet and in PyTorch (torch_gpt.py), fp32 and
-# QAT with AdamW, and fp32 with Muon (octet's default optimizer; torch_gpt.py writes out the same
-# rule), threads 1 and 2 (PyTorch with OPENBLAS_NUM_THREADS=1), on the KJV corpus; with --loss,
+# QAT with AdamW and learned positions, and fp32 with Muon and the rotary embedding on top
+# (octet's default model; torch_gpt.py writes out the same rule), threads 1 and 2 (PyTorch with OPENBLAS_NUM_THREADS=1), on the KJV corpus; with --loss,
 # also the validation loss of both after the same 1,200 steps of the same recipe (AdamW lr 1e-3
 # constant, betas 0.9/0.999, weight decay 0.1, no clipping), and PyTorch's model imported into
 # octet (`octet import`): greedy continuations compared, its loss on octet's windows. Also
-# octet's generation speed at batch 1, fp32 model against int8 export and dynamic int8 export.
+# octet's generation speed at batch 1, fp32 model against int8 export and dynamic int8 export,
+# with learned positions and for the default model.
 # Prints the ratios.
 #
 # usage: benchmarks/run_gpt.sh [BUILD_DIR (default build-release)] [--loss]
@@ -22,33 +23,38 @@ text=$out/kjv.txt
 bible -l0 gen1:1-rev22:21 >"$text"
 
 for t in 1 2; do
-    "$octet" train gpt --text "$text" --confidence-penalty 0 --optim adamw --steps 60 \
-        --eval-every 0 --eval-batches 1 --threads "$t" --log "$out/octet-fp32-$t.jsonl" \
+    "$octet" train gpt --text "$text" --confidence-penalty 0 --positions learned --optim adamw \
+        --steps 60 --eval-every 0 --eval-batches 1 --threads "$t" --log "$out/octet-fp32-$t.jsonl" \
         --save "$out/fp32.safetensors" >/dev/null 2>&1
-    "$octet" train gpt --text "$text" --confidence-penalty 0 --optim adamw --qat --steps 80 \
-        --qat-steps 79 --freeze-after 0 --eval-every 0 --eval-batches 1 --threads "$t" \
-        --log "$out/octet-qat-$t.jsonl" --save "$out/qat.safetensors" >/dev/null 2>&1
+    "$octet" train gpt --text "$text" --confidence-penalty 0 --positions learned --optim adamw \
+        --qat --steps 80 --qat-steps 79 --freeze-after 0 --eval-every 0 --eval-batches 1 \
+        --threads "$t" --log "$out/octet-qat-$t.jsonl" --save "$out/qat.safetensors" >/dev/null 2>&1
     "$octet" train gpt --text "$text" --confidence-penalty 0 --optim muon --steps 60 \
-        --eval-every 0 --eval-batches 1 --threads "$t" --log "$out/octet-muon-$t.jsonl" >/dev/null 2>&1
+        --eval-every 0 --eval-batches 1 --threads "$t" --log "$out/octet-muon-$t.jsonl" \
+        --save "$out/rope.safetensors" >/dev/null 2>&1
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 0 --bench-steps 20 \
         --threads "$t" >"$out/torch-$t.json" 2>/dev/null
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 0 --bench-steps 20 \
-        --threads "$t" --optim muon >"$out/torch-muon-$t.json" 2>/dev/null
+        --threads "$t" --optim muon --positions learned+rope >"$out/torch-muon-$t.json" 2>/dev/null
 done
 # Generation at batch 1 (KV cache, 1 thread): the fp32 model, the int8 export and the fp32
-# model's dynamic int8 export, best of 3.
+# model's dynamic int8 export, best of 3; and the same for the default model (RoPE; fp32 from the
+# Muon run, int8 from a short QAT run).
+"$octet" train gpt --text "$text" --qat --steps 20 --qat-steps 19 --freeze-after 0 --eval-every 0 \
+    --eval-batches 1 --save "$out/qat-rope.safetensors" >/dev/null 2>&1
 "$octet" export "$out/qat.safetensors" -o "$out/int8.safetensors" >/dev/null
 "$octet" export "$out/fp32.safetensors" --dynamic -o "$out/dynamic.safetensors" >/dev/null
+"$octet" export "$out/qat-rope.safetensors" -o "$out/rope-int8.safetensors" >/dev/null
 for i in 1 2 3; do
-    for m in fp32 int8 dynamic; do
+    for m in fp32 int8 dynamic rope rope-int8; do
         "$octet" generate "$out/$m.safetensors" --prompt "In the beginning" -n 4000 --seed "$i" \
             2>>"$out/gen-$m.txt" >/dev/null
     done
 done
 if [ "$loss" = --loss ]; then
-    "$octet" train gpt --text "$text" --confidence-penalty 0 --optim adamw --steps 1200 --lr 1e-3 \
-        --schedule constant --warmup 0 --beta2 0.999 --wd 0.1 --clip 0 --eval-every 0 --threads 2 \
-        --log "$out/octet-loss.jsonl" >/dev/null 2>&1
+    "$octet" train gpt --text "$text" --confidence-penalty 0 --positions learned --optim adamw \
+        --steps 1200 --lr 1e-3 --schedule constant --warmup 0 --beta2 0.999 --wd 0.1 --clip 0 \
+        --eval-every 0 --threads 2 --log "$out/octet-loss.jsonl" >/dev/null 2>&1
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 1200 --threads 1 \
         --save "$out/torch.safetensors" --sample "In the beginning" --sample-n 100 \
         >"$out/torch-loss.json" 2>/dev/null
@@ -90,10 +96,11 @@ tf, tq, tm = (max(r[i] for r in rows.values()) for i in (2, 3, 5))
 print(f"best vs best: fp32 {of / tf:.2f}x, QAT {oq / tq:.2f}x, fp32 with Muon {om / tm:.2f}x "
       f"(octet / PyTorch)")
 gen = {m: max(float(l.split()[-2]) for l in open(f"{out}/gen-{m}.txt") if "tok/s" in l)
-       for m in ("fp32", "int8", "dynamic")}
+       for m in ("fp32", "int8", "dynamic", "rope", "rope-int8")}
 print(f"generation, batch 1: fp32 {gen['fp32']:.0f}, int8 {gen['int8']:.0f} characters/s "
       f"({gen['int8'] / gen['fp32']:.2f}x), dynamic int8 {gen['dynamic']:.0f} "
-      f"({gen['dynamic'] / gen['fp32']:.2f}x)")
+      f"({gen['dynamic'] / gen['fp32']:.2f}x); the default model (RoPE): fp32 {gen['rope']:.0f}, "
+      f"int8 {gen['rope-int8']:.0f} ({gen['rope-int8'] / gen['rope']:.2f}x)")
 if os.path.exists(f"{out}/octet-loss.jsonl"):
     ol = [json.loads(l) for l in open(f"{out}/octet-loss.jsonl") if '"final"' in l][-1]["val_loss"]
     tl = torch_res(f"{out}/torch-loss.json")["train"]["val_loss"]

@@ -53,14 +53,17 @@ from torch_common import emit, log, save_safetensors, set_threads, summarize
 WARMUP_STEPS = 5
 
 
-def rope(x):
-    """octet's oct_nl_rope_row on (B, heads, T, hs): each head's first half paired with its second,
-    rotated by t * 10000^(-2i/hs) (angles in float64, then float32)."""
-    T, hs = x.shape[-2], x.shape[-1]
+def rope_tables(T, hs):
+    """cos and sin (T, hs/2) of octet's rotary angles t * 10000^(-2i/hs) (float64, then float32)."""
     inv = 10000.0 ** (-2.0 * torch.arange(hs // 2, dtype=torch.float64) / hs)
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
-    c, s = ang.cos().float(), ang.sin().float()
-    a, b = x[..., : hs // 2], x[..., hs // 2 :]
+    return ang.cos().float(), ang.sin().float()
+
+
+def rope(x, c, s):
+    """octet's oct_nl_rope_row on x (B, heads, T, hs): each head's first half paired with its
+    second, rotated by the angles of its position (c, s: (T, hs/2))."""
+    a, b = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2 :]
     return torch.cat([a * c - b * s, a * s + b * c], dim=-1)
 
 
@@ -69,6 +72,10 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.n_head = cfg.n_head
         self.rope = cfg.positions == "learned+rope"
+        if self.rope:
+            c, s = rope_tables(cfg.block, cfg.n_embd // cfg.n_head)
+            self.register_buffer("rope_cos", c, persistent=False)
+            self.register_buffer("rope_sin", s, persistent=False)
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.c_proj.residual_proj = True
@@ -83,7 +90,8 @@ class CausalSelfAttention(nn.Module):
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)
         if self.rope:
-            q, k = rope(q), rope(k)
+            c, s = self.rope_cos[:T], self.rope_sin[:T]
+            q, k = rope(q, c, s), rope(k, c, s)
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))
         att = att.masked_fill(~self.mask[:, :, :T, :T], float("-inf"))
         y = F.softmax(att, dim=-1) @ v

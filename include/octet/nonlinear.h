@@ -1,7 +1,7 @@
 /* Float32 row kernels of the transformer non-linearities, shared by training (the ops in
  * src/ops and the QAT GPT) and deployment (the integer GPT engine in src/int8): LayerNorm of
- * one row, GELU (tanh form and exact erf form), and causal attention of one query row over its
- * keys.
+ * one row, GELU (tanh form and exact erf form), the rotary position embedding of one row of
+ * queries or keys, and causal attention of one query row over its keys.
  *
  * Each kernel is a pure function of its inputs with a fixed order of operations (no threading
  * and no reassociation inside a row), so the QAT forward pass and the engine, calling the same

@@ -301,9 +301,10 @@ oct_status oct_qat_mlp_to_int8(const oct_qat_mlp *q, float in_mean, float in_std
  * Every linear layer of an oct_gpt (per block qkv, attn.proj, mlp.fc, mlp.proj; then lm_head)
  * becomes an oct_qat_linear: int8 per-channel weights, a u8 per-tensor input quantizer, and for
  * the block layers a u8 output quantizer without ReLU whose dequantized values flow into the
- * float ops; lm_head returns its int32 accumulators as real logits. LayerNorm, GELU and the
- * causal attention run in float32 through the shared row kernels of octet/nonlinear.h
- * (oct_layernorm, oct_gelu, oct_attention_rows), in the order the integer GPT engine
+ * float ops; lm_head returns its int32 accumulators as real logits. LayerNorm, GELU, the
+ * rotary embedding of q and k (cfg.rope) and the causal attention run in float32 through the
+ * shared row kernels of octet/nonlinear.h (oct_layernorm, oct_gelu, oct_rope,
+ * oct_attention_rows), in the order the integer GPT engine
  * (oct_i8_gpt_run) uses, so the engine reproduces the eval-mode logits bit for bit. Embeddings
  * stay float32 unless cfg.embed_bits is set: then every forward pass fake-quantizes wte and wpe
  * per row (oct_fake_quant_fixed with oct_quant_row_scales of the current values: a min-max

@@ -1,6 +1,6 @@
 /* The float32 row kernels shared by training and the integer GPT engine (see
- * include/octet/nonlinear.h): LayerNorm, GELU (tanh and erf forms) and one causal attention row,
- * each with a fixed order of operations so that both sides compute the same bits. */
+ * include/octet/nonlinear.h): LayerNorm, GELU (tanh and erf forms), RoPE and one causal
+ * attention row, each with a fixed order of operations so that both sides compute the same bits. */
 #include "octet/nonlinear.h"
 
 #include <math.h>
