@@ -2,7 +2,8 @@
 # One command, side by side: training throughput of the char-level GPT (4 layers, 4 heads,
 # width 128, context 128, MLP 512, batch 32) in octet and in PyTorch (torch_gpt.py), fp32 and
 # QAT with AdamW and learned positions, and fp32 with Muon and the rotary embedding on top
-# (octet's default model; torch_gpt.py writes out the same rule), threads 1 and 2 (PyTorch with OPENBLAS_NUM_THREADS=1), on the KJV corpus; with --loss,
+# (octet's default model; torch_gpt.py writes out the same rule), threads 1 and 2 (PyTorch with
+# OPENBLAS_NUM_THREADS=1), on the KJV corpus; with --loss,
 # also the validation loss of both after the same 1,200 steps of the same recipe (AdamW lr 1e-3
 # constant, betas 0.9/0.999, weight decay 0.1, no clipping), and PyTorch's model imported into
 # octet (`octet import`): greedy continuations compared, its loss on octet's windows. Also

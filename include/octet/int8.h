@@ -417,7 +417,7 @@ oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n
  *
  * One safetensors file, format version 2, or 3 when it uses rotary position embedding (version
  * 1, without dynamic activations and packed codes, loads unchanged):
- *   metadata  "octet.format" = "octet-int8-gpt", "octet.format_version" = "2", optionally
+ *   metadata  "octet.format" = "octet-int8-gpt", "octet.format_version" = "2" or "3", optionally
  *             "octet.source" (the text it was trained on; informational),
  *             "octet.graph" = JSON: {"config": {"vocab", "context", "n_layer", "n_head",
  *             "width", "mlp", "ln_eps", "embeddings": "f32" or "i8", "gelu": "tanh" or "erf",

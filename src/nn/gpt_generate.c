@@ -2,12 +2,13 @@
  * with a sliding window.
  *
  * A step computes only the new position: the token and position embedding, and per block
- * ln_1, the qkv linear for this row (its query and key rotated when the model uses RoPE), attention
- * of its query over the cached keys 0..t, proj, residual and the MLP branch; then ln_f and the
- * head. The cached attention is plain float32 loops in a fixed order with the fused attention op's
- * softmax steps (max, exp of the difference, sum, multiply by the reciprocal). Everything else goes
- * through the helpers the training forward uses (gpt_internal.h) on a private graph in no-grad
- * mode: nothing is recorded, the graph is only scratch memory that is rewound every step.
+ * ln_1, the qkv linear for this row (its query and key rotated when the model uses RoPE),
+ * attention of its query over the cached keys 0..t, proj, residual and the MLP branch; then ln_f
+ * and the head. The cached attention is plain float32 loops in a fixed order with the fused
+ * attention op's softmax steps (max, exp of the difference, sum, multiply by the reciprocal).
+ * Everything else goes through the helpers the training forward uses (gpt_internal.h) on a
+ * private graph in no-grad mode: nothing is recorded, the graph is only scratch memory that is
+ * rewound every step.
  */
 #include "gpt_internal.h"
 #include "octet/nonlinear.h"
