@@ -200,8 +200,8 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
     if (cli_positions("train gpt", o->positions, &rope)) return CLI_USAGE;
     if (rope && o->width / o->heads % 2) {
         fprintf(stderr,
-                "octet train gpt: --positions learned+rope needs an even head size, not %d "
-                "(--width / --heads)\n",
+                "octet train gpt: --positions learned+rope (the default) needs an even head "
+                "size, not %d (--width / --heads): give --positions learned, or other sizes\n",
                 o->width / o->heads);
         return CLI_USAGE;
     }
