@@ -146,11 +146,11 @@ int cli_positions(const char *cmd, const char *value, bool *rope);
  * or malformed is a usage error printed as "octet CMD: --layer-bits VALUE: reason". */
 struct oct_qat_config;
 int cli_layer_bits(const char *cmd, const char *value, struct oct_qat_config *cfg);
-/* The help of the training commands' --weight-quant flag. */
 /* Both training commands' help for --confidence-penalty (the GPT's adds its --from default). */
 #define CLI_PENALTY_HELP                                                                           \
     "train on the cross-entropy minus X times the entropy of the predictions, against "            \
     "over-confidence"
+/* The help of the training commands' --weight-quant flag. */
 #define CLI_WEIGHT_QUANT_HELP                                                                      \
     "--qat: weight quantizer: minmax, lsq, pow2 (powers of two, 2..4 bits) or kmeans (a codebook " \
     "of 2^bits int8 codes, 2..7 bits) (default: lsq when a layer has weights of 3 bits or fewer, " \
