@@ -191,11 +191,13 @@ def state_dict_bytes(model):
         return os.path.getsize(f.name)
 
 
-def save_safetensors(path, model):
+def save_safetensors(path, model, metadata=None):
     """Writes model's state dict as a safetensors file (float32), as safetensors.torch.save_model
-    does: a tensor that shares storage with an earlier one (a tied lm_head) is left out. Written
-    to a temporary file first, then renamed."""
+    does: a tensor that shares storage with an earlier one (a tied lm_head) is left out; metadata
+    (a dict of strings) as its __metadata__. Written to a temporary file first, then renamed."""
     header, blobs, seen, offset = {}, [], set(), 0
+    if metadata:
+        header["__metadata__"] = metadata
     for name, t in model.state_dict().items():
         if t.data_ptr() in seen:
             continue

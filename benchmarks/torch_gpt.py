@@ -4,7 +4,8 @@
 Decoder-only GPT, pre-LayerNorm, 4 layers, 4 heads, width 128, context 128, MLP 512, GELU
 (tanh approximation), learned positional embeddings, no dropout, GPT-2 init (normal std 0.02,
 residual projections std 0.02/sqrt(2*n_layer), zero biases), untied embeddings unless --tied;
---positions learned+rope also rotates q and k as octet's (GPT-NeoX layout, base 10000).
+--positions learned+rope also rotates q and k as octet's (GPT-NeoX layout, base 10000), and
+--positions rope does only that (no wpe).
 Causal attention is written out (q@k^T/sqrt(hs), masked_fill, softmax, @v): torch 1.13 has no
 F.scaled_dot_product_attention. AdamW (lr 1e-3 constant unless --schedule cosine or
 linear with --warmup, --min-lr, --decay and --clip, as octet's recipes; betas 0.9/0.999,
@@ -39,6 +40,7 @@ Run with OPENBLAS_NUM_THREADS=1. One JSON line on stdout.
 """
 
 import argparse
+import json
 import math
 import time
 
@@ -71,7 +73,7 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.n_head = cfg.n_head
-        self.rope = cfg.positions == "learned+rope"
+        self.rope = cfg.positions != "learned"
         if self.rope:
             c, s = rope_tables(cfg.block, cfg.n_embd // cfg.n_head)
             self.register_buffer("rope_cos", c, persistent=False)
@@ -118,7 +120,7 @@ class GPT(nn.Module):
     def __init__(self, cfg, vocab):
         super().__init__()
         self.wte = nn.Embedding(vocab, cfg.n_embd)
-        self.wpe = nn.Embedding(cfg.block, cfg.n_embd)
+        self.wpe = nn.Embedding(cfg.block, cfg.n_embd) if cfg.positions != "rope" else None
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.lm_head = nn.Linear(cfg.n_embd, vocab, bias=False)
@@ -135,7 +137,9 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets=None):
         T = idx.shape[1]
-        x = self.wte(idx) + self.wpe(torch.arange(T))
+        x = self.wte(idx)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(T))
         for block in self.blocks:
             x = block(x)
         logits = self.lm_head(self.ln_f(x))
@@ -381,7 +385,10 @@ def train_run(train, val, vocab, args, vocab_bytes):
     vl = val_loss(model, val, args)
     log(f"validation loss after {args.steps} steps: {vl:.4f} nats/char")
     if args.save:
-        save_safetensors(args.save, model)
+        save_safetensors(args.save, model, {  # the architecture, as octet's export --torch
+            "n_layer": str(args.n_layer), "n_head": str(args.n_head), "n_embd": str(args.n_embd),
+            "block_size": str(args.block), "vocab_size": str(len(vocab_bytes)), "gelu": "tanh",
+            "positions": args.positions, "vocab_bytes": json.dumps([int(b) for b in vocab_bytes])})
         log(f"saved {args.save}")
     timed = secs[WARMUP_STEPS:] if len(secs) > WARMUP_STEPS else secs
     tps = tokens_per_s(timed, args)
@@ -407,8 +414,9 @@ def main():
     p.add_argument("--n-embd", type=int, default=128)
     p.add_argument("--mlp", type=int, default=512)
     p.add_argument("--tied", action="store_true", help="tie lm_head to the token embedding")
-    p.add_argument("--positions", choices=["learned", "learned+rope"], default="learned",
-                   help="learned+rope: also rotary embedding of q and k (octet's --positions)")
+    p.add_argument("--positions", choices=["learned", "learned+rope", "rope"], default="learned",
+                   help="learned+rope: also rotary embedding of q and k, rope: that alone "
+                        "(octet's --positions)")
     p.add_argument("--optim", choices=["adamw", "muon"], default="adamw",
                    help="muon: Muon for the blocks' Linear weights, AdamW for the rest")
     p.add_argument("--muon-momentum-warmup", type=int, default=300,

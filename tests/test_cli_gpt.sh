@@ -189,26 +189,40 @@ ok "eval int8 QAT" "QAT (simulated int8) val loss" "$octet" eval "$tmp/gq.safete
 "$octet" inspect "$tmp/rt8.safetensors" | grep -q 'weight_idx .* U8' ||
     { echo "FAIL: a 4-bit export does not pack its weights"; fails=$((fails + 1)); }
 round_trip "exact GELU" --gelu erf
-# rotary position embedding: the banner, the export's config, generation, and export --torch
-# then import (positions from its metadata) to the same validation loss
-round_trip "RoPE" --positions learned+rope
-"$octet" inspect "$tmp/rt8.safetensors" | grep -q "learned+rope positions" ||
-    { echo "FAIL: inspect does not show an export's RoPE"; fails=$((fails + 1)); }
-# the QAT model's text is its export's, also past the context (16) where the window slides
-"$octet" generate "$tmp/rt.safetensors" --prompt "and t" -n 60 >"$tmp/gen-q" 2>/dev/null
-"$octet" generate "$tmp/rt8.safetensors" --prompt "and t" -n 60 >"$tmp/gen-8" 2>/dev/null
-cmp -s "$tmp/gen-q" "$tmp/gen-8" && [ "$(wc -c <"$tmp/gen-q")" = 66 ] ||
-    { echo "FAIL: generate: a RoPE QAT model's text differs from its export's"; fails=$((fails + 1)); }
-ok "train gpt RoPE" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --positions learned+rope \
-    --save "$tmp/rf.safetensors"
-"$octet" eval "$tmp/rf.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 >"$tmp/a.txt"
-"$octet" export "$tmp/rf.safetensors" --torch -o "$tmp/rt.pt.safetensors" >/dev/null
-ok "import RoPE" "learned+rope positions" "$octet" import "$tmp/rt.pt.safetensors" \
-    -o "$tmp/rt.back.safetensors"
-"$octet" eval "$tmp/rt.back.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 >"$tmp/b.txt"
-[ "$(grep -o 'val loss [0-9.]*' "$tmp/a.txt")" = "$(grep -o 'val loss [0-9.]*' "$tmp/b.txt")" ] ||
-    { echo "FAIL: export --torch then import of a RoPE GPT changes its loss"; fails=$((fails + 1)); }
-expect 2 "--positions 'rotary': expected learned or learned+rope" "$octet" train gpt \
+# rotary position embedding, with and without the learned positions (then also with int8
+# embeddings): the export's config, generation, and export --torch then import (positions from
+# its metadata) to the same validation loss
+rope_checks() {
+    local pos=$1
+    shift
+    round_trip "--positions $pos" --positions "$pos" "$@"
+    "$octet" inspect "$tmp/rt8.safetensors" | grep -q " $pos positions" ||
+        { echo "FAIL: inspect does not show an export's $pos positions"; fails=$((fails + 1)); }
+    # the QAT model's text is its export's, also past the context (16) where the window slides
+    "$octet" generate "$tmp/rt.safetensors" --prompt "and t" -n 60 >"$tmp/gen-q" 2>/dev/null
+    "$octet" generate "$tmp/rt8.safetensors" --prompt "and t" -n 60 >"$tmp/gen-8" 2>/dev/null
+    cmp -s "$tmp/gen-q" "$tmp/gen-8" && [ "$(wc -c <"$tmp/gen-q")" = 66 ] ||
+        { echo "FAIL: generate: a $pos QAT model's text differs from its export's"; fails=$((fails + 1)); }
+    ok "train gpt $pos" "final val loss" "$octet" train gpt "${gpt_flags[@]}" --positions "$pos" \
+        --save "$tmp/rf.safetensors"
+    "$octet" eval "$tmp/rf.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 >"$tmp/a.txt"
+    "$octet" export "$tmp/rf.safetensors" --torch -o "$tmp/rt.pt.safetensors" >/dev/null
+    ok "import $pos" " $pos positions" "$octet" import "$tmp/rt.pt.safetensors" \
+        -o "$tmp/rt.back.safetensors"
+    "$octet" eval "$tmp/rt.back.safetensors" --text "$tmp/tiny.txt" --eval-batches 1 >"$tmp/b.txt"
+    [ "$(grep -o 'val loss [0-9.]*' "$tmp/a.txt")" = "$(grep -o 'val loss [0-9.]*' "$tmp/b.txt")" ] ||
+        { echo "FAIL: export --torch then import of a $pos GPT changes its loss"; fails=$((fails + 1)); }
+}
+rope_checks learned+rope
+rope_checks rope --embed-bits 8
+"$octet" inspect "$tmp/rf.safetensors" | grep -q "wpe.weight" &&
+    { echo "FAIL: a --positions rope model has a wpe tensor"; fails=$((fails + 1)); }
+expect 1 "no 2-D tensor for 'wpe.weight': not a GPT state dict in nanoGPT's layout (without one, --positions rope)" \
+    "$octet" import "$tmp/rt.pt.safetensors" --positions learned -o "$tmp/x.safetensors"
+"$octet" export "$tmp/gq.safetensors" --torch -o "$tmp/lp.pt.safetensors" >/dev/null
+expect 1 "has a learned position embedding 'wpe.weight', but --positions is rope" "$octet" \
+    import "$tmp/lp.pt.safetensors" --positions rope -o "$tmp/x.safetensors"
+expect 2 "--positions 'rotary': expected learned, learned+rope or rope" "$octet" train gpt \
     "${gpt_flags[@]}" --positions rotary
 expect 2 "--positions learned+rope (the default) needs an even head size, not 3" "$octet" \
     train gpt "${gpt_flags[@]}" --heads 5 --width 15

@@ -28,6 +28,8 @@
 #include "octet/optim.h"
 
 static char dir[64];
+/* tiny_model builds a RoPE model without the learned position embedding (--positions rope). */
+static bool tiny_no_wpe;
 
 /* A tiny model over the vocabulary of bytes in s, weights widened to N(0, std^2) when std > 0
  * (so attention and LayerNorm are far from their near-identity init). */
@@ -44,7 +46,9 @@ static void tiny_model(gpt_model *m, const char *s, int context, int layers, boo
                           .n_head = 2,
                           .width = 8,
                           .mlp = 12,
-                          .tied = tied};
+                          .tied = tied,
+                          .rope = tiny_no_wpe,
+                          .no_wpe = tiny_no_wpe};
     assert_int_equal(gpt_model_init(m, &cfg, &v, 7), OCT_OK);
     if (std <= 0) return;
     oct_rng rng;
@@ -123,15 +127,20 @@ static oct_tensor *f_gpt_loss(oct_graph *g, oct_tensor *const *in, void *ctx) {
 }
 
 static void gradcheck_whole_model(void **state) {
-    for (int tied = 0; tied < 2; tied++) {
+    for (int k = 0; k < 3; k++) {
+        bool tied = k & 1;
         gpt_model m;
+        tiny_no_wpe = k == 2;
         tiny_model(&m, "abcde", 4, 2, tied, 0.3f);
-        m.gpt.cfg.rope = tied; /* the tied model with RoPE */
+        tiny_no_wpe = false;
+        m.gpt.cfg.rope |= tied; /* the tied model with RoPE, k = 2 without wpe */
         int32_t x[2 * 4] = {0, 1, 2, 3, 4, 4, 2, 0}, y[2 * 4] = {1, 2, 3, 4, 3, 1, 0, 0};
         grad_ctx c = {&m, x, y, 2, 4};
         gradcheck_opts o = {.eps = 1e-2, .rtol = 2e-2, .atol = 2e-4, .max_probes = 64};
-        assert_true(gradcheck(tied ? "gpt tied rope" : "gpt", f_gpt_loss, &c, m.params.n,
-                              m.params.items, &o));
+        assert_true(gradcheck(k == 2 ? "gpt rope only"
+                              : tied ? "gpt tied rope"
+                                     : "gpt",
+                              f_gpt_loss, &c, m.params.n, m.params.items, &o));
         gpt_model_free(&m);
     }
 }
@@ -176,11 +185,14 @@ static void overfits_tiny_corpus(void **state) {
     gpt_model_free(&m);
 }
 
-/* The cache's logits at each position are the forward pass's, without and with RoPE. */
-static void kv_cache_matches_forward_with(bool rope) {
+/* The cache's logits at each position are the forward pass's, without RoPE, with it, and with it
+ * alone (rope 2). */
+static void kv_cache_matches_forward_with(int rope) {
     const char *text = "in the beginning god created";
     gpt_model m;
+    tiny_no_wpe = rope == 2;
     tiny_model(&m, "abcdefghijklmnopqrstuvwxyz ", 28, 2, false, 0.5f);
+    tiny_no_wpe = false;
     m.gpt.cfg.rope = rope;
     int T = (int)strlen(text), V = m.gpt.cfg.vocab;
     int32_t ids[64];
@@ -212,7 +224,7 @@ static void kv_cache_matches_forward_with(bool rope) {
 }
 
 static void kv_cache_matches_forward(void **state) {
-    for (int rope = 0; rope < 2; rope++) kv_cache_matches_forward_with(rope);
+    for (int rope = 0; rope < 3; rope++) kv_cache_matches_forward_with(rope);
 }
 
 /* An oct_token_fn that appends each token to a list (ctx: int32_t[0] the count, then the ids). */
@@ -291,10 +303,14 @@ static void path_in_dir(char *buf, size_t n, const char *name) {
 static void save_load_round_trip(void **state) {
     char path[128];
     path_in_dir(path, sizeof path, "model.safetensors");
-    for (int tied = 0; tied < 2; tied++) {
+    for (int k = 0; k < 3; k++) { /* untied; tied, erf and RoPE; RoPE without wpe */
+        bool tied = k == 1;
         gpt_model a, b;
+        tiny_no_wpe = k == 2;
         tiny_model(&a, "xyz\n ", 8, 2, tied, 0.4f);
-        a.gpt.cfg.exact_gelu = a.gpt.cfg.rope = tied;
+        tiny_no_wpe = false;
+        a.gpt.cfg.exact_gelu = tied;
+        a.gpt.cfg.rope |= tied;
         assert_int_equal(gpt_model_save(&a, path), OCT_OK);
         assert_int_equal(gpt_model_load(&b, path), OCT_OK);
         assert_memory_equal(&a.gpt.cfg, &b.gpt.cfg, sizeof a.gpt.cfg);
@@ -593,8 +609,7 @@ static void import_torch_state_dicts(void **state) {
                     : k == 8 ? HEAD_NAME
                              : AS_IS);
         torch_import_info info;
-        assert_int_equal(
-            gpt_import(&b, path, &a.vocab, 2, a.gpt.cfg.exact_gelu, a.gpt.cfg.rope, &info), OCT_OK);
+        assert_int_equal(gpt_import(&b, path, &a.vocab, 2, &a.gpt.cfg, &info), OCT_OK);
         assert_memory_equal(&a.gpt.cfg, &b.gpt.cfg, sizeof a.gpt.cfg);
         assert_int_equal(info.buffers, 2);
         assert_int_equal(info.zero_biases, nobias ? biases : 0);
@@ -610,7 +625,8 @@ static void expect_import_error(const char *path, const oct_vocab *v, int heads,
                                 const char *want) {
     gpt_model m;
     torch_import_info info;
-    check_failure(gpt_import(&m, path, v, heads, true, false, &info), status, path, want, &m);
+    const oct_gpt_config given = {.exact_gelu = true};
+    check_failure(gpt_import(&m, path, v, heads, &given, &info), status, path, want, &m);
 }
 
 static void import_errors(void **state) {
@@ -662,6 +678,16 @@ static void import_errors(void **state) {
     expect_import_error(octet_file, &a.vocab, 2, OCT_EFORMAT, "");
     unlink(octet_file);
     expect_import_error(octet_file, &a.vocab, 2, OCT_EIO, "");
+    gpt_model_free(&a);
+    /* without wpe the context is the metadata's block_size, which a bare state dict lacks */
+    tiny_no_wpe = true;
+    tiny_model(&a, "xyz\n ", 8, 2, false, 0.4f);
+    tiny_no_wpe = false;
+    write_torch(&a, path, OCT_DT_F32, AS_IS);
+    gpt_model m;
+    torch_import_info info;
+    check_failure(gpt_import(&m, path, &a.vocab, 2, &a.gpt.cfg, &info), OCT_EFORMAT, path,
+                  "no metadata 'block_size': a model without 'wpe.weight'", &m);
     gpt_model_free(&a);
 }
 

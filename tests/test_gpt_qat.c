@@ -365,7 +365,7 @@ static void corrupt_exports_rejected(void **state) {
     expect_rejected(bad, OCT_EFORMAT, "tensors in the file");
     rewrite(f->path, bad, NULL, NULL, "octet.format", "octet-int8-mlp", false);
     expect_rejected(bad, OCT_EFORMAT, "not an int8 GPT export");
-    rewrite(f->path, bad, NULL, NULL, "octet.format_version", "4", false);
+    rewrite(f->path, bad, NULL, NULL, "octet.format_version", "5", false);
     expect_rejected(bad, OCT_EFORMAT, "version");
     /* A config that disagrees with the tensors. */
     rewrite_graph(f->path, bad, "\"mlp\":32", "\"mlp\":33");
@@ -379,6 +379,10 @@ static void corrupt_exports_rejected(void **state) {
     expect_rejected(bad, OCT_EFORMAT, "\"gelu\" must be \"tanh\" or \"erf\"");
     rewrite_graph(f->path, bad, "\"gelu\":\"tanh\"", "\"gelu\":\"tanh\",\"rope\":1");
     expect_rejected(bad, OCT_EFORMAT, "\"rope\" must be true or false");
+    rewrite_graph(f->path, bad, "\"gelu\":\"tanh\"", "\"gelu\":\"tanh\",\"wpe\":0");
+    expect_rejected(bad, OCT_EFORMAT, "\"wpe\" must be true or false");
+    rewrite_graph(f->path, bad, "\"gelu\":\"tanh\"", "\"gelu\":\"tanh\",\"wpe\":false");
+    expect_rejected(bad, OCT_EFORMAT, "\"wpe\" false needs \"rope\" true");
     /* Corrupt quantizer state (as a file could hold) fails the check, naming the tensor. */
     assert_int_equal(oct_qat_gpt_check(&f->q), OCT_OK);
     float hi = f->q.acts[0].hi->data[0];

@@ -1,6 +1,6 @@
 /* Tests for src/nn: the parameter list, initializer statistics, name helpers, the linear layer
- * and MLP forward pass against a hand computation, and an MLP that learns a non-linear toy
- * problem end to end (ops, autograd, optimizer). */
+ * and MLP forward pass against a hand computation, an MLP that learns a non-linear toy problem
+ * end to end (ops, autograd, optimizer), and a GPT without the learned position embedding. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -275,11 +275,58 @@ static void mlp_learns_xor(void **state) {
     assert_true(train_xor(OCT_OPTIM_ADAMW, OCT_ACT_NONE, 0.01f, 300, &first, &last) < 0.8);
 }
 
+/* A GPT without wpe (cfg.no_wpe) has every other tensor of the learned+rope GPT of the same seed,
+ * and its logits are that model's with wpe set to 0. */
+static void gpt_rope_without_wpe(void **state) {
+    oct_gpt_config cfg = {
+        .vocab = 6, .context = 8, .n_layer = 2, .n_head = 2, .width = 8, .mlp = 12, .rope = true};
+    oct_gpt m[2];
+    oct_arena a[2];
+    oct_params ps[2];
+    for (int k = 0; k < 2; k++) {
+        cfg.no_wpe = k == 1;
+        oct_arena_init(&a[k], 0);
+        oct_params_init(&ps[k]);
+        oct_rng rng;
+        oct_rng_seed(&rng, 7, 0);
+        assert_int_equal(oct_gpt_init(&m[k], &a[k], &ps[k], &cfg, &rng), OCT_OK);
+        assert_int_equal(oct_params_count(&ps[k]), oct_gpt_param_count(&cfg));
+    }
+    assert_null(m[1].wpe);
+    assert_int_equal(ps[0].n, ps[1].n + 1);
+    assert_int_equal(oct_params_count(&ps[0]) - oct_params_count(&ps[1]), 8 * 8);
+    for (int i = 0, j = 0; i < ps[0].n; i++) {
+        const oct_tensor *t = ps[0].items[i], *u = ps[1].items[j];
+        if (t == m[0].wpe) {
+            memset(t->data, 0, (size_t)t->size * sizeof(float));
+            continue;
+        }
+        assert_string_equal(t->name, u->name);
+        assert_memory_equal(t->data, u->data, (size_t)t->size * sizeof(float));
+        j++;
+    }
+    int32_t ids[8] = {0, 1, 2, 3, 4, 5, 0, 1};
+    oct_graph g;
+    oct_graph_init(&g, 0, 1);
+    g.no_grad = true;
+    oct_tensor *la = oct_gpt_forward(&m[0], &g, ids, 1, 8),
+               *lb = oct_gpt_forward(&m[1], &g, ids, 1, 8);
+    assert_memory_equal(la->data, lb->data, (size_t)la->size * sizeof(float));
+    oct_graph_free(&g);
+    cfg.rope = false; /* no positions at all */
+    assert_int_equal(oct_gpt_config_check(&cfg), OCT_EINVAL);
+    assert_non_null(strstr(oct_last_error(), "no_wpe needs rope"));
+    for (int k = 0; k < 2; k++) {
+        oct_params_free(&ps[k]);
+        oct_arena_free(&a[k]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(params_list),      cmocka_unit_test(init_statistics),
         cmocka_unit_test(names_round_trip), cmocka_unit_test(mlp_forward_matches_by_hand),
-        cmocka_unit_test(mlp_learns_xor),
+        cmocka_unit_test(mlp_learns_xor),   cmocka_unit_test(gpt_rope_without_wpe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -572,11 +572,20 @@ int cli_gelu(const char *cmd, const char *value, bool *exact) {
     return CLI_USAGE;
 }
 
-int cli_positions(const char *cmd, const char *value, bool *rope) {
-    *rope = !strcmp(value, "learned+rope");
-    if (*rope || !strcmp(value, "learned")) return CLI_OK;
-    fprintf(stderr, "octet %s: --positions '%s': expected learned or learned+rope\n", cmd, value);
+int cli_positions(const char *cmd, const char *value, oct_gpt_config *cfg) {
+    for (int k = 0; k < 3; k++)
+        if (!strcmp(value, cli_positions_name(k > 0, k > 1))) {
+            cfg->rope = k > 0;
+            cfg->no_wpe = k > 1;
+            return CLI_OK;
+        }
+    fprintf(stderr, "octet %s: --positions '%s': expected learned, learned+rope or rope\n", cmd,
+            value);
     return CLI_USAGE;
+}
+
+const char *cli_positions_name(bool rope, bool no_wpe) {
+    return no_wpe ? "rope" : rope ? "learned+rope" : "learned";
 }
 
 int cli_layer_bits(const char *cmd, const char *value, oct_qat_config *cfg) {

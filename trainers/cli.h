@@ -139,9 +139,13 @@ int cli_fail_dynamic_compare(const char *path);
 /* The --gelu flag's value: "erf" (exact; *exact true) or "tanh"; anything else is a usage error
  * printed as "octet CMD: --gelu ..." (returns CLI_USAGE). */
 int cli_gelu(const char *cmd, const char *value, bool *exact);
-/* The --positions flag's value: "learned" or "learned+rope" (*rope true); anything else is a
- * usage error printed as "octet CMD: --positions ..." (returns CLI_USAGE). */
-int cli_positions(const char *cmd, const char *value, bool *rope);
+/* The --positions flag's value into cfg->rope and cfg->no_wpe: "learned" (neither),
+ * "learned+rope" (rope) or "rope" (both); anything else is a usage error printed as
+ * "octet CMD: --positions ..." (returns CLI_USAGE). */
+struct oct_gpt_config;
+int cli_positions(const char *cmd, const char *value, struct oct_gpt_config *cfg);
+/* The --positions value of a model with these flags (no_wpe implies rope). */
+const char *cli_positions_name(bool rope, bool no_wpe);
 /* --layer-bits: copies value (NULL: none) into cfg->layer_bits and checks cfg; a value too long
  * or malformed is a usage error printed as "octet CMD: --layer-bits VALUE: reason". */
 struct oct_qat_config;

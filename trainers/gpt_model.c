@@ -3,7 +3,9 @@
  * tensor "vocab" (V) holding the byte of every token id, and metadata
  *   octet.model = "gpt", octet.vocab, octet.context, octet.layers, octet.heads, octet.width,
  *   octet.mlp = decimal integers, octet.tied = "true" or "false", octet.gelu = "tanh" (the
- *   tanh approximation; also when absent) or "erf" (exact).
+ *   tanh approximation; also when absent) or "erf" (exact), and for a model with the rotary
+ *   embedding octet.rope = "true" (absent: false), without a learned position embedding (no
+ *   "wpe.weight") octet.wpe = "false" (absent: true).
  * A QAT model adds its quantizer tensors ("h.0.attn.qkv.in.lo", ...; learned ones are
  * parameters) and metadata octet.qat (the oct_qat_config JSON) and octet.qat_steps. */
 #include "gpt_model.h"
@@ -135,6 +137,10 @@ static oct_status read_config(const oct_st_file *f, oct_gpt_config *cfg) {
         return oct_fail(OCT_EFORMAT, "%s: metadata 'octet.rope' must be 'true' or 'false'",
                         f->path);
     cfg->rope = rope && !strcmp(rope, "true");
+    const char *wpe = oct_st_meta(f, "octet.wpe"); /* absent: true */
+    if (wpe && strcmp(wpe, "true") && strcmp(wpe, "false"))
+        return oct_fail(OCT_EFORMAT, "%s: metadata 'octet.wpe' must be 'true' or 'false'", f->path);
+    cfg->no_wpe = wpe && !strcmp(wpe, "false");
     cfg->dropout = 0.0f;
     if (oct_gpt_config_check(cfg) != OCT_OK) return load_fail_in(OCT_EFORMAT, f->path);
     return OCT_OK;
@@ -222,6 +228,7 @@ oct_status gpt_model_add(const gpt_model *m, oct_st_writer *w, const char *path)
     if (s == OCT_OK) s = oct_st_writer_meta(w, "octet.tied", c->tied ? "true" : "false");
     if (s == OCT_OK) s = oct_st_writer_meta(w, "octet.gelu", c->exact_gelu ? "erf" : "tanh");
     if (s == OCT_OK && c->rope) s = oct_st_writer_meta(w, "octet.rope", "true");
+    if (s == OCT_OK && c->no_wpe) s = oct_st_writer_meta(w, "octet.wpe", "false");
     if (s == OCT_OK && m->source) s = oct_st_writer_meta(w, CLI_META_SOURCE, m->source);
     for (int i = 0; i < m->params.n && s == OCT_OK; i++)
         s = oct_st_writer_add_tensor(w, m->params.items[i]);

@@ -107,10 +107,10 @@ static oct_status from_metadata(const oct_st_file *f, const cli_cmd *cmd, const 
                         "%s: metadata 'gelu' is '%s', expected tanh or erf (as --gelu)", f->path,
                         v);
     if ((v = unset_meta(f, cmd, seen, "--positions", "positions"))) o->positions = v;
-    if (v && strcmp(v, "learned") && strcmp(v, "learned+rope"))
+    if (v && strcmp(v, "learned") && strcmp(v, "learned+rope") && strcmp(v, "rope"))
         return oct_fail(OCT_EFORMAT,
-                        "%s: metadata 'positions' is '%s', expected learned or learned+rope (as "
-                        "--positions)",
+                        "%s: metadata 'positions' is '%s', expected learned, learned+rope or rope "
+                        "(as --positions)",
                         f->path, v);
     if ((v = unset_meta(f, cmd, seen, "--text", "vocab_bytes"))) {
         o->meta_vocab = true;
@@ -145,8 +145,9 @@ static int import_gpt(const char *path, const import_opts *o) {
                         "record the heads, unless in metadata n_head)\n");
         return CLI_USAGE;
     }
-    bool exact, rope;
-    if (cli_gelu("import", o->gelu, &exact) || cli_positions("import", o->positions, &rope))
+    oct_gpt_config given = {0};
+    if (cli_gelu("import", o->gelu, &given.exact_gelu) ||
+        cli_positions("import", o->positions, &given))
         return CLI_USAGE;
     oct_vocab vocab = o->vocab;
     if (!o->meta_vocab) {
@@ -165,7 +166,7 @@ static int import_gpt(const char *path, const import_opts *o) {
     }
     gpt_model m;
     torch_import_info info;
-    if (gpt_import(&m, path, &vocab, o->heads, exact, rope, &info)) return cli_fail(NULL);
+    if (gpt_import(&m, path, &vocab, o->heads, &given, &info)) return cli_fail(NULL);
     const oct_gpt_config *c = &m.gpt.cfg;
     printf("%s: GPT %d layers, %d heads, width %d, context %d, MLP %d, %s output layer, %s "
            "GELU, %s positions, vocabulary %d: %lld parameters",
@@ -221,8 +222,9 @@ int cmd_import(int argc, char **argv) {
         {"--gelu", CLI_STR, &o.gelu,
          "GPT: erf (nn.GELU(), nanoGPT's) or tanh (nn.GELU(approximate=\"tanh\"))", 0, 0},
         {"--positions", CLI_STR, &o.positions,
-         "GPT: learned (nanoGPT's), or learned+rope (q and k also rotated as octet's "
-         "--positions learned+rope: GPT-NeoX layout, base 10000)",
+         "GPT: learned (nanoGPT's), learned+rope (q and k also rotated as octet's "
+         "--positions learned+rope: GPT-NeoX layout, base 10000) or rope (the rotation alone, "
+         "no wpe.weight; the context from metadata block_size)",
          0, 0},
         {"--text", CLI_STR, &o.text,
          "GPT: the training text; token i is its i-th smallest distinct byte (for ASCII text "

@@ -74,7 +74,7 @@ static int print_gpt(const char *path, const oct_st_file *f) {
     printf("int8 GPT%s: vocabulary %d, context %d, %d layers, %d heads, width %d, MLP %d, %s "
            "GELU, %s positions, %s embeddings\n",
            m.dynamic ? dynamic_note : "", m.vocab, m.context, m.n_layer, m.n_head, m.width, m.mlp,
-           m.exact_gelu ? "exact (erf)" : "tanh", m.rope ? "learned+rope" : "learned",
+           m.exact_gelu ? "exact (erf)" : "tanh", cli_positions_name(m.rope, m.no_wpe),
            m.wte_q ? "int8" : "float32");
     print_header();
     for (int j = 0; j < OCT_I8_GPT_PER_BLOCK * m.n_layer + 1; j++) {

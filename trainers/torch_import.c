@@ -91,16 +91,37 @@ static const oct_st_entry *lookup(const mapped *mp, const char *name) {
     return NULL;
 }
 
-/* The architecture from the tensors' shapes. */
-static oct_status infer_config(const mapped *mp, int n_head, oct_gpt_config *cfg) {
+/* The context of a model without wpe: metadata block_size (export --torch's, torch_gpt.py's). */
+static oct_status recorded_context(const oct_st_file *f, int *context) {
+    const char *v = oct_st_meta(f, "block_size");
+    char *end;
+    errno = 0;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || end == v || *end || errno || x < 1 || x > 1 << 20)
+        return oct_fail(OCT_EFORMAT,
+                        "%s: %s metadata 'block_size': a model without 'wpe.weight' (--positions "
+                        "rope) records its context there",
+                        f->path, v ? "bad" : "no");
+    *context = (int)x;
+    return OCT_OK;
+}
+
+/* The architecture from the tensors' shapes (with no_wpe, the context from the metadata). */
+static oct_status infer_config(const mapped *mp, int n_head, bool no_wpe, oct_gpt_config *cfg) {
     const oct_st_file *f = mp->f;
-    static const char *const needed[] = {"wte.weight", "wpe.weight", "h.0.mlp.fc.weight"};
-    const oct_st_entry *e[3];
-    for (int i = 0; i < 3; i++)
+    static const char *const needed[] = {"wte.weight", "h.0.mlp.fc.weight", "wpe.weight"};
+    const oct_st_entry *e[3] = {NULL, NULL, NULL};
+    if (no_wpe && lookup(mp, "wpe.weight"))
+        return oct_fail(OCT_EFORMAT,
+                        "%s: has a learned position embedding 'wpe.weight', but --positions is "
+                        "rope: give learned or learned+rope",
+                        f->path);
+    for (int i = 0; i < (no_wpe ? 2 : 3); i++)
         if (!(e[i] = lookup(mp, needed[i])) || e[i]->ndim != 2)
-            return oct_fail(OCT_EFORMAT,
-                            "%s: no 2-D tensor for '%s': not a GPT state dict in nanoGPT's layout",
-                            f->path, needed[i]);
+            return oct_fail(
+                OCT_EFORMAT,
+                "%s: no 2-D tensor for '%s': not a GPT state dict in nanoGPT's layout%s", f->path,
+                needed[i], i == 2 ? " (without one, --positions rope)" : "");
     int layers = 0, last = -1; /* last: the entry of the highest block */
     bool seen[GPT_MAX_LAYERS] = {false};
     for (int i = 0; i < f->count; i++) {
@@ -116,17 +137,23 @@ static oct_status infer_config(const mapped *mp, int n_head, oct_gpt_config *cfg
         if (!seen[b])
             return oct_fail(OCT_EFORMAT, "%s: no tensor of block %d, but '%s' is of block %d",
                             f->path, b, f->entries[last].name, layers - 1);
-    for (int i = 1; i < 3; i++) /* wpe and fc read the residual width */
+    for (int i = 1; i < 3 && e[i]; i++) /* fc and wpe read the residual width */
         if (e[i]->shape[1] != e[0]->shape[1])
             return oct_fail(OCT_ESHAPE, "%s: '%s' has %d columns, but the embeddings' width is %d",
                             f->path, e[i]->name, e[i]->shape[1], e[0]->shape[1]);
     *cfg = (oct_gpt_config){.vocab = e[0]->shape[0],
                             .width = e[0]->shape[1],
-                            .context = e[1]->shape[0],
-                            .mlp = e[2]->shape[0],
+                            .mlp = e[1]->shape[0],
                             .n_layer = layers,
                             .n_head = n_head,
-                            .tied = lookup(mp, "lm_head.weight") == NULL};
+                            .tied = lookup(mp, "lm_head.weight") == NULL,
+                            .no_wpe = no_wpe};
+    if (no_wpe) {
+        oct_status s = recorded_context(f, &cfg->context);
+        if (s != OCT_OK) return s;
+    } else {
+        cfg->context = e[2]->shape[0];
+    }
     if (cfg->width % n_head)
         return oct_fail(OCT_EINVAL, "%s: %d heads do not divide the width %d", f->path, n_head,
                         cfg->width);
@@ -219,7 +246,7 @@ static oct_status fill(gpt_model *m, const mapped *mp, torch_import_info *info) 
 }
 
 oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, int n_head,
-                      bool exact_gelu, bool rope, torch_import_info *info) {
+                      const oct_gpt_config *given, torch_import_info *info) {
     memset(m, 0, sizeof *m);
     *info = (torch_import_info){0};
     oct_st_file f;
@@ -254,10 +281,10 @@ oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, in
             s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
     }
     oct_gpt_config cfg;
-    if (s == OCT_OK) s = infer_config(&mp, n_head, &cfg);
+    if (s == OCT_OK) s = infer_config(&mp, n_head, given->no_wpe, &cfg);
     if (s == OCT_OK) s = check_recorded_config(&f, &cfg);
-    cfg.exact_gelu = exact_gelu;
-    cfg.rope = rope;
+    cfg.exact_gelu = given->exact_gelu;
+    cfg.rope = given->rope;
     if (s == OCT_OK && cfg.vocab != vocab->size)
         s = oct_fail(OCT_EINVAL, "%s: %d token embeddings, but the vocabulary has %d characters",
                      path, cfg.vocab, vocab->size);
@@ -436,7 +463,7 @@ static oct_status gpt_export(const gpt_model *m, oct_st_writer *w) {
     if (s == OCT_OK) s = meta_int(w, "block_size", c->context);
     if (s == OCT_OK) s = meta_int(w, "vocab_size", c->vocab);
     if (s == OCT_OK) s = oct_st_writer_meta(w, "gelu", c->exact_gelu ? "erf" : "tanh");
-    if (s == OCT_OK) s = oct_st_writer_meta(w, "positions", c->rope ? "learned+rope" : "learned");
+    if (s == OCT_OK) s = oct_st_writer_meta(w, "positions", cli_positions_name(c->rope, c->no_wpe));
     json_t *a = json_array(); /* "[10,32,...]", as import reads it */
     for (int i = 0; a && i < c->vocab; i++)
         json_array_append_new(a, json_integer(m->vocab.bytes[i]));

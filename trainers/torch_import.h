@@ -17,10 +17,11 @@ typedef struct torch_import_info {
     int buffers;     /* non-parameter tensors skipped (nanoGPT's causal mask "attn.bias") */
 } torch_import_info;
 
-/* Builds m (fp32; GELU exact with erf, as nanoGPT's nn.GELU(), or with exact_gelu false the
- * tanh form, as torch_gpt.py's; with rope, rotary embedding on top of the learned positions, as
- * octet's cfg.rope) from the state dict at path: the architecture from the tensors'
- * shapes (vocabulary and width from the token embedding, context from the position embedding,
+/* Builds m (fp32; given's exact_gelu, rope and no_wpe: GELU exact with erf, as nanoGPT's
+ * nn.GELU(), or the tanh form, as torch_gpt.py's; rotary embedding on top of the learned
+ * positions or instead of them, as octet's) from the state dict at path: the architecture from
+ * the tensors' shapes (vocabulary and width from the token embedding, context from the position
+ * embedding, or without one (no_wpe) from the metadata block_size,
  * layers from the blocks, MLP width from the first block), n_head heads (a state dict does not
  * record it), the output layer tied to the token embedding when the file has no lm_head.weight,
  * or only it (save_model keeps one name of a shared tensor), vocab as the token ids' bytes (its
@@ -29,7 +30,7 @@ typedef struct torch_import_info {
  * non-float dtype; or the metadata key, when the file records an architecture (export --torch's
  * n_layer, n_embd, block_size, vocab_size) other than its tensors'. On failure m is zeroed. */
 oct_status gpt_import(gpt_model *m, const char *path, const oct_vocab *vocab, int n_head,
-                      bool exact_gelu, bool rope, torch_import_info *info);
+                      const oct_gpt_config *given, torch_import_info *info);
 
 /* Fails (a message naming the file and its kind) on an octet model or export: they need no
  * import. gpt_import and mlp_import check it too. */
@@ -52,8 +53,8 @@ oct_status mlp_import(mlp_model *m, const char *path, oct_activation act, float 
  * safetensors.torch.load_file reads. A GPT in nanoGPT's layout ("transformer.wte.weight",
  * "transformer.h.N.attn.c_attn.weight", ..., "lm_head.weight", absent when tied), with its
  * config in the metadata (n_layer, n_head, n_embd, block_size, vocab_size, gelu "tanh" or
- * "erf", positions "learned" or "learned+rope", vocab_bytes: the JSON array of the token ids'
- * bytes); an MLP as benchmarks/ torch_mlp.py's nn.Linear layers "fc1", "fc2", ... (metadata:
+ * "erf", positions "learned", "learned+rope" or "rope", vocab_bytes: the JSON array of the token
+ * ids' bytes); an MLP as benchmarks/ torch_mlp.py's nn.Linear layers "fc1", "fc2", ... (metadata:
  * activation, mean, std, and gelu "tanh" with a GELU: octet's MLP GELU is
  * nn.GELU(approximate="tanh")). gpt_import and mlp_import read the file back to the same weights.
  * Quantizer state (ranges, learned scales) is left out; with keep_source, the data the model

@@ -264,8 +264,8 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
                               .mlp = o->mlp,
                               .tied = o->tied,
                               .exact_gelu = !strcmp(o->gelu, "erf"),
-                              .rope = !strcmp(o->positions, "learned+rope"),
                               .dropout = o->dropout};
+        (void)cli_positions("train gpt", o->positions, &cfg); /* checked */
         if (gpt_model_init(m, &cfg, &text->vocab, (uint64_t)o->seed) == OCT_OK) return CLI_OK;
         oct_text_free(text);
         return train_gpt_fail_flag("model");
@@ -298,7 +298,7 @@ static int make_model(gpt_model *m, oct_text *text, const char *path, gpt_opts *
     o->mlp = c->mlp;
     o->tied = c->tied;
     o->gelu = c->exact_gelu ? "erf" : "tanh";
-    o->positions = c->rope ? "learned+rope" : "learned";
+    o->positions = cli_positions_name(c->rope, c->no_wpe);
     return CLI_OK;
 }
 
@@ -427,8 +427,10 @@ int train_gpt_run(const gpt_opts *o) {
             "tokens%s\n",
             o->layers, o->heads, o->width, o->context, o->mlp, o->tied ? ", tied" : "",
             strcmp(o->gelu, "erf") ? "" : ", exact GELU",
-            strcmp(o->positions, "learned") ? ", RoPE" : "", (long long)oct_params_count(&m.params),
-            path, (long long)text.n, text.vocab.size,
+            !strcmp(o->positions, "rope")     ? ", RoPE (no learned positions)"
+            : strcmp(o->positions, "learned") ? ", RoPE"
+                                              : "",
+            (long long)oct_params_count(&m.params), path, (long long)text.n, text.vocab.size,
             kind == OCT_OPTIM_MUON ? "Muon+AdamW" : "AdamW", (double)o->lr, o->schedule,
             (double)o->penalty, o->steps, o->batch * o->context, origin);
     /* a resumed run's config record says so: "resumed_after", the steps done before */

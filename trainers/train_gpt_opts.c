@@ -196,12 +196,13 @@ static int check_opts(gpt_opts *o, const cli_cmd *cmd, const bool *seen) {
         fprintf(stderr, "octet train gpt: --heads %d must divide --width %d\n", o->heads, o->width);
         return CLI_USAGE;
     }
-    bool rope;
-    if (cli_positions("train gpt", o->positions, &rope)) return CLI_USAGE;
-    if (rope && o->width / o->heads % 2) {
+    oct_gpt_config pos = {0};
+    if (cli_positions("train gpt", o->positions, &pos)) return CLI_USAGE;
+    if (pos.rope && o->width / o->heads % 2) {
         fprintf(stderr,
-                "octet train gpt: --positions learned+rope (the default) needs an even head "
-                "size, not %d (--width / --heads): give --positions learned, or other sizes\n",
+                "octet train gpt: --positions %s%s needs an even head size, not %d (--width / "
+                "--heads): give --positions learned, or other sizes\n",
+                o->positions, strcmp(o->positions, DEFAULT_POSITIONS) ? "" : " (the default)",
                 o->width / o->heads);
         return CLI_USAGE;
     }
@@ -284,8 +285,8 @@ int cmd_train_gpt(int argc, char **argv) {
         {"--gelu", CLI_STR, &o.gelu,
          "tanh (the tanh approximation) or erf (exact, PyTorch's nn.GELU() default)", 0, 0},
         {"--positions", CLI_STR, &o.positions,
-         "learned (a learned position embedding), or learned+rope (queries and keys also "
-         "rotated by position: rotary embedding)",
+         "learned (a learned position embedding), learned+rope (queries and keys also rotated "
+         "by position: rotary embedding) or rope (the rotation alone)",
          0, 0},
         {"--dropout", CLI_FLOAT, &o.dropout, "dropout after embeddings and residual branches", 0,
          0.99},

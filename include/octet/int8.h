@@ -339,6 +339,7 @@ typedef struct oct_i8_gpt {
     float ln_eps;                                    /* LayerNorm epsilon */
     bool exact_gelu;  /* GELU with erf (oct_nl_gelu_erf), else the tanh form (oct_nl_gelu) */
     bool rope;        /* queries and keys rotated by position (oct_nl_rope_row) after qkv */
+    bool no_wpe;      /* no position embedding (wpe, wpe_q, wpe_s NULL); needs rope */
     float *wte;       /* (V,C) token embedding */
     float *wpe;       /* (T_max,C) position embedding */
     float *ln;        /* (L,4,C) per block ln_1 gain, ln_1 bias, ln_2 gain, ln_2 bias */
@@ -347,8 +348,8 @@ typedef struct oct_i8_gpt {
                          lm_head last */
     int32_t *in_qmin, *in_qmax; /* (4 L + 1) input code range of each linear */
     uint8_t *vocab_bytes;       /* (V) the byte of each token id */
-    /* Optional int8 embeddings (all four or none): per-row codes and scales, with wte and wpe
-     * holding the dequantized values s[r] * q[r][c] the engine adds up. */
+    /* Optional int8 embeddings (all four or none; wte's two with no_wpe): per-row codes and scales,
+     * with wte and wpe holding the dequantized values s[r] * q[r][c] the engine adds up. */
     int8_t *wte_q, *wpe_q; /* (V,C), (T_max,C) codes in [-127, 127] */
     float *wte_s, *wpe_s;  /* (V), (T_max) finite scales > 0 */
     char *source; /* the data it was trained on (metadata octet.source), NULL: not recorded */
@@ -365,9 +366,11 @@ void oct_i8_gpt_linear_name(const oct_i8_gpt *m, int j, char *buf, size_t n);
 /* OCT_EINVAL (message naming the layer) unless m can run: positive sizes, n_head divides width,
  * context and vocab limits, finite eps > 0, every linear built with the right shape and checked
  * like an MLP layer (scales, code ranges, multipliers), block linears requantizing without relu,
- * lm_head neither; int8 embeddings complete, in range, and equal to wte and wpe bit for bit. */
+ * lm_head neither; no_wpe only with rope; int8 embeddings complete, in range, and equal to wte
+ * and wpe bit for bit. */
 oct_status oct_i8_gpt_check(const oct_i8_gpt *m);
-/* Makes m's embeddings int8 from the float tables wte (V,C) and wpe (T_max,C) (m's sizes set):
+/* Makes m's embeddings int8 from the float tables wte (V,C) and wpe (T_max,C; NULL and unread
+ * with m->no_wpe) (m's sizes and no_wpe set):
  * per-row scales oct_quant_row_scales and codes oct_quantize_s8 under the signed symmetric narrow
  * bits-bit scheme (2..8), and m->wte / m->wpe (allocated when NULL) set to the dequantized
  * values, which are the QAT GPT's fake-quantized tables bit for bit. OCT_EINVAL / OCT_ENOMEM. */
@@ -417,11 +420,13 @@ oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n
  *
  * One safetensors file, format version 2, or 3 when it uses rotary position embedding (version
  * 1, without dynamic activations and packed codes, loads unchanged):
- *   metadata  "octet.format" = "octet-int8-gpt", "octet.format_version" = "2" or "3", optionally
+ *   metadata  "octet.format" = "octet-int8-gpt", "octet.format_version" = "2", "3" (rope) or "4"
+ *             (no wpe), optionally
  *             "octet.source" (the text it was trained on; informational),
  *             "octet.graph" = JSON: {"config": {"vocab", "context", "n_layer", "n_head",
  *             "width", "mlp", "ln_eps", "embeddings": "f32" or "i8", "gelu": "tanh" or "erf",
- *             "rope": true or false (version 3; absent: false)}, "linears": [{"name":
+ *             "rope": true or false (version 3; absent: false), "wpe": true or false
+ *             (version 4; absent: true; false: no "wpe" tensors)}, "linears": [{"name":
  *             "h.0.attn.qkv", "in", "out", "relu": false, "input_scale", "input_zero_point",
  *             "input_qmin", "input_qmax", "output": {"scale", "zero_point", "qmin", "qmax"} or
  *             null}, ...]} (same per-linear fields as the MLP graph, plus the input code range)
@@ -438,7 +443,7 @@ oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n
  * dtype and shape and no other, oct_i8_gpt_check, wsum and multipliers matching the codes and
  * scales. */
 #define OCT_I8_GPT_FORMAT "octet-int8-gpt"
-#define OCT_I8_GPT_FORMAT_VERSION 3
+#define OCT_I8_GPT_FORMAT_VERSION 4
 
 /* Writes m (checked first, OCT_EINVAL) atomically; OCT_EIO on failure. */
 oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path);

@@ -89,20 +89,21 @@ oct_tensor *oct_mlp_forward(const oct_mlp *m, oct_graph *g, oct_tensor *x);
 
 /* A pre-LayerNorm GPT as in GPT-2 / nanoGPT:
  *
- *     x = wte[ids] + wpe[0..T)                                         (B,T,C)
+ *     x = wte[ids] + wpe[0..T)   (wte[ids] alone when cfg.no_wpe)      (B,T,C)
  *     per block:  x += proj(attention(qkv(ln_1(x))))
  *                 x += mlp.proj(gelu(mlp.fc(ln_2(x))))
  *     logits = lm_head(ln_f(x))                                        (B,T,V)
  *
  * With cfg.rope the attention sees rope(qkv(...)): queries and keys rotated by their positions
- * (oct_rope) on top of the learned position embedding.
+ * (oct_rope), on top of the learned position embedding, or instead of it with cfg.no_wpe.
  *
  * Parameter names (the safetensors tensor names): "wte.weight" (V,C), "wpe.weight" (T_max,C),
  * "h.<i>.ln_1.weight"/".bias" (C), "h.<i>.attn.qkv.weight" (3C,C)/".bias", "h.<i>.attn.proj.weight"
  * (C,C)/".bias", "h.<i>.ln_2.weight"/".bias", "h.<i>.mlp.fc.weight" (M,C)/".bias",
  * "h.<i>.mlp.proj.weight" (C,M)/".bias", "ln_f.weight"/".bias", "lm_head.weight" (V,C, no bias;
- * absent when tied to wte). GPT-2 init: weights and embeddings N(0, 0.02^2), the two residual
- * projections N(0, (0.02 / sqrt(2 n_layer))^2), biases 0, LayerNorm gain 1 and bias 0. */
+ * absent when tied to wte); no "wpe.weight" with cfg.no_wpe. GPT-2 init: weights and embeddings
+ * N(0, 0.02^2), the two residual projections N(0, (0.02 / sqrt(2 n_layer))^2), biases 0, LayerNorm
+ * gain 1 and bias 0. */
 
 #define OCT_GPT_LN_EPS 1e-5f
 
@@ -117,6 +118,7 @@ typedef struct oct_gpt_config {
     bool exact_gelu; /* GELU with erf (PyTorch's nn.GELU() default), not the tanh form */
     bool rope;       /* also rotary position embedding of q and k (oct_rope); needs an even
                         head size */
+    bool no_wpe;     /* no learned position embedding (wpe NULL); needs rope */
     float dropout;   /* in [0, 1), after the embeddings and each residual branch; 0 = none */
 } oct_gpt_config;
 
@@ -132,14 +134,15 @@ typedef struct oct_gpt_block {
 typedef struct oct_gpt {
     oct_gpt_config cfg;
     oct_tensor *wte;           /* (V,C) */
-    oct_tensor *wpe;           /* (T_max,C) */
+    oct_tensor *wpe;           /* (T_max,C); NULL with cfg.no_wpe */
     oct_gpt_block *h;          /* n_layer blocks, in the model arena */
     oct_tensor *lnf_w, *lnf_b; /* (C) */
     oct_linear_layer lm_head;  /* C -> V without bias; w is wte when tied */
 } oct_gpt;
 
 /* OCT_EINVAL with a message naming the field unless every size is positive, n_head divides
- * width (into an even head size with rope), vocab <= 65536 and dropout lies in [0, 1). */
+ * width (into an even head size with rope), no_wpe comes with rope, vocab <= 65536 and dropout lies
+ * in [0, 1). */
 oct_status oct_gpt_config_check(const oct_gpt_config *cfg);
 /* The number of parameters oct_gpt_init creates for cfg (sizes as checked above). */
 int64_t oct_gpt_param_count(const oct_gpt_config *cfg);

@@ -66,16 +66,16 @@ static oct_status check_embeddings(const oct_i8_gpt *m);
 oct_status oct_i8_gpt_check(const oct_i8_gpt *m) {
     if (m->vocab < 1 || m->vocab > 65536 || m->context < 1 || m->n_layer < 1 || m->n_head < 1 ||
         m->width < 1 || m->mlp < 1 || m->width % m->n_head || m->width > OCT_I8_MAX_K ||
-        m->mlp > OCT_I8_MAX_K || (m->rope && m->width / m->n_head % 2))
+        m->mlp > OCT_I8_MAX_K || (m->rope && m->width / m->n_head % 2) || (m->no_wpe && !m->rope))
         return oct_fail(OCT_EINVAL,
                         "int8 gpt: config vocab %d, context %d, layers %d, heads %d, width %d, "
-                        "mlp %d%s is not runnable",
+                        "mlp %d%s%s is not runnable",
                         m->vocab, m->context, m->n_layer, m->n_head, m->width, m->mlp,
-                        m->rope ? ", rope" : "");
+                        m->rope ? ", rope" : "", m->no_wpe ? ", no wpe" : "");
     if (!(m->ln_eps > 0) || !isfinite(m->ln_eps))
         return oct_fail(OCT_EINVAL, "int8 gpt: LayerNorm epsilon %g", (double)m->ln_eps);
-    if (!m->wte || !m->wpe || !m->ln || !m->lnf || !m->lin || !m->in_qmin || !m->in_qmax ||
-        !m->vocab_bytes)
+    if (!m->wte || !m->wpe != m->no_wpe || !m->ln || !m->lnf || !m->lin || !m->in_qmin ||
+        !m->in_qmax || !m->vocab_bytes)
         return oct_fail(OCT_EINVAL, "int8 gpt: model is not built");
     int J = OCT_I8_GPT_PER_BLOCK * m->n_layer + 1;
     for (int j = 0; j < J; j++) {
@@ -106,16 +106,17 @@ oct_status oct_i8_gpt_check(const oct_i8_gpt *m) {
 
 /* ---- int8 embeddings ------------------------------------------------------------------------- */
 
-void oct__i8_gpt_embeddings(oct_i8_gpt *m, oct__i8_emb t[2]) {
+int oct__i8_gpt_embeddings(oct_i8_gpt *m, oct__i8_emb t[2]) {
     t[0] = (oct__i8_emb){"wte", m->vocab, &m->wte_q, &m->wte_s, &m->wte};
     t[1] = (oct__i8_emb){"wpe", m->context, &m->wpe_q, &m->wpe_s, &m->wpe};
+    return m->no_wpe ? 1 : 2;
 }
 
 void oct__i8_gpt_dequantize_embeddings(oct_i8_gpt *m) {
     oct__i8_emb t[2];
-    oct__i8_gpt_embeddings(m, t);
+    int nt = oct__i8_gpt_embeddings(m, t);
     int64_t C = m->width;
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < nt; k++)
         for (int64_t i = 0; i < t[k].rows * C; i++)
             (*t[k].x)[i] = oct_dequantize((*t[k].q)[i], (*t[k].s)[i / C], 0);
 }
@@ -123,13 +124,13 @@ void oct__i8_gpt_dequantize_embeddings(oct_i8_gpt *m) {
 static oct_status check_embeddings(const oct_i8_gpt *m) {
     int n = !!m->wte_q + !!m->wpe_q + !!m->wte_s + !!m->wpe_s;
     if (n == 0) return OCT_OK;
-    if (n != 4)
-        return oct_fail(OCT_EINVAL, "int8 gpt: int8 embeddings need codes and scales of both "
-                                    "wte and wpe");
+    if (n != (m->no_wpe ? 2 : 4) || !m->wte_q || !m->wte_s)
+        return oct_fail(OCT_EINVAL, "int8 gpt: int8 embeddings need codes and scales of %s",
+                        m->no_wpe ? "wte (and no wpe)" : "both wte and wpe");
     oct__i8_emb t[2];
-    oct__i8_gpt_embeddings((oct_i8_gpt *)m, t); /* read only */
+    int nt = oct__i8_gpt_embeddings((oct_i8_gpt *)m, t); /* read only */
     int64_t C = m->width;
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < nt; k++)
         for (int64_t i = 0; i < t[k].rows * C; i++) {
             float s = (*t[k].s)[i / C];
             int8_t q = (*t[k].q)[i];
@@ -157,11 +158,11 @@ oct_status oct_i8_gpt_quantize_embeddings(oct_i8_gpt *m, const float *wte, const
     oct_status s = oct_qscheme_init(&q, bits, true, true, true, true);
     if (s != OCT_OK) return s;
     oct__i8_emb t[2];
-    oct__i8_gpt_embeddings(m, t);
+    int nt = oct__i8_gpt_embeddings(m, t);
     const float *src[2] = {wte, wpe};
     int64_t C = m->width;
     int32_t *z = calloc((size_t)(m->vocab > m->context ? m->vocab : m->context), sizeof *z);
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < nt; k++) {
         size_t n = (size_t)(t[k].rows * C);
         if (!*t[k].q) *t[k].q = malloc(n);
         if (!*t[k].s) *t[k].s = malloc((size_t)t[k].rows * sizeof(float));
@@ -323,7 +324,12 @@ static void run_chunk(oct_i8_gpt_cache *c, const int32_t *ids, int n, int32_t *l
     float *x = c->x, *h = c->h, *f = c->f;
     for (int r = 0; r < n; r++) {
         OCT_ASSERT(ids[r] >= 0 && ids[r] < m->vocab);
-        const float *te = m->wte + (int64_t)ids[r] * C, *pe = m->wpe + (int64_t)(t0 + r) * C;
+        const float *te = m->wte + (int64_t)ids[r] * C;
+        if (m->no_wpe) {
+            memcpy(x + (int64_t)r * C, te, (size_t)C * sizeof *x);
+            continue;
+        }
+        const float *pe = m->wpe + (int64_t)(t0 + r) * C;
         for (int i = 0; i < C; i++) x[(int64_t)r * C + i] = te[i] + pe[i];
     }
     for (int i = 0; i < m->n_layer; i++) {

@@ -25,7 +25,7 @@ static int f32_tensors(const oct_i8_gpt *m, f32_tensor *t) {
     int n = 0, C = m->width;
     if (!m->wte_q) {
         t[n++] = (f32_tensor){"wte.weight", m->wte, m->vocab, C};
-        t[n++] = (f32_tensor){"wpe.weight", m->wpe, m->context, C};
+        if (!m->no_wpe) t[n++] = (f32_tensor){"wpe.weight", m->wpe, m->context, C};
     }
     static const char *const ln[4] = {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias"};
     for (int i = 0; i < m->n_layer; i++)
@@ -55,6 +55,7 @@ static json_t *graph_json(const oct_i8_gpt *m) {
                   m->wte_q ? "i8" : "f32", "gelu", m->exact_gelu ? "erf" : "tanh", "linears", lins);
     if (m->dynamic) json_object_set_new(g, "activations", json_string("dynamic"));
     if (m->rope) json_object_set_new(json_object_get(g, "config"), "rope", json_true());
+    if (m->no_wpe) json_object_set_new(json_object_get(g, "config"), "wpe", json_false());
     return g;
 }
 
@@ -70,7 +71,8 @@ oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path) {
     oct_st_writer_init(&w);
     if (!codes || !ft || !text) s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
     char version[16];
-    snprintf(version, sizeof version, "%d", m->rope ? 3 : 2); /* 2: older octets read it */
+    /* the lowest version that describes m, so older octets still read what they can run */
+    snprintf(version, sizeof version, "%d", m->no_wpe ? 4 : m->rope ? 3 : 2);
     if (s == OCT_OK) s = oct_st_writer_meta(&w, META_FORMAT, OCT_I8_GPT_FORMAT);
     if (s == OCT_OK) s = oct_st_writer_meta(&w, META_VERSION, version);
     if (s == OCT_OK) s = oct_st_writer_meta(&w, META_GRAPH, text);
@@ -82,8 +84,8 @@ oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path) {
                               ft[i].rows == 1 ? shape + 1 : shape, ft[i].data);
     }
     oct__i8_emb et[2];
-    oct__i8_gpt_embeddings((oct_i8_gpt *)m, et); /* read only */
-    for (int k = 0; k < 2 && m->wte_q && s == OCT_OK; k++) {
+    int nt = oct__i8_gpt_embeddings((oct_i8_gpt *)m, et); /* read only */
+    for (int k = 0; k < nt && m->wte_q && s == OCT_OK; k++) {
         char sname[24];
         snprintf(sname, sizeof sname, "%s.scale", et[k].name);
         s = oct_st_writer_add(&w, sname, OCT_DT_F32, 1, &et[k].rows, *et[k].s);
@@ -95,7 +97,7 @@ oct_status oct_i8_gpt_save(const oct_i8_gpt *m, const char *path) {
             oct_i8_gpt_linear_name(m, j, name, sizeof name);
             s = oct__i8_linear_add(&w, name, &m->lin[j], pass == 1, &codes[j]);
         }
-    for (int k = 0; k < 2 && m->wte_q && s == OCT_OK; k++) {
+    for (int k = 0; k < nt && m->wte_q && s == OCT_OK; k++) {
         codes[J + k] = malloc(oct__i8_codes_scratch(et[k].rows, m->width));
         if (!codes[J + k]) s = oct_fail(OCT_ENOMEM, "%s: out of memory", path);
         if (s == OCT_OK)
@@ -151,12 +153,21 @@ static oct_status read_config(const oct__i8_loader *ld, json_t *cfg, oct_i8_gpt 
     m->rope = json_is_true(rope);
     if (s == OCT_OK && rope && !json_is_boolean(rope))
         s = oct_fail(OCT_EFORMAT, "%s: graph config \"rope\" must be true or false", ld->path);
+    json_t *wpe = json_object_get(cfg, "wpe"); /* absent: true */
+    m->no_wpe = json_is_false(wpe);
+    if (s == OCT_OK && wpe && !json_is_boolean(wpe))
+        s = oct_fail(OCT_EFORMAT, "%s: graph config \"wpe\" must be true or false", ld->path);
+    if (s == OCT_OK && m->no_wpe && !m->rope)
+        s = oct_fail(OCT_EFORMAT,
+                     "%s: graph config \"wpe\" false needs \"rope\" true (no positions otherwise)",
+                     ld->path);
     if (s == OCT_OK && m->width % m->n_head)
         s = oct_fail(OCT_EFORMAT, "%s: graph config width %d is not a multiple of n_head %d",
                      ld->path, m->width, m->n_head);
     if (s != OCT_OK) return s;
     /* the tables below are stored values: a few bytes of graph must not ask for gigabytes */
-    int64_t tables = ((int64_t)m->vocab + m->context + 4 * (int64_t)m->n_layer + 2) * m->width;
+    int64_t tables =
+        ((int64_t)m->vocab + (m->no_wpe ? 0 : m->context) + 4 * (int64_t)m->n_layer + 2) * m->width;
     if (tables > oct_st_total_numel(&ld->f))
         return oct_fail(OCT_EFORMAT,
                         "%s: graph config vocab %d, context %d, width %d, %d layers: more values "
@@ -164,7 +175,7 @@ static oct_status read_config(const oct__i8_loader *ld, json_t *cfg, oct_i8_gpt 
                         ld->path, m->vocab, m->context, m->width, m->n_layer);
     size_t C = (size_t)m->width, J = (size_t)OCT_I8_GPT_PER_BLOCK * m->n_layer + 1;
     m->wte = malloc((size_t)m->vocab * C * sizeof(float));
-    m->wpe = malloc((size_t)m->context * C * sizeof(float));
+    if (!m->no_wpe) m->wpe = malloc((size_t)m->context * C * sizeof(float));
     m->ln = malloc((size_t)m->n_layer * 4 * C * sizeof(float));
     m->lnf = malloc(2 * C * sizeof(float));
     m->lin = calloc(J, sizeof *m->lin);
@@ -173,12 +184,15 @@ static oct_status read_config(const oct__i8_loader *ld, json_t *cfg, oct_i8_gpt 
     m->vocab_bytes = malloc((size_t)m->vocab);
     if (i8) {
         m->wte_q = malloc((size_t)m->vocab * C);
-        m->wpe_q = malloc((size_t)m->context * C);
         m->wte_s = malloc((size_t)m->vocab * sizeof(float));
-        m->wpe_s = malloc((size_t)m->context * sizeof(float));
+        if (!m->no_wpe) {
+            m->wpe_q = malloc((size_t)m->context * C);
+            m->wpe_s = malloc((size_t)m->context * sizeof(float));
+        }
     }
-    if (!m->wte || !m->wpe || !m->ln || !m->lnf || !m->lin || !m->in_qmin || !m->in_qmax ||
-        !m->vocab_bytes || (i8 && (!m->wte_q || !m->wpe_q || !m->wte_s || !m->wpe_s)))
+    bool wpe_ok = m->no_wpe || (m->wpe && (!i8 || (m->wpe_q && m->wpe_s)));
+    if (!m->wte || !wpe_ok || !m->ln || !m->lnf || !m->lin || !m->in_qmin || !m->in_qmax ||
+        !m->vocab_bytes || (i8 && (!m->wte_q || !m->wte_s)))
         return oct_fail(OCT_ENOMEM, "%s: out of memory", ld->path);
     return OCT_OK;
 }
@@ -225,8 +239,8 @@ static oct_status read_file(oct__i8_loader *ld, oct_i8_gpt *m, json_t **graph) {
     }
     free(ft);
     oct__i8_emb et[2];
-    oct__i8_gpt_embeddings(m, et);
-    for (int k = 0; k < 2 && m->wte_q && s == OCT_OK; k++) {
+    int nt = oct__i8_gpt_embeddings(m, et);
+    for (int k = 0; k < nt && m->wte_q && s == OCT_OK; k++) {
         char sname[24];
         snprintf(sname, sizeof sname, "%s.scale", et[k].name);
         const void *d;

@@ -24,9 +24,11 @@ typedef struct oct__i8_emb {
     int8_t **q;
     float **s, **x;
 } oct__i8_emb;
-/* m's token and position tables (m is only written through them by callers that own it). */
-void oct__i8_gpt_embeddings(oct_i8_gpt *m, oct__i8_emb t[2]);
-/* Sets m->wte and m->wpe (allocated) to the dequantized int8 embedding codes (all present). */
+/* m's token and position tables into t (m is only written through them by callers that own it);
+ * returns how many: 2, or 1 (wte alone) with m->no_wpe. */
+int oct__i8_gpt_embeddings(oct_i8_gpt *m, oct__i8_emb t[2]);
+/* Sets m->wte and m->wpe (allocated unless no_wpe) to the dequantized int8 embedding codes (all
+ * present). */
 void oct__i8_gpt_dequantize_embeddings(oct_i8_gpt *m);
 
 /* The graph entry of a linear: {"name", "in", "out", "relu", "input_scale",

@@ -27,6 +27,8 @@ oct_status oct_gpt_config_check(const oct_gpt_config *cfg) {
     if (cfg->rope && cfg->width / cfg->n_head % 2)
         return oct_fail(OCT_EINVAL, "gpt: rope needs an even head size, not %d (width / n_head)",
                         cfg->width / cfg->n_head);
+    if (cfg->no_wpe && !cfg->rope)
+        return oct_fail(OCT_EINVAL, "gpt: no_wpe needs rope (the model would not see positions)");
     if (cfg->vocab > 65536)
         return oct_fail(OCT_EINVAL, "gpt: vocab %d is larger than 65536", cfg->vocab);
     if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
@@ -37,7 +39,8 @@ oct_status oct_gpt_config_check(const oct_gpt_config *cfg) {
 int64_t oct_gpt_param_count(const oct_gpt_config *cfg) {
     int64_t V = cfg->vocab, C = cfg->width, M = cfg->mlp, T = cfg->context;
     int64_t block = 2 * C + (3 * C * C + 3 * C) + (C * C + C) + 2 * C + (M * C + M) + (C * M + C);
-    return V * C + T * C + cfg->n_layer * block + 2 * C + (cfg->tied ? 0 : V * C);
+    return V * C + (cfg->no_wpe ? 0 : T * C) + cfg->n_layer * block + 2 * C +
+           (cfg->tied ? 0 : V * C);
 }
 
 /* A parameter "<prefix>.<suffix>" of the given shape, appended to params. */
@@ -77,8 +80,13 @@ oct_status oct_gpt_init(oct_gpt *m, oct_arena *arena, oct_params *params, const 
     int wte_shape[2] = {V, C}, wpe_shape[2] = {cfg->context, C};
     m->wte = gpt_param(arena, params, "wte", "weight", 2, wte_shape);
     oct_rng_fill_normal(rng, m->wte, GPT_INIT_STD);
-    m->wpe = gpt_param(arena, params, "wpe", "weight", 2, wpe_shape);
-    oct_rng_fill_normal(rng, m->wpe, GPT_INIT_STD);
+    if (cfg->no_wpe) { /* draws as if it were there: the other tensors start the same */
+        m->wpe = NULL;
+        for (int64_t i = 0; i < (int64_t)cfg->context * C; i++) (void)oct_rng_normal(rng);
+    } else {
+        m->wpe = gpt_param(arena, params, "wpe", "weight", 2, wpe_shape);
+        oct_rng_fill_normal(rng, m->wpe, GPT_INIT_STD);
+    }
     m->h = oct_arena_calloc(arena, (size_t)L * sizeof *m->h);
     for (int i = 0; i < L; i++) {
         oct_gpt_block *b = &m->h[i];
@@ -112,11 +120,14 @@ oct_tensor *oct__gpt_linear(const oct_gpt *m, oct_graph *g, const oct_linear_lay
 oct_tensor *oct__gpt_embed(const oct_gpt *m, oct_graph *g, oct_tensor *wte, oct_tensor *wpe,
                            const int32_t *ids, int B, int T, int t0) {
     OCT_ASSERT(B > 0 && T > 0 && t0 >= 0 && t0 + T <= m->cfg.context);
-    int32_t *pos = oct_arena_alloc(&g->arena, (size_t)T * sizeof *pos);
-    for (int t = 0; t < T; t++) pos[t] = t0 + t;
     int bt[2] = {B, T};
-    oct_tensor *tok = oct_embedding(g, wte, ids, 2, bt); /* (B,T,C) */
-    return oct_dropout(g, oct_add(g, tok, oct_embedding(g, wpe, pos, 1, &T)), m->cfg.dropout);
+    oct_tensor *x = oct_embedding(g, wte, ids, 2, bt); /* (B,T,C) */
+    if (wpe) {
+        int32_t *pos = oct_arena_alloc(&g->arena, (size_t)T * sizeof *pos);
+        for (int t = 0; t < T; t++) pos[t] = t0 + t;
+        x = oct_add(g, x, oct_embedding(g, wpe, pos, 1, &T));
+    }
+    return oct_dropout(g, x, m->cfg.dropout);
 }
 
 oct_tensor *oct__gpt_gelu(const oct_gpt *m, oct_graph *g, oct_tensor *x) {

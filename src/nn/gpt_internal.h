@@ -11,7 +11,8 @@ oct_tensor *oct__gpt_linear(const oct_gpt *m, oct_graph *g, const oct_linear_lay
                             oct_tensor *x);
 /* x (B,T,C) = wte[ids] + wpe[t0 + t] for ids (B,T): token plus position embedding of the
  * positions t0 .. t0 + T - 1 (t0 + T <= context), then dropout. wte and wpe are m's tables or
- * stand-ins of the same shapes (the QAT GPT's fake-quantized ones). */
+ * stand-ins of the same shapes (the QAT GPT's fake-quantized ones); wpe NULL (cfg.no_wpe): the
+ * token embedding alone. */
 oct_tensor *oct__gpt_embed(const oct_gpt *m, oct_graph *g, oct_tensor *wte, oct_tensor *wpe,
                            const int32_t *ids, int B, int T, int t0);
 /* The GELU of m's configuration: oct_gelu_erf when cfg.exact_gelu, else oct_gelu. */

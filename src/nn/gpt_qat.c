@@ -103,9 +103,10 @@ void oct_qat_gpt_commit(oct_qat_gpt *q) {
 }
 
 /* Embedding table w (rows, C) as the forward pass uses it: w itself, or with embed_bits its
- * per-row fake quantization (the values oct_qat_gpt_to_int8 exports as codes times scales). */
+ * per-row fake quantization (the values oct_qat_gpt_to_int8 exports as codes times scales); NULL
+ * (no wpe) stays NULL. */
 static oct_tensor *embedding_table(const oct_qat_gpt *q, oct_graph *g, oct_tensor *w) {
-    if (!q->cfg.embed_bits) return w;
+    if (!q->cfg.embed_bits || !w) return w;
     int rows = w->shape[0];
     float *s = oct_arena_alloc(&g->arena, (size_t)rows * sizeof *s);
     int32_t *z = oct_arena_calloc(&g->arena, (size_t)rows * sizeof *z);
@@ -179,15 +180,17 @@ static oct_status i8_gpt_frame(const oct_gpt *m, const uint8_t *vocab, int embed
     out->ln_eps = OCT_GPT_LN_EPS;
     out->exact_gelu = c->exact_gelu;
     out->rope = c->rope;
+    out->no_wpe = c->no_wpe;
     if (embed_bits) {
-        oct_status s = oct_i8_gpt_quantize_embeddings(out, m->wte->data, m->wpe->data, embed_bits);
+        oct_status s = oct_i8_gpt_quantize_embeddings(out, m->wte->data,
+                                                      m->wpe ? m->wpe->data : NULL, embed_bits);
         if (s != OCT_OK) {
             oct_i8_gpt_free(out);
             return s;
         }
     } else {
         out->wte = dup_floats(m->wte->data, (size_t)m->wte->size);
-        out->wpe = dup_floats(m->wpe->data, (size_t)m->wpe->size);
+        if (m->wpe) out->wpe = dup_floats(m->wpe->data, (size_t)m->wpe->size);
     }
     out->ln = malloc((size_t)L * 4 * (size_t)C * sizeof *out->ln);
     out->lnf = malloc(2 * (size_t)C * sizeof *out->lnf);
@@ -195,7 +198,7 @@ static oct_status i8_gpt_frame(const oct_gpt *m, const uint8_t *vocab, int embed
     out->in_qmin = calloc((size_t)J, sizeof *out->in_qmin);
     out->in_qmax = malloc((size_t)J * sizeof *out->in_qmax);
     out->vocab_bytes = malloc((size_t)c->vocab);
-    if (!out->wte || !out->wpe || !out->ln || !out->lnf || !out->lin || !out->in_qmin ||
+    if (!out->wte || (m->wpe && !out->wpe) || !out->ln || !out->lnf || !out->lin || !out->in_qmin ||
         !out->in_qmax || !out->vocab_bytes) {
         oct_i8_gpt_free(out);
         return oct_fail(OCT_ENOMEM, "gpt: out of memory exporting");
