@@ -214,17 +214,17 @@ rope_checks() {
         { echo "FAIL: export --torch then import of a $pos GPT changes its loss"; fails=$((fails + 1)); }
 }
 rope_checks learned+rope
+cp "$tmp/rt.pt.safetensors" "$tmp/lp.pt.safetensors" # a state dict with wpe
 rope_checks rope --embed-bits 8
 "$octet" inspect "$tmp/rf.safetensors" | grep -q "wpe.weight" &&
     { echo "FAIL: a --positions rope model has a wpe tensor"; fails=$((fails + 1)); }
 expect 1 "no 2-D tensor for 'wpe.weight': not a GPT state dict in nanoGPT's layout (without one, --positions rope)" \
-    "$octet" import "$tmp/rt.pt.safetensors" --positions learned -o "$tmp/x.safetensors"
-"$octet" export "$tmp/gq.safetensors" --torch -o "$tmp/lp.pt.safetensors" >/dev/null
+    "$octet" import "$tmp/rt.pt.safetensors" --positions learned -o "$tmp/rt.x.safetensors"
 expect 1 "has a learned position embedding 'wpe.weight', but --positions is rope" "$octet" \
-    import "$tmp/lp.pt.safetensors" --positions rope -o "$tmp/x.safetensors"
+    import "$tmp/lp.pt.safetensors" --positions rope -o "$tmp/rt.x.safetensors"
 expect 2 "--positions 'rotary': expected learned, learned+rope or rope" "$octet" train gpt \
     "${gpt_flags[@]}" --positions rotary
-expect 2 "--positions learned+rope (the default) needs an even head size, not 3" "$octet" \
+expect 2 "--positions rope (the default) needs an even head size, not 3" "$octet" \
     train gpt "${gpt_flags[@]}" --heads 5 --width 15
 expect 2 "--positions: the architecture comes from --from" "$octet" train gpt \
     --text "$tmp/tiny.txt" --from "$tmp/rf.safetensors" --positions learned

@@ -2,7 +2,8 @@
  * default), reports the validation loss in nats and bits per character on a fixed set of
  * validation windows, logs metrics as JSON Lines and saves the fp32 model with its vocabulary.
  *
- * Default recipe (4 layers, 4 heads, width 128, context 128, MLP 512, batch 32): Muon for the
+ * Default recipe (4 layers, 4 heads, width 128, context 128, MLP 512, batch 32; positions by the
+ * rotary embedding alone, no learned position embedding; a confidence penalty of 0.1): Muon for the
  * blocks' linear weights (q, k and v apart, momentum warmup) and AdamW (betas 0.9, 0.99) for
  * embeddings, LM head, biases and LayerNorms, one lr 6e-3 with 200 warmup steps and a linear
  * decay to 0 over 3660 steps (15M training tokens), weight decay 0.2 on matrices and
