@@ -1,8 +1,8 @@
 #!/bin/bash
 # One command, side by side: training throughput of the char-level GPT (4 layers, 4 heads,
 # width 128, context 128, MLP 512, batch 32) in octet and in PyTorch (torch_gpt.py), fp32 and
-# QAT with AdamW and learned positions, and fp32 with Muon and the rotary embedding on top
-# (octet's default model; torch_gpt.py writes out the same rule), threads 1 and 2 (PyTorch with
+# QAT with AdamW and learned positions, and fp32 with Muon and the rotary embedding instead of
+# learned positions (octet's default model; torch_gpt.py writes out the same rule), threads 1 and 2 (PyTorch with
 # OPENBLAS_NUM_THREADS=1), on the KJV corpus; with --loss,
 # also the validation loss of both after the same 1,200 steps of the same recipe (AdamW lr 1e-3
 # constant, betas 0.9/0.999, weight decay 0.1, no clipping), and PyTorch's model imported into
@@ -36,7 +36,7 @@ for t in 1 2; do
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 0 --bench-steps 20 \
         --threads "$t" >"$out/torch-$t.json" 2>/dev/null
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 0 --bench-steps 20 \
-        --threads "$t" --optim muon --positions learned+rope >"$out/torch-muon-$t.json" 2>/dev/null
+        --threads "$t" --optim muon --positions rope >"$out/torch-muon-$t.json" 2>/dev/null
 done
 # Generation at batch 1 (KV cache, 1 thread): the fp32 model, the int8 export and the fp32
 # model's dynamic int8 export, best of 3; and the same for the default model (RoPE; fp32 from the

@@ -410,6 +410,12 @@ static void corrupt_and_mismatched_files(void **state) {
     rewrite(good, bad, "octet.heads", "8", NULL); /* head size 1: RoPE needs pairs */
     rewrite(bad, bad, "octet.rope", "true", NULL);
     expect_load_error(bad, OCT_EFORMAT, "rope needs an even head size");
+    rewrite(good, bad, "octet.wpe", "no", NULL);
+    expect_load_error(bad, OCT_EFORMAT, "'octet.wpe' must be 'true' or 'false'");
+    rewrite(good, bad, "octet.wpe", "false", NULL); /* positions by nothing */
+    expect_load_error(bad, OCT_EFORMAT, "no_wpe needs rope");
+    rewrite(bad, bad, "octet.rope", "true", NULL); /* then wpe.weight is one tensor too many */
+    expect_load_error(bad, OCT_EFORMAT, "tensors in the file");
 
     FILE *f = fopen(good, "rb");
     assert_non_null(f);

@@ -418,8 +418,9 @@ oct_status oct_i8_gpt_generate(oct_i8_gpt_cache *c, const int32_t *prompt, int n
 
 /* ---- the GPT export file (src/int8/gpt_export.c) ------------------------------------------------
  *
- * One safetensors file, format version 2, or 3 when it uses rotary position embedding (version
- * 1, without dynamic activations and packed codes, loads unchanged):
+ * One safetensors file, format version 2, or 3 when it uses rotary position embedding, or 4 when
+ * it has no learned position embedding (version 1, without dynamic activations and packed codes,
+ * loads unchanged):
  *   metadata  "octet.format" = "octet-int8-gpt", "octet.format_version" = "2", "3" (rope) or "4"
  *             (no wpe), optionally
  *             "octet.source" (the text it was trained on; informational),
