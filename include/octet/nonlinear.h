@@ -56,10 +56,11 @@ void oct_nl_attention_row(const float *q /* (C) */, const float *kt /* (C, kt_st
  * i < hs / 2, computed in double and rounded to float. */
 #define OCT_ROPE_BASE 10000.0
 void oct_nl_rope_angles(int t, int hs, float *cs /* (hs) */);
-/* Rotates one row of queries or keys x (C = n_head hs) in place by the angles cs of its
- * position: per head and i < hs / 2, (a, b) = (x[i], x[i + hs / 2]) becomes
- * (a c - b s, a s + b c). inverse rotates by -theta (the transpose, for the backward). */
-void oct_nl_rope_row(float *x /* (C) */, int C, int n_head, const float *cs /* (C / n_head) */,
+/* Rotates the queries and keys of one qkv row (q, k, v; C = n_head hs each) in place by the
+ * angles cs of its position, v untouched: per head of q and of k and i < hs / 2, (a, b) =
+ * (x[i], x[i + hs / 2]) becomes (a c - b s, a s + b c). inverse rotates by -theta (the
+ * transpose, for the backward). */
+void oct_nl_rope_row(float *qkv /* (3C) */, int C, int n_head, const float *cs /* (C / n_head) */,
                      bool inverse);
 
 /* Dot product of a and b (n) in a fixed order: eight running sums over i = j mod 8, added in a

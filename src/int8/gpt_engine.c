@@ -340,11 +340,9 @@ static void run_chunk(oct_i8_gpt_cache *c, const int32_t *ids, int n, int32_t *l
         linear(c, j + QKV, h, n, f); /* (n,3C) */
         for (int r = 0; r < n; r++) {
             float *row = f + (int64_t)r * 3 * C;
-            if (m->rope) { /* the QAT GPT's oct_rope on the same dequantized q and k */
-                const float *cs = c->rope + (int64_t)(t0 + r) * (C / m->n_head);
-                oct_nl_rope_row(row, C, m->n_head, cs, false);
-                oct_nl_rope_row(row + C, C, m->n_head, cs, false);
-            }
+            if (m->rope) /* the QAT GPT's oct_rope on the same dequantized q and k */
+                oct_nl_rope_row(row, C, m->n_head, c->rope + (int64_t)(t0 + r) * (C / m->n_head),
+                                false);
             for (int d = 0; d < C; d++) kl[(int64_t)d * T + t0 + r] = row[C + d];
             memcpy(vl + (int64_t)(t0 + r) * C, row + 2 * C, (size_t)C * sizeof(float));
         }

@@ -99,11 +99,8 @@ const float *oct_gpt_cache_step(oct_gpt_cache *c, int32_t id) {
         const oct_gpt_block *b = &m->h[l];
         float *kl = c->k + (int64_t)l * T * C, *vl = c->v + (int64_t)l * T * C;
         oct_tensor *h = oct_layernorm(g, x, b->ln1_w, b->ln1_b, OCT_GPT_LN_EPS);
-        float *qkv = oct__gpt_linear(m, g, &b->qkv, h)->data; /* (3C) */
-        if (m->cfg.rope) {                                    /* oct_rope of this one row */
-            oct_nl_rope_row(qkv, C, nh, cs, false);
-            oct_nl_rope_row(qkv + C, C, nh, cs, false);
-        }
+        float *qkv = oct__gpt_linear(m, g, &b->qkv, h)->data;    /* (3C) */
+        if (m->cfg.rope) oct_nl_rope_row(qkv, C, nh, cs, false); /* oct_rope of this one row */
         memcpy(kl + (int64_t)t * C, qkv + C, (size_t)C * sizeof(float));
         memcpy(vl + (int64_t)t * C, qkv + 2 * C, (size_t)C * sizeof(float));
         cached_attention(att->data, p, qkv, kl, vl, t + 1, C, nh);

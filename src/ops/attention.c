@@ -163,11 +163,8 @@ oct_tensor *oct_rope(oct_graph *g, oct_tensor *qkv, int n_head) {
     for (int t = 0; t < T; t++) oct_nl_rope_angles(t, hs, cs + (int64_t)t * hs);
     oct_tensor *out = oct__like(g, qkv);
     memcpy(out->data, qkv->data, (size_t)qkv->size * sizeof(float));
-    for (int64_t r = 0; r < (int64_t)B * T; r++) {
-        const float *a = cs + r % T * hs;
-        oct_nl_rope_row(out->data + r * C3, C, n_head, a, false);     /* q */
-        oct_nl_rope_row(out->data + r * C3 + C, C, n_head, a, false); /* k */
-    }
+    for (int64_t r = 0; r < (int64_t)B * T; r++)
+        oct_nl_rope_row(out->data + r * C3, C, n_head, cs + r % T * hs, false);
     if (oct__wants_grad(g, 1, &qkv)) record_heads(g, OCT_OP_ROPE, out, qkv, n_head, cs);
     return out;
 }
@@ -182,7 +179,6 @@ void oct__rope_backward(oct_graph *g, const oct_node *n) {
     for (int64_t r = 0; r < qkv->size / C3; r++) {
         memcpy(row, dy + r * C3, (size_t)C3 * sizeof *row);
         oct_nl_rope_row(row, C, nh, cs + r % T * hs, true);
-        oct_nl_rope_row(row + C, C, nh, cs + r % T * hs, true);
         for (int i = 0; i < C3; i++) dx[r * C3 + i] += row[i];
     }
 }

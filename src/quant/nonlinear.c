@@ -243,11 +243,11 @@ void oct_nl_rope_angles(int t, int hs, float *cs) {
     }
 }
 
-void oct_nl_rope_row(float *x, int C, int n_head, const float *cs, bool inverse) {
+void oct_nl_rope_row(float *qkv, int C, int n_head, const float *cs, bool inverse) {
     int hs = C / n_head, half = hs / 2;
     float sign = inverse ? -1.0f : 1.0f;
-    for (int h = 0; h < n_head; h++) {
-        float *a = x + h * hs, *b = a + half;
+    for (int h = 0; h < 2 * n_head; h++) { /* q's heads, then k's: the first 2C values */
+        float *a = qkv + h * hs, *b = a + half;
         for (int i = 0; i < half; i++) {
             float c = cs[2 * i], s = sign * cs[2 * i + 1], ai = a[i], bi = b[i];
             a[i] = ai * c - bi * s;
