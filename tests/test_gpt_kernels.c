@@ -130,7 +130,7 @@ static void shared_kernels_match_ops(void **state) {
 
 /* The attention row of head size hs (n_head heads) over n keys stored transposed with stride
  * kt_stride equals its documented order of operations, computed here with oct_nl_dot (baseline
- * code) and expf from keys stored row by row. */
+ * code) and oct_nl_exp from keys stored row by row. */
 static void attention_row_case(const float *x, const float *dy, int N, int hs, int n_head, int n,
                                int kt_stride) {
     int C = hs * n_head;
@@ -153,7 +153,7 @@ static void attention_row_case(const float *x, const float *dy, int N, int hs, i
             mx = s[u] > mx ? s[u] : mx;
         }
         for (int u = 0; u < n; u++) {
-            s[u] = expf(s[u] - mx);
+            s[u] = oct_nl_exp(s[u] - mx);
             sum += s[u];
         }
         float inv = 1.0f / sum;
@@ -205,6 +205,39 @@ static void row_kernels_any_vector_width(void **state) {
         attention_row_case(x, dy, N, cases[c][0], cases[c][1], cases[c][2], cases[c][3]);
 }
 
+/* octet's own exp and RoPE angles (no libm, so the same bits under any C library) against
+ * libm's double functions: exp within 1e-7 relative on [-87, 0] (every 997th float), exactly 1
+ * at 0, and -87's value below -87, for -Inf and for NaN; the angles within 6e-8 (float
+ * rounding) for t < 4096 and head sizes 2 to 128, cos 1 and sin 0 at t = 0. */
+static void own_exp_and_rope_angles(void **state) {
+    (void)state;
+    for (uint32_t bits = 0x80000000u; bits <= 0xc2ae0000u; bits += 997) { /* -0 to -87 */
+        float x;
+        memcpy(&x, &bits, sizeof x);
+        double e = exp((double)x);
+        if (fabs(oct_nl_exp(x) - e) > 1e-7 * e) fail_msg("oct_nl_exp(%.9g)", (double)x);
+    }
+    assert_true(oct_nl_exp(0.0f) == 1.0f);
+    float floor87 = oct_nl_exp(-87.0f);
+    assert_true(floor87 > 0.0f && floor87 < 2e-38f);
+    assert_true(oct_nl_exp(-1000.0f) == floor87 && oct_nl_exp(-INFINITY) == floor87);
+    assert_true(oct_nl_exp(NAN) == floor87);
+    static const int sizes[] = {2, 8, 30, 32, 128};
+    float cs[128];
+    for (size_t h = 0; h < sizeof sizes / sizeof sizes[0]; h++)
+        for (int t = 0; t < 4096; t += t < 130 ? 1 : 37) {
+            int hs = sizes[h];
+            oct_nl_rope_angles(t, hs, cs);
+            for (int i = 0; i < hs / 2; i++) {
+                double a = (double)t * pow(10000.0, -2.0 * i / hs);
+                if (fabs(cs[2 * i] - cos(a)) > 6e-8 || fabs(cs[2 * i + 1] - sin(a)) > 6e-8)
+                    fail_msg("rope angle t %d, i %d of hs %d", t, i, hs);
+            }
+            if (t == 0)
+                for (int i = 0; i < hs / 2; i++) assert_true(cs[2 * i] == 1 && cs[2 * i + 1] == 0);
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(attention_rows_matches_and_is_prefix_stable),
@@ -212,6 +245,7 @@ int main(void) {
         cmocka_unit_test(ste_output_without_relu),
         cmocka_unit_test(shared_kernels_match_ops),
         cmocka_unit_test(row_kernels_any_vector_width),
+        cmocka_unit_test(own_exp_and_rope_angles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

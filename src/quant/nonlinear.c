@@ -52,6 +52,10 @@ static inline float exp_small(float x) {
     return p * scale;
 }
 
+float oct_nl_exp(float x) {
+    return exp_small(x >= -87.0f ? x : -87.0f);
+}
+
 /* (1 + tanh(u)) / 2 = sigmoid(2u), as 1 / (1 + e) for u >= 0 and e / (1 + e) for u < 0 with
  * e = e^(-2|u|) and |u| clamped to 40 (compared as bits, a >= 0): no cancellation in either
  * tail, and no branch for the vectorizer to trip on (both quotients share one division). */
@@ -175,10 +179,11 @@ static inline __attribute__((always_inline)) void
 softmax_values(float *ph, int n, const float *v, int64_t v_stride, int hs, float *oh) {
     float mx = -INFINITY, sum = 0.0f;
     for (int u = 0; u < n; u++) mx = ph[u] > mx ? ph[u] : mx;
-    for (int u = 0; u < n; u++) {
-        ph[u] = expf(ph[u] - mx);
-        sum += ph[u];
+    for (int u = 0; u < n; u++) { /* oct_nl_exp, inlined: the loop vectorizes */
+        float d = ph[u] - mx;
+        ph[u] = exp_small(d >= -87.0f ? d : -87.0f);
     }
+    for (int u = 0; u < n; u++) sum += ph[u];
     float inv = 1.0f / sum;
     for (int u = 0; u < n; u++) ph[u] = ph[u] * inv;
     int i0 = 0;
@@ -234,12 +239,42 @@ OCT_CLONES void oct_nl_attention_row(const float *q, const float *kt, int64_t kt
     }
 }
 
+/* e^x in double for -2^10 < x <= 0: x = k ln 2 + r, |r| <= ln 2 / 2 (Cody-Waite with fdlibm's
+ * split of ln 2, k ln2_hi exact), e^r by its Taylor series to r^13 (next term < 4e-18), times
+ * 2^k. Only IEEE +, -, *, / and the exact rint and ldexp: the same bits under any libm. */
+static double exp_ieee(double x) {
+    double k = rint(x * 1.4426950408889634);
+    double r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
+    double p = 1.0;
+    for (int j = 13; j >= 1; j--) p = 1.0 + p * r / j;
+    return ldexp(p, (int)k);
+}
+
+/* cos a and sin a in double for 0 <= a < 2^20 pi / 2, the same way: a = k pi/2 + r, |r| <=
+ * pi/4 (fdlibm's three-part pi/2, each k pio2_i exact), the Taylor series of cos r to r^18 and
+ * sin r to r^19 (next terms < 1e-19), and k's quadrant. */
+static void cos_sin_ieee(double a, double *c, double *s) {
+    double k = rint(a * 6.36619772367581382433e-01);
+    double r = ((a - k * 1.57079632673412561417e+00) - k * 6.07710050650619224932e-11) -
+               k * 2.02226624871116645580e-21;
+    double r2 = r * r, pc = 1.0, ps = 1.0;
+    for (int j = 18; j >= 2; j -= 2) {
+        pc = 1.0 - pc * r2 / (j * (j - 1));
+        ps = 1.0 - ps * r2 / ((j + 1) * j);
+    }
+    ps *= r;
+    int q = (int)((int64_t)k & 3);
+    *c = q == 0 ? pc : q == 1 ? -ps : q == 2 ? -pc : ps;
+    *s = q == 0 ? ps : q == 1 ? pc : q == 2 ? -ps : -pc;
+}
+
 void oct_nl_rope_angles(int t, int hs, float *cs) {
     OCT_ASSERT(t >= 0 && hs >= 2 && hs % 2 == 0);
     for (int i = 0; i < hs / 2; i++) {
-        double a = (double)t * pow(OCT_ROPE_BASE, -2.0 * i / hs);
-        cs[2 * i] = (float)cos(a);
-        cs[2 * i + 1] = (float)sin(a);
+        double c, s;
+        cos_sin_ieee((double)t * exp_ieee(-2.0 * i / hs * OCT_ROPE_LN_BASE), &c, &s);
+        cs[2 * i] = (float)c;
+        cs[2 * i + 1] = (float)s;
     }
 }
 
