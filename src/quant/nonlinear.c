@@ -52,10 +52,6 @@ static inline float exp_small(float x) {
     return p * scale;
 }
 
-float oct_nl_exp(float x) {
-    return exp_small(x >= -87.0f ? x : -87.0f);
-}
-
 /* (1 + tanh(u)) / 2 = sigmoid(2u), as 1 / (1 + e) for u >= 0 and e / (1 + e) for u < 0 with
  * e = e^(-2|u|) and |u| clamped to 40 (compared as bits, a >= 0): no cancellation in either
  * tail, and no branch for the vectorizer to trip on (both quotients share one division). */
@@ -99,6 +95,17 @@ static inline float min_nonneg(float a, float cap) {
     ab = ab < cb ? ab : cb;
     memcpy(&a, &ab, sizeof a);
     return a;
+}
+
+/* e^x for x <= 0 (or NaN), x below -87 and NaN taken as -87: |x| capped at 87 as bits, so loops
+ * over it vectorize (a compare of floats would not). */
+static inline float exp_nonpositive(float x) {
+    return exp_small(-min_nonneg(fabsf(x), 87.0f));
+}
+
+float oct_nl_exp(float x) {
+    OCT_ASSERT(!(x > 0.0f));
+    return exp_nonpositive(x);
 }
 
 /* erfc(z) / 2 for z >= 0: Numerical Recipes' erfcc (t = 1 / (1 + z / 2), erfc = t e^(P(t) - z^2)
@@ -179,10 +186,7 @@ static inline __attribute__((always_inline)) void
 softmax_values(float *ph, int n, const float *v, int64_t v_stride, int hs, float *oh) {
     float mx = -INFINITY, sum = 0.0f;
     for (int u = 0; u < n; u++) mx = ph[u] > mx ? ph[u] : mx;
-    for (int u = 0; u < n; u++) { /* oct_nl_exp, inlined: the loop vectorizes */
-        float d = ph[u] - mx;
-        ph[u] = exp_small(d >= -87.0f ? d : -87.0f);
-    }
+    for (int u = 0; u < n; u++) ph[u] = exp_nonpositive(ph[u] - mx); /* oct_nl_exp, vectorized */
     for (int u = 0; u < n; u++) sum += ph[u];
     float inv = 1.0f / sum;
     for (int u = 0; u < n; u++) ph[u] = ph[u] * inv;
