@@ -150,7 +150,7 @@ const char *cli_positions_name(bool rope, bool no_wpe);
  * or malformed is a usage error printed as "octet CMD: --layer-bits VALUE: reason". */
 struct oct_qat_config;
 int cli_layer_bits(const char *cmd, const char *value, struct oct_qat_config *cfg);
-/* Both training commands' help for --confidence-penalty (the GPT's adds its --from default). */
+/* Both training commands' help for --confidence-penalty. */
 #define CLI_PENALTY_HELP                                                                           \
     "train on the cross-entropy minus X times the entropy of the predictions, against "            \
     "over-confidence"
