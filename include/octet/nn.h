@@ -163,14 +163,15 @@ int oct_gpt_muon_blocks(const oct_tensor *p, const void *gpt);
 oct_tensor *oct_gpt_loss(oct_graph *g, oct_tensor *logits, const int32_t *targets, float penalty,
                          float *ce);
 
-/* Inference with a key/value cache, one token at a time, without recording anything: plain
- * float32 loops for the attention over cached keys (fixed order), and the same ops (LayerNorm,
- * GELU, linear through the model's one linear helper) as the training forward, on a private
- * graph in no-grad mode used only as scratch memory. The logits at position t equal those of
- * oct_gpt_forward on the same t + 1 tokens up to float rounding. */
+/* Inference with a key/value cache, one token at a time, without recording anything: the
+ * int8 engine's attention row kernel over the cached keys (oct_nl_attention_row), and the same ops
+ * (LayerNorm, GELU, linear through the model's one linear helper) as the training forward, on a
+ * private graph in no-grad mode used only as scratch memory. The logits at position t equal those
+ * of oct_gpt_forward on the same t + 1 tokens up to float rounding. */
 typedef struct oct_gpt_cache {
     const oct_gpt *m; /* borrowed */
-    float *k, *v;     /* (n_layer, context, C) keys and values of positions [0, len) */
+    float *k;         /* (n_layer, C, context) keys of positions [0, len), transposed */
+    float *v;         /* (n_layer, context, C) values of positions [0, len) */
     float *logits;    /* (V) logits after the last step */
     int len;          /* positions filled */
     oct_graph g;      /* scratch for one step */

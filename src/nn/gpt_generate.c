@@ -4,8 +4,8 @@
  * A step computes only the new position: the token and position embedding, and per block
  * ln_1, the qkv linear for this row (its query and key rotated when the model uses RoPE),
  * attention of its query over the cached keys 0..t, proj, residual and the MLP branch; then ln_f
- * and the head. The cached attention is plain float32 loops in a fixed order with the fused
- * attention op's softmax steps (max, exp of the difference, sum, multiply by the reciprocal).
+ * and the head. The cached attention is the row kernel the int8 engine uses
+ * (oct_nl_attention_row, over keys stored transposed), so it vectorizes over positions.
  * Everything else goes through the helpers the training forward uses (gpt_internal.h) on a
  * private graph in no-grad mode: nothing is recorded, the graph is only scratch memory that is
  * rewound every step.
@@ -21,7 +21,7 @@ oct_status oct_gpt_cache_init(oct_gpt_cache *c, const oct_gpt *m) {
     memset(c, 0, sizeof *c);
     size_t n = (size_t)m->cfg.n_layer * (size_t)m->cfg.context * (size_t)m->cfg.width;
     c->m = m;
-    c->k = malloc(n * sizeof *c->k);
+    c->k = calloc(n, sizeof *c->k); /* blocks of keys read past the last one */
     c->v = malloc(n * sizeof *c->v);
     c->logits = malloc((size_t)m->cfg.vocab * sizeof *c->logits);
     if (!c->k || !c->v || !c->logits) {
@@ -47,41 +47,6 @@ void oct_gpt_cache_reset(oct_gpt_cache *c) {
     c->len = 0;
 }
 
-/* out (C) = for each head, softmax(q . k_u / sqrt(hs), u = 0..n-1) weighted sum of v_u. */
-static void cached_attention(float *out,     /* (C) */
-                             float *p,       /* (n) scratch */
-                             const float *q, /* (C) the new row's query */
-                             const float *k, /* (n,C) cached keys, this one included */
-                             const float *v, /* (n,C) cached values */
-                             int n, int C, int nh) {
-    int hs = C / nh;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int h = 0; h < nh; h++) {
-        const float *qh = q + h * hs;
-        float mx = -INFINITY;
-        for (int u = 0; u < n; u++) {
-            const float *ku = k + (int64_t)u * C + h * hs;
-            float s = 0.0f;
-            for (int i = 0; i < hs; i++) s += qh[i] * ku[i];
-            p[u] = s * scale;
-            mx = p[u] > mx ? p[u] : mx;
-        }
-        float sum = 0.0f;
-        for (int u = 0; u < n; u++) {
-            p[u] = expf(p[u] - mx);
-            sum += p[u];
-        }
-        float inv = 1.0f / sum;
-        float *oh = out + h * hs;
-        for (int i = 0; i < hs; i++) oh[i] = 0.0f;
-        for (int u = 0; u < n; u++) {
-            const float *vu = v + (int64_t)u * C + h * hs;
-            float pu = p[u] * inv;
-            for (int i = 0; i < hs; i++) oh[i] += pu * vu[i];
-        }
-    }
-}
-
 const float *oct_gpt_cache_step(oct_gpt_cache *c, int32_t id) {
     const oct_gpt *m = c->m;
     int C = m->cfg.width, T = m->cfg.context, t = c->len;
@@ -91,8 +56,8 @@ const float *oct_gpt_cache_step(oct_gpt_cache *c, int32_t id) {
     int row[3] = {1, 1, C};
     oct_tensor *x = oct__gpt_embed(m, g, m->wte, m->wpe, &id, 1, 1, t); /* (1,1,C) */
     oct_tensor *att = oct_tensor_new(&g->arena, 3, row);
-    float *p = oct_arena_alloc(&g->arena, (size_t)(t + 1) * sizeof *p);
     int nh = m->cfg.n_head, hs = C / nh;
+    float *p = oct_arena_alloc(&g->arena, (size_t)nh * (t + 1) * sizeof *p);
     float *cs = oct_arena_alloc(&g->arena, (size_t)hs * sizeof *cs);
     if (m->cfg.rope) oct_nl_rope_angles(t, hs, cs);
     for (int l = 0; l < m->cfg.n_layer; l++) {
@@ -101,9 +66,9 @@ const float *oct_gpt_cache_step(oct_gpt_cache *c, int32_t id) {
         oct_tensor *h = oct_layernorm(g, x, b->ln1_w, b->ln1_b, OCT_GPT_LN_EPS);
         float *qkv = oct__gpt_linear(m, g, &b->qkv, h)->data;    /* (3C) */
         if (m->cfg.rope) oct_nl_rope_row(qkv, C, nh, cs, false); /* oct_rope of this one row */
-        memcpy(kl + (int64_t)t * C, qkv + C, (size_t)C * sizeof(float));
+        for (int d = 0; d < C; d++) kl[(int64_t)d * T + t] = qkv[C + d];
         memcpy(vl + (int64_t)t * C, qkv + 2 * C, (size_t)C * sizeof(float));
-        cached_attention(att->data, p, qkv, kl, vl, t + 1, C, nh);
+        oct_nl_attention_row(qkv, kl, T, vl, C, t + 1, C, nh, p, t + 1, att->data);
         x = oct_add(g, x, oct__gpt_linear(m, g, &b->proj, att));
         x = oct_add(g, x, oct__gpt_mlp(m, g, b, x));
     }
