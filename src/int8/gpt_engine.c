@@ -298,8 +298,11 @@ static void mlp(oct_i8_gpt_cache *c, int i, float *h, int n, float *f) {
     }
     quantize_in(c, j + FC, h, n);
     oct_qlinear_forward(&m->lin[j + FC], c->a, n, c->acc, c->y, c->threads);
-    const uint8_t *lut = c->gelu_lut + (size_t)i * 256;
-    for (int64_t e = 0; e < (int64_t)n * m->mlp; e++) c->a[e] = lut[c->y[e]];
+    /* Locals: stores through a uint8_t pointer may alias anything, so c->a, c->y and m->mlp
+     * would be loaded again for every element. */
+    const uint8_t *lut = c->gelu_lut + (size_t)i * 256, *codes = c->y;
+    uint8_t *a = c->a;
+    for (int64_t e = 0, count = (int64_t)n * m->mlp; e < count; e++) a[e] = lut[codes[e]];
     linear_codes(c, j + FC_PROJ, n, h);
 }
 
