@@ -5,10 +5,11 @@
  *
  * Each kernel is a pure function of its inputs with a fixed order of operations (no threading
  * and no reassociation inside a row), so the QAT forward pass and the engine, calling the same
- * function on the same floats, get the same bits. They call no libm function but sqrtf (which
- * IEEE 754 rounds correctly): exp, tanh, erfc, cos and sin are octet's own, from IEEE
- * arithmetic alone, so those bits are the same under any C library too. Part of the quant module
- * (src/quant/ nonlinear.c): src/int8 may use it without depending on the autograd ops. */
+ * function on the same floats, get the same bits. Of libm they use only functions whose results
+ * IEEE 754 fixes exactly (sqrtf, fabsf, rint, ldexp): exp, tanh, erfc, cos and sin are octet's
+ * own, from IEEE arithmetic alone, so those bits are the same under any C library too. Part of
+ * the quant module (src/quant/nonlinear.c): src/int8 may use it without depending on the
+ * autograd ops. */
 #ifndef OCTET_NONLINEAR_H
 #define OCTET_NONLINEAR_H
 
@@ -60,8 +61,8 @@ void oct_nl_attention_row(const float *q /* (C) */, const float *kt /* (C, kt_st
 /* Rotary position embedding (RoPE, Su et al. 2021, in the GPT-NeoX layout: each head's first
  * half is paired with its second half). The angles of position t for head size hs (even):
  * cs[2 i] = cos(theta), cs[2 i + 1] = sin(theta), theta = t * 10000^(-2 i / hs), i < hs / 2,
- * computed in double (exp, cos and sin by series from IEEE arithmetic, no libm; accurate to
- * ~1e-15 for t below 10^6) and rounded to float. */
+ * computed in double (exp, cos and sin by series from IEEE arithmetic, not libm's; within float
+ * rounding of libm's values, tested for t < 4096) and rounded to float. */
 #define OCT_ROPE_LN_BASE 9.210340371976184 /* ln 10000 */
 void oct_nl_rope_angles(int t, int hs, float *cs /* (hs) */);
 /* Rotates the queries and keys of one qkv row (q, k, v; C = n_head hs each) in place by the
