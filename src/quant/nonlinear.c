@@ -180,12 +180,31 @@ weighted_sum(const float *p, int n, const float *v, int64_t v_stride, int nv, fl
     memcpy(oh, acc, (size_t)nv * sizeof acc[0]);
 }
 
+/* The largest of x[0..n), NaN ignored (-Inf if none): 16 lanes at a time, then the lanes and the
+ * tail. The same value as a serial scan, whatever the order; of a +0 and a -0 either may come
+ * out, and x - max then differs only in the sign of a zero, which the softmax's exp (of -|x|)
+ * does not see. */
+static inline __attribute__((always_inline)) float max_ignoring_nan(const float *x, int n) {
+    typedef int32_t v16i __attribute__((vector_size(64)));
+    v16f m = (v16f){0} - INFINITY;
+    int u = 0;
+    for (; u + 16 <= n; u += 16) {
+        v16f v = LOAD16(x + u);
+        v16i gt = v > m;
+        m = (v16f)(((v16i)v & gt) | ((v16i)m & ~gt));
+    }
+    float lanes[16], mx = -INFINITY;
+    memcpy(lanes, &m, sizeof lanes);
+    for (int i = 0; i < 16; i++) mx = lanes[i] > mx ? lanes[i] : mx;
+    for (; u < n; u++) mx = x[u] > mx ? x[u] : mx;
+    return mx;
+}
+
 /* Softmax of head h's n scores in ph, then out_h = sum_u p_u v_u, each output summed from u = 0
  * up, 16, 32 or 64 outputs at a time (weighted_sum). */
 static inline __attribute__((always_inline)) void
 softmax_values(float *ph, int n, const float *v, int64_t v_stride, int hs, float *oh) {
-    float mx = -INFINITY, sum = 0.0f;
-    for (int u = 0; u < n; u++) mx = ph[u] > mx ? ph[u] : mx;
+    float mx = max_ignoring_nan(ph, n), sum = 0.0f;
     for (int u = 0; u < n; u++) ph[u] = exp_nonpositive(ph[u] - mx); /* oct_nl_exp, vectorized */
     for (int u = 0; u < n; u++) sum += ph[u];
     float inv = 1.0f / sum;
