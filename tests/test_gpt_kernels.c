@@ -1,7 +1,7 @@
 /* The row kernels the QAT GPT and the integer GPT engine share (GELU, layernorm, dot, the
  * attention row: equal to the graph ops and to their documented order of operations, whatever
- * vector clone runs), and the gradients of the pieces the QAT GPT adds (row-wise attention,
- * output quantizers without ReLU). */
+ * vector clone runs; octet's own exp and RoPE angles), the gradients of the pieces the QAT GPT
+ * adds (row-wise attention, output quantizers without ReLU), and the sampler's top-k. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -238,6 +238,37 @@ static void own_exp_and_rope_angles(void **state) {
         }
 }
 
+/* oct_gpt_sample's top-k keeps exactly the logits at or above the k-th largest (counting
+ * repeats), as sorting finds it: with ties, both zeros and -Inf among the logits, and a
+ * temperature so high that every kept logit is drawn in 3,000 draws (-Inf ones have weight 0). */
+static int desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+static void top_k_keeps_the_k_largest(void **state) {
+    (void)state;
+    enum { V = 30 };
+    static const float values[] = {2.0f, 2.0f, 1.5f, 0.0f, -0.0f, -1.0f, -INFINITY, 3.0f};
+    oct_rng r;
+    oct_rng_seed(&r, 5, 0);
+    for (int trial = 0; trial < 8; trial++) {
+        float x[V], sorted[V];
+        for (int i = 0; i < V; i++)
+            sorted[i] = x[i] = values[oct_rng_below(&r, sizeof values / sizeof values[0])];
+        qsort(sorted, V, sizeof sorted[0], desc);
+        for (int k = 1; k < V; k += 4) {
+            float floor_value = sorted[k - 1];
+            bool seen[V] = {false};
+            for (int d = 0; d < 3000; d++) seen[oct_gpt_sample(x, V, 1e4f, k, &r)] = true;
+            for (int i = 0; i < V; i++) {
+                bool kept = x[i] >= floor_value && x[i] > -INFINITY;
+                if (seen[i] != kept) fail_msg("trial %d, k %d: logit %d (%g)", trial, k, i, x[i]);
+            }
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(attention_rows_matches_and_is_prefix_stable),
@@ -246,6 +277,7 @@ int main(void) {
         cmocka_unit_test(shared_kernels_match_ops),
         cmocka_unit_test(row_kernels_any_vector_width),
         cmocka_unit_test(own_exp_and_rope_angles),
+        cmocka_unit_test(top_k_keeps_the_k_largest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

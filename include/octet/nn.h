@@ -187,9 +187,9 @@ void oct_gpt_cache_reset(oct_gpt_cache *c);
  * the logits (V) predicting the next token (c->logits, valid until the next step). */
 const float *oct_gpt_cache_step(oct_gpt_cache *c, int32_t id);
 
-/* Draws a token from logits (V): softmax(logits / temperature) restricted to the top_k largest
- * logits (all of them when top_k <= 0 or top_k >= V; ties with the k-th value are kept too),
- * in float64 from one oct_rng_uniform draw. temperature <= 0 picks the argmax (first on ties)
+/* Draws a token from logits (V, no NaN): softmax(logits / temperature) restricted to the top_k
+ * largest logits (all of them when top_k <= 0 or top_k >= V; ties with the k-th value are kept
+ * too), in float64 from one oct_rng_uniform draw. temperature <= 0 picks the argmax (first on ties)
  * without drawing. */
 int32_t oct_gpt_sample(const float *logits, int V, float temperature, int top_k, oct_rng *rng);
 

@@ -14,6 +14,7 @@
 #include "octet/nonlinear.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,19 +79,37 @@ const float *oct_gpt_cache_step(oct_gpt_cache *c, int32_t id) {
     return c->logits;
 }
 
-/* The k-th largest value of x (V), counting repeats: the smallest value v such that at least
- * k elements are >= v. */
+/* x's bits as an integer in the order of the floats: negative floats have their magnitude bits
+ * flipped, so -Inf < ... < -0 < +0 < ... < +Inf as integers too. */
+static int32_t order_key(float x) {
+    int32_t i;
+    memcpy(&i, &x, sizeof i);
+    return i < 0 ? i ^ INT32_MAX : i;
+}
+
+/* How many of x (V) have an order key of at least key. */
+static int count_from(const float *x, int V, int32_t key) {
+    int n = 0;
+    for (int i = 0; i < V; i++) n += order_key(x[i]) >= key;
+    return n;
+}
+
+/* The k-th largest value of x (V, no NaN, 1 <= k <= V), counting repeats: the largest order
+ * key that at least k values reach is a value's own key, found by bisection over the 2^32 keys
+ * in 32 passes over x. */
 static float kth_largest(const float *x, int V, int k) {
-    float bound = INFINITY;
-    int count = 0;
-    for (;;) {
-        float next = -INFINITY;
-        for (int i = 0; i < V; i++)
-            if (x[i] < bound && x[i] > next) next = x[i];
-        for (int i = 0; i < V; i++) count += x[i] == next;
-        if (count >= k || next == -INFINITY) return next;
-        bound = next;
+    int64_t lo = INT32_MIN, hi = INT32_MAX;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (count_from(x, V, (int32_t)mid) >= k)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
+    int32_t bits = lo < 0 ? (int32_t)lo ^ INT32_MAX : (int32_t)lo;
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
 }
 
 int32_t oct_gpt_sample(const float *logits, int V, float temperature, int top_k, oct_rng *rng) {
