@@ -38,9 +38,9 @@ for t in 1 2; do
     OPENBLAS_NUM_THREADS=1 "$py" "$here/torch_gpt.py" --text "$text" --steps 0 --bench-steps 20 \
         --threads "$t" --optim muon --positions rope >"$out/torch-muon-$t.json" 2>/dev/null
 done
-# Generation at batch 1 (KV cache, 1 thread): the fp32 model, the int8 export and the fp32
-# model's dynamic int8 export, best of 3; and the same for the default model (RoPE; fp32 from the
-# Muon run, int8 from a short QAT run).
+# Generation at batch 1 (KV cache, 1 thread, 20,000 characters): the fp32 model, the int8
+# export and the fp32 model's dynamic int8 export, best of 3; and the same for the default model
+# (RoPE; fp32 from the Muon run, int8 from a short QAT run).
 "$octet" train gpt --text "$text" --qat --steps 20 --qat-steps 19 --freeze-after 0 --eval-every 0 \
     --eval-batches 1 --save "$out/qat-rope.safetensors" >/dev/null 2>&1
 "$octet" export "$out/qat.safetensors" -o "$out/int8.safetensors" >/dev/null
@@ -48,7 +48,7 @@ done
 "$octet" export "$out/qat-rope.safetensors" -o "$out/rope-int8.safetensors" >/dev/null
 for i in 1 2 3; do
     for m in fp32 int8 dynamic rope rope-int8; do
-        "$octet" generate "$out/$m.safetensors" --prompt "In the beginning" -n 4000 --seed "$i" \
+        "$octet" generate "$out/$m.safetensors" --prompt "In the beginning" -n 20000 --seed "$i" \
             2>>"$out/gen-$m.txt" >/dev/null
     done
 done
