@@ -173,6 +173,7 @@ typedef struct oct_gpt_cache {
     float *k;         /* (n_layer, C, context) keys of positions [0, len), transposed */
     float *v;         /* (n_layer, context, C) values of positions [0, len) */
     float *logits;    /* (V) logits after the last step */
+    float *rope;      /* (context, C / n_head) RoPE angles of every position; NULL without rope */
     int len;          /* positions filled */
     oct_graph g;      /* scratch for one step */
 } oct_gpt_cache;

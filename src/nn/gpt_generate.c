@@ -25,10 +25,13 @@ oct_status oct_gpt_cache_init(oct_gpt_cache *c, const oct_gpt *m) {
     c->k = calloc(n, sizeof *c->k); /* blocks of keys read past the last one */
     c->v = malloc(n * sizeof *c->v);
     c->logits = malloc((size_t)m->cfg.vocab * sizeof *c->logits);
-    if (!c->k || !c->v || !c->logits) {
+    int T = m->cfg.context, hs = m->cfg.width / m->cfg.n_head;
+    if (m->cfg.rope) c->rope = malloc((size_t)T * hs * sizeof *c->rope);
+    if (!c->k || !c->v || !c->logits || (m->cfg.rope && !c->rope)) {
         oct_gpt_cache_free(c);
         return oct_fail(OCT_ENOMEM, "gpt cache: cannot allocate %zu floats", 2 * n);
     }
+    for (int t = 0; m->cfg.rope && t < T; t++) oct_nl_rope_angles(t, hs, c->rope + (size_t)t * hs);
     oct_graph_init(&c->g, (size_t)1 << 20, 0);
     c->g.no_grad = true;
     c->g.training = false;
@@ -40,6 +43,7 @@ void oct_gpt_cache_free(oct_gpt_cache *c) {
     free(c->k);
     free(c->v);
     free(c->logits);
+    free(c->rope);
     oct_graph_free(&c->g);
     memset(c, 0, sizeof *c);
 }
@@ -59,14 +63,13 @@ const float *oct_gpt_cache_step(oct_gpt_cache *c, int32_t id) {
     oct_tensor *att = oct_tensor_new(&g->arena, 3, row);
     int nh = m->cfg.n_head, hs = C / nh;
     float *p = oct_arena_alloc(&g->arena, (size_t)nh * (t + 1) * sizeof *p);
-    float *cs = oct_arena_alloc(&g->arena, (size_t)hs * sizeof *cs);
-    if (m->cfg.rope) oct_nl_rope_angles(t, hs, cs);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         const oct_gpt_block *b = &m->h[l];
         float *kl = c->k + (int64_t)l * T * C, *vl = c->v + (int64_t)l * T * C;
         oct_tensor *h = oct_layernorm(g, x, b->ln1_w, b->ln1_b, OCT_GPT_LN_EPS);
-        float *qkv = oct__gpt_linear(m, g, &b->qkv, h)->data;    /* (3C) */
-        if (m->cfg.rope) oct_nl_rope_row(qkv, C, nh, cs, false); /* oct_rope of this one row */
+        float *qkv = oct__gpt_linear(m, g, &b->qkv, h)->data; /* (3C) */
+        /* oct_rope of this one row */
+        if (m->cfg.rope) oct_nl_rope_row(qkv, C, nh, c->rope + (int64_t)t * hs, false);
         for (int d = 0; d < C; d++) kl[(int64_t)d * T + t] = qkv[C + d];
         memcpy(vl + (int64_t)t * C, qkv + 2 * C, (size_t)C * sizeof(float));
         oct_nl_attention_row(qkv, kl, T, vl, C, t + 1, C, nh, p, t + 1, att->data);
@@ -79,12 +82,16 @@ const float *oct_gpt_cache_step(oct_gpt_cache *c, int32_t id) {
     return c->logits;
 }
 
-/* x's bits as an integer in the order of the floats: negative floats have their magnitude bits
- * flipped, so -Inf < ... < -0 < +0 < ... < +Inf as integers too. */
+/* A float's bits with the magnitude bits of negative ones flipped: as integers these keys order
+ * like the floats (-Inf < ... < -0 < +0 < ... < +Inf). The flip is its own inverse. */
+static int32_t flip_negative(int32_t bits) {
+    return bits < 0 ? bits ^ INT32_MAX : bits;
+}
+
 static int32_t order_key(float x) {
     int32_t i;
     memcpy(&i, &x, sizeof i);
-    return i < 0 ? i ^ INT32_MAX : i;
+    return flip_negative(i);
 }
 
 /* How many of x (V) have an order key of at least key. */
@@ -106,7 +113,7 @@ static float kth_largest(const float *x, int V, int k) {
         else
             hi = mid - 1;
     }
-    int32_t bits = lo < 0 ? (int32_t)lo ^ INT32_MAX : (int32_t)lo;
+    int32_t bits = flip_negative((int32_t)lo);
     float v;
     memcpy(&v, &bits, sizeof v);
     return v;
